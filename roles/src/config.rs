@@ -1,0 +1,344 @@
+//! The one configuration struct of a cronvisor host.
+//!
+//! Parsed and validated without binding or connecting anything, so that `cronvisor config check`
+//! and a reload can reject a bad file before it touches a running system. Every knob documents
+//! its default; `conf/standalone.toml` spells the same defaults out and a test keeps the two equal.
+
+use std::collections::BTreeMap;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+use crate::schedule;
+
+/// A configuration error names the key and the reason.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("config {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config key `{key}`: {reason}")]
+    Invalid { key: String, reason: String },
+}
+
+fn invalid(key: &str, reason: impl Into<String>) -> ConfigError {
+    ConfigError::Invalid {
+        key: key.to_string(),
+        reason: reason.into(),
+    }
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct Config {
+    /// Where the SQLite store, the tokens and the runtime files live. Default `./var`.
+    pub data_dir: PathBuf,
+    /// Time zone of jobs that name none (IANA name). Default `UTC`.
+    pub timezone: String,
+    /// Log format: `text` (default) or `json`.
+    pub log_format: String,
+    /// Named listening sockets, `name = "host:port"`. The supervisor binds them (or adopts them
+    /// from systemd by name) and hands each role its own. Defaults: `api = "127.0.0.1:7070"`
+    /// (monitor: API and console), `rpc = "127.0.0.1:7071"` (executor), `dispatch =
+    /// "127.0.0.1:7072"` (dispatcher: health and metrics only). Port 0 picks a free port; the
+    /// addresses actually bound are written to `<data_dir>/endpoints.json`.
+    pub listeners: BTreeMap<String, String>,
+    pub store: StoreConfig,
+    pub supervisor: SupervisorConfig,
+    pub dispatcher: DispatcherConfig,
+    pub executor: ExecutorConfig,
+    pub monitor: MonitorConfig,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct StoreConfig {
+    /// sqlx URL of the store. Default empty: SQLite at `<data_dir>/cronvisor.db`.
+    /// Environment override: `CRONVISOR_STORE_URL`.
+    pub url: String,
+    /// Connection pool size per process. Default 4.
+    pub max_connections: u32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SupervisorConfig {
+    /// A child that has not sent `READY=1` within this many seconds is killed. Default 30.
+    pub ready_timeout_secs: u64,
+    /// How long a stopping child may take to finish its requests and running jobs before it is
+    /// killed, in seconds. Default 30.
+    pub drain_timeout_secs: u64,
+    /// First restart delay after a child dies, in milliseconds; doubles per crash. Default 100.
+    pub restart_backoff_initial_ms: u64,
+    /// Cap of the restart delay, in milliseconds. Default 10000.
+    pub restart_backoff_max_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DispatcherConfig {
+    /// How often the dispatcher looks for job changes and manual runs, in ms. Default 250.
+    pub poll_interval_ms: u64,
+    /// How long a fire keeps trying to hand a run to an executor before recording it `failed`,
+    /// in ms. Default 10000 (long enough to ride over an executor restart).
+    pub delivery_timeout_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ExecutorConfig {
+    /// Bytes of the start of each output stream kept per run. Default 65536.
+    pub output_head_bytes: usize,
+    /// Bytes of the end of each output stream kept per run. Default 65536.
+    pub output_tail_bytes: usize,
+    /// Seconds between SIGTERM and SIGKILL when a run's process group is stopped. Default 5.
+    pub kill_grace_secs: u64,
+    /// After the job's shell exits, how long to keep reading output that background processes
+    /// still write to its pipes, in ms. Default 1000.
+    pub output_linger_ms: u64,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct MonitorConfig {
+    /// Finished runs older than this many days are deleted. 0 keeps them forever. Default 30.
+    pub retention_days: u64,
+}
+
+impl Default for Config {
+    fn default() -> Self {
+        let listeners = [
+            ("api", "127.0.0.1:7070"),
+            ("rpc", "127.0.0.1:7071"),
+            ("dispatch", "127.0.0.1:7072"),
+        ]
+        .into_iter()
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect();
+        Config {
+            data_dir: PathBuf::from("./var"),
+            timezone: "UTC".to_string(),
+            log_format: "text".to_string(),
+            listeners,
+            store: StoreConfig::default(),
+            supervisor: SupervisorConfig::default(),
+            dispatcher: DispatcherConfig::default(),
+            executor: ExecutorConfig::default(),
+            monitor: MonitorConfig::default(),
+        }
+    }
+}
+
+impl Default for StoreConfig {
+    fn default() -> Self {
+        StoreConfig {
+            url: String::new(),
+            max_connections: 4,
+        }
+    }
+}
+
+impl Default for SupervisorConfig {
+    fn default() -> Self {
+        SupervisorConfig {
+            ready_timeout_secs: 30,
+            drain_timeout_secs: 30,
+            restart_backoff_initial_ms: 100,
+            restart_backoff_max_ms: 10_000,
+        }
+    }
+}
+
+impl Default for DispatcherConfig {
+    fn default() -> Self {
+        DispatcherConfig {
+            poll_interval_ms: 250,
+            delivery_timeout_ms: 10_000,
+        }
+    }
+}
+
+impl Default for ExecutorConfig {
+    fn default() -> Self {
+        ExecutorConfig {
+            output_head_bytes: 64 * 1024,
+            output_tail_bytes: 64 * 1024,
+            kill_grace_secs: 5,
+            output_linger_ms: 1000,
+        }
+    }
+}
+
+impl Default for MonitorConfig {
+    fn default() -> Self {
+        MonitorConfig { retention_days: 30 }
+    }
+}
+
+/// The listeners each role is handed. A role whose listener is not configured cannot start.
+pub const ROLE_LISTENERS: [(&str, &str); 3] = [
+    ("dispatcher", "dispatch"),
+    ("executor", "rpc"),
+    ("monitor", "api"),
+];
+
+impl Config {
+    /// Reads `path` (or the built-in defaults when `None`), applies `CRONVISOR_*` environment
+    /// overrides, and validates the result.
+    pub fn load(path: Option<&Path>) -> Result<Config, ConfigError> {
+        let mut config = match path {
+            None => Config::default(),
+            Some(path) => {
+                let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+                    path: path.to_path_buf(),
+                    source,
+                })?;
+                Config::parse(&text).map_err(|message| ConfigError::Parse {
+                    path: path.to_path_buf(),
+                    message,
+                })?
+            }
+        };
+        config.apply_env(|k| std::env::var(k).ok());
+        config.validate()?;
+        Ok(config)
+    }
+
+    /// Parses TOML text; unknown keys are errors, so a typo never silently means "default".
+    pub fn parse(text: &str) -> Result<Config, String> {
+        toml::from_str(text).map_err(|e| e.to_string())
+    }
+
+    /// Environment overrides: `CRONVISOR_DATA_DIR`, `CRONVISOR_STORE_URL`, `CRONVISOR_TIMEZONE`,
+    /// `CRONVISOR_LOG_FORMAT`.
+    pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
+        if let Some(v) = get("CRONVISOR_DATA_DIR") {
+            self.data_dir = PathBuf::from(v);
+        }
+        if let Some(v) = get("CRONVISOR_STORE_URL") {
+            self.store.url = v;
+        }
+        if let Some(v) = get("CRONVISOR_TIMEZONE") {
+            self.timezone = v;
+        }
+        if let Some(v) = get("CRONVISOR_LOG_FORMAT") {
+            self.log_format = v;
+        }
+    }
+
+    pub fn validate(&self) -> Result<(), ConfigError> {
+        if self.data_dir.as_os_str().is_empty() {
+            return Err(invalid("data_dir", "must not be empty"));
+        }
+        schedule::parse_timezone(&self.timezone).map_err(|e| invalid("timezone", e.to_string()))?;
+        if !matches!(self.log_format.as_str(), "text" | "json") {
+            return Err(invalid("log_format", "must be \"text\" or \"json\""));
+        }
+        for (name, addr) in &self.listeners {
+            if name.is_empty() || !name.chars().all(|c| c.is_ascii_alphanumeric() || c == '_') {
+                return Err(invalid(
+                    &format!("listeners.{name}"),
+                    "listener names are letters, digits and `_`",
+                ));
+            }
+            addr.parse::<SocketAddr>().map_err(|e| {
+                invalid(
+                    &format!("listeners.{name}"),
+                    format!("`{addr}` is not host:port ({e})"),
+                )
+            })?;
+        }
+        for (role, listener) in ROLE_LISTENERS {
+            if !self.listeners.contains_key(listener) {
+                return Err(invalid(
+                    &format!("listeners.{listener}"),
+                    format!("missing: the {role} needs it"),
+                ));
+            }
+        }
+        if !self.store.url.is_empty()
+            && !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("mysql:"))
+        {
+            return Err(invalid(
+                "store.url",
+                "must start with `sqlite:` or `mysql:`",
+            ));
+        }
+        if self.store.max_connections == 0 {
+            return Err(invalid("store.max_connections", "must be at least 1"));
+        }
+        let s = &self.supervisor;
+        if s.ready_timeout_secs == 0 {
+            return Err(invalid("supervisor.ready_timeout_secs", "must be at least 1"));
+        }
+        if s.restart_backoff_initial_ms == 0 || s.restart_backoff_max_ms < s.restart_backoff_initial_ms
+        {
+            return Err(invalid(
+                "supervisor.restart_backoff_max_ms",
+                "must be at least restart_backoff_initial_ms, which must be at least 1",
+            ));
+        }
+        if self.dispatcher.poll_interval_ms == 0 {
+            return Err(invalid("dispatcher.poll_interval_ms", "must be at least 1"));
+        }
+        if self.executor.output_head_bytes + self.executor.output_tail_bytes == 0 {
+            return Err(invalid(
+                "executor.output_head_bytes",
+                "head and tail cannot both be 0",
+            ));
+        }
+        Ok(())
+    }
+
+    /// The store URL, defaulting to SQLite under the data dir.
+    pub fn store_url(&self) -> String {
+        if self.store.url.is_empty() {
+            format!("sqlite://{}?mode=rwc", self.data_dir.join("cronvisor.db").display())
+        } else {
+            self.store.url.clone()
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn shipped_standalone_toml_equals_builtin_defaults() {
+        let text = include_str!("../../conf/standalone.toml");
+        let parsed = Config::parse(text).expect("conf/standalone.toml parses");
+        assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn unknown_key_is_named() {
+        let err = Config::parse("[executor]\noutput_head = 3\n").unwrap_err();
+        assert!(err.contains("output_head"), "{err}");
+    }
+
+    #[test]
+    fn bad_values_name_the_key() {
+        let mut c = Config::default();
+        c.timezone = "Mars/Olympus".into();
+        assert!(c.validate().unwrap_err().to_string().contains("`timezone`"));
+        let mut c = Config::default();
+        c.listeners.insert("api".into(), "localhost".into());
+        assert!(c.validate().unwrap_err().to_string().contains("listeners.api"));
+        let mut c = Config::default();
+        c.listeners.remove("rpc");
+        assert!(c.validate().unwrap_err().to_string().contains("listeners.rpc"));
+    }
+
+    #[test]
+    fn env_overrides_apply() {
+        let mut c = Config::default();
+        c.apply_env(|k| (k == "CRONVISOR_DATA_DIR").then(|| "/tmp/x".to_string()));
+        assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
+    }
+}

@@ -1,0 +1,130 @@
+//! The dispatcher: keeps every active job's next instant in a min-heap, sleeps until the
+//! earliest, and fires it: record the run (the store's unique key on job + instant is the
+//! fence that keeps a fire single however many dispatchers race), then hand it to an executor.
+//!
+//! Job changes and manual runs are picked up from the store's change log every
+//! `poll_interval_ms`, without a restart.
+
+mod fire;
+mod schedule_set;
+
+use std::sync::atomic::Ordering;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::task::JoinSet;
+
+use crate::model::{now_millis, Trigger};
+use crate::runtime::{self, RoleContext, RoleError, Shutdown};
+
+use fire::Firer;
+use schedule_set::ScheduleSet;
+
+/// Runs the dispatcher until `shutdown`. `executor_url` is the base URL of the executor
+/// (standalone: the local one).
+pub async fn run(ctx: RoleContext, shutdown: Shutdown, executor_url: String) -> Result<(), RoleError> {
+    let token = crate::tokens::load(&ctx.config.data_dir, crate::tokens::RPC)?;
+    let store = ctx.store.clone();
+    let firer = Arc::new(Firer::new(
+        store.clone(),
+        executor_url.clone(),
+        token,
+        Duration::from_millis(ctx.config.dispatcher.delivery_timeout_ms),
+        &ctx.metrics,
+    ));
+    let jobs_gauge = ctx
+        .metrics
+        .gauge("cronvisor_jobs_scheduled", "", "Active jobs in this dispatcher's schedule.");
+
+    // Read the change sequence before the jobs, so no change between the two is missed.
+    let mut last_seq = store.last_change().await?;
+    let mut set = ScheduleSet::default();
+    set.load_all(store.jobs().await?, now_millis());
+    jobs_gauge.set(set.len() as i64);
+
+    let server = tokio::spawn(crate::http::server::serve(
+        ctx.listener,
+        crate::http::health::router(crate::http::health::Health {
+            role: "dispatcher",
+            store: store.clone(),
+            metrics: ctx.metrics.clone(),
+            draining: ctx.draining.clone(),
+        }),
+        runtime::stopped(shutdown.clone()),
+    ));
+    runtime::notify_ready(&format!("dispatcher: {} jobs, executor {executor_url}", set.len()));
+    tracing::info!(jobs = set.len(), executor = %executor_url, "dispatcher ready");
+
+    let mut fires: JoinSet<()> = JoinSet::new();
+    let mut poll = tokio::time::interval(Duration::from_millis(ctx.config.dispatcher.poll_interval_ms));
+    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    let stop = runtime::stopped(shutdown.clone());
+    tokio::pin!(stop);
+    loop {
+        let now = now_millis();
+        for (job, instant) in set.pop_due(now) {
+            let f = firer.clone();
+            fires.spawn(async move { f.fire(&job, instant, Trigger::Schedule).await });
+        }
+        while fires.try_join_next().is_some() {}
+        let wait = set
+            .next_instant()
+            .map(|t| Duration::from_millis((t - now_millis()).max(0) as u64))
+            .unwrap_or(Duration::from_secs(3600));
+        tokio::select! {
+            _ = tokio::time::sleep(wait) => {}
+            _ = poll.tick() => {
+                match follow_changes(&store, &mut set, &mut last_seq).await {
+                    Ok(()) => jobs_gauge.set(set.len() as i64),
+                    Err(e) => tracing::warn!(error = %e, "cannot read job changes; keeping the current schedule"),
+                }
+                match store.pending_manual_runs().await {
+                    Ok(pending) => for (run_id, job_id, instant) in pending {
+                        let f = firer.clone();
+                        let job = set.job(job_id);
+                        fires.spawn(async move { f.fire_manual(run_id, job_id, job, instant).await });
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot read manual runs"),
+                }
+            }
+            _ = &mut stop => break,
+        }
+    }
+    ctx.draining.store(true, Ordering::Relaxed);
+    runtime::notify_stopping();
+    tracing::info!(in_flight = fires.len(), "dispatcher stopping: no new fires");
+    // Fires already started finish their hand-over (bounded by the delivery timeout).
+    let _ = tokio::time::timeout(
+        Duration::from_millis(ctx.config.dispatcher.delivery_timeout_ms + 1000),
+        async { while fires.join_next().await.is_some() {} },
+    )
+    .await;
+    let _ = server.await;
+    store.close().await;
+    tracing::info!("dispatcher stopped");
+    Ok(())
+}
+
+/// Applies the job changes logged since `last_seq`. If the log was pruned past it, resyncs
+/// everything.
+async fn follow_changes(
+    store: &crate::store::Store,
+    set: &mut ScheduleSet,
+    last_seq: &mut i64,
+) -> Result<(), crate::store::StoreError> {
+    let first = store.first_change().await?;
+    if matches!(first, Some(f) if f > *last_seq + 1) {
+        let seq = store.last_change().await?;
+        set.load_all(store.jobs().await?, now_millis());
+        tracing::info!(jobs = set.len(), "job change log pruned past us: full resync");
+        *last_seq = seq;
+        return Ok(());
+    }
+    let (ids, seq) = store.changes_since(*last_seq).await?;
+    for id in ids {
+        let job = store.job(id).await?;
+        set.upsert(id, job, now_millis());
+    }
+    *last_seq = seq;
+    Ok(())
+}

@@ -1,0 +1,155 @@
+//! The dispatcher's schedule: every active job with its parsed rule, and a min-heap of
+//! (next instant, job). A job's entry carries a generation; heap items of an older generation
+//! (the job was edited, paused or deleted) are dropped when they surface, so no search of the
+//! heap is ever needed.
+
+use std::cmp::Reverse;
+use std::collections::{BinaryHeap, HashMap};
+use std::sync::Arc;
+
+use chrono::{DateTime, Utc};
+
+use crate::model::{Job, Millis};
+use crate::schedule::Schedule;
+
+struct Entry {
+    job: Arc<Job>,
+    schedule: Schedule,
+    generation: u64,
+}
+
+#[derive(Default)]
+pub struct ScheduleSet {
+    entries: HashMap<i64, Entry>,
+    heap: BinaryHeap<Reverse<(Millis, i64, u64)>>,
+    next_generation: u64,
+}
+
+fn to_utc(ms: Millis) -> DateTime<Utc> {
+    DateTime::from_timestamp_millis(ms).unwrap_or_default()
+}
+
+impl ScheduleSet {
+    pub fn len(&self) -> usize {
+        self.entries.len()
+    }
+
+    /// Replaces everything with `jobs`, scheduling each from `now`.
+    pub fn load_all(&mut self, jobs: Vec<Job>, now: Millis) {
+        self.entries.clear();
+        self.heap.clear();
+        for job in jobs {
+            let id = job.id;
+            self.upsert(id, Some(job), now);
+        }
+    }
+
+    /// Adds, replaces (`Some`) or removes (`None`) a job. A paused job, or one that is not a
+    /// shell command, is not scheduled.
+    pub fn upsert(&mut self, id: i64, job: Option<Job>, now: Millis) {
+        self.entries.remove(&id);
+        let Some(job) = job else { return };
+        if job.paused || job.command.is_none() {
+            return;
+        }
+        let schedule = match Schedule::parse(&job.schedule, &job.timezone) {
+            Ok(s) => s,
+            Err(e) => {
+                // Stored jobs were validated; a rule that no longer parses (zone data changed)
+                // is reported, not fatal.
+                tracing::error!(job = %job.name, error = %e, "cannot schedule job");
+                return;
+            }
+        };
+        self.next_generation += 1;
+        let generation = self.next_generation;
+        if let Some(next) = schedule.next_after(to_utc(now)) {
+            self.heap.push(Reverse((next.timestamp_millis(), id, generation)));
+        }
+        self.entries.insert(
+            id,
+            Entry {
+                job: Arc::new(job),
+                schedule,
+                generation,
+            },
+        );
+    }
+
+    pub fn job(&self, id: i64) -> Option<Arc<Job>> {
+        self.entries.get(&id).map(|e| e.job.clone())
+    }
+
+    /// The earliest pending instant of a live entry.
+    pub fn next_instant(&mut self) -> Option<Millis> {
+        while let Some(Reverse((t, id, g))) = self.heap.peek().copied() {
+            if self.entries.get(&id).map(|e| e.generation) == Some(g) {
+                return Some(t);
+            }
+            self.heap.pop();
+        }
+        None
+    }
+
+    /// Removes and returns every (job, instant) due at `now`, scheduling each job's next
+    /// instant strictly after the one returned (never after `now`: a late loop does not skip).
+    pub fn pop_due(&mut self, now: Millis) -> Vec<(Arc<Job>, Millis)> {
+        let mut due = Vec::new();
+        while let Some(Reverse((t, id, g))) = self.heap.peek().copied() {
+            if t > now {
+                break;
+            }
+            self.heap.pop();
+            let Some(entry) = self.entries.get(&id) else { continue };
+            if entry.generation != g {
+                continue;
+            }
+            due.push((entry.job.clone(), t));
+            if let Some(next) = entry.schedule.next_after(to_utc(t)) {
+                self.heap.push(Reverse((next.timestamp_millis(), id, g)));
+            }
+        }
+        due
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn job(id: i64, rule: &str) -> Job {
+        Job {
+            id,
+            name: format!("j{id}"),
+            schedule: rule.into(),
+            timezone: "UTC".into(),
+            command: Some("true".into()),
+            http_url: None,
+            timeout_secs: None,
+            run_at: None,
+            paused: false,
+            created_at: 0,
+            updated_at: 0,
+        }
+    }
+
+    #[test]
+    fn fires_each_instant_once_in_order_and_follows_edits() {
+        let mut s = ScheduleSet::default();
+        s.load_all(vec![job(1, "* * * * * *"), job(2, "*/2 * * * * *")], 0);
+        assert_eq!(s.next_instant(), Some(1000));
+        let due: Vec<(i64, Millis)> = s.pop_due(2000).into_iter().map(|(j, t)| (j.id, t)).collect();
+        assert_eq!(due, vec![(1, 1000), (1, 2000), (2, 2000)]);
+        assert!(s.pop_due(2000).is_empty());
+        // Pausing drops the job; its stale heap items are skipped.
+        let mut paused = job(1, "* * * * * *");
+        paused.paused = true;
+        s.upsert(1, Some(paused), 2000);
+        let due: Vec<i64> = s.pop_due(4000).into_iter().map(|(j, _)| j.id).collect();
+        assert_eq!(due, vec![2]);
+        // Deleting removes it entirely.
+        s.upsert(2, None, 4000);
+        assert_eq!(s.next_instant(), None);
+        assert_eq!(s.len(), 0);
+    }
+}

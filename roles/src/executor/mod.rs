@@ -1,0 +1,228 @@
+//! The executor: takes runs from dispatchers over a token-protected RPC, runs each in its own
+//! process group, and records the state, times, exit code and capped output in the store.
+//!
+//! On SIGTERM it stops accepting, lets running jobs finish (up to the drain timeout), then kills
+//! what is left and records it `killed`; on SIGINT it kills and records at once. Either way no
+//! run it started is left `running`.
+
+mod process;
+
+use std::collections::HashMap;
+use std::sync::atomic::Ordering;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use axum::extract::State;
+use axum::http::StatusCode;
+use axum::routing::post;
+use axum::{Json, Router};
+use tokio::sync::watch;
+use tokio::task::JoinSet;
+
+use crate::config::ExecutorConfig;
+use crate::http::auth::{require_token, Token};
+use crate::http::ApiError;
+use crate::metrics::Metric;
+use crate::model::{RunAccepted, RunRequest, RunState};
+use crate::runtime::{self, RoleContext, RoleError, Shutdown, StopKind};
+use crate::store::{RunOutcome, Store};
+
+pub use process::KillReason;
+
+struct Counters {
+    started: Arc<Metric>,
+    spawn_failed: Arc<Metric>,
+    running: Arc<Metric>,
+    finished: HashMap<&'static str, Arc<Metric>>,
+}
+
+struct Executor {
+    id: String,
+    store: Store,
+    cfg: ExecutorConfig,
+    /// Tells every running run to stop (fast stop, or drain timeout reached).
+    kill: watch::Sender<Option<KillReason>>,
+    runs: Mutex<JoinSet<()>>,
+    counters: Counters,
+}
+
+/// Runs the executor until `shutdown`.
+pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> {
+    let token = Token::new(crate::tokens::load(&ctx.config.data_dir, crate::tokens::RPC)?);
+    let host = nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into());
+    let addr = ctx
+        .listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let m = &ctx.metrics;
+    let finished = RunState::ALL
+        .into_iter()
+        .filter(|s| s.is_final())
+        .map(|s| {
+            (
+                s.as_str(),
+                m.counter(
+                    "cronvisor_runs_finished_total",
+                    &format!("state=\"{}\"", s.as_str()),
+                    "Runs this executor finished, by final state.",
+                ),
+            )
+        })
+        .collect();
+    let counters = Counters {
+        started: m.counter("cronvisor_runs_started_total", "", "Processes spawned."),
+        spawn_failed: m.counter(
+            "cronvisor_spawn_failures_total",
+            "",
+            "Runs whose process could not be started.",
+        ),
+        running: m.gauge("cronvisor_runs_running", "", "Runs in progress."),
+        finished,
+    };
+    let (kill, _) = watch::channel(None);
+    let exec = Arc::new(Executor {
+        id: format!("{host}/{addr}"),
+        store: ctx.store.clone(),
+        cfg: ctx.config.executor.clone(),
+        kill,
+        runs: Mutex::new(JoinSet::new()),
+        counters,
+    });
+
+    let rpc = Router::new()
+        .route("/rpc/v1/runs", post(accept_run))
+        .with_state(exec.clone())
+        .layer(axum::middleware::from_fn_with_state(token, require_token));
+    let app = rpc.merge(crate::http::health::router(ctx.health()));
+
+    let drain_budget = Duration::from_secs(ctx.config.supervisor.drain_timeout_secs)
+        .mul_f64(0.8);
+    let stop = runtime::stopped(shutdown.clone());
+    let server = tokio::spawn(crate::http::server::serve(ctx.listener, app, stop));
+    runtime::notify_ready(&format!("executor {} serving", exec.id));
+    tracing::info!(executor = %exec.id, "executor ready");
+
+    runtime::stopped(shutdown.clone()).await;
+    ctx.draining.store(true, Ordering::Relaxed);
+    runtime::notify_stopping();
+    let kind = *shutdown.borrow();
+    if kind == Some(StopKind::Fast) {
+        let _ = exec.kill.send(Some(KillReason::Shutdown));
+    }
+    // The server finishes the requests it has (each may add a run) before the set is taken.
+    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+    let mut runs = match exec.runs.lock() {
+        Ok(mut r) => std::mem::take(&mut *r),
+        Err(_) => JoinSet::new(),
+    };
+    tracing::info!(running = runs.len(), ?kind, "executor draining");
+    let fast = runtime::stopped_fast(shutdown.clone());
+    tokio::pin!(fast);
+    let deadline = tokio::time::sleep(drain_budget);
+    tokio::pin!(deadline);
+    loop {
+        tokio::select! {
+            next = runs.join_next() => if next.is_none() { break },
+            _ = &mut deadline => {
+                tracing::warn!(running = runs.len(), "drain timeout: killing remaining runs");
+                let _ = exec.kill.send(Some(KillReason::Shutdown));
+                deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
+            }
+            _ = &mut fast => {
+                let _ = exec.kill.send(Some(KillReason::Shutdown));
+            }
+        }
+    }
+    ctx.store.close().await;
+    tracing::info!("executor stopped");
+    Ok(())
+}
+
+/// `POST /rpc/v1/runs`: spawn now, answer with the pid; the run is watched in the background.
+async fn accept_run(
+    State(exec): State<Arc<Executor>>,
+    Json(req): Json<RunRequest>,
+) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
+    if exec.kill.borrow().is_some() {
+        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "executor stopping"));
+    }
+    let spawned = match process::spawn(&req.command, &exec.cfg) {
+        Ok(s) => s,
+        Err(e) => {
+            exec.counters.spawn_failed.inc();
+            let msg = format!("cannot start /bin/sh: {e}");
+            record_failure(&exec, req.run_id, &msg).await;
+            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg));
+        }
+    };
+    exec.counters.started.inc();
+    exec.counters.running.inc();
+    let pid = spawned.pid.map(i64::from);
+    let accepted = RunAccepted {
+        run_id: req.run_id,
+        executor: exec.id.clone(),
+        pid,
+    };
+    let task_exec = exec.clone();
+    let kill = exec.kill.subscribe();
+    if let Ok(mut runs) = exec.runs.lock() {
+        // Reap finished tasks so the set stays as large as what is running.
+        while runs.try_join_next().is_some() {}
+        runs.spawn(async move {
+            let e = task_exec;
+            let started_at = spawned.started_at;
+            with_retries("mark running", || e.store.mark_running(req.run_id, &e.id, pid, started_at)).await;
+            let timeout = req
+                .timeout_secs
+                .filter(|t| *t > 0)
+                .map(|t| Duration::from_secs(t as u64));
+            let outcome = process::watch_to_end(spawned, timeout, &e.cfg, kill).await;
+            e.counters.running.dec();
+            if let Some(c) = e.counters.finished.get(outcome.state.as_str()) {
+                c.inc();
+            }
+            tracing::debug!(run = req.run_id, job = %req.job_name, state = outcome.state.as_str(), "run finished");
+            with_retries("record result", || e.store.finish_run(req.run_id, &outcome)).await;
+        });
+    }
+    Ok((StatusCode::ACCEPTED, Json(accepted)))
+}
+
+async fn record_failure(exec: &Executor, run_id: i64, msg: &str) {
+    let outcome = RunOutcome {
+        state: RunState::Failed,
+        exit_code: None,
+        error: Some(msg.to_string()),
+        stdout: String::new(),
+        stderr: String::new(),
+        stdout_cut: 0,
+        stderr_cut: 0,
+        ended_at: crate::model::now_millis(),
+    };
+    with_retries("record failure", || exec.store.finish_run(run_id, &outcome)).await;
+}
+
+/// A store write that must not be lost to a brief outage: retried with backoff for about a
+/// minute, then logged.
+async fn with_retries<F, Fut>(what: &str, mut f: F)
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<(), crate::store::StoreError>>,
+{
+    let mut delay = Duration::from_millis(50);
+    for attempt in 1..=12 {
+        match f().await {
+            Ok(()) => return,
+            Err(e) => {
+                tracing::warn!(what, attempt, error = %e, "store write failed; retrying");
+                tokio::time::sleep(delay).await;
+                delay = (delay * 2).min(Duration::from_secs(10));
+            }
+        }
+    }
+    tracing::error!(what, "store write failed for good");
+}

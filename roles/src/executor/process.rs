@@ -1,0 +1,185 @@
+//! One run's process: `sh -c COMMAND` in its own process group, output captured through capped
+//! buffers, an optional timeout, and a kill that reaches every process of the group.
+
+use std::process::Stdio;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use nix::sys::signal::{killpg, Signal};
+use nix::unistd::Pid;
+use tokio::io::{AsyncRead, AsyncReadExt};
+use tokio::process::{Child, Command};
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::ExecutorConfig;
+use crate::model::{now_millis, RunState};
+use crate::output::CappedBuffer;
+use crate::store::RunOutcome;
+
+/// A spawned run, before it is watched to the end.
+pub struct Spawned {
+    pub child: Child,
+    pub pid: Option<u32>,
+    pub started_at: i64,
+    stdout: Capture,
+    stderr: Capture,
+}
+
+/// A stream being read into a shared capped buffer, so what was read is kept even if the
+/// reader has to be abandoned.
+struct Capture {
+    buf: Arc<Mutex<CappedBuffer>>,
+    task: JoinHandle<()>,
+}
+
+/// Starts `sh -c command` as the leader of a new process group, with stdin closed.
+pub fn spawn(command: &str, cfg: &ExecutorConfig) -> std::io::Result<Spawned> {
+    let mut cmd = Command::new("/bin/sh");
+    cmd.arg("-c")
+        .arg(command)
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .process_group(0)
+        .kill_on_drop(false);
+    let mut child = cmd.spawn()?;
+    let started_at = now_millis();
+    let pid = child.id();
+    let stdout = child.stdout.take();
+    let stderr = child.stderr.take();
+    let (head, tail) = (cfg.output_head_bytes, cfg.output_tail_bytes);
+    Ok(Spawned {
+        child,
+        pid,
+        started_at,
+        stdout: capture(stdout, head, tail),
+        stderr: capture(stderr, head, tail),
+    })
+}
+
+fn capture<R: AsyncRead + Unpin + Send + 'static>(pipe: Option<R>, head: usize, tail: usize) -> Capture {
+    let buf = Arc::new(Mutex::new(CappedBuffer::new(head, tail)));
+    let shared = buf.clone();
+    let task = tokio::spawn(async move {
+        let Some(mut pipe) = pipe else { return };
+        let mut chunk = vec![0u8; 16 * 1024];
+        loop {
+            match pipe.read(&mut chunk).await {
+                Ok(0) | Err(_) => return,
+                Ok(n) => {
+                    if let Ok(mut b) = shared.lock() {
+                        b.push(&chunk[..n]);
+                    }
+                }
+            }
+        }
+    });
+    Capture { buf, task }
+}
+
+/// Why a run must stop before its process ends by itself.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum KillReason {
+    /// The executor is stopping (fast stop, or drain timeout reached).
+    Shutdown,
+}
+
+/// Signals the whole group: SIGTERM, then SIGKILL after `grace` unless the leader exited.
+async fn kill_group(child: &mut Child, pgid: Option<u32>, grace: Duration) {
+    let Some(pgid) = pgid else { return };
+    let pg = Pid::from_raw(pgid as i32);
+    let _ = killpg(pg, Signal::SIGTERM);
+    if tokio::time::timeout(grace, child.wait()).await.is_err() {
+        let _ = killpg(pg, Signal::SIGKILL);
+        let _ = child.wait().await;
+    }
+    // Grandchildren that ignored SIGTERM while the leader exited still get SIGKILL.
+    let _ = killpg(pg, Signal::SIGKILL);
+}
+
+/// Waits for the run to end (or times it out / kills it) and returns what to record.
+pub async fn watch_to_end(
+    mut spawned: Spawned,
+    timeout: Option<Duration>,
+    cfg: &ExecutorConfig,
+    mut kill: watch::Receiver<Option<KillReason>>,
+) -> RunOutcome {
+    let grace = Duration::from_secs(cfg.kill_grace_secs);
+    let pgid = spawned.pid;
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    tokio::pin!(deadline);
+    let killed = async {
+        loop {
+            if kill.borrow().is_some() {
+                return;
+            }
+            if kill.changed().await.is_err() {
+                std::future::pending::<()>().await;
+            }
+        }
+    };
+    tokio::pin!(killed);
+
+    let (state, exit_code, error) = tokio::select! {
+        status = spawned.child.wait() => match status {
+            Ok(s) => match s.code() {
+                Some(0) => (RunState::Succeeded, Some(0), None),
+                Some(c) => (RunState::Failed, Some(i64::from(c)), Some(format!("exit code {c}"))),
+                None => {
+                    use std::os::unix::process::ExitStatusExt;
+                    let sig = s.signal().unwrap_or(0);
+                    (RunState::Failed, None, Some(format!("killed by signal {sig}")))
+                }
+            },
+            Err(e) => (RunState::Failed, None, Some(format!("waiting for the process: {e}"))),
+        },
+        _ = &mut deadline => {
+            kill_group(&mut spawned.child, pgid, grace).await;
+            let secs = timeout.map(|t| t.as_secs()).unwrap_or(0);
+            (RunState::TimedOut, None, Some(format!("timed out after {secs} s")))
+        }
+        _ = &mut killed => {
+            kill_group(&mut spawned.child, pgid, grace).await;
+            (RunState::Killed, None, Some("killed: executor stopping".to_string()))
+        }
+    };
+
+    // Output still written by background processes is collected for a short while; they are
+    // not killed (a job may start a daemon on purpose), but the run does not wait for them.
+    let linger = Duration::from_millis(cfg.output_linger_ms);
+    let (stdout, stdout_cut) = collect(spawned.stdout, linger).await;
+    let (stderr, stderr_cut) = collect(spawned.stderr, linger).await;
+    RunOutcome {
+        state,
+        exit_code,
+        error,
+        stdout,
+        stderr,
+        stdout_cut,
+        stderr_cut,
+        ended_at: now_millis(),
+    }
+}
+
+/// The captured text and the count of bytes cut.
+async fn collect(capture: Capture, linger: Duration) -> (String, i64) {
+    let abort = capture.task.abort_handle();
+    let finished = tokio::time::timeout(linger, capture.task).await.is_ok();
+    if !finished {
+        abort.abort();
+    }
+    let (mut text, cut) = match capture.buf.lock() {
+        Ok(b) => (b.render(), b.cut() as i64),
+        Err(_) => (String::new(), 0),
+    };
+    if !finished {
+        text.push_str("\n[cronvisor: output still open after the job's shell exited; stopped reading]");
+    }
+    (text, cut)
+}

@@ -1,0 +1,111 @@
+//! A small HTTP/1 JSON client on hyper: the dispatcher's RPC to executors and the CLI's calls
+//! to the API.
+
+use std::time::Duration;
+
+use http_body_util::{BodyExt, Full};
+use hyper::body::Bytes;
+use hyper::{header, Method, Request, StatusCode};
+use hyper_util::client::legacy::connect::HttpConnector;
+use hyper_util::client::legacy::Client;
+use hyper_util::rt::TokioExecutor;
+
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error("bad URL `{0}`")]
+    Url(String),
+    #[error("cannot reach {url}: {reason}")]
+    Connect { url: String, reason: String },
+    #[error("{url} did not answer within {secs} s")]
+    Timeout { url: String, secs: u64 },
+    #[error("reading the answer of {url}: {reason}")]
+    Body { url: String, reason: String },
+}
+
+#[derive(Clone, Debug)]
+pub struct HttpClient {
+    inner: Client<HttpConnector, Full<Bytes>>,
+    timeout: Duration,
+}
+
+/// A response: status and body bytes.
+#[derive(Debug)]
+pub struct Reply {
+    pub status: StatusCode,
+    pub body: Bytes,
+}
+
+impl HttpClient {
+    pub fn new(timeout: Duration) -> HttpClient {
+        let mut connector = HttpConnector::new();
+        connector.set_nodelay(true);
+        connector.set_connect_timeout(Some(timeout));
+        let inner = Client::builder(TokioExecutor::new())
+            .pool_idle_timeout(Duration::from_secs(30))
+            .build(connector);
+        HttpClient { inner, timeout }
+    }
+
+    /// Sends a request with an optional bearer token and JSON body.
+    pub async fn send(
+        &self,
+        method: Method,
+        url: &str,
+        token: Option<&str>,
+        json: Option<Vec<u8>>,
+    ) -> Result<Reply, ClientError> {
+        let mut builder = Request::builder().method(method).uri(url);
+        if let Some(t) = token {
+            builder = builder.header(header::AUTHORIZATION, format!("Bearer {t}"));
+        }
+        let body = match json {
+            Some(b) => {
+                builder = builder.header(header::CONTENT_TYPE, "application/json");
+                Full::new(Bytes::from(b))
+            }
+            None => Full::new(Bytes::new()),
+        };
+        let req = builder
+            .body(body)
+            .map_err(|_| ClientError::Url(url.to_string()))?;
+        let fut = async {
+            let resp = self
+                .inner
+                .request(req)
+                .await
+                .map_err(|e| ClientError::Connect {
+                    url: url.to_string(),
+                    reason: error_chain(&e),
+                })?;
+            let status = resp.status();
+            let body = resp
+                .into_body()
+                .collect()
+                .await
+                .map_err(|e| ClientError::Body {
+                    url: url.to_string(),
+                    reason: e.to_string(),
+                })?
+                .to_bytes();
+            Ok(Reply { status, body })
+        };
+        tokio::time::timeout(self.timeout, fut)
+            .await
+            .map_err(|_| ClientError::Timeout {
+                url: url.to_string(),
+                secs: self.timeout.as_secs(),
+            })?
+    }
+}
+
+/// The error and its sources on one line ("client error (Connect): Connection refused").
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut out = e.to_string();
+    let mut cur = e.source();
+    while let Some(s) = cur {
+        out.push_str(": ");
+        out.push_str(&s.to_string());
+        cur = s.source();
+    }
+    out
+}

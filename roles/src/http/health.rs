@@ -1,0 +1,61 @@
+//! `GET /healthz` (the process is alive), `GET /readyz` (its dependencies answer and it is not
+//! draining) and `GET /metrics` (Prometheus text), the same on every role.
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+
+use axum::extract::State;
+use axum::http::{header, StatusCode};
+use axum::response::IntoResponse;
+use axum::routing::get;
+use axum::{Json, Router};
+use serde_json::json;
+
+use crate::metrics::Metrics;
+use crate::store::Store;
+
+#[derive(Debug, Clone)]
+pub struct Health {
+    pub role: &'static str,
+    pub store: Store,
+    pub metrics: Arc<Metrics>,
+    pub draining: Arc<AtomicBool>,
+}
+
+pub fn router(health: Health) -> Router {
+    Router::new()
+        .route("/healthz", get(healthz))
+        .route("/readyz", get(readyz))
+        .route("/metrics", get(metrics))
+        .with_state(health)
+}
+
+async fn healthz(State(h): State<Health>) -> impl IntoResponse {
+    Json(json!({"status": "ok", "role": h.role, "pid": std::process::id()}))
+}
+
+async fn readyz(State(h): State<Health>) -> impl IntoResponse {
+    if h.draining.load(Ordering::Relaxed) {
+        return (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "draining", "role": h.role})),
+        );
+    }
+    match h.store.ping().await {
+        Ok(()) => (
+            StatusCode::OK,
+            Json(json!({"status": "ready", "role": h.role, "store": "ok"})),
+        ),
+        Err(e) => (
+            StatusCode::SERVICE_UNAVAILABLE,
+            Json(json!({"status": "degraded", "role": h.role, "store": e.to_string()})),
+        ),
+    }
+}
+
+async fn metrics(State(h): State<Health>) -> impl IntoResponse {
+    (
+        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
+        h.metrics.render(),
+    )
+}

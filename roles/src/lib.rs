@@ -1,0 +1,21 @@
+//! The three cronvisor roles and what they share.
+//!
+//! - [`dispatcher`]: computes each job's next instants and fires them, once.
+//! - [`executor`]: runs the work in its own process group and records the result.
+//! - [`monitor`]: serves the API (and later the console, health checks and alarms).
+//!
+//! Shared: [`config`], the job [`model`] and [`schedule`], the [`store`], capped [`output`],
+//! [`http`] serving/auth/health/client, [`metrics`], [`tokens`] and the role [`runtime`].
+
+pub mod config;
+pub mod dispatcher;
+pub mod executor;
+pub mod http;
+pub mod metrics;
+pub mod model;
+pub mod monitor;
+pub mod output;
+pub mod runtime;
+pub mod schedule;
+pub mod store;
+pub mod tokens;

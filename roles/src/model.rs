@@ -1,0 +1,369 @@
+//! The job and run records, and validation of what a user submits.
+
+use serde::{Deserialize, Serialize};
+
+use crate::schedule::Schedule;
+
+/// Milliseconds since the Unix epoch: the one time unit of the store and the wire.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: i64,
+    pub name: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub command: Option<String>,
+    pub http_url: Option<String>,
+    pub timeout_secs: Option<i64>,
+    pub run_at: Option<String>,
+    pub paused: bool,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// What a user submits to create a job (`POST /api/v1/jobs`, `cronvisor job add`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobSpec {
+    pub name: String,
+    pub schedule: String,
+    /// IANA zone; default: the config's `timezone`.
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub http_url: Option<String>,
+    #[serde(default)]
+    pub timeout_secs: Option<i64>,
+    #[serde(default)]
+    pub run_at: Option<String>,
+    #[serde(default)]
+    pub paused: bool,
+}
+
+/// A partial edit (`PATCH /api/v1/jobs/{job}`, `cronvisor job edit`): absent fields keep their
+/// value.
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct JobPatch {
+    #[serde(default)]
+    pub schedule: Option<String>,
+    #[serde(default)]
+    pub timezone: Option<String>,
+    #[serde(default)]
+    pub command: Option<String>,
+    #[serde(default)]
+    pub timeout_secs: Option<i64>,
+}
+
+/// Rejected input: the field and the reason, as the API returns them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+const MAX_NAME: usize = 128;
+const MAX_COMMAND: usize = 64 * 1024;
+
+pub fn validate_name(name: &str) -> Result<(), FieldError> {
+    if name.is_empty() {
+        return Err(FieldError::new("name", "must not be empty"));
+    }
+    if name.len() > MAX_NAME {
+        return Err(FieldError::new("name", format!("longer than {MAX_NAME} bytes")));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(FieldError::new(
+            "name",
+            "only letters, digits, `-`, `_` and `.` are allowed",
+        ));
+    }
+    if name.chars().all(|c| c.is_ascii_digit()) {
+        return Err(FieldError::new(
+            "name",
+            "must not be all digits (numbers address jobs by id)",
+        ));
+    }
+    Ok(())
+}
+
+fn validate_schedule(rule: &str, timezone: &str) -> Result<(), FieldError> {
+    match Schedule::parse(rule, timezone) {
+        Ok(_) => Ok(()),
+        Err(crate::schedule::ScheduleError::TimeZone(z)) => Err(FieldError::new(
+            "timezone",
+            format!("unknown time zone `{z}` (expected an IANA name such as `Europe/Paris`)"),
+        )),
+        Err(e) => Err(FieldError::new("schedule", e.to_string())),
+    }
+}
+
+fn validate_command(command: &str) -> Result<(), FieldError> {
+    if command.trim().is_empty() {
+        return Err(FieldError::new("command", "must not be empty"));
+    }
+    if command.len() > MAX_COMMAND {
+        return Err(FieldError::new(
+            "command",
+            format!("longer than {MAX_COMMAND} bytes"),
+        ));
+    }
+    if command.contains('\0') {
+        return Err(FieldError::new("command", "must not contain a NUL byte"));
+    }
+    Ok(())
+}
+
+fn validate_timeout(timeout: Option<i64>) -> Result<(), FieldError> {
+    match timeout {
+        Some(t) if t <= 0 => Err(FieldError::new("timeout_secs", "must be a positive number of seconds")),
+        _ => Ok(()),
+    }
+}
+
+impl JobSpec {
+    /// Checks every field and fills in the default zone. Nothing is stored for a spec that fails.
+    pub fn validate(mut self, default_tz: &str) -> Result<JobSpec, FieldError> {
+        validate_name(&self.name)?;
+        let tz = self.timezone.take().unwrap_or_else(|| default_tz.to_string());
+        validate_schedule(&self.schedule, &tz)?;
+        self.timezone = Some(tz);
+        match (&self.command, &self.http_url) {
+            (Some(c), None) => validate_command(c)?,
+            (None, Some(_)) => {
+                return Err(FieldError::new(
+                    "http_url",
+                    "HTTP jobs are not supported yet; give a `command`",
+                ))
+            }
+            (Some(_), Some(_)) => {
+                return Err(FieldError::new(
+                    "command",
+                    "give either `command` or `http_url`, not both",
+                ))
+            }
+            (None, None) => return Err(FieldError::new("command", "must not be empty")),
+        }
+        validate_timeout(self.timeout_secs)?;
+        if let Some(run_at) = &self.run_at {
+            if run_at.trim().is_empty() {
+                return Err(FieldError::new("run_at", "must not be empty when given"));
+            }
+        }
+        Ok(self)
+    }
+}
+
+impl JobPatch {
+    /// Applies the patch to `job` and validates the result as a whole.
+    pub fn apply(self, mut job: Job) -> Result<Job, FieldError> {
+        if let Some(s) = self.schedule {
+            job.schedule = s;
+        }
+        if let Some(z) = self.timezone {
+            job.timezone = z;
+        }
+        if let Some(c) = self.command {
+            validate_command(&c)?;
+            job.command = Some(c);
+        }
+        if self.timeout_secs.is_some() {
+            validate_timeout(self.timeout_secs)?;
+            job.timeout_secs = self.timeout_secs;
+        }
+        validate_schedule(&job.schedule, &job.timezone)?;
+        Ok(job)
+    }
+}
+
+/// A run's state. Final states never change again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum RunState {
+    Scheduled,
+    Dispatched,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Killed,
+    Lost,
+    Skipped,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 9] = [
+        RunState::Scheduled,
+        RunState::Dispatched,
+        RunState::Running,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::TimedOut,
+        RunState::Killed,
+        RunState::Lost,
+        RunState::Skipped,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Scheduled => "scheduled",
+            RunState::Dispatched => "dispatched",
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::TimedOut => "timed_out",
+            RunState::Killed => "killed",
+            RunState::Lost => "lost",
+            RunState::Skipped => "skipped",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunState> {
+        RunState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            RunState::Scheduled | RunState::Dispatched | RunState::Running
+        )
+    }
+}
+
+/// How a run came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+}
+
+impl Trigger {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+        }
+    }
+
+    pub fn parse(s: &str) -> Trigger {
+        if s == "manual" {
+            Trigger::Manual
+        } else {
+            Trigger::Schedule
+        }
+    }
+}
+
+/// A run as stored. `stdout`/`stderr` are only filled by `run show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: i64,
+    pub job_id: i64,
+    pub job_name: String,
+    /// The scheduled instant (for a manual run: when it was requested).
+    pub instant: Millis,
+    pub trigger: Trigger,
+    pub state: RunState,
+    pub executor: Option<String>,
+    pub pid: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: Millis,
+    pub dispatched_at: Option<Millis>,
+    pub started_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+    /// Bytes of stdout / stderr cut from the middle to respect the cap.
+    pub stdout_cut: i64,
+    pub stderr_cut: i64,
+}
+
+/// What the dispatcher sends the executor: everything needed to run, so the executor never
+/// reads the job table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub run_id: i64,
+    pub job_id: i64,
+    pub job_name: String,
+    pub instant: Millis,
+    pub command: String,
+    pub timeout_secs: Option<i64>,
+}
+
+/// The executor's answer to a `RunRequest`.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunAccepted {
+    pub run_id: i64,
+    pub executor: String,
+    pub pid: Option<i64>,
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec() -> JobSpec {
+        JobSpec {
+            name: "hello".into(),
+            schedule: "* * * * *".into(),
+            command: Some("echo hi".into()),
+            ..JobSpec::default()
+        }
+    }
+
+    #[test]
+    fn valid_spec_gets_the_default_zone() {
+        let s = spec().validate("Europe/Paris").expect("valid");
+        assert_eq!(s.timezone.as_deref(), Some("Europe/Paris"));
+    }
+
+    #[test]
+    fn each_bad_field_is_named() {
+        let cases: Vec<(JobSpec, &str)> = vec![
+            (JobSpec { name: String::new(), ..spec() }, "name"),
+            (JobSpec { name: "a b".into(), ..spec() }, "name"),
+            (JobSpec { name: "42".into(), ..spec() }, "name"),
+            (JobSpec { schedule: "nope".into(), ..spec() }, "schedule"),
+            (JobSpec { timezone: Some("Nowhere/Town".into()), ..spec() }, "timezone"),
+            (JobSpec { command: Some("  ".into()), ..spec() }, "command"),
+            (JobSpec { command: None, ..spec() }, "command"),
+            (JobSpec { timeout_secs: Some(0), ..spec() }, "timeout_secs"),
+        ];
+        for (s, field) in cases {
+            let err = s.validate("UTC").expect_err(field);
+            assert_eq!(err.field, field, "{err}");
+        }
+    }
+
+    #[test]
+    fn states_round_trip() {
+        for st in RunState::ALL {
+            assert_eq!(RunState::parse(st.as_str()), Some(st));
+        }
+    }
+}

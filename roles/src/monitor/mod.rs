@@ -1,0 +1,79 @@
+//! The monitor: serves the HTTP API (`/api/v1/...`, bearer token) that the CLI and the console
+//! use, and keeps the store bounded (run retention, change-log pruning). Health checks of runs
+//! and alarms come here too.
+
+mod api;
+
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use axum::Router;
+
+use crate::http::auth::{require_token, Token};
+use crate::model::now_millis;
+use crate::runtime::{self, RoleContext, RoleError, Shutdown};
+
+pub use api::ApiState;
+
+/// How often the store is pruned.
+const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Job-change rows older than this are pruned; a dispatcher further behind resyncs fully.
+const CHANGE_LOG_KEEP_MS: i64 = 3_600_000;
+
+pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> {
+    let token = Token::new(crate::tokens::load(&ctx.config.data_dir, crate::tokens::API)?);
+    let state = ApiState {
+        store: ctx.store.clone(),
+        default_tz: ctx.config.timezone.clone(),
+        requests: ctx
+            .metrics
+            .counter("cronvisor_api_requests_total", "", "API requests served."),
+    };
+    let api = api::router(state).layer(axum::middleware::from_fn_with_state(token, require_token));
+    let app = Router::new()
+        .merge(api)
+        .merge(crate::http::health::router(ctx.health()));
+    let addr = ctx
+        .listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let server = tokio::spawn(crate::http::server::serve(
+        ctx.listener,
+        app,
+        runtime::stopped(shutdown.clone()),
+    ));
+    runtime::notify_ready(&format!("monitor: API on http://{addr}/api/v1"));
+    tracing::info!(api = %format!("http://{addr}/api/v1"), "monitor ready");
+
+    let retention_days = ctx.config.monitor.retention_days;
+    let store = ctx.store.clone();
+    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let stop = runtime::stopped(shutdown.clone());
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            _ = prune.tick() => {
+                let now = now_millis();
+                if retention_days > 0 {
+                    let before = now - (retention_days as i64) * 86_400_000;
+                    match store.prune(before).await {
+                        Ok(n) if n > 0 => tracing::info!(runs = n, retention_days, "pruned old runs"),
+                        Ok(_) => {}
+                        Err(e) => tracing::warn!(error = %e, "pruning runs failed"),
+                    }
+                }
+                if let Err(e) = store.prune_changes(now - CHANGE_LOG_KEEP_MS).await {
+                    tracing::warn!(error = %e, "pruning the job change log failed");
+                }
+            }
+            _ = &mut stop => break,
+        }
+    }
+    ctx.draining.store(true, Ordering::Relaxed);
+    runtime::notify_stopping();
+    let _ = server.await;
+    store.close().await;
+    tracing::info!("monitor stopped");
+    Ok(())
+}

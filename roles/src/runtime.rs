@@ -1,0 +1,165 @@
+//! What every role process does around its work: adopt its socket, open the store, report
+//! readiness to whoever started it (supervisor or systemd), and turn SIGTERM / SIGINT into a
+//! shutdown value the role's loops watch.
+
+use std::path::PathBuf;
+use std::sync::atomic::AtomicBool;
+use std::sync::Arc;
+
+use tokio::sync::watch;
+
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crate::store::{Store, StoreError};
+
+/// How a role is asked to stop.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StopKind {
+    /// SIGTERM: stop accepting, finish in-flight work within the drain timeout.
+    Drain,
+    /// SIGINT: stop now; running jobs are killed and recorded `killed`.
+    Fast,
+}
+
+pub type Shutdown = watch::Receiver<Option<StopKind>>;
+
+#[derive(Debug, thiserror::Error)]
+pub enum RoleError {
+    #[error(transparent)]
+    Activation(#[from] cronvisor_supervisor::ActivationError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error(transparent)]
+    Token(#[from] crate::tokens::TokenError),
+    #[error("serving HTTP: {0}")]
+    Serve(std::io::Error),
+    #[error("binding {addr}: {source}")]
+    Bind {
+        addr: String,
+        source: std::io::Error,
+    },
+    #[error("signal handler: {0}")]
+    Signal(std::io::Error),
+}
+
+/// Everything a role needs, prepared before it starts serving.
+#[derive(Debug)]
+pub struct RoleContext {
+    pub role: &'static str,
+    pub config: Config,
+    pub store: Store,
+    pub listener: std::net::TcpListener,
+    pub metrics: Arc<Metrics>,
+    pub draining: Arc<AtomicBool>,
+}
+
+impl RoleContext {
+    /// Adopts the role's listener from the inherited sockets (falling back to binding the
+    /// configured address when started by hand) and opens the store.
+    pub async fn prepare(
+        role: &'static str,
+        listener_name: &str,
+        config: Config,
+        inherited: &mut cronvisor_supervisor::activation::Inherited,
+    ) -> Result<RoleContext, RoleError> {
+        let listener = if inherited.is_empty() {
+            let addr = config
+                .listeners
+                .get(listener_name)
+                .cloned()
+                .unwrap_or_default();
+            tracing::info!(role, listener = listener_name, %addr, "no inherited socket; binding");
+            std::net::TcpListener::bind(&addr).map_err(|source| RoleError::Bind { addr, source })?
+        } else {
+            inherited.take_tcp_listener(listener_name)?
+        };
+        let store = Store::connect(&config.store_url(), config.store.max_connections).await?;
+        Ok(RoleContext {
+            role,
+            config,
+            store,
+            listener,
+            metrics: Metrics::new(role),
+            draining: Arc::new(AtomicBool::new(false)),
+        })
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.config.data_dir.clone()
+    }
+
+    pub fn health(&self) -> crate::http::health::Health {
+        crate::http::health::Health {
+            role: self.role,
+            store: self.store.clone(),
+            metrics: self.metrics.clone(),
+            draining: self.draining.clone(),
+        }
+    }
+}
+
+/// Tells the process that started us (if it listens) that we serve.
+pub fn notify_ready(status: &str) {
+    let _ = sd_notify::notify(
+        false,
+        &[
+            sd_notify::NotifyState::Ready,
+            sd_notify::NotifyState::Status(status),
+        ],
+    );
+}
+
+pub fn notify_stopping() {
+    let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
+}
+
+/// SIGTERM -> `Drain`, SIGINT -> `Fast` (also during a drain).
+pub fn shutdown_on_signals() -> Result<Shutdown, RoleError> {
+    use tokio::signal::unix::{signal, SignalKind};
+    let mut term = signal(SignalKind::terminate()).map_err(RoleError::Signal)?;
+    let mut int = signal(SignalKind::interrupt()).map_err(RoleError::Signal)?;
+    let (tx, rx) = watch::channel(None);
+    tokio::spawn(async move {
+        loop {
+            let kind = tokio::select! {
+                _ = term.recv() => StopKind::Drain,
+                _ = int.recv() => StopKind::Fast,
+            };
+            // A repeated SIGTERM (the supervisor's and a process-group signal) stays a drain;
+            // SIGINT at any point makes it fast.
+            let next = match *tx.borrow() {
+                Some(StopKind::Fast) => StopKind::Fast,
+                _ => kind,
+            };
+            tracing::info!(?next, "stop requested");
+            if tx.send(Some(next)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(rx)
+}
+
+/// Resolves when any stop is requested.
+pub async fn stopped(mut shutdown: Shutdown) {
+    loop {
+        if shutdown.borrow().is_some() {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}
+
+/// Resolves when a fast stop is requested.
+pub async fn stopped_fast(mut shutdown: Shutdown) {
+    loop {
+        if *shutdown.borrow() == Some(StopKind::Fast) {
+            return;
+        }
+        if shutdown.changed().await.is_err() {
+            return;
+        }
+    }
+}

@@ -1,0 +1,73 @@
+//! The schema migrations, embedded in the binary so that a deployed `cronvisor` needs no source
+//! tree. Both flavours carry the same versions; `Store::migrate` picks the one of its backend.
+
+use std::borrow::Cow;
+use std::future::Future;
+use std::pin::Pin;
+
+use sqlx::error::BoxDynError;
+use sqlx::migrate::{Migration, MigrationSource, MigrationType};
+
+/// (version, description, SQL) for SQLite.
+const SQLITE: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../../migrations/sqlite/0001_init.sql"),
+)];
+
+/// (version, description, SQL) for MySQL / MariaDB.
+const MYSQL: &[(i64, &str, &str)] = &[(
+    1,
+    "init",
+    include_str!("../../../migrations/mysql/0001_init.sql"),
+)];
+
+/// An in-binary migration source for one backend.
+#[derive(Debug, Clone, Copy)]
+pub struct Embedded(&'static [(i64, &'static str, &'static str)]);
+
+impl Embedded {
+    pub fn sqlite() -> Embedded {
+        Embedded(SQLITE)
+    }
+
+    pub fn mysql() -> Embedded {
+        Embedded(MYSQL)
+    }
+}
+
+impl MigrationSource<'static> for Embedded {
+    fn resolve(
+        self,
+    ) -> Pin<Box<dyn Future<Output = Result<Vec<Migration>, BoxDynError>> + Send + 'static>> {
+        Box::pin(async move {
+            Ok(self
+                .0
+                .iter()
+                .map(|(version, description, sql)| {
+                    Migration::new(
+                        *version,
+                        Cow::Borrowed(*description),
+                        MigrationType::Simple,
+                        Cow::Borrowed(*sql),
+                        false,
+                    )
+                })
+                .collect())
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// Both flavours must define the same versions, or one backend would lag the other.
+    #[test]
+    fn flavours_have_the_same_versions() {
+        fn v(m: &'static [(i64, &'static str, &'static str)]) -> Vec<(i64, &'static str)> {
+            m.iter().map(|x| (x.0, x.1)).collect()
+        }
+        assert_eq!(v(SQLITE), v(MYSQL));
+    }
+}

@@ -1,0 +1,524 @@
+//! The store: jobs, their change log and runs, on SQLite (standalone) or MySQL/MariaDB
+//! (cluster), through one code path on sqlx's `Any` driver. Every statement binds its values.
+
+mod migrations;
+mod rows;
+
+use std::str::FromStr;
+use std::time::Duration;
+
+use sqlx::any::{AnyConnectOptions, AnyPoolOptions};
+use sqlx::{AnyPool, Executor, Row};
+
+pub use migrations::Embedded;
+
+use crate::model::{FieldError, Job, JobSpec, Millis, Run, RunState, Trigger};
+
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    #[error("store unreachable or failing: {0}")]
+    Db(#[from] sqlx::Error),
+    #[error("migration failed: {0}")]
+    Migrate(#[from] sqlx::migrate::MigrateError),
+    #[error("unsupported store URL `{0}`: expected sqlite: or mysql:")]
+    Url(String),
+    #[error("{0}")]
+    Conflict(FieldError),
+    #[error("corrupt row: {0}")]
+    Corrupt(String),
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Backend {
+    Sqlite,
+    MySql,
+}
+
+/// A handle on the store; cheap to clone.
+#[derive(Debug, Clone)]
+pub struct Store {
+    pool: AnyPool,
+    backend: Backend,
+}
+
+/// The result of recording a fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// This caller created the run: it must deliver it.
+    New(i64),
+    /// The (job, instant, target) run exists already: someone else fired it.
+    AlreadyFired,
+}
+
+/// What the executor records when a run ends.
+#[derive(Debug, Clone)]
+pub struct RunOutcome {
+    pub state: RunState,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub stdout: String,
+    pub stderr: String,
+    pub stdout_cut: i64,
+    pub stderr_cut: i64,
+    pub ended_at: Millis,
+}
+
+fn is_unique_violation(e: &sqlx::Error) -> bool {
+    matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
+}
+
+const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, timeout_secs, run_at, \
+                           paused, created_at, updated_at";
+const RUN_COLUMNS: &str = "r.id, r.job_id, j.name AS job_name, r.instant, r.trigger_kind, r.state, \
+                           r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \
+                           r.started_at, r.ended_at, r.stdout_cut, r.stderr_cut";
+
+impl Store {
+    /// Connects without touching the schema. A SQLite store is put in WAL mode with a busy
+    /// timeout, since the three roles write to it from three processes.
+    pub async fn connect(url: &str, max_connections: u32) -> Result<Store, StoreError> {
+        sqlx::any::install_default_drivers();
+        let backend = if url.starts_with("sqlite:") {
+            Backend::Sqlite
+        } else if url.starts_with("mysql:") {
+            Backend::MySql
+        } else {
+            return Err(StoreError::Url(url.to_string()));
+        };
+        let options = AnyConnectOptions::from_str(url)?;
+        let pool = AnyPoolOptions::new()
+            .max_connections(max_connections)
+            .acquire_timeout(Duration::from_secs(10))
+            .after_connect(move |conn, _meta| {
+                Box::pin(async move {
+                    if backend == Backend::Sqlite {
+                        conn.execute("PRAGMA journal_mode = WAL").await?;
+                        conn.execute("PRAGMA synchronous = NORMAL").await?;
+                        conn.execute("PRAGMA busy_timeout = 10000").await?;
+                    }
+                    Ok(())
+                })
+            })
+            .connect_with(options)
+            .await?;
+        Ok(Store { pool, backend })
+    }
+
+    pub fn backend(&self) -> Backend {
+        self.backend
+    }
+
+    /// Applies the embedded migrations of this backend.
+    pub async fn migrate(&self) -> Result<(), StoreError> {
+        let source = match self.backend {
+            Backend::Sqlite => Embedded::sqlite(),
+            Backend::MySql => Embedded::mysql(),
+        };
+        sqlx::migrate::Migrator::new(source)
+            .await?
+            .run(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A trivial query: is the store reachable now?
+    pub async fn ping(&self) -> Result<(), StoreError> {
+        sqlx::query("SELECT 1").execute(&self.pool).await?;
+        Ok(())
+    }
+
+    pub async fn close(&self) {
+        self.pool.close().await;
+    }
+
+    // ---- jobs ----
+
+    /// Inserts a validated job and logs the change, in one transaction.
+    pub async fn insert_job(&self, spec: &JobSpec) -> Result<Job, StoreError> {
+        let now = crate::model::now_millis();
+        let mut tx = self.pool.begin().await?;
+        let inserted = sqlx::query(
+            "INSERT INTO jobs (name, schedule, timezone, command, http_url, timeout_secs, run_at, \
+             paused, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(&spec.name)
+        .bind(&spec.schedule)
+        .bind(spec.timezone.as_deref().unwrap_or("UTC"))
+        .bind(spec.command.as_deref())
+        .bind(spec.http_url.as_deref())
+        .bind(spec.timeout_secs)
+        .bind(spec.run_at.as_deref())
+        .bind(i64::from(spec.paused))
+        .bind(now)
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        let result = match inserted {
+            Ok(r) => r,
+            Err(e) if is_unique_violation(&e) => {
+                return Err(StoreError::Conflict(FieldError::new(
+                    "name",
+                    format!("a job named `{}` exists already", spec.name),
+                )))
+            }
+            Err(e) => return Err(e.into()),
+        };
+        let id = match result.last_insert_id() {
+            Some(id) => id,
+            None => {
+                let row = sqlx::query("SELECT id FROM jobs WHERE name = ?")
+                    .bind(&spec.name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                row.try_get::<i64, _>(0)?
+            }
+        };
+        log_change(&mut tx, id, now).await?;
+        tx.commit().await?;
+        self.job(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id} vanished after insert")))
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| rows::job(&r)).transpose()
+    }
+
+    /// A job by id (all digits) or by name.
+    pub async fn find_job(&self, key: &str) -> Result<Option<Job>, StoreError> {
+        if let Ok(id) = key.parse::<i64>() {
+            return self.job(id).await;
+        }
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE name = ?"))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| rows::job(&r)).transpose()
+    }
+
+    pub async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::job).collect()
+    }
+
+    /// Stores an edited job (schedule, zone, command, timeout, paused) and logs the change.
+    pub async fn update_job(&self, job: &Job) -> Result<Job, StoreError> {
+        let now = crate::model::now_millis();
+        let mut tx = self.pool.begin().await?;
+        sqlx::query(
+            "UPDATE jobs SET schedule = ?, timezone = ?, command = ?, timeout_secs = ?, paused = ?, \
+             updated_at = ? WHERE id = ?",
+        )
+        .bind(&job.schedule)
+        .bind(&job.timezone)
+        .bind(job.command.as_deref())
+        .bind(job.timeout_secs)
+        .bind(i64::from(job.paused))
+        .bind(now)
+        .bind(job.id)
+        .execute(&mut *tx)
+        .await?;
+        log_change(&mut tx, job.id, now).await?;
+        tx.commit().await?;
+        self.job(job.id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished after update", job.id)))
+    }
+
+    /// Deletes a job and its runs, and logs the change so dispatchers drop it.
+    pub async fn delete_job(&self, id: i64) -> Result<bool, StoreError> {
+        let now = crate::model::now_millis();
+        let mut tx = self.pool.begin().await?;
+        let deleted = sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(false);
+        }
+        sqlx::query("DELETE FROM runs WHERE job_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        log_change(&mut tx, id, now).await?;
+        tx.commit().await?;
+        Ok(true)
+    }
+
+    /// The newest change sequence number (0 when there is none).
+    pub async fn last_change(&self) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COALESCE(MAX(seq), 0) FROM job_changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<i64, _>(0)?)
+    }
+
+    /// The oldest change still in the log (None when the log is empty).
+    pub async fn first_change(&self) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query("SELECT MIN(seq) FROM job_changes")
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get::<Option<i64>, _>(0)?)
+    }
+
+    /// Ids of jobs changed after `seq`, with the newest sequence seen.
+    pub async fn changes_since(&self, seq: i64) -> Result<(Vec<i64>, i64), StoreError> {
+        let rows = sqlx::query("SELECT seq, job_id FROM job_changes WHERE seq > ? ORDER BY seq")
+            .bind(seq)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut last = seq;
+        let mut ids = Vec::with_capacity(rows.len());
+        for r in &rows {
+            last = last.max(r.try_get::<i64, _>(0)?);
+            ids.push(r.try_get::<i64, _>(1)?);
+        }
+        ids.sort_unstable();
+        ids.dedup();
+        Ok((ids, last))
+    }
+
+    // ---- runs ----
+
+    /// Records a fire. The unique key (job, instant, target) is the fence that makes each
+    /// instant fire once however many dispatchers try.
+    pub async fn record_fire(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        target: &str,
+        trigger: Trigger,
+        state: RunState,
+    ) -> Result<Recorded, StoreError> {
+        let now = crate::model::now_millis();
+        let dispatched_at = (state == RunState::Dispatched).then_some(now);
+        let result = sqlx::query(
+            "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
+             dispatched_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(job_id)
+        .bind(instant)
+        .bind(target)
+        .bind(trigger.as_str())
+        .bind(state.as_str())
+        .bind(now)
+        .bind(dispatched_at)
+        .execute(&self.pool)
+        .await;
+        match result {
+            Ok(r) => match r.last_insert_id() {
+                Some(id) => Ok(Recorded::New(id)),
+                None => {
+                    let row = sqlx::query(
+                        "SELECT id FROM runs WHERE job_id = ? AND instant = ? AND target = ?",
+                    )
+                    .bind(job_id)
+                    .bind(instant)
+                    .bind(target)
+                    .fetch_one(&self.pool)
+                    .await?;
+                    Ok(Recorded::New(row.try_get::<i64, _>(0)?))
+                }
+            },
+            Err(e) if is_unique_violation(&e) => Ok(Recorded::AlreadyFired),
+            Err(e) => Err(e.into()),
+        }
+    }
+
+    /// Records a manual run request (`job run`): a `scheduled` run that a dispatcher claims.
+    pub async fn request_run(&self, job_id: i64) -> Result<i64, StoreError> {
+        // Two requests in the same millisecond are two runs: move to the next free instant.
+        let mut instant = crate::model::now_millis();
+        for _ in 0..1000 {
+            match self
+                .record_fire(job_id, instant, "", Trigger::Manual, RunState::Scheduled)
+                .await?
+            {
+                Recorded::New(id) => return Ok(id),
+                Recorded::AlreadyFired => instant += 1,
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "could not find a free instant for a manual run of job {job_id}"
+        )))
+    }
+
+    /// Manual runs waiting for a dispatcher: (run id, job id, instant).
+    pub async fn pending_manual_runs(&self) -> Result<Vec<(i64, i64, Millis)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, job_id, instant FROM runs WHERE state = 'scheduled' AND trigger_kind = 'manual' \
+             ORDER BY id LIMIT 100",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get::<i64, _>(0)?,
+                    r.try_get::<i64, _>(1)?,
+                    r.try_get::<i64, _>(2)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Claims a `scheduled` run for dispatch; false when another dispatcher claimed it first.
+    pub async fn claim_run(&self, run_id: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE runs SET state = 'dispatched', dispatched_at = ? WHERE id = ? AND state = 'scheduled'",
+        )
+        .bind(crate::model::now_millis())
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// The executor has spawned the run's process.
+    pub async fn mark_running(
+        &self,
+        run_id: i64,
+        executor: &str,
+        pid: Option<i64>,
+        started_at: Millis,
+    ) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET state = 'running', executor = ?, pid = ?, started_at = ? \
+             WHERE id = ? AND state IN ('scheduled', 'dispatched')",
+        )
+        .bind(executor)
+        .bind(pid)
+        .bind(started_at)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Records a run's final state and output. A final state is never overwritten.
+    pub async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
+        sqlx::query(
+            "UPDATE runs SET state = ?, exit_code = ?, error = ?, stdout = ?, stderr = ?, \
+             stdout_cut = ?, stderr_cut = ?, ended_at = ? \
+             WHERE id = ? AND state IN ('scheduled', 'dispatched', 'running')",
+        )
+        .bind(outcome.state.as_str())
+        .bind(outcome.exit_code)
+        .bind(outcome.error.as_deref())
+        .bind(&outcome.stdout)
+        .bind(&outcome.stderr)
+        .bind(outcome.stdout_cut)
+        .bind(outcome.stderr_cut)
+        .bind(outcome.ended_at)
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// A run that never reached a process (no executor, job gone): final with a reason.
+    pub async fn fail_run(&self, run_id: i64, error: &str) -> Result<(), StoreError> {
+        self.finish_run(
+            run_id,
+            &RunOutcome {
+                state: RunState::Failed,
+                exit_code: None,
+                error: Some(error.to_string()),
+                stdout: String::new(),
+                stderr: String::new(),
+                stdout_cut: 0,
+                stderr_cut: 0,
+                ended_at: crate::model::now_millis(),
+            },
+        )
+        .await
+    }
+
+    /// Runs, newest first, optionally of one job.
+    pub async fn runs(&self, job_id: Option<i64>, limit: i64) -> Result<Vec<Run>, StoreError> {
+        let limit = limit.clamp(1, 10_000);
+        let rows = match job_id {
+            Some(id) => {
+                sqlx::query(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id \
+                     WHERE r.job_id = ? ORDER BY r.id DESC LIMIT ?"
+                ))
+                .bind(id)
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+            None => {
+                sqlx::query(&format!(
+                    "SELECT {RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id \
+                     ORDER BY r.id DESC LIMIT ?"
+                ))
+                .bind(limit)
+                .fetch_all(&self.pool)
+                .await?
+            }
+        };
+        rows.iter().map(|r| rows::run(r, false)).collect()
+    }
+
+    /// One run with its output.
+    pub async fn run(&self, id: i64) -> Result<Option<Run>, StoreError> {
+        let row = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS}, r.stdout, r.stderr FROM runs r JOIN jobs j ON j.id = r.job_id \
+             WHERE r.id = ?"
+        ))
+        .bind(id)
+        .fetch_optional(&self.pool)
+        .await?;
+        row.map(|r| rows::run(&r, true)).transpose()
+    }
+
+    /// Deletes finished runs that ended before `before`, and job changes older than it.
+    pub async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
+        let runs = sqlx::query(
+            "DELETE FROM runs WHERE ended_at IS NOT NULL AND ended_at < ? \
+             AND state NOT IN ('scheduled', 'dispatched', 'running')",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(runs)
+    }
+
+    /// Drops change-log rows older than `before`, always keeping the newest one so the sequence
+    /// never goes back.
+    pub async fn prune_changes(&self, before: Millis) -> Result<(), StoreError> {
+        let last = self.last_change().await?;
+        sqlx::query("DELETE FROM job_changes WHERE at < ? AND seq < ?")
+            .bind(before)
+            .bind(last)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
+
+async fn log_change(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    job_id: i64,
+    at: Millis,
+) -> Result<(), StoreError> {
+    sqlx::query("INSERT INTO job_changes (job_id, at) VALUES (?, ?)")
+        .bind(job_id)
+        .bind(at)
+        .execute(&mut **tx)
+        .await?;
+    Ok(())
+}
+
+#[cfg(test)]
+mod tests;

@@ -1,0 +1,58 @@
+//! Row decoding, kept apart so the queries stay readable.
+
+use sqlx::any::AnyRow;
+use sqlx::Row;
+
+use super::StoreError;
+use crate::model::{Job, Run, RunState, Trigger};
+
+pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
+    Ok(Job {
+        id: r.try_get("id")?,
+        name: r.try_get("name")?,
+        schedule: r.try_get("schedule")?,
+        timezone: r.try_get("timezone")?,
+        command: r.try_get("command")?,
+        http_url: r.try_get("http_url")?,
+        timeout_secs: r.try_get("timeout_secs")?,
+        run_at: r.try_get("run_at")?,
+        paused: r.try_get::<i64, _>("paused")? != 0,
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
+}
+
+pub(super) fn run(r: &AnyRow, with_output: bool) -> Result<Run, StoreError> {
+    let state: String = r.try_get("state")?;
+    let state = RunState::parse(&state)
+        .ok_or_else(|| StoreError::Corrupt(format!("unknown run state `{state}`")))?;
+    let trigger: String = r.try_get("trigger_kind")?;
+    let (stdout, stderr) = if with_output {
+        (
+            Some(r.try_get::<Option<String>, _>("stdout")?.unwrap_or_default()),
+            Some(r.try_get::<Option<String>, _>("stderr")?.unwrap_or_default()),
+        )
+    } else {
+        (None, None)
+    };
+    Ok(Run {
+        id: r.try_get("id")?,
+        job_id: r.try_get("job_id")?,
+        job_name: r.try_get("job_name")?,
+        instant: r.try_get("instant")?,
+        trigger: Trigger::parse(&trigger),
+        state,
+        executor: r.try_get("executor")?,
+        pid: r.try_get("pid")?,
+        exit_code: r.try_get("exit_code")?,
+        error: r.try_get("error")?,
+        created_at: r.try_get("created_at")?,
+        dispatched_at: r.try_get("dispatched_at")?,
+        started_at: r.try_get("started_at")?,
+        ended_at: r.try_get("ended_at")?,
+        stdout,
+        stderr,
+        stdout_cut: r.try_get("stdout_cut")?,
+        stderr_cut: r.try_get("stderr_cut")?,
+    })
+}

@@ -1,0 +1,114 @@
+use super::*;
+use crate::model::JobSpec;
+
+/// A fresh SQLite store in its own temp dir, removed on drop.
+struct TempStore {
+    store: Store,
+    dir: std::path::PathBuf,
+}
+
+impl Drop for TempStore {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.dir);
+    }
+}
+
+async fn temp_store(tag: &str) -> TempStore {
+    let dir = std::env::temp_dir().join(format!("cronvisor-store-{tag}-{}", std::process::id()));
+    let _ = std::fs::remove_dir_all(&dir);
+    std::fs::create_dir_all(&dir).expect("temp dir");
+    let url = format!("sqlite://{}?mode=rwc", dir.join("t.db").display());
+    let store = Store::connect(&url, 2).await.expect("connect");
+    store.migrate().await.expect("migrate");
+    // Migrating twice is a no-op, as every start of `up` does it.
+    store.migrate().await.expect("migrate again");
+    TempStore { store, dir }
+}
+
+fn spec(name: &str) -> JobSpec {
+    JobSpec {
+        name: name.into(),
+        schedule: "* * * * * *".into(),
+        timezone: Some("UTC".into()),
+        command: Some("true".into()),
+        ..JobSpec::default()
+    }
+}
+
+#[tokio::test]
+async fn duplicate_job_name_is_a_conflict_and_stores_nothing() {
+    let t = temp_store("dup").await;
+    t.store.insert_job(&spec("a")).await.expect("first");
+    let err = t.store.insert_job(&spec("a")).await.expect_err("second");
+    assert!(matches!(err, StoreError::Conflict(ref f) if f.field == "name"), "{err}");
+    assert_eq!(t.store.jobs().await.expect("jobs").len(), 1);
+    // The failed insert rolled back its change-log row too.
+    assert_eq!(t.store.changes_since(0).await.expect("changes").0, vec![1]);
+}
+
+#[tokio::test]
+async fn an_instant_is_recorded_once() {
+    let t = temp_store("fence").await;
+    let job = t.store.insert_job(&spec("a")).await.expect("job");
+    let first = t
+        .store
+        .record_fire(job.id, 1_000, "", Trigger::Schedule, RunState::Dispatched)
+        .await
+        .expect("first");
+    assert!(matches!(first, Recorded::New(_)));
+    let again = t
+        .store
+        .record_fire(job.id, 1_000, "", Trigger::Schedule, RunState::Dispatched)
+        .await
+        .expect("again");
+    assert_eq!(again, Recorded::AlreadyFired);
+    // Another target (fan-out) is another run.
+    let other = t
+        .store
+        .record_fire(job.id, 1_000, "exec-2", Trigger::Schedule, RunState::Dispatched)
+        .await
+        .expect("other target");
+    assert!(matches!(other, Recorded::New(_)));
+}
+
+#[tokio::test]
+async fn a_manual_run_is_claimed_once() {
+    let t = temp_store("claim").await;
+    let job = t.store.insert_job(&spec("a")).await.expect("job");
+    let a = t.store.request_run(job.id).await.expect("a");
+    let b = t.store.request_run(job.id).await.expect("b");
+    assert_ne!(a, b);
+    assert_eq!(t.store.pending_manual_runs().await.expect("pending").len(), 2);
+    assert!(t.store.claim_run(a).await.expect("claim"));
+    assert!(!t.store.claim_run(a).await.expect("claim again"));
+}
+
+#[tokio::test]
+async fn a_final_state_is_never_overwritten() {
+    let t = temp_store("final").await;
+    let job = t.store.insert_job(&spec("a")).await.expect("job");
+    let Recorded::New(id) = t
+        .store
+        .record_fire(job.id, 5, "", Trigger::Schedule, RunState::Dispatched)
+        .await
+        .expect("fire")
+    else {
+        panic!("not new")
+    };
+    t.store.fail_run(id, "no executor").await.expect("fail");
+    t.store.mark_running(id, "x", Some(1), 6).await.expect("late running");
+    let run = t.store.run(id).await.expect("get").expect("exists");
+    assert_eq!(run.state, RunState::Failed);
+    assert_eq!(run.error.as_deref(), Some("no executor"));
+}
+
+#[tokio::test]
+async fn deleting_a_job_is_logged_for_dispatchers() {
+    let t = temp_store("delete").await;
+    let job = t.store.insert_job(&spec("a")).await.expect("job");
+    let (_, seq) = t.store.changes_since(0).await.expect("changes");
+    assert!(t.store.delete_job(job.id).await.expect("delete"));
+    let (ids, _) = t.store.changes_since(seq).await.expect("changes");
+    assert_eq!(ids, vec![job.id]);
+    assert!(t.store.job(job.id).await.expect("get").is_none());
+}

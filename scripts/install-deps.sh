@@ -1,0 +1,29 @@
+#!/usr/bin/env bash
+# Installs, idempotently, what the test suite needs on a fresh Debian 12 machine:
+# the real servers the integration harness starts (MariaDB now; etcd and Redis for cluster
+# mode), protoc for etcd-client's build, and sqlite3 for poking at a standalone store.
+set -euo pipefail
+
+pkgs=(mariadb-server mariadb-client etcd-server etcd-client redis-server
+      protobuf-compiler libprotobuf-dev sqlite3 procps)
+
+missing=()
+for p in "${pkgs[@]}"; do
+  dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q 'install ok installed' || missing+=("$p")
+done
+
+if [ "${#missing[@]}" -gt 0 ]; then
+  sudo=""
+  [ "$(id -u)" -ne 0 ] && sudo="sudo"
+  echo "install-deps: installing ${missing[*]}"
+  $sudo apt-get update -qq
+  # Packages must not start their services: the tests start every server themselves.
+  DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+else
+  echo "install-deps: all packages present"
+fi
+
+if ! command -v cargo-nextest >/dev/null 2>&1; then
+  echo "install-deps: installing cargo-nextest"
+  cargo install --locked cargo-nextest
+fi

@@ -1,0 +1,235 @@
+//! The command line. Every listing takes `--json`.
+
+use std::path::PathBuf;
+
+use clap::{Args, Parser, Subcommand};
+
+#[derive(Debug, Parser)]
+#[command(name = "cronvisor", version, about = "A distributed cron system with a hot-reloading supervisor")]
+pub struct Cli {
+    /// Config file (TOML). Without one, the built-in defaults (conf/standalone.toml) apply.
+    #[arg(long, global = true, env = "CRONVISOR_CONFIG")]
+    pub config: Option<PathBuf>,
+    /// Data dir (store, tokens, runtime files); overrides the config's `data_dir`.
+    #[arg(long, global = true, env = "CRONVISOR_DATA_DIR")]
+    pub data_dir: Option<PathBuf>,
+    /// Monitor API base URL for client commands; default: found in the data dir.
+    #[arg(long, global = true, env = "CRONVISOR_API_URL")]
+    pub api_url: Option<String>,
+    #[command(subcommand)]
+    pub command: Command,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum Command {
+    /// Start the supervisor and all roles (standalone: SQLite, one machine).
+    Up(UpArgs),
+    /// Run the dispatcher role (normally started by `up`).
+    Dispatcher,
+    /// Run the executor role (normally started by `up`).
+    Executor,
+    /// Run the monitor role: API and health checks (normally started by `up`).
+    Monitor,
+    /// Manage jobs.
+    #[command(subcommand)]
+    Job(JobCommand),
+    /// List runs, newest first.
+    Runs(RunsArgs),
+    /// Inspect one run.
+    #[command(subcommand)]
+    Run(RunCommand),
+    /// Print the next instants of a cron rule.
+    Next(NextArgs),
+    /// Show the supervisor's children and their state.
+    Status(JsonFlag),
+    /// Apply the store's schema migrations.
+    Migrate,
+    /// Configuration tools.
+    #[command(subcommand)]
+    Config(ConfigCommand),
+}
+
+#[derive(Debug, Args)]
+pub struct UpArgs {
+    /// Validate the config and exit without starting anything.
+    #[arg(long)]
+    pub check: bool,
+}
+
+#[derive(Debug, Args, Clone, Copy)]
+pub struct JsonFlag {
+    /// Machine-readable JSON output.
+    #[arg(long)]
+    pub json: bool,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum JobCommand {
+    /// Add a job.
+    Add(JobAddArgs),
+    /// List jobs.
+    List(JsonFlag),
+    /// Show one job (by name or id).
+    Show(JobRef),
+    /// Change a job's schedule, zone, command or timeout.
+    Edit(JobEditArgs),
+    /// Stop firing a job (it can still be run by hand).
+    Pause(JobRef),
+    /// Fire a paused job again.
+    Resume(JobRef),
+    /// Run a job now, once.
+    Run(JobRef),
+    /// Delete a job and its runs.
+    Delete(JobRef),
+}
+
+#[derive(Debug, Args)]
+pub struct JobRef {
+    /// Job name or id.
+    pub job: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct JobAddArgs {
+    #[arg(long)]
+    pub name: String,
+    /// Cron rule: 5 fields, 6 with seconds first, or a macro such as @hourly.
+    #[arg(long)]
+    pub schedule: String,
+    /// Shell command, run with `sh -c`.
+    #[arg(long)]
+    pub command: Option<String>,
+    /// IANA time zone of the rule; default: the config's `timezone`.
+    #[arg(long)]
+    pub tz: Option<String>,
+    /// Maximum runtime (e.g. 90, 90s, 5m, 2h). No default cap.
+    #[arg(long, value_parser = parse_duration_secs)]
+    pub timeout: Option<i64>,
+    /// Machine group or host to run on (cluster mode).
+    #[arg(long)]
+    pub run_at: Option<String>,
+    /// URL of an HTTP job (instead of --command).
+    #[arg(long)]
+    pub http_url: Option<String>,
+    /// Create the job paused.
+    #[arg(long)]
+    pub paused: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct JobEditArgs {
+    /// Job name or id.
+    pub job: String,
+    #[arg(long)]
+    pub schedule: Option<String>,
+    #[arg(long)]
+    pub command: Option<String>,
+    #[arg(long)]
+    pub tz: Option<String>,
+    #[arg(long, value_parser = parse_duration_secs)]
+    pub timeout: Option<i64>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct RunsArgs {
+    /// Only runs of this job (name or id).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// How many runs, newest first (1..=10000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub limit: i64,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum RunCommand {
+    /// State, times, exit code and output of one run.
+    Show(RunShowArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct RunShowArgs {
+    pub id: i64,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct NextArgs {
+    /// Cron rule, e.g. "0 30 2 * * *" or "*/5 * * * *".
+    pub rule: String,
+    /// IANA time zone; default: the config's `timezone`.
+    #[arg(long)]
+    pub tz: Option<String>,
+    /// How many instants.
+    #[arg(long, default_value_t = 5, value_parser = clap::value_parser!(u32).range(1..=10_000))]
+    pub count: u32,
+    /// Start after this instant (RFC 3339) instead of now.
+    #[arg(long, value_parser = parse_rfc3339)]
+    pub from: Option<chrono::DateTime<chrono::Utc>>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ConfigCommand {
+    /// Validate a config without starting anything.
+    Check,
+}
+
+/// "90", "90s", "5m", "2h", "1d" -> seconds.
+pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
+    let s = s.trim();
+    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
+        Some((i, _)) => (&s[..i], &s[i..]),
+        None => (s, "s"),
+    };
+    let n: i64 = num
+        .parse()
+        .map_err(|_| format!("`{s}` is not a duration (examples: 90, 90s, 5m, 2h)"))?;
+    let mult = match unit {
+        "s" => 1,
+        "m" => 60,
+        "h" => 3600,
+        "d" => 86_400,
+        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use s, m, h or d)")),
+    };
+    if n <= 0 {
+        return Err("must be positive".to_string());
+    }
+    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too long"))
+}
+
+fn parse_rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
+    chrono::DateTime::parse_from_rfc3339(s)
+        .map(|t| t.with_timezone(&chrono::Utc))
+        .map_err(|e| format!("`{s}` is not an RFC 3339 instant ({e}); example: 2026-03-07T12:00:00Z"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn durations() {
+        assert_eq!(parse_duration_secs("90"), Ok(90));
+        assert_eq!(parse_duration_secs("5m"), Ok(300));
+        assert_eq!(parse_duration_secs("2h"), Ok(7200));
+        assert!(parse_duration_secs("0").is_err());
+        assert!(parse_duration_secs("5x").is_err());
+        assert!(parse_duration_secs("abc").is_err());
+    }
+
+    #[test]
+    fn cli_is_consistent() {
+        use clap::CommandFactory;
+        Cli::command().debug_assert();
+    }
+}

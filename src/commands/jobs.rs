@@ -1,0 +1,179 @@
+//! `job ...`, `runs`, `run show`: clients of the monitor API.
+
+use std::process::ExitCode;
+
+use cronvisor_roles::model::{Job, Run};
+use hyper::Method;
+use serde_json::{json, Map, Value};
+
+use crate::api_client::{segment, Api};
+use crate::cli::{Cli, JobCommand, RunCommand, RunsArgs};
+use crate::print;
+
+fn api(cli: &Cli) -> anyhow::Result<Api> {
+    let config = super::load_config(cli)?;
+    Api::from_cli(cli, &config)
+}
+
+pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
+    let api = api(cli)?;
+    match cmd {
+        JobCommand::Add(a) => {
+            let mut body = Map::new();
+            body.insert("name".into(), json!(a.name));
+            body.insert("schedule".into(), json!(a.schedule));
+            let optional = [
+                ("command", a.command.as_ref().map(|v| json!(v))),
+                ("timezone", a.tz.as_ref().map(|v| json!(v))),
+                ("timeout_secs", a.timeout.map(|v| json!(v))),
+                ("run_at", a.run_at.as_ref().map(|v| json!(v))),
+                ("http_url", a.http_url.as_ref().map(|v| json!(v))),
+            ];
+            for (k, v) in optional {
+                if let Some(v) = v {
+                    body.insert(k.into(), v);
+                }
+            }
+            if a.paused {
+                body.insert("paused".into(), json!(true));
+            }
+            let job: Job = api
+                .call(Method::POST, "/api/v1/jobs", Some(Value::Object(body)))
+                .await?;
+            if a.out.json {
+                print::json(&job)?;
+            } else {
+                println!("job `{}` added (id {})", job.name, job.id);
+            }
+        }
+        JobCommand::List(out) => {
+            let jobs: Vec<Job> = api.call(Method::GET, "/api/v1/jobs", None).await?;
+            if out.json {
+                print::json(&jobs)?;
+            } else {
+                print::jobs(&jobs);
+            }
+        }
+        JobCommand::Show(r) => {
+            let job: Job = api
+                .call(Method::GET, &format!("/api/v1/jobs/{}", segment(&r.job)), None)
+                .await?;
+            if r.out.json {
+                print::json(&job)?;
+            } else {
+                print::job(&job);
+            }
+        }
+        JobCommand::Edit(e) => {
+            let mut body = Map::new();
+            let fields = [
+                ("schedule", e.schedule.as_ref().map(|v| json!(v))),
+                ("command", e.command.as_ref().map(|v| json!(v))),
+                ("timezone", e.tz.as_ref().map(|v| json!(v))),
+                ("timeout_secs", e.timeout.map(|v| json!(v))),
+            ];
+            for (k, v) in fields {
+                if let Some(v) = v {
+                    body.insert(k.into(), v);
+                }
+            }
+            if body.is_empty() {
+                anyhow::bail!("nothing to change: give --schedule, --command, --tz or --timeout");
+            }
+            let job: Job = api
+                .call(
+                    Method::PATCH,
+                    &format!("/api/v1/jobs/{}", segment(&e.job)),
+                    Some(Value::Object(body)),
+                )
+                .await?;
+            if e.out.json {
+                print::json(&job)?;
+            } else {
+                println!("job `{}` updated", job.name);
+            }
+        }
+        JobCommand::Pause(r) | JobCommand::Resume(r) => {
+            let verb = if matches!(cmd, JobCommand::Pause(_)) { "pause" } else { "resume" };
+            let job: Job = api
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/jobs/{}/{verb}", segment(&r.job)),
+                    None,
+                )
+                .await?;
+            if r.out.json {
+                print::json(&job)?;
+            } else {
+                println!(
+                    "job `{}` {}",
+                    job.name,
+                    if job.paused { "paused" } else { "active" }
+                );
+            }
+        }
+        JobCommand::Run(r) => {
+            let v: Value = api
+                .call(
+                    Method::POST,
+                    &format!("/api/v1/jobs/{}/run", segment(&r.job)),
+                    None,
+                )
+                .await?;
+            if r.out.json {
+                print::json(&v)?;
+            } else {
+                println!(
+                    "run {} of `{}` requested (see: cronvisor run show {})",
+                    v["run_id"], r.job, v["run_id"]
+                );
+            }
+        }
+        JobCommand::Delete(r) => {
+            api.call_raw(
+                Method::DELETE,
+                &format!("/api/v1/jobs/{}", segment(&r.job)),
+                None,
+            )
+            .await?;
+            if r.out.json {
+                print::json(&json!({"deleted": r.job}))?;
+            } else {
+                println!("job `{}` deleted", r.job);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn runs(cli: &Cli, args: &RunsArgs) -> anyhow::Result<ExitCode> {
+    let api = api(cli)?;
+    let mut path = format!("/api/v1/runs?limit={}", args.limit);
+    if let Some(j) = &args.job {
+        path.push_str(&format!("&job={}", segment(j)));
+    }
+    let runs: Vec<Run> = api.call(Method::GET, &path, None).await?;
+    if args.out.json {
+        print::json(&runs)?;
+    } else {
+        print::runs(&runs);
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn run(cli: &Cli, cmd: &RunCommand) -> anyhow::Result<ExitCode> {
+    let api = api(cli)?;
+    match cmd {
+        RunCommand::Show(a) => {
+            let run: Run = api
+                .call(Method::GET, &format!("/api/v1/runs/{}", a.id), None)
+                .await?;
+            if a.out.json {
+                print::json(&run)?;
+            } else {
+                print::run(&run);
+            }
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

@@ -1,0 +1,87 @@
+//! One module per group of subcommands.
+
+mod jobs;
+mod next;
+mod roles;
+mod status;
+mod up;
+
+use std::process::ExitCode;
+
+use anyhow::Context;
+use cronvisor_roles::config::Config;
+use cronvisor_supervisor::activation::Inherited;
+
+use crate::cli::{Cli, Command, ConfigCommand};
+
+/// The config of this invocation: file (or defaults), environment, then `--data-dir`.
+pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
+    let mut config = Config::load(cli.config.as_deref())?;
+    if let Some(d) = &cli.data_dir {
+        config.data_dir = d.clone();
+        config.validate()?;
+    }
+    Ok(config)
+}
+
+pub async fn run(cli: Cli, inherited: Inherited) -> anyhow::Result<ExitCode> {
+    match &cli.command {
+        Command::Up(args) => up::run(&cli, args, inherited).await,
+        Command::Dispatcher => roles::run(&cli, "dispatcher", inherited).await,
+        Command::Executor => roles::run(&cli, "executor", inherited).await,
+        Command::Monitor => roles::run(&cli, "monitor", inherited).await,
+        Command::Job(cmd) => jobs::job(&cli, cmd).await,
+        Command::Runs(args) => jobs::runs(&cli, args).await,
+        Command::Run(cmd) => jobs::run(&cli, cmd).await,
+        Command::Next(args) => next::run(&cli, args),
+        Command::Status(out) => status::run(&cli, *out),
+        Command::Migrate => {
+            let config = load_config(&cli)?;
+            let store = cronvisor_roles::store::Store::connect(&config.store_url(), 1)
+                .await
+                .context("connecting to the store")?;
+            store.migrate().await?;
+            println!("store migrated: {}", redact_url(&config.store_url()));
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Config(ConfigCommand::Check) => {
+            let config = load_config(&cli)?;
+            println!(
+                "config ok: {} (data dir {}, store {})",
+                cli.config
+                    .as_ref()
+                    .map(|p| p.display().to_string())
+                    .unwrap_or_else(|| "built-in defaults".into()),
+                config.data_dir.display(),
+                redact_url(&config.store_url())
+            );
+            Ok(ExitCode::SUCCESS)
+        }
+    }
+}
+
+/// A store URL fit for logs: the password is replaced.
+pub fn redact_url(url: &str) -> String {
+    match (url.find("://"), url.rfind('@')) {
+        (Some(s), Some(at)) if at > s => {
+            let creds = &url[s + 3..at];
+            match creds.split_once(':') {
+                Some((user, _)) => format!("{}{user}:***{}", &url[..s + 3], &url[at..]),
+                None => url.to_string(),
+            }
+        }
+        _ => url.to_string(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn passwords_are_redacted() {
+        assert_eq!(
+            super::redact_url("mysql://app:s3cret@127.0.0.1:3306/cron"),
+            "mysql://app:***@127.0.0.1:3306/cron"
+        );
+        assert_eq!(super::redact_url("sqlite://var/x.db"), "sqlite://var/x.db");
+    }
+}

@@ -1,0 +1,34 @@
+//! `cronvisor dispatcher|executor|monitor`: one role in this process.
+
+use std::process::ExitCode;
+
+use cronvisor_roles::config::ROLE_LISTENERS;
+use cronvisor_roles::runtime::{self, RoleContext};
+use cronvisor_supervisor::activation::Inherited;
+
+use crate::cli::Cli;
+
+pub async fn run(cli: &Cli, role: &'static str, mut inherited: Inherited) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(cli)?;
+    crate::logging::init(&config.log_format);
+    let listener = ROLE_LISTENERS
+        .iter()
+        .find(|(r, _)| *r == role)
+        .map(|(_, l)| *l)
+        .unwrap_or("api");
+    let shutdown = runtime::shutdown_on_signals()?;
+    let ctx = RoleContext::prepare(role, listener, config, &mut inherited).await?;
+    match role {
+        "dispatcher" => {
+            // The supervisor passes the local executor's address; started by hand, the config's.
+            let url = std::env::var("CRONVISOR_EXECUTOR_URL").unwrap_or_else(|_| {
+                let rpc = ctx.config.listeners.get("rpc").cloned().unwrap_or_default();
+                format!("http://{rpc}")
+            });
+            cronvisor_roles::dispatcher::run(ctx, shutdown, url).await?
+        }
+        "executor" => cronvisor_roles::executor::run(ctx, shutdown).await?,
+        _ => cronvisor_roles::monitor::run(ctx, shutdown).await?,
+    }
+    Ok(ExitCode::SUCCESS)
+}

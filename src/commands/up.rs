@@ -1,0 +1,144 @@
+//! `cronvisor up`: prepare the data dir (tokens, migrated store), open the listeners, and run
+//! the roles as supervised children until SIGTERM (drain) or SIGINT (fast).
+
+use std::ffi::OsString;
+use std::net::SocketAddr;
+use std::process::ExitCode;
+use std::time::Duration;
+
+use anyhow::Context;
+use cronvisor_roles::config::{Config, ROLE_LISTENERS};
+use cronvisor_roles::store::Store;
+use cronvisor_roles::tokens;
+use cronvisor_supervisor::activation::Inherited;
+use cronvisor_supervisor::{ChildSpec, ListenerSpec, Listeners, Settings, Stop};
+use tokio::signal::unix::{signal, SignalKind};
+use tokio::sync::watch;
+
+use crate::cli::{Cli, UpArgs};
+
+pub async fn run(cli: &Cli, args: &UpArgs, mut inherited: Inherited) -> anyhow::Result<ExitCode> {
+    let config = super::load_config(cli)?;
+    if args.check {
+        println!("config ok");
+        return Ok(ExitCode::SUCCESS);
+    }
+    crate::logging::init(&config.log_format);
+
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let data_dir = config
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("resolving data dir {}", config.data_dir.display()))?;
+    let config = Config {
+        data_dir: data_dir.clone(),
+        ..config
+    };
+    tokens::ensure(&data_dir, tokens::API)?;
+    tokens::ensure(&data_dir, tokens::RPC)?;
+
+    let store_url = config.store_url();
+    let store = Store::connect(&store_url, 1)
+        .await
+        .with_context(|| format!("opening the store {}", super::redact_url(&store_url)))?;
+    store.migrate().await.context("migrating the store")?;
+    store.close().await;
+
+    let specs: Vec<ListenerSpec> = config
+        .listeners
+        .iter()
+        .map(|(name, addr)| {
+            Ok(ListenerSpec {
+                name: name.clone(),
+                addr: addr.parse::<SocketAddr>()?,
+            })
+        })
+        .collect::<Result<_, std::net::AddrParseError>>()?;
+    let listeners = Listeners::open(&specs, &mut inherited)?;
+    let endpoints: serde_json::Map<String, serde_json::Value> = listeners
+        .addrs()
+        .into_iter()
+        .map(|(n, a, _)| (n, serde_json::Value::String(a.to_string())))
+        .collect();
+    let endpoints_path = data_dir.join("endpoints.json");
+    std::fs::write(&endpoints_path, serde_json::to_vec_pretty(&endpoints)?)
+        .with_context(|| format!("writing {}", endpoints_path.display()))?;
+    for (name, addr, adopted) in listeners.addrs() {
+        tracing::info!(listener = %name, %addr, source = if adopted { "systemd" } else { "bound" }, "listener open");
+    }
+
+    let program = std::env::current_exe().context("locating the cronvisor binary")?;
+    let mut common: Vec<OsString> = vec!["--data-dir".into(), data_dir.clone().into()];
+    if let Some(c) = &cli.config {
+        let c = c.canonicalize().with_context(|| format!("resolving {}", c.display()))?;
+        common.push("--config".into());
+        common.push(c.into());
+    }
+    let rpc_addr = listeners.addr("rpc").map(|a| a.to_string()).unwrap_or_default();
+    let children = ROLE_LISTENERS
+        .iter()
+        .map(|(role, listener)| {
+            let mut args: Vec<OsString> = vec![(*role).into()];
+            args.extend(common.iter().cloned());
+            let env = if *role == "dispatcher" {
+                vec![("CRONVISOR_EXECUTOR_URL".to_string(), format!("http://{rpc_addr}"))]
+            } else {
+                Vec::new()
+            };
+            ChildSpec {
+                role: (*role).to_string(),
+                program: program.clone(),
+                args,
+                env,
+                listeners: vec![(*listener).to_string()],
+            }
+        })
+        .collect();
+    let s = &config.supervisor;
+    let settings = Settings {
+        children,
+        run_dir: data_dir.join("run"),
+        ready_timeout: Duration::from_secs(s.ready_timeout_secs),
+        drain_timeout: Duration::from_secs(s.drain_timeout_secs),
+        fast_stop_timeout: Duration::from_secs(5),
+        backoff_initial: Duration::from_millis(s.restart_backoff_initial_ms),
+        backoff_max: Duration::from_millis(s.restart_backoff_max_ms),
+        version: env!("CARGO_PKG_VERSION").to_string(),
+    };
+
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        loop {
+            let how = tokio::select! {
+                _ = term.recv() => Stop::Graceful,
+                _ = int.recv() => Stop::Fast,
+            };
+            tracing::info!(?how, "supervisor stopping");
+            cronvisor_roles::runtime::notify_stopping();
+            if stop_tx.send(Some(how)).is_err() {
+                return;
+            }
+        }
+    });
+
+    let api = listeners.addr("api").map(|a| a.to_string()).unwrap_or_default();
+    let data_shown = data_dir.display().to_string();
+    let store_shown = super::redact_url(&store_url);
+    cronvisor_supervisor::run(settings, listeners, stop_rx, move |status| {
+        tracing::info!(
+            api = %format!("http://{api}/api/v1"),
+            data_dir = %data_shown,
+            store = %store_shown,
+            token = %format!("{data_shown}/{}", tokens::API),
+            children = status.children.len(),
+            "cronvisor is up"
+        );
+        cronvisor_roles::runtime::notify_ready("all roles ready");
+    })
+    .await?;
+    tracing::info!("cronvisor stopped");
+    Ok(ExitCode::SUCCESS)
+}

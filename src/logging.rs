@@ -1,0 +1,16 @@
+//! Logs: human-readable on stderr by default, JSON lines with `log_format = "json"`.
+//! `RUST_LOG` filters (default `info`).
+
+use tracing_subscriber::EnvFilter;
+
+pub fn init(format: &str) {
+    let filter = EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if format == "json" {
+        builder.json().try_init()
+    } else {
+        builder.try_init()
+    };
+}

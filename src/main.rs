@@ -1,0 +1,50 @@
+//! `cronvisor`: one binary for the supervisor (`up`), the three roles, and the CLI that talks
+//! to the monitor's API.
+
+mod api_client;
+mod cli;
+mod commands;
+mod logging;
+mod print;
+
+use std::process::ExitCode;
+
+use clap::Parser;
+
+use cli::{Cli, Command};
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    // Sockets inherited by `LISTEN_FDS` are taken before any thread exists: adopting them edits
+    // the environment.
+    let inherited = match &cli.command {
+        Command::Up(_) | Command::Dispatcher | Command::Executor | Command::Monitor => {
+            match cronvisor_supervisor::activation::Inherited::from_env() {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("error: inherited sockets: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
+        _ => cronvisor_supervisor::activation::Inherited::default(),
+    };
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(2)
+        .enable_all()
+        .build()
+    {
+        Ok(rt) => rt,
+        Err(e) => {
+            eprintln!("error: cannot start the async runtime: {e}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(commands::run(cli, inherited)) {
+        Ok(code) => code,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

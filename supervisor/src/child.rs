@@ -1,0 +1,97 @@
+//! Spawning one role child: its own sockets at fds 3.. (`LISTEN_FDS`/`LISTEN_FDNAMES`), a
+//! private `NOTIFY_SOCKET`, and a parent-death signal so it never outlives the supervisor.
+
+use std::ffi::OsString;
+use std::path::{Path, PathBuf};
+
+use command_fds::{CommandFdExt, FdMapping};
+use tokio::process::{Child, Command};
+
+use crate::listeners::Listeners;
+
+/// How to start one role.
+#[derive(Debug, Clone)]
+pub struct ChildSpec {
+    /// Role name, for logs and status (`dispatcher`, `executor`, `monitor`).
+    pub role: String,
+    pub program: PathBuf,
+    pub args: Vec<OsString>,
+    pub env: Vec<(String, String)>,
+    /// Names of the supervisor's listeners this child gets, in fd order from 3.
+    pub listeners: Vec<String>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum SpawnError {
+    #[error("{role}: no listener named `{name}`")]
+    NoListener { role: String, name: String },
+    #[error("{role}: duplicating listener `{name}`: {source}")]
+    Dup {
+        role: String,
+        name: String,
+        source: std::io::Error,
+    },
+    #[error("{role}: two listeners mapped to the same fd")]
+    Collision { role: String },
+    #[error("{role}: cannot start {program}: {source}")]
+    Exec {
+        role: String,
+        program: String,
+        source: std::io::Error,
+    },
+}
+
+pub fn spawn(spec: &ChildSpec, listeners: &Listeners, notify: &Path) -> Result<Child, SpawnError> {
+    let mut mappings = Vec::with_capacity(spec.listeners.len());
+    for (i, name) in spec.listeners.iter().enumerate() {
+        let fd = listeners
+            .dup(name)
+            .ok_or_else(|| SpawnError::NoListener {
+                role: spec.role.clone(),
+                name: name.clone(),
+            })?
+            .map_err(|source| SpawnError::Dup {
+                role: spec.role.clone(),
+                name: name.clone(),
+                source,
+            })?;
+        mappings.push(FdMapping {
+            parent_fd: fd,
+            child_fd: 3 + i as i32,
+        });
+    }
+    let mut cmd = Command::new(&spec.program);
+    cmd.args(&spec.args)
+        .envs(spec.env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
+        .env_remove("LISTEN_PID")
+        .env("LISTEN_FDS", spec.listeners.len().to_string())
+        .env("LISTEN_FDNAMES", spec.listeners.join(":"))
+        .env("NOTIFY_SOCKET", notify)
+        .kill_on_drop(true);
+    cmd.fd_mappings(mappings)
+        .map_err(|_| SpawnError::Collision {
+            role: spec.role.clone(),
+        })?;
+    let parent = std::process::id();
+    // SAFETY: the closure runs in the forked child before exec and only calls async-signal-safe
+    // functions (prctl, getppid, _exit-free returns); it allocates nothing.
+    unsafe {
+        cmd.pre_exec(move || {
+            // If the supervisor dies (even by SIGKILL) the child is told to stop, so no role
+            // outlives it as an orphan.
+            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
+                return Err(std::io::Error::last_os_error());
+            }
+            // The parent may have died between fork and prctl: then nobody would signal us.
+            if libc::getppid() as u32 != parent {
+                return Err(std::io::Error::other("supervisor exited during spawn"));
+            }
+            Ok(())
+        });
+    }
+    cmd.spawn().map_err(|source| SpawnError::Exec {
+        role: spec.role.clone(),
+        program: spec.program.display().to_string(),
+        source,
+    })
+}

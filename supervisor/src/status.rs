@@ -1,0 +1,89 @@
+//! What the supervisor knows about its children, kept in memory and mirrored to a JSON file
+//! (`<data_dir>/run/status.json`) that `cronvisor status` and tests read.
+
+use std::path::PathBuf;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ChildStatus {
+    pub role: String,
+    pub pid: Option<u32>,
+    pub generation: u64,
+    pub ready: bool,
+    /// Milliseconds since the epoch when the current process started.
+    pub started_at: i64,
+    pub restarts: u64,
+    pub last_exit: Option<String>,
+    pub status: Option<String>,
+}
+
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct Status {
+    pub pid: u32,
+    pub version: String,
+    pub generation: u64,
+    pub phase: String,
+    pub listeners: Vec<(String, String)>,
+    pub children: Vec<ChildStatus>,
+}
+
+#[derive(Debug)]
+pub struct StatusBoard {
+    inner: Mutex<Status>,
+    path: PathBuf,
+}
+
+fn now_millis() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+impl StatusBoard {
+    pub fn new(path: PathBuf, status: Status) -> StatusBoard {
+        let board = StatusBoard {
+            inner: Mutex::new(status),
+            path,
+        };
+        board.update(|_| {});
+        board
+    }
+
+    /// Applies `f` and rewrites the file atomically (write, then rename).
+    pub fn update(&self, f: impl FnOnce(&mut Status)) {
+        let Ok(mut s) = self.inner.lock() else {
+            return;
+        };
+        f(&mut s);
+        let Ok(text) = serde_json::to_vec_pretty(&*s) else {
+            return;
+        };
+        let tmp = self.path.with_extension("json.tmp");
+        if std::fs::write(&tmp, text).is_ok() {
+            let _ = std::fs::rename(&tmp, &self.path);
+        }
+    }
+
+    pub fn child(&self, role: &str, f: impl FnOnce(&mut ChildStatus)) {
+        self.update(|s| {
+            if let Some(c) = s.children.iter_mut().find(|c| c.role == role) {
+                f(c);
+            }
+        });
+    }
+
+    pub fn started(&self, role: &str, pid: Option<u32>) {
+        self.child(role, |c| {
+            c.pid = pid;
+            c.ready = false;
+            c.started_at = now_millis();
+        });
+    }
+
+    pub fn snapshot(&self) -> Option<Status> {
+        self.inner.lock().ok().map(|s| s.clone())
+    }
+}
