@@ -5,7 +5,11 @@ use std::path::PathBuf;
 use clap::{Args, Parser, Subcommand};
 
 #[derive(Debug, Parser)]
-#[command(name = "cronvisor", version, about = "A distributed cron system with a hot-reloading supervisor")]
+#[command(
+    name = "cronvisor",
+    version,
+    about = "A distributed cron system with a hot-reloading supervisor"
+)]
 pub struct Cli {
     /// Config file (TOML). Without one, the built-in defaults (conf/standalone.toml) apply.
     #[arg(long, global = true, env = "CRONVISOR_CONFIG")]
@@ -204,13 +208,16 @@ pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
     if n <= 0 {
         return Err("must be positive".to_string());
     }
-    n.checked_mul(mult).ok_or_else(|| format!("`{s}` is too long"))
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("`{s}` is too long"))
 }
 
 fn parse_rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
-        .map_err(|e| format!("`{s}` is not an RFC 3339 instant ({e}); example: 2026-03-07T12:00:00Z"))
+        .map_err(|e| {
+            format!("`{s}` is not an RFC 3339 instant ({e}); example: 2026-03-07T12:00:00Z")
+        })
 }
 
 #[cfg(test)]

@@ -65,9 +65,14 @@ pub fn job(j: &Job) {
     println!("command:   {}", j.command.as_deref().unwrap_or("-"));
     println!(
         "timeout:   {}",
-        j.timeout_secs.map(|t| format!("{t} s")).unwrap_or_else(|| "none".into())
+        j.timeout_secs
+            .map(|t| format!("{t} s"))
+            .unwrap_or_else(|| "none".into())
     );
-    println!("run_at:    {}", j.run_at.as_deref().unwrap_or("any executor"));
+    println!(
+        "run_at:    {}",
+        j.run_at.as_deref().unwrap_or("any executor")
+    );
     println!("state:     {}", if j.paused { "paused" } else { "active" });
     println!("created:   {}", time(Some(j.created_at)));
     println!("updated:   {}", time(Some(j.updated_at)));
@@ -75,7 +80,9 @@ pub fn job(j: &Job) {
 
 pub fn runs(runs: &[Run]) {
     table(
-        &["ID", "JOB", "INSTANT", "TRIGGER", "STATE", "EXIT", "STARTED", "ENDED"],
+        &[
+            "ID", "JOB", "INSTANT", "TRIGGER", "STATE", "EXIT", "STARTED", "ENDED",
+        ],
         runs.iter()
             .map(|r| {
                 vec![
@@ -84,7 +91,9 @@ pub fn runs(runs: &[Run]) {
                     time(Some(r.instant)),
                     r.trigger.as_str().into(),
                     r.state.as_str().into(),
-                    r.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()),
+                    r.exit_code
+                        .map(|c| c.to_string())
+                        .unwrap_or_else(|| "-".into()),
                     time(r.started_at),
                     time(r.ended_at),
                 ]
@@ -100,8 +109,16 @@ pub fn run(r: &Run) {
     println!("trigger:    {}", r.trigger.as_str());
     println!("state:      {}", r.state.as_str());
     println!("executor:   {}", r.executor.as_deref().unwrap_or("-"));
-    println!("pid:        {}", r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()));
-    println!("exit code:  {}", r.exit_code.map(|c| c.to_string()).unwrap_or_else(|| "-".into()));
+    println!(
+        "pid:        {}",
+        r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+    );
+    println!(
+        "exit code:  {}",
+        r.exit_code
+            .map(|c| c.to_string())
+            .unwrap_or_else(|| "-".into())
+    );
     if let Some(e) = &r.error {
         println!("error:      {e}");
     }
@@ -114,7 +131,11 @@ pub fn run(r: &Run) {
         ("stderr", &r.stderr, r.stderr_cut),
     ] {
         let text = text.as_deref().unwrap_or("");
-        let note = if cut > 0 { format!(" ({cut} bytes cut)") } else { String::new() };
+        let note = if cut > 0 {
+            format!(" ({cut} bytes cut)")
+        } else {
+            String::new()
+        };
         println!("--- {name}{note} ---");
         print!("{text}");
         if !text.is_empty() && !text.ends_with('\n') {

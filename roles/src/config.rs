@@ -261,9 +261,8 @@ impl Config {
                 ));
             }
         }
-        if !self.store.url.is_empty()
-            && !(self.store.url.starts_with("sqlite:") || self.store.url.starts_with("mysql:"))
-        {
+        let url = &self.store.url;
+        if !(url.is_empty() || url.starts_with("sqlite:") || url.starts_with("mysql:")) {
             return Err(invalid(
                 "store.url",
                 "must start with `sqlite:` or `mysql:`",
@@ -274,9 +273,13 @@ impl Config {
         }
         let s = &self.supervisor;
         if s.ready_timeout_secs == 0 {
-            return Err(invalid("supervisor.ready_timeout_secs", "must be at least 1"));
+            return Err(invalid(
+                "supervisor.ready_timeout_secs",
+                "must be at least 1",
+            ));
         }
-        if s.restart_backoff_initial_ms == 0 || s.restart_backoff_max_ms < s.restart_backoff_initial_ms
+        if s.restart_backoff_initial_ms == 0
+            || s.restart_backoff_max_ms < s.restart_backoff_initial_ms
         {
             return Err(invalid(
                 "supervisor.restart_backoff_max_ms",
@@ -298,7 +301,10 @@ impl Config {
     /// The store URL, defaulting to SQLite under the data dir.
     pub fn store_url(&self) -> String {
         if self.store.url.is_empty() {
-            format!("sqlite://{}?mode=rwc", self.data_dir.join("cronvisor.db").display())
+            format!(
+                "sqlite://{}?mode=rwc",
+                self.data_dir.join("cronvisor.db").display()
+            )
         } else {
             self.store.url.clone()
         }
@@ -324,15 +330,25 @@ mod tests {
 
     #[test]
     fn bad_values_name_the_key() {
-        let mut c = Config::default();
-        c.timezone = "Mars/Olympus".into();
+        let c = Config {
+            timezone: "Mars/Olympus".into(),
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("`timezone`"));
         let mut c = Config::default();
         c.listeners.insert("api".into(), "localhost".into());
-        assert!(c.validate().unwrap_err().to_string().contains("listeners.api"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("listeners.api"));
         let mut c = Config::default();
         c.listeners.remove("rpc");
-        assert!(c.validate().unwrap_err().to_string().contains("listeners.rpc"));
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("listeners.rpc"));
     }
 
     #[test]

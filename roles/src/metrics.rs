@@ -46,7 +46,13 @@ impl Metrics {
         })
     }
 
-    fn add(&self, name: &'static str, labels: &str, help: &'static str, kind: &'static str) -> Arc<Metric> {
+    fn add(
+        &self,
+        name: &'static str,
+        labels: &str,
+        help: &'static str,
+        kind: &'static str,
+    ) -> Arc<Metric> {
         let m = Arc::new(Metric {
             name,
             labels: labels.to_string(),
@@ -109,11 +115,21 @@ mod tests {
     #[test]
     fn renders_prometheus_text() {
         let m = Metrics::new("executor");
-        let c = m.counter("cronvisor_runs_total", "state=\"failed\"", "Runs by final state.");
+        let c = m.counter(
+            "cronvisor_runs_total",
+            "state=\"failed\"",
+            "Runs by final state.",
+        );
         c.inc();
         c.inc();
         let text = m.render();
-        assert!(text.contains("# TYPE cronvisor_runs_total counter"), "{text}");
-        assert!(text.contains("cronvisor_runs_total{role=\"executor\",state=\"failed\"} 2"), "{text}");
+        assert!(
+            text.contains("# TYPE cronvisor_runs_total counter"),
+            "{text}"
+        );
+        assert!(
+            text.contains("cronvisor_runs_total{role=\"executor\",state=\"failed\"} 2"),
+            "{text}"
+        );
     }
 }

@@ -88,7 +88,10 @@ pub fn validate_name(name: &str) -> Result<(), FieldError> {
         return Err(FieldError::new("name", "must not be empty"));
     }
     if name.len() > MAX_NAME {
-        return Err(FieldError::new("name", format!("longer than {MAX_NAME} bytes")));
+        return Err(FieldError::new(
+            "name",
+            format!("longer than {MAX_NAME} bytes"),
+        ));
     }
     if !name
         .chars()
@@ -137,7 +140,10 @@ fn validate_command(command: &str) -> Result<(), FieldError> {
 
 fn validate_timeout(timeout: Option<i64>) -> Result<(), FieldError> {
     match timeout {
-        Some(t) if t <= 0 => Err(FieldError::new("timeout_secs", "must be a positive number of seconds")),
+        Some(t) if t <= 0 => Err(FieldError::new(
+            "timeout_secs",
+            "must be a positive number of seconds",
+        )),
         _ => Ok(()),
     }
 }
@@ -146,7 +152,10 @@ impl JobSpec {
     /// Checks every field and fills in the default zone. Nothing is stored for a spec that fails.
     pub fn validate(mut self, default_tz: &str) -> Result<JobSpec, FieldError> {
         validate_name(&self.name)?;
-        let tz = self.timezone.take().unwrap_or_else(|| default_tz.to_string());
+        let tz = self
+            .timezone
+            .take()
+            .unwrap_or_else(|| default_tz.to_string());
         validate_schedule(&self.schedule, &tz)?;
         self.timezone = Some(tz);
         match (&self.command, &self.http_url) {
@@ -345,14 +354,62 @@ mod tests {
     #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(JobSpec, &str)> = vec![
-            (JobSpec { name: String::new(), ..spec() }, "name"),
-            (JobSpec { name: "a b".into(), ..spec() }, "name"),
-            (JobSpec { name: "42".into(), ..spec() }, "name"),
-            (JobSpec { schedule: "nope".into(), ..spec() }, "schedule"),
-            (JobSpec { timezone: Some("Nowhere/Town".into()), ..spec() }, "timezone"),
-            (JobSpec { command: Some("  ".into()), ..spec() }, "command"),
-            (JobSpec { command: None, ..spec() }, "command"),
-            (JobSpec { timeout_secs: Some(0), ..spec() }, "timeout_secs"),
+            (
+                JobSpec {
+                    name: String::new(),
+                    ..spec()
+                },
+                "name",
+            ),
+            (
+                JobSpec {
+                    name: "a b".into(),
+                    ..spec()
+                },
+                "name",
+            ),
+            (
+                JobSpec {
+                    name: "42".into(),
+                    ..spec()
+                },
+                "name",
+            ),
+            (
+                JobSpec {
+                    schedule: "nope".into(),
+                    ..spec()
+                },
+                "schedule",
+            ),
+            (
+                JobSpec {
+                    timezone: Some("Nowhere/Town".into()),
+                    ..spec()
+                },
+                "timezone",
+            ),
+            (
+                JobSpec {
+                    command: Some("  ".into()),
+                    ..spec()
+                },
+                "command",
+            ),
+            (
+                JobSpec {
+                    command: None,
+                    ..spec()
+                },
+                "command",
+            ),
+            (
+                JobSpec {
+                    timeout_secs: Some(0),
+                    ..spec()
+                },
+                "timeout_secs",
+            ),
         ];
         for (s, field) in cases {
             let err = s.validate("UTC").expect_err(field);

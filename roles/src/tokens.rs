@@ -11,7 +11,9 @@ pub const RPC: &str = "rpc.token";
 
 #[derive(Debug, thiserror::Error)]
 pub enum TokenError {
-    #[error("cannot read token {path}: {source} (is the data dir right? `cronvisor up` creates it)")]
+    #[error(
+        "cannot read token {path}: {source} (is the data dir right? `cronvisor up` creates it)"
+    )]
     Read {
         path: String,
         source: std::io::Error,

@@ -56,7 +56,11 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
         }
         JobCommand::Show(r) => {
             let job: Job = api
-                .call(Method::GET, &format!("/api/v1/jobs/{}", segment(&r.job)), None)
+                .call(
+                    Method::GET,
+                    &format!("/api/v1/jobs/{}", segment(&r.job)),
+                    None,
+                )
                 .await?;
             if r.out.json {
                 print::json(&job)?;
@@ -94,7 +98,11 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
             }
         }
         JobCommand::Pause(r) | JobCommand::Resume(r) => {
-            let verb = if matches!(cmd, JobCommand::Pause(_)) { "pause" } else { "resume" };
+            let verb = if matches!(cmd, JobCommand::Pause(_)) {
+                "pause"
+            } else {
+                "resume"
+            };
             let job: Job = api
                 .call(
                     Method::POST,

@@ -8,7 +8,11 @@ use cronvisor_supervisor::activation::Inherited;
 
 use crate::cli::Cli;
 
-pub async fn run(cli: &Cli, role: &'static str, mut inherited: Inherited) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    cli: &Cli,
+    role: &'static str,
+    mut inherited: Inherited,
+) -> anyhow::Result<ExitCode> {
     let config = super::load_config(cli)?;
     crate::logging::init(&config.log_format);
     let listener = ROLE_LISTENERS

@@ -11,10 +11,14 @@ use crate::cli::{Cli, JsonFlag};
 pub fn run(cli: &Cli, out: JsonFlag) -> anyhow::Result<ExitCode> {
     let config = super::load_config(cli)?;
     let path = config.data_dir.join("run").join("status.json");
-    let bytes = std::fs::read(&path)
-        .with_context(|| format!("reading {} (is cronvisor up with this data dir?)", path.display()))?;
-    let status: Status = serde_json::from_slice(&bytes)
-        .with_context(|| format!("decoding {}", path.display()))?;
+    let bytes = std::fs::read(&path).with_context(|| {
+        format!(
+            "reading {} (is cronvisor up with this data dir?)",
+            path.display()
+        )
+    })?;
+    let status: Status =
+        serde_json::from_slice(&bytes).with_context(|| format!("decoding {}", path.display()))?;
     let alive = std::path::Path::new(&format!("/proc/{}", status.pid)).exists();
     if out.json {
         crate::print::json(&status)?;
@@ -33,7 +37,15 @@ pub fn run(cli: &Cli, out: JsonFlag) -> anyhow::Result<ExitCode> {
     }
     let now = chrono::Utc::now().timestamp_millis();
     crate::print::table(
-        &["ROLE", "PID", "GEN", "READY", "UPTIME", "RESTARTS", "LAST EXIT"],
+        &[
+            "ROLE",
+            "PID",
+            "GEN",
+            "READY",
+            "UPTIME",
+            "RESTARTS",
+            "LAST EXIT",
+        ],
         status
             .children
             .iter()

@@ -71,18 +71,26 @@ pub async fn run(cli: &Cli, args: &UpArgs, mut inherited: Inherited) -> anyhow::
     let program = std::env::current_exe().context("locating the cronvisor binary")?;
     let mut common: Vec<OsString> = vec!["--data-dir".into(), data_dir.clone().into()];
     if let Some(c) = &cli.config {
-        let c = c.canonicalize().with_context(|| format!("resolving {}", c.display()))?;
+        let c = c
+            .canonicalize()
+            .with_context(|| format!("resolving {}", c.display()))?;
         common.push("--config".into());
         common.push(c.into());
     }
-    let rpc_addr = listeners.addr("rpc").map(|a| a.to_string()).unwrap_or_default();
+    let rpc_addr = listeners
+        .addr("rpc")
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let children = ROLE_LISTENERS
         .iter()
         .map(|(role, listener)| {
             let mut args: Vec<OsString> = vec![(*role).into()];
             args.extend(common.iter().cloned());
             let env = if *role == "dispatcher" {
-                vec![("CRONVISOR_EXECUTOR_URL".to_string(), format!("http://{rpc_addr}"))]
+                vec![(
+                    "CRONVISOR_EXECUTOR_URL".to_string(),
+                    format!("http://{rpc_addr}"),
+                )]
             } else {
                 Vec::new()
             };
@@ -124,7 +132,10 @@ pub async fn run(cli: &Cli, args: &UpArgs, mut inherited: Inherited) -> anyhow::
         }
     });
 
-    let api = listeners.addr("api").map(|a| a.to_string()).unwrap_or_default();
+    let api = listeners
+        .addr("api")
+        .map(|a| a.to_string())
+        .unwrap_or_default();
     let data_shown = data_dir.display().to_string();
     let store_shown = super::redact_url(&store_url);
     cronvisor_supervisor::run(settings, listeners, stop_rx, move |status| {

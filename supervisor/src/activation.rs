@@ -57,7 +57,9 @@ impl Inherited {
             .map_err(|_| ActivationError::BadCount(count.clone()))?;
         let names: Vec<String> = match names {
             Some(s) if !s.is_empty() => s.split(':').map(str::to_string).collect(),
-            _ => (0..n).map(|i| format!("fd{}", FIRST_FD as usize + i)).collect(),
+            _ => (0..n)
+                .map(|i| format!("fd{}", FIRST_FD as usize + i))
+                .collect(),
         };
         if names.len() != n {
             return Err(ActivationError::NameCount {

@@ -43,7 +43,10 @@ pub struct Listeners {
 
 impl Listeners {
     /// Adopts each spec's socket from `inherited` by name, or binds it.
-    pub fn open(specs: &[ListenerSpec], inherited: &mut Inherited) -> Result<Listeners, ListenError> {
+    pub fn open(
+        specs: &[ListenerSpec],
+        inherited: &mut Inherited,
+    ) -> Result<Listeners, ListenError> {
         let mut items = Vec::with_capacity(specs.len());
         for spec in specs {
             let (listener, adopted) = match inherited.take(&spec.name) {
@@ -57,10 +60,12 @@ impl Listeners {
                     false,
                 ),
             };
-            let addr = listener.local_addr().map_err(|source| ListenError::Socket {
-                name: spec.name.clone(),
-                source,
-            })?;
+            let addr = listener
+                .local_addr()
+                .map_err(|source| ListenError::Socket {
+                    name: spec.name.clone(),
+                    source,
+                })?;
             items.push(Bound {
                 name: spec.name.clone(),
                 listener,

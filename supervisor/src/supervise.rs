@@ -90,7 +90,10 @@ pub async fn run(
             })
             .collect(),
     };
-    let board = Arc::new(StatusBoard::new(settings.run_dir.join("status.json"), status));
+    let board = Arc::new(StatusBoard::new(
+        settings.run_dir.join("status.json"),
+        status,
+    ));
     let listeners = Arc::new(listeners);
     let settings = Arc::new(settings);
     let (ready_tx, mut ready_rx) = mpsc::channel::<String>(16);
@@ -162,7 +165,10 @@ async fn supervise_child(
         let outcome = match NotifySocket::bind(&notify_path) {
             Ok(notify) => match spawn(&spec, &listeners, notify.path()) {
                 Ok(child) => {
-                    run_child(child, &notify, &role, &settings, &board, &mut stop, &ready_tx).await
+                    run_child(
+                        child, &notify, &role, &settings, &board, &mut stop, &ready_tx,
+                    )
+                    .await
                 }
                 Err(e) => Exit::Failed(e.to_string(), Duration::ZERO),
             },
@@ -278,7 +284,12 @@ async fn stop_child(child: &mut Child, role: &str, how: Stop, settings: &Setting
     match tokio::time::timeout(limit, child.wait()).await {
         Ok(status) => tracing::info!(role, pid, status = ?status.ok(), "role stopped"),
         Err(_) => {
-            tracing::warn!(role, pid, limit_s = limit.as_secs(), "role did not stop in time; killing it");
+            tracing::warn!(
+                role,
+                pid,
+                limit_s = limit.as_secs(),
+                "role did not stop in time; killing it"
+            );
             signal(pid, Signal::SIGKILL);
             let _ = child.wait().await;
         }

@@ -1,1 +1,10 @@
+//! Black-box tests of the `cronvisor` binary: each starts the real supervisor with `up` in its
+//! own temp dir on free loopback ports, and drives it through the CLI and the HTTP API.
 
+mod harness;
+
+mod bad_input;
+mod firing;
+mod lifecycle;
+mod mysql;
+mod output;

@@ -38,7 +38,11 @@ impl Firer {
             token,
             client: HttpClient::new(Duration::from_secs(10)),
             delivery_timeout,
-            fired: metrics.counter("cronvisor_fires_total", "", "Runs this dispatcher recorded and sent."),
+            fired: metrics.counter(
+                "cronvisor_fires_total",
+                "",
+                "Runs this dispatcher recorded and sent.",
+            ),
             duplicates: metrics.counter(
                 "cronvisor_fire_duplicates_total",
                 "",
@@ -89,7 +93,13 @@ impl Firer {
     }
 
     /// Fires a manual run requested through the API, once claimed.
-    pub async fn fire_manual(&self, run_id: i64, job_id: i64, job: Option<Arc<Job>>, instant: Millis) {
+    pub async fn fire_manual(
+        &self,
+        run_id: i64,
+        job_id: i64,
+        job: Option<Arc<Job>>,
+        instant: Millis,
+    ) {
         match self.store.claim_run(run_id).await {
             Ok(true) => {}
             Ok(false) => return,
@@ -104,11 +114,17 @@ impl Firer {
             None => match self.store.job(job_id).await {
                 Ok(Some(j)) => Arc::new(j),
                 Ok(None) => {
-                    let _ = self.store.fail_run(run_id, "job deleted before it ran").await;
+                    let _ = self
+                        .store
+                        .fail_run(run_id, "job deleted before it ran")
+                        .await;
                     return;
                 }
                 Err(e) => {
-                    let _ = self.store.fail_run(run_id, &format!("cannot read the job: {e}")).await;
+                    let _ = self
+                        .store
+                        .fail_run(run_id, &format!("cannot read the job: {e}"))
+                        .await;
                     return;
                 }
             },
@@ -133,7 +149,10 @@ impl Firer {
         let body = match serde_json::to_vec(&req) {
             Ok(b) => b,
             Err(e) => {
-                let _ = self.store.fail_run(run_id, &format!("encoding the run: {e}")).await;
+                let _ = self
+                    .store
+                    .fail_run(run_id, &format!("encoding the run: {e}"))
+                    .await;
                 return;
             }
         };
@@ -141,7 +160,12 @@ impl Firer {
         let last_error = loop {
             let reply = self
                 .client
-                .send(Method::POST, &self.url, Some(&self.token), Some(body.clone()))
+                .send(
+                    Method::POST,
+                    &self.url,
+                    Some(&self.token),
+                    Some(body.clone()),
+                )
                 .await;
             let retryable = match reply {
                 Ok(r) if r.status.is_success() => return,

@@ -22,7 +22,11 @@ use schedule_set::ScheduleSet;
 
 /// Runs the dispatcher until `shutdown`. `executor_url` is the base URL of the executor
 /// (standalone: the local one).
-pub async fn run(ctx: RoleContext, shutdown: Shutdown, executor_url: String) -> Result<(), RoleError> {
+pub async fn run(
+    ctx: RoleContext,
+    shutdown: Shutdown,
+    executor_url: String,
+) -> Result<(), RoleError> {
     let token = crate::tokens::load(&ctx.config.data_dir, crate::tokens::RPC)?;
     let store = ctx.store.clone();
     let firer = Arc::new(Firer::new(
@@ -32,9 +36,11 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown, executor_url: String) -> 
         Duration::from_millis(ctx.config.dispatcher.delivery_timeout_ms),
         &ctx.metrics,
     ));
-    let jobs_gauge = ctx
-        .metrics
-        .gauge("cronvisor_jobs_scheduled", "", "Active jobs in this dispatcher's schedule.");
+    let jobs_gauge = ctx.metrics.gauge(
+        "cronvisor_jobs_scheduled",
+        "",
+        "Active jobs in this dispatcher's schedule.",
+    );
 
     // Read the change sequence before the jobs, so no change between the two is missed.
     let mut last_seq = store.last_change().await?;
@@ -52,11 +58,16 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown, executor_url: String) -> 
         }),
         runtime::stopped(shutdown.clone()),
     ));
-    runtime::notify_ready(&format!("dispatcher: {} jobs, executor {executor_url}", set.len()));
+    runtime::notify_ready(&format!(
+        "dispatcher: {} jobs, executor {executor_url}",
+        set.len()
+    ));
     tracing::info!(jobs = set.len(), executor = %executor_url, "dispatcher ready");
 
     let mut fires: JoinSet<()> = JoinSet::new();
-    let mut poll = tokio::time::interval(Duration::from_millis(ctx.config.dispatcher.poll_interval_ms));
+    let mut poll = tokio::time::interval(Duration::from_millis(
+        ctx.config.dispatcher.poll_interval_ms,
+    ));
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = runtime::stopped(shutdown.clone());
     tokio::pin!(stop);
@@ -116,7 +127,10 @@ async fn follow_changes(
     if matches!(first, Some(f) if f > *last_seq + 1) {
         let seq = store.last_change().await?;
         set.load_all(store.jobs().await?, now_millis());
-        tracing::info!(jobs = set.len(), "job change log pruned past us: full resync");
+        tracing::info!(
+            jobs = set.len(),
+            "job change log pruned past us: full resync"
+        );
         *last_seq = seq;
         return Ok(());
     }

@@ -64,7 +64,8 @@ impl ScheduleSet {
         self.next_generation += 1;
         let generation = self.next_generation;
         if let Some(next) = schedule.next_after(to_utc(now)) {
-            self.heap.push(Reverse((next.timestamp_millis(), id, generation)));
+            self.heap
+                .push(Reverse((next.timestamp_millis(), id, generation)));
         }
         self.entries.insert(
             id,
@@ -100,7 +101,9 @@ impl ScheduleSet {
                 break;
             }
             self.heap.pop();
-            let Some(entry) = self.entries.get(&id) else { continue };
+            let Some(entry) = self.entries.get(&id) else {
+                continue;
+            };
             if entry.generation != g {
                 continue;
             }
@@ -138,7 +141,11 @@ mod tests {
         let mut s = ScheduleSet::default();
         s.load_all(vec![job(1, "* * * * * *"), job(2, "*/2 * * * * *")], 0);
         assert_eq!(s.next_instant(), Some(1000));
-        let due: Vec<(i64, Millis)> = s.pop_due(2000).into_iter().map(|(j, t)| (j.id, t)).collect();
+        let due: Vec<(i64, Millis)> = s
+            .pop_due(2000)
+            .into_iter()
+            .map(|(j, t)| (j.id, t))
+            .collect();
         assert_eq!(due, vec![(1, 1000), (1, 2000), (2, 2000)]);
         assert!(s.pop_due(2000).is_empty());
         // Pausing drops the job; its stale heap items are skipped.

@@ -48,7 +48,10 @@ struct Executor {
 
 /// Runs the executor until `shutdown`.
 pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> {
-    let token = Token::new(crate::tokens::load(&ctx.config.data_dir, crate::tokens::RPC)?);
+    let token = Token::new(crate::tokens::load(
+        &ctx.config.data_dir,
+        crate::tokens::RPC,
+    )?);
     let host = nix::unistd::gethostname()
         .ok()
         .and_then(|h| h.into_string().ok())
@@ -99,8 +102,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         .layer(axum::middleware::from_fn_with_state(token, require_token));
     let app = rpc.merge(crate::http::health::router(ctx.health()));
 
-    let drain_budget = Duration::from_secs(ctx.config.supervisor.drain_timeout_secs)
-        .mul_f64(0.8);
+    let drain_budget = Duration::from_secs(ctx.config.supervisor.drain_timeout_secs).mul_f64(0.8);
     let stop = runtime::stopped(shutdown.clone());
     let server = tokio::spawn(crate::http::server::serve(ctx.listener, app, stop));
     runtime::notify_ready(&format!("executor {} serving", exec.id));
@@ -148,7 +150,10 @@ async fn accept_run(
     Json(req): Json<RunRequest>,
 ) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
     if exec.kill.borrow().is_some() {
-        return Err(ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "executor stopping"));
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "executor stopping",
+        ));
     }
     let spawned = match process::spawn(&req.command, &exec.cfg) {
         Ok(s) => s,

@@ -58,7 +58,11 @@ pub fn spawn(command: &str, cfg: &ExecutorConfig) -> std::io::Result<Spawned> {
     })
 }
 
-fn capture<R: AsyncRead + Unpin + Send + 'static>(pipe: Option<R>, head: usize, tail: usize) -> Capture {
+fn capture<R: AsyncRead + Unpin + Send + 'static>(
+    pipe: Option<R>,
+    head: usize,
+    tail: usize,
+) -> Capture {
     let buf = Arc::new(Mutex::new(CappedBuffer::new(head, tail)));
     let shared = buf.clone();
     let task = tokio::spawn(async move {
@@ -179,7 +183,9 @@ async fn collect(capture: Capture, linger: Duration) -> (String, i64) {
         Err(_) => (String::new(), 0),
     };
     if !finished {
-        text.push_str("\n[cronvisor: output still open after the job's shell exited; stopped reading]");
+        text.push_str(
+            "\n[cronvisor: output still open after the job's shell exited; stopped reading]",
+        );
     }
     (text, cut)
 }

@@ -42,7 +42,9 @@ pub async fn require_token(State(token): State<Token>, req: Request, next: Next)
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
         Some(g) if same(g.as_bytes(), token.0.as_bytes()) => next.run(req).await,
-        _ => ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response(),
+        _ => {
+            ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response()
+        }
     }
 }
 

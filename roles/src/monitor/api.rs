@@ -70,7 +70,10 @@ async fn list_jobs(State(s): State<ApiState>) -> Result<Json<Vec<Job>>, ApiError
     Ok(Json(s.store.jobs().await?))
 }
 
-async fn add_job(State(s): State<ApiState>, body: Bytes) -> Result<(StatusCode, Json<Job>), ApiError> {
+async fn add_job(
+    State(s): State<ApiState>,
+    body: Bytes,
+) -> Result<(StatusCode, Json<Job>), ApiError> {
     s.requests.inc();
     let spec: JobSpec = parse_body(&body)?;
     let spec = spec.validate(&s.default_tz)?;
@@ -79,7 +82,10 @@ async fn add_job(State(s): State<ApiState>, body: Bytes) -> Result<(StatusCode, 
     Ok((StatusCode::CREATED, Json(job)))
 }
 
-async fn show_job(State(s): State<ApiState>, Path(key): Path<String>) -> Result<Json<Job>, ApiError> {
+async fn show_job(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> Result<Json<Job>, ApiError> {
     s.requests.inc();
     Ok(Json(find(&s, &key).await?))
 }
@@ -107,17 +113,26 @@ async fn set_paused(s: &ApiState, key: &str, paused: bool) -> Result<Json<Job>, 
     Ok(Json(job))
 }
 
-async fn pause_job(State(s): State<ApiState>, Path(key): Path<String>) -> Result<Json<Job>, ApiError> {
+async fn pause_job(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> Result<Json<Job>, ApiError> {
     s.requests.inc();
     set_paused(&s, &key, true).await
 }
 
-async fn resume_job(State(s): State<ApiState>, Path(key): Path<String>) -> Result<Json<Job>, ApiError> {
+async fn resume_job(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> Result<Json<Job>, ApiError> {
     s.requests.inc();
     set_paused(&s, &key, false).await
 }
 
-async fn delete_job(State(s): State<ApiState>, Path(key): Path<String>) -> Result<StatusCode, ApiError> {
+async fn delete_job(
+    State(s): State<ApiState>,
+    Path(key): Path<String>,
+) -> Result<StatusCode, ApiError> {
     s.requests.inc();
     let job = find(&s, &key).await?;
     s.store.delete_job(job.id).await?;
@@ -132,7 +147,10 @@ async fn run_job(
     s.requests.inc();
     let job = find(&s, &key).await?;
     let run_id = s.store.request_run(job.id).await?;
-    Ok((StatusCode::ACCEPTED, Json(json!({"run_id": run_id, "job": job.name}))))
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(json!({"run_id": run_id, "job": job.name})),
+    ))
 }
 
 #[derive(Debug, Deserialize)]
@@ -159,7 +177,10 @@ async fn list_runs(
     Ok(Json(s.store.runs(job_id, limit).await?))
 }
 
-async fn show_run(State(s): State<ApiState>, Path(id): Path<String>) -> Result<Json<Run>, ApiError> {
+async fn show_run(
+    State(s): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<Json<Run>, ApiError> {
     s.requests.inc();
     let id: i64 = id
         .parse()

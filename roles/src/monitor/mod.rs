@@ -21,7 +21,10 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 const CHANGE_LOG_KEEP_MS: i64 = 3_600_000;
 
 pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> {
-    let token = Token::new(crate::tokens::load(&ctx.config.data_dir, crate::tokens::API)?);
+    let token = Token::new(crate::tokens::load(
+        &ctx.config.data_dir,
+        crate::tokens::API,
+    )?);
     let state = ApiState {
         store: ctx.store.clone(),
         default_tz: ctx.config.timezone.clone(),

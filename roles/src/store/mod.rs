@@ -69,7 +69,8 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, timeout_secs, run_at, \
                            paused, created_at, updated_at";
-const RUN_COLUMNS: &str = "r.id, r.job_id, j.name AS job_name, r.instant, r.trigger_kind, r.state, \
+const RUN_COLUMNS: &str =
+    "r.id, r.job_id, j.name AS job_name, r.instant, r.trigger_kind, r.state, \
                            r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \
                            r.started_at, r.ended_at, r.stdout_cut, r.stderr_cut";
 

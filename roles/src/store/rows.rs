@@ -6,14 +6,26 @@ use sqlx::Row;
 use super::StoreError;
 use crate::model::{Job, Run, RunState, Trigger};
 
+/// A nullable text column. MySQL's TEXT types reach the `Any` driver as blobs, SQLite's as
+/// text: accept both (and keep invalid UTF-8 readable rather than failing the row).
+fn text(r: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
+    match r.try_get::<Option<String>, _>(col) {
+        Ok(v) => Ok(v),
+        Err(sqlx::Error::ColumnDecode { .. }) => Ok(r
+            .try_get::<Option<Vec<u8>>, _>(col)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
 pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
     Ok(Job {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
         schedule: r.try_get("schedule")?,
         timezone: r.try_get("timezone")?,
-        command: r.try_get("command")?,
-        http_url: r.try_get("http_url")?,
+        command: text(r, "command")?,
+        http_url: text(r, "http_url")?,
         timeout_secs: r.try_get("timeout_secs")?,
         run_at: r.try_get("run_at")?,
         paused: r.try_get::<i64, _>("paused")? != 0,
@@ -29,8 +41,8 @@ pub(super) fn run(r: &AnyRow, with_output: bool) -> Result<Run, StoreError> {
     let trigger: String = r.try_get("trigger_kind")?;
     let (stdout, stderr) = if with_output {
         (
-            Some(r.try_get::<Option<String>, _>("stdout")?.unwrap_or_default()),
-            Some(r.try_get::<Option<String>, _>("stderr")?.unwrap_or_default()),
+            Some(text(r, "stdout")?.unwrap_or_default()),
+            Some(text(r, "stderr")?.unwrap_or_default()),
         )
     } else {
         (None, None)
@@ -45,7 +57,7 @@ pub(super) fn run(r: &AnyRow, with_output: bool) -> Result<Run, StoreError> {
         executor: r.try_get("executor")?,
         pid: r.try_get("pid")?,
         exit_code: r.try_get("exit_code")?,
-        error: r.try_get("error")?,
+        error: text(r, "error")?,
         created_at: r.try_get("created_at")?,
         dispatched_at: r.try_get("dispatched_at")?,
         started_at: r.try_get("started_at")?,

@@ -40,7 +40,10 @@ async fn duplicate_job_name_is_a_conflict_and_stores_nothing() {
     let t = temp_store("dup").await;
     t.store.insert_job(&spec("a")).await.expect("first");
     let err = t.store.insert_job(&spec("a")).await.expect_err("second");
-    assert!(matches!(err, StoreError::Conflict(ref f) if f.field == "name"), "{err}");
+    assert!(
+        matches!(err, StoreError::Conflict(ref f) if f.field == "name"),
+        "{err}"
+    );
     assert_eq!(t.store.jobs().await.expect("jobs").len(), 1);
     // The failed insert rolled back its change-log row too.
     assert_eq!(t.store.changes_since(0).await.expect("changes").0, vec![1]);
@@ -65,7 +68,13 @@ async fn an_instant_is_recorded_once() {
     // Another target (fan-out) is another run.
     let other = t
         .store
-        .record_fire(job.id, 1_000, "exec-2", Trigger::Schedule, RunState::Dispatched)
+        .record_fire(
+            job.id,
+            1_000,
+            "exec-2",
+            Trigger::Schedule,
+            RunState::Dispatched,
+        )
         .await
         .expect("other target");
     assert!(matches!(other, Recorded::New(_)));
@@ -78,7 +87,10 @@ async fn a_manual_run_is_claimed_once() {
     let a = t.store.request_run(job.id).await.expect("a");
     let b = t.store.request_run(job.id).await.expect("b");
     assert_ne!(a, b);
-    assert_eq!(t.store.pending_manual_runs().await.expect("pending").len(), 2);
+    assert_eq!(
+        t.store.pending_manual_runs().await.expect("pending").len(),
+        2
+    );
     assert!(t.store.claim_run(a).await.expect("claim"));
     assert!(!t.store.claim_run(a).await.expect("claim again"));
 }
@@ -96,7 +108,10 @@ async fn a_final_state_is_never_overwritten() {
         panic!("not new")
     };
     t.store.fail_run(id, "no executor").await.expect("fail");
-    t.store.mark_running(id, "x", Some(1), 6).await.expect("late running");
+    t.store
+        .mark_running(id, "x", Some(1), 6)
+        .await
+        .expect("late running");
     let run = t.store.run(id).await.expect("get").expect("exists");
     assert_eq!(run.state, RunState::Failed);
     assert_eq!(run.error.as_deref(), Some("no executor"));

@@ -1,0 +1,173 @@
+//! Bad input is refused with the field and the reason, through the API (400 + JSON) and the
+//! CLI (non-zero exit + message), and nothing is stored.
+
+use serde_json::Value;
+
+use crate::harness::{http, Cronvisor};
+
+const CASES: &[(&str, &str)] = &[
+    (
+        r#"{"name":"a","schedule":"61 * * * *","command":"true"}"#,
+        "schedule",
+    ),
+    (
+        r#"{"name":"a","schedule":"* * *","command":"true"}"#,
+        "schedule",
+    ),
+    (
+        r#"{"name":"a","schedule":"* * * * *","timezone":"Mars/Olympus","command":"true"}"#,
+        "timezone",
+    ),
+    (
+        r#"{"name":"a","schedule":"* * * * *","command":"   "}"#,
+        "command",
+    ),
+    (r#"{"name":"a","schedule":"* * * * *"}"#, "command"),
+    (
+        r#"{"name":"","schedule":"* * * * *","command":"true"}"#,
+        "name",
+    ),
+    (
+        r#"{"name":"dup","schedule":"* * * * *","command":"true"}"#,
+        "name",
+    ),
+    (r#"{"schedule":"* * * * *","command":"true"}"#, "name"),
+    (
+        r#"{"name":"a","schedule":"* * * * *","command":"true","colour":"red"}"#,
+        "colour",
+    ),
+];
+
+#[test]
+fn the_api_answers_400_naming_the_field_and_stores_nothing() {
+    let cv = Cronvisor::start("bad-api");
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "dup",
+        "--schedule",
+        "@daily",
+        "--command",
+        "true",
+    ]);
+    let (api, token) = (cv.endpoint("api"), cv.token());
+    for (body, field) in CASES {
+        let (code, reply) = http(&api, "POST", "/api/v1/jobs", Some(&token), Some(body));
+        assert_eq!(code, 400, "{body} -> {reply}");
+        let v: Value = serde_json::from_str(&reply).unwrap_or_else(|e| panic!("{reply}: {e}"));
+        assert_eq!(v["error"]["field"], *field, "{body} -> {reply}");
+        assert!(!v["error"]["message"].as_str().unwrap_or("").is_empty());
+    }
+    let (code, reply) = http(
+        &api,
+        "POST",
+        "/api/v1/jobs",
+        Some(&token),
+        Some("{not json"),
+    );
+    assert_eq!(code, 400, "{reply}");
+    let (_, jobs) = http(&api, "GET", "/api/v1/jobs", Some(&token), None);
+    let jobs: Value = serde_json::from_str(&jobs).expect("jobs");
+    assert_eq!(
+        jobs.as_array().map(Vec::len),
+        Some(1),
+        "only the first job is stored: {jobs}"
+    );
+}
+
+#[test]
+fn the_cli_names_the_field_and_exits_non_zero() {
+    let cv = Cronvisor::start("bad-cli");
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "dup",
+        "--schedule",
+        "@daily",
+        "--command",
+        "true",
+    ]);
+    let cases: &[(&[&str], &str)] = &[
+        (
+            &[
+                "--name",
+                "a",
+                "--schedule",
+                "61 * * * *",
+                "--command",
+                "true",
+            ],
+            "schedule: invalid cron rule",
+        ),
+        (
+            &[
+                "--name",
+                "a",
+                "--schedule",
+                "* * * * *",
+                "--tz",
+                "Mars/Olympus",
+                "--command",
+                "true",
+            ],
+            "timezone: unknown time zone",
+        ),
+        (
+            &["--name", "a", "--schedule", "* * * * *", "--command", ""],
+            "command: must not be empty",
+        ),
+        (
+            &[
+                "--name",
+                "dup",
+                "--schedule",
+                "* * * * *",
+                "--command",
+                "true",
+            ],
+            "name: a job named `dup` exists already",
+        ),
+        (
+            &[
+                "--name",
+                "a",
+                "--schedule",
+                "* * * * *",
+                "--command",
+                "true",
+                "--timeout",
+                "5x",
+            ],
+            "--timeout",
+        ),
+    ];
+    for (args, expected) in cases {
+        let mut all = vec!["job", "add"];
+        all.extend_from_slice(args);
+        let out = cv.cli(&all);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{args:?} succeeded");
+        assert!(
+            stderr.contains(expected),
+            "{args:?}: expected `{expected}` in: {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+    assert_eq!(cv.json(&["job", "list"]).as_array().map(Vec::len), Some(1));
+
+    // A bad rule given to `next` and a bad config are clear too.
+    let out = cv.cli(&["next", "not a rule"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("invalid cron rule"));
+    std::fs::write(cv.dir.0.join("bad.toml"), "timezone = \"Nowhere/Land\"\n").expect("write");
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["--config"])
+        .arg(cv.dir.0.join("bad.toml"))
+        .args(["config", "check"])
+        .output()
+        .expect("config check");
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("`timezone`"));
+}

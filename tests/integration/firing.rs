@@ -1,0 +1,156 @@
+//! Scheduled firing end to end: rule -> dispatcher -> executor -> recorded run.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use crate::harness::{ms, wait_for, Cronvisor};
+
+#[test]
+fn a_job_every_second_runs_once_per_instant_with_its_output() {
+    let cv = Cronvisor::start("every-second");
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "tick",
+        "--schedule",
+        "* * * * * *",
+        "--command",
+        "echo tick $((40+2))",
+    ]);
+
+    let runs = wait_for(Duration::from_secs(20), "3 succeeded runs", || {
+        let runs = cv.runs("tick");
+        let ok = runs.iter().filter(|r| r["state"] == "succeeded").count();
+        (ok >= 3).then_some(runs)
+    });
+
+    // Each scheduled instant appears exactly once.
+    let mut per_instant: BTreeMap<i64, usize> = BTreeMap::new();
+    for r in &runs {
+        *per_instant.entry(ms(r, "instant")).or_default() += 1;
+    }
+    assert!(
+        per_instant.values().all(|&n| n == 1),
+        "an instant fired twice: {per_instant:?}"
+    );
+
+    // The succeeded ones are on whole seconds, one second apart, with the job's output.
+    let mut done: Vec<i64> = runs
+        .iter()
+        .filter(|r| r["state"] == "succeeded")
+        .map(|r| ms(r, "instant"))
+        .collect();
+    done.sort_unstable();
+    assert!(
+        done.iter().all(|t| t % 1000 == 0),
+        "instants not on whole seconds: {done:?}"
+    );
+    for pair in done.windows(2) {
+        assert_eq!(
+            pair[1] - pair[0],
+            1000,
+            "instants not one second apart: {done:?}"
+        );
+    }
+    for r in runs.iter().filter(|r| r["state"] == "succeeded").take(3) {
+        let id = r["id"].as_i64().expect("id").to_string();
+        let shown = cv.json(&["run", "show", &id]);
+        assert_eq!(shown["stdout"], "tick 42\n");
+        assert_eq!(shown["exit_code"], 0);
+        assert!(ms(&shown, "started_at") >= ms(&shown, "instant"), "{shown}");
+        assert!(
+            ms(&shown, "ended_at") >= ms(&shown, "started_at"),
+            "{shown}"
+        );
+        assert_eq!(shown["trigger"], "schedule");
+    }
+}
+
+#[test]
+fn pause_resume_run_now_and_delete() {
+    let cv = Cronvisor::start("lifecycle-cmds");
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "yearly",
+        "--schedule",
+        "@yearly",
+        "--command",
+        "echo by hand",
+    ]);
+
+    // `job run` triggers now, whatever the schedule.
+    let requested = cv.json(&["job", "run", "yearly"]);
+    let id = requested["run_id"].as_i64().expect("run id").to_string();
+    let run = wait_for(Duration::from_secs(10), "the manual run to succeed", || {
+        let r = cv.json(&["run", "show", &id]);
+        (r["state"] == "succeeded").then_some(r)
+    });
+    assert_eq!(run["stdout"], "by hand\n");
+    assert_eq!(run["trigger"], "manual");
+
+    // Pause / resume show in the listing.
+    assert_eq!(cv.json(&["job", "pause", "yearly"])["paused"], true);
+    let listed = cv.json(&["job", "list"]);
+    assert_eq!(listed[0]["paused"], true);
+    assert_eq!(cv.json(&["job", "resume", "yearly"])["paused"], false);
+
+    // A paused every-second job does not fire; resumed, it does.
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "often",
+        "--schedule",
+        "* * * * * *",
+        "--command",
+        "true",
+        "--paused",
+    ]);
+    std::thread::sleep(Duration::from_millis(2500)); // two instants pass while paused
+    assert!(cv.runs("often").is_empty(), "a paused job fired");
+    cv.ok(&["job", "resume", "often"]);
+    wait_for(Duration::from_secs(10), "the resumed job to fire", || {
+        (!cv.runs("often").is_empty()).then_some(())
+    });
+
+    // Delete removes the job.
+    cv.ok(&["job", "delete", "yearly"]);
+    let out = cv.cli(&["job", "show", "yearly"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("no job `yearly`"));
+}
+
+#[test]
+fn next_prints_instants_in_the_rule_zone() {
+    let cv = Cronvisor::start("next");
+    let v = cv.json(&[
+        "next",
+        "0 30 2 * * *",
+        "--tz",
+        "America/New_York",
+        "--count",
+        "3",
+        "--from",
+        "2026-03-07T12:00:00Z",
+    ]);
+    assert_eq!(
+        v,
+        serde_json::json!([
+            "2026-03-08T03:00:00-04:00",
+            "2026-03-09T02:30:00-04:00",
+            "2026-03-10T02:30:00-04:00"
+        ])
+    );
+    let text = cv.ok(&[
+        "next",
+        "0 0 * * 7",
+        "--count",
+        "1",
+        "--from",
+        "2026-01-01T00:00:00Z",
+    ]);
+    assert_eq!(text.trim(), "2026-01-04T00:00:00Z");
+}

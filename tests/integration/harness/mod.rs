@@ -1,0 +1,322 @@
+//! The test harness: a running `cronvisor up` ([`Cronvisor`]), a raw HTTP helper, bounded
+//! waits, and real servers ([`mariadb`]).
+
+pub mod mariadb;
+
+use std::io::{Read, Write};
+use std::net::TcpStream;
+use std::path::PathBuf;
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub const BIN: &str = env!("CARGO_BIN_EXE_cronvisor");
+
+/// A temp dir removed on drop.
+pub struct TempDir(pub PathBuf);
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicU32 = AtomicU32::new(0);
+        let dir = std::env::temp_dir().join(format!(
+            "cv-{tag}-{}-{}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        let _ = std::fs::remove_dir_all(&dir);
+        std::fs::create_dir_all(&dir).expect("create temp dir");
+        TempDir(dir)
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.0);
+    }
+}
+
+/// Polls `f` every 50 ms until it returns `Some`, or panics after `limit` saying `what`.
+pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
+    let start = Instant::now();
+    loop {
+        if let Some(v) = f() {
+            return v;
+        }
+        if start.elapsed() > limit {
+            panic!("timed out after {limit:?} waiting for {what}");
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
+}
+
+/// A free loopback port (bound, read, released).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .and_then(|l| l.local_addr())
+        .map(|a| a.port())
+        .expect("free port")
+}
+
+/// Is `pid` a live (not zombie) process?
+pub fn alive(pid: u32) -> bool {
+    match std::fs::read_to_string(format!("/proc/{pid}/status")) {
+        Ok(s) => !s
+            .lines()
+            .any(|l| l.starts_with("State:") && l.contains('Z')),
+        Err(_) => false,
+    }
+}
+
+/// A field of /proc/PID/status in kB (VmRSS, VmHWM).
+pub fn proc_kb(pid: u32, field: &str) -> u64 {
+    let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
+    s.lines()
+        .find(|l| l.starts_with(field))
+        .and_then(|l| l.split_whitespace().nth(1))
+        .and_then(|v| v.parse().ok())
+        .unwrap_or_else(|| panic!("no {field} for {pid}"))
+}
+
+/// One HTTP/1.1 request with `Connection: close`: (status, body).
+pub fn http(
+    addr: &str,
+    method: &str,
+    path: &str,
+    token: Option<&str>,
+    body: Option<&str>,
+) -> (u16, String) {
+    let mut s = TcpStream::connect(addr).unwrap_or_else(|e| panic!("connect {addr}: {e}"));
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\n");
+    if let Some(t) = token {
+        req.push_str(&format!("Authorization: Bearer {t}\r\n"));
+    }
+    let body = body.unwrap_or("");
+    if !body.is_empty() {
+        req.push_str("Content-Type: application/json\r\n");
+    }
+    req.push_str(&format!("Content-Length: {}\r\n\r\n{body}", body.len()));
+    s.write_all(req.as_bytes()).expect("write");
+    let mut raw = Vec::new();
+    s.read_to_end(&mut raw).expect("read");
+    let text = String::from_utf8_lossy(&raw).to_string();
+    let status = text
+        .split_whitespace()
+        .nth(1)
+        .and_then(|c| c.parse().ok())
+        .unwrap_or_else(|| panic!("bad response: {text}"));
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+/// A running `cronvisor up` in its own temp dir, listening on free loopback ports.
+/// Dropping it stops it (SIGTERM, then SIGKILL) and checks nothing is left behind.
+pub struct Cronvisor {
+    pub dir: TempDir,
+    pub child: Option<Child>,
+}
+
+impl Cronvisor {
+    pub fn start(tag: &str) -> Cronvisor {
+        Cronvisor::start_with(tag, "")
+    }
+
+    /// Starts with extra TOML appended to the generated config (e.g. a `[store]` section).
+    pub fn start_with(tag: &str, extra_config: &str) -> Cronvisor {
+        let dir = TempDir::new(tag);
+        let config = format!(
+            "data_dir = \"{}\"\n{extra_config}\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\ndispatch = \"127.0.0.1:0\"\n\
+             [supervisor]\ndrain_timeout_secs = 10\nrestart_backoff_initial_ms = 50\n\
+             [dispatcher]\npoll_interval_ms = 100\n",
+            dir.0.join("var").display()
+        );
+        std::fs::write(dir.0.join("cronvisor.toml"), config).expect("write config");
+        let mut cv = Cronvisor { dir, child: None };
+        cv.spawn();
+        cv
+    }
+
+    fn spawn(&mut self) {
+        let log = std::fs::File::create(self.dir.0.join("up.log")).expect("log file");
+        let child = Command::new(BIN)
+            .arg("up")
+            .arg("--config")
+            .arg(self.config_path())
+            .env_remove("CRONVISOR_DATA_DIR")
+            .env_remove("CRONVISOR_TOKEN")
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("spawn cronvisor up");
+        self.child = Some(child);
+        self.wait_ready();
+    }
+
+    pub fn config_path(&self) -> PathBuf {
+        self.dir.0.join("cronvisor.toml")
+    }
+
+    pub fn data_dir(&self) -> PathBuf {
+        self.dir.0.join("var")
+    }
+
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(self.dir.0.join("up.log")).unwrap_or_default()
+    }
+
+    /// The supervisor's status file.
+    pub fn status(&self) -> Value {
+        let path = self.data_dir().join("run/status.json");
+        let text =
+            std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()));
+        serde_json::from_str(&text).expect("status json")
+    }
+
+    fn wait_ready(&mut self) {
+        let path = self.data_dir().join("run/status.json");
+        let start = Instant::now();
+        loop {
+            if let Some(child) = self.child.as_mut() {
+                if let Ok(Some(st)) = child.try_wait() {
+                    panic!("cronvisor up exited early ({st}):\n{}", self.log());
+                }
+            }
+            let ready = std::fs::read_to_string(&path)
+                .ok()
+                .and_then(|t| serde_json::from_str::<Value>(&t).ok())
+                .is_some_and(|v| v["phase"] == "ready");
+            if ready {
+                return;
+            }
+            if start.elapsed() > Duration::from_secs(30) {
+                panic!("cronvisor not ready within 30 s:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+
+    pub fn child_pid(&self, role: &str) -> Option<u32> {
+        self.status()["children"]
+            .as_array()?
+            .iter()
+            .find(|c| c["role"] == role)
+            .and_then(|c| c["pid"].as_u64())
+            .map(|p| p as u32)
+    }
+
+    pub fn endpoint(&self, name: &str) -> String {
+        let text =
+            std::fs::read_to_string(self.data_dir().join("endpoints.json")).expect("endpoints");
+        let v: Value = serde_json::from_str(&text).expect("endpoints json");
+        v[name].as_str().expect("endpoint").to_string()
+    }
+
+    pub fn token(&self) -> String {
+        std::fs::read_to_string(self.data_dir().join("api.token"))
+            .expect("token")
+            .trim()
+            .to_string()
+    }
+
+    /// Runs a CLI command against this instance.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .env_remove("CRONVISOR_DATA_DIR")
+            .env_remove("CRONVISOR_TOKEN")
+            .env_remove("CRONVISOR_API_URL")
+            .output()
+            .expect("run cli")
+    }
+
+    /// Runs a CLI command that must succeed; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let out = self.cli(args);
+        assert!(
+            out.status.success(),
+            "cronvisor {args:?} failed: {}\n{}",
+            String::from_utf8_lossy(&out.stderr),
+            String::from_utf8_lossy(&out.stdout)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
+    /// `cronvisor <args> --json`, parsed.
+    pub fn json(&self, args: &[&str]) -> Value {
+        let mut a = args.to_vec();
+        a.push("--json");
+        serde_json::from_str(&self.ok(&a)).expect("json output")
+    }
+
+    /// Runs of a job, newest first.
+    pub fn runs(&self, job: &str) -> Vec<Value> {
+        self.json(&["runs", "--job", job, "--limit", "1000"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+    }
+
+    /// Sends a signal to the supervisor and waits (bounded) for it to exit.
+    pub fn stop_with(&mut self, sig: i32, limit: Duration) -> std::process::ExitStatus {
+        let mut child = self.child.take().expect("running");
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(child.id() as i32, sig);
+        }
+        let start = Instant::now();
+        loop {
+            if let Ok(Some(st)) = child.try_wait() {
+                return st;
+            }
+            if start.elapsed() > limit {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("cronvisor did not stop within {limit:?}:\n{}", self.log());
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+    }
+}
+
+impl Drop for Cronvisor {
+    fn drop(&mut self) {
+        if self.child.is_some() {
+            let pids: Vec<u32> = ["dispatcher", "executor", "monitor"]
+                .iter()
+                .filter_map(|r| {
+                    std::panic::catch_unwind(|| self.child_pid(r))
+                        .ok()
+                        .flatten()
+                })
+                .collect();
+            let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                self.stop_with(libc::SIGTERM, Duration::from_secs(20))
+            }));
+            for pid in pids {
+                if alive(pid) {
+                    // SAFETY: plain kill(2) of a leftover test process.
+                    unsafe {
+                        libc::kill(pid as i32, libc::SIGKILL);
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// Milliseconds field of a run.
+pub fn ms(v: &Value, key: &str) -> i64 {
+    v[key]
+        .as_i64()
+        .unwrap_or_else(|| panic!("{key} missing in {v}"))
+}

@@ -1,0 +1,193 @@
+//! The supervisor's side: health on every role, restart of a killed child, clean stop.
+
+use std::time::Duration;
+
+use crate::harness::{alive, http, ms, wait_for, Cronvisor};
+
+#[test]
+fn every_role_answers_health_readiness_and_metrics() {
+    let cv = Cronvisor::start("health");
+    for (listener, role) in [
+        ("api", "monitor"),
+        ("rpc", "executor"),
+        ("dispatch", "dispatcher"),
+    ] {
+        let addr = cv.endpoint(listener);
+        let (code, body) = http(&addr, "GET", "/healthz", None, None);
+        assert_eq!(code, 200, "{role} healthz: {body}");
+        assert!(body.contains(&format!("\"role\":\"{role}\"")), "{body}");
+        let (code, body) = http(&addr, "GET", "/readyz", None, None);
+        assert_eq!(code, 200, "{role} readyz: {body}");
+        let (code, body) = http(&addr, "GET", "/metrics", None, None);
+        assert_eq!(code, 200);
+        assert!(
+            body.contains(&format!("cronvisor_up{{role=\"{role}\"")),
+            "{body}"
+        );
+    }
+    // The executor's RPC and the API refuse requests without their token.
+    let (code, _) = http(
+        &cv.endpoint("rpc"),
+        "POST",
+        "/rpc/v1/runs",
+        None,
+        Some("{}"),
+    );
+    assert_eq!(code, 401);
+    let (code, _) = http(
+        &cv.endpoint("api"),
+        "GET",
+        "/api/v1/jobs",
+        Some("wrong"),
+        None,
+    );
+    assert_eq!(code, 401);
+}
+
+#[test]
+fn a_killed_executor_is_restarted_and_runs_resume() {
+    let cv = Cronvisor::start("kill-executor");
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "tick",
+        "--schedule",
+        "* * * * * *",
+        "--command",
+        "echo alive",
+    ]);
+    wait_for(Duration::from_secs(15), "a first succeeded run", || {
+        cv.runs("tick")
+            .iter()
+            .any(|r| r["state"] == "succeeded")
+            .then_some(())
+    });
+    let old = cv.child_pid("executor").expect("executor pid");
+    // SAFETY: kill(2) of the executor child.
+    unsafe {
+        libc::kill(old as i32, libc::SIGKILL);
+    }
+    let new = wait_for(Duration::from_secs(15), "a new ready executor", || {
+        let st = cv.status();
+        let ex = st["children"]
+            .as_array()?
+            .iter()
+            .find(|c| c["role"] == "executor")?
+            .clone();
+        let pid = ex["pid"].as_u64()? as u32;
+        (pid != old && ex["ready"] == true && ex["restarts"] == 1).then_some(pid)
+    });
+    assert!(!alive(old));
+    let restarted_at = ms(
+        cv.status()["children"]
+            .as_array()
+            .and_then(|c| c.iter().find(|c| c["role"] == "executor"))
+            .expect("executor"),
+        "started_at",
+    );
+    // Runs started after the restart succeed, on the new executor.
+    wait_for(Duration::from_secs(15), "runs after the restart", || {
+        let after = cv
+            .runs("tick")
+            .into_iter()
+            .filter(|r| r["state"] == "succeeded" && r["started_at"].as_i64() > Some(restarted_at))
+            .count();
+        (after >= 2).then_some(())
+    });
+    assert!(alive(new));
+}
+
+#[test]
+fn sigterm_drains_a_running_job_and_leaves_no_process() {
+    let mut cv = Cronvisor::start("sigterm");
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "slow",
+        "--schedule",
+        "@yearly",
+        "--command",
+        "sleep 1; echo finished",
+    ]);
+    let id = cv.json(&["job", "run", "slow"])["run_id"]
+        .as_i64()
+        .expect("run id")
+        .to_string();
+    let pid = wait_for(Duration::from_secs(10), "the job to be running", || {
+        let r = cv.json(&["run", "show", &id]);
+        (r["state"] == "running")
+            .then(|| r["pid"].as_u64())
+            .flatten()
+    }) as u32;
+    let children: Vec<u32> = ["dispatcher", "executor", "monitor"]
+        .iter()
+        .map(|r| cv.child_pid(r).expect("child pid"))
+        .collect();
+
+    let status = cv.stop_with(libc::SIGTERM, Duration::from_secs(20));
+    assert!(status.success(), "supervisor exit: {status}");
+    for p in children.iter().chain([&pid]) {
+        assert!(!alive(*p), "process {p} survived the stop");
+    }
+    // The drain let the job finish and record its result.
+    let db = cv.data_dir().join("cronvisor.db");
+    let out = std::process::Command::new("sqlite3")
+        .arg(&db)
+        .arg(format!("SELECT state, stdout FROM runs WHERE id = {id}"))
+        .output()
+        .expect("sqlite3 (installed by scripts/install-deps.sh)");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        "succeeded|finished\n\n"
+    );
+    assert!(cv.log().contains("cronvisor stopped"));
+}
+
+#[test]
+fn sigint_stops_fast_and_records_the_running_job_killed() {
+    let mut cv = Cronvisor::start("sigint");
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "long",
+        "--schedule",
+        "@yearly",
+        "--command",
+        "sleep 300 & sleep 300",
+    ]);
+    let id = cv.json(&["job", "run", "long"])["run_id"]
+        .as_i64()
+        .expect("run id")
+        .to_string();
+    let pid = wait_for(Duration::from_secs(10), "the job to be running", || {
+        let r = cv.json(&["run", "show", &id]);
+        (r["state"] == "running")
+            .then(|| r["pid"].as_u64())
+            .flatten()
+    }) as u32;
+    let status = cv.stop_with(libc::SIGINT, Duration::from_secs(20));
+    assert!(status.success(), "supervisor exit: {status}");
+    assert!(!alive(pid), "job survived");
+    // No process of the job's group survived either (the backgrounded sleep included).
+    let survivors = std::process::Command::new("pgrep")
+        .arg("-g")
+        .arg(pid.to_string())
+        .output()
+        .expect("pgrep");
+    // (Killed processes are reparented to PID 1, which may reap them late: zombies are dead.)
+    let left: Vec<u32> = String::from_utf8_lossy(&survivors.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| alive(*p))
+        .collect();
+    assert!(left.is_empty(), "processes of group {pid} left: {left:?}");
+    let out = std::process::Command::new("sqlite3")
+        .arg(cv.data_dir().join("cronvisor.db"))
+        .arg(format!("SELECT state FROM runs WHERE id = {id}"))
+        .output()
+        .expect("sqlite3");
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "killed\n");
+}

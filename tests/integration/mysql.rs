@@ -1,0 +1,63 @@
+//! The MySQL flavour of the schema on a real MariaDB: migrated by the binary, same tables, and
+//! the whole standalone system running on it.
+
+use std::time::Duration;
+
+use crate::harness::mariadb::MariaDb;
+use crate::harness::{wait_for, Cronvisor};
+
+#[test]
+fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
+    let db = MariaDb::start();
+    let out = std::process::Command::new(crate::harness::BIN)
+        .args(["migrate"])
+        .env("CRONVISOR_STORE_URL", db.url())
+        .output()
+        .expect("migrate");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    // The password never reaches the output.
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("app-pw"));
+    let tables = db
+        .sql_root("SELECT table_name FROM information_schema.tables WHERE table_schema = 'cron' ")
+        .expect("tables");
+    let mut tables: Vec<&str> = tables.lines().collect();
+    tables.sort_unstable();
+    assert_eq!(tables, ["_sqlx_migrations", "job_changes", "jobs", "runs"]);
+    let unique = db
+        .sql_root("SELECT GROUP_CONCAT(column_name ORDER BY seq_in_index) FROM information_schema.statistics \
+                   WHERE table_schema = 'cron' AND index_name = 'runs_fire_once'")
+        .expect("index");
+    assert_eq!(unique.trim(), "job_id,instant,target");
+
+    // The same code path runs the whole system on MariaDB.
+    let cv = Cronvisor::start_with("mysql-up", &format!("[store]\nurl = \"{}\"\n", db.url()));
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "tick",
+        "--schedule",
+        "* * * * * *",
+        "--command",
+        "echo on mariadb",
+    ]);
+    wait_for(
+        Duration::from_secs(20),
+        "2 succeeded runs on MariaDB",
+        || {
+            let runs = cv.runs("tick");
+            (runs.iter().filter(|r| r["state"] == "succeeded").count() >= 2).then_some(())
+        },
+    );
+    let rows = db
+        .sql_root(
+            "SELECT COUNT(*), COUNT(DISTINCT instant) FROM cron.runs WHERE state = 'succeeded'",
+        )
+        .expect("count");
+    let counts: Vec<&str> = rows.split_whitespace().collect();
+    assert_eq!(counts[0], counts[1], "duplicate instants: {rows}");
+}
