@@ -61,35 +61,44 @@ impl Firer {
         }
     }
 
-    /// Fires a scheduled instant.
-    pub async fn fire(&self, job: &Job, instant: Millis, trigger: Trigger) {
+    /// Fires the scheduled instants due now: records them all in one transaction, then hands
+    /// each new run to the executor concurrently.
+    pub async fn fire_due(self: Arc<Self>, due: Vec<(Arc<Job>, Millis)>) {
         let started = Instant::now();
+        let keys: Vec<(i64, Millis)> = due.iter().map(|(j, t)| (j.id, *t)).collect();
         let mut delay = Duration::from_millis(20);
-        let run_id = loop {
+        let recorded = loop {
             match self
                 .store
-                .record_fire(job.id, instant, "", trigger, RunState::Dispatched)
+                .record_fires(&keys, Trigger::Schedule, RunState::Dispatched)
                 .await
             {
-                Ok(Recorded::New(id)) => break id,
-                Ok(Recorded::AlreadyFired) => {
-                    self.duplicates.inc();
-                    return;
-                }
+                Ok(r) => break r,
                 Err(e) if started.elapsed() < self.delivery_timeout => {
-                    tracing::warn!(job = %job.name, instant, error = %e, "cannot record fire; retrying");
+                    tracing::warn!(fires = keys.len(), error = %e, "cannot record fires; retrying");
                     tokio::time::sleep(delay).await;
                     delay = (delay * 2).min(Duration::from_secs(1));
                 }
                 Err(e) => {
                     self.record_failures.inc();
-                    tracing::error!(job = %job.name, instant, error = %e, "instant not fired: store unavailable");
+                    tracing::error!(fires = keys.len(), error = %e, "instants not fired: store unavailable");
                     return;
                 }
             }
         };
-        self.fired.inc();
-        self.deliver(run_id, job, instant, started).await;
+        let mut deliveries = tokio::task::JoinSet::new();
+        for ((job, instant), rec) in due.into_iter().zip(recorded) {
+            match rec {
+                Recorded::New(run_id) => {
+                    self.fired.inc();
+                    let me = self.clone();
+                    deliveries
+                        .spawn(async move { me.deliver(run_id, &job, instant, started).await });
+                }
+                Recorded::AlreadyFired => self.duplicates.inc(),
+            }
+        }
+        while deliveries.join_next().await.is_some() {}
     }
 
     /// Fires a manual run requested through the API, once claimed.

@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::model::{now_millis, Trigger};
+use crate::model::now_millis;
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
 
 use fire::Firer;
@@ -73,14 +73,19 @@ pub async fn run(
     tokio::pin!(stop);
     loop {
         let now = now_millis();
-        for (job, instant) in set.pop_due(now) {
-            let f = firer.clone();
-            fires.spawn(async move { f.fire(&job, instant, Trigger::Schedule).await });
+        let due = set.pop_due(now);
+        if !due.is_empty() {
+            fires.spawn(firer.clone().fire_due(due));
         }
         while fires.try_join_next().is_some() {}
+        // Microseconds, so the wake-up is not rounded a millisecond late before the timer's own
+        // millisecond resolution adds its part.
         let wait = set
             .next_instant()
-            .map(|t| Duration::from_millis((t - now_millis()).max(0) as u64))
+            .map(|t| {
+                let now_us = chrono::Utc::now().timestamp_micros();
+                Duration::from_micros((t * 1000 - now_us).max(0) as u64)
+            })
             .unwrap_or(Duration::from_secs(3600));
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}

@@ -25,9 +25,12 @@ use crate::http::ApiError;
 use crate::metrics::Metric;
 use crate::model::{RunAccepted, RunRequest, RunState};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown, StopKind};
-use crate::store::{RunOutcome, Store};
+use crate::store::{RunOutcome, Started, Store};
 
 pub use process::KillReason;
+
+/// How long a run may go before it is recorded `running` (shorter runs are recorded once).
+const RUNNING_VISIBLE_AFTER: Duration = Duration::from_millis(200);
 
 struct Counters {
     started: Arc<Metric>,
@@ -179,19 +182,38 @@ async fn accept_run(
         while runs.try_join_next().is_some() {}
         runs.spawn(async move {
             let e = task_exec;
-            let started_at = spawned.started_at;
-            with_retries("mark running", || e.store.mark_running(req.run_id, &e.id, pid, started_at)).await;
+            let started = Started {
+                executor: e.id.clone(),
+                pid,
+                started_at: spawned.started_at,
+            };
             let timeout = req
                 .timeout_secs
                 .filter(|t| *t > 0)
                 .map(|t| Duration::from_secs(t as u64));
-            let outcome = process::watch_to_end(spawned, timeout, &e.cfg, kill).await;
+            let watch = process::watch_to_end(spawned, timeout, &e.cfg, kill);
+            tokio::pin!(watch);
+            // A run that ends quickly is written once, with its outcome; a longer one shows as
+            // `running` after RUNNING_VISIBLE_AFTER. This keeps a write off the firing path.
+            let outcome = tokio::select! {
+                outcome = &mut watch => outcome,
+                _ = tokio::time::sleep(RUNNING_VISIBLE_AFTER) => {
+                    with_retries("mark running", || {
+                        e.store.mark_running(req.run_id, &started.executor, pid, started.started_at)
+                    })
+                    .await;
+                    watch.await
+                }
+            };
             e.counters.running.dec();
             if let Some(c) = e.counters.finished.get(outcome.state.as_str()) {
                 c.inc();
             }
             tracing::debug!(run = req.run_id, job = %req.job_name, state = outcome.state.as_str(), "run finished");
-            with_retries("record result", || e.store.finish_run(req.run_id, &outcome)).await;
+            with_retries("record result", || {
+                e.store.finish_run(req.run_id, &outcome, Some(&started))
+            })
+            .await;
         });
     }
     Ok((StatusCode::ACCEPTED, Json(accepted)))
@@ -208,7 +230,10 @@ async fn record_failure(exec: &Executor, run_id: i64, msg: &str) {
         stderr_cut: 0,
         ended_at: crate::model::now_millis(),
     };
-    with_retries("record failure", || exec.store.finish_run(run_id, &outcome)).await;
+    with_retries("record failure", || {
+        exec.store.finish_run(run_id, &outcome, None)
+    })
+    .await;
 }
 
 /// A store write that must not be lost to a brief outage: retried with backoff for about a

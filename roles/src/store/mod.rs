@@ -50,6 +50,15 @@ pub enum Recorded {
     AlreadyFired,
 }
 
+/// Who ran a run and when its process started, recorded with the outcome (a short run is
+/// never written as `running` separately).
+#[derive(Debug, Clone)]
+pub struct Started {
+    pub executor: String,
+    pub pid: Option<i64>,
+    pub started_at: Millis,
+}
+
 /// What the executor records when a run ends.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -333,6 +342,54 @@ impl Store {
         }
     }
 
+    /// Records several fires in one transaction (one commit for a whole burst), each under the
+    /// same fence as [`Store::record_fire`]: a taken key makes that row `AlreadyFired` and
+    /// leaves the others alone.
+    pub async fn record_fires(
+        &self,
+        fires: &[(i64, Millis)],
+        trigger: Trigger,
+        state: RunState,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        let now = crate::model::now_millis();
+        let dispatched_at = (state == RunState::Dispatched).then_some(now);
+        let mut tx = self.pool.begin().await?;
+        let mut out = Vec::with_capacity(fires.len());
+        for (job_id, instant) in fires {
+            let result = sqlx::query(
+                "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
+                 dispatched_at) VALUES (?, ?, '', ?, ?, ?, ?)",
+            )
+            .bind(job_id)
+            .bind(instant)
+            .bind(trigger.as_str())
+            .bind(state.as_str())
+            .bind(now)
+            .bind(dispatched_at)
+            .execute(&mut *tx)
+            .await;
+            out.push(match result {
+                Ok(r) => match r.last_insert_id() {
+                    Some(id) => Recorded::New(id),
+                    None => {
+                        let row = sqlx::query(
+                            "SELECT id FROM runs WHERE job_id = ? AND instant = ? AND target = ''",
+                        )
+                        .bind(job_id)
+                        .bind(instant)
+                        .fetch_one(&mut *tx)
+                        .await?;
+                        Recorded::New(row.try_get::<i64, _>(0)?)
+                    }
+                },
+                Err(e) if is_unique_violation(&e) => Recorded::AlreadyFired,
+                Err(e) => return Err(e.into()),
+            });
+        }
+        tx.commit().await?;
+        Ok(out)
+    }
+
     /// Records a manual run request (`job run`): a `scheduled` run that a dispatcher claims.
     pub async fn request_run(&self, job_id: i64) -> Result<i64, StoreError> {
         // Two requests in the same millisecond are two runs: move to the next free instant.
@@ -404,11 +461,18 @@ impl Store {
         Ok(())
     }
 
-    /// Records a run's final state and output. A final state is never overwritten.
-    pub async fn finish_run(&self, run_id: i64, outcome: &RunOutcome) -> Result<(), StoreError> {
+    /// Records a run's final state and output (and, when given, who started it and when).
+    /// A final state is never overwritten.
+    pub async fn finish_run(
+        &self,
+        run_id: i64,
+        outcome: &RunOutcome,
+        started: Option<&Started>,
+    ) -> Result<(), StoreError> {
         sqlx::query(
             "UPDATE runs SET state = ?, exit_code = ?, error = ?, stdout = ?, stderr = ?, \
-             stdout_cut = ?, stderr_cut = ?, ended_at = ? \
+             stdout_cut = ?, stderr_cut = ?, ended_at = ?, executor = COALESCE(?, executor), \
+             pid = COALESCE(?, pid), started_at = COALESCE(?, started_at) \
              WHERE id = ? AND state IN ('scheduled', 'dispatched', 'running')",
         )
         .bind(outcome.state.as_str())
@@ -419,6 +483,9 @@ impl Store {
         .bind(outcome.stdout_cut)
         .bind(outcome.stderr_cut)
         .bind(outcome.ended_at)
+        .bind(started.map(|s| s.executor.as_str()))
+        .bind(started.and_then(|s| s.pid))
+        .bind(started.map(|s| s.started_at))
         .bind(run_id)
         .execute(&self.pool)
         .await?;
@@ -439,6 +506,7 @@ impl Store {
                 stderr_cut: 0,
                 ended_at: crate::model::now_millis(),
             },
+            None,
         )
         .await
     }

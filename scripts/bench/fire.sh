@@ -1,0 +1,13 @@
+#!/usr/bin/env bash
+# Firing benchmark, standalone mode (SQLite), trivial command `true`.
+# Lateness = the executor's spawn time of the process minus the scheduled instant.
+#
+#   scripts/bench/fire.sh [case ...]     cases: raw precision burst sustained scale (default: all)
+#
+# Builds the release binary, then runs scripts/bench/fire.py, which starts `cronvisor up` on
+# loopback ports in a temp dir per case, and prints a Markdown table for docs/BENCHMARKS.md.
+# Every case is bounded in time (about 6 minutes for all of them).
+set -euo pipefail
+cd "$(dirname "$0")/../.."
+cargo build --release --quiet
+exec python3 scripts/bench/fire.py --bin target/release/cronvisor "$@"
