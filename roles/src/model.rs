@@ -324,7 +324,21 @@ pub struct RunRequest {
     pub timeout_secs: Option<i64>,
 }
 
-/// The executor's answer to a `RunRequest`.
+/// Several runs in one RPC: a burst of instants costs one request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunBatch {
+    pub runs: Vec<RunRequest>,
+}
+
+/// The executor's answer to a `RunBatch`: runs it started (or had already started: a retried
+/// request never starts a run twice) and runs it could not start (already recorded `failed`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BatchAccepted {
+    pub accepted: Vec<RunAccepted>,
+    pub failed: Vec<i64>,
+}
+
+/// The executor's answer for one run of a batch.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct RunAccepted {
     pub run_id: i64,

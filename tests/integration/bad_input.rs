@@ -41,16 +41,7 @@ const CASES: &[(&str, &str)] = &[
 #[test]
 fn the_api_answers_400_naming_the_field_and_stores_nothing() {
     let cv = Cronvisor::start("bad-api");
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
-        "dup",
-        "--schedule",
-        "@daily",
-        "--command",
-        "true",
-    ]);
+    cv.add_job("dup", "@daily", "true", &[]);
     let (api, token) = (cv.endpoint("api"), cv.token());
     for (body, field) in CASES {
         let (code, reply) = http(&api, "POST", "/api/v1/jobs", Some(&token), Some(body));
@@ -79,16 +70,7 @@ fn the_api_answers_400_naming_the_field_and_stores_nothing() {
 #[test]
 fn the_cli_names_the_field_and_exits_non_zero() {
     let cv = Cronvisor::start("bad-cli");
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
-        "dup",
-        "--schedule",
-        "@daily",
-        "--command",
-        "true",
-    ]);
+    cv.add_job("dup", "@daily", "true", &[]);
     let cases: &[(&[&str], &str)] = &[
         (
             &[

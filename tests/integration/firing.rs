@@ -8,22 +8,9 @@ use crate::harness::{ms, wait_for, Cronvisor};
 #[test]
 fn a_job_every_second_runs_once_per_instant_with_its_output() {
     let cv = Cronvisor::start("every-second");
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
-        "tick",
-        "--schedule",
-        "* * * * * *",
-        "--command",
-        "echo tick $((40+2))",
-    ]);
+    cv.add_job("tick", "* * * * * *", "echo tick $((40+2))", &[]);
 
-    let runs = wait_for(Duration::from_secs(20), "3 succeeded runs", || {
-        let runs = cv.runs("tick");
-        let ok = runs.iter().filter(|r| r["state"] == "succeeded").count();
-        (ok >= 3).then_some(runs)
-    });
+    let runs = cv.wait_succeeded("tick", 3);
 
     // Each scheduled instant appears exactly once.
     let mut per_instant: BTreeMap<i64, usize> = BTreeMap::new();
@@ -70,24 +57,11 @@ fn a_job_every_second_runs_once_per_instant_with_its_output() {
 #[test]
 fn pause_resume_run_now_and_delete() {
     let cv = Cronvisor::start("lifecycle-cmds");
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
-        "yearly",
-        "--schedule",
-        "@yearly",
-        "--command",
-        "echo by hand",
-    ]);
+    cv.add_job("yearly", "@yearly", "echo by hand", &[]);
 
     // `job run` triggers now, whatever the schedule.
-    let requested = cv.json(&["job", "run", "yearly"]);
-    let id = requested["run_id"].as_i64().expect("run id").to_string();
-    let run = wait_for(Duration::from_secs(10), "the manual run to succeed", || {
-        let r = cv.json(&["run", "show", &id]);
-        (r["state"] == "succeeded").then_some(r)
-    });
+    let id = cv.run_now("yearly");
+    let run = cv.wait_run(&id, "the manual run to succeed", |s| s == "succeeded");
     assert_eq!(run["stdout"], "by hand\n");
     assert_eq!(run["trigger"], "manual");
 
@@ -98,17 +72,7 @@ fn pause_resume_run_now_and_delete() {
     assert_eq!(cv.json(&["job", "resume", "yearly"])["paused"], false);
 
     // A paused every-second job does not fire; resumed, it does.
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
-        "often",
-        "--schedule",
-        "* * * * * *",
-        "--command",
-        "true",
-        "--paused",
-    ]);
+    cv.add_job("often", "* * * * * *", "true", &["--paused"]);
     std::thread::sleep(Duration::from_millis(2500)); // two instants pass while paused
     assert!(cv.runs("often").is_empty(), "a paused job fired");
     cv.ok(&["job", "resume", "often"]);

@@ -47,22 +47,8 @@ fn every_role_answers_health_readiness_and_metrics() {
 #[test]
 fn a_killed_executor_is_restarted_and_runs_resume() {
     let cv = Cronvisor::start("kill-executor");
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
-        "tick",
-        "--schedule",
-        "* * * * * *",
-        "--command",
-        "echo alive",
-    ]);
-    wait_for(Duration::from_secs(15), "a first succeeded run", || {
-        cv.runs("tick")
-            .iter()
-            .any(|r| r["state"] == "succeeded")
-            .then_some(())
-    });
+    cv.add_job("tick", "* * * * * *", "echo alive", &[]);
+    cv.wait_succeeded("tick", 1);
     let old = cv.child_pid("executor").expect("executor pid");
     // SAFETY: kill(2) of the executor child.
     unsafe {
@@ -101,26 +87,9 @@ fn a_killed_executor_is_restarted_and_runs_resume() {
 #[test]
 fn sigterm_drains_a_running_job_and_leaves_no_process() {
     let mut cv = Cronvisor::start("sigterm");
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
-        "slow",
-        "--schedule",
-        "@yearly",
-        "--command",
-        "sleep 1; echo finished",
-    ]);
-    let id = cv.json(&["job", "run", "slow"])["run_id"]
-        .as_i64()
-        .expect("run id")
-        .to_string();
-    let pid = wait_for(Duration::from_secs(10), "the job to be running", || {
-        let r = cv.json(&["run", "show", &id]);
-        (r["state"] == "running")
-            .then(|| r["pid"].as_u64())
-            .flatten()
-    }) as u32;
+    cv.add_job("slow", "@yearly", "sleep 1; echo finished", &[]);
+    let id = cv.run_now("slow");
+    let pid = cv.wait_running_pid(&id);
     let children: Vec<u32> = ["dispatcher", "executor", "monitor"]
         .iter()
         .map(|r| cv.child_pid(r).expect("child pid"))
@@ -148,26 +117,9 @@ fn sigterm_drains_a_running_job_and_leaves_no_process() {
 #[test]
 fn sigint_stops_fast_and_records_the_running_job_killed() {
     let mut cv = Cronvisor::start("sigint");
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
-        "long",
-        "--schedule",
-        "@yearly",
-        "--command",
-        "sleep 300 & sleep 300",
-    ]);
-    let id = cv.json(&["job", "run", "long"])["run_id"]
-        .as_i64()
-        .expect("run id")
-        .to_string();
-    let pid = wait_for(Duration::from_secs(10), "the job to be running", || {
-        let r = cv.json(&["run", "show", &id]);
-        (r["state"] == "running")
-            .then(|| r["pid"].as_u64())
-            .flatten()
-    }) as u32;
+    cv.add_job("long", "@yearly", "sleep 300 & sleep 300", &[]);
+    let id = cv.run_now("long");
+    let pid = cv.wait_running_pid(&id);
     let status = cv.stop_with(libc::SIGINT, Duration::from_secs(20));
     assert!(status.success(), "supervisor exit: {status}");
     assert!(!alive(pid), "job survived");

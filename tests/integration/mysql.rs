@@ -1,10 +1,8 @@
 //! The MySQL flavour of the schema on a real MariaDB: migrated by the binary, same tables, and
 //! the whole standalone system running on it.
 
-use std::time::Duration;
-
 use crate::harness::mariadb::MariaDb;
-use crate::harness::{wait_for, Cronvisor};
+use crate::harness::Cronvisor;
 
 #[test]
 fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
@@ -35,24 +33,8 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
 
     // The same code path runs the whole system on MariaDB.
     let cv = Cronvisor::start_with("mysql-up", &format!("[store]\nurl = \"{}\"\n", db.url()));
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
-        "tick",
-        "--schedule",
-        "* * * * * *",
-        "--command",
-        "echo on mariadb",
-    ]);
-    wait_for(
-        Duration::from_secs(20),
-        "2 succeeded runs on MariaDB",
-        || {
-            let runs = cv.runs("tick");
-            (runs.iter().filter(|r| r["state"] == "succeeded").count() >= 2).then_some(())
-        },
-    );
+    cv.add_job("tick", "* * * * * *", "echo on mariadb", &[]);
+    cv.wait_succeeded("tick", 2);
     let rows = db
         .sql_root(
             "SELECT COUNT(*), COUNT(DISTINCT instant) FROM cron.runs WHERE state = 'succeeded'",

@@ -1,36 +1,25 @@
 //! What a run records: failure with exit code and stderr; huge output capped to head and tail
 //! with the executor's memory bounded.
 
-use std::time::Duration;
+use crate::harness::{proc_kb, Cronvisor};
 
-use crate::harness::{proc_kb, wait_for, Cronvisor};
-
-fn run_now(cv: &Cronvisor, name: &str) -> serde_json::Value {
-    let id = cv.json(&["job", "run", name])["run_id"]
-        .as_i64()
-        .expect("run id")
-        .to_string();
-    wait_for(Duration::from_secs(30), "the run to end", || {
-        let r = cv.json(&["run", "show", &id]);
-        let s = r["state"].as_str().unwrap_or("").to_string();
-        (!matches!(s.as_str(), "scheduled" | "dispatched" | "running")).then_some(r)
+fn run_to_end(cv: &Cronvisor, name: &str) -> serde_json::Value {
+    let id = cv.run_now(name);
+    cv.wait_run(&id, "the run to end", |s| {
+        !matches!(s, "scheduled" | "dispatched" | "running")
     })
 }
 
 #[test]
 fn a_failing_command_records_failed_with_exit_code_and_stderr() {
     let cv = Cronvisor::start("fail");
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
+    cv.add_job(
         "broken",
-        "--schedule",
         "@yearly",
-        "--command",
         "echo partial; echo oops >&2; exit 3",
-    ]);
-    let run = run_now(&cv, "broken");
+        &[],
+    );
+    let run = run_to_end(&cv, "broken");
     assert_eq!(run["state"], "failed", "{run}");
     assert_eq!(run["exit_code"], 3);
     assert_eq!(run["stdout"], "partial\n");
@@ -43,17 +32,13 @@ fn ten_megabytes_of_output_keep_head_and_tail_and_bounded_memory() {
     let cv = Cronvisor::start("bigout");
     let executor = cv.child_pid("executor").expect("executor pid");
     let before_kb = proc_kb(executor, "VmHWM");
-    cv.ok(&[
-        "job",
-        "add",
-        "--name",
+    cv.add_job(
         "loud",
-        "--schedule",
         "@yearly",
-        "--command",
         "echo BEGIN; head -c 10485760 /dev/zero | tr '\\0' x; echo; echo END",
-    ]);
-    let run = run_now(&cv, "loud");
+        &[],
+    );
+    let run = run_to_end(&cv, "loud");
     assert_eq!(run["state"], "succeeded", "{run}");
     let out = run["stdout"].as_str().expect("stdout");
     let cut = run["stdout_cut"].as_i64().expect("cut");

@@ -9,8 +9,11 @@ use hyper::Method;
 
 use crate::http::client::HttpClient;
 use crate::metrics::{Metric, Metrics};
-use crate::model::{Job, Millis, RunRequest, RunState, Trigger};
+use crate::model::{Job, Millis, RunBatch, RunRequest, RunState, Trigger};
 use crate::store::{Recorded, Store};
+
+/// Most runs sent in one RPC.
+const MAX_BATCH: usize = 500;
 
 pub struct Firer {
     store: Store,
@@ -86,17 +89,22 @@ impl Firer {
                 }
             }
         };
-        let mut deliveries = tokio::task::JoinSet::new();
+        let mut batch = Vec::with_capacity(due.len());
         for ((job, instant), rec) in due.into_iter().zip(recorded) {
             match rec {
                 Recorded::New(run_id) => {
                     self.fired.inc();
-                    let me = self.clone();
-                    deliveries
-                        .spawn(async move { me.deliver(run_id, &job, instant, started).await });
+                    batch.push((run_id, job, instant));
                 }
                 Recorded::AlreadyFired => self.duplicates.inc(),
             }
+        }
+        let mut deliveries = tokio::task::JoinSet::new();
+        while !batch.is_empty() {
+            let rest = batch.split_off(batch.len().min(MAX_BATCH));
+            let chunk = std::mem::replace(&mut batch, rest);
+            let me = self.clone();
+            deliveries.spawn(async move { me.deliver(chunk, started).await });
         }
         while deliveries.join_next().await.is_some() {}
     }
@@ -139,29 +147,38 @@ impl Firer {
             },
         };
         self.fired.inc();
-        self.deliver(run_id, &job, instant, Instant::now()).await;
+        self.deliver(vec![(run_id, job, instant)], Instant::now())
+            .await;
     }
 
-    async fn deliver(&self, run_id: i64, job: &Job, instant: Millis, started: Instant) {
-        let Some(command) = job.command.clone() else {
-            let _ = self.store.fail_run(run_id, "job has no command").await;
+    /// Hands runs to the executor in one request, retrying the whole request over a short
+    /// outage (the executor acknowledges a run id it has seen without starting it again). Runs
+    /// no executor took are recorded `failed` with the reason.
+    async fn deliver(&self, runs: Vec<(i64, Arc<Job>, Millis)>, started: Instant) {
+        let mut requests = Vec::with_capacity(runs.len());
+        for (run_id, job, instant) in &runs {
+            match &job.command {
+                Some(command) => requests.push(RunRequest {
+                    run_id: *run_id,
+                    job_id: job.id,
+                    job_name: job.name.clone(),
+                    instant: *instant,
+                    command: command.clone(),
+                    timeout_secs: job.timeout_secs,
+                }),
+                None => self.give_up(*run_id, "job has no command").await,
+            }
+        }
+        if requests.is_empty() {
             return;
-        };
-        let req = RunRequest {
-            run_id,
-            job_id: job.id,
-            job_name: job.name.clone(),
-            instant,
-            command,
-            timeout_secs: job.timeout_secs,
-        };
-        let body = match serde_json::to_vec(&req) {
+        }
+        let ids: Vec<i64> = requests.iter().map(|r| r.run_id).collect();
+        let body = match serde_json::to_vec(&RunBatch { runs: requests }) {
             Ok(b) => b,
             Err(e) => {
-                let _ = self
-                    .store
-                    .fail_run(run_id, &format!("encoding the run: {e}"))
-                    .await;
+                for id in ids {
+                    self.give_up(id, &format!("encoding the run: {e}")).await;
+                }
                 return;
             }
         };
@@ -177,15 +194,14 @@ impl Firer {
                 )
                 .await;
             let retryable = match reply {
+                // Runs it could not start, the executor recorded itself.
                 Ok(r) if r.status.is_success() => return,
-                // The executor recorded the failure itself (the process could not start).
-                Ok(r) if r.status == hyper::StatusCode::INTERNAL_SERVER_ERROR => return,
                 Ok(r) if r.status == hyper::StatusCode::SERVICE_UNAVAILABLE => {
                     format!("executor busy or stopping ({})", r.status)
                 }
                 Ok(r) => {
                     break format!(
-                        "executor refused the run: {} {}",
+                        "executor refused the runs: {} {}",
                         r.status,
                         String::from_utf8_lossy(&r.body)
                     )
@@ -195,17 +211,20 @@ impl Firer {
             if started.elapsed() + delay >= self.delivery_timeout {
                 break retryable;
             }
-            tracing::debug!(run = run_id, error = %retryable, "executor unreachable; retrying");
+            tracing::debug!(runs = ids.len(), error = %retryable, "executor unreachable; retrying");
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(500));
         };
+        tracing::error!(runs = ids.len(), error = %last_error, "runs not delivered");
+        for id in ids {
+            self.give_up(id, &format!("no executor took the run: {last_error}"))
+                .await;
+        }
+    }
+
+    async fn give_up(&self, run_id: i64, reason: &str) {
         self.delivery_failures.inc();
-        tracing::error!(run = run_id, job = %job.name, error = %last_error, "run not delivered");
-        if let Err(e) = self
-            .store
-            .fail_run(run_id, &format!("no executor took the run: {last_error}"))
-            .await
-        {
+        if let Err(e) = self.store.fail_run(run_id, reason).await {
             tracing::error!(run = run_id, error = %e, "cannot record the delivery failure");
         }
     }

@@ -45,7 +45,7 @@ pub async fn run(
     // Read the change sequence before the jobs, so no change between the two is missed.
     let mut last_seq = store.last_change().await?;
     let mut set = ScheduleSet::default();
-    set.load_all(store.jobs().await?, now_millis());
+    load_all(&store, &mut set).await?;
     jobs_gauge.set(set.len() as i64);
 
     let server = tokio::spawn(crate::http::server::serve(
@@ -121,6 +121,29 @@ pub async fn run(
     Ok(())
 }
 
+/// Replaces the schedule with every job in the store, read in pages so that a large fleet is
+/// never held twice in memory.
+async fn load_all(
+    store: &crate::store::Store,
+    set: &mut ScheduleSet,
+) -> Result<(), crate::store::StoreError> {
+    const PAGE: i64 = 5000;
+    set.clear();
+    let mut after = 0;
+    loop {
+        let page = store.jobs_page(after, PAGE).await?;
+        let Some(last) = page.last().map(|j| j.id) else {
+            return Ok(());
+        };
+        let full = page.len() as i64 == PAGE;
+        set.extend(page, now_millis());
+        if !full {
+            return Ok(());
+        }
+        after = last;
+    }
+}
+
 /// Applies the job changes logged since `last_seq`. If the log was pruned past it, resyncs
 /// everything.
 async fn follow_changes(
@@ -131,7 +154,7 @@ async fn follow_changes(
     let first = store.first_change().await?;
     if matches!(first, Some(f) if f > *last_seq + 1) {
         let seq = store.last_change().await?;
-        set.load_all(store.jobs().await?, now_millis());
+        load_all(store, set).await?;
         tracing::info!(
             jobs = set.len(),
             "job change log pruned past us: full resync"

@@ -2,6 +2,9 @@
 //! (next instant, job). A job's entry carries a generation; heap items of an older generation
 //! (the job was edited, paused or deleted) are dropped when they surface, so no search of the
 //! heap is ever needed.
+//!
+//! Parsed rules are interned by (rule, zone): croner's parsed form is about 5 KB (its year
+//! bitfield alone is 5,000 bytes), and fleets repeat rules, so identical rules share one.
 
 use std::cmp::Reverse;
 use std::collections::{BinaryHeap, HashMap};
@@ -14,13 +17,16 @@ use crate::schedule::Schedule;
 
 struct Entry {
     job: Arc<Job>,
-    schedule: Schedule,
+    schedule: Arc<Schedule>,
     generation: u64,
 }
+
+type RuleKey = (String, String);
 
 #[derive(Default)]
 pub struct ScheduleSet {
     entries: HashMap<i64, Entry>,
+    rules: HashMap<RuleKey, Arc<Schedule>>,
     heap: BinaryHeap<Reverse<(Millis, i64, u64)>>,
     next_generation: u64,
 }
@@ -34,25 +40,51 @@ impl ScheduleSet {
         self.entries.len()
     }
 
-    /// Replaces everything with `jobs`, scheduling each from `now`.
-    pub fn load_all(&mut self, jobs: Vec<Job>, now: Millis) {
+    /// Forgets everything (before a full reload).
+    pub fn clear(&mut self) {
         self.entries.clear();
+        self.rules.clear();
         self.heap.clear();
+    }
+
+    /// Adds a page of jobs, scheduling each from `now`.
+    pub fn extend(&mut self, jobs: Vec<Job>, now: Millis) {
         for job in jobs {
             let id = job.id;
             self.upsert(id, Some(job), now);
         }
     }
 
+    /// The parsed rule, shared with every job that has the same rule and zone.
+    fn intern(&mut self, job: &Job) -> Result<Arc<Schedule>, crate::schedule::ScheduleError> {
+        let key = (job.schedule.clone(), job.timezone.clone());
+        if let Some(s) = self.rules.get(&key) {
+            return Ok(s.clone());
+        }
+        let s = Arc::new(Schedule::parse(&job.schedule, &job.timezone)?);
+        self.rules.insert(key, s.clone());
+        Ok(s)
+    }
+
+    fn remove(&mut self, id: i64) {
+        if let Some(old) = self.entries.remove(&id) {
+            // Only the intern table and this entry held it: drop the rule too.
+            if Arc::strong_count(&old.schedule) == 2 {
+                self.rules
+                    .remove(&(old.job.schedule.clone(), old.job.timezone.clone()));
+            }
+        }
+    }
+
     /// Adds, replaces (`Some`) or removes (`None`) a job. A paused job, or one that is not a
     /// shell command, is not scheduled.
     pub fn upsert(&mut self, id: i64, job: Option<Job>, now: Millis) {
-        self.entries.remove(&id);
+        self.remove(id);
         let Some(job) = job else { return };
         if job.paused || job.command.is_none() {
             return;
         }
-        let schedule = match Schedule::parse(&job.schedule, &job.timezone) {
+        let schedule = match self.intern(&job) {
             Ok(s) => s,
             Err(e) => {
                 // Stored jobs were validated; a rule that no longer parses (zone data changed)
@@ -139,7 +171,16 @@ mod tests {
     #[test]
     fn fires_each_instant_once_in_order_and_follows_edits() {
         let mut s = ScheduleSet::default();
-        s.load_all(vec![job(1, "* * * * * *"), job(2, "*/2 * * * * *")], 0);
+        s.extend(
+            vec![
+                job(1, "* * * * * *"),
+                job(2, "*/2 * * * * *"),
+                job(3, "* * * * * *"),
+            ],
+            0,
+        );
+        assert_eq!(s.rules.len(), 2, "identical rules are shared");
+        s.upsert(3, None, 0);
         assert_eq!(s.next_instant(), Some(1000));
         let due: Vec<(i64, Millis)> = s
             .pop_due(2000)
@@ -158,5 +199,6 @@ mod tests {
         s.upsert(2, None, 4000);
         assert_eq!(s.next_instant(), None);
         assert_eq!(s.len(), 0);
+        assert!(s.rules.is_empty(), "unused rules are dropped");
     }
 }

@@ -6,8 +6,9 @@
 //! run it started is left `running`.
 
 mod process;
+mod recorder;
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
@@ -23,20 +24,46 @@ use crate::config::ExecutorConfig;
 use crate::http::auth::{require_token, Token};
 use crate::http::ApiError;
 use crate::metrics::Metric;
-use crate::model::{RunAccepted, RunRequest, RunState};
+use crate::model::{BatchAccepted, RunAccepted, RunBatch, RunRequest, RunState};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown, StopKind};
 use crate::store::{RunOutcome, Started, Store};
 
 pub use process::KillReason;
+use recorder::Recorder;
 
 /// How long a run may go before it is recorded `running` (shorter runs are recorded once).
 const RUNNING_VISIBLE_AFTER: Duration = Duration::from_millis(200);
+/// How many recently accepted run ids are remembered, so a retried RPC never starts a run twice.
+const RECENT_RUNS: usize = 100_000;
 
 struct Counters {
     started: Arc<Metric>,
     spawn_failed: Arc<Metric>,
     running: Arc<Metric>,
     finished: HashMap<&'static str, Arc<Metric>>,
+}
+
+/// Run ids this executor has accepted: a set for lookups, a queue for eviction order.
+#[derive(Default)]
+struct Seen {
+    ids: HashSet<i64>,
+    order: VecDeque<i64>,
+}
+
+impl Seen {
+    /// True when `id` is new (and remembers it).
+    fn first_time(&mut self, id: i64) -> bool {
+        if !self.ids.insert(id) {
+            return false;
+        }
+        self.order.push_back(id);
+        if self.order.len() > RECENT_RUNS {
+            if let Some(old) = self.order.pop_front() {
+                self.ids.remove(&old);
+            }
+        }
+        true
+    }
 }
 
 struct Executor {
@@ -46,6 +73,8 @@ struct Executor {
     /// Tells every running run to stop (fast stop, or drain timeout reached).
     kill: watch::Sender<Option<KillReason>>,
     runs: Mutex<JoinSet<()>>,
+    seen: Mutex<Seen>,
+    recorder: Recorder,
     counters: Counters,
 }
 
@@ -90,17 +119,20 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         finished,
     };
     let (kill, _) = watch::channel(None);
+    let (recorder, recorder_task) = Recorder::start(ctx.store.clone());
     let exec = Arc::new(Executor {
         id: format!("{host}/{addr}"),
         store: ctx.store.clone(),
         cfg: ctx.config.executor.clone(),
         kill,
         runs: Mutex::new(JoinSet::new()),
+        seen: Mutex::new(Seen::default()),
+        recorder,
         counters,
     });
 
     let rpc = Router::new()
-        .route("/rpc/v1/runs", post(accept_run))
+        .route("/rpc/v1/runs", post(accept_runs))
         .with_state(exec.clone())
         .layer(axum::middleware::from_fn_with_state(token, require_token));
     let app = rpc.merge(crate::http::health::router(ctx.health()));
@@ -142,29 +174,67 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             }
         }
     }
+    // Every result is queued; the recorder writes what is left and ends.
+    drop(exec);
+    if tokio::time::timeout(Duration::from_secs(30), recorder_task)
+        .await
+        .is_err()
+    {
+        tracing::error!("results still unwritten after 30 s; giving up");
+    }
     ctx.store.close().await;
     tracing::info!("executor stopped");
     Ok(())
 }
 
-/// `POST /rpc/v1/runs`: spawn now, answer with the pid; the run is watched in the background.
-async fn accept_run(
+/// `POST /rpc/v1/runs`: spawn each run now and answer with the pids; each run is watched in the
+/// background. A run id seen before is acknowledged, not started again.
+async fn accept_runs(
     State(exec): State<Arc<Executor>>,
-    Json(req): Json<RunRequest>,
-) -> Result<(StatusCode, Json<RunAccepted>), ApiError> {
+    Json(batch): Json<RunBatch>,
+) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
     if exec.kill.borrow().is_some() {
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "executor stopping",
         ));
     }
+    let mut reply = BatchAccepted::default();
+    for req in batch.runs {
+        let first = exec
+            .seen
+            .lock()
+            .map(|mut s| s.first_time(req.run_id))
+            .unwrap_or(true);
+        if !first {
+            reply.accepted.push(RunAccepted {
+                run_id: req.run_id,
+                executor: exec.id.clone(),
+                pid: None,
+            });
+            continue;
+        }
+        match start(&exec, req) {
+            Ok(accepted) => reply.accepted.push(accepted),
+            Err(run_id) => reply.failed.push(run_id),
+        }
+    }
+    Ok((StatusCode::ACCEPTED, Json(reply)))
+}
+
+/// Spawns one run and the task that watches it to the end. On a spawn failure the run is
+/// recorded `failed` and its id returned.
+fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
     let spawned = match process::spawn(&req.command, &exec.cfg) {
         Ok(s) => s,
         Err(e) => {
             exec.counters.spawn_failed.inc();
-            let msg = format!("cannot start /bin/sh: {e}");
-            record_failure(&exec, req.run_id, &msg).await;
-            return Err(ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, msg));
+            exec.recorder.finish(
+                req.run_id,
+                RunOutcome::failed(format!("cannot start /bin/sh: {e}")),
+                None,
+            );
+            return Err(req.run_id);
         }
     };
     exec.counters.started.inc();
@@ -175,84 +245,42 @@ async fn accept_run(
         executor: exec.id.clone(),
         pid,
     };
-    let task_exec = exec.clone();
+    let e = exec.clone();
     let kill = exec.kill.subscribe();
+    let task = async move {
+        let started = Started {
+            executor: e.id.clone(),
+            pid,
+            started_at: spawned.started_at,
+        };
+        let timeout = req
+            .timeout_secs
+            .filter(|t| *t > 0)
+            .map(|t| Duration::from_secs(t as u64));
+        let watch = process::watch_to_end(spawned, timeout, &e.cfg, kill);
+        tokio::pin!(watch);
+        // A run that ends quickly is written once, with its outcome; a longer one shows as
+        // `running` after RUNNING_VISIBLE_AFTER. This keeps a write off the firing path.
+        let outcome = tokio::select! {
+            outcome = &mut watch => outcome,
+            _ = tokio::time::sleep(RUNNING_VISIBLE_AFTER) => {
+                if let Err(err) = e.store.mark_running(req.run_id, &started.executor, pid, started.started_at).await {
+                    tracing::warn!(run = req.run_id, error = %err, "cannot record running; the result will still be recorded");
+                }
+                watch.await
+            }
+        };
+        e.counters.running.dec();
+        if let Some(c) = e.counters.finished.get(outcome.state.as_str()) {
+            c.inc();
+        }
+        tracing::debug!(run = req.run_id, job = %req.job_name, state = outcome.state.as_str(), "run finished");
+        e.recorder.finish(req.run_id, outcome, Some(started));
+    };
     if let Ok(mut runs) = exec.runs.lock() {
         // Reap finished tasks so the set stays as large as what is running.
         while runs.try_join_next().is_some() {}
-        runs.spawn(async move {
-            let e = task_exec;
-            let started = Started {
-                executor: e.id.clone(),
-                pid,
-                started_at: spawned.started_at,
-            };
-            let timeout = req
-                .timeout_secs
-                .filter(|t| *t > 0)
-                .map(|t| Duration::from_secs(t as u64));
-            let watch = process::watch_to_end(spawned, timeout, &e.cfg, kill);
-            tokio::pin!(watch);
-            // A run that ends quickly is written once, with its outcome; a longer one shows as
-            // `running` after RUNNING_VISIBLE_AFTER. This keeps a write off the firing path.
-            let outcome = tokio::select! {
-                outcome = &mut watch => outcome,
-                _ = tokio::time::sleep(RUNNING_VISIBLE_AFTER) => {
-                    with_retries("mark running", || {
-                        e.store.mark_running(req.run_id, &started.executor, pid, started.started_at)
-                    })
-                    .await;
-                    watch.await
-                }
-            };
-            e.counters.running.dec();
-            if let Some(c) = e.counters.finished.get(outcome.state.as_str()) {
-                c.inc();
-            }
-            tracing::debug!(run = req.run_id, job = %req.job_name, state = outcome.state.as_str(), "run finished");
-            with_retries("record result", || {
-                e.store.finish_run(req.run_id, &outcome, Some(&started))
-            })
-            .await;
-        });
+        runs.spawn(task);
     }
-    Ok((StatusCode::ACCEPTED, Json(accepted)))
-}
-
-async fn record_failure(exec: &Executor, run_id: i64, msg: &str) {
-    let outcome = RunOutcome {
-        state: RunState::Failed,
-        exit_code: None,
-        error: Some(msg.to_string()),
-        stdout: String::new(),
-        stderr: String::new(),
-        stdout_cut: 0,
-        stderr_cut: 0,
-        ended_at: crate::model::now_millis(),
-    };
-    with_retries("record failure", || {
-        exec.store.finish_run(run_id, &outcome, None)
-    })
-    .await;
-}
-
-/// A store write that must not be lost to a brief outage: retried with backoff for about a
-/// minute, then logged.
-async fn with_retries<F, Fut>(what: &str, mut f: F)
-where
-    F: FnMut() -> Fut,
-    Fut: std::future::Future<Output = Result<(), crate::store::StoreError>>,
-{
-    let mut delay = Duration::from_millis(50);
-    for attempt in 1..=12 {
-        match f().await {
-            Ok(()) => return,
-            Err(e) => {
-                tracing::warn!(what, attempt, error = %e, "store write failed; retrying");
-                tokio::time::sleep(delay).await;
-                delay = (delay * 2).min(Duration::from_secs(10));
-            }
-        }
-    }
-    tracing::error!(what, "store write failed for good");
+    Ok(accepted)
 }

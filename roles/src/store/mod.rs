@@ -72,6 +72,22 @@ pub struct RunOutcome {
     pub ended_at: Millis,
 }
 
+impl RunOutcome {
+    /// A run that ended without a process result (could not start, no executor).
+    pub fn failed(error: String) -> RunOutcome {
+        RunOutcome {
+            state: RunState::Failed,
+            exit_code: None,
+            error: Some(error),
+            stdout: String::new(),
+            stderr: String::new(),
+            stdout_cut: 0,
+            stderr_cut: 0,
+            ended_at: crate::model::now_millis(),
+        }
+    }
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -214,6 +230,18 @@ impl Store {
         let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"))
             .fetch_all(&self.pool)
             .await?;
+        rows.iter().map(rows::job).collect()
+    }
+
+    /// Jobs with an id above `after`, in id order, at most `limit`.
+    pub async fn jobs_page(&self, after: i64, limit: i64) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
         rows.iter().map(rows::job).collect()
     }
 
@@ -469,46 +497,31 @@ impl Store {
         outcome: &RunOutcome,
         started: Option<&Started>,
     ) -> Result<(), StoreError> {
-        sqlx::query(
-            "UPDATE runs SET state = ?, exit_code = ?, error = ?, stdout = ?, stderr = ?, \
-             stdout_cut = ?, stderr_cut = ?, ended_at = ?, executor = COALESCE(?, executor), \
-             pid = COALESCE(?, pid), started_at = COALESCE(?, started_at) \
-             WHERE id = ? AND state IN ('scheduled', 'dispatched', 'running')",
-        )
-        .bind(outcome.state.as_str())
-        .bind(outcome.exit_code)
-        .bind(outcome.error.as_deref())
-        .bind(&outcome.stdout)
-        .bind(&outcome.stderr)
-        .bind(outcome.stdout_cut)
-        .bind(outcome.stderr_cut)
-        .bind(outcome.ended_at)
-        .bind(started.map(|s| s.executor.as_str()))
-        .bind(started.and_then(|s| s.pid))
-        .bind(started.map(|s| s.started_at))
-        .bind(run_id)
-        .execute(&self.pool)
-        .await?;
+        finish_query(run_id, outcome, started)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// [`Store::finish_run`] for many runs, in one transaction.
+    pub async fn finish_runs(
+        &self,
+        results: &[(i64, RunOutcome, Option<Started>)],
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (run_id, outcome, started) in results {
+            finish_query(*run_id, outcome, started.as_ref())
+                .execute(&mut *tx)
+                .await?;
+        }
+        tx.commit().await?;
         Ok(())
     }
 
     /// A run that never reached a process (no executor, job gone): final with a reason.
     pub async fn fail_run(&self, run_id: i64, error: &str) -> Result<(), StoreError> {
-        self.finish_run(
-            run_id,
-            &RunOutcome {
-                state: RunState::Failed,
-                exit_code: None,
-                error: Some(error.to_string()),
-                stdout: String::new(),
-                stderr: String::new(),
-                stdout_cut: 0,
-                stderr_cut: 0,
-                ended_at: crate::model::now_millis(),
-            },
-            None,
-        )
-        .await
+        self.finish_run(run_id, &RunOutcome::failed(error.to_string()), None)
+            .await
     }
 
     /// Runs, newest first, optionally of one job.
@@ -574,6 +587,31 @@ impl Store {
             .await?;
         Ok(())
     }
+}
+
+fn finish_query<'q>(
+    run_id: i64,
+    outcome: &'q RunOutcome,
+    started: Option<&'q Started>,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    sqlx::query(
+        "UPDATE runs SET state = ?, exit_code = ?, error = ?, stdout = ?, stderr = ?, \
+         stdout_cut = ?, stderr_cut = ?, ended_at = ?, executor = COALESCE(?, executor), \
+         pid = COALESCE(?, pid), started_at = COALESCE(?, started_at) \
+         WHERE id = ? AND state IN ('scheduled', 'dispatched', 'running')",
+    )
+    .bind(outcome.state.as_str())
+    .bind(outcome.exit_code)
+    .bind(outcome.error.as_deref())
+    .bind(outcome.stdout.as_str())
+    .bind(outcome.stderr.as_str())
+    .bind(outcome.stdout_cut)
+    .bind(outcome.stderr_cut)
+    .bind(outcome.ended_at)
+    .bind(started.map(|s| s.executor.as_str()))
+    .bind(started.and_then(|s| s.pid))
+    .bind(started.map(|s| s.started_at))
+    .bind(run_id)
 }
 
 async fn log_change(

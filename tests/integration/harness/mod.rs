@@ -266,6 +266,56 @@ impl Cronvisor {
             .unwrap_or_default()
     }
 
+    /// `job add --name NAME --schedule RULE --command CMD [extra...]`.
+    pub fn add_job(&self, name: &str, rule: &str, command: &str, extra: &[&str]) {
+        let mut args = vec![
+            "job",
+            "add",
+            "--name",
+            name,
+            "--schedule",
+            rule,
+            "--command",
+            command,
+        ];
+        args.extend_from_slice(extra);
+        self.ok(&args);
+    }
+
+    /// `job run NAME`: the new run's id.
+    pub fn run_now(&self, name: &str) -> String {
+        self.json(&["job", "run", name])["run_id"]
+            .as_i64()
+            .expect("run id")
+            .to_string()
+    }
+
+    /// `run show ID` once `done(state)` holds (bounded).
+    pub fn wait_run(&self, id: &str, what: &str, done: impl Fn(&str) -> bool) -> Value {
+        wait_for(Duration::from_secs(30), what, || {
+            let r = self.json(&["run", "show", id]);
+            done(r["state"].as_str().unwrap_or("")).then_some(r)
+        })
+    }
+
+    /// The pid of a run once it is `running`.
+    pub fn wait_running_pid(&self, id: &str) -> u32 {
+        let r = self.wait_run(id, "the run to be running", |s| s == "running");
+        r["pid"].as_u64().expect("pid") as u32
+    }
+
+    /// Waits until the job has at least `n` succeeded runs; returns all its runs.
+    pub fn wait_succeeded(&self, job: &str, n: usize) -> Vec<Value> {
+        wait_for(
+            Duration::from_secs(20),
+            &format!("{n} succeeded runs of {job}"),
+            || {
+                let runs = self.runs(job);
+                (runs.iter().filter(|r| r["state"] == "succeeded").count() >= n).then_some(runs)
+            },
+        )
+    }
+
     /// Sends a signal to the supervisor and waits (bounded) for it to exit.
     pub fn stop_with(&mut self, sig: i32, limit: Duration) -> std::process::ExitStatus {
         let mut child = self.child.take().expect("running");
