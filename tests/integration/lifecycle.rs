@@ -143,3 +143,44 @@ fn sigint_stops_fast_and_records_the_running_job_killed() {
         .expect("sqlite3");
     assert_eq!(String::from_utf8_lossy(&out.stdout), "killed\n");
 }
+
+#[test]
+fn a_retried_rpc_never_starts_a_run_twice() {
+    let cv = Cronvisor::start("rpc-retry");
+    let rpc = cv.endpoint("rpc");
+    let token = std::fs::read_to_string(cv.data_dir().join("rpc.token")).expect("rpc token");
+    let marker = cv.dir.0.join("marker");
+    let body = serde_json::json!({"runs": [{
+        "run_id": 424242, "job_id": 1, "job_name": "x", "instant": 0,
+        "command": format!("echo once >> {}", marker.display()), "timeout_secs": null
+    }]})
+    .to_string();
+    let (code, first) = http(
+        &rpc,
+        "POST",
+        "/rpc/v1/runs",
+        Some(token.trim()),
+        Some(&body),
+    );
+    assert_eq!(code, 202, "{first}");
+    let (code, second) = http(
+        &rpc,
+        "POST",
+        "/rpc/v1/runs",
+        Some(token.trim()),
+        Some(&body),
+    );
+    assert_eq!(code, 202, "{second}");
+    let second: serde_json::Value = serde_json::from_str(&second).expect("json");
+    assert_eq!(second["accepted"][0]["run_id"], 424242);
+    assert!(
+        second["accepted"][0]["pid"].is_null(),
+        "not started again: {second}"
+    );
+    let text = wait_for(Duration::from_secs(10), "the run's output", || {
+        std::fs::read_to_string(&marker)
+            .ok()
+            .filter(|t| !t.is_empty())
+    });
+    assert_eq!(text, "once\n");
+}

@@ -199,6 +199,9 @@ async fn accept_runs(
             "executor stopping",
         ));
     }
+    // Each run is started on its own task, so a burst's spawns (a fork/exec each) spread over
+    // every worker thread instead of queueing on this one.
+    let mut starts = JoinSet::new();
     let mut reply = BatchAccepted::default();
     for req in batch.runs {
         let first = exec
@@ -214,9 +217,14 @@ async fn accept_runs(
             });
             continue;
         }
-        match start(&exec, req) {
-            Ok(accepted) => reply.accepted.push(accepted),
-            Err(run_id) => reply.failed.push(run_id),
+        let exec = exec.clone();
+        starts.spawn(async move { start(&exec, req) });
+    }
+    while let Some(started) = starts.join_next().await {
+        match started {
+            Ok(Ok(accepted)) => reply.accepted.push(accepted),
+            Ok(Err(run_id)) => reply.failed.push(run_id),
+            Err(e) => tracing::error!(error = %e, "a run's start task failed"),
         }
     }
     Ok((StatusCode::ACCEPTED, Json(reply)))
