@@ -44,6 +44,9 @@ pub enum Command {
     Run(RunCommand),
     /// Print the next instants of a cron rule.
     Next(NextArgs),
+    /// Start a new generation of the roles (new binary and config); waits until it serves or
+    /// was rolled back, and exits non-zero with the reason on failure. Same as SIGHUP.
+    Reload(JsonFlag),
     /// Show the supervisor's children and their state.
     Status(JsonFlag),
     /// Apply the store's schema migrations.

@@ -73,6 +73,9 @@ pub struct SupervisorConfig {
     /// How long a stopping child may take to finish its requests and running jobs before it is
     /// killed, in seconds. Default 30.
     pub drain_timeout_secs: u64,
+    /// After a stop, how long a role keeps serving its open HTTP connections, answering with
+    /// `Connection: close`, before it closes the idle ones, in ms. Default 2000.
+    pub http_close_grace_ms: u64,
     /// First restart delay after a child dies, in milliseconds; doubles per crash. Default 100.
     pub restart_backoff_initial_ms: u64,
     /// Cap of the restart delay, in milliseconds. Default 10000.
@@ -148,6 +151,7 @@ impl Default for SupervisorConfig {
         SupervisorConfig {
             ready_timeout_secs: 30,
             drain_timeout_secs: 30,
+            http_close_grace_ms: 2000,
             restart_backoff_initial_ms: 100,
             restart_backoff_max_ms: 10_000,
         }

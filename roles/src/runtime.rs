@@ -84,6 +84,11 @@ impl RoleContext {
         })
     }
 
+    /// How long a stopping role keeps serving open connections (answering `Connection: close`).
+    pub fn http_grace(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.config.supervisor.http_close_grace_ms)
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.config.data_dir.clone()
     }

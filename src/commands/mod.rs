@@ -34,7 +34,8 @@ pub async fn run(cli: Cli, inherited: Inherited) -> anyhow::Result<ExitCode> {
         Command::Runs(args) => jobs::runs(&cli, args).await,
         Command::Run(cmd) => jobs::run(&cli, cmd).await,
         Command::Next(args) => next::run(&cli, args),
-        Command::Status(out) => status::run(&cli, *out),
+        Command::Status(out) => status::run(&cli, *out).await,
+        Command::Reload(out) => status::reload(&cli, *out).await,
         Command::Migrate => {
             let config = load_config(&cli)?;
             let store = cronvisor_roles::store::Store::connect(&config.store_url(), 1)

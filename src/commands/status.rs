@@ -1,25 +1,61 @@
-//! `cronvisor status`: the supervisor's view of its children, from the status file it keeps in
-//! the data dir.
+//! `cronvisor status` and `cronvisor reload`: the supervisor's control socket
+//! (`<data_dir>/run/control.sock`); `status` falls back to the status file when the supervisor
+//! is not running.
 
+use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cronvisor_supervisor::status::Status;
+use cronvisor_supervisor::status::{ReloadOutcome, Status};
 
 use crate::cli::{Cli, JsonFlag};
 
-pub fn run(cli: &Cli, out: JsonFlag) -> anyhow::Result<ExitCode> {
-    let config = super::load_config(cli)?;
-    let path = config.data_dir.join("run").join("status.json");
-    let bytes = std::fs::read(&path).with_context(|| {
-        format!(
-            "reading {} (is cronvisor up with this data dir?)",
-            path.display()
-        )
-    })?;
-    let status: Status =
-        serde_json::from_slice(&bytes).with_context(|| format!("decoding {}", path.display()))?;
-    let alive = std::path::Path::new(&format!("/proc/{}", status.pid)).exists();
+fn run_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
+    Ok(super::load_config(cli)?.data_dir.join("run"))
+}
+
+pub async fn reload(cli: &Cli, out: JsonFlag) -> anyhow::Result<ExitCode> {
+    let socket = run_dir(cli)?.join("control.sock");
+    let answer = cronvisor_supervisor::control::call(&socket, "reload")
+        .await
+        .with_context(|| format!("is cronvisor up? (control socket {})", socket.display()))?;
+    let outcome: ReloadOutcome = serde_json::from_value(answer.clone())
+        .with_context(|| format!("unexpected answer: {answer}"))?;
+    if out.json {
+        crate::print::json(&outcome)?;
+    } else if outcome.ok {
+        println!("reloaded: {}", outcome.message);
+    } else {
+        eprintln!("reload failed: {}", outcome.message);
+    }
+    Ok(if outcome.ok {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
+}
+
+pub async fn run(cli: &Cli, out: JsonFlag) -> anyhow::Result<ExitCode> {
+    let dir = run_dir(cli)?;
+    let live = cronvisor_supervisor::control::call(&dir.join("control.sock"), "status")
+        .await
+        .ok()
+        .and_then(|v| serde_json::from_value::<Status>(v).ok());
+    let (status, alive) = match live {
+        Some(s) => (s, true),
+        None => {
+            let path = dir.join("status.json");
+            let bytes = std::fs::read(&path).with_context(|| {
+                format!(
+                    "reading {} (is cronvisor up with this data dir?)",
+                    path.display()
+                )
+            })?;
+            let s: Status = serde_json::from_slice(&bytes)
+                .with_context(|| format!("decoding {}", path.display()))?;
+            (s, false)
+        }
+    };
     if out.json {
         crate::print::json(&status)?;
         return Ok(ExitCode::SUCCESS);
@@ -27,13 +63,25 @@ pub fn run(cli: &Cli, out: JsonFlag) -> anyhow::Result<ExitCode> {
     println!(
         "supervisor pid {} ({}), version {}, generation {}, phase {}",
         status.pid,
-        if alive { "running" } else { "not running" },
+        if alive {
+            "running"
+        } else {
+            "not running; last known state"
+        },
         status.version,
         status.generation,
         status.phase
     );
     for (name, addr) in &status.listeners {
         println!("listener {name}: {addr}");
+    }
+    if let Some(r) = &status.last_reload {
+        println!(
+            "last reload: {} at {}: {}",
+            if r.ok { "ok" } else { "FAILED" },
+            crate::print::time(Some(r.at)),
+            r.message
+        );
     }
     let now = chrono::Utc::now().timestamp_millis();
     crate::print::table(

@@ -3,6 +3,7 @@
 
 use std::ffi::OsString;
 use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
@@ -11,9 +12,11 @@ use cronvisor_roles::config::{Config, ROLE_LISTENERS};
 use cronvisor_roles::store::Store;
 use cronvisor_roles::tokens;
 use cronvisor_supervisor::activation::Inherited;
-use cronvisor_supervisor::{ChildSpec, ListenerSpec, Listeners, Settings, Stop};
+use cronvisor_supervisor::{
+    ChildSpec, ListenerSpec, Listeners, Reconfigure, Request, Settings, Stop,
+};
 use tokio::signal::unix::{signal, SignalKind};
-use tokio::sync::watch;
+use tokio::sync::{mpsc, watch};
 
 use crate::cli::{Cli, UpArgs};
 
@@ -68,45 +71,27 @@ pub async fn run(cli: &Cli, args: &UpArgs, mut inherited: Inherited) -> anyhow::
         tracing::info!(listener = %name, %addr, source = if adopted { "systemd" } else { "bound" }, "listener open");
     }
 
+    // The path, resolved once: a reload starts the binary found at this path then, so a
+    // replaced binary is picked up.
     let program = std::env::current_exe().context("locating the cronvisor binary")?;
-    let mut common: Vec<OsString> = vec!["--data-dir".into(), data_dir.clone().into()];
-    if let Some(c) = &cli.config {
-        let c = c
-            .canonicalize()
-            .with_context(|| format!("resolving {}", c.display()))?;
-        common.push("--config".into());
-        common.push(c.into());
-    }
+    let config_path = match &cli.config {
+        Some(c) => Some(
+            c.canonicalize()
+                .with_context(|| format!("resolving {}", c.display()))?,
+        ),
+        None => None,
+    };
     let rpc_addr = listeners
         .addr("rpc")
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let children = ROLE_LISTENERS
-        .iter()
-        .map(|(role, listener)| {
-            let mut args: Vec<OsString> = vec![(*role).into()];
-            args.extend(common.iter().cloned());
-            let env = if *role == "dispatcher" {
-                vec![(
-                    "CRONVISOR_EXECUTOR_URL".to_string(),
-                    format!("http://{rpc_addr}"),
-                )]
-            } else {
-                Vec::new()
-            };
-            ChildSpec {
-                role: (*role).to_string(),
-                program: program.clone(),
-                args,
-                env,
-                listeners: vec![(*listener).to_string()],
-            }
-        })
-        .collect();
+    let children = child_specs(&program, &data_dir, config_path.as_deref(), &rpc_addr);
+    let run_dir = data_dir.join("run");
+    std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let s = &config.supervisor;
     let settings = Settings {
         children,
-        run_dir: data_dir.join("run"),
+        run_dir: run_dir.clone(),
         ready_timeout: Duration::from_secs(s.ready_timeout_secs),
         drain_timeout: Duration::from_secs(s.drain_timeout_secs),
         fast_stop_timeout: Duration::from_secs(5),
@@ -114,6 +99,32 @@ pub async fn run(cli: &Cli, args: &UpArgs, mut inherited: Inherited) -> anyhow::
         backoff_max: Duration::from_millis(s.restart_backoff_max_ms),
         version: env!("CARGO_PKG_VERSION").to_string(),
     };
+
+    let reconfigure = reconfigure(
+        cli.data_dir.clone(),
+        config_path.clone(),
+        config.clone(),
+        program.clone(),
+        rpc_addr.clone(),
+    );
+
+    let (requests_tx, requests_rx) = mpsc::channel(16);
+    let _control =
+        cronvisor_supervisor::control::serve(&run_dir.join("control.sock"), requests_tx.clone())
+            .context("opening the control socket")?;
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reload requested");
+            if requests_tx
+                .send(Request::Reload { reply: None })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
 
     let (stop_tx, stop_rx) = watch::channel(None);
     let mut term = signal(SignalKind::terminate())?;
@@ -138,18 +149,101 @@ pub async fn run(cli: &Cli, args: &UpArgs, mut inherited: Inherited) -> anyhow::
         .unwrap_or_default();
     let data_shown = data_dir.display().to_string();
     let store_shown = super::redact_url(&store_url);
-    cronvisor_supervisor::run(settings, listeners, stop_rx, move |status| {
-        tracing::info!(
-            api = %format!("http://{api}/api/v1"),
-            data_dir = %data_shown,
-            store = %store_shown,
-            token = %format!("{data_shown}/{}", tokens::API),
-            children = status.children.len(),
-            "cronvisor is up"
-        );
-        cronvisor_roles::runtime::notify_ready("all roles ready");
-    })
+    cronvisor_supervisor::run(
+        settings,
+        listeners,
+        stop_rx,
+        requests_rx,
+        reconfigure,
+        move |status| {
+            tracing::info!(
+                api = %format!("http://{api}/api/v1"),
+                data_dir = %data_shown,
+                store = %store_shown,
+                token = %format!("{data_shown}/{}", tokens::API),
+                children = status.children.len(),
+                "cronvisor is up"
+            );
+            cronvisor_roles::runtime::notify_ready("all roles ready");
+        },
+    )
     .await?;
     tracing::info!("cronvisor stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The children of one generation: each role with its listener, the same binary, data dir and
+/// config.
+fn child_specs(
+    program: &Path,
+    data_dir: &Path,
+    config: Option<&Path>,
+    rpc_addr: &str,
+) -> Vec<ChildSpec> {
+    let mut common: Vec<OsString> = vec!["--data-dir".into(), data_dir.into()];
+    if let Some(c) = config {
+        common.push("--config".into());
+        common.push(c.into());
+    }
+    ROLE_LISTENERS
+        .iter()
+        .map(|(role, listener)| {
+            let mut args: Vec<OsString> = vec![(*role).into()];
+            args.extend(common.iter().cloned());
+            let env = if *role == "dispatcher" {
+                vec![(
+                    "CRONVISOR_EXECUTOR_URL".to_string(),
+                    format!("http://{rpc_addr}"),
+                )]
+            } else {
+                Vec::new()
+            };
+            ChildSpec {
+                role: (*role).to_string(),
+                program: program.to_path_buf(),
+                args,
+                env,
+                listeners: vec![(*listener).to_string()],
+            }
+        })
+        .collect()
+}
+
+/// What a reload does before anything starts: re-read and validate the config file. The
+/// sockets and the data dir belong to the running supervisor, so a change to them is refused
+/// (it needs a restart) rather than half-applied.
+fn reconfigure(
+    data_dir_flag: Option<PathBuf>,
+    config_path: Option<PathBuf>,
+    running: Config,
+    program: PathBuf,
+    rpc_addr: String,
+) -> Reconfigure {
+    Box::new(move || {
+        let mut config = Config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
+        if let Some(d) = &data_dir_flag {
+            config.data_dir = d.clone();
+        }
+        config.validate().map_err(|e| e.to_string())?;
+        let data_dir = config
+            .data_dir
+            .canonicalize()
+            .map_err(|e| format!("data_dir {}: {e}", config.data_dir.display()))?;
+        if data_dir != running.data_dir {
+            return Err(format!(
+                "data_dir changed ({} -> {}): that needs a restart",
+                running.data_dir.display(),
+                data_dir.display()
+            ));
+        }
+        if config.listeners != running.listeners {
+            return Err("listeners changed: that needs a restart".to_string());
+        }
+        Ok(child_specs(
+            &program,
+            &data_dir,
+            config_path.as_deref(),
+            &rpc_addr,
+        ))
+    })
 }

@@ -9,6 +9,7 @@
 pub mod activation;
 pub mod backoff;
 pub mod child;
+pub mod control;
 pub mod listeners;
 pub mod notify;
 pub mod status;
@@ -17,4 +18,4 @@ pub mod supervise;
 pub use activation::ActivationError;
 pub use child::ChildSpec;
 pub use listeners::{ListenerSpec, Listeners};
-pub use supervise::{run, Settings, Stop, SuperviseError};
+pub use supervise::{run, Reconfigure, Request, Settings, Stop, SuperviseError};

@@ -19,14 +19,28 @@ pub struct ChildStatus {
     pub status: Option<String>,
 }
 
+/// The outcome of a reload, as the caller and `status` see it.
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+pub struct ReloadOutcome {
+    pub ok: bool,
+    /// The generation serving after the reload.
+    pub generation: u64,
+    pub message: String,
+    /// Milliseconds since the epoch when the reload ended.
+    pub at: i64,
+}
+
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
 pub struct Status {
     pub pid: u32,
     pub version: String,
+    /// The generation that serves (older ones may still be draining).
     pub generation: u64,
     pub phase: String,
     pub listeners: Vec<(String, String)>,
     pub children: Vec<ChildStatus>,
+    #[serde(default)]
+    pub last_reload: Option<ReloadOutcome>,
 }
 
 #[derive(Debug)]
@@ -35,7 +49,7 @@ pub struct StatusBoard {
     path: PathBuf,
 }
 
-fn now_millis() -> i64 {
+pub fn now_millis() -> i64 {
     std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map(|d| d.as_millis() as i64)
@@ -67,16 +81,42 @@ impl StatusBoard {
         }
     }
 
-    pub fn child(&self, role: &str, f: impl FnOnce(&mut ChildStatus)) {
+    /// Adds the children of a new generation, not started yet.
+    pub fn add_generation(&self, generation: u64, roles: &[String]) {
         self.update(|s| {
-            if let Some(c) = s.children.iter_mut().find(|c| c.role == role) {
+            for role in roles {
+                s.children.push(ChildStatus {
+                    role: role.clone(),
+                    pid: None,
+                    generation,
+                    ready: false,
+                    started_at: 0,
+                    restarts: 0,
+                    last_exit: None,
+                    status: None,
+                });
+            }
+        });
+    }
+
+    pub fn remove_generation(&self, generation: u64) {
+        self.update(|s| s.children.retain(|c| c.generation != generation));
+    }
+
+    pub fn child(&self, role: &str, generation: u64, f: impl FnOnce(&mut ChildStatus)) {
+        self.update(|s| {
+            if let Some(c) = s
+                .children
+                .iter_mut()
+                .find(|c| c.role == role && c.generation == generation)
+            {
                 f(c);
             }
         });
     }
 
-    pub fn started(&self, role: &str, pid: Option<u32>) {
-        self.child(role, |c| {
+    pub fn started(&self, role: &str, generation: u64, pid: Option<u32>) {
+        self.child(role, generation, |c| {
             c.pid = pid;
             c.ready = false;
             c.started_at = now_millis();

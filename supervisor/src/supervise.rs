@@ -1,7 +1,10 @@
-//! The supervision loop: start every child, wait for readiness, restart what dies, stop all on
-//! request. Phases are logged (`starting`, `ready`, `stopping`, `stopped`) and mirrored in the
-//! status file, so an operator and a test can observe them.
+//! The supervision loop: start a generation of children, wait for readiness, restart what
+//! dies, replace the generation on reload (new one ready first, then the old one drains; a new
+//! one that fails is stopped and the old one keeps serving), and stop everything on request.
+//! Phases (`starting`, `ready`, `reloading`, `stopping`, `stopped`) are logged and mirrored in
+//! the status file, so an operator and a test can observe them.
 
+use std::collections::HashSet;
 use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
@@ -9,13 +12,14 @@ use std::time::{Duration, Instant};
 use nix::sys::signal::{kill, Signal};
 use nix::unistd::Pid;
 use tokio::process::Child;
-use tokio::sync::{mpsc, watch};
+use tokio::sync::{mpsc, oneshot, watch};
+use tokio::task::JoinHandle;
 
 use crate::backoff::Backoff;
 use crate::child::{spawn, ChildSpec};
 use crate::listeners::Listeners;
 use crate::notify::{Message, NotifySocket};
-use crate::status::{ChildStatus, Status, StatusBoard};
+use crate::status::{now_millis, ReloadOutcome, Status, StatusBoard};
 
 /// How to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -26,6 +30,23 @@ pub enum Stop {
     /// SIGINT to each child, which stops at once (running jobs are killed and recorded).
     Fast,
 }
+
+/// What the control socket and SIGHUP ask of the supervisor.
+#[derive(Debug)]
+pub enum Request {
+    /// Start a new generation; the outcome goes to `reply` when the new generation serves or
+    /// has been rolled back.
+    Reload {
+        reply: Option<oneshot::Sender<ReloadOutcome>>,
+    },
+    Status {
+        reply: oneshot::Sender<Option<Status>>,
+    },
+}
+
+/// Re-reads the configuration for a reload: the children of the next generation, or why the
+/// configuration cannot be used (the running generation is then left alone).
+pub type Reconfigure = Box<dyn Fn() -> Result<Vec<ChildSpec>, String> + Send + Sync>;
 
 #[derive(Debug, Clone)]
 pub struct Settings {
@@ -52,13 +73,77 @@ pub enum SuperviseError {
 /// A child that stayed up this long gets its backoff reset.
 const STABLE_AFTER: Duration = Duration::from_secs(30);
 
-/// Runs the children until `stop` carries a value, then stops them and returns once every
-/// child has exited. `on_ready` is called once, when every child has reported ready the first
-/// time.
+#[derive(Debug)]
+enum Event {
+    Ready {
+        generation: u64,
+        role: String,
+    },
+    /// A child of a generation on trial failed before it was ever ready.
+    Failed {
+        generation: u64,
+        reason: String,
+    },
+}
+
+/// Everything a child's task shares with the loop.
+struct Shared {
+    settings: Settings,
+    listeners: Listeners,
+    board: StatusBoard,
+    events: mpsc::UnboundedSender<Event>,
+}
+
+struct Generation {
+    id: u64,
+    roles: Vec<String>,
+    stop: watch::Sender<Option<Stop>>,
+    tasks: Vec<JoinHandle<()>>,
+}
+
+impl Generation {
+    fn start(shared: &Arc<Shared>, id: u64, specs: Vec<ChildSpec>, on_trial: bool) -> Generation {
+        let roles: Vec<String> = specs.iter().map(|c| c.role.clone()).collect();
+        shared.board.add_generation(id, &roles);
+        let (stop, stop_rx) = watch::channel(None);
+        let tasks = specs
+            .into_iter()
+            .map(|spec| {
+                tokio::spawn(supervise_child(
+                    spec,
+                    id,
+                    on_trial,
+                    shared.clone(),
+                    stop_rx.clone(),
+                ))
+            })
+            .collect();
+        Generation {
+            id,
+            roles,
+            stop,
+            tasks,
+        }
+    }
+
+    /// Asks every child to stop and waits for all of them; then forgets the generation.
+    async fn stop(self, how: Stop, board: &StatusBoard) {
+        let _ = self.stop.send(Some(how));
+        for t in self.tasks {
+            let _ = t.await;
+        }
+        board.remove_generation(self.id);
+    }
+}
+
+/// Runs generations of children until `stop` carries a value, then stops them and returns once
+/// every child has exited. `on_ready` is called once, when the first generation is ready.
 pub async fn run(
     settings: Settings,
     listeners: Listeners,
-    stop: watch::Receiver<Option<Stop>>,
+    mut stop: watch::Receiver<Option<Stop>>,
+    mut requests: mpsc::Receiver<Request>,
+    reconfigure: Reconfigure,
     on_ready: impl FnOnce(&Status) + Send + 'static,
 ) -> Result<(), SuperviseError> {
     std::fs::create_dir_all(&settings.run_dir).map_err(|source| SuperviseError::RunDir {
@@ -75,120 +160,229 @@ pub async fn run(
             .into_iter()
             .map(|(n, a, _)| (n, a.to_string()))
             .collect(),
-        children: settings
-            .children
-            .iter()
-            .map(|c| ChildStatus {
-                role: c.role.clone(),
-                pid: None,
-                generation: 1,
-                ready: false,
-                started_at: 0,
-                restarts: 0,
-                last_exit: None,
-                status: None,
-            })
-            .collect(),
+        children: Vec::new(),
+        last_reload: None,
     };
-    let board = Arc::new(StatusBoard::new(
-        settings.run_dir.join("status.json"),
-        status,
-    ));
-    let listeners = Arc::new(listeners);
-    let settings = Arc::new(settings);
-    let (ready_tx, mut ready_rx) = mpsc::channel::<String>(16);
+    let board = StatusBoard::new(settings.run_dir.join("status.json"), status);
+    let (events_tx, mut events) = mpsc::unbounded_channel();
+    let shared = Arc::new(Shared {
+        settings: settings.clone(),
+        listeners,
+        board,
+        events: events_tx,
+    });
 
-    let mut tasks = Vec::new();
-    for spec in settings.children.clone() {
-        tasks.push(tokio::spawn(supervise_child(
-            spec,
-            settings.clone(),
-            listeners.clone(),
-            board.clone(),
-            stop.clone(),
-            ready_tx.clone(),
-        )));
-    }
-    drop(ready_tx);
-
-    let mut waiting: std::collections::HashSet<String> =
-        settings.children.iter().map(|c| c.role.clone()).collect();
+    let mut current = Generation::start(&shared, 1, settings.children.clone(), false);
+    let mut waiting: HashSet<String> = current.roles.iter().cloned().collect();
     let mut on_ready = Some(on_ready);
-    let mut stop_rx = stop.clone();
+    let mut draining: Vec<JoinHandle<()>> = Vec::new();
     loop {
         tokio::select! {
-            role = ready_rx.recv() => {
-                let Some(role) = role else { break };
-                waiting.remove(&role);
-                if waiting.is_empty() {
-                    if let Some(f) = on_ready.take() {
-                        board.update(|s| s.phase = "ready".into());
-                        if let Some(s) = board.snapshot() {
-                            f(&s);
+            event = events.recv() => {
+                if let Some(Event::Ready { generation, role }) = event {
+                    if generation == current.id {
+                        waiting.remove(&role);
+                    }
+                    if waiting.is_empty() {
+                        if let Some(f) = on_ready.take() {
+                            shared.board.update(|s| s.phase = "ready".into());
+                            if let Some(s) = shared.board.snapshot() {
+                                f(&s);
+                            }
                         }
                     }
                 }
             }
-            changed = stop_rx.changed() => {
-                if changed.is_err() || stop_rx.borrow().is_some() {
+            request = requests.recv() => match request {
+                Some(Request::Status { reply }) => {
+                    let _ = reply.send(shared.board.snapshot());
+                }
+                Some(Request::Reload { reply }) => {
+                    let outcome = reload(&shared, &mut current, &mut events, &mut stop, &reconfigure, &mut draining).await;
+                    shared.board.update(|s| {
+                        s.last_reload = Some(outcome.clone());
+                        s.phase = if on_ready.is_some() { "starting".into() } else { "ready".into() };
+                    });
+                    notify_systemd(&[sd_notify::NotifyState::Ready]);
+                    if let Some(reply) = reply {
+                        let _ = reply.send(outcome);
+                    }
+                }
+                None => {}
+            },
+            changed = stop.changed() => {
+                if changed.is_err() || stop.borrow().is_some() {
                     break;
                 }
             }
         }
     }
-    board.update(|s| s.phase = "stopping".into());
-    for t in tasks {
-        let _ = t.await;
+    let how = stop.borrow().unwrap_or(Stop::Fast);
+    shared.board.update(|s| s.phase = "stopping".into());
+    current.stop(how, &shared.board).await;
+    for d in draining {
+        let _ = d.await;
     }
-    board.update(|s| s.phase = "stopped".into());
+    shared.board.update(|s| s.phase = "stopped".into());
     Ok(())
+}
+
+fn notify_systemd(states: &[sd_notify::NotifyState]) {
+    let _ = sd_notify::notify(false, states);
+}
+
+/// One reload: new generation on trial; on success it replaces `current` and the old one
+/// drains in the background; on failure it is stopped and `current` is untouched.
+async fn reload(
+    shared: &Arc<Shared>,
+    current: &mut Generation,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    stop: &mut watch::Receiver<Option<Stop>>,
+    reconfigure: &Reconfigure,
+    draining: &mut Vec<JoinHandle<()>>,
+) -> ReloadOutcome {
+    let started = Instant::now();
+    let mut states = vec![sd_notify::NotifyState::Reloading];
+    if let Ok(t) = sd_notify::NotifyState::monotonic_usec_now() {
+        states.push(t);
+    }
+    notify_systemd(&states);
+    shared.board.update(|s| s.phase = "reloading".into());
+    let old_id = current.id;
+    let fail = |message: String| {
+        tracing::error!(generation = old_id, reason = %message, "reload failed; the running generation keeps serving");
+        ReloadOutcome {
+            ok: false,
+            generation: old_id,
+            message,
+            at: now_millis(),
+        }
+    };
+    let specs = match reconfigure() {
+        Ok(specs) => specs,
+        Err(e) => return fail(format!("configuration rejected: {e}")),
+    };
+    let new_id = old_id + 1;
+    tracing::info!(generation = new_id, "reload: starting a new generation");
+    let candidate = Generation::start(shared, new_id, specs, true);
+    let mut waiting: HashSet<String> = candidate.roles.iter().cloned().collect();
+    let deadline = tokio::time::sleep(shared.settings.ready_timeout + Duration::from_secs(2));
+    tokio::pin!(deadline);
+    let verdict: Result<(), String> = loop {
+        tokio::select! {
+            event = events.recv() => match event {
+                Some(Event::Ready { generation, role }) if generation == new_id => {
+                    waiting.remove(&role);
+                    if waiting.is_empty() {
+                        break Ok(());
+                    }
+                }
+                Some(Event::Failed { generation, reason }) if generation == new_id => break Err(reason),
+                Some(_) => {}
+                None => break Err("supervisor shutting down".into()),
+            },
+            _ = &mut deadline => break Err(format!(
+                "not ready within {} s: {}",
+                shared.settings.ready_timeout.as_secs(),
+                waiting.iter().cloned().collect::<Vec<_>>().join(", ")
+            )),
+            changed = stop.changed() => {
+                if changed.is_err() || stop.borrow().is_some() {
+                    break Err("supervisor stopping".into());
+                }
+            }
+        }
+    };
+    match verdict {
+        Ok(()) => {
+            let old = std::mem::replace(current, candidate);
+            shared.board.update(|s| s.generation = new_id);
+            let board_shared = shared.clone();
+            tracing::info!(
+                generation = new_id,
+                old = old.id,
+                ms = started.elapsed().as_millis() as u64,
+                "reload: new generation serving; draining the old one"
+            );
+            draining.retain(|d| !d.is_finished());
+            draining.push(tokio::spawn(async move {
+                let id = old.id;
+                old.stop(Stop::Graceful, &board_shared.board).await;
+                tracing::info!(generation = id, "old generation drained");
+            }));
+            ReloadOutcome {
+                ok: true,
+                generation: new_id,
+                message: format!("generation {new_id} serving; generation {old_id} draining"),
+                at: now_millis(),
+            }
+        }
+        Err(reason) => {
+            candidate.stop(Stop::Fast, &shared.board).await;
+            fail(format!("generation {new_id} rolled back: {reason}"))
+        }
+    }
 }
 
 async fn supervise_child(
     spec: ChildSpec,
-    settings: Arc<Settings>,
-    listeners: Arc<Listeners>,
-    board: Arc<StatusBoard>,
+    generation: u64,
+    on_trial: bool,
+    shared: Arc<Shared>,
     mut stop: watch::Receiver<Option<Stop>>,
-    ready_tx: mpsc::Sender<String>,
 ) {
     let role = spec.role.clone();
+    let settings = &shared.settings;
     let mut backoff = Backoff::new(settings.backoff_initial, settings.backoff_max);
     let mut restarts: u64 = 0;
     let mut incarnation: u64 = 0;
+    let mut ever_ready = false;
     loop {
         if stop.borrow().is_some() {
             return;
         }
         incarnation += 1;
-        let notify_path = settings.run_dir.join(format!("{role}.{incarnation}.sock"));
+        let notify_path = settings
+            .run_dir
+            .join(format!("{role}.{generation}.{incarnation}.sock"));
         let outcome = match NotifySocket::bind(&notify_path) {
-            Ok(notify) => match spawn(&spec, &listeners, notify.path()) {
-                Ok(child) => {
-                    run_child(
-                        child, &notify, &role, &settings, &board, &mut stop, &ready_tx,
-                    )
-                    .await
-                }
-                Err(e) => Exit::Failed(e.to_string(), Duration::ZERO),
+            Ok(notify) => match spawn(&spec, &shared.listeners, notify.path()) {
+                Ok(child) => run_child(child, &notify, &role, generation, &shared, &mut stop).await,
+                Err(e) => Exit::Failed(e.to_string(), Duration::ZERO, false),
             },
             Err(e) => Exit::Failed(
                 format!("cannot bind notify socket {}: {e}", notify_path.display()),
                 Duration::ZERO,
+                false,
             ),
         };
         let (reason, uptime) = match outcome {
             Exit::Stopped => return,
-            Exit::Failed(reason, uptime) => (reason, uptime),
+            Exit::Failed(reason, uptime, was_ready) => {
+                ever_ready |= was_ready;
+                (reason, uptime)
+            }
         };
+        if on_trial && !ever_ready {
+            // A generation on trial is not nursed: its failure rolls the reload back.
+            let _ = shared.events.send(Event::Failed {
+                generation,
+                reason: format!("{role}: {reason}"),
+            });
+            shared.board.child(&role, generation, |c| {
+                c.pid = None;
+                c.last_exit = Some(reason.clone());
+            });
+            return;
+        }
         restarts += 1;
         if uptime >= STABLE_AFTER {
             backoff.reset();
         }
         let delay = backoff.next_delay();
-        tracing::warn!(role = %role, reason = %reason, restarts, delay_ms = delay.as_millis() as u64,
+        tracing::warn!(role = %role, generation, reason = %reason, restarts, delay_ms = delay.as_millis() as u64,
             "role exited; restarting");
-        board.child(&role, |c| {
+        shared.board.child(&role, generation, |c| {
             c.pid = None;
             c.ready = false;
             c.restarts = restarts;
@@ -204,23 +398,24 @@ async fn supervise_child(
 enum Exit {
     /// Stopped on request: do not restart.
     Stopped,
-    /// Died or failed readiness: restart after backoff. (reason, uptime)
-    Failed(String, Duration),
+    /// Died or failed readiness: (reason, uptime, had been ready).
+    Failed(String, Duration, bool),
 }
 
 async fn run_child(
     mut child: Child,
     notify: &NotifySocket,
     role: &str,
-    settings: &Settings,
-    board: &StatusBoard,
+    generation: u64,
+    shared: &Shared,
     stop: &mut watch::Receiver<Option<Stop>>,
-    ready_tx: &mpsc::Sender<String>,
 ) -> Exit {
+    let settings = &shared.settings;
+    let board = &shared.board;
     let started = Instant::now();
     let pid = child.id();
-    board.started(role, pid);
-    tracing::info!(role, pid, "role started");
+    board.started(role, generation, pid);
+    tracing::info!(role, generation, pid, "role started");
     let mut ready = false;
     let ready_deadline = tokio::time::sleep(settings.ready_timeout);
     tokio::pin!(ready_deadline);
@@ -232,11 +427,11 @@ async fn run_child(
                     match m {
                         Message::Ready if !ready => {
                             ready = true;
-                            tracing::info!(role, pid, ms = started.elapsed().as_millis() as u64, "role ready");
-                            board.child(role, |c| c.ready = true);
-                            let _ = ready_tx.send(role.to_string()).await;
+                            tracing::info!(role, generation, pid, ms = started.elapsed().as_millis() as u64, "role ready");
+                            board.child(role, generation, |c| c.ready = true);
+                            let _ = shared.events.send(Event::Ready { generation, role: role.to_string() });
                         }
-                        Message::Status(s) => board.child(role, |c| c.status = Some(s)),
+                        Message::Status(s) => board.child(role, generation, |c| c.status = Some(s)),
                         _ => {}
                     }
                 }
@@ -246,19 +441,19 @@ async fn run_child(
                     Ok(s) => format!("exited: {s}"),
                     Err(e) => format!("wait failed: {e}"),
                 };
-                return Exit::Failed(reason, started.elapsed());
+                return Exit::Failed(reason, started.elapsed(), ready);
             }
             _ = &mut ready_deadline, if !ready => {
-                tracing::error!(role, pid, timeout_s = settings.ready_timeout.as_secs(), "role not ready in time; killing it");
+                tracing::error!(role, generation, pid, timeout_s = settings.ready_timeout.as_secs(), "role not ready in time; killing it");
                 signal(pid, Signal::SIGKILL);
                 let _ = child.wait().await;
-                return Exit::Failed(format!("not ready within {} s", settings.ready_timeout.as_secs()), started.elapsed());
+                return Exit::Failed(format!("not ready within {} s", settings.ready_timeout.as_secs()), started.elapsed(), false);
             }
             changed = stop.changed() => {
                 let how = if changed.is_err() { Some(Stop::Fast) } else { *stop.borrow() };
                 if let Some(how) = how {
                     stop_child(&mut child, role, how, settings).await;
-                    board.child(role, |c| { c.pid = None; c.ready = false; });
+                    board.child(role, generation, |c| { c.pid = None; c.ready = false; });
                     return Exit::Stopped;
                 }
             }

@@ -8,3 +8,4 @@ mod firing;
 mod lifecycle;
 mod mysql;
 mod output;
+mod reload;

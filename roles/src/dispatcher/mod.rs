@@ -48,6 +48,7 @@ pub async fn run(
     load_all(&store, &mut set).await?;
     jobs_gauge.set(set.len() as i64);
 
+    let grace = ctx.http_grace();
     let server = tokio::spawn(crate::http::server::serve(
         ctx.listener,
         crate::http::health::router(crate::http::health::Health {
@@ -56,7 +57,8 @@ pub async fn run(
             metrics: ctx.metrics.clone(),
             draining: ctx.draining.clone(),
         }),
-        runtime::stopped(shutdown.clone()),
+        shutdown.clone(),
+        grace,
     ));
     runtime::notify_ready(&format!(
         "dispatcher: {} jobs, executor {executor_url}",

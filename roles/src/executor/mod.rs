@@ -138,8 +138,13 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     let app = rpc.merge(crate::http::health::router(ctx.health()));
 
     let drain_budget = Duration::from_secs(ctx.config.supervisor.drain_timeout_secs).mul_f64(0.8);
-    let stop = runtime::stopped(shutdown.clone());
-    let server = tokio::spawn(crate::http::server::serve(ctx.listener, app, stop));
+    let grace = ctx.http_grace();
+    let server = tokio::spawn(crate::http::server::serve(
+        ctx.listener,
+        app,
+        shutdown.clone(),
+        grace,
+    ));
     runtime::notify_ready(&format!("executor {} serving", exec.id));
     tracing::info!(executor = %exec.id, "executor ready");
 

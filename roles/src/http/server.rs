@@ -1,20 +1,101 @@
 //! Serving a router on a listener the role was handed (inherited from the supervisor or from
-//! systemd), until a shutdown future resolves.
+//! systemd), and draining it without a client ever seeing a reset.
+//!
+//! hyper's own graceful shutdown closes at once every connection that is idle in keep-alive or
+//! accepted but not yet read (hyperium/hyper #2730, #3792, #3808), and a client that sent its
+//! request at that moment sees a reset. So the drain here has three steps:
+//!
+//! 1. stop accepting: this process's copy of the listening socket is closed; the socket itself
+//!    stays open in the supervisor and the next generation, whose accept queue takes new
+//!    connections;
+//! 2. for `grace`, keep serving the open connections but answer with `Connection: close`, so
+//!    every client that sends a request is answered and then moves to a new connection;
+//! 3. then ask the remaining (idle) connections to close, and wait for in-flight ones.
 
-use std::future::Future;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
+use std::time::Duration;
 
+use axum::http::{header, HeaderValue};
+use axum::response::Response;
 use axum::Router;
+use hyper_util::rt::TokioIo;
+use hyper_util::service::TowerToHyperService;
+use tokio::sync::watch;
+use tokio::task::JoinSet;
 
-/// Serves `router` on `listener` until `shutdown` resolves, then stops accepting and lets
-/// in-flight requests finish.
+use crate::runtime::{Shutdown, StopKind};
+
+/// Serves `router` on `listener` until a stop is requested, then drains as described above
+/// (a fast stop skips the grace period).
 pub async fn serve(
     listener: std::net::TcpListener,
     router: Router,
-    shutdown: impl Future<Output = ()> + Send + 'static,
+    shutdown: Shutdown,
+    grace: Duration,
 ) -> std::io::Result<()> {
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
-    axum::serve(listener, router)
-        .with_graceful_shutdown(shutdown)
-        .await
+    let closing = Arc::new(AtomicBool::new(false));
+    let flag = closing.clone();
+    let router = router.layer(axum::middleware::map_response(move |mut resp: Response| {
+        let closing = flag.load(Ordering::Relaxed);
+        async move {
+            if closing {
+                resp.headers_mut()
+                    .insert(header::CONNECTION, HeaderValue::from_static("close"));
+            }
+            resp
+        }
+    }));
+    let (close_idle, close_rx) = watch::channel(false);
+    let mut conns = JoinSet::new();
+    let stop = crate::runtime::stopped(shutdown.clone());
+    tokio::pin!(stop);
+    loop {
+        tokio::select! {
+            accepted = listener.accept() => {
+                let (stream, _) = match accepted {
+                    Ok(a) => a,
+                    Err(e) => {
+                        // EMFILE and the like: wait a little rather than spin.
+                        tracing::warn!(error = %e, "accept failed");
+                        tokio::time::sleep(Duration::from_millis(50)).await;
+                        continue;
+                    }
+                };
+                let _ = stream.set_nodelay(true);
+                let service = TowerToHyperService::new(router.clone());
+                let mut close_rx = close_rx.clone();
+                conns.spawn(async move {
+                    let conn = hyper::server::conn::http1::Builder::new()
+                        .serve_connection(TokioIo::new(stream), service);
+                    tokio::pin!(conn);
+                    tokio::select! {
+                        _ = conn.as_mut() => {}
+                        _ = async { let _ = close_rx.wait_for(|c| *c).await; } => {
+                            conn.as_mut().graceful_shutdown();
+                            let _ = conn.await;
+                        }
+                    }
+                });
+                while conns.try_join_next().is_some() {}
+            }
+            _ = &mut stop => break,
+        }
+    }
+    // 1. Stop accepting.
+    drop(listener);
+    // 2. Serve what is open, closing each connection after its next response.
+    closing.store(true, Ordering::Relaxed);
+    let grace = if *shutdown.borrow() == Some(StopKind::Fast) {
+        Duration::ZERO
+    } else {
+        grace
+    };
+    let _ = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
+    // 3. Close the idle rest; let in-flight requests finish.
+    let _ = close_idle.send(true);
+    while conns.join_next().await.is_some() {}
+    Ok(())
 }

@@ -41,10 +41,12 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         .local_addr()
         .map(|a| a.to_string())
         .unwrap_or_default();
+    let grace = ctx.http_grace();
     let server = tokio::spawn(crate::http::server::serve(
         ctx.listener,
         app,
-        runtime::stopped(shutdown.clone()),
+        shutdown.clone(),
+        grace,
     ));
     runtime::notify_ready(&format!("monitor: API on http://{addr}/api/v1"));
     tracing::info!(api = %format!("http://{addr}/api/v1"), "monitor ready");

@@ -203,13 +203,24 @@ impl Cronvisor {
         }
     }
 
+    /// The pid of `role` in the serving generation.
     pub fn child_pid(&self, role: &str) -> Option<u32> {
-        self.status()["children"]
+        let st = self.status();
+        let generation = st["generation"].clone();
+        st["children"]
             .as_array()?
             .iter()
-            .find(|c| c["role"] == role)
+            .find(|c| c["role"] == role && c["generation"] == generation)
             .and_then(|c| c["pid"].as_u64())
             .map(|p| p as u32)
+    }
+
+    /// The pids of the three roles in the serving generation.
+    pub fn role_pids(&self) -> Vec<u32> {
+        ["dispatcher", "executor", "monitor"]
+            .iter()
+            .map(|r| self.child_pid(r).unwrap_or(0))
+            .collect()
     }
 
     pub fn endpoint(&self, name: &str) -> String {

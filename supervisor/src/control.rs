@@ -1,0 +1,96 @@
+//! The local control socket (`<data_dir>/run/control.sock`, mode 0600): one JSON request line,
+//! one JSON answer line. `{"cmd":"reload"}` answers when the new generation serves or was rolled
+//! back; `{"cmd":"status"}` answers at once.
+
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+use tokio::io::{AsyncBufReadExt, AsyncReadExt, AsyncWriteExt, BufReader};
+use tokio::net::{UnixListener, UnixStream};
+use tokio::sync::{mpsc, oneshot};
+
+use crate::supervise::Request;
+
+#[derive(Debug, Serialize, Deserialize)]
+pub struct Command {
+    pub cmd: String,
+}
+
+/// Binds the socket (replacing a stale one) and serves it until the process ends; the path
+/// is removed when the returned guard drops.
+pub fn serve(path: &Path, requests: mpsc::Sender<Request>) -> std::io::Result<SocketGuard> {
+    let _ = std::fs::remove_file(path);
+    let listener = UnixListener::bind(path)?;
+    std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    tokio::spawn(async move {
+        loop {
+            let Ok((stream, _)) = listener.accept().await else {
+                continue;
+            };
+            let requests = requests.clone();
+            tokio::spawn(async move {
+                if let Err(e) = answer(stream, requests).await {
+                    tracing::warn!(error = %e, "control connection failed");
+                }
+            });
+        }
+    });
+    Ok(SocketGuard(path.to_path_buf()))
+}
+
+pub struct SocketGuard(PathBuf);
+
+impl Drop for SocketGuard {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_file(&self.0);
+    }
+}
+
+async fn answer(stream: UnixStream, requests: mpsc::Sender<Request>) -> std::io::Result<()> {
+    let (read, mut write) = stream.into_split();
+    let mut line = String::new();
+    // A request is one short line; anything longer is not ours.
+    let n = BufReader::new(read.take(4096)).read_line(&mut line).await?;
+    if n == 0 {
+        return Ok(());
+    }
+    let reply = match serde_json::from_str::<Command>(line.trim()) {
+        Ok(c) if c.cmd == "reload" => {
+            let (tx, rx) = oneshot::channel();
+            let _ = requests.send(Request::Reload { reply: Some(tx) }).await;
+            match rx.await {
+                Ok(outcome) => serde_json::to_value(outcome),
+                Err(_) => Ok(serde_json::json!({"ok": false, "message": "supervisor stopping"})),
+            }
+        }
+        Ok(c) if c.cmd == "status" => {
+            let (tx, rx) = oneshot::channel();
+            let _ = requests.send(Request::Status { reply: tx }).await;
+            serde_json::to_value(rx.await.ok().flatten())
+        }
+        Ok(c) => {
+            Ok(serde_json::json!({"ok": false, "message": format!("unknown command `{}`", c.cmd)}))
+        }
+        Err(e) => Ok(serde_json::json!({"ok": false, "message": format!("bad request: {e}")})),
+    }
+    .unwrap_or_else(|e| serde_json::json!({"ok": false, "message": e.to_string()}));
+    let mut text = reply.to_string();
+    text.push('\n');
+    write.write_all(text.as_bytes()).await?;
+    write.shutdown().await
+}
+
+/// The client side: sends one command and returns the answer line.
+pub async fn call(path: &Path, cmd: &str) -> std::io::Result<serde_json::Value> {
+    let stream = UnixStream::connect(path).await?;
+    let (read, mut write) = stream.into_split();
+    let mut req = serde_json::to_string(&Command {
+        cmd: cmd.to_string(),
+    })?;
+    req.push('\n');
+    write.write_all(req.as_bytes()).await?;
+    let mut line = String::new();
+    BufReader::new(read).read_line(&mut line).await?;
+    serde_json::from_str(line.trim()).map_err(std::io::Error::other)
+}
