@@ -41,6 +41,23 @@ pub enum SpawnError {
     },
 }
 
+/// Makes the spawned process close every descriptor from `first` up before it execs, so that
+/// nothing the parent inherited without close-on-exec (from a shell, a test runner, a service
+/// manager) is passed on. Used for the roles and for the executor's jobs.
+pub fn close_fds_from_on_exec(cmd: &mut Command, first: u32) {
+    // SAFETY: the closure runs in the forked child before exec and makes one raw syscall,
+    // which is async-signal-safe; it allocates nothing. Closing descriptors the child does not
+    // use cannot invalidate anything it still relies on (the exec follows).
+    unsafe {
+        cmd.pre_exec(move || {
+            // close_range(2) exists since Linux 5.9; on an older kernel the call fails with
+            // ENOSYS and nothing is closed, which is the behaviour without this hook.
+            let _ = libc::syscall(libc::SYS_close_range, first, u32::MAX, 0u32);
+            Ok(())
+        });
+    }
+}
+
 pub fn spawn(spec: &ChildSpec, listeners: &Listeners, notify: &Path) -> Result<Child, SpawnError> {
     let mut mappings = Vec::with_capacity(spec.listeners.len());
     for (i, name) in spec.listeners.iter().enumerate() {
@@ -68,10 +85,13 @@ pub fn spawn(spec: &ChildSpec, listeners: &Listeners, notify: &Path) -> Result<C
         .env("LISTEN_FDNAMES", spec.listeners.join(":"))
         .env("NOTIFY_SOCKET", notify)
         .kill_on_drop(true);
+    let first_unmapped = 3 + mappings.len() as u32;
     cmd.fd_mappings(mappings)
         .map_err(|_| SpawnError::Collision {
             role: spec.role.clone(),
         })?;
+    // Runs after the mappings: the child keeps 0-2 and its sockets, nothing else.
+    close_fds_from_on_exec(&mut cmd, first_unmapped);
     let parent = std::process::id();
     // SAFETY: the closure runs in the forked child before exec and only calls async-signal-safe
     // functions (prctl, getppid, _exit-free returns); it allocates nothing.

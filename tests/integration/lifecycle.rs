@@ -184,3 +184,30 @@ fn a_retried_rpc_never_starts_a_run_twice() {
     });
     assert_eq!(text, "once\n");
 }
+
+#[test]
+fn a_job_inherits_no_descriptor_but_its_standard_streams() {
+    let cv = Cronvisor::start("fd-leak");
+    cv.add_job("fds", "@yearly", "ls -l /proc/$$/fd", &[]);
+    let id = cv.run_now("fds");
+    let run = cv.wait_run(&id, "the run to end", |s| s == "succeeded");
+    let out = run["stdout"].as_str().expect("stdout");
+    // fds 0-2 are the job's; above them only what the shell opens itself (its saved copy of
+    // stdin). No listening socket, store file, notify socket
+    // or descriptor inherited from whoever started cronvisor reaches the job.
+    for line in out.lines().filter(|l| l.contains(" -> ")) {
+        let (left, target) = line.split_once(" -> ").unwrap_or((line, ""));
+        let fd: u32 = left
+            .split_whitespace()
+            .last()
+            .and_then(|f| f.parse().ok())
+            .expect("fd number");
+        if fd <= 2 {
+            continue;
+        }
+        assert!(
+            target == "/dev/null",
+            "fd {fd} -> {target} leaked into the job:\n{out}"
+        );
+    }
+}

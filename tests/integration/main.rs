@@ -9,3 +9,4 @@ mod lifecycle;
 mod mysql;
 mod output;
 mod reload;
+mod systemd;

@@ -43,6 +43,7 @@ pub fn spawn(command: &str, cfg: &ExecutorConfig) -> std::io::Result<Spawned> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
+    cronvisor_supervisor::child::close_fds_from_on_exec(&mut cmd, 3);
     let mut child = cmd.spawn()?;
     let started_at = now_millis();
     let pid = child.id();
