@@ -21,7 +21,15 @@ pub async fn run(
         .map(|(_, l)| *l)
         .unwrap_or("api");
     let shutdown = runtime::shutdown_on_signals()?;
-    let ctx = RoleContext::prepare(role, listener, config, &mut inherited).await?;
+    // A stop that arrives while the store is still being opened ends the start-up, so that a
+    // role stuck on an unreachable store can be stopped (a rolled-back reload, for one).
+    let ctx = tokio::select! {
+        ctx = RoleContext::prepare(role, listener, config, &mut inherited) => ctx?,
+        _ = runtime::stopped(shutdown.clone()) => {
+            tracing::info!(role, "stopped before it was ready");
+            return Ok(ExitCode::SUCCESS);
+        }
+    };
     match role {
         "dispatcher" => {
             // The supervisor passes the local executor's address; started by hand, the config's.

@@ -149,14 +149,14 @@ fn twenty_reloads_under_load_refuse_and_reset_nothing_and_fire_every_instant_onc
         .collect();
 
     let mut pids = cv.role_pids();
-    for i in 0..20 {
-        let out = cv.cli(&["reload"]);
-        assert!(
-            out.status.success(),
-            "reload {i} failed: {}\n{}",
-            String::from_utf8_lossy(&out.stderr),
-            cv.log()
-        );
+    for i in 0..20u64 {
+        // SIGHUP, as `systemctl reload` sends it; the status file shows when it is done.
+        cv.signal(libc::SIGHUP);
+        wait_for(Duration::from_secs(30), "the next generation", || {
+            let st = cv.status();
+            (st["generation"] == 2 + i && st["phase"] == "ready").then_some(())
+        });
+        assert_eq!(cv.status()["last_reload"]["ok"], true, "{}", cv.log());
         let now = cv.role_pids();
         for (old, new) in pids.iter().zip(&now) {
             assert_ne!(old, new, "reload {i}: a role kept its pid");
@@ -271,11 +271,7 @@ fn a_job_running_during_a_reload_finishes_and_keeps_its_result() {
     let id = cv.run_now("slow");
     let pid = cv.wait_running_pid(&id);
     // SIGHUP, as systemd's ExecReload sends it.
-    let sup = cv.child.as_ref().expect("running").id();
-    // SAFETY: kill(2) on our own child.
-    unsafe {
-        libc::kill(sup as i32, libc::SIGHUP);
-    }
+    cv.signal(libc::SIGHUP);
     wait_for(Duration::from_secs(30), "generation 2", || {
         (cv.status()["generation"] == 2).then_some(())
     });
@@ -285,4 +281,114 @@ fn a_job_running_during_a_reload_finishes_and_keeps_its_result() {
     assert_eq!(run["state"], "succeeded", "{run}");
     assert_eq!(run["stdout"], "survived\n");
     assert!(!alive(pid));
+}
+
+#[test]
+fn a_job_running_past_the_drain_timeout_is_killed_with_its_group() {
+    let cv = Cronvisor::start_with(
+        "reload-drain-timeout",
+        "[supervisor]\ndrain_timeout_secs = 2\n",
+    );
+    cv.add_job("stuck", "@yearly", "sleep 300 & sleep 300", &[]);
+    let id = cv.run_now("stuck");
+    let pid = cv.wait_running_pid(&id);
+    assert!(cv.cli(&["reload"]).status.success());
+    let run = cv.wait_run(&id, "the run to be killed", |s| s == "killed");
+    assert_eq!(run["error"], "killed: executor stopping");
+    let group = std::process::Command::new("pgrep")
+        .arg("-g")
+        .arg(pid.to_string())
+        .output()
+        .expect("pgrep");
+    let left: Vec<u32> = String::from_utf8_lossy(&group.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| alive(*p))
+        .collect();
+    assert!(left.is_empty(), "processes of group {pid} left: {left:?}");
+}
+
+#[test]
+fn a_new_generation_not_ready_in_time_is_killed_and_rolled_back() {
+    // A "database" that accepts connections and never answers: the new roles hang opening it.
+    let blackhole = std::net::TcpListener::bind("127.0.0.1:0").expect("blackhole");
+    let port = blackhole.local_addr().expect("addr").port();
+    let cv = Cronvisor::start_with(
+        "reload-ready-timeout",
+        "[supervisor]\nready_timeout_secs = 2\n",
+    );
+    let before = cv.role_pids();
+    let good = std::fs::read_to_string(cv.config_path()).expect("config");
+    std::fs::write(
+        cv.config_path(),
+        format!("{good}\n[store]\nurl = \"mysql://u:p@127.0.0.1:{port}/x\"\n"),
+    )
+    .expect("write");
+    let out = cv.cli(&["reload"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("rolled back") && stderr.contains("not ready within 2 s"),
+        "{stderr}"
+    );
+    assert_eq!(cv.role_pids(), before);
+    drop(blackhole);
+}
+
+#[test]
+fn concurrent_reloads_run_one_after_the_other() {
+    let cv = Cronvisor::start("reload-concurrent");
+    let a = cv.cli_spawn(&["reload"]);
+    let b = cv.cli_spawn(&["reload"]);
+    for child in [a, b] {
+        let out = child.wait_with_output().expect("reload");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert_eq!(cv.status()["generation"], 3);
+}
+
+#[test]
+fn fifty_reloads_leak_no_descriptor() {
+    let cv = Cronvisor::start_with("reload-fds", "[supervisor]\nhttp_close_grace_ms = 100\n");
+    let sup = cv.child.as_ref().expect("running").id();
+    let count = |pid: u32| {
+        std::fs::read_dir(format!("/proc/{pid}/fd"))
+            .map(|d| d.count())
+            .unwrap_or(0)
+    };
+    // One reload first, so that lazily opened descriptors (pools, caches) exist on both sides.
+    assert!(cv.cli(&["reload"]).status.success());
+    let settle = |cv: &Cronvisor| {
+        wait_for(Duration::from_secs(30), "old generations to drain", || {
+            let st = cv.status();
+            let gens: std::collections::HashSet<String> = st["children"]
+                .as_array()?
+                .iter()
+                .map(|c| c["generation"].to_string())
+                .collect();
+            (gens.len() == 1).then_some(())
+        })
+    };
+    settle(&cv);
+    let sup_before = count(sup);
+    let roles_before: Vec<usize> = cv.role_pids().into_iter().map(count).collect();
+    for i in 0..50 {
+        let out = cv.cli(&["reload"]);
+        assert!(
+            out.status.success(),
+            "reload {i}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    settle(&cv);
+    assert_eq!(count(sup), sup_before, "supervisor fds");
+    let roles_after: Vec<usize> = cv.role_pids().into_iter().map(count).collect();
+    assert_eq!(
+        roles_after, roles_before,
+        "role fds (dispatcher, executor, monitor)"
+    );
 }

@@ -11,8 +11,16 @@ use std::time::{Duration, Instant};
 
 use crate::harness::{free_port, TempDir, BIN};
 
-/// Collects notify datagrams until one contains `want` (bounded).
-fn expect_notify(sock: &UnixDatagram, want: &str, seen: &mut String) {
+/// The lifecycle states (READY, RELOADING, STOPPING) in one datagram, in order.
+fn states_in(text: &str) -> impl Iterator<Item = String> + '_ {
+    text.lines()
+        .filter(|l| matches!(*l, "READY=1" | "RELOADING=1" | "STOPPING=1"))
+        .map(str::to_string)
+}
+
+/// Collects notify datagrams until one contains `want` (bounded); appends the lifecycle
+/// states to `states` in arrival order.
+fn expect_notify(sock: &UnixDatagram, want: &str, seen: &mut String, states: &mut Vec<String>) {
     let start = Instant::now();
     let mut buf = [0u8; 4096];
     while !seen.contains(want) {
@@ -21,7 +29,9 @@ fn expect_notify(sock: &UnixDatagram, want: &str, seen: &mut String) {
             "no `{want}` in: {seen}"
         );
         if let Ok(n) = sock.recv(&mut buf) {
-            seen.push_str(&String::from_utf8_lossy(&buf[..n]));
+            let text = String::from_utf8_lossy(&buf[..n]).to_string();
+            states.extend(states_in(&text));
+            seen.push_str(&text);
             seen.push('\n');
         }
     }
@@ -89,7 +99,8 @@ fn socket_activation_and_sd_notify_lifecycle() {
     assert!(reply.contains("\"role\":\"monitor\""), "{reply}");
 
     let mut seen = String::new();
-    expect_notify(&notify, "READY=1", &mut seen);
+    let mut states = Vec::new();
+    expect_notify(&notify, "READY=1", &mut seen, &mut states);
     let up_log = std::fs::read_to_string(dir.0.join("up.log")).unwrap_or_default();
     assert!(
         up_log.contains("listener=api") && up_log.contains("source=\"systemd\""),
@@ -102,9 +113,9 @@ fn socket_activation_and_sd_notify_lifecycle() {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGHUP);
     }
-    expect_notify(&notify, "RELOADING=1", &mut seen);
-    assert!(seen.contains("MONOTONIC_USEC="), "{seen}");
-    expect_notify(&notify, "READY=1", &mut seen);
+    expect_notify(&notify, "RELOADING=1", &mut seen, &mut states);
+    expect_notify(&notify, "MONOTONIC_USEC=", &mut seen, &mut states);
+    expect_notify(&notify, "READY=1", &mut seen, &mut states);
 
     // SIGTERM: STOPPING=1, then a clean exit.
     seen.clear();
@@ -112,7 +123,7 @@ fn socket_activation_and_sd_notify_lifecycle() {
     unsafe {
         libc::kill(child.id() as i32, libc::SIGTERM);
     }
-    expect_notify(&notify, "STOPPING=1", &mut seen);
+    expect_notify(&notify, "STOPPING=1", &mut seen, &mut states);
     let start = Instant::now();
     let status = loop {
         if let Some(st) = child.try_wait().expect("wait") {
@@ -125,4 +136,10 @@ fn socket_activation_and_sd_notify_lifecycle() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success(), "{status}");
+    // Nothing else reached the service manager after STOPPING.
+    let mut buf = [0u8; 4096];
+    while let Ok(n) = notify.recv(&mut buf) {
+        states.extend(states_in(&String::from_utf8_lossy(&buf[..n])));
+    }
+    assert_eq!(states, ["READY=1", "RELOADING=1", "READY=1", "STOPPING=1"]);
 }

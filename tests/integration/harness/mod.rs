@@ -127,16 +127,18 @@ impl Cronvisor {
         Cronvisor::start_with(tag, "")
     }
 
-    /// Starts with extra TOML appended to the generated config (e.g. a `[store]` section).
-    pub fn start_with(tag: &str, extra_config: &str) -> Cronvisor {
+    /// Starts with `overrides` (TOML `[section]` headers and `key = value` lines) merged over
+    /// the harness's config: loopback port 0 everywhere, quick restarts and polling.
+    pub fn start_with(tag: &str, overrides: &str) -> Cronvisor {
         let dir = TempDir::new(tag);
-        let config = format!(
-            "data_dir = \"{}\"\n{extra_config}\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\ndispatch = \"127.0.0.1:0\"\n\
-             [supervisor]\ndrain_timeout_secs = 10\nrestart_backoff_initial_ms = 50\n\
-             [dispatcher]\npoll_interval_ms = 100\n",
+        let base = format!(
+            "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
+             dispatch = \"127.0.0.1:0\"\n[supervisor]\ndrain_timeout_secs = 10\n\
+             restart_backoff_initial_ms = 50\n[dispatcher]\npoll_interval_ms = 100\n",
             dir.0.join("var").display()
         );
-        std::fs::write(dir.0.join("cronvisor.toml"), config).expect("write config");
+        std::fs::write(dir.0.join("cronvisor.toml"), merge_toml(&base, overrides))
+            .expect("write config");
         let mut cv = Cronvisor { dir, child: None };
         cv.spawn();
         cv
@@ -248,6 +250,30 @@ impl Cronvisor {
             .env_remove("CRONVISOR_API_URL")
             .output()
             .expect("run cli")
+    }
+
+    /// Starts a CLI command without waiting for it.
+    pub fn cli_spawn(&self, args: &[&str]) -> Child {
+        Command::new(BIN)
+            .arg("--config")
+            .arg(self.config_path())
+            .args(args)
+            .env_remove("CRONVISOR_DATA_DIR")
+            .env_remove("CRONVISOR_TOKEN")
+            .env_remove("CRONVISOR_API_URL")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cli")
+    }
+
+    /// Sends `sig` to the supervisor.
+    pub fn signal(&self, sig: i32) {
+        let pid = self.child.as_ref().expect("running").id();
+        // SAFETY: plain kill(2) on our own child's pid.
+        unsafe {
+            libc::kill(pid as i32, sig);
+        }
     }
 
     /// Runs a CLI command that must succeed; returns stdout.
@@ -373,6 +399,45 @@ impl Drop for Cronvisor {
             }
         }
     }
+}
+
+/// Merges two flat TOML documents (root keys and one level of `[section]`), the second
+/// overriding the first key by key. Enough for the harness's own configs.
+pub fn merge_toml(base: &str, overrides: &str) -> String {
+    let mut sections: Vec<(String, Vec<(String, String)>)> = vec![(String::new(), Vec::new())];
+    for text in [base, overrides] {
+        let mut current = String::new();
+        for line in text.lines().map(str::trim).filter(|l| !l.is_empty()) {
+            if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+                current = name.to_string();
+                if !sections.iter().any(|(n, _)| *n == current) {
+                    sections.push((current.clone(), Vec::new()));
+                }
+                continue;
+            }
+            let (key, value) = line.split_once('=').expect("key = value");
+            let (key, value) = (key.trim().to_string(), value.trim().to_string());
+            let entries = &mut sections
+                .iter_mut()
+                .find(|(n, _)| *n == current)
+                .expect("section")
+                .1;
+            match entries.iter_mut().find(|(k, _)| *k == key) {
+                Some(e) => e.1 = value,
+                None => entries.push((key, value)),
+            }
+        }
+    }
+    let mut out = String::new();
+    for (name, entries) in sections {
+        if !name.is_empty() {
+            out.push_str(&format!("[{name}]\n"));
+        }
+        for (k, v) in entries {
+            out.push_str(&format!("{k} = {v}\n"));
+        }
+    }
+    out
 }
 
 /// Milliseconds field of a run.
