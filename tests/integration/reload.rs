@@ -386,9 +386,13 @@ fn fifty_reloads_leak_no_descriptor() {
     }
     settle(&cv);
     assert_eq!(count(sup), sup_before, "supervisor fds");
+    // A role's own count moves a little with what it has opened lazily so far (store pool
+    // connections, pooled HTTP connections); a descriptor leaked per reload would add 50.
     let roles_after: Vec<usize> = cv.role_pids().into_iter().map(count).collect();
-    assert_eq!(
-        roles_after, roles_before,
-        "role fds (dispatcher, executor, monitor)"
-    );
+    for (before, after) in roles_before.iter().zip(&roles_after) {
+        assert!(
+            *after <= before + 6,
+            "role fds grew: before {roles_before:?}, after 50 reloads {roles_after:?}"
+        );
+    }
 }
