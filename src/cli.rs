@@ -46,7 +46,7 @@ pub enum Command {
     Next(NextArgs),
     /// Start a new generation of the roles (new binary and config); waits until it serves or
     /// was rolled back, and exits non-zero with the reason on failure. Same as SIGHUP.
-    Reload(JsonFlag),
+    Reload(ReloadArgs),
     /// Show the supervisor's children and their state.
     Status(JsonFlag),
     /// Apply the store's schema migrations.
@@ -61,6 +61,17 @@ pub struct UpArgs {
     /// Validate the config and exit without starting anything.
     #[arg(long)]
     pub check: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct ReloadArgs {
+    /// Upgrade the supervisor itself: dry-run the binary on disk (`up --check`), then exec it
+    /// in place (same PID, same sockets), then replace the roles as a reload does. Same as
+    /// SIGUSR2.
+    #[arg(long)]
+    pub upgrade: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args, Clone, Copy)]

@@ -17,7 +17,31 @@ fn main() -> ExitCode {
     let cli = Cli::parse();
     // Sockets inherited by `LISTEN_FDS` are taken before any thread exists: adopting them edits
     // the environment.
+    // A self-upgrade hands its sockets and children over through an inherited fd.
+    let adopted = match &cli.command {
+        Command::Up(_) => match cronvisor_supervisor::upgrade::take_state() {
+            Ok(s) => s,
+            Err(e) => {
+                eprintln!("error: self-upgrade hand-over: {e}");
+                return ExitCode::FAILURE;
+            }
+        },
+        _ => None,
+    };
     let inherited = match &cli.command {
+        Command::Up(_) if adopted.is_some() => {
+            let fds = adopted
+                .as_ref()
+                .map(|s| s.listeners.clone())
+                .unwrap_or_default();
+            match cronvisor_supervisor::activation::Inherited::from_fds(&fds) {
+                Ok(i) => i,
+                Err(e) => {
+                    eprintln!("error: self-upgrade sockets: {e}");
+                    return ExitCode::FAILURE;
+                }
+            }
+        }
         Command::Up(_) | Command::Dispatcher | Command::Executor | Command::Monitor => {
             match cronvisor_supervisor::activation::Inherited::from_env() {
                 Ok(i) => i,
@@ -40,7 +64,7 @@ fn main() -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(commands::run(cli, inherited)) {
+    match runtime.block_on(commands::run(cli, inherited, adopted)) {
         Ok(code) => code,
         Err(e) => {
             eprintln!("error: {e:#}");

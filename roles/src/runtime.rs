@@ -118,17 +118,31 @@ pub fn notify_stopping() {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
 }
 
-/// SIGTERM -> `Drain`, SIGINT -> `Fast` (also during a drain).
+/// How often a role checks that its parent (the supervisor) is still the same process.
+const PARENT_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
+
+/// SIGTERM -> `Drain`, SIGINT -> `Fast` (also during a drain). A role whose parent goes away
+/// (the supervisor was killed: the role is re-parented) drains as on SIGTERM, so no role
+/// outlives its supervisor by more than `PARENT_CHECK`.
 pub fn shutdown_on_signals() -> Result<Shutdown, RoleError> {
     use tokio::signal::unix::{signal, SignalKind};
     let mut term = signal(SignalKind::terminate()).map_err(RoleError::Signal)?;
     let mut int = signal(SignalKind::interrupt()).map_err(RoleError::Signal)?;
+    let parent = nix::unistd::getppid();
     let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
+        let mut check = tokio::time::interval(PARENT_CHECK);
         loop {
             let kind = tokio::select! {
                 _ = term.recv() => StopKind::Drain,
                 _ = int.recv() => StopKind::Fast,
+                _ = check.tick() => {
+                    if nix::unistd::getppid() == parent {
+                        continue;
+                    }
+                    tracing::warn!("supervisor gone; draining");
+                    StopKind::Drain
+                }
             };
             // A repeated SIGTERM (the supervisor's and a process-group signal) stays a drain;
             // SIGINT at any point makes it fast.

@@ -24,9 +24,13 @@ pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
     Ok(config)
 }
 
-pub async fn run(cli: Cli, inherited: Inherited) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    cli: Cli,
+    inherited: Inherited,
+    adopted: Option<cronvisor_supervisor::UpgradeState>,
+) -> anyhow::Result<ExitCode> {
     match &cli.command {
-        Command::Up(args) => up::run(&cli, args, inherited).await,
+        Command::Up(args) => up::run(&cli, args, inherited, adopted).await,
         Command::Dispatcher => roles::run(&cli, "dispatcher", inherited).await,
         Command::Executor => roles::run(&cli, "executor", inherited).await,
         Command::Monitor => roles::run(&cli, "monitor", inherited).await,
@@ -35,7 +39,7 @@ pub async fn run(cli: Cli, inherited: Inherited) -> anyhow::Result<ExitCode> {
         Command::Run(cmd) => jobs::run(&cli, cmd).await,
         Command::Next(args) => next::run(&cli, args),
         Command::Status(out) => status::run(&cli, *out).await,
-        Command::Reload(out) => status::reload(&cli, *out).await,
+        Command::Reload(args) => status::reload(&cli, args).await,
         Command::Migrate => {
             let config = load_config(&cli)?;
             let store = cronvisor_roles::store::Store::connect(&config.store_url(), 1)

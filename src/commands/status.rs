@@ -8,21 +8,29 @@ use std::process::ExitCode;
 use anyhow::Context;
 use cronvisor_supervisor::status::{ReloadOutcome, Status};
 
-use crate::cli::{Cli, JsonFlag};
+use crate::cli::{Cli, JsonFlag, ReloadArgs};
 
 fn run_dir(cli: &Cli) -> anyhow::Result<PathBuf> {
     Ok(super::load_config(cli)?.data_dir.join("run"))
 }
 
-pub async fn reload(cli: &Cli, out: JsonFlag) -> anyhow::Result<ExitCode> {
+pub async fn reload(cli: &Cli, args: &ReloadArgs) -> anyhow::Result<ExitCode> {
     let socket = run_dir(cli)?.join("control.sock");
-    let answer = cronvisor_supervisor::control::call(&socket, "reload")
-        .await
-        .with_context(|| format!("is cronvisor up? (control socket {})", socket.display()))?;
-    let outcome: ReloadOutcome = serde_json::from_value(answer.clone())
-        .with_context(|| format!("unexpected answer: {answer}"))?;
+    let outcome = if args.upgrade {
+        upgrade(&socket).await?
+    } else {
+        let answer = cronvisor_supervisor::control::call(&socket, "reload")
+            .await
+            .with_context(|| format!("is cronvisor up? (control socket {})", socket.display()))?;
+        serde_json::from_value(answer.clone())
+            .with_context(|| format!("unexpected answer: {answer}"))?
+    };
+    report(&outcome, args.out)
+}
+
+fn report(outcome: &ReloadOutcome, out: JsonFlag) -> anyhow::Result<ExitCode> {
     if out.json {
-        crate::print::json(&outcome)?;
+        crate::print::json(outcome)?;
     } else if outcome.ok {
         println!("reloaded: {}", outcome.message);
     } else {
@@ -33,6 +41,32 @@ pub async fn reload(cli: &Cli, out: JsonFlag) -> anyhow::Result<ExitCode> {
     } else {
         ExitCode::FAILURE
     })
+}
+
+/// A self-upgrade answers only if it is refused; otherwise the supervisor re-executes (the
+/// connection closes) and the new image records the outcome of replacing the roles, which is
+/// read from its status once it answers again.
+async fn upgrade(socket: &std::path::Path) -> anyhow::Result<ReloadOutcome> {
+    let before = chrono::Utc::now().timestamp_millis();
+    if let Ok(answer) = cronvisor_supervisor::control::call(socket, "upgrade").await {
+        if let Ok(outcome) = serde_json::from_value::<ReloadOutcome>(answer) {
+            return Ok(outcome);
+        }
+    }
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while std::time::Instant::now() < deadline {
+        let status = cronvisor_supervisor::control::call(socket, "status")
+            .await
+            .ok()
+            .and_then(|v| serde_json::from_value::<Status>(v).ok());
+        if let Some(r) = status.and_then(|s| s.last_reload) {
+            if r.at >= before {
+                return Ok(r);
+            }
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    anyhow::bail!("no answer from the upgraded supervisor within 120 s (see its log)")
 }
 
 pub async fn run(cli: &Cli, out: JsonFlag) -> anyhow::Result<ExitCode> {

@@ -13,14 +13,20 @@ use cronvisor_roles::store::Store;
 use cronvisor_roles::tokens;
 use cronvisor_supervisor::activation::Inherited;
 use cronvisor_supervisor::{
-    ChildSpec, ListenerSpec, Listeners, Reconfigure, Request, Settings, Stop,
+    ChildSpec, ExecSpec, ListenerSpec, Listeners, Reconfigure, Request, Settings, Stop,
+    UpgradeState,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
 
 use crate::cli::{Cli, UpArgs};
 
-pub async fn run(cli: &Cli, args: &UpArgs, mut inherited: Inherited) -> anyhow::Result<ExitCode> {
+pub async fn run(
+    cli: &Cli,
+    args: &UpArgs,
+    mut inherited: Inherited,
+    adopted: Option<UpgradeState>,
+) -> anyhow::Result<ExitCode> {
     let config = super::load_config(cli)?;
     if args.check {
         println!("config ok");
@@ -98,6 +104,7 @@ pub async fn run(cli: &Cli, args: &UpArgs, mut inherited: Inherited) -> anyhow::
         backoff_initial: Duration::from_millis(s.restart_backoff_initial_ms),
         backoff_max: Duration::from_millis(s.restart_backoff_max_ms),
         version: env!("CARGO_PKG_VERSION").to_string(),
+        exec: Some(exec_spec(cli, &program, config_path.as_deref())),
     };
 
     let reconfigure = reconfigure(
@@ -112,6 +119,17 @@ pub async fn run(cli: &Cli, args: &UpArgs, mut inherited: Inherited) -> anyhow::
     let _control =
         cronvisor_supervisor::control::serve(&run_dir.join("control.sock"), requests_tx.clone())
             .context("opening the control socket")?;
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let upgrade_tx = requests_tx.clone();
+    tokio::spawn(async move {
+        while usr2.recv().await.is_some() {
+            tracing::info!("SIGUSR2: self-upgrade requested");
+            let (reply, _) = tokio::sync::oneshot::channel();
+            if upgrade_tx.send(Request::Upgrade { reply }).await.is_err() {
+                return;
+            }
+        }
+    });
     let mut hup = signal(SignalKind::hangup())?;
     tokio::spawn(async move {
         while hup.recv().await.is_some() {
@@ -149,12 +167,17 @@ pub async fn run(cli: &Cli, args: &UpArgs, mut inherited: Inherited) -> anyhow::
         .unwrap_or_default();
     let data_shown = data_dir.display().to_string();
     let store_shown = super::redact_url(&store_url);
+    if let Some(a) = &adopted {
+        tracing::info!(from = %a.from_version, generation = a.generation,
+            "self-upgrade: adopted the running roles");
+    }
     cronvisor_supervisor::run(
         settings,
         listeners,
         stop_rx,
         requests_rx,
         reconfigure,
+        adopted,
         move |status| {
             tracing::info!(
                 api = %format!("http://{api}/api/v1"),
@@ -246,4 +269,25 @@ fn reconfigure(
             &rpc_addr,
         ))
     })
+}
+
+/// Re-executing this `up` for a self-upgrade: the same arguments, and first a dry-run of the new
+/// binary against the same config (`up --check`).
+fn exec_spec(cli: &Cli, program: &Path, config: Option<&Path>) -> ExecSpec {
+    let mut check_args: Vec<OsString> = Vec::new();
+    if let Some(c) = config {
+        check_args.push("--config".into());
+        check_args.push(c.into());
+    }
+    if let Some(d) = &cli.data_dir {
+        check_args.push("--data-dir".into());
+        check_args.push(d.into());
+    }
+    check_args.push("up".into());
+    check_args.push("--check".into());
+    ExecSpec {
+        program: program.to_path_buf(),
+        args: std::env::args_os().skip(1).collect(),
+        check_args,
+    }
 }

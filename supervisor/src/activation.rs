@@ -91,6 +91,29 @@ impl Inherited {
         Ok(Inherited { fds })
     }
 
+    /// Sockets handed over by a previous image of the supervisor (self-upgrade), by fd number.
+    pub fn from_fds(fds: &[(String, RawFd)]) -> Result<Inherited, ActivationError> {
+        let mut out = Vec::with_capacity(fds.len());
+        for (name, fd) in fds {
+            nix::fcntl::fcntl(*fd, nix::fcntl::FcntlArg::F_GETFD).map_err(|source| {
+                ActivationError::NotOpen {
+                    fd: *fd,
+                    name: name.clone(),
+                    source,
+                }
+            })?;
+            // SAFETY: the fd is open (checked above); the previous image cleared its
+            // close-on-exec flag only to hand it to us, and nothing else here owns it.
+            let owned = unsafe { OwnedFd::from_raw_fd(*fd) };
+            let _ = nix::fcntl::fcntl(
+                *fd,
+                nix::fcntl::FcntlArg::F_SETFD(nix::fcntl::FdFlag::FD_CLOEXEC),
+            );
+            out.push((name.clone(), owned));
+        }
+        Ok(Inherited { fds: out })
+    }
+
     pub fn is_empty(&self) -> bool {
         self.fds.is_empty()
     }

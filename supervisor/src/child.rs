@@ -1,5 +1,10 @@
 //! Spawning one role child: its own sockets at fds 3.. (`LISTEN_FDS`/`LISTEN_FDNAMES`), a
-//! private `NOTIFY_SOCKET`, and a parent-death signal so it never outlives the supervisor.
+//! private `NOTIFY_SOCKET`, and nothing else inherited.
+//!
+//! No `PR_SET_PDEATHSIG` here: it fires when the *thread* that forked the child exits, and an
+//! exec-in-place self-upgrade ends every thread but one. A role instead watches its parent pid
+//! and drains when it changes (see `roles::runtime`), which also covers a supervisor killed by
+//! SIGKILL.
 
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
@@ -92,23 +97,6 @@ pub fn spawn(spec: &ChildSpec, listeners: &Listeners, notify: &Path) -> Result<C
         })?;
     // Runs after the mappings: the child keeps 0-2 and its sockets, nothing else.
     close_fds_from_on_exec(&mut cmd, first_unmapped);
-    let parent = std::process::id();
-    // SAFETY: the closure runs in the forked child before exec and only calls async-signal-safe
-    // functions (prctl, getppid, _exit-free returns); it allocates nothing.
-    unsafe {
-        cmd.pre_exec(move || {
-            // If the supervisor dies (even by SIGKILL) the child is told to stop, so no role
-            // outlives it as an orphan.
-            if libc::prctl(libc::PR_SET_PDEATHSIG, libc::SIGTERM, 0, 0, 0) != 0 {
-                return Err(std::io::Error::last_os_error());
-            }
-            // The parent may have died between fork and prctl: then nobody would signal us.
-            if libc::getppid() as u32 != parent {
-                return Err(std::io::Error::other("supervisor exited during spawn"));
-            }
-            Ok(())
-        });
-    }
     cmd.spawn().map_err(|source| SpawnError::Exec {
         role: spec.role.clone(),
         program: spec.program.display().to_string(),

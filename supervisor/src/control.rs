@@ -64,6 +64,16 @@ async fn answer(stream: UnixStream, requests: mpsc::Sender<Request>) -> std::io:
                 Err(_) => Ok(serde_json::json!({"ok": false, "message": "supervisor stopping"})),
             }
         }
+        Ok(c) if c.cmd == "upgrade" => {
+            let (tx, rx) = oneshot::channel();
+            let _ = requests.send(Request::Upgrade { reply: tx }).await;
+            // Answered only on failure; on success this process image is replaced and the
+            // caller sees the connection close.
+            match rx.await {
+                Ok(outcome) => serde_json::to_value(outcome),
+                Err(_) => Ok(serde_json::json!({"ok": false, "message": "supervisor stopping"})),
+            }
+        }
         Ok(c) if c.cmd == "status" => {
             let (tx, rx) = oneshot::channel();
             let _ = requests.send(Request::Status { reply: tx }).await;

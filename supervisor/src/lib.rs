@@ -14,8 +14,10 @@ pub mod listeners;
 pub mod notify;
 pub mod status;
 pub mod supervise;
+pub mod upgrade;
 
 pub use activation::ActivationError;
 pub use child::ChildSpec;
 pub use listeners::{ListenerSpec, Listeners};
 pub use supervise::{run, Reconfigure, Request, Settings, Stop, SuperviseError};
+pub use upgrade::{ExecSpec, UpgradeState};

@@ -88,6 +88,15 @@ impl Listeners {
         self.items.iter().find(|b| b.name == name).map(|b| b.addr)
     }
 
+    /// (name, fd number) of every listener, for a self-upgrade hand-over.
+    pub fn raw_fds(&self) -> Vec<(String, std::os::fd::RawFd)> {
+        use std::os::fd::AsRawFd;
+        self.items
+            .iter()
+            .map(|b| (b.name.clone(), b.listener.as_raw_fd()))
+            .collect()
+    }
+
     /// A duplicate of the named socket for a child (close-on-exec in this process; the child's
     /// copy is placed at a fixed fd by the spawn).
     pub fn dup(&self, name: &str) -> Option<std::io::Result<OwnedFd>> {

@@ -19,7 +19,8 @@ use crate::backoff::Backoff;
 use crate::child::{spawn, ChildSpec};
 use crate::listeners::Listeners;
 use crate::notify::{Message, NotifySocket};
-use crate::status::{now_millis, ReloadOutcome, Status, StatusBoard};
+use crate::status::{now_millis, ChildStatus, ReloadOutcome, Status, StatusBoard};
+use crate::upgrade::{AdoptedChild, ExecSpec, UpgradeState};
 
 /// How to stop.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,6 +43,11 @@ pub enum Request {
     Status {
         reply: oneshot::Sender<Option<Status>>,
     },
+    /// Re-execute the supervisor from the binary on disk after a dry-run. Answered only when it
+    /// fails: on success the process image is replaced, and the new one reports through status.
+    Upgrade {
+        reply: oneshot::Sender<ReloadOutcome>,
+    },
 }
 
 /// Re-reads the configuration for a reload: the children of the next generation, or why the
@@ -59,6 +65,8 @@ pub struct Settings {
     pub backoff_initial: Duration,
     pub backoff_max: Duration,
     pub version: String,
+    /// How to re-execute for a self-upgrade; `None` disables it.
+    pub exec: Option<ExecSpec>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -126,6 +134,38 @@ impl Generation {
         }
     }
 
+    /// The serving generation handed over by the previous image (self-upgrade): its children
+    /// are ours (same PID) but we hold no handle on them, so each is watched by polling
+    /// `waitpid` until it is replaced.
+    fn adopt(shared: &Arc<Shared>, id: u64, children: Vec<AdoptedChild>) -> Generation {
+        shared.board.update(|s| {
+            for c in &children {
+                s.children.push(ChildStatus {
+                    role: c.role.clone(),
+                    pid: Some(c.pid),
+                    generation: id,
+                    ready: true,
+                    started_at: c.started_at,
+                    restarts: c.restarts,
+                    last_exit: None,
+                    status: Some("adopted across a self-upgrade".into()),
+                });
+            }
+        });
+        let (stop, stop_rx) = watch::channel(None);
+        let roles = children.iter().map(|c| c.role.clone()).collect();
+        let tasks = children
+            .into_iter()
+            .map(|c| tokio::spawn(watch_adopted(c, id, shared.clone(), stop_rx.clone())))
+            .collect();
+        Generation {
+            id,
+            roles,
+            stop,
+            tasks,
+        }
+    }
+
     /// Asks every child to stop and waits for all of them; then forgets the generation.
     async fn stop(self, how: Stop, board: &StatusBoard) {
         let _ = self.stop.send(Some(how));
@@ -144,6 +184,7 @@ pub async fn run(
     mut stop: watch::Receiver<Option<Stop>>,
     mut requests: mpsc::Receiver<Request>,
     reconfigure: Reconfigure,
+    adopted: Option<UpgradeState>,
     on_ready: impl FnOnce(&Status) + Send + 'static,
 ) -> Result<(), SuperviseError> {
     std::fs::create_dir_all(&settings.run_dir).map_err(|source| SuperviseError::RunDir {
@@ -172,10 +213,44 @@ pub async fn run(
         events: events_tx,
     });
 
-    let mut current = Generation::start(&shared, 1, settings.children.clone(), false);
-    let mut waiting: HashSet<String> = current.roles.iter().cloned().collect();
     let mut on_ready = Some(on_ready);
     let mut draining: Vec<JoinHandle<()>> = Vec::new();
+    let (mut current, mut waiting) = match adopted {
+        None => {
+            let g = Generation::start(&shared, 1, settings.children.clone(), false);
+            let waiting: HashSet<String> = g.roles.iter().cloned().collect();
+            (g, waiting)
+        }
+        Some(state) => {
+            // A self-upgrade: keep serving with the adopted children, then replace them the
+            // way a reload does (new generation ready first, then the old one drains).
+            shared.board.update(|s| s.generation = state.generation);
+            let mut g = Generation::adopt(&shared, state.generation, state.children);
+            let mut outcome = reload(
+                &shared,
+                &mut g,
+                &mut events,
+                &mut stop,
+                &reconfigure,
+                &mut draining,
+            )
+            .await;
+            outcome.message = format!(
+                "upgraded from {} to {}: {}",
+                state.from_version, settings.version, outcome.message
+            );
+            shared.board.update(|s| s.last_reload = Some(outcome));
+            (g, HashSet::new())
+        }
+    };
+    if waiting.is_empty() {
+        if let Some(f) = on_ready.take() {
+            shared.board.update(|s| s.phase = "ready".into());
+            if let Some(s) = shared.board.snapshot() {
+                f(&s);
+            }
+        }
+    }
     loop {
         tokio::select! {
             event = events.recv() => {
@@ -196,6 +271,11 @@ pub async fn run(
             request = requests.recv() => match request {
                 Some(Request::Status { reply }) => {
                     let _ = reply.send(shared.board.snapshot());
+                }
+                Some(Request::Upgrade { reply }) => {
+                    let outcome = upgrade(&shared, &current).await;
+                    shared.board.update(|s| s.last_reload = Some(outcome.clone()));
+                    let _ = reply.send(outcome);
                 }
                 Some(Request::Reload { reply }) => {
                     let outcome = reload(&shared, &mut current, &mut events, &mut stop, &reconfigure, &mut draining).await;
@@ -225,6 +305,100 @@ pub async fn run(
     }
     shared.board.update(|s| s.phase = "stopped".into());
     Ok(())
+}
+
+/// Dry-runs the binary on disk and, if it passes, re-executes into it. Returns only on failure.
+async fn upgrade(shared: &Arc<Shared>, current: &Generation) -> ReloadOutcome {
+    let failed = |message: String| {
+        tracing::error!(reason = %message, "self-upgrade refused; nothing changed");
+        ReloadOutcome {
+            ok: false,
+            generation: current.id,
+            message,
+            at: now_millis(),
+        }
+    };
+    let Some(spec) = &shared.settings.exec else {
+        return failed("self-upgrade is not available".into());
+    };
+    if let Err(e) = crate::upgrade::dry_run(spec, Duration::from_secs(30)).await {
+        return failed(e);
+    }
+    let Some(status) = shared.board.snapshot() else {
+        return failed("status unavailable".into());
+    };
+    let children: Vec<AdoptedChild> = status
+        .children
+        .iter()
+        .filter(|c| c.generation == current.id)
+        .filter_map(|c| {
+            Some(AdoptedChild {
+                role: c.role.clone(),
+                pid: c.pid?,
+                started_at: c.started_at,
+                restarts: c.restarts,
+            })
+        })
+        .collect();
+    if children.len() != current.roles.len() {
+        return failed("a child of the serving generation is not running; retry once it is".into());
+    }
+    let state = UpgradeState {
+        from_version: shared.settings.version.clone(),
+        generation: current.id,
+        listeners: shared.listeners.raw_fds(),
+        children,
+    };
+    tracing::info!(program = %spec.program.display(), "self-upgrade: dry-run passed; re-executing");
+    let err = crate::upgrade::exec(spec, &state);
+    failed(format!("exec of {} failed: {err}", spec.program.display()))
+}
+
+/// Watches a child adopted across a self-upgrade until it exits, and stops it on request.
+async fn watch_adopted(
+    child: AdoptedChild,
+    generation: u64,
+    shared: Arc<Shared>,
+    mut stop: watch::Receiver<Option<Stop>>,
+) {
+    let pid = Pid::from_raw(child.pid as i32);
+    let reaped = || {
+        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
+        !matches!(
+            waitpid(pid, Some(WaitPidFlag::WNOHANG)),
+            Ok(WaitStatus::StillAlive)
+        )
+    };
+    let poll = Duration::from_millis(100);
+    loop {
+        tokio::select! {
+            _ = tokio::time::sleep(poll) => {
+                if reaped() {
+                    tracing::warn!(role = %child.role, pid = child.pid, "adopted role exited");
+                    shared.board.child(&child.role, generation, |c| c.pid = None);
+                    return;
+                }
+            }
+            changed = stop.changed() => {
+                let how = if changed.is_err() { Some(Stop::Fast) } else { *stop.borrow() };
+                let Some(how) = how else { continue };
+                let (sig, limit) = match how {
+                    Stop::Graceful => (Signal::SIGTERM, shared.settings.drain_timeout),
+                    Stop::Fast => (Signal::SIGINT, shared.settings.fast_stop_timeout),
+                };
+                let _ = kill(pid, sig);
+                let started = Instant::now();
+                while !reaped() {
+                    if started.elapsed() > limit {
+                        let _ = kill(pid, Signal::SIGKILL);
+                    }
+                    tokio::time::sleep(poll).await;
+                }
+                shared.board.child(&child.role, generation, |c| c.pid = None);
+                return;
+            }
+        }
+    }
 }
 
 fn notify_systemd(states: &[sd_notify::NotifyState]) {

@@ -396,3 +396,60 @@ fn fifty_reloads_leak_no_descriptor() {
         );
     }
 }
+
+#[test]
+fn self_upgrade_keeps_the_pid_replaces_the_children_and_a_failing_dry_run_changes_nothing() {
+    let cv = Cronvisor::start_copied("upgrade");
+    let sup = cv.child.as_ref().expect("running").id();
+    let before = cv.role_pids();
+    cv.add_job("slow", "@yearly", "sleep 2; echo across", &[]);
+    let id = cv.run_now("slow");
+    cv.wait_running_pid(&id);
+
+    // A new binary whose dry-run fails: refused, nothing changes.
+    let bin = cv.bin_path();
+    let real = bin.with_extension("real");
+    std::fs::rename(&bin, &real).expect("move binary");
+    std::fs::write(&bin, "#!/bin/sh\necho broken build >&2\nexit 3\n").expect("write fake");
+    std::fs::set_permissions(&bin, std::os::unix::fs::PermissionsExt::from_mode(0o755))
+        .expect("chmod");
+    let out = cv.cli(&["reload", "--upgrade"]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert!(!out.status.success());
+    assert!(
+        stderr.contains("dry-run") && stderr.contains("broken build"),
+        "{stderr}"
+    );
+    assert_eq!(cv.role_pids(), before);
+    assert_eq!(cv.status()["pid"], sup);
+    assert_eq!(cv.status()["generation"], 1);
+
+    // The real binary: exec in place, same PID, new children, the running job unharmed.
+    std::fs::rename(&real, &bin).expect("restore binary");
+    let out = cv.cli(&["reload", "--upgrade"]);
+    assert!(
+        out.status.success(),
+        "{}\n{}",
+        String::from_utf8_lossy(&out.stderr),
+        cv.log()
+    );
+    assert!(String::from_utf8_lossy(&out.stdout).contains("upgraded"));
+    let st = cv.status();
+    assert_eq!(st["pid"], sup, "the supervisor's PID changed");
+    assert_eq!(st["generation"], 2);
+    let after = cv.role_pids();
+    for (old, new) in before.iter().zip(&after) {
+        assert_ne!(old, new);
+        assert!(alive(*new));
+    }
+    let run = cv.wait_run(&id, "the run to end", |s| {
+        !matches!(s, "scheduled" | "dispatched" | "running")
+    });
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["stdout"], "across\n");
+    wait_for(Duration::from_secs(30), "the adopted roles to exit", || {
+        before.iter().all(|p| !alive(*p)).then_some(())
+    });
+    let (code, _) = http(&cv.endpoint("api"), "GET", "/healthz", None, None);
+    assert_eq!(code, 200);
+}

@@ -120,6 +120,8 @@ pub fn http(
 pub struct Cronvisor {
     pub dir: TempDir,
     pub child: Option<Child>,
+    /// The binary `up` runs from (a private copy for self-upgrade tests).
+    bin: PathBuf,
 }
 
 impl Cronvisor {
@@ -139,14 +141,43 @@ impl Cronvisor {
         );
         std::fs::write(dir.0.join("cronvisor.toml"), merge_toml(&base, overrides))
             .expect("write config");
-        let mut cv = Cronvisor { dir, child: None };
+        let mut cv = Cronvisor {
+            dir,
+            child: None,
+            bin: PathBuf::from(BIN),
+        };
         cv.spawn();
         cv
     }
 
+    /// Starts `up` from a private copy of the binary, which the test may replace.
+    pub fn start_copied(tag: &str) -> Cronvisor {
+        let dir = TempDir::new(tag);
+        let bin = dir.0.join("bin").join("cronvisor");
+        std::fs::create_dir_all(dir.0.join("bin")).expect("bin dir");
+        std::fs::copy(BIN, &bin).expect("copy binary");
+        let base = format!(
+            "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
+             dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n",
+            dir.0.join("var").display()
+        );
+        std::fs::write(dir.0.join("cronvisor.toml"), base).expect("write config");
+        let mut cv = Cronvisor {
+            dir,
+            child: None,
+            bin,
+        };
+        cv.spawn();
+        cv
+    }
+
+    pub fn bin_path(&self) -> PathBuf {
+        self.bin.clone()
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.0.join("up.log")).expect("log file");
-        let child = Command::new(BIN)
+        let child = Command::new(&self.bin)
             .arg("up")
             .arg("--config")
             .arg(self.config_path())
