@@ -283,7 +283,11 @@ pub async fn run(
                         s.last_reload = Some(outcome.clone());
                         s.phase = if on_ready.is_some() { "starting".into() } else { "ready".into() };
                     });
-                    notify_systemd(&[sd_notify::NotifyState::Ready]);
+                    let line = format!("generation {} serving", current.id);
+                    notify_systemd(&[
+                        sd_notify::NotifyState::Ready,
+                        sd_notify::NotifyState::Status(&line),
+                    ]);
                     if let Some(reply) = reply {
                         let _ = reply.send(outcome);
                     }
@@ -416,7 +420,11 @@ async fn reload(
     draining: &mut Vec<JoinHandle<()>>,
 ) -> ReloadOutcome {
     let started = Instant::now();
-    let mut states = vec![sd_notify::NotifyState::Reloading];
+    let status_line = format!("reloading: starting generation {}", current.id + 1);
+    let mut states = vec![
+        sd_notify::NotifyState::Reloading,
+        sd_notify::NotifyState::Status(&status_line),
+    ];
     if let Ok(t) = sd_notify::NotifyState::monotonic_usec_now() {
         states.push(t);
     }
