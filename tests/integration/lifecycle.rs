@@ -2,7 +2,7 @@
 
 use std::time::Duration;
 
-use crate::harness::{alive, http, ms, wait_for, Cronvisor};
+use crate::harness::{alive, group_survivors, http, ms, wait_for, Cronvisor};
 
 #[test]
 fn every_role_answers_health_readiness_and_metrics() {
@@ -101,14 +101,8 @@ fn sigterm_drains_a_running_job_and_leaves_no_process() {
         assert!(!alive(*p), "process {p} survived the stop");
     }
     // The drain let the job finish and record its result.
-    let db = cv.data_dir().join("cronvisor.db");
-    let out = std::process::Command::new("sqlite3")
-        .arg(&db)
-        .arg(format!("SELECT state, stdout FROM runs WHERE id = {id}"))
-        .output()
-        .expect("sqlite3 (installed by scripts/install-deps.sh)");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout),
+        cv.sqlite(&format!("SELECT state, stdout FROM runs WHERE id = {id}")),
         "succeeded|finished\n\n"
     );
     assert!(cv.log().contains("cronvisor stopped"));
@@ -124,24 +118,12 @@ fn sigint_stops_fast_and_records_the_running_job_killed() {
     assert!(status.success(), "supervisor exit: {status}");
     assert!(!alive(pid), "job survived");
     // No process of the job's group survived either (the backgrounded sleep included).
-    let survivors = std::process::Command::new("pgrep")
-        .arg("-g")
-        .arg(pid.to_string())
-        .output()
-        .expect("pgrep");
-    // (Killed processes are reparented to PID 1, which may reap them late: zombies are dead.)
-    let left: Vec<u32> = String::from_utf8_lossy(&survivors.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .filter(|p| alive(*p))
-        .collect();
+    let left = group_survivors(pid);
     assert!(left.is_empty(), "processes of group {pid} left: {left:?}");
-    let out = std::process::Command::new("sqlite3")
-        .arg(cv.data_dir().join("cronvisor.db"))
-        .arg(format!("SELECT state FROM runs WHERE id = {id}"))
-        .output()
-        .expect("sqlite3");
-    assert_eq!(String::from_utf8_lossy(&out.stdout), "killed\n");
+    assert_eq!(
+        cv.sqlite(&format!("SELECT state FROM runs WHERE id = {id}")),
+        "killed\n"
+    );
 }
 
 #[test]

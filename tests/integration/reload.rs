@@ -8,7 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use crate::harness::{alive, http, ms, wait_for, Cronvisor};
+use crate::harness::{alive, group_survivors, http, ms, wait_for, Cronvisor};
 
 #[derive(Default)]
 struct Tally {
@@ -295,16 +295,7 @@ fn a_job_running_past_the_drain_timeout_is_killed_with_its_group() {
     assert!(cv.cli(&["reload"]).status.success());
     let run = cv.wait_run(&id, "the run to be killed", |s| s == "killed");
     assert_eq!(run["error"], "killed: executor stopping");
-    let group = std::process::Command::new("pgrep")
-        .arg("-g")
-        .arg(pid.to_string())
-        .output()
-        .expect("pgrep");
-    let left: Vec<u32> = String::from_utf8_lossy(&group.stdout)
-        .split_whitespace()
-        .filter_map(|p| p.parse().ok())
-        .filter(|p| alive(*p))
-        .collect();
+    let left = group_survivors(pid);
     assert!(left.is_empty(), "processes of group {pid} left: {left:?}");
 }
 

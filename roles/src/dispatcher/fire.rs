@@ -73,7 +73,7 @@ impl Firer {
         let recorded = loop {
             match self
                 .store
-                .record_fires(&keys, Trigger::Schedule, RunState::Dispatched)
+                .record_fires(&keys, "", Trigger::Schedule, RunState::Dispatched)
                 .await
             {
                 Ok(r) => break r,

@@ -335,39 +335,12 @@ impl Store {
         trigger: Trigger,
         state: RunState,
     ) -> Result<Recorded, StoreError> {
-        let now = crate::model::now_millis();
-        let dispatched_at = (state == RunState::Dispatched).then_some(now);
-        let result = sqlx::query(
-            "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
-             dispatched_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(job_id)
-        .bind(instant)
-        .bind(target)
-        .bind(trigger.as_str())
-        .bind(state.as_str())
-        .bind(now)
-        .bind(dispatched_at)
-        .execute(&self.pool)
-        .await;
-        match result {
-            Ok(r) => match r.last_insert_id() {
-                Some(id) => Ok(Recorded::New(id)),
-                None => {
-                    let row = sqlx::query(
-                        "SELECT id FROM runs WHERE job_id = ? AND instant = ? AND target = ?",
-                    )
-                    .bind(job_id)
-                    .bind(instant)
-                    .bind(target)
-                    .fetch_one(&self.pool)
-                    .await?;
-                    Ok(Recorded::New(row.try_get::<i64, _>(0)?))
-                }
-            },
-            Err(e) if is_unique_violation(&e) => Ok(Recorded::AlreadyFired),
-            Err(e) => Err(e.into()),
-        }
+        let mut recorded = self
+            .record_fires(&[(job_id, instant)], target, trigger, state)
+            .await?;
+        recorded
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("no result for a recorded fire".into()))
     }
 
     /// Records several fires in one transaction (one commit for a whole burst), each under the
@@ -376,6 +349,7 @@ impl Store {
     pub async fn record_fires(
         &self,
         fires: &[(i64, Millis)],
+        target: &str,
         trigger: Trigger,
         state: RunState,
     ) -> Result<Vec<Recorded>, StoreError> {
@@ -386,10 +360,11 @@ impl Store {
         for (job_id, instant) in fires {
             let result = sqlx::query(
                 "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
-                 dispatched_at) VALUES (?, ?, '', ?, ?, ?, ?)",
+                 dispatched_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
             )
             .bind(job_id)
             .bind(instant)
+            .bind(target)
             .bind(trigger.as_str())
             .bind(state.as_str())
             .bind(now)
@@ -401,10 +376,11 @@ impl Store {
                     Some(id) => Recorded::New(id),
                     None => {
                         let row = sqlx::query(
-                            "SELECT id FROM runs WHERE job_id = ? AND instant = ? AND target = ''",
+                            "SELECT id FROM runs WHERE job_id = ? AND instant = ? AND target = ?",
                         )
                         .bind(job_id)
                         .bind(instant)
+                        .bind(target)
                         .fetch_one(&mut *tx)
                         .await?;
                         Recorded::New(row.try_get::<i64, _>(0)?)

@@ -69,6 +69,21 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
+/// Live processes of process group `pgid` (killed ones may linger as zombies until PID 1
+/// reaps them: those are dead).
+pub fn group_survivors(pgid: u32) -> Vec<u32> {
+    let out = Command::new("pgrep")
+        .arg("-g")
+        .arg(pgid.to_string())
+        .output()
+        .expect("pgrep");
+    String::from_utf8_lossy(&out.stdout)
+        .split_whitespace()
+        .filter_map(|p| p.parse().ok())
+        .filter(|p| alive(*p))
+        .collect()
+}
+
 /// A field of /proc/PID/status in kB (VmRSS, VmHWM).
 pub fn proc_kb(pid: u32, field: &str) -> u64 {
     let s = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("proc status");
@@ -270,28 +285,26 @@ impl Cronvisor {
             .to_string()
     }
 
-    /// Runs a CLI command against this instance.
-    pub fn cli(&self, args: &[&str]) -> Output {
-        Command::new(BIN)
-            .arg("--config")
+    /// A CLI command against this instance, with no ambient CRONVISOR_* variable.
+    fn cli_command(&self, args: &[&str]) -> Command {
+        let mut cmd = Command::new(BIN);
+        cmd.arg("--config")
             .arg(self.config_path())
             .args(args)
             .env_remove("CRONVISOR_DATA_DIR")
             .env_remove("CRONVISOR_TOKEN")
-            .env_remove("CRONVISOR_API_URL")
-            .output()
-            .expect("run cli")
+            .env_remove("CRONVISOR_API_URL");
+        cmd
+    }
+
+    /// Runs a CLI command against this instance.
+    pub fn cli(&self, args: &[&str]) -> Output {
+        self.cli_command(args).output().expect("run cli")
     }
 
     /// Starts a CLI command without waiting for it.
     pub fn cli_spawn(&self, args: &[&str]) -> Child {
-        Command::new(BIN)
-            .arg("--config")
-            .arg(self.config_path())
-            .args(args)
-            .env_remove("CRONVISOR_DATA_DIR")
-            .env_remove("CRONVISOR_TOKEN")
-            .env_remove("CRONVISOR_API_URL")
+        self.cli_command(args)
             .stdout(Stdio::piped())
             .stderr(Stdio::piped())
             .spawn()
@@ -324,6 +337,16 @@ impl Cronvisor {
         let mut a = args.to_vec();
         a.push("--json");
         serde_json::from_str(&self.ok(&a)).expect("json output")
+    }
+
+    /// One query on the standalone store with the sqlite3 CLI (works after `up` has stopped).
+    pub fn sqlite(&self, sql: &str) -> String {
+        let out = Command::new("sqlite3")
+            .arg(self.data_dir().join("cronvisor.db"))
+            .arg(sql)
+            .output()
+            .expect("sqlite3 (installed by scripts/install-deps.sh)");
+        String::from_utf8_lossy(&out.stdout).to_string()
     }
 
     /// Runs of a job, newest first.
