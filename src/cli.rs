@@ -134,6 +134,22 @@ pub struct JobAddArgs {
     /// Create the job paused.
     #[arg(long)]
     pub paused: bool,
+    /// When an instant comes while the previous run is still going: allow (default), forbid
+    /// (record it skipped) or replace (kill the running one).
+    #[arg(long, value_parser = ["allow", "forbid", "replace"])]
+    pub overlap: Option<String>,
+    /// Attempts after a failure or timeout (0..=100; default 0).
+    #[arg(long)]
+    pub retries: Option<i64>,
+    /// First retry delay (e.g. 30s, 5m; doubles per attempt, capped at a day; default 10s).
+    #[arg(long, value_parser = parse_duration_secs)]
+    pub retry_backoff: Option<i64>,
+    /// After downtime: skip missed instants (default) or run_once for the latest.
+    #[arg(long, value_parser = ["skip", "run_once"])]
+    pub misfire: Option<String>,
+    /// How far back run_once looks (default 1h).
+    #[arg(long, value_parser = parse_duration_secs)]
+    pub misfire_window: Option<i64>,
     #[command(flatten)]
     pub out: JsonFlag,
 }
@@ -150,6 +166,22 @@ pub struct JobEditArgs {
     pub tz: Option<String>,
     #[arg(long, value_parser = parse_duration_secs)]
     pub timeout: Option<i64>,
+    /// When an instant comes while the previous run is still going: allow (default), forbid
+    /// (record it skipped) or replace (kill the running one).
+    #[arg(long, value_parser = ["allow", "forbid", "replace"])]
+    pub overlap: Option<String>,
+    /// Attempts after a failure or timeout (0..=100; default 0).
+    #[arg(long)]
+    pub retries: Option<i64>,
+    /// First retry delay (e.g. 30s, 5m; doubles per attempt, capped at a day; default 10s).
+    #[arg(long, value_parser = parse_duration_secs)]
+    pub retry_backoff: Option<i64>,
+    /// After downtime: skip missed instants (default) or run_once for the latest.
+    #[arg(long, value_parser = ["skip", "run_once"])]
+    pub misfire: Option<String>,
+    /// How far back run_once looks (default 1h).
+    #[arg(long, value_parser = parse_duration_secs)]
+    pub misfire_window: Option<i64>,
     #[command(flatten)]
     pub out: JsonFlag,
 }

@@ -90,6 +90,7 @@ pub fn runs(runs: &[Run]) {
                     r.job_name.clone(),
                     time(Some(r.instant)),
                     r.trigger.as_str().into(),
+                    r.attempt.to_string(),
                     r.state.as_str().into(),
                     r.exit_code
                         .map(|c| c.to_string())
@@ -107,6 +108,10 @@ pub fn run(r: &Run) {
     println!("job:        {} (id {})", r.job_name, r.job_id);
     println!("instant:    {}", time(Some(r.instant)));
     println!("trigger:    {}", r.trigger.as_str());
+    match r.retry_of {
+        Some(first) => println!("attempt:    {} (retry of run {first})", r.attempt),
+        None => println!("attempt:    {}", r.attempt),
+    }
     println!("state:      {}", r.state.as_str());
     println!("executor:   {}", r.executor.as_deref().unwrap_or("-"));
     println!(

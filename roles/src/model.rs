@@ -23,9 +23,74 @@ pub struct Job {
     pub timeout_secs: Option<i64>,
     pub run_at: Option<String>,
     pub paused: bool,
+    pub overlap: Overlap,
+    pub retries: i64,
+    pub retry_backoff_secs: i64,
+    pub misfire: Misfire,
+    pub misfire_window_secs: i64,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
+
+/// What happens when an instant comes while the job's previous run is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Run both (cron's behaviour; the default).
+    #[default]
+    Allow,
+    /// Record the new instant `skipped`, with the run still going as the reason.
+    Forbid,
+    /// Kill the running one (recorded `killed`), then start the new one.
+    Replace,
+}
+
+/// What a dispatcher does, when it starts, about instants missed while none was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Misfire {
+    /// Nothing: the next instant fires as usual (the default).
+    #[default]
+    Skip,
+    /// Run once for the latest missed instant, if it is within `misfire_window_secs`.
+    RunOnce,
+}
+
+impl Overlap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Allow => "allow",
+            Overlap::Forbid => "forbid",
+            Overlap::Replace => "replace",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Overlap> {
+        [Overlap::Allow, Overlap::Forbid, Overlap::Replace]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+impl Misfire {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Misfire::Skip => "skip",
+            Misfire::RunOnce => "run_once",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Misfire> {
+        [Misfire::Skip, Misfire::RunOnce]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// Upper bounds that keep a typo from becoming a storm or a year-long wait.
+const MAX_RETRIES: i64 = 100;
+const MAX_BACKOFF_SECS: i64 = 86_400;
+const MAX_MISFIRE_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// What a user submits to create a job (`POST /api/v1/jobs`, `cronvisor job add`).
 #[derive(Debug, Clone, Default, Serialize, Deserialize)]
@@ -46,6 +111,18 @@ pub struct JobSpec {
     pub run_at: Option<String>,
     #[serde(default)]
     pub paused: bool,
+    #[serde(default)]
+    pub overlap: Option<Overlap>,
+    #[serde(default)]
+    pub retries: Option<i64>,
+    /// First retry delay; doubles per attempt, capped at a day. Default 10.
+    #[serde(default)]
+    pub retry_backoff_secs: Option<i64>,
+    #[serde(default)]
+    pub misfire: Option<Misfire>,
+    /// Default 3600.
+    #[serde(default)]
+    pub misfire_window_secs: Option<i64>,
 }
 
 /// A partial edit (`PATCH /api/v1/jobs/{job}`, `cronvisor job edit`): absent fields keep their
@@ -61,6 +138,26 @@ pub struct JobPatch {
     pub command: Option<String>,
     #[serde(default)]
     pub timeout_secs: Option<i64>,
+    #[serde(default)]
+    pub overlap: Option<Overlap>,
+    #[serde(default)]
+    pub retries: Option<i64>,
+    #[serde(default)]
+    pub retry_backoff_secs: Option<i64>,
+    #[serde(default)]
+    pub misfire: Option<Misfire>,
+    #[serde(default)]
+    pub misfire_window_secs: Option<i64>,
+}
+
+fn validate_range(field: &str, value: Option<i64>, min: i64, max: i64) -> Result<(), FieldError> {
+    match value {
+        Some(v) if v < min || v > max => Err(FieldError::new(
+            field,
+            format!("must be between {min} and {max}"),
+        )),
+        _ => Ok(()),
+    }
 }
 
 /// Rejected input: the field and the reason, as the API returns them.
@@ -175,6 +272,19 @@ impl JobSpec {
             (None, None) => return Err(FieldError::new("command", "must not be empty")),
         }
         validate_timeout(self.timeout_secs)?;
+        validate_range("retries", self.retries, 0, MAX_RETRIES)?;
+        validate_range(
+            "retry_backoff_secs",
+            self.retry_backoff_secs,
+            1,
+            MAX_BACKOFF_SECS,
+        )?;
+        validate_range(
+            "misfire_window_secs",
+            self.misfire_window_secs,
+            1,
+            MAX_MISFIRE_WINDOW_SECS,
+        )?;
         if let Some(run_at) = &self.run_at {
             if run_at.trim().is_empty() {
                 return Err(FieldError::new("run_at", "must not be empty when given"));
@@ -201,6 +311,24 @@ impl JobPatch {
             validate_timeout(self.timeout_secs)?;
             job.timeout_secs = self.timeout_secs;
         }
+        validate_range("retries", self.retries, 0, MAX_RETRIES)?;
+        validate_range(
+            "retry_backoff_secs",
+            self.retry_backoff_secs,
+            1,
+            MAX_BACKOFF_SECS,
+        )?;
+        validate_range(
+            "misfire_window_secs",
+            self.misfire_window_secs,
+            1,
+            MAX_MISFIRE_WINDOW_SECS,
+        )?;
+        job.overlap = self.overlap.unwrap_or(job.overlap);
+        job.retries = self.retries.unwrap_or(job.retries);
+        job.retry_backoff_secs = self.retry_backoff_secs.unwrap_or(job.retry_backoff_secs);
+        job.misfire = self.misfire.unwrap_or(job.misfire);
+        job.misfire_window_secs = self.misfire_window_secs.unwrap_or(job.misfire_window_secs);
         validate_schedule(&job.schedule, &job.timezone)?;
         Ok(job)
     }
@@ -266,6 +394,10 @@ impl RunState {
 pub enum Trigger {
     Schedule,
     Manual,
+    /// A new attempt after a failure, per the job's `retries`.
+    Retry,
+    /// The one catch-up run of a `misfire = run_once` job after downtime.
+    Misfire,
 }
 
 impl Trigger {
@@ -273,14 +405,17 @@ impl Trigger {
         match self {
             Trigger::Schedule => "schedule",
             Trigger::Manual => "manual",
+            Trigger::Retry => "retry",
+            Trigger::Misfire => "misfire",
         }
     }
 
     pub fn parse(s: &str) -> Trigger {
-        if s == "manual" {
-            Trigger::Manual
-        } else {
-            Trigger::Schedule
+        match s {
+            "manual" => Trigger::Manual,
+            "retry" => Trigger::Retry,
+            "misfire" => Trigger::Misfire,
+            _ => Trigger::Schedule,
         }
     }
 }
@@ -294,6 +429,10 @@ pub struct Run {
     /// The scheduled instant (for a manual run: when it was requested).
     pub instant: Millis,
     pub trigger: Trigger,
+    /// 1 for the first run of an instant, then 2, 3... for its retries.
+    pub attempt: i64,
+    /// The first run of the retry chain, for attempts after the first.
+    pub retry_of: Option<i64>,
     pub state: RunState,
     pub executor: Option<String>,
     pub pid: Option<i64>,
@@ -322,6 +461,21 @@ pub struct RunRequest {
     pub instant: Millis,
     pub command: String,
     pub timeout_secs: Option<i64>,
+    /// Which attempt this is (1 = first).
+    #[serde(default = "first_attempt")]
+    pub attempt: i64,
+    /// The first run of the chain (this run itself for attempt 1).
+    #[serde(default)]
+    pub retry_of: Option<i64>,
+    /// Attempts allowed after the first, per the job.
+    #[serde(default)]
+    pub retries: i64,
+    #[serde(default)]
+    pub retry_backoff_secs: i64,
+}
+
+fn first_attempt() -> i64 {
+    1
 }
 
 /// Several runs in one RPC: a burst of instants costs one request.

@@ -28,6 +28,11 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
                 ("timeout_secs", a.timeout.map(|v| json!(v))),
                 ("run_at", a.run_at.as_ref().map(|v| json!(v))),
                 ("http_url", a.http_url.as_ref().map(|v| json!(v))),
+                ("overlap", a.overlap.as_ref().map(|v| json!(v))),
+                ("retries", a.retries.map(|v| json!(v))),
+                ("retry_backoff_secs", a.retry_backoff.map(|v| json!(v))),
+                ("misfire", a.misfire.as_ref().map(|v| json!(v))),
+                ("misfire_window_secs", a.misfire_window.map(|v| json!(v))),
             ];
             for (k, v) in optional {
                 if let Some(v) = v {
@@ -75,6 +80,11 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
                 ("command", e.command.as_ref().map(|v| json!(v))),
                 ("timezone", e.tz.as_ref().map(|v| json!(v))),
                 ("timeout_secs", e.timeout.map(|v| json!(v))),
+                ("overlap", e.overlap.as_ref().map(|v| json!(v))),
+                ("retries", e.retries.map(|v| json!(v))),
+                ("retry_backoff_secs", e.retry_backoff.map(|v| json!(v))),
+                ("misfire", e.misfire.as_ref().map(|v| json!(v))),
+                ("misfire_window_secs", e.misfire_window.map(|v| json!(v))),
             ];
             for (k, v) in fields {
                 if let Some(v) = v {
@@ -82,7 +92,10 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
                 }
             }
             if body.is_empty() {
-                anyhow::bail!("nothing to change: give --schedule, --command, --tz or --timeout");
+                anyhow::bail!(
+                    "nothing to change: give --schedule, --command, --tz, --timeout, --overlap, \
+                     --retries, --retry-backoff, --misfire or --misfire-window"
+                );
             }
             let job: Job = api
                 .call(

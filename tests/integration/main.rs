@@ -8,5 +8,6 @@ mod firing;
 mod lifecycle;
 mod mysql;
 mod output;
+mod policies;
 mod reload;
 mod systemd;

@@ -29,7 +29,7 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
         .sql_root("SELECT GROUP_CONCAT(column_name ORDER BY seq_in_index) FROM information_schema.statistics \
                    WHERE table_schema = 'cron' AND index_name = 'runs_fire_once'")
         .expect("index");
-    assert_eq!(unique.trim(), "job_id,instant,target");
+    assert_eq!(unique.trim(), "job_id,instant,target,attempt");
 
     // The same code path runs the whole system on MariaDB.
     let cv = Cronvisor::start_with("mysql-up", &format!("[store]\nurl = \"{}\"\n", db.url()));

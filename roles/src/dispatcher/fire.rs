@@ -9,8 +9,17 @@ use hyper::Method;
 
 use crate::http::client::HttpClient;
 use crate::metrics::{Metric, Metrics};
-use crate::model::{Job, Millis, RunBatch, RunRequest, RunState, Trigger};
-use crate::store::{Recorded, Store};
+use crate::model::{Job, Millis, Overlap, RunBatch, RunRequest, RunState, Trigger};
+use crate::store::{PendingRun, Recorded, Store};
+
+/// A recorded run on its way to an executor.
+struct Outgoing {
+    run_id: i64,
+    job: Arc<Job>,
+    instant: Millis,
+    attempt: i64,
+    retry_of: Option<i64>,
+}
 
 /// Most runs sent in one RPC.
 const MAX_BATCH: usize = 500;
@@ -64,16 +73,23 @@ impl Firer {
         }
     }
 
-    /// Fires the scheduled instants due now: records them all in one transaction, then hands
-    /// each new run to the executor concurrently.
-    pub async fn fire_due(self: Arc<Self>, due: Vec<(Arc<Job>, Millis)>) {
+    /// Fires the instants due now: applies each job's overlap policy, records the runs in one
+    /// transaction, then hands them to the executor.
+    pub async fn fire_due(self: Arc<Self>, due: Vec<(Arc<Job>, Millis)>, trigger: Trigger) {
         let started = Instant::now();
+        let mut due = due;
+        if due.iter().any(|(j, _)| j.overlap != Overlap::Allow) {
+            due = self.apply_overlap(due).await;
+        }
+        if due.is_empty() {
+            return;
+        }
         let keys: Vec<(i64, Millis)> = due.iter().map(|(j, t)| (j.id, *t)).collect();
         let mut delay = Duration::from_millis(20);
         let recorded = loop {
             match self
                 .store
-                .record_fires(&keys, "", Trigger::Schedule, RunState::Dispatched)
+                .record_fires(&keys, "", trigger, RunState::Dispatched)
                 .await
             {
                 Ok(r) => break r,
@@ -94,7 +110,13 @@ impl Firer {
             match rec {
                 Recorded::New(run_id) => {
                     self.fired.inc();
-                    batch.push((run_id, job, instant));
+                    batch.push(Outgoing {
+                        run_id,
+                        job,
+                        instant,
+                        attempt: 1,
+                        retry_of: None,
+                    });
                 }
                 Recorded::AlreadyFired => self.duplicates.inc(),
             }
@@ -109,64 +131,114 @@ impl Firer {
         while deliveries.join_next().await.is_some() {}
     }
 
-    /// Fires a manual run requested through the API, once claimed.
-    pub async fn fire_manual(
-        &self,
-        run_id: i64,
-        job_id: i64,
-        job: Option<Arc<Job>>,
-        instant: Millis,
-    ) {
-        match self.store.claim_run(run_id).await {
+    /// Overlap policies: `forbid` records the instant `skipped` while a run of the job is
+    /// still going; `replace` stops that run (the executor records it `killed`) and goes on.
+    /// Returns the instants to fire.
+    async fn apply_overlap(&self, due: Vec<(Arc<Job>, Millis)>) -> Vec<(Arc<Job>, Millis)> {
+        let mut keep = Vec::with_capacity(due.len());
+        for (job, instant) in due {
+            if job.overlap == Overlap::Allow {
+                keep.push((job, instant));
+                continue;
+            }
+            let active = match self.store.active_runs(job.id).await {
+                Ok(a) => a,
+                Err(e) => {
+                    tracing::warn!(job = %job.name, error = %e, "cannot check overlap; firing");
+                    keep.push((job, instant));
+                    continue;
+                }
+            };
+            if active.is_empty() {
+                keep.push((job, instant));
+                continue;
+            }
+            match job.overlap {
+                Overlap::Forbid => {
+                    let ids: Vec<String> = active.iter().map(|(id, _)| id.to_string()).collect();
+                    let reason = format!(
+                        "skipped: run {} still going (overlap = forbid)",
+                        ids.join(", ")
+                    );
+                    if let Err(e) = self.store.record_skipped(job.id, instant, &reason).await {
+                        tracing::warn!(job = %job.name, error = %e, "cannot record the skipped instant");
+                    }
+                }
+                _ => {
+                    for (run_id, _) in active {
+                        let url = format!("{}/{run_id}/kill", self.url);
+                        if let Err(e) = self
+                            .client
+                            .send(Method::POST, &url, Some(&self.token), None)
+                            .await
+                        {
+                            tracing::warn!(run = run_id, error = %e, "cannot stop the run being replaced");
+                        }
+                    }
+                    keep.push((job, instant));
+                }
+            }
+        }
+        keep
+    }
+
+    /// Fires a run recorded ahead (manual run, retry), once claimed.
+    pub async fn fire_pending(&self, run: PendingRun, job: Option<Arc<Job>>) {
+        match self.store.claim_run(run.run_id).await {
             Ok(true) => {}
             Ok(false) => return,
             Err(e) => {
-                tracing::warn!(run = run_id, error = %e, "cannot claim manual run");
+                tracing::warn!(run = run.run_id, error = %e, "cannot claim a pending run");
                 return;
             }
         }
         // A paused job can still be run by hand: read it from the store if not scheduled here.
         let job = match job {
             Some(j) => j,
-            None => match self.store.job(job_id).await {
+            None => match self.store.job(run.job_id).await {
                 Ok(Some(j)) => Arc::new(j),
                 Ok(None) => {
-                    let _ = self
-                        .store
-                        .fail_run(run_id, "job deleted before it ran")
-                        .await;
+                    self.give_up(run.run_id, "job deleted before it ran").await;
                     return;
                 }
                 Err(e) => {
-                    let _ = self
-                        .store
-                        .fail_run(run_id, &format!("cannot read the job: {e}"))
+                    self.give_up(run.run_id, &format!("cannot read the job: {e}"))
                         .await;
                     return;
                 }
             },
         };
         self.fired.inc();
-        self.deliver(vec![(run_id, job, instant)], Instant::now())
-            .await;
+        let out = Outgoing {
+            run_id: run.run_id,
+            job,
+            instant: run.instant,
+            attempt: run.attempt,
+            retry_of: run.retry_of,
+        };
+        self.deliver(vec![out], Instant::now()).await;
     }
 
     /// Hands runs to the executor in one request, retrying the whole request over a short
     /// outage (the executor acknowledges a run id it has seen without starting it again). Runs
     /// no executor took are recorded `failed` with the reason.
-    async fn deliver(&self, runs: Vec<(i64, Arc<Job>, Millis)>, started: Instant) {
+    async fn deliver(&self, runs: Vec<Outgoing>, started: Instant) {
         let mut requests = Vec::with_capacity(runs.len());
-        for (run_id, job, instant) in &runs {
-            match &job.command {
+        for o in &runs {
+            match &o.job.command {
                 Some(command) => requests.push(RunRequest {
-                    run_id: *run_id,
-                    job_id: job.id,
-                    job_name: job.name.clone(),
-                    instant: *instant,
+                    run_id: o.run_id,
+                    job_id: o.job.id,
+                    job_name: o.job.name.clone(),
+                    instant: o.instant,
                     command: command.clone(),
-                    timeout_secs: job.timeout_secs,
+                    timeout_secs: o.job.timeout_secs,
+                    attempt: o.attempt,
+                    retry_of: o.retry_of,
+                    retries: o.job.retries,
+                    retry_backoff_secs: o.job.retry_backoff_secs,
                 }),
-                None => self.give_up(*run_id, "job has no command").await,
+                None => self.give_up(o.run_id, "job has no command").await,
             }
         }
         if requests.is_empty() {

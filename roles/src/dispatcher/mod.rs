@@ -14,7 +14,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
-use crate::model::now_millis;
+use crate::model::{now_millis, Trigger};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
 
 use fire::Firer;
@@ -67,6 +67,17 @@ pub async fn run(
     tracing::info!(jobs = set.len(), executor = %executor_url, "dispatcher ready");
 
     let mut fires: JoinSet<()> = JoinSet::new();
+    // Instants missed while no dispatcher ran: one catch-up run per `misfire = run_once` job.
+    match store.last_instants().await {
+        Ok(last) => {
+            let missed = set.misfired(&last, now_millis());
+            if !missed.is_empty() {
+                tracing::info!(jobs = missed.len(), "misfire: running missed instants once");
+                fires.spawn(firer.clone().fire_due(missed, Trigger::Misfire));
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, "cannot read the last instants; no misfire catch-up"),
+    }
     let mut poll = tokio::time::interval(Duration::from_millis(
         ctx.config.dispatcher.poll_interval_ms,
     ));
@@ -77,7 +88,7 @@ pub async fn run(
         let now = now_millis();
         let due = set.pop_due(now);
         if !due.is_empty() {
-            fires.spawn(firer.clone().fire_due(due));
+            fires.spawn(firer.clone().fire_due(due, Trigger::Schedule));
         }
         while fires.try_join_next().is_some() {}
         // Microseconds, so the wake-up is not rounded a millisecond late before the timer's own
@@ -96,13 +107,13 @@ pub async fn run(
                     Ok(()) => jobs_gauge.set(set.len() as i64),
                     Err(e) => tracing::warn!(error = %e, "cannot read job changes; keeping the current schedule"),
                 }
-                match store.pending_manual_runs().await {
-                    Ok(pending) => for (run_id, job_id, instant) in pending {
+                match store.pending_runs(now_millis()).await {
+                    Ok(pending) => for run in pending {
                         let f = firer.clone();
-                        let job = set.job(job_id);
-                        fires.spawn(async move { f.fire_manual(run_id, job_id, job, instant).await });
+                        let job = set.job(run.job_id);
+                        fires.spawn(async move { f.fire_pending(run, job).await });
                     },
-                    Err(e) => tracing::warn!(error = %e, "cannot read manual runs"),
+                    Err(e) => tracing::warn!(error = %e, "cannot read pending runs"),
                 }
             }
             _ = &mut stop => break,

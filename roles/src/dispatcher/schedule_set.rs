@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Job, Millis};
+use crate::model::{Job, Millis, Misfire};
 use crate::schedule::Schedule;
 
 struct Entry {
@@ -113,6 +113,41 @@ impl ScheduleSet {
         self.entries.get(&id).map(|e| e.job.clone())
     }
 
+    /// For `misfire = run_once` jobs, the latest instant missed while no dispatcher ran:
+    /// after the job's last recorded instant (or its last edit), within its window, not after
+    /// `now`. At most one per job, so downtime never becomes a storm of catch-up runs.
+    pub fn misfired(&self, last: &HashMap<i64, Millis>, now: Millis) -> Vec<(Arc<Job>, Millis)> {
+        let mut out = Vec::new();
+        for (id, entry) in &self.entries {
+            let job = &entry.job;
+            if job.misfire != Misfire::RunOnce {
+                continue;
+            }
+            let from = last
+                .get(id)
+                .copied()
+                .unwrap_or(job.updated_at)
+                .max(job.updated_at)
+                .max(now - job.misfire_window_secs.saturating_mul(1000));
+            let mut cursor = from;
+            let mut latest = None;
+            // Bounded walk: a window of a week of every-second instants is the worst case.
+            for _ in 0..700_000 {
+                match entry.schedule.next_after(to_utc(cursor)) {
+                    Some(t) if t.timestamp_millis() <= now => {
+                        cursor = t.timestamp_millis();
+                        latest = Some(cursor);
+                    }
+                    _ => break,
+                }
+            }
+            if let Some(t) = latest {
+                out.push((job.clone(), t));
+            }
+        }
+        out
+    }
+
     /// The earliest pending instant of a live entry.
     pub fn next_instant(&mut self) -> Option<Millis> {
         while let Some(Reverse((t, id, g))) = self.heap.peek().copied() {
@@ -163,9 +198,45 @@ mod tests {
             timeout_secs: None,
             run_at: None,
             paused: false,
+            overlap: crate::model::Overlap::Allow,
+            retries: 0,
+            retry_backoff_secs: 10,
+            misfire: Misfire::Skip,
+            misfire_window_secs: 3600,
             created_at: 0,
             updated_at: 0,
         }
+    }
+
+    #[test]
+    fn misfire_run_once_catches_up_the_latest_instant_only() {
+        let mut s = ScheduleSet::default();
+        let mut once = job(1, "* * * * * *");
+        once.misfire = Misfire::RunOnce;
+        once.misfire_window_secs = 60;
+        let skip = job(2, "* * * * * *");
+        s.extend(vec![once, skip], 100_000);
+        let last: HashMap<i64, Millis> = [(1, 90_000), (2, 90_000)].into_iter().collect();
+        let got: Vec<(i64, Millis)> = s
+            .misfired(&last, 100_500)
+            .into_iter()
+            .map(|(j, t)| (j.id, t))
+            .collect();
+        assert_eq!(got, vec![(1, 100_000)]);
+        // A long downtime: only the latest instant, within the window, once.
+        let last: HashMap<i64, Millis> = [(1, 0)].into_iter().collect();
+        assert_eq!(
+            s.misfired(&last, 1_000_000_000).len(),
+            1,
+            "window start moves up to now - 60 s"
+        );
+        let mut s2 = ScheduleSet::default();
+        let mut hourly = job(3, "0 0 * * * *");
+        hourly.misfire = Misfire::RunOnce;
+        hourly.misfire_window_secs = 60;
+        s2.extend(vec![hourly], 0);
+        // Last hour boundary was 30 minutes ago: out of a 60 s window.
+        assert!(s2.misfired(&HashMap::new(), 5_400_000).is_empty());
     }
 
     #[test]

@@ -26,7 +26,7 @@ use crate::http::ApiError;
 use crate::metrics::Metric;
 use crate::model::{BatchAccepted, RunAccepted, RunBatch, RunRequest, RunState};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown, StopKind};
-use crate::store::{RunOutcome, Started, Store};
+use crate::store::{Retry, RunOutcome, Started, Store};
 
 pub use process::KillReason;
 use recorder::Recorder;
@@ -73,9 +73,32 @@ struct Executor {
     /// Tells every running run to stop (fast stop, or drain timeout reached).
     kill: watch::Sender<Option<KillReason>>,
     runs: Mutex<JoinSet<()>>,
+    /// Per-run kill switches of the runs in progress.
+    active: Mutex<HashMap<i64, watch::Sender<Option<KillReason>>>>,
     seen: Mutex<Seen>,
     recorder: Recorder,
     counters: Counters,
+}
+
+impl Executor {
+    /// Stops every run in progress (and refuses new ones).
+    fn kill_all(&self) {
+        let _ = self.kill.send(Some(KillReason::Shutdown));
+        if let Ok(active) = self.active.lock() {
+            for switch in active.values() {
+                let _ = switch.send(Some(KillReason::Shutdown));
+            }
+        }
+    }
+
+    /// Stops one run; false when it is not running here.
+    fn kill_run(&self, run_id: i64, reason: KillReason) -> bool {
+        self.active
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&run_id).map(|s| s.send(Some(reason)).is_ok()))
+            .unwrap_or(false)
+    }
 }
 
 /// Runs the executor until `shutdown`.
@@ -126,6 +149,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         cfg: ctx.config.executor.clone(),
         kill,
         runs: Mutex::new(JoinSet::new()),
+        active: Mutex::new(HashMap::new()),
         seen: Mutex::new(Seen::default()),
         recorder,
         counters,
@@ -133,6 +157,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
 
     let rpc = Router::new()
         .route("/rpc/v1/runs", post(accept_runs))
+        .route("/rpc/v1/runs/{id}/kill", post(kill_run))
         .with_state(exec.clone())
         .layer(axum::middleware::from_fn_with_state(token, require_token));
     let app = rpc.merge(crate::http::health::router(ctx.health()));
@@ -153,7 +178,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     runtime::notify_stopping();
     let kind = *shutdown.borrow();
     if kind == Some(StopKind::Fast) {
-        let _ = exec.kill.send(Some(KillReason::Shutdown));
+        exec.kill_all();
     }
     // The server finishes the requests it has (each may add a run) before the set is taken.
     let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
@@ -171,11 +196,11 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             next = runs.join_next() => if next.is_none() { break },
             _ = &mut deadline => {
                 tracing::warn!(running = runs.len(), "drain timeout: killing remaining runs");
-                let _ = exec.kill.send(Some(KillReason::Shutdown));
+                exec.kill_all();
                 deadline.as_mut().reset(tokio::time::Instant::now() + Duration::from_secs(3600));
             }
             _ = &mut fast => {
-                let _ = exec.kill.send(Some(KillReason::Shutdown));
+                exec.kill_all();
             }
         }
     }
@@ -235,6 +260,18 @@ async fn accept_runs(
     Ok((StatusCode::ACCEPTED, Json(reply)))
 }
 
+/// `POST /rpc/v1/runs/{id}/kill`: stop a run (overlap `replace`); it is recorded `killed`.
+async fn kill_run(
+    State(exec): State<Arc<Executor>>,
+    axum::extract::Path(run_id): axum::extract::Path<i64>,
+) -> StatusCode {
+    if exec.kill_run(run_id, KillReason::Replaced) {
+        StatusCode::ACCEPTED
+    } else {
+        StatusCode::NOT_FOUND
+    }
+}
+
 /// Spawns one run and the task that watches it to the end. On a spawn failure the run is
 /// recorded `failed` and its id returned.
 fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
@@ -245,6 +282,7 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
             exec.recorder.finish(
                 req.run_id,
                 RunOutcome::failed(format!("cannot start /bin/sh: {e}")),
+                None,
                 None,
             );
             return Err(req.run_id);
@@ -259,7 +297,14 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
         pid,
     };
     let e = exec.clone();
-    let kill = exec.kill.subscribe();
+    let (switch, kill) = watch::channel(None);
+    if let Ok(mut active) = exec.active.lock() {
+        // A shutdown that began meanwhile reaches this run too.
+        if exec.kill.borrow().is_some() {
+            let _ = switch.send(Some(KillReason::Shutdown));
+        }
+        active.insert(req.run_id, switch);
+    }
     let task = async move {
         let started = Started {
             executor: e.id.clone(),
@@ -288,7 +333,17 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
             c.inc();
         }
         tracing::debug!(run = req.run_id, job = %req.job_name, state = outcome.state.as_str(), "run finished");
-        e.recorder.finish(req.run_id, outcome, Some(started));
+        if let Ok(mut active) = e.active.lock() {
+            active.remove(&req.run_id);
+        }
+        let retry = (req.attempt <= req.retries).then(|| Retry {
+            job_id: req.job_id,
+            instant: req.instant,
+            attempt: req.attempt + 1,
+            retry_of: req.retry_of.unwrap_or(req.run_id),
+            not_before: outcome.ended_at + retry_delay_ms(req.retry_backoff_secs, req.attempt),
+        });
+        e.recorder.finish(req.run_id, outcome, Some(started), retry);
     };
     if let Ok(mut runs) = exec.runs.lock() {
         // Reap finished tasks so the set stays as large as what is running.
@@ -296,4 +351,26 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
         runs.spawn(task);
     }
     Ok(accepted)
+}
+
+/// Delay before attempt `attempt + 1`: the backoff doubled per attempt already made, capped
+/// at a day.
+fn retry_delay_ms(backoff_secs: i64, attempt: i64) -> i64 {
+    let doublings = (attempt - 1).clamp(0, 20) as u32;
+    backoff_secs
+        .max(0)
+        .saturating_mul(1000)
+        .saturating_mul(1 << doublings)
+        .min(86_400_000)
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn retry_delays_double_and_are_capped() {
+        assert_eq!(super::retry_delay_ms(10, 1), 10_000);
+        assert_eq!(super::retry_delay_ms(10, 2), 20_000);
+        assert_eq!(super::retry_delay_ms(10, 4), 80_000);
+        assert_eq!(super::retry_delay_ms(3600, 10), 86_400_000);
+    }
 }

@@ -88,6 +88,17 @@ fn capture<R: AsyncRead + Unpin + Send + 'static>(
 pub enum KillReason {
     /// The executor is stopping (fast stop, or drain timeout reached).
     Shutdown,
+    /// A newer instant of the job replaced it (overlap `replace`).
+    Replaced,
+}
+
+impl KillReason {
+    fn message(self) -> &'static str {
+        match self {
+            KillReason::Shutdown => "killed: executor stopping",
+            KillReason::Replaced => "killed: replaced by a newer run (overlap = replace)",
+        }
+    }
 }
 
 /// Signals the whole group: SIGTERM, then SIGKILL after `grace` unless the leader exited.
@@ -121,11 +132,11 @@ pub async fn watch_to_end(
     tokio::pin!(deadline);
     let killed = async {
         loop {
-            if kill.borrow().is_some() {
-                return;
+            if let Some(reason) = *kill.borrow() {
+                return reason;
             }
             if kill.changed().await.is_err() {
-                std::future::pending::<()>().await;
+                return std::future::pending::<KillReason>().await;
             }
         }
     };
@@ -149,9 +160,9 @@ pub async fn watch_to_end(
             let secs = timeout.map(|t| t.as_secs()).unwrap_or(0);
             (RunState::TimedOut, None, Some(format!("timed out after {secs} s")))
         }
-        _ = &mut killed => {
+        reason = &mut killed => {
             kill_group(&mut spawned.child, pgid, grace).await;
-            (RunState::Killed, None, Some("killed: executor stopping".to_string()))
+            (RunState::Killed, None, Some(reason.message().to_string()))
         }
     };
 

@@ -6,12 +6,10 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
-use crate::store::{RunOutcome, Started, Store};
+use crate::store::{Finished, Retry, RunOutcome, Started, Store};
 
 /// Most results written in one transaction.
 const BATCH: usize = 256;
-
-pub type Finished = (i64, RunOutcome, Option<Started>);
 
 /// The sending side; the writer task ends when every clone is dropped and the queue is empty.
 #[derive(Clone)]
@@ -27,8 +25,20 @@ impl Recorder {
 
     /// Queues a result. The queue holds at most one entry per run that has ended and is not
     /// yet written, so it is bounded by the runs in flight.
-    pub fn finish(&self, run_id: i64, outcome: RunOutcome, started: Option<Started>) {
-        if self.tx.send((run_id, outcome, started)).is_err() {
+    pub fn finish(
+        &self,
+        run_id: i64,
+        outcome: RunOutcome,
+        started: Option<Started>,
+        retry: Option<Retry>,
+    ) {
+        let finished = Finished {
+            run_id,
+            outcome,
+            started,
+            retry,
+        };
+        if self.tx.send(finished).is_err() {
             tracing::error!(run = run_id, "result recorder stopped; result lost");
         }
     }

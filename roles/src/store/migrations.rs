@@ -9,18 +9,32 @@ use sqlx::error::BoxDynError;
 use sqlx::migrate::{Migration, MigrationSource, MigrationType};
 
 /// (version, description, SQL) for SQLite.
-const SQLITE: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/sqlite/0001_init.sql"),
-)];
+const SQLITE: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/sqlite/0001_init.sql"),
+    ),
+    (
+        2,
+        "policies",
+        include_str!("../../../migrations/sqlite/0002_policies.sql"),
+    ),
+];
 
 /// (version, description, SQL) for MySQL / MariaDB.
-const MYSQL: &[(i64, &str, &str)] = &[(
-    1,
-    "init",
-    include_str!("../../../migrations/mysql/0001_init.sql"),
-)];
+const MYSQL: &[(i64, &str, &str)] = &[
+    (
+        1,
+        "init",
+        include_str!("../../../migrations/mysql/0001_init.sql"),
+    ),
+    (
+        2,
+        "policies",
+        include_str!("../../../migrations/mysql/0002_policies.sql"),
+    ),
+];
 
 /// An in-binary migration source for one backend.
 #[derive(Debug, Clone, Copy)]

@@ -59,6 +59,36 @@ pub struct Started {
     pub started_at: Millis,
 }
 
+/// A recorded run waiting for a dispatcher to claim it.
+#[derive(Debug, Clone)]
+pub struct PendingRun {
+    pub run_id: i64,
+    pub job_id: i64,
+    pub instant: Millis,
+    pub attempt: i64,
+    pub retry_of: Option<i64>,
+}
+
+/// The next attempt a failed run earns.
+#[derive(Debug, Clone)]
+pub struct Retry {
+    pub job_id: i64,
+    pub instant: Millis,
+    pub attempt: i64,
+    pub retry_of: i64,
+    pub not_before: Millis,
+}
+
+/// One result for [`Store::finish_runs`].
+#[derive(Debug, Clone)]
+pub struct Finished {
+    pub run_id: i64,
+    pub outcome: RunOutcome,
+    pub started: Option<Started>,
+    /// Set when the job allows another attempt; inserted only if the run failed or timed out.
+    pub retry: Option<Retry>,
+}
+
 /// What the executor records when a run ends.
 #[derive(Debug, Clone)]
 pub struct RunOutcome {
@@ -93,10 +123,11 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, timeout_secs, run_at, \
-                           paused, created_at, updated_at";
+                           paused, overlap, retries, retry_backoff_secs, misfire, \
+                           misfire_window_secs, created_at, updated_at";
 const RUN_COLUMNS: &str =
-    "r.id, r.job_id, j.name AS job_name, r.instant, r.trigger_kind, r.state, \
-                           r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \
+    "r.id, r.job_id, j.name AS job_name, r.instant, r.trigger_kind, r.attempt, r.retry_of, \
+     r.state, r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \
                            r.started_at, r.ended_at, r.stdout_cut, r.stderr_cut";
 
 impl Store {
@@ -165,7 +196,8 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO jobs (name, schedule, timezone, command, http_url, timeout_secs, run_at, \
-             paused, created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             paused, overlap, retries, retry_backoff_secs, misfire, misfire_window_secs, \
+             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&spec.name)
         .bind(&spec.schedule)
@@ -175,6 +207,11 @@ impl Store {
         .bind(spec.timeout_secs)
         .bind(spec.run_at.as_deref())
         .bind(i64::from(spec.paused))
+        .bind(spec.overlap.unwrap_or_default().as_str())
+        .bind(spec.retries.unwrap_or(0))
+        .bind(spec.retry_backoff_secs.unwrap_or(10))
+        .bind(spec.misfire.unwrap_or_default().as_str())
+        .bind(spec.misfire_window_secs.unwrap_or(3600))
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
@@ -251,13 +288,19 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         sqlx::query(
             "UPDATE jobs SET schedule = ?, timezone = ?, command = ?, timeout_secs = ?, paused = ?, \
-             updated_at = ? WHERE id = ?",
+             overlap = ?, retries = ?, retry_backoff_secs = ?, misfire = ?, \
+             misfire_window_secs = ?, updated_at = ? WHERE id = ?",
         )
         .bind(&job.schedule)
         .bind(&job.timezone)
         .bind(job.command.as_deref())
         .bind(job.timeout_secs)
         .bind(i64::from(job.paused))
+        .bind(job.overlap.as_str())
+        .bind(job.retries)
+        .bind(job.retry_backoff_secs)
+        .bind(job.misfire.as_str())
+        .bind(job.misfire_window_secs)
         .bind(now)
         .bind(job.id)
         .execute(&mut *tx)
@@ -412,22 +455,73 @@ impl Store {
         )))
     }
 
-    /// Manual runs waiting for a dispatcher: (run id, job id, instant).
-    pub async fn pending_manual_runs(&self) -> Result<Vec<(i64, i64, Millis)>, StoreError> {
+    /// Runs waiting for a dispatcher: manual runs, and retries whose delay has passed.
+    pub async fn pending_runs(&self, now: Millis) -> Result<Vec<PendingRun>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, job_id, instant FROM runs WHERE state = 'scheduled' AND trigger_kind = 'manual' \
-             ORDER BY id LIMIT 100",
+            "SELECT id, job_id, instant, attempt, retry_of FROM runs WHERE state = 'scheduled' \
+             AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT 100",
         )
+        .bind(now)
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
             .map(|r| {
-                Ok((
-                    r.try_get::<i64, _>(0)?,
-                    r.try_get::<i64, _>(1)?,
-                    r.try_get::<i64, _>(2)?,
-                ))
+                Ok(PendingRun {
+                    run_id: r.try_get(0)?,
+                    job_id: r.try_get(1)?,
+                    instant: r.try_get(2)?,
+                    attempt: r.try_get(3)?,
+                    retry_of: r.try_get(4)?,
+                })
             })
+            .collect()
+    }
+
+    /// Runs of a job still going: (run id, executor).
+    pub async fn active_runs(&self, job_id: i64) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, executor FROM runs WHERE job_id = ? AND state IN ('dispatched', 'running') \
+             ORDER BY id",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<Option<String>, _>(1)?)))
+            .collect()
+    }
+
+    /// Records an instant that was not run (overlap `forbid`), final at once, with the reason.
+    /// Under the same fence as a fire.
+    pub async fn record_skipped(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        reason: &str,
+    ) -> Result<Recorded, StoreError> {
+        let recorded = self
+            .record_fire(job_id, instant, "", Trigger::Schedule, RunState::Scheduled)
+            .await?;
+        if let Recorded::New(id) = recorded {
+            let mut outcome = RunOutcome::failed(reason.to_string());
+            outcome.state = RunState::Skipped;
+            self.finish_run(id, &outcome, None).await?;
+        }
+        Ok(recorded)
+    }
+
+    /// The latest scheduled instant recorded per job (for misfire handling after downtime).
+    pub async fn last_instants(
+        &self,
+    ) -> Result<std::collections::HashMap<i64, Millis>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT job_id, MAX(instant) FROM runs WHERE trigger_kind IN ('schedule', 'misfire') \
+             GROUP BY job_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
             .collect()
     }
 
@@ -479,16 +573,36 @@ impl Store {
         Ok(())
     }
 
-    /// [`Store::finish_run`] for many runs, in one transaction.
-    pub async fn finish_runs(
-        &self,
-        results: &[(i64, RunOutcome, Option<Started>)],
-    ) -> Result<(), StoreError> {
+    /// [`Store::finish_run`] for many runs, in one transaction, with the retry each failure
+    /// earns inserted in the same transaction (so a result is never recorded without its retry).
+    pub async fn finish_runs(&self, results: &[Finished]) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
-        for (run_id, outcome, started) in results {
-            finish_query(*run_id, outcome, started.as_ref())
+        for f in results {
+            finish_query(f.run_id, &f.outcome, f.started.as_ref())
                 .execute(&mut *tx)
                 .await?;
+            let Some(retry) = &f.retry else { continue };
+            if !matches!(f.outcome.state, RunState::Failed | RunState::TimedOut) {
+                continue;
+            }
+            let inserted = sqlx::query(
+                "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
+                 attempt, retry_of, not_before) VALUES (?, ?, '', 'retry', 'scheduled', ?, ?, ?, ?)",
+            )
+            .bind(retry.job_id)
+            .bind(retry.instant)
+            .bind(f.outcome.ended_at)
+            .bind(retry.attempt)
+            .bind(retry.retry_of)
+            .bind(retry.not_before)
+            .execute(&mut *tx)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                // Retried already (a result written twice): the fence keeps one.
+                Err(e) if is_unique_violation(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
         }
         tx.commit().await?;
         Ok(())

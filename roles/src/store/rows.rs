@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::StoreError;
-use crate::model::{Job, Run, RunState, Trigger};
+use crate::model::{Job, Misfire, Overlap, Run, RunState, Trigger};
 
 /// A nullable text column. MySQL's TEXT types reach the `Any` driver as blobs, SQLite's as
 /// text: accept both (and keep invalid UTF-8 readable rather than failing the row).
@@ -29,6 +29,19 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
         timeout_secs: r.try_get("timeout_secs")?,
         run_at: r.try_get("run_at")?,
         paused: r.try_get::<i64, _>("paused")? != 0,
+        overlap: {
+            let v: String = r.try_get("overlap")?;
+            Overlap::parse(&v)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown overlap `{v}`")))?
+        },
+        retries: r.try_get("retries")?,
+        retry_backoff_secs: r.try_get("retry_backoff_secs")?,
+        misfire: {
+            let v: String = r.try_get("misfire")?;
+            Misfire::parse(&v)
+                .ok_or_else(|| StoreError::Corrupt(format!("unknown misfire `{v}`")))?
+        },
+        misfire_window_secs: r.try_get("misfire_window_secs")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -53,6 +66,8 @@ pub(super) fn run(r: &AnyRow, with_output: bool) -> Result<Run, StoreError> {
         job_name: r.try_get("job_name")?,
         instant: r.try_get("instant")?,
         trigger: Trigger::parse(&trigger),
+        attempt: r.try_get("attempt")?,
+        retry_of: r.try_get("retry_of")?,
         state,
         executor: r.try_get("executor")?,
         pid: r.try_get("pid")?,

@@ -208,6 +208,12 @@ impl Cronvisor {
         self.wait_ready();
     }
 
+    /// Starts `up` again after a stop, on the same data dir and config.
+    pub fn restart(&mut self) {
+        assert!(self.child.is_none(), "still running");
+        self.spawn();
+    }
+
     pub fn config_path(&self) -> PathBuf {
         self.dir.0.join("cronvisor.toml")
     }

@@ -1,0 +1,184 @@
+//! Job policies: timeout, overlap (allow / forbid / replace), retries with backoff, misfire.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{group_survivors, ms, wait_for, Cronvisor};
+
+fn by_state<'a>(runs: &'a [Value], state: &str) -> Vec<&'a Value> {
+    runs.iter().filter(|r| r["state"] == state).collect()
+}
+
+#[test]
+fn a_timeout_kills_the_whole_process_group() {
+    let cv = Cronvisor::start("timeout");
+    cv.add_job(
+        "hang",
+        "@yearly",
+        "sleep 300 & sleep 300",
+        &["--timeout", "1"],
+    );
+    let id = cv.run_now("hang");
+    let pid = cv.wait_running_pid(&id);
+    let run = cv.wait_run(&id, "the timeout", |s| s == "timed_out");
+    assert_eq!(run["error"], "timed out after 1 s");
+    assert!(
+        group_survivors(pid).is_empty(),
+        "the backgrounded sleep survived"
+    );
+}
+
+#[test]
+fn overlap_forbid_skips_instants_while_a_run_is_going() {
+    let cv = Cronvisor::start("overlap-forbid");
+    cv.add_job("long", "* * * * * *", "sleep 3", &["--overlap", "forbid"]);
+    let runs = wait_for(Duration::from_secs(20), "2 skipped instants", || {
+        let runs = cv.runs("long");
+        (by_state(&runs, "skipped").len() >= 2).then_some(runs)
+    });
+    for r in by_state(&runs, "skipped") {
+        let err = r["error"].as_str().unwrap_or("");
+        assert!(err.contains("still going (overlap = forbid)"), "{r}");
+    }
+    // Never two runs at once.
+    let mut spans: Vec<(i64, i64)> = runs
+        .iter()
+        .filter(|r| r["started_at"].is_i64())
+        .map(|r| {
+            (
+                ms(r, "started_at"),
+                r["ended_at"].as_i64().unwrap_or(i64::MAX),
+            )
+        })
+        .collect();
+    spans.sort_unstable();
+    for w in spans.windows(2) {
+        assert!(w[1].0 >= w[0].1, "two runs overlapped: {spans:?}");
+    }
+}
+
+#[test]
+fn overlap_replace_kills_the_running_one_and_starts_the_new() {
+    let cv = Cronvisor::start("overlap-replace");
+    cv.add_job(
+        "long",
+        "*/2 * * * * *",
+        "sleep 30",
+        &["--overlap", "replace"],
+    );
+    let runs = wait_for(Duration::from_secs(20), "a replaced run", || {
+        let runs = cv.runs("long");
+        (!by_state(&runs, "killed").is_empty() && !by_state(&runs, "running").is_empty())
+            .then_some(runs)
+    });
+    let killed = by_state(&runs, "killed")[0];
+    assert!(
+        killed["error"].as_str().unwrap_or("").contains("replaced"),
+        "{killed}"
+    );
+    assert!(group_survivors(killed["pid"].as_u64().expect("pid") as u32).is_empty());
+}
+
+#[test]
+fn overlap_allow_runs_side_by_side() {
+    let cv = Cronvisor::start("overlap-allow");
+    cv.add_job("long", "* * * * * *", "sleep 3", &[]);
+    wait_for(Duration::from_secs(20), "two runs at once", || {
+        (by_state(&cv.runs("long"), "running").len() >= 2).then_some(())
+    });
+}
+
+#[test]
+fn retries_follow_the_backoff_and_stop_at_the_limit() {
+    let cv = Cronvisor::start("retries");
+    cv.add_job(
+        "flaky",
+        "@yearly",
+        "exit 7",
+        &["--retries", "2", "--retry-backoff", "1s"],
+    );
+    let first = cv.run_now("flaky");
+    let runs = wait_for(Duration::from_secs(30), "three failed attempts", || {
+        let runs = cv.runs("flaky");
+        (by_state(&runs, "failed").len() == 3).then_some(runs)
+    });
+    let mut runs = runs;
+    runs.sort_by_key(|r| ms(r, "id"));
+    let attempts: Vec<i64> = runs.iter().map(|r| ms(r, "attempt")).collect();
+    assert_eq!(attempts, vec![1, 2, 3]);
+    let first: i64 = first.parse().expect("id");
+    assert!(runs[0]["retry_of"].is_null());
+    assert_eq!(runs[1]["retry_of"], first);
+    assert_eq!(runs[2]["retry_of"], first);
+    assert!(runs.iter().all(|r| r["exit_code"] == 7));
+    // Backoff: 1 s after the first failure, then 2 s.
+    let gap1 = ms(&runs[1], "started_at") - ms(&runs[0], "ended_at");
+    let gap2 = ms(&runs[2], "started_at") - ms(&runs[1], "ended_at");
+    assert!(gap1 >= 1000, "first retry after {gap1} ms");
+    assert!(gap2 >= 2000, "second retry after {gap2} ms");
+    // The limit: no fourth attempt was even recorded.
+    assert_eq!(cv.runs("flaky").len(), 3);
+}
+
+#[test]
+fn a_success_ends_the_retry_chain() {
+    let cv = Cronvisor::start("retry-success");
+    let marker = cv.dir.0.join("marker");
+    let command = format!(
+        "test -f {m} && echo second || {{ touch {m}; exit 1; }}",
+        m = marker.display()
+    );
+    cv.add_job(
+        "once-flaky",
+        "@yearly",
+        &command,
+        &["--retries", "3", "--retry-backoff", "1s"],
+    );
+    cv.run_now("once-flaky");
+    let runs = wait_for(Duration::from_secs(30), "a succeeded retry", || {
+        let runs = cv.runs("once-flaky");
+        (!by_state(&runs, "succeeded").is_empty()).then_some(runs)
+    });
+    assert_eq!(runs.len(), 2, "{runs:?}");
+    assert_eq!(by_state(&runs, "failed").len(), 1);
+}
+
+#[test]
+fn misfire_run_once_catches_up_one_missed_instant_and_skip_does_not() {
+    let mut cv = Cronvisor::start("misfire");
+    cv.add_job(
+        "catch-up",
+        "* * * * * *",
+        "true",
+        &["--misfire", "run_once", "--misfire-window", "60s"],
+    );
+    cv.add_job("no-catch-up", "* * * * * *", "true", &[]);
+    cv.wait_succeeded("catch-up", 1);
+    cv.wait_succeeded("no-catch-up", 1);
+    cv.stop_with(libc::SIGTERM, Duration::from_secs(20));
+    // Downtime across several instants (this sleep *is* the outage under test).
+    std::thread::sleep(Duration::from_millis(3500));
+    let stopped_at = chrono_now_ms();
+    cv.restart();
+    let runs = wait_for(Duration::from_secs(20), "the catch-up run", || {
+        let runs = cv.runs("catch-up");
+        runs.iter()
+            .any(|r| r["trigger"] == "misfire" && r["state"] == "succeeded")
+            .then_some(runs)
+    });
+    let misfires: Vec<&Value> = runs.iter().filter(|r| r["trigger"] == "misfire").collect();
+    assert_eq!(misfires.len(), 1, "one catch-up, not a storm: {misfires:?}");
+    assert!(ms(misfires[0], "instant") <= stopped_at + 1000);
+    assert!(cv
+        .runs("no-catch-up")
+        .iter()
+        .all(|r| r["trigger"] != "misfire"));
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
