@@ -104,6 +104,8 @@ pub struct ExecutorConfig {
     /// After the job's shell exits, how long to keep reading output that background processes
     /// still write to its pipes, in ms. Default 1000.
     pub output_linger_ms: u64,
+    /// How often the executor records that it is alive, in ms. Default 2000.
+    pub heartbeat_ms: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -111,6 +113,11 @@ pub struct ExecutorConfig {
 pub struct MonitorConfig {
     /// Finished runs older than this many days are deleted. 0 keeps them forever. Default 30.
     pub retention_days: u64,
+    /// A run whose executor has not heartbeaten for this long is marked `lost`, in ms.
+    /// Default 10000 (five heartbeats).
+    pub lost_after_ms: u64,
+    /// How often the monitor checks for lost runs, in ms. Default 1000.
+    pub check_interval_ms: u64,
 }
 
 impl Default for Config {
@@ -174,13 +181,18 @@ impl Default for ExecutorConfig {
             output_tail_bytes: 64 * 1024,
             kill_grace_secs: 5,
             output_linger_ms: 1000,
+            heartbeat_ms: 2000,
         }
     }
 }
 
 impl Default for MonitorConfig {
     fn default() -> Self {
-        MonitorConfig { retention_days: 30 }
+        MonitorConfig {
+            retention_days: 30,
+            lost_after_ms: 10_000,
+            check_interval_ms: 1000,
+        }
     }
 }
 
@@ -292,6 +304,18 @@ impl Config {
         }
         if self.dispatcher.poll_interval_ms == 0 {
             return Err(invalid("dispatcher.poll_interval_ms", "must be at least 1"));
+        }
+        if self.executor.heartbeat_ms == 0 || self.monitor.check_interval_ms == 0 {
+            return Err(invalid(
+                "executor.heartbeat_ms",
+                "heartbeat and check intervals must be at least 1 ms",
+            ));
+        }
+        if self.monitor.lost_after_ms < 2 * self.executor.heartbeat_ms {
+            return Err(invalid(
+                "monitor.lost_after_ms",
+                "must be at least twice executor.heartbeat_ms, or live runs would be marked lost",
+            ));
         }
         if self.executor.output_head_bytes + self.executor.output_tail_bytes == 0 {
             return Err(invalid(

@@ -24,7 +24,16 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
         .expect("tables");
     let mut tables: Vec<&str> = tables.lines().collect();
     tables.sort_unstable();
-    assert_eq!(tables, ["_sqlx_migrations", "job_changes", "jobs", "runs"]);
+    assert_eq!(
+        tables,
+        [
+            "_sqlx_migrations",
+            "executors",
+            "job_changes",
+            "jobs",
+            "runs"
+        ]
+    );
     let unique = db
         .sql_root("SELECT GROUP_CONCAT(column_name ORDER BY seq_in_index) FROM information_schema.statistics \
                    WHERE table_schema = 'cron' AND index_name = 'runs_fire_once'")

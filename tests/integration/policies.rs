@@ -182,3 +182,40 @@ fn chrono_now_ms() -> i64 {
         .map(|d| d.as_millis() as i64)
         .unwrap_or(0)
 }
+
+#[test]
+fn a_run_whose_executor_dies_becomes_lost_and_nothing_stays_running() {
+    let cv = Cronvisor::start_with(
+        "lost",
+        "[executor]\nheartbeat_ms = 200\n[monitor]\nlost_after_ms = 1000\ncheck_interval_ms = 100\n",
+    );
+    cv.add_job("long", "@yearly", "sleep 30", &[]);
+    let id = cv.run_now("long");
+    let pid = cv.wait_running_pid(&id);
+    let executor = cv.child_pid("executor").expect("executor");
+    // SAFETY: kill(2) of the executor child.
+    unsafe {
+        libc::kill(executor as i32, libc::SIGKILL);
+    }
+    let run = cv.wait_run(&id, "the run to be marked lost", |s| s == "lost");
+    assert!(
+        run["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("executor stopped"),
+        "{run}"
+    );
+    assert!(ms(&run, "ended_at") >= ms(&run, "started_at"));
+    // The restarted executor's runs are not mistaken for lost ones.
+    cv.add_job("after", "@yearly", "sleep 2; echo fine", &[]);
+    let id = cv.run_now("after");
+    let run = cv.wait_run(&id, "a run on the new executor", |s| {
+        !matches!(s, "scheduled" | "dispatched" | "running")
+    });
+    assert_eq!(run["state"], "succeeded", "{run}");
+    // The orphaned job process is outside this test's scope; stop it.
+    // SAFETY: kill(2) of the orphaned job's group.
+    unsafe {
+        libc::killpg(pid as i32, libc::SIGKILL);
+    }
+}

@@ -143,8 +143,10 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     };
     let (kill, _) = watch::channel(None);
     let (recorder, recorder_task) = Recorder::start(ctx.store.clone());
+    // The instance id names this process (a restarted or reloaded executor is another one), so
+    // the monitor can tell whose runs were lost.
     let exec = Arc::new(Executor {
-        id: format!("{host}/{addr}"),
+        id: format!("{host}/{addr}/{}", std::process::id()),
         store: ctx.store.clone(),
         cfg: ctx.config.executor.clone(),
         kill,
@@ -170,6 +172,22 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         shutdown.clone(),
         grace,
     ));
+    // Alive before ready: the monitor never sees this executor's runs without a heartbeat.
+    let started_at = crate::model::now_millis();
+    ctx.store.heartbeat(&exec.id, started_at).await?;
+    let heartbeat = {
+        let (store, id) = (ctx.store.clone(), exec.id.clone());
+        let every = Duration::from_millis(ctx.config.executor.heartbeat_ms);
+        tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            loop {
+                tick.tick().await;
+                if let Err(e) = store.heartbeat(&id, started_at).await {
+                    tracing::warn!(error = %e, "heartbeat not recorded");
+                }
+            }
+        })
+    };
     runtime::notify_ready(&format!("executor {} serving", exec.id));
     tracing::info!(executor = %exec.id, "executor ready");
 
@@ -205,12 +223,17 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         }
     }
     // Every result is queued; the recorder writes what is left and ends.
+    let id = exec.id.clone();
     drop(exec);
     if tokio::time::timeout(Duration::from_secs(30), recorder_task)
         .await
         .is_err()
     {
         tracing::error!("results still unwritten after 30 s; giving up");
+    }
+    heartbeat.abort();
+    if let Err(e) = ctx.store.deregister(&id).await {
+        tracing::warn!(error = %e, "cannot deregister; the monitor will expire this executor");
     }
     ctx.store.close().await;
     tracing::info!("executor stopped");

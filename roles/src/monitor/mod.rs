@@ -52,6 +52,15 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     tracing::info!(api = %format!("http://{addr}/api/v1"), "monitor ready");
 
     let retention_days = ctx.config.monitor.retention_days;
+    let lost_after = ctx.config.monitor.lost_after_ms as i64;
+    let undelivered_after = lost_after + ctx.config.dispatcher.delivery_timeout_ms as i64;
+    let lost_counter = ctx.metrics.counter(
+        "cronvisor_runs_lost_total",
+        "",
+        "Runs marked lost (their executor stopped before they ended).",
+    );
+    let mut check =
+        tokio::time::interval(Duration::from_millis(ctx.config.monitor.check_interval_ms));
     let store = ctx.store.clone();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let stop = runtime::stopped(shutdown.clone());
@@ -70,6 +79,16 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                 }
                 if let Err(e) = store.prune_changes(now - CHANGE_LOG_KEEP_MS).await {
                     tracing::warn!(error = %e, "pruning the job change log failed");
+                }
+            }
+            _ = check.tick() => {
+                let now = now_millis();
+                match store.mark_lost(now - lost_after, now - undelivered_after).await {
+                    Ok(lost) => for run in lost {
+                        lost_counter.inc();
+                        tracing::warn!(run, "run lost: its executor stopped before it ended");
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot check for lost runs"),
                 }
             }
             _ = &mut stop => break,

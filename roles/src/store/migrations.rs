@@ -20,6 +20,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "policies",
         include_str!("../../../migrations/sqlite/0002_policies.sql"),
     ),
+    (
+        3,
+        "executors",
+        include_str!("../../../migrations/sqlite/0003_executors.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -33,6 +38,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         2,
         "policies",
         include_str!("../../../migrations/mysql/0002_policies.sql"),
+    ),
+    (
+        3,
+        "executors",
+        include_str!("../../../migrations/mysql/0003_executors.sql"),
     ),
 ];
 

@@ -653,6 +653,81 @@ impl Store {
         row.map(|r| rows::run(&r, true)).transpose()
     }
 
+    /// An executor's heartbeat: creates or refreshes its row.
+    pub async fn heartbeat(&self, instance: &str, started_at: Millis) -> Result<(), StoreError> {
+        let now = crate::model::now_millis();
+        let updated = sqlx::query("UPDATE executors SET last_seen = ? WHERE instance = ?")
+            .bind(now)
+            .bind(instance)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            let inserted = sqlx::query(
+                "INSERT INTO executors (instance, started_at, last_seen) VALUES (?, ?, ?)",
+            )
+            .bind(instance)
+            .bind(started_at)
+            .bind(now)
+            .execute(&self.pool)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// An executor leaving cleanly (all its runs recorded).
+    pub async fn deregister(&self, instance: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM executors WHERE instance = ?")
+            .bind(instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks `lost` the runs that cannot end any more: `running` on an executor whose heartbeat
+    /// is older than `stale_before` (or that is gone), and `dispatched` runs no executor took up
+    /// before `dispatched_before`. The conditional update is idempotent, so several monitors
+    /// mark each run once. Returns the runs marked.
+    pub async fn mark_lost(
+        &self,
+        stale_before: Millis,
+        dispatched_before: Millis,
+    ) -> Result<Vec<i64>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id FROM runs r LEFT JOIN executors e ON e.instance = r.executor \
+             WHERE (r.state = 'running' AND (e.instance IS NULL OR e.last_seen < ?)) \
+             OR (r.state = 'dispatched' AND r.dispatched_at < ?)",
+        )
+        .bind(stale_before)
+        .bind(dispatched_before)
+        .fetch_all(&self.pool)
+        .await?;
+        let now = crate::model::now_millis();
+        let mut marked = Vec::new();
+        for r in &rows {
+            let id: i64 = r.try_get(0)?;
+            let n = sqlx::query(
+                "UPDATE runs SET state = 'lost', ended_at = ?, \
+                 error = 'lost: its executor stopped answering before the run ended' \
+                 WHERE id = ? AND state IN ('dispatched', 'running')",
+            )
+            .bind(now)
+            .bind(id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if n == 1 {
+                marked.push(id);
+            }
+        }
+        Ok(marked)
+    }
+
     /// Deletes finished runs that ended before `before`, and job changes older than it.
     pub async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
         let runs = sqlx::query(
