@@ -49,6 +49,8 @@ pub enum Command {
     Reload(ReloadArgs),
     /// Show the supervisor's children and their state.
     Status(JsonFlag),
+    /// List alarms (newest first) with their delivery state.
+    Alarms(AlarmsArgs),
     /// Apply the store's schema migrations.
     Migrate,
     /// Configuration tools.
@@ -84,13 +86,13 @@ pub struct JsonFlag {
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
     /// Add a job.
-    Add(JobAddArgs),
+    Add(Box<JobAddArgs>),
     /// List jobs.
     List(JsonFlag),
     /// Show one job (by name or id).
     Show(JobRef),
-    /// Change a job's schedule, zone, command or timeout.
-    Edit(JobEditArgs),
+    /// Change a job's schedule, zone, command, timeout or policies.
+    Edit(Box<JobEditArgs>),
     /// Stop firing a job (it can still be run by hand).
     Pause(JobRef),
     /// Fire a paused job again.
@@ -150,6 +152,16 @@ pub struct JobAddArgs {
     /// How far back run_once looks (default 1h).
     #[arg(long, value_parser = parse_duration_secs)]
     pub misfire_window: Option<i64>,
+    /// Outcomes that raise an alarm, comma-separated: failed, timed_out, killed, lost, skipped,
+    /// recovered (default failed,timed_out,lost,recovered; "" for none).
+    #[arg(long, value_delimiter = ',')]
+    pub alarm_on: Option<Vec<String>>,
+    /// Extra alarm e-mail recipients of this job, comma-separated.
+    #[arg(long)]
+    pub admin_email: Option<String>,
+    /// Extra alarm SMS recipients of this job, comma-separated.
+    #[arg(long)]
+    pub admin_mobile: Option<String>,
     #[command(flatten)]
     pub out: JsonFlag,
 }
@@ -182,6 +194,16 @@ pub struct JobEditArgs {
     /// How far back run_once looks (default 1h).
     #[arg(long, value_parser = parse_duration_secs)]
     pub misfire_window: Option<i64>,
+    /// Outcomes that raise an alarm, comma-separated: failed, timed_out, killed, lost, skipped,
+    /// recovered (default failed,timed_out,lost,recovered; "" for none).
+    #[arg(long, value_delimiter = ',')]
+    pub alarm_on: Option<Vec<String>>,
+    /// Extra alarm e-mail recipients of this job, comma-separated.
+    #[arg(long)]
+    pub admin_email: Option<String>,
+    /// Extra alarm SMS recipients of this job, comma-separated.
+    #[arg(long)]
+    pub admin_mobile: Option<String>,
     #[command(flatten)]
     pub out: JsonFlag,
 }
@@ -192,6 +214,14 @@ pub struct RunsArgs {
     #[arg(long)]
     pub job: Option<String>,
     /// How many runs, newest first (1..=10000).
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub limit: i64,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct AlarmsArgs {
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub limit: i64,
     #[command(flatten)]

@@ -74,6 +74,20 @@ pub fn job(j: &Job) {
         j.run_at.as_deref().unwrap_or("any executor")
     );
     println!("state:     {}", if j.paused { "paused" } else { "active" });
+    println!(
+        "alarm on:  {}",
+        if j.alarm_on.is_empty() {
+            "nothing".to_string()
+        } else {
+            j.alarm_on.join(", ")
+        }
+    );
+    if let Some(e) = &j.admin_email {
+        println!("email to:  {e}");
+    }
+    if let Some(m) = &j.admin_mobile {
+        println!("sms to:    {m}");
+    }
     println!("created:   {}", time(Some(j.created_at)));
     println!("updated:   {}", time(Some(j.updated_at)));
 }

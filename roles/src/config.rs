@@ -53,6 +53,68 @@ pub struct Config {
     pub dispatcher: DispatcherConfig,
     pub executor: ExecutorConfig,
     pub monitor: MonitorConfig,
+    pub alarm: AlarmConfig,
+}
+
+/// Where alarms go. With no channel configured, alarms are still recorded (and listed by
+/// `cronvisor alarms`), just not delivered.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlarmConfig {
+    /// Base URL of the console, for the link to the run in every alarm.
+    /// Default "http://127.0.0.1:7070".
+    pub console_url: String,
+    /// Repeated alarms of the same job, kind and recipient within this window are merged into
+    /// one with a count, in seconds. Default 300.
+    pub merge_window_secs: u64,
+    /// Delivery attempts before an alarm is recorded `failed`. Default 10; the delay between
+    /// attempts doubles from 1 s up to 5 minutes.
+    pub max_attempts: u32,
+    /// Webhooks: each gets a JSON POST with the run's details and a `text` field (so
+    /// Slack/DingTalk/Feishu-style incoming hooks work). http:// URLs. Default none.
+    pub webhook_urls: Vec<String>,
+    pub sms: SmsConfig,
+}
+
+/// An HTTP SMS gateway. `body` and `url` may contain {job} {run} {state} {kind} {host} {time}
+/// {link} {count} {mobile}; one request per recipient.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct SmsConfig {
+    /// Gateway URL (http://). Empty disables SMS. Default empty.
+    pub url: String,
+    /// Default "POST".
+    pub method: String,
+    /// Extra request headers. Default none.
+    pub headers: BTreeMap<String, String>,
+    /// Request body template. Default "{job}: {kind} ({state}) at {time} {link}".
+    pub body: String,
+    /// Numbers alarmed for every job, besides each job's `admin_mobile`. Default none.
+    pub to: Vec<String>,
+}
+
+impl Default for AlarmConfig {
+    fn default() -> Self {
+        AlarmConfig {
+            console_url: "http://127.0.0.1:7070".to_string(),
+            merge_window_secs: 300,
+            max_attempts: 10,
+            webhook_urls: Vec::new(),
+            sms: SmsConfig::default(),
+        }
+    }
+}
+
+impl Default for SmsConfig {
+    fn default() -> Self {
+        SmsConfig {
+            url: String::new(),
+            method: "POST".to_string(),
+            headers: BTreeMap::new(),
+            body: "{job}: {kind} ({state}) at {time} {link}".to_string(),
+            to: Vec::new(),
+        }
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -140,6 +202,7 @@ impl Default for Config {
             dispatcher: DispatcherConfig::default(),
             executor: ExecutorConfig::default(),
             monitor: MonitorConfig::default(),
+            alarm: AlarmConfig::default(),
         }
     }
 }
@@ -316,6 +379,26 @@ impl Config {
                 "monitor.lost_after_ms",
                 "must be at least twice executor.heartbeat_ms, or live runs would be marked lost",
             ));
+        }
+        for (i, url) in self.alarm.webhook_urls.iter().enumerate() {
+            if !url.starts_with("http://") {
+                return Err(invalid(
+                    &format!("alarm.webhook_urls[{i}]"),
+                    "must be an http:// URL (https is not supported yet)",
+                ));
+            }
+        }
+        if !self.alarm.sms.url.is_empty() && !self.alarm.sms.url.starts_with("http://") {
+            return Err(invalid(
+                "alarm.sms.url",
+                "must be an http:// URL (https is not supported yet)",
+            ));
+        }
+        if self.alarm.sms.method.parse::<hyper::Method>().is_err() {
+            return Err(invalid("alarm.sms.method", "not an HTTP method"));
+        }
+        if self.alarm.max_attempts == 0 {
+            return Err(invalid("alarm.max_attempts", "must be at least 1"));
         }
         if self.executor.output_head_bytes + self.executor.output_tail_bytes == 0 {
             return Err(invalid(

@@ -28,8 +28,38 @@ pub struct Job {
     pub retry_backoff_secs: i64,
     pub misfire: Misfire,
     pub misfire_window_secs: i64,
+    /// Outcomes that raise an alarm: failed, timed_out, killed, lost, skipped, recovered.
+    pub alarm_on: Vec<String>,
+    /// Extra recipients of this job's alarms (the original's admin_email / admin_mobile).
+    pub admin_email: Option<String>,
+    pub admin_mobile: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
+}
+
+/// The outcomes an alarm can be about.
+pub const ALARM_KINDS: [&str; 6] = [
+    "failed",
+    "timed_out",
+    "killed",
+    "lost",
+    "skipped",
+    "recovered",
+];
+
+/// Default `alarm_on`.
+pub const DEFAULT_ALARM_ON: &str = "failed,timed_out,lost,recovered";
+
+fn validate_alarm_on(list: &[String]) -> Result<(), FieldError> {
+    for k in list {
+        if !ALARM_KINDS.contains(&k.as_str()) {
+            return Err(FieldError::new(
+                "alarm_on",
+                format!("unknown outcome `{k}` (one of {})", ALARM_KINDS.join(", ")),
+            ));
+        }
+    }
+    Ok(())
 }
 
 /// What happens when an instant comes while the job's previous run is still going.
@@ -123,6 +153,13 @@ pub struct JobSpec {
     /// Default 3600.
     #[serde(default)]
     pub misfire_window_secs: Option<i64>,
+    /// Default failed, timed_out, lost, recovered.
+    #[serde(default)]
+    pub alarm_on: Option<Vec<String>>,
+    #[serde(default)]
+    pub admin_email: Option<String>,
+    #[serde(default)]
+    pub admin_mobile: Option<String>,
 }
 
 /// A partial edit (`PATCH /api/v1/jobs/{job}`, `cronvisor job edit`): absent fields keep their
@@ -148,6 +185,12 @@ pub struct JobPatch {
     pub misfire: Option<Misfire>,
     #[serde(default)]
     pub misfire_window_secs: Option<i64>,
+    #[serde(default)]
+    pub alarm_on: Option<Vec<String>>,
+    #[serde(default)]
+    pub admin_email: Option<String>,
+    #[serde(default)]
+    pub admin_mobile: Option<String>,
 }
 
 fn validate_range(field: &str, value: Option<i64>, min: i64, max: i64) -> Result<(), FieldError> {
@@ -329,6 +372,16 @@ impl JobPatch {
         job.retry_backoff_secs = self.retry_backoff_secs.unwrap_or(job.retry_backoff_secs);
         job.misfire = self.misfire.unwrap_or(job.misfire);
         job.misfire_window_secs = self.misfire_window_secs.unwrap_or(job.misfire_window_secs);
+        if let Some(list) = self.alarm_on {
+            validate_alarm_on(&list)?;
+            job.alarm_on = list;
+        }
+        if self.admin_email.is_some() {
+            job.admin_email = self.admin_email.filter(|v| !v.is_empty());
+        }
+        if self.admin_mobile.is_some() {
+            job.admin_mobile = self.admin_mobile.filter(|v| !v.is_empty());
+        }
         validate_schedule(&job.schedule, &job.timezone)?;
         Ok(job)
     }
@@ -449,6 +502,29 @@ pub struct Run {
     /// Bytes of stdout / stderr cut from the middle to respect the cap.
     pub stdout_cut: i64,
     pub stderr_cut: i64,
+}
+
+/// An alarm and its delivery, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alarm {
+    pub id: i64,
+    pub job_id: i64,
+    /// The run that raised it (the first, when several were merged).
+    pub run_id: i64,
+    /// failed, timed_out, killed, lost, skipped or recovered.
+    pub kind: String,
+    /// webhook, sms, or none (recorded only: no channel configured).
+    pub channel: String,
+    pub recipient: String,
+    /// pending, sending, sent, failed or recorded.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    /// How many events were merged into this alarm.
+    pub count: i64,
+    pub details: serde_json::Value,
+    pub created_at: Millis,
+    pub updated_at: Millis,
 }
 
 /// What the dispatcher sends the executor: everything needed to run, so the executor never

@@ -33,6 +33,14 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
                 ("retry_backoff_secs", a.retry_backoff.map(|v| json!(v))),
                 ("misfire", a.misfire.as_ref().map(|v| json!(v))),
                 ("misfire_window_secs", a.misfire_window.map(|v| json!(v))),
+                (
+                    "alarm_on",
+                    a.alarm_on
+                        .as_ref()
+                        .map(|v| json!(v.iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())),
+                ),
+                ("admin_email", a.admin_email.as_ref().map(|v| json!(v))),
+                ("admin_mobile", a.admin_mobile.as_ref().map(|v| json!(v))),
             ];
             for (k, v) in optional {
                 if let Some(v) = v {
@@ -85,6 +93,14 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
                 ("retry_backoff_secs", e.retry_backoff.map(|v| json!(v))),
                 ("misfire", e.misfire.as_ref().map(|v| json!(v))),
                 ("misfire_window_secs", e.misfire_window.map(|v| json!(v))),
+                (
+                    "alarm_on",
+                    e.alarm_on
+                        .as_ref()
+                        .map(|v| json!(v.iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())),
+                ),
+                ("admin_email", e.admin_email.as_ref().map(|v| json!(v))),
+                ("admin_mobile", e.admin_mobile.as_ref().map(|v| json!(v))),
             ];
             for (k, v) in fields {
                 if let Some(v) = v {
@@ -196,5 +212,43 @@ pub async fn run(cli: &Cli, cmd: &RunCommand) -> anyhow::Result<ExitCode> {
             }
         }
     }
+    Ok(ExitCode::SUCCESS)
+}
+
+pub async fn alarms(cli: &Cli, args: &crate::cli::AlarmsArgs) -> anyhow::Result<ExitCode> {
+    let api = api(cli)?;
+    let alarms: Vec<cronvisor_roles::model::Alarm> = api
+        .call(
+            Method::GET,
+            &format!("/api/v1/alarms?limit={}", args.limit),
+            None,
+        )
+        .await?;
+    if args.out.json {
+        print::json(&alarms)?;
+        return Ok(ExitCode::SUCCESS);
+    }
+    print::table(
+        &[
+            "ID", "JOB", "RUN", "KIND", "CHANNEL", "TO", "STATUS", "TRIES", "COUNT", "RAISED",
+        ],
+        alarms
+            .iter()
+            .map(|a| {
+                vec![
+                    a.id.to_string(),
+                    a.details["job"].as_str().unwrap_or("").to_string(),
+                    a.run_id.to_string(),
+                    a.kind.clone(),
+                    a.channel.clone(),
+                    a.recipient.clone(),
+                    a.status.clone(),
+                    a.attempts.to_string(),
+                    a.count.to_string(),
+                    print::time(Some(a.created_at)),
+                ]
+            })
+            .collect(),
+    );
     Ok(ExitCode::SUCCESS)
 }

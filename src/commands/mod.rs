@@ -36,6 +36,7 @@ pub async fn run(
         Command::Monitor => roles::run(&cli, "monitor", inherited).await,
         Command::Job(cmd) => jobs::job(&cli, cmd).await,
         Command::Runs(args) => jobs::runs(&cli, args).await,
+        Command::Alarms(args) => jobs::alarms(&cli, args).await,
         Command::Run(cmd) => jobs::run(&cli, cmd).await,
         Command::Next(args) => next::run(&cli, args),
         Command::Status(out) => status::run(&cli, *out).await,

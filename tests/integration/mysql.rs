@@ -28,6 +28,7 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
         tables,
         [
             "_sqlx_migrations",
+            "alarms",
             "executors",
             "job_changes",
             "jobs",

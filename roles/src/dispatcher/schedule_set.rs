@@ -203,6 +203,9 @@ mod tests {
             retry_backoff_secs: 10,
             misfire: Misfire::Skip,
             misfire_window_secs: 3600,
+            alarm_on: Vec::new(),
+            admin_email: None,
+            admin_mobile: None,
             created_at: 0,
             updated_at: 0,
         }

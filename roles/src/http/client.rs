@@ -54,17 +54,33 @@ impl HttpClient {
         token: Option<&str>,
         json: Option<Vec<u8>>,
     ) -> Result<Reply, ClientError> {
-        let mut builder = Request::builder().method(method).uri(url);
+        let mut headers = Vec::new();
         if let Some(t) = token {
-            builder = builder.header(header::AUTHORIZATION, format!("Bearer {t}"));
+            headers.push((header::AUTHORIZATION.to_string(), format!("Bearer {t}")));
         }
-        let body = match json {
-            Some(b) => {
-                builder = builder.header(header::CONTENT_TYPE, "application/json");
-                Full::new(Bytes::from(b))
-            }
-            None => Full::new(Bytes::new()),
-        };
+        if json.is_some() {
+            headers.push((
+                header::CONTENT_TYPE.to_string(),
+                "application/json".to_string(),
+            ));
+        }
+        self.request(method, url, &headers, json.unwrap_or_default())
+            .await
+    }
+
+    /// Sends a request with arbitrary headers and body.
+    pub async fn request(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+    ) -> Result<Reply, ClientError> {
+        let mut builder = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        let body = Full::new(Bytes::from(body));
         let req = builder
             .body(body)
             .map_err(|_| ClientError::Url(url.to_string()))?;

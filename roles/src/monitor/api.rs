@@ -36,6 +36,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/jobs/{job}/run", post(run_job))
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{id}", get(show_run))
+        .route("/api/v1/alarms", get(list_alarms))
         .with_state(state)
 }
 
@@ -190,4 +191,23 @@ async fn show_run(
         .await?
         .map(Json)
         .ok_or_else(|| ApiError::not_found(format!("no run {id}")))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlarmsQuery {
+    limit: Option<i64>,
+}
+
+async fn list_alarms(
+    State(s): State<ApiState>,
+    query: Result<Query<AlarmsQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<Vec<crate::model::Alarm>>, ApiError> {
+    s.requests.inc();
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let limit = q.limit.unwrap_or(50);
+    if !(1..=10_000).contains(&limit) {
+        return Err(ApiError::field("limit", "must be between 1 and 10000"));
+    }
+    Ok(Json(s.store.alarms(limit).await?))
 }

@@ -2,6 +2,7 @@
 //! use, and keeps the store bounded (run retention, change-log pruning). Health checks of runs
 //! and alarms come here too.
 
+mod alarms;
 mod api;
 
 use std::sync::atomic::Ordering;
@@ -59,6 +60,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         "",
         "Runs marked lost (their executor stopped before they ended).",
     );
+    let alarmer = alarms::Alarmer::new(ctx.store.clone(), ctx.config.alarm.clone(), &ctx.metrics);
     let mut check =
         tokio::time::interval(Duration::from_millis(ctx.config.monitor.check_interval_ms));
     let store = ctx.store.clone();
@@ -83,6 +85,12 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             }
             _ = check.tick() => {
                 let now = now_millis();
+                if let Err(e) = alarmer.scan().await {
+                    tracing::warn!(error = %e, "alarm scan failed");
+                }
+                if let Err(e) = alarmer.deliver().await {
+                    tracing::warn!(error = %e, "alarm delivery pass failed");
+                }
                 match store.mark_lost(now - lost_after, now - undelivered_after).await {
                     Ok(lost) => for run in lost {
                         lost_counter.inc();

@@ -25,6 +25,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "executors",
         include_str!("../../../migrations/sqlite/0003_executors.sql"),
     ),
+    (
+        4,
+        "alarms",
+        include_str!("../../../migrations/sqlite/0004_alarms.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -43,6 +48,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         3,
         "executors",
         include_str!("../../../migrations/mysql/0003_executors.sql"),
+    ),
+    (
+        4,
+        "alarms",
+        include_str!("../../../migrations/mysql/0004_alarms.sql"),
     ),
 ];
 

@@ -1,8 +1,11 @@
 //! The store: jobs, their change log and runs, on SQLite (standalone) or MySQL/MariaDB
 //! (cluster), through one code path on sqlx's `Any` driver. Every statement binds its values.
 
+mod alarms;
 mod migrations;
 mod rows;
+
+pub use alarms::{NewAlarm, Raised, RunEvent};
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -124,7 +127,8 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, timeout_secs, run_at, \
                            paused, overlap, retries, retry_backoff_secs, misfire, \
-                           misfire_window_secs, created_at, updated_at";
+                           misfire_window_secs, alarm_on, admin_email, admin_mobile, \
+                           created_at, updated_at";
 const RUN_COLUMNS: &str =
     "r.id, r.job_id, j.name AS job_name, r.instant, r.trigger_kind, r.attempt, r.retry_of, \
      r.state, r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \
@@ -197,7 +201,8 @@ impl Store {
         let inserted = sqlx::query(
             "INSERT INTO jobs (name, schedule, timezone, command, http_url, timeout_secs, run_at, \
              paused, overlap, retries, retry_backoff_secs, misfire, misfire_window_secs, \
-             created_at, updated_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             alarm_on, admin_email, admin_mobile, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&spec.name)
         .bind(&spec.schedule)
@@ -212,6 +217,14 @@ impl Store {
         .bind(spec.retry_backoff_secs.unwrap_or(10))
         .bind(spec.misfire.unwrap_or_default().as_str())
         .bind(spec.misfire_window_secs.unwrap_or(3600))
+        .bind(
+            spec.alarm_on
+                .as_ref()
+                .map(|l| l.join(","))
+                .unwrap_or_else(|| crate::model::DEFAULT_ALARM_ON.to_string()),
+        )
+        .bind(spec.admin_email.as_deref().filter(|v| !v.is_empty()))
+        .bind(spec.admin_mobile.as_deref().filter(|v| !v.is_empty()))
         .bind(now)
         .bind(now)
         .execute(&mut *tx)
@@ -289,7 +302,8 @@ impl Store {
         sqlx::query(
             "UPDATE jobs SET schedule = ?, timezone = ?, command = ?, timeout_secs = ?, paused = ?, \
              overlap = ?, retries = ?, retry_backoff_secs = ?, misfire = ?, \
-             misfire_window_secs = ?, updated_at = ? WHERE id = ?",
+             misfire_window_secs = ?, alarm_on = ?, admin_email = ?, admin_mobile = ?, \
+             updated_at = ? WHERE id = ?",
         )
         .bind(&job.schedule)
         .bind(&job.timezone)
@@ -301,6 +315,9 @@ impl Store {
         .bind(job.retry_backoff_secs)
         .bind(job.misfire.as_str())
         .bind(job.misfire_window_secs)
+        .bind(job.alarm_on.join(","))
+        .bind(job.admin_email.as_deref())
+        .bind(job.admin_mobile.as_deref())
         .bind(now)
         .bind(job.id)
         .execute(&mut *tx)

@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::StoreError;
-use crate::model::{Job, Misfire, Overlap, Run, RunState, Trigger};
+use crate::model::{Alarm, Job, Misfire, Overlap, Run, RunState, Trigger};
 
 /// A nullable text column. MySQL's TEXT types reach the `Any` driver as blobs, SQLite's as
 /// text: accept both (and keep invalid UTF-8 readable rather than failing the row).
@@ -16,6 +16,36 @@ fn text(r: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
             .map(|b| String::from_utf8_lossy(&b).into_owned())),
         Err(e) => Err(e.into()),
     }
+}
+
+/// [`text`] by column index.
+pub(super) fn text_at(r: &AnyRow, col: usize) -> Result<Option<String>, StoreError> {
+    match r.try_get::<Option<String>, _>(col) {
+        Ok(v) => Ok(v),
+        Err(sqlx::Error::ColumnDecode { .. }) => Ok(r
+            .try_get::<Option<Vec<u8>>, _>(col)?
+            .map(|b| String::from_utf8_lossy(&b).into_owned())),
+        Err(e) => Err(e.into()),
+    }
+}
+
+pub(super) fn alarm(r: &AnyRow) -> Result<Alarm, StoreError> {
+    let details = text(r, "details")?.unwrap_or_default();
+    Ok(Alarm {
+        id: r.try_get("id")?,
+        job_id: r.try_get("job_id")?,
+        run_id: r.try_get("run_id")?,
+        kind: r.try_get("kind")?,
+        channel: r.try_get("channel")?,
+        recipient: r.try_get("recipient")?,
+        status: r.try_get("status")?,
+        attempts: r.try_get("attempts")?,
+        last_error: text(r, "last_error")?,
+        count: r.try_get("count")?,
+        details: serde_json::from_str(&details).unwrap_or(serde_json::Value::Null),
+        created_at: r.try_get("created_at")?,
+        updated_at: r.try_get("updated_at")?,
+    })
 }
 
 pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
@@ -42,6 +72,14 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown misfire `{v}`")))?
         },
         misfire_window_secs: r.try_get("misfire_window_secs")?,
+        alarm_on: r
+            .try_get::<String, _>("alarm_on")?
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
+        admin_email: text(r, "admin_email")?,
+        admin_mobile: text(r, "admin_mobile")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })

@@ -1,6 +1,7 @@
 //! The test harness: a running `cronvisor up` ([`Cronvisor`]), a raw HTTP helper, bounded
 //! waits, and real servers ([`mariadb`]).
 
+pub mod capture;
 pub mod mariadb;
 
 use std::io::{Read, Write};

@@ -1,0 +1,251 @@
+//! Alarms: the monitor looks once at every final run, raises an alarm when the outcome is one
+//! the job asked for (merging repeats within a window, following a failure with "recovered"),
+//! and delivers alarms by webhook and SMS gateway with retries. Delivery runs in the monitor,
+//! never on the firing path, so a dead alarm channel cannot slow a fire.
+
+use std::time::Duration;
+
+use hyper::Method;
+use serde_json::json;
+
+use crate::config::AlarmConfig;
+use crate::http::client::HttpClient;
+use crate::metrics::{Metric, Metrics};
+use crate::model::{now_millis, Alarm};
+use crate::store::{NewAlarm, Raised, RunEvent, Store, StoreError};
+
+/// A claimed alarm still `sending` after this long is taken again (its monitor died).
+const SENDING_STALE_MS: i64 = 60_000;
+
+pub struct Alarmer {
+    store: Store,
+    cfg: AlarmConfig,
+    client: HttpClient,
+    host: String,
+    raised: std::sync::Arc<Metric>,
+    sent: std::sync::Arc<Metric>,
+    failed: std::sync::Arc<Metric>,
+}
+
+impl Alarmer {
+    pub fn new(store: Store, cfg: AlarmConfig, metrics: &Metrics) -> Alarmer {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_else(|| "localhost".into());
+        Alarmer {
+            store,
+            cfg,
+            client: HttpClient::new(Duration::from_secs(10)),
+            host,
+            raised: metrics.counter(
+                "cronvisor_alarms_raised_total",
+                "",
+                "Alarms raised (before merging).",
+            ),
+            sent: metrics.counter(
+                "cronvisor_alarms_sent_total",
+                "",
+                "Alarm deliveries that succeeded.",
+            ),
+            failed: metrics.counter(
+                "cronvisor_alarm_delivery_failures_total",
+                "",
+                "Alarm delivery attempts that failed.",
+            ),
+        }
+    }
+
+    /// Looks at the final runs not seen yet and raises their alarms.
+    pub async fn scan(&self) -> Result<(), StoreError> {
+        for ev in self.store.unchecked_runs(500).await? {
+            if !self.store.claim_checked(ev.run_id).await? {
+                continue;
+            }
+            let kind = if ev.state == "succeeded" {
+                "recovered".to_string()
+            } else {
+                ev.state.clone()
+            };
+            match kind.as_str() {
+                "recovered" => self.store.set_failing(ev.job_id, false).await?,
+                "failed" | "timed_out" | "lost" => self.store.set_failing(ev.job_id, true).await?,
+                _ => {}
+            }
+            if ev.alarm_on.contains(&kind) {
+                self.raise(&ev, &kind).await?;
+            }
+        }
+        self.store.check_plain_successes().await?;
+        Ok(())
+    }
+
+    async fn raise(&self, ev: &RunEvent, kind: &str) -> Result<(), StoreError> {
+        let time = ev
+            .ended_at
+            .and_then(chrono::DateTime::from_timestamp_millis)
+            .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+            .unwrap_or_default();
+        let link = format!(
+            "{}/api/v1/runs/{}",
+            self.cfg.console_url.trim_end_matches('/'),
+            ev.run_id
+        );
+        let details = json!({
+            "job": ev.job_name,
+            "run": ev.run_id,
+            "state": ev.state,
+            "kind": kind,
+            "host": self.host,
+            "time": time,
+            "link": link,
+            "error": ev.error,
+            "exit_code": ev.exit_code,
+        });
+        let mut targets: Vec<(&str, String)> = self
+            .cfg
+            .webhook_urls
+            .iter()
+            .map(|u| ("webhook", u.clone()))
+            .collect();
+        if !self.cfg.sms.url.is_empty() {
+            let mobiles = ev
+                .admin_mobile
+                .iter()
+                .flat_map(|m| m.split(','))
+                .map(str::trim)
+                .chain(self.cfg.sms.to.iter().map(String::as_str))
+                .filter(|m| !m.is_empty())
+                .map(str::to_string);
+            targets.extend(mobiles.map(|m| ("sms", m)));
+        }
+        let merge_since = now_millis() - (self.cfg.merge_window_secs as i64) * 1000;
+        if targets.is_empty() {
+            targets.push(("none", String::new()));
+        }
+        for (channel, recipient) in targets {
+            let alarm = NewAlarm {
+                job_id: ev.job_id,
+                run_id: ev.run_id,
+                kind: kind.to_string(),
+                channel: channel.to_string(),
+                recipient,
+                status: if channel == "none" {
+                    "recorded"
+                } else {
+                    "pending"
+                },
+                details: details.clone(),
+            };
+            self.raised.inc();
+            if let Raised::Merged(id) = self.store.raise_alarm(&alarm, merge_since).await? {
+                tracing::debug!(alarm = id, job = %ev.job_name, kind, "alarm merged");
+            } else {
+                tracing::warn!(job = %ev.job_name, run = ev.run_id, kind, channel, "alarm raised");
+            }
+        }
+        Ok(())
+    }
+
+    /// Delivers the alarms that are due.
+    pub async fn deliver(&self) -> Result<(), StoreError> {
+        let now = now_millis();
+        for alarm in self.store.due_alarms(now, now - SENDING_STALE_MS).await? {
+            if !self.store.claim_alarm(alarm.id, &alarm.status).await? {
+                continue;
+            }
+            match self.send(&alarm).await {
+                Ok(()) => {
+                    self.sent.inc();
+                    self.store.alarm_attempted(alarm.id, None, None).await?;
+                }
+                Err(e) => {
+                    self.failed.inc();
+                    let attempts = alarm.attempts + 1;
+                    let next = (attempts < i64::from(self.cfg.max_attempts)).then(|| {
+                        let delay = (1000i64 << attempts.clamp(0, 20)).min(300_000);
+                        now_millis() + delay
+                    });
+                    tracing::warn!(alarm = alarm.id, channel = %alarm.channel, attempts, error = %e,
+                        "alarm delivery failed");
+                    self.store.alarm_attempted(alarm.id, Some(&e), next).await?;
+                }
+            }
+        }
+        Ok(())
+    }
+
+    async fn send(&self, alarm: &Alarm) -> Result<(), String> {
+        let d = &alarm.details;
+        let field = |k: &str| match &d[k] {
+            serde_json::Value::String(s) => s.clone(),
+            serde_json::Value::Null => String::new(),
+            v => v.to_string(),
+        };
+        let text = format!(
+            "cronvisor: job `{}` {}{} (run {}, state {}) on {} at {}{} {}",
+            field("job"),
+            alarm.kind,
+            if alarm.count > 1 {
+                format!(" x{}", alarm.count)
+            } else {
+                String::new()
+            },
+            field("run"),
+            field("state"),
+            field("host"),
+            field("time"),
+            match field("error") {
+                e if e.is_empty() => String::new(),
+                e => format!(": {e}"),
+            },
+            field("link"),
+        );
+        let reply = match alarm.channel.as_str() {
+            "webhook" => {
+                let mut body = d.clone();
+                body["text"] = json!(text);
+                body["count"] = json!(alarm.count);
+                self.client
+                    .send(
+                        Method::POST,
+                        &alarm.recipient,
+                        None,
+                        Some(body.to_string().into_bytes()),
+                    )
+                    .await
+            }
+            "sms" => {
+                let fill = |t: &str| {
+                    let mut out = t.to_string();
+                    for k in ["job", "run", "state", "kind", "host", "time", "link"] {
+                        out = out.replace(&format!("{{{k}}}"), &field(k));
+                    }
+                    out.replace("{count}", &alarm.count.to_string())
+                        .replace("{mobile}", &alarm.recipient)
+                };
+                let sms = &self.cfg.sms;
+                let method = sms.method.parse::<Method>().map_err(|e| e.to_string())?;
+                let headers: Vec<(String, String)> = sms
+                    .headers
+                    .iter()
+                    .map(|(k, v)| (k.clone(), fill(v)))
+                    .collect();
+                self.client
+                    .request(
+                        method,
+                        &fill(&sms.url),
+                        &headers,
+                        fill(&sms.body).into_bytes(),
+                    )
+                    .await
+            }
+            other => return Err(format!("no channel `{other}`")),
+        };
+        match reply {
+            Ok(r) if r.status.is_success() => Ok(()),
+            Ok(r) => Err(format!("answered {}", r.status)),
+            Err(e) => Err(e.to_string()),
+        }
+    }
+}

@@ -1,0 +1,232 @@
+//! Alarm records: which final runs have been looked at, the alarms raised (merged within a
+//! window), and their delivery state. Every claim is a conditional update, so several monitors
+//! raise and deliver each alarm once.
+
+use sqlx::Row;
+
+use super::{rows, Store, StoreError};
+use crate::model::{Alarm, Millis};
+
+/// A final run a monitor has not looked at yet.
+#[derive(Debug, Clone)]
+pub struct RunEvent {
+    pub run_id: i64,
+    pub job_id: i64,
+    pub job_name: String,
+    pub state: String,
+    pub error: Option<String>,
+    pub exit_code: Option<i64>,
+    pub ended_at: Option<Millis>,
+    pub alarm_on: Vec<String>,
+    pub admin_email: Option<String>,
+    pub admin_mobile: Option<String>,
+}
+
+/// An alarm to record.
+#[derive(Debug, Clone)]
+pub struct NewAlarm {
+    pub job_id: i64,
+    pub run_id: i64,
+    pub kind: String,
+    pub channel: String,
+    pub recipient: String,
+    /// `pending` (to deliver) or `recorded` (no channel: kept for the record only).
+    pub status: &'static str,
+    pub details: serde_json::Value,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Raised {
+    New(i64),
+    /// Folded into an alarm raised within the merge window (its count went up).
+    Merged(i64),
+}
+
+const ALARM_COLUMNS: &str = "id, job_id, run_id, kind, channel, recipient, status, attempts, \
+                             last_error, count, details, created_at, updated_at";
+
+impl Store {
+    /// Final runs not looked at yet: failures of any kind, and successes of jobs whose last
+    /// alarm was a failure (they send "recovered").
+    pub async fn unchecked_runs(&self, limit: i64) -> Result<Vec<RunEvent>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT r.id, r.job_id, j.name, r.state, r.error, r.exit_code, r.ended_at, \
+             j.alarm_on, j.admin_email, j.admin_mobile FROM runs r JOIN jobs j ON j.id = r.job_id \
+             WHERE r.alarm_checked = 0 AND (r.state IN ('failed', 'timed_out', 'killed', 'lost', \
+             'skipped') OR (r.state = 'succeeded' AND j.alarm_failing = 1)) ORDER BY r.id LIMIT ?",
+        )
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(RunEvent {
+                    run_id: r.try_get(0)?,
+                    job_id: r.try_get(1)?,
+                    job_name: r.try_get(2)?,
+                    state: r.try_get(3)?,
+                    error: rows::text_at(r, 4)?,
+                    exit_code: r.try_get(5)?,
+                    ended_at: r.try_get(6)?,
+                    alarm_on: r
+                        .try_get::<String, _>(7)?
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    admin_email: rows::text_at(r, 8)?,
+                    admin_mobile: rows::text_at(r, 9)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Takes a run for alarm processing; false when another monitor took it.
+    pub async fn claim_checked(&self, run_id: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query("UPDATE runs SET alarm_checked = 1 WHERE id = ? AND alarm_checked = 0")
+            .bind(run_id)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        Ok(n == 1)
+    }
+
+    pub async fn set_failing(&self, job_id: i64, failing: bool) -> Result<(), StoreError> {
+        sqlx::query("UPDATE jobs SET alarm_failing = ? WHERE id = ?")
+            .bind(i64::from(failing))
+            .bind(job_id)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Marks looked-at, in bulk, the successes that cannot raise anything (their job is not
+    /// failing), so the scan stays small whatever the run rate.
+    pub async fn check_plain_successes(&self) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE runs SET alarm_checked = 1 WHERE alarm_checked = 0 AND state = 'succeeded' \
+             AND job_id IN (SELECT id FROM jobs WHERE alarm_failing = 0)",
+        )
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
+
+    /// Records an alarm, or folds it into the same job's alarm of the same kind for the same
+    /// recipient raised since `merge_since`.
+    pub async fn raise_alarm(
+        &self,
+        a: &NewAlarm,
+        merge_since: Millis,
+    ) -> Result<Raised, StoreError> {
+        let now = crate::model::now_millis();
+        let existing = sqlx::query(
+            "SELECT id FROM alarms WHERE job_id = ? AND kind = ? AND channel = ? AND recipient = ? \
+             AND created_at >= ? ORDER BY id DESC LIMIT 1",
+        )
+        .bind(a.job_id)
+        .bind(&a.kind)
+        .bind(&a.channel)
+        .bind(&a.recipient)
+        .bind(merge_since)
+        .fetch_optional(&self.pool)
+        .await?;
+        if let Some(row) = existing {
+            let id: i64 = row.try_get(0)?;
+            sqlx::query("UPDATE alarms SET count = count + 1, updated_at = ? WHERE id = ?")
+                .bind(now)
+                .bind(id)
+                .execute(&self.pool)
+                .await?;
+            return Ok(Raised::Merged(id));
+        }
+        let r = sqlx::query(
+            "INSERT INTO alarms (job_id, run_id, kind, channel, recipient, status, details, \
+             created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        )
+        .bind(a.job_id)
+        .bind(a.run_id)
+        .bind(&a.kind)
+        .bind(&a.channel)
+        .bind(&a.recipient)
+        .bind(a.status)
+        .bind(a.details.to_string())
+        .bind(now)
+        .bind(now)
+        .bind(now)
+        .execute(&self.pool)
+        .await?;
+        Ok(Raised::New(r.last_insert_id().unwrap_or(0)))
+    }
+
+    /// Alarms to deliver now: pending and due, or stuck `sending` (a monitor died mid-way)
+    /// since before `stale_before`.
+    pub async fn due_alarms(
+        &self,
+        now: Millis,
+        stale_before: Millis,
+    ) -> Result<Vec<Alarm>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ALARM_COLUMNS} FROM alarms WHERE (status = 'pending' AND next_attempt_at <= ?) \
+             OR (status = 'sending' AND updated_at < ?) ORDER BY id LIMIT 50"
+        ))
+        .bind(now)
+        .bind(stale_before)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::alarm).collect()
+    }
+
+    /// Takes an alarm for delivery; false when another monitor has it.
+    pub async fn claim_alarm(&self, id: i64, expected_status: &str) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE alarms SET status = 'sending', updated_at = ? WHERE id = ? AND status = ?",
+        )
+        .bind(crate::model::now_millis())
+        .bind(id)
+        .bind(expected_status)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+
+    /// Records a delivery attempt: `sent`, or back to `pending` for `next_attempt_at`, or
+    /// `failed` for good (`next_attempt_at` = None).
+    pub async fn alarm_attempted(
+        &self,
+        id: i64,
+        error: Option<&str>,
+        next_attempt_at: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        let status = match (error, next_attempt_at) {
+            (None, _) => "sent",
+            (Some(_), Some(_)) => "pending",
+            (Some(_), None) => "failed",
+        };
+        let now = crate::model::now_millis();
+        sqlx::query(
+            "UPDATE alarms SET status = ?, attempts = attempts + 1, last_error = ?, updated_at = ?, \
+             next_attempt_at = ? WHERE id = ?",
+        )
+        .bind(status)
+        .bind(error)
+        .bind(now)
+        .bind(next_attempt_at.unwrap_or(now))
+        .bind(id)
+        .execute(&self.pool)
+        .await?;
+        Ok(())
+    }
+
+    /// Alarms, newest first.
+    pub async fn alarms(&self, limit: i64) -> Result<Vec<Alarm>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {ALARM_COLUMNS} FROM alarms ORDER BY id DESC LIMIT ?"
+        ))
+        .bind(limit.clamp(1, 10_000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::alarm).collect()
+    }
+}

@@ -1,0 +1,132 @@
+//! Alarms reach a real HTTP listener (webhook and SMS gateway) with the run's details; a
+//! recovery follows a failure; repeats are merged; failed deliveries are retried.
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::capture::Capture;
+use crate::harness::{wait_for, Cronvisor};
+
+fn alarm_config(capture: &Capture) -> String {
+    format!(
+        "[monitor]\ncheck_interval_ms = 100\n[alarm]\nwebhook_urls = [\"http://{a}/hook\"]\n\
+         [alarm.sms]\nurl = \"http://{a}/sms?to={{mobile}}\"\nbody = \"ALARM {{job}} {{kind}} {{state}} {{link}}\"\n\
+         to = [\"100\"]\n",
+        a = capture.addr
+    )
+}
+
+#[test]
+fn webhook_and_sms_carry_the_run_and_a_recovery_follows() {
+    let capture = Capture::start(0);
+    let cv = Cronvisor::start_with("alarms", &alarm_config(&capture));
+    cv.add_job(
+        "broken",
+        "@yearly",
+        "echo boom >&2; exit 3",
+        &["--admin-mobile", "200"],
+    );
+    let id = cv.run_now("broken");
+    cv.wait_run(&id, "the failure", |s| s == "failed");
+    let got = wait_for(Duration::from_secs(20), "1 webhook and 2 SMS", || {
+        let r = capture.requests();
+        (r.len() >= 3).then_some(r)
+    });
+    let hooks: Vec<_> = got.iter().filter(|r| r.path == "/hook").collect();
+    assert_eq!(hooks.len(), 1, "{got:?}");
+    let hook: Value = serde_json::from_str(&hooks[0].body).expect("webhook JSON");
+    assert_eq!(hooks[0].method, "POST");
+    assert_eq!(hook["job"], "broken");
+    assert_eq!(hook["kind"], "failed");
+    assert_eq!(hook["run"].to_string(), id);
+    assert_eq!(hook["exit_code"], 3);
+    assert!(
+        hook["link"]
+            .as_str()
+            .unwrap_or("")
+            .ends_with(&format!("/runs/{id}")),
+        "{hook}"
+    );
+    let text = hook["text"].as_str().unwrap_or("");
+    assert!(
+        text.contains("`broken` failed") && text.contains("exit code 3"),
+        "{text}"
+    );
+    let mut sms: Vec<_> = got.iter().filter(|r| r.path.starts_with("/sms")).collect();
+    sms.sort_by(|a, b| a.path.cmp(&b.path));
+    assert_eq!(
+        sms.iter().map(|r| r.path.as_str()).collect::<Vec<_>>(),
+        ["/sms?to=100", "/sms?to=200"]
+    );
+    for s in &sms {
+        assert!(
+            s.body.starts_with("ALARM broken failed failed http://"),
+            "{}",
+            s.body
+        );
+        assert!(s.body.ends_with(&format!("/runs/{id}")), "{}", s.body);
+    }
+
+    // The job is fixed: its next success sends "recovered" (once per channel and recipient).
+    cv.ok(&["job", "edit", "broken", "--command", "true"]);
+    let id = cv.run_now("broken");
+    cv.wait_run(&id, "the success", |s| s == "succeeded");
+    let recovered = wait_for(Duration::from_secs(20), "the recovery webhook", || {
+        capture
+            .requests()
+            .into_iter()
+            .filter(|r| r.path == "/hook")
+            .find(|r| r.body.contains("\"recovered\""))
+    });
+    let v: Value = serde_json::from_str(&recovered.body).expect("json");
+    assert_eq!(v["state"], "succeeded");
+    // Every alarm is on record with its delivery state: 3 failure + 3 recovery deliveries.
+    wait_for(Duration::from_secs(20), "six alarms sent", || {
+        let alarms = cv.json(&["alarms"]);
+        let sent = alarms
+            .as_array()?
+            .iter()
+            .filter(|x| x["status"] == "sent")
+            .count();
+        (sent == 6).then_some(())
+    });
+}
+
+#[test]
+fn repeated_alarms_merge_and_a_failed_delivery_is_retried() {
+    // The webhook answers 500 once: the alarm is stored failed-then-retried, and delivered.
+    let capture = Capture::start(1);
+    let cfg = format!(
+        "[monitor]\ncheck_interval_ms = 100\n[alarm]\nwebhook_urls = [\"http://{}/hook\"]\n",
+        capture.addr
+    );
+    let cv = Cronvisor::start_with("alarm-merge", &cfg);
+    cv.add_job("flaky", "@yearly", "exit 1", &[]);
+    for _ in 0..3 {
+        let id = cv.run_now("flaky");
+        cv.wait_run(&id, "the failure", |s| s == "failed");
+    }
+    let alarm = wait_for(
+        Duration::from_secs(30),
+        "the merged alarm delivered",
+        || {
+            let alarms = cv.json(&["alarms"]);
+            let a = alarms.as_array()?.first()?.clone();
+            (a["status"] == "sent" && a["count"] == 3).then_some(a)
+        },
+    );
+    assert_eq!(
+        cv.json(&["alarms"]).as_array().map(Vec::len),
+        Some(1),
+        "merged into one"
+    );
+    assert_eq!(alarm["attempts"], 2, "{alarm}");
+    assert!(
+        alarm["last_error"].is_null() || alarm["last_error"].as_str().unwrap_or("").contains("500")
+    );
+    let hooks = capture.requests();
+    assert_eq!(hooks.len(), 2, "one refused, one delivered: {hooks:?}");
+    // Firing was not held up: all three runs are recorded.
+    assert_eq!(cv.runs("flaky").len(), 3);
+}
