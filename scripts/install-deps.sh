@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# Installs, idempotently, what the test suite needs on a fresh Debian 12 machine:
-# the real servers the integration harness starts (MariaDB now; etcd and Redis for cluster
-# mode), protoc for etcd-client's build, and sqlite3 for poking at a standalone store.
+# Installs, idempotently, what the test suite needs on a fresh Debian 12 machine: the real
+# servers the integration harness starts (MariaDB now; etcd and Redis for cluster mode), protoc
+# for etcd-client's build, sqlite3, systemd's socket-activation tool, and aiosmtpd (PyPI).
 set -euo pipefail
 
 pkgs=(mariadb-server mariadb-client etcd-server etcd-client redis-server
-      protobuf-compiler libprotobuf-dev sqlite3 procps)
+      protobuf-compiler libprotobuf-dev sqlite3 procps systemd python3-pip)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -21,6 +21,12 @@ if [ "${#missing[@]}" -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
 else
   echo "install-deps: all packages present"
+fi
+
+# A real SMTP server for the alarm tests.
+if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
+  echo "install-deps: installing aiosmtpd (PyPI)"
+  python3 -m pip install --quiet aiosmtpd || python3 -m pip install --quiet --break-system-packages aiosmtpd
 fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then

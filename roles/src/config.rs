@@ -74,6 +74,62 @@ pub struct AlarmConfig {
     /// Slack/DingTalk/Feishu-style incoming hooks work). http:// URLs. Default none.
     pub webhook_urls: Vec<String>,
     pub sms: SmsConfig,
+    pub email: EmailConfig,
+}
+
+/// E-mail through SMTP (the original's `[alarm_mail_list]` maps onto `to`).
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct EmailConfig {
+    /// SMTP server; empty disables e-mail. Default empty.
+    pub smtp_host: String,
+    /// Default 587.
+    pub smtp_port: u16,
+    /// "starttls" (default), "tls" (implicit TLS, usually port 465) or "none".
+    pub security: String,
+    /// SMTP login; empty for none. Default empty.
+    pub username: String,
+    /// SMTP password. Environment override: CRONVISOR_SMTP_PASSWORD. Never logged.
+    pub password: String,
+    /// Default "cronvisor@localhost".
+    pub from: String,
+    /// Addresses alarmed for every job, besides each job's `admin_email`. Default none.
+    pub to: Vec<String>,
+}
+
+impl std::fmt::Debug for EmailConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("EmailConfig")
+            .field("smtp_host", &self.smtp_host)
+            .field("smtp_port", &self.smtp_port)
+            .field("security", &self.security)
+            .field("username", &self.username)
+            .field(
+                "password",
+                &if self.password.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("from", &self.from)
+            .field("to", &self.to)
+            .finish()
+    }
+}
+
+impl Default for EmailConfig {
+    fn default() -> Self {
+        EmailConfig {
+            smtp_host: String::new(),
+            smtp_port: 587,
+            security: "starttls".to_string(),
+            username: String::new(),
+            password: String::new(),
+            from: "cronvisor@localhost".to_string(),
+            to: Vec::new(),
+        }
+    }
 }
 
 /// An HTTP SMS gateway. `body` and `url` may contain {job} {run} {state} {kind} {host} {time}
@@ -101,6 +157,7 @@ impl Default for AlarmConfig {
             max_attempts: 10,
             webhook_urls: Vec::new(),
             sms: SmsConfig::default(),
+            email: EmailConfig::default(),
         }
     }
 }
@@ -294,7 +351,7 @@ impl Config {
     }
 
     /// Environment overrides: `CRONVISOR_DATA_DIR`, `CRONVISOR_STORE_URL`, `CRONVISOR_TIMEZONE`,
-    /// `CRONVISOR_LOG_FORMAT`.
+    /// `CRONVISOR_LOG_FORMAT`, `CRONVISOR_SMTP_PASSWORD`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
         if let Some(v) = get("CRONVISOR_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -307,6 +364,9 @@ impl Config {
         }
         if let Some(v) = get("CRONVISOR_LOG_FORMAT") {
             self.log_format = v;
+        }
+        if let Some(v) = get("CRONVISOR_SMTP_PASSWORD") {
+            self.alarm.email.password = v;
         }
     }
 
@@ -396,6 +456,25 @@ impl Config {
         }
         if self.alarm.sms.method.parse::<hyper::Method>().is_err() {
             return Err(invalid("alarm.sms.method", "not an HTTP method"));
+        }
+        if !matches!(
+            self.alarm.email.security.as_str(),
+            "starttls" | "tls" | "none"
+        ) {
+            return Err(invalid(
+                "alarm.email.security",
+                "must be \"starttls\", \"tls\" or \"none\"",
+            ));
+        }
+        if !self.alarm.email.smtp_host.is_empty()
+            && self
+                .alarm
+                .email
+                .from
+                .parse::<lettre::message::Mailbox>()
+                .is_err()
+        {
+            return Err(invalid("alarm.email.from", "not an e-mail address"));
         }
         if self.alarm.max_attempts == 0 {
             return Err(invalid("alarm.max_attempts", "must be at least 1"));

@@ -130,3 +130,96 @@ fn repeated_alarms_merge_and_a_failed_delivery_is_retried() {
     // Firing was not held up: all three runs are recorded.
     assert_eq!(cv.runs("flaky").len(), 3);
 }
+
+/// A real SMTP server (aiosmtpd, from PyPI) printing what it receives.
+struct Smtp {
+    child: std::process::Child,
+    out: std::path::PathBuf,
+}
+
+impl Smtp {
+    fn start(port: u16, out: std::path::PathBuf) -> Smtp {
+        let child = std::process::Command::new("python3")
+            .args([
+                "-u",
+                "-m",
+                "aiosmtpd",
+                "-n",
+                "-l",
+                &format!("127.0.0.1:{port}"),
+            ])
+            .stdout(std::fs::File::create(&out).expect("smtp log"))
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("python3 -m aiosmtpd (scripts/install-deps.sh installs it)");
+        Smtp { child, out }
+    }
+
+    fn received(&self) -> String {
+        std::fs::read_to_string(&self.out).unwrap_or_default()
+    }
+}
+
+impl Drop for Smtp {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+#[test]
+fn email_waits_for_a_down_smtp_server_then_arrives() {
+    let port = crate::harness::free_port();
+    let cfg = format!(
+        "[monitor]\ncheck_interval_ms = 100\n[alarm]\nmerge_window_secs = 1\n[alarm.email]\n\
+         smtp_host = \"127.0.0.1\"\nsmtp_port = {port}\nsecurity = \"none\"\n\
+         from = \"cron@example.test\"\nto = [\"ops@example.test\"]\n"
+    );
+    let cv = Cronvisor::start_with("alarm-email", &cfg);
+    cv.add_job(
+        "mailme",
+        "@yearly",
+        "exit 2",
+        &["--admin-email", "dev@example.test"],
+    );
+    let id = cv.run_now("mailme");
+    cv.wait_run(&id, "the failure", |s| s == "failed");
+    // The SMTP server is down: both alarms are stored, attempted, and waiting for a retry.
+    wait_for(
+        Duration::from_secs(20),
+        "failed delivery attempts on record",
+        || {
+            let alarms = cv.json(&["alarms"]);
+            let a = alarms.as_array()?;
+            (a.len() == 2
+                && a.iter().all(|x| {
+                    x["channel"] == "email"
+                        && x["attempts"].as_i64() >= Some(1)
+                        && x["status"] != "sent"
+                }))
+            .then_some(())
+        },
+    );
+    // Firing is unaffected meanwhile.
+    let other = cv.run_now("mailme");
+    cv.wait_run(&other, "another run", |s| s == "failed");
+
+    let smtp = Smtp::start(port, cv.dir.0.join("smtp.out"));
+    wait_for(Duration::from_secs(40), "both e-mails delivered", || {
+        let alarms = cv.json(&["alarms"]);
+        let a = alarms.as_array()?;
+        (a.iter().filter(|x| x["status"] == "sent").count() >= 2).then_some(())
+    });
+    let mail = wait_for(Duration::from_secs(10), "the SMTP server's output", || {
+        let m = smtp.received();
+        (m.contains("ops@example.test") && m.contains("dev@example.test")).then_some(m)
+    });
+    assert!(
+        mail.contains("Subject: [cronvisor] mailme: failed"),
+        "{mail}"
+    );
+    assert!(
+        mail.contains(&format!("/runs/{id}")),
+        "link missing: {mail}"
+    );
+}

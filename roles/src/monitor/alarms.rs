@@ -17,10 +17,13 @@ use crate::store::{NewAlarm, Raised, RunEvent, Store, StoreError};
 /// A claimed alarm still `sending` after this long is taken again (its monitor died).
 const SENDING_STALE_MS: i64 = 60_000;
 
+type Smtp = lettre::AsyncSmtpTransport<lettre::Tokio1Executor>;
+
 pub struct Alarmer {
     store: Store,
     cfg: AlarmConfig,
     client: HttpClient,
+    smtp: Option<Smtp>,
     host: String,
     raised: std::sync::Arc<Metric>,
     sent: std::sync::Arc<Metric>,
@@ -33,10 +36,12 @@ impl Alarmer {
             .ok()
             .and_then(|h| h.into_string().ok())
             .unwrap_or_else(|| "localhost".into());
+        let smtp = smtp_transport(&cfg);
         Alarmer {
             store,
             cfg,
             client: HttpClient::new(Duration::from_secs(10)),
+            smtp,
             host,
             raised: metrics.counter(
                 "cronvisor_alarms_raised_total",
@@ -119,6 +124,17 @@ impl Alarmer {
                 .map(str::to_string);
             targets.extend(mobiles.map(|m| ("sms", m)));
         }
+        if !self.cfg.email.smtp_host.is_empty() {
+            let addresses = ev
+                .admin_email
+                .iter()
+                .flat_map(|m| m.split(','))
+                .map(str::trim)
+                .chain(self.cfg.email.to.iter().map(String::as_str))
+                .filter(|m| !m.is_empty())
+                .map(str::to_string);
+            targets.extend(addresses.map(|m| ("email", m)));
+        }
         let merge_since = now_millis() - (self.cfg.merge_window_secs as i64) * 1000;
         if targets.is_empty() {
             targets.push(("none", String::new()));
@@ -173,6 +189,34 @@ impl Alarmer {
             }
         }
         Ok(())
+    }
+
+    async fn send_email(&self, alarm: &Alarm, text: &str) -> Result<(), String> {
+        use lettre::AsyncTransport;
+        let smtp = self
+            .smtp
+            .as_ref()
+            .ok_or_else(|| "SMTP is not configured".to_string())?;
+        let job = alarm.details["job"].as_str().unwrap_or("");
+        let message = lettre::Message::builder()
+            .from(
+                self.cfg
+                    .email
+                    .from
+                    .parse()
+                    .map_err(|e| format!("from: {e}"))?,
+            )
+            .to(alarm
+                .recipient
+                .parse()
+                .map_err(|e| format!("to `{}`: {e}", alarm.recipient))?)
+            .subject(format!("[cronvisor] {job}: {}", alarm.kind))
+            .body(text.to_string())
+            .map_err(|e| e.to_string())?;
+        smtp.send(message)
+            .await
+            .map(|_| ())
+            .map_err(|e| e.to_string())
     }
 
     async fn send(&self, alarm: &Alarm) -> Result<(), String> {
@@ -240,6 +284,7 @@ impl Alarmer {
                     )
                     .await
             }
+            "email" => return self.send_email(alarm, &text).await,
             other => return Err(format!("no channel `{other}`")),
         };
         match reply {
@@ -248,4 +293,32 @@ impl Alarmer {
             Err(e) => Err(e.to_string()),
         }
     }
+}
+
+/// The SMTP transport of the config, if e-mail is configured (and valid: `Config::validate`
+/// checked the security mode and the sender).
+fn smtp_transport(cfg: &AlarmConfig) -> Option<Smtp> {
+    let e = &cfg.email;
+    if e.smtp_host.is_empty() {
+        return None;
+    }
+    let builder = match e.security.as_str() {
+        "tls" => Smtp::relay(&e.smtp_host),
+        "starttls" => Smtp::starttls_relay(&e.smtp_host),
+        _ => Ok(Smtp::builder_dangerous(&e.smtp_host)),
+    };
+    let mut builder = match builder {
+        Ok(b) => b.port(e.smtp_port).timeout(Some(Duration::from_secs(10))),
+        Err(err) => {
+            tracing::error!(error = %err, host = %e.smtp_host, "SMTP settings unusable; e-mail alarms will fail");
+            return None;
+        }
+    };
+    if !e.username.is_empty() {
+        builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
+            e.username.clone(),
+            e.password.clone(),
+        ));
+    }
+    Some(builder.build())
 }
