@@ -189,7 +189,17 @@ fn a_run_whose_executor_dies_becomes_lost_and_nothing_stays_running() {
         "lost",
         "[executor]\nheartbeat_ms = 200\n[monitor]\nlost_after_ms = 1000\ncheck_interval_ms = 100\n",
     );
-    cv.add_job("long", "@yearly", "sleep 30", &[]);
+    let marker = cv.dir.0.join("second-attempt");
+    let command = format!(
+        "test -f {m} && echo retried || {{ touch {m}; sleep 30; }}",
+        m = marker.display()
+    );
+    cv.add_job(
+        "long",
+        "@yearly",
+        &command,
+        &["--retries", "1", "--retry-backoff", "1s"],
+    );
     let id = cv.run_now("long");
     let pid = cv.wait_running_pid(&id);
     let executor = cv.child_pid("executor").expect("executor");
@@ -206,6 +216,13 @@ fn a_run_whose_executor_dies_becomes_lost_and_nothing_stays_running() {
         "{run}"
     );
     assert!(ms(&run, "ended_at") >= ms(&run, "started_at"));
+    // The job allows a retry: it runs on the restarted executor and succeeds.
+    let retried = wait_for(Duration::from_secs(20), "the retry of the lost run", || {
+        cv.runs("long")
+            .into_iter()
+            .find(|r| r["attempt"] == 2 && r["state"] == "succeeded")
+    });
+    assert_eq!(retried["retry_of"].to_string(), id);
     // The restarted executor's runs are not mistaken for lost ones.
     cv.add_job("after", "@yearly", "sleep 2; echo fine", &[]);
     let id = cv.run_now("after");

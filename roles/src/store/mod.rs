@@ -728,6 +728,7 @@ impl Store {
         let mut marked = Vec::new();
         for r in &rows {
             let id: i64 = r.try_get(0)?;
+            let mut tx = self.pool.begin().await?;
             let n = sqlx::query(
                 "UPDATE runs SET state = 'lost', ended_at = ?, \
                  error = 'lost: its executor stopped answering before the run ended' \
@@ -735,12 +736,51 @@ impl Store {
             )
             .bind(now)
             .bind(id)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
             if n == 1 {
+                // A lost run is retried like a failed one when the job allows another attempt.
+                let run = sqlx::query(
+                    "SELECT r.job_id, r.instant, r.attempt, r.retry_of, j.retries, \
+                     j.retry_backoff_secs FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+                if let Some(run) = run {
+                    let attempt: i64 = run.try_get(2)?;
+                    let retries: i64 = run.try_get(4)?;
+                    if attempt <= retries {
+                        let backoff: i64 = run.try_get(5)?;
+                        let retry_of: Option<i64> = run.try_get(3)?;
+                        let delay = backoff
+                            .saturating_mul(1000)
+                            .saturating_mul(1 << (attempt - 1).clamp(0, 20))
+                            .min(86_400_000);
+                        let inserted = sqlx::query(
+                            "INSERT INTO runs (job_id, instant, target, trigger_kind, state, \
+                             created_at, attempt, retry_of, not_before) \
+                             VALUES (?, ?, '', 'retry', 'scheduled', ?, ?, ?, ?)",
+                        )
+                        .bind(run.try_get::<i64, _>(0)?)
+                        .bind(run.try_get::<i64, _>(1)?)
+                        .bind(now)
+                        .bind(attempt + 1)
+                        .bind(retry_of.unwrap_or(id))
+                        .bind(now + delay)
+                        .execute(&mut *tx)
+                        .await;
+                        match inserted {
+                            Ok(_) => {}
+                            Err(e) if is_unique_violation(&e) => {}
+                            Err(e) => return Err(e.into()),
+                        }
+                    }
+                }
                 marked.push(id);
             }
+            tx.commit().await?;
         }
         Ok(marked)
     }
