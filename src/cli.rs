@@ -130,9 +130,21 @@ pub struct JobAddArgs {
     /// Machine group or host to run on (cluster mode).
     #[arg(long)]
     pub run_at: Option<String>,
-    /// URL of an HTTP job (instead of --command).
+    /// URL of an HTTP job (instead of --command; http:// for now).
     #[arg(long)]
     pub http_url: Option<String>,
+    /// HTTP job method (default GET).
+    #[arg(long)]
+    pub http_method: Option<String>,
+    /// HTTP job header, "Name: value" (repeatable).
+    #[arg(long = "http-header")]
+    pub http_headers: Vec<String>,
+    /// HTTP job request body.
+    #[arg(long)]
+    pub http_body: Option<String>,
+    /// HTTP status that means success (default: any 2xx).
+    #[arg(long)]
+    pub http_expect: Option<i64>,
     /// Create the job paused.
     #[arg(long)]
     pub paused: bool,

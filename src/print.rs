@@ -50,7 +50,14 @@ pub fn jobs(jobs: &[Job]) {
                     j.schedule.clone(),
                     j.timezone.clone(),
                     if j.paused { "paused" } else { "active" }.into(),
-                    j.command.clone().unwrap_or_default(),
+                    j.command
+                        .clone()
+                        .or_else(|| {
+                            j.http_url
+                                .as_ref()
+                                .map(|u| format!("{} {u}", j.http_method))
+                        })
+                        .unwrap_or_default(),
                 ]
             })
             .collect(),
@@ -62,7 +69,19 @@ pub fn job(j: &Job) {
     println!("name:      {}", j.name);
     println!("schedule:  {}", j.schedule);
     println!("timezone:  {}", j.timezone);
-    println!("command:   {}", j.command.as_deref().unwrap_or("-"));
+    match &j.http_url {
+        Some(url) => println!(
+            "http:      {} {} (success: {})",
+            j.http_method,
+            url,
+            if j.http_expect_status == 0 {
+                "2xx".to_string()
+            } else {
+                j.http_expect_status.to_string()
+            }
+        ),
+        None => println!("command:   {}", j.command.as_deref().unwrap_or("-")),
+    }
     println!(
         "timeout:   {}",
         j.timeout_secs

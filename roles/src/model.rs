@@ -20,6 +20,12 @@ pub struct Job {
     pub timezone: String,
     pub command: Option<String>,
     pub http_url: Option<String>,
+    /// HTTP jobs: method (default GET), headers, body, and the status that means success
+    /// (0: any 2xx).
+    pub http_method: String,
+    pub http_headers: std::collections::BTreeMap<String, String>,
+    pub http_body: Option<String>,
+    pub http_expect_status: i64,
     pub timeout_secs: Option<i64>,
     pub run_at: Option<String>,
     pub paused: bool,
@@ -135,6 +141,14 @@ pub struct JobSpec {
     pub command: Option<String>,
     #[serde(default)]
     pub http_url: Option<String>,
+    #[serde(default)]
+    pub http_method: Option<String>,
+    #[serde(default)]
+    pub http_headers: Option<std::collections::BTreeMap<String, String>>,
+    #[serde(default)]
+    pub http_body: Option<String>,
+    #[serde(default)]
+    pub http_expect_status: Option<i64>,
     #[serde(default)]
     pub timeout_secs: Option<i64>,
     #[serde(default)]
@@ -278,6 +292,39 @@ fn validate_command(command: &str) -> Result<(), FieldError> {
     Ok(())
 }
 
+fn validate_http(
+    url: &str,
+    method: Option<&str>,
+    headers: Option<&std::collections::BTreeMap<String, String>>,
+    expect: Option<i64>,
+) -> Result<(), FieldError> {
+    if !url.starts_with("http://") || url.parse::<hyper::Uri>().is_err() {
+        return Err(FieldError::new(
+            "http_url",
+            "must be an http:// URL (https is not supported yet)",
+        ));
+    }
+    if let Some(m) = method {
+        if m.parse::<hyper::Method>().is_err() || m.is_empty() {
+            return Err(FieldError::new(
+                "http_method",
+                format!("`{m}` is not an HTTP method"),
+            ));
+        }
+    }
+    for (k, v) in headers.into_iter().flatten() {
+        if k.parse::<hyper::header::HeaderName>().is_err()
+            || v.parse::<hyper::header::HeaderValue>().is_err()
+        {
+            return Err(FieldError::new(
+                "http_headers",
+                format!("invalid header `{k}`"),
+            ));
+        }
+    }
+    validate_range("http_expect_status", expect.filter(|s| *s != 0), 100, 599)
+}
+
 fn validate_timeout(timeout: Option<i64>) -> Result<(), FieldError> {
     match timeout {
         Some(t) if t <= 0 => Err(FieldError::new(
@@ -300,12 +347,12 @@ impl JobSpec {
         self.timezone = Some(tz);
         match (&self.command, &self.http_url) {
             (Some(c), None) => validate_command(c)?,
-            (None, Some(_)) => {
-                return Err(FieldError::new(
-                    "http_url",
-                    "HTTP jobs are not supported yet; give a `command`",
-                ))
-            }
+            (None, Some(url)) => validate_http(
+                url,
+                self.http_method.as_deref(),
+                self.http_headers.as_ref(),
+                self.http_expect_status,
+            )?,
             (Some(_), Some(_)) => {
                 return Err(FieldError::new(
                     "command",
@@ -536,6 +583,9 @@ pub struct RunRequest {
     pub job_name: String,
     pub instant: Millis,
     pub command: String,
+    /// Set for an HTTP job: the request to make instead of running `command`.
+    #[serde(default)]
+    pub http: Option<HttpCall>,
     pub timeout_secs: Option<i64>,
     /// Which attempt this is (1 = first).
     #[serde(default = "first_attempt")]
@@ -548,6 +598,17 @@ pub struct RunRequest {
     pub retries: i64,
     #[serde(default)]
     pub retry_backoff_secs: i64,
+}
+
+/// The request of an HTTP job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HttpCall {
+    pub method: String,
+    pub url: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// 0: any 2xx.
+    pub expect_status: i64,
 }
 
 fn first_attempt() -> i64 {

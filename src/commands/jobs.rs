@@ -50,6 +50,25 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
             if a.paused {
                 body.insert("paused".into(), json!(true));
             }
+            if !a.http_headers.is_empty() {
+                let mut headers = Map::new();
+                for h in &a.http_headers {
+                    let Some((k, v)) = h.split_once(':') else {
+                        anyhow::bail!("--http-header `{h}`: expected \"Name: value\"");
+                    };
+                    headers.insert(k.trim().to_string(), json!(v.trim()));
+                }
+                body.insert("http_headers".into(), Value::Object(headers));
+            }
+            for (k, v) in [
+                ("http_method", a.http_method.as_ref().map(|v| json!(v))),
+                ("http_body", a.http_body.as_ref().map(|v| json!(v))),
+                ("http_expect_status", a.http_expect.map(|v| json!(v))),
+            ] {
+                if let Some(v) = v {
+                    body.insert(k.into(), v);
+                }
+            }
             let job: Job = api
                 .call(Method::POST, "/api/v1/jobs", Some(Value::Object(body)))
                 .await?;

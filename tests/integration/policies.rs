@@ -236,3 +236,68 @@ fn a_run_whose_executor_dies_becomes_lost_and_nothing_stays_running() {
         libc::killpg(pid as i32, libc::SIGKILL);
     }
 }
+
+#[test]
+fn an_http_job_records_the_status_and_the_body() {
+    let ok = crate::harness::capture::Capture::start(0);
+    let failing = crate::harness::capture::Capture::start(100);
+    let cv = Cronvisor::start("http-job");
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "ping",
+        "--schedule",
+        "@yearly",
+        "--http-url",
+        &format!("http://{}/ping?x=1", ok.addr),
+        "--http-method",
+        "POST",
+        "--http-header",
+        "X-Token: abc",
+        "--http-body",
+        "hello",
+    ]);
+    let id = cv.run_now("ping");
+    let run = cv.wait_run(&id, "the HTTP run", |s| {
+        !matches!(s, "scheduled" | "dispatched" | "running")
+    });
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(run["exit_code"], 200);
+    let got = ok.requests();
+    assert_eq!(got.len(), 1);
+    assert_eq!(got[0].method, "POST");
+    assert_eq!(got[0].path, "/ping?x=1");
+    assert_eq!(got[0].body, "hello");
+
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "broken-endpoint",
+        "--schedule",
+        "@yearly",
+        "--http-url",
+        &format!("http://{}/", failing.addr),
+    ]);
+    let id = cv.run_now("broken-endpoint");
+    let run = cv.wait_run(&id, "the failing HTTP run", |s| {
+        !matches!(s, "scheduled" | "dispatched" | "running")
+    });
+    assert_eq!(run["state"], "failed", "{run}");
+    assert_eq!(run["exit_code"], 500);
+    assert_eq!(run["error"], "HTTP status 500 (expected 2xx)");
+    // An https URL is refused at once, naming the field.
+    let out = cv.cli(&[
+        "job",
+        "add",
+        "--name",
+        "tls",
+        "--schedule",
+        "@daily",
+        "--http-url",
+        "https://example.test/",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("http_url"));
+}

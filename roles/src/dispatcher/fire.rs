@@ -9,7 +9,7 @@ use hyper::Method;
 
 use crate::http::client::HttpClient;
 use crate::metrics::{Metric, Metrics};
-use crate::model::{Job, Millis, Overlap, RunBatch, RunRequest, RunState, Trigger};
+use crate::model::{HttpCall, Job, Millis, Overlap, RunBatch, RunRequest, RunState, Trigger};
 use crate::store::{PendingRun, Recorded, Store};
 
 /// A recorded run on its way to an executor.
@@ -225,13 +225,22 @@ impl Firer {
     async fn deliver(&self, runs: Vec<Outgoing>, started: Instant) {
         let mut requests = Vec::with_capacity(runs.len());
         for o in &runs {
-            match &o.job.command {
+            let http = o.job.http_url.as_ref().map(|url| HttpCall {
+                method: o.job.http_method.clone(),
+                url: url.clone(),
+                headers: o.job.http_headers.clone(),
+                body: o.job.http_body.clone(),
+                expect_status: o.job.http_expect_status,
+            });
+            let command = o.job.command.clone().or_else(|| o.job.http_url.clone());
+            match command {
                 Some(command) => requests.push(RunRequest {
                     run_id: o.run_id,
                     job_id: o.job.id,
                     job_name: o.job.name.clone(),
                     instant: o.instant,
-                    command: command.clone(),
+                    command,
+                    http,
                     timeout_secs: o.job.timeout_secs,
                     attempt: o.attempt,
                     retry_of: o.retry_of,

@@ -81,7 +81,7 @@ impl ScheduleSet {
     pub fn upsert(&mut self, id: i64, job: Option<Job>, now: Millis) {
         self.remove(id);
         let Some(job) = job else { return };
-        if job.paused || job.command.is_none() {
+        if job.paused || (job.command.is_none() && job.http_url.is_none()) {
             return;
         }
         let schedule = match self.intern(&job) {
@@ -195,6 +195,10 @@ mod tests {
             timezone: "UTC".into(),
             command: Some("true".into()),
             http_url: None,
+            http_method: "GET".into(),
+            http_headers: Default::default(),
+            http_body: None,
+            http_expect_status: 0,
             timeout_secs: None,
             run_at: None,
             paused: false,

@@ -78,6 +78,8 @@ struct Executor {
     seen: Mutex<Seen>,
     recorder: Recorder,
     counters: Counters,
+    /// For HTTP jobs; each job's own timeout bounds its request.
+    http: crate::http::client::HttpClient,
 }
 
 impl Executor {
@@ -155,6 +157,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         seen: Mutex::new(Seen::default()),
         recorder,
         counters,
+        http: crate::http::client::HttpClient::new(Duration::from_secs(86_400)),
     });
 
     let rpc = Router::new()
@@ -298,22 +301,35 @@ async fn kill_run(
 /// Spawns one run and the task that watches it to the end. On a spawn failure the run is
 /// recorded `failed` and its id returned.
 fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
-    let spawned = match process::spawn(&req.command, &exec.cfg) {
-        Ok(s) => s,
-        Err(e) => {
-            exec.counters.spawn_failed.inc();
-            exec.recorder.finish(
-                req.run_id,
-                RunOutcome::failed(format!("cannot start /bin/sh: {e}")),
-                None,
-                None,
-            );
-            return Err(req.run_id);
-        }
+    let timeout = req
+        .timeout_secs
+        .filter(|t| *t > 0)
+        .map(|t| Duration::from_secs(t as u64));
+    // A shell command's process, or nothing yet for an HTTP job (its request starts in the
+    // task below).
+    let spawned = match &req.http {
+        Some(_) => None,
+        None => match process::spawn(&req.command, &exec.cfg) {
+            Ok(s) => Some(s),
+            Err(e) => {
+                exec.counters.spawn_failed.inc();
+                exec.recorder.finish(
+                    req.run_id,
+                    RunOutcome::failed(format!("cannot start /bin/sh: {e}")),
+                    None,
+                    None,
+                );
+                return Err(req.run_id);
+            }
+        },
     };
     exec.counters.started.inc();
     exec.counters.running.inc();
-    let pid = spawned.pid.map(i64::from);
+    let pid = spawned.as_ref().and_then(|s| s.pid).map(i64::from);
+    let started_at = spawned
+        .as_ref()
+        .map(|s| s.started_at)
+        .unwrap_or_else(crate::model::now_millis);
     let accepted = RunAccepted {
         run_id: req.run_id,
         executor: exec.id.clone(),
@@ -332,14 +348,19 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
         let started = Started {
             executor: e.id.clone(),
             pid,
-            started_at: spawned.started_at,
+            started_at,
         };
-        let timeout = req
-            .timeout_secs
-            .filter(|t| *t > 0)
-            .map(|t| Duration::from_secs(t as u64));
-        let watch = process::watch_to_end(spawned, timeout, &e.cfg, kill);
-        tokio::pin!(watch);
+        let watch: std::pin::Pin<Box<dyn std::future::Future<Output = RunOutcome> + Send + '_>> =
+            match (spawned, req.http.clone()) {
+                (Some(spawned), _) => {
+                    Box::pin(process::watch_to_end(spawned, timeout, &e.cfg, kill))
+                }
+                (None, Some(call)) => {
+                    Box::pin(process::http_call(&e.http, call, timeout, &e.cfg, kill))
+                }
+                (None, None) => Box::pin(async { RunOutcome::failed("nothing to run".into()) }),
+            };
+        let mut watch = watch;
         // A run that ends quickly is written once, with its outcome; a longer one shows as
         // `running` after RUNNING_VISIBLE_AFTER. This keeps a write off the firing path.
         let outcome = tokio::select! {

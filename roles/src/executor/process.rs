@@ -93,7 +93,7 @@ pub enum KillReason {
 }
 
 impl KillReason {
-    fn message(self) -> &'static str {
+    pub fn message(self) -> &'static str {
         match self {
             KillReason::Shutdown => "killed: executor stopping",
             KillReason::Replaced => "killed: replaced by a newer run (overlap = replace)",
@@ -200,4 +200,80 @@ async fn collect(capture: Capture, linger: Duration) -> (String, i64) {
         );
     }
     (text, cut)
+}
+
+/// Makes an HTTP job's request; the status and a capped body are the run's output.
+pub async fn http_call(
+    client: &crate::http::client::HttpClient,
+    call: crate::model::HttpCall,
+    timeout: Option<Duration>,
+    cfg: &ExecutorConfig,
+    mut kill: watch::Receiver<Option<KillReason>>,
+) -> RunOutcome {
+    let mut out = CappedBuffer::new(cfg.output_head_bytes, cfg.output_tail_bytes);
+    let method = call
+        .method
+        .parse::<hyper::Method>()
+        .unwrap_or(hyper::Method::GET);
+    let headers: Vec<(String, String)> = call.headers.into_iter().collect();
+    let body = call.body.unwrap_or_default().into_bytes();
+    let deadline = async {
+        match timeout {
+            Some(t) => tokio::time::sleep(t).await,
+            None => std::future::pending().await,
+        }
+    };
+    let killed = async {
+        loop {
+            if let Some(reason) = *kill.borrow() {
+                return reason;
+            }
+            if kill.changed().await.is_err() {
+                return std::future::pending::<KillReason>().await;
+            }
+        }
+    };
+    let mut sink = |c: &[u8]| out.push(c);
+    let request = client.request_streaming(method, &call.url, &headers, body, &mut sink);
+    let result = tokio::select! {
+        r = request => Ok(r),
+        _ = deadline => Err((RunState::TimedOut, format!("timed out after {} s", timeout.map(|t| t.as_secs()).unwrap_or(0)))),
+        reason = killed => Err((RunState::Killed, reason.message().to_string())),
+    };
+    let (state, exit_code, error) = match result {
+        Ok(Ok(status)) => {
+            let code = i64::from(status.as_u16());
+            let ok = if call.expect_status == 0 {
+                status.is_success()
+            } else {
+                code == call.expect_status
+            };
+            let expected = if call.expect_status == 0 {
+                "2xx".to_string()
+            } else {
+                call.expect_status.to_string()
+            };
+            if ok {
+                (RunState::Succeeded, Some(code), None)
+            } else {
+                (
+                    RunState::Failed,
+                    Some(code),
+                    Some(format!("HTTP status {code} (expected {expected})")),
+                )
+            }
+        }
+        Ok(Err(e)) => (RunState::Failed, None, Some(e.to_string())),
+        Err((state, message)) => (state, None, Some(message)),
+    };
+    RunOutcome {
+        state,
+        exit_code,
+        error,
+        stdout: out.render(),
+        stderr: String::new(),
+        stdout_cut: out.cut() as i64,
+        stderr_cut: 0,
+        ended_at: now_millis(),
+    }
 }

@@ -114,6 +114,47 @@ impl HttpClient {
     }
 }
 
+impl HttpClient {
+    /// Sends a request and streams the answer's body into `on_chunk` (so a large answer is
+    /// never held whole); returns the status. No overall timeout: the caller bounds it.
+    pub async fn request_streaming(
+        &self,
+        method: Method,
+        url: &str,
+        headers: &[(String, String)],
+        body: Vec<u8>,
+        on_chunk: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> Result<StatusCode, ClientError> {
+        let mut builder = Request::builder().method(method).uri(url);
+        for (k, v) in headers {
+            builder = builder.header(k.as_str(), v.as_str());
+        }
+        let req = builder
+            .body(Full::new(Bytes::from(body)))
+            .map_err(|_| ClientError::Url(url.to_string()))?;
+        let resp = self
+            .inner
+            .request(req)
+            .await
+            .map_err(|e| ClientError::Connect {
+                url: url.to_string(),
+                reason: error_chain(&e),
+            })?;
+        let status = resp.status();
+        let mut body = resp.into_body();
+        while let Some(frame) = body.frame().await {
+            let frame = frame.map_err(|e| ClientError::Body {
+                url: url.to_string(),
+                reason: e.to_string(),
+            })?;
+            if let Some(data) = frame.data_ref() {
+                on_chunk(data);
+            }
+        }
+        Ok(status)
+    }
+}
+
 /// The error and its sources on one line ("client error (Connect): Connection refused").
 fn error_chain(e: &dyn std::error::Error) -> String {
     let mut out = e.to_string();

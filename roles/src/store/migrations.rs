@@ -30,6 +30,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "alarms",
         include_str!("../../../migrations/sqlite/0004_alarms.sql"),
     ),
+    (
+        5,
+        "http_jobs",
+        include_str!("../../../migrations/sqlite/0005_http_jobs.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -53,6 +58,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         4,
         "alarms",
         include_str!("../../../migrations/mysql/0004_alarms.sql"),
+    ),
+    (
+        5,
+        "http_jobs",
+        include_str!("../../../migrations/mysql/0005_http_jobs.sql"),
     ),
 ];
 

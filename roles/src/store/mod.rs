@@ -125,7 +125,8 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, timeout_secs, run_at, \
+const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, http_method, \
+                           http_headers, http_body, http_expect_status, timeout_secs, run_at, \
                            paused, overlap, retries, retry_backoff_secs, misfire, \
                            misfire_window_secs, alarm_on, admin_email, admin_mobile, \
                            created_at, updated_at";
@@ -199,16 +200,29 @@ impl Store {
         let now = crate::model::now_millis();
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
-            "INSERT INTO jobs (name, schedule, timezone, command, http_url, timeout_secs, run_at, \
+            "INSERT INTO jobs (name, schedule, timezone, command, http_url, http_method, \
+             http_headers, http_body, http_expect_status, timeout_secs, run_at, \
              paused, overlap, retries, retry_backoff_secs, misfire, misfire_window_secs, \
              alarm_on, admin_email, admin_mobile, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&spec.name)
         .bind(&spec.schedule)
         .bind(spec.timezone.as_deref().unwrap_or("UTC"))
         .bind(spec.command.as_deref())
         .bind(spec.http_url.as_deref())
+        .bind(
+            spec.http_method
+                .as_deref()
+                .unwrap_or("GET")
+                .to_ascii_uppercase(),
+        )
+        .bind(
+            serde_json::to_string(&spec.http_headers.clone().unwrap_or_default())
+                .unwrap_or_else(|_| "{}".into()),
+        )
+        .bind(spec.http_body.as_deref())
+        .bind(spec.http_expect_status.unwrap_or(0))
         .bind(spec.timeout_secs)
         .bind(spec.run_at.as_deref())
         .bind(i64::from(spec.paused))

@@ -56,6 +56,11 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
         timezone: r.try_get("timezone")?,
         command: text(r, "command")?,
         http_url: text(r, "http_url")?,
+        http_method: r.try_get("http_method")?,
+        http_headers: serde_json::from_str(&text(r, "http_headers")?.unwrap_or_default())
+            .unwrap_or_default(),
+        http_body: text(r, "http_body")?,
+        http_expect_status: r.try_get("http_expect_status")?,
         timeout_secs: r.try_get("timeout_secs")?,
         run_at: r.try_get("run_at")?,
         paused: r.try_get::<i64, _>("paused")? != 0,
