@@ -54,7 +54,7 @@ pub const ALARM_KINDS: [&str; 6] = [
 ];
 
 /// Default `alarm_on`.
-pub const DEFAULT_ALARM_ON: &str = "failed,timed_out,lost,recovered";
+pub const DEFAULT_ALARM_ON: &str = "failed,timed_out,lost,missed,recovered";
 
 fn validate_alarm_on(list: &[String]) -> Result<(), FieldError> {
     for k in list {
@@ -447,10 +447,13 @@ pub enum RunState {
     Killed,
     Lost,
     Skipped,
+    /// Instants that should have fired while no dispatcher ran (one record per job and
+    /// outage, for the latest of them).
+    Missed,
 }
 
 impl RunState {
-    pub const ALL: [RunState; 9] = [
+    pub const ALL: [RunState; 10] = [
         RunState::Scheduled,
         RunState::Dispatched,
         RunState::Running,
@@ -460,6 +463,7 @@ impl RunState {
         RunState::Killed,
         RunState::Lost,
         RunState::Skipped,
+        RunState::Missed,
     ];
 
     pub fn as_str(self) -> &'static str {
@@ -473,6 +477,7 @@ impl RunState {
             RunState::Killed => "killed",
             RunState::Lost => "lost",
             RunState::Skipped => "skipped",
+            RunState::Missed => "missed",
         }
     }
 

@@ -20,6 +20,9 @@ use crate::runtime::{self, RoleContext, RoleError, Shutdown};
 use fire::Firer;
 use schedule_set::ScheduleSet;
 
+/// Instants this recent are not treated as missed at start-up (see `run`).
+const MISSED_GRACE_MS: i64 = 2000;
+
 /// Runs the dispatcher until `shutdown`. `executor_url` is the base URL of the executor
 /// (standalone: the local one).
 pub async fn run(
@@ -67,16 +70,32 @@ pub async fn run(
     tracing::info!(jobs = set.len(), executor = %executor_url, "dispatcher ready");
 
     let mut fires: JoinSet<()> = JoinSet::new();
-    // Instants missed while no dispatcher ran: one catch-up run per `misfire = run_once` job.
+    // Instants missed while no dispatcher ran. The last MISSED_GRACE_MS are left alone: a
+    // dispatcher that is still running (a reload overlaps two) is firing them right now.
     match store.last_instants().await {
         Ok(last) => {
-            let missed = set.misfired(&last, now_millis());
-            if !missed.is_empty() {
-                tracing::info!(jobs = missed.len(), "misfire: running missed instants once");
-                fires.spawn(firer.clone().fire_due(missed, Trigger::Misfire));
+            let mut catch_up = Vec::new();
+            for (job, instant, count) in set.misfired(&last, now_millis() - MISSED_GRACE_MS) {
+                if job.misfire == crate::model::Misfire::RunOnce {
+                    catch_up.push((job, instant));
+                    continue;
+                }
+                let reason = format!(
+                    "missed: {count} instant(s) passed while no dispatcher ran (misfire = skip)"
+                );
+                if let Err(e) = store.record_missed(job.id, instant, &reason).await {
+                    tracing::warn!(job = %job.name, error = %e, "cannot record missed instants");
+                }
+            }
+            if !catch_up.is_empty() {
+                tracing::info!(
+                    jobs = catch_up.len(),
+                    "misfire: running missed instants once"
+                );
+                fires.spawn(firer.clone().fire_due(catch_up, Trigger::Misfire));
             }
         }
-        Err(e) => tracing::warn!(error = %e, "cannot read the last instants; no misfire catch-up"),
+        Err(e) => tracing::warn!(error = %e, "cannot read the last instants; no misfire handling"),
     }
     let mut poll = tokio::time::interval(Duration::from_millis(
         ctx.config.dispatcher.poll_interval_ms,

@@ -12,7 +12,7 @@ use std::sync::Arc;
 
 use chrono::{DateTime, Utc};
 
-use crate::model::{Job, Millis, Misfire};
+use crate::model::{Job, Millis};
 use crate::schedule::Schedule;
 
 struct Entry {
@@ -113,36 +113,40 @@ impl ScheduleSet {
         self.entries.get(&id).map(|e| e.job.clone())
     }
 
-    /// For `misfire = run_once` jobs, the latest instant missed while no dispatcher ran:
-    /// after the job's last recorded instant (or its last edit), within its window, not after
-    /// `now`. At most one per job, so downtime never becomes a storm of catch-up runs.
-    pub fn misfired(&self, last: &HashMap<i64, Millis>, now: Millis) -> Vec<(Arc<Job>, Millis)> {
+    /// Instants missed while no dispatcher ran, per job: after the job's last recorded instant
+    /// (or its last edit), within its misfire window, and before `until`. For each job with
+    /// any: (job, latest missed instant, how many). `run_once` jobs run the latest once; the
+    /// others record it `missed`. Never a storm of catch-up runs.
+    pub fn misfired(
+        &self,
+        last: &HashMap<i64, Millis>,
+        until: Millis,
+    ) -> Vec<(Arc<Job>, Millis, u64)> {
         let mut out = Vec::new();
         for (id, entry) in &self.entries {
             let job = &entry.job;
-            if job.misfire != Misfire::RunOnce {
-                continue;
-            }
             let from = last
                 .get(id)
                 .copied()
                 .unwrap_or(job.updated_at)
                 .max(job.updated_at)
-                .max(now - job.misfire_window_secs.saturating_mul(1000));
+                .max(until - job.misfire_window_secs.saturating_mul(1000));
             let mut cursor = from;
             let mut latest = None;
+            let mut count = 0u64;
             // Bounded walk: a window of a week of every-second instants is the worst case.
             for _ in 0..700_000 {
                 match entry.schedule.next_after(to_utc(cursor)) {
-                    Some(t) if t.timestamp_millis() <= now => {
+                    Some(t) if t.timestamp_millis() <= until => {
                         cursor = t.timestamp_millis();
                         latest = Some(cursor);
+                        count += 1;
                     }
                     _ => break,
                 }
             }
             if let Some(t) = latest {
-                out.push((job.clone(), t));
+                out.push((job.clone(), t, count));
             }
         }
         out
@@ -186,6 +190,7 @@ impl ScheduleSet {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Misfire;
 
     fn job(id: i64, rule: &str) -> Job {
         Job {
@@ -216,7 +221,7 @@ mod tests {
     }
 
     #[test]
-    fn misfire_run_once_catches_up_the_latest_instant_only() {
+    fn missed_instants_are_reported_once_per_job_within_the_window() {
         let mut s = ScheduleSet::default();
         let mut once = job(1, "* * * * * *");
         once.misfire = Misfire::RunOnce;
@@ -224,19 +229,19 @@ mod tests {
         let skip = job(2, "* * * * * *");
         s.extend(vec![once, skip], 100_000);
         let last: HashMap<i64, Millis> = [(1, 90_000), (2, 90_000)].into_iter().collect();
-        let got: Vec<(i64, Millis)> = s
+        let mut got: Vec<(i64, Millis, u64)> = s
             .misfired(&last, 100_500)
             .into_iter()
-            .map(|(j, t)| (j.id, t))
+            .map(|(j, t, n)| (j.id, t, n))
             .collect();
-        assert_eq!(got, vec![(1, 100_000)]);
+        got.sort_unstable();
+        // Both jobs missed 91..=100 s: ten instants, the latest reported once per job.
+        assert_eq!(got, vec![(1, 100_000, 10), (2, 100_000, 10)]);
         // A long downtime: only the latest instant, within the window, once.
         let last: HashMap<i64, Millis> = [(1, 0)].into_iter().collect();
-        assert_eq!(
-            s.misfired(&last, 1_000_000_000).len(),
-            1,
-            "window start moves up to now - 60 s"
-        );
+        let long = s.misfired(&last, 1_000_000_000);
+        let once = long.iter().find(|(j, _, _)| j.id == 1).expect("job 1");
+        assert_eq!(once.2, 60, "only the 60 s window counts");
         let mut s2 = ScheduleSet::default();
         let mut hourly = job(3, "0 0 * * * *");
         hourly.misfire = Misfire::RunOnce;

@@ -53,7 +53,7 @@ impl Store {
             "SELECT r.id, r.job_id, j.name, r.state, r.error, r.exit_code, r.ended_at, \
              j.alarm_on, j.admin_email, j.admin_mobile FROM runs r JOIN jobs j ON j.id = r.job_id \
              WHERE r.alarm_checked = 0 AND (r.state IN ('failed', 'timed_out', 'killed', 'lost', \
-             'skipped') OR (r.state = 'succeeded' AND j.alarm_failing = 1)) ORDER BY r.id LIMIT ?",
+             'skipped', 'missed') OR (r.state = 'succeeded' AND j.alarm_failing = 1)) ORDER BY r.id LIMIT ?",
         )
         .bind(limit)
         .fetch_all(&self.pool)

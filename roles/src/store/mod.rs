@@ -541,6 +541,25 @@ impl Store {
         Ok(recorded)
     }
 
+    /// Records the instants a job missed while no dispatcher ran, as one `missed` run at the
+    /// latest of them (under the fence, so several dispatchers record it once).
+    pub async fn record_missed(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        reason: &str,
+    ) -> Result<Recorded, StoreError> {
+        let recorded = self
+            .record_fire(job_id, instant, "", Trigger::Schedule, RunState::Scheduled)
+            .await?;
+        if let Recorded::New(id) = recorded {
+            let mut outcome = RunOutcome::failed(reason.to_string());
+            outcome.state = RunState::Missed;
+            self.finish_run(id, &outcome, None).await?;
+        }
+        Ok(recorded)
+    }
+
     /// The latest scheduled instant recorded per job (for misfire handling after downtime).
     pub async fn last_instants(
         &self,
