@@ -223,6 +223,27 @@ fn a_run_whose_executor_dies_becomes_lost_and_nothing_stays_running() {
             .find(|r| r["attempt"] == 2 && r["state"] == "succeeded")
     });
     assert_eq!(retried["retry_of"].to_string(), id);
+    // One alarm for the lost run, one for the executor that vanished.
+    let alarms = wait_for(
+        Duration::from_secs(10),
+        "the lost and executor alarms",
+        || {
+            let a = cv.json(&["alarms"]);
+            let kinds: Vec<String> = a
+                .as_array()?
+                .iter()
+                .map(|x| x["kind"].as_str().unwrap_or("").to_string())
+                .collect();
+            (kinds.iter().any(|k| k == "lost") && kinds.iter().any(|k| k == "executor_lost"))
+                .then_some(a)
+        },
+    );
+    let lost: Vec<&Value> = alarms
+        .as_array()
+        .map(|a| a.iter().filter(|x| x["kind"] == "lost").collect())
+        .unwrap_or_default();
+    assert_eq!(lost.len(), 1, "{alarms}");
+    assert_eq!(lost[0]["run_id"].to_string(), id);
     // The restarted executor's runs are not mistaken for lost ones.
     cv.add_job("after", "@yearly", "sleep 2; echo fine", &[]);
     let id = cv.run_now("after");

@@ -85,6 +85,68 @@ impl Alarmer {
         Ok(())
     }
 
+    /// An alarm about the system rather than a job (an executor gone): to the global
+    /// recipients of every channel. Stored with job and run 0.
+    pub async fn raise_system(&self, kind: &str, subject: &str) -> Result<(), StoreError> {
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let details = json!({
+            "job": "(cronvisor)",
+            "run": 0,
+            "state": kind,
+            "kind": kind,
+            "host": self.host,
+            "time": time,
+            "link": self.cfg.console_url,
+            "error": subject,
+            "exit_code": null,
+        });
+        let mut targets = self.global_targets();
+        if targets.is_empty() {
+            targets.push(("none", String::new()));
+        }
+        let merge_since = now_millis() - (self.cfg.merge_window_secs as i64) * 1000;
+        for (channel, recipient) in targets {
+            self.raised.inc();
+            tracing::warn!(kind, subject, channel, "system alarm raised");
+            self.store
+                .raise_alarm(
+                    &NewAlarm {
+                        job_id: 0,
+                        run_id: 0,
+                        kind: kind.to_string(),
+                        channel: channel.to_string(),
+                        recipient,
+                        status: if channel == "none" {
+                            "recorded"
+                        } else {
+                            "pending"
+                        },
+                        details: details.clone(),
+                    },
+                    merge_since,
+                )
+                .await?;
+        }
+        Ok(())
+    }
+
+    /// The recipients configured for every alarm: webhooks, `alarm.sms.to`, `alarm.email.to`.
+    fn global_targets(&self) -> Vec<(&'static str, String)> {
+        let mut t: Vec<(&'static str, String)> = self
+            .cfg
+            .webhook_urls
+            .iter()
+            .map(|u| ("webhook", u.clone()))
+            .collect();
+        if !self.cfg.sms.url.is_empty() {
+            t.extend(self.cfg.sms.to.iter().map(|m| ("sms", m.clone())));
+        }
+        if !self.cfg.email.smtp_host.is_empty() {
+            t.extend(self.cfg.email.to.iter().map(|m| ("email", m.clone())));
+        }
+        t
+    }
+
     async fn raise(&self, ev: &RunEvent, kind: &str) -> Result<(), StoreError> {
         let time = ev
             .ended_at

@@ -91,6 +91,15 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                 if let Err(e) = alarmer.deliver().await {
                     tracing::warn!(error = %e, "alarm delivery pass failed");
                 }
+                match store.expire_executors(now - lost_after).await {
+                    Ok(gone) => for instance in gone {
+                        let subject = format!("executor {instance} stopped without leaving");
+                        if let Err(e) = alarmer.raise_system("executor_lost", &subject).await {
+                            tracing::warn!(error = %e, "cannot record the executor alarm");
+                        }
+                    },
+                    Err(e) => tracing::warn!(error = %e, "cannot check executors"),
+                }
                 match store.mark_lost(now - lost_after, now - undelivered_after).await {
                     Ok(lost) => for run in lost {
                         lost_counter.inc();

@@ -730,6 +730,29 @@ impl Store {
         Ok(())
     }
 
+    /// Executors that stopped heartbeating without leaving cleanly (crashed, killed, host
+    /// gone). Each is removed by exactly one caller, which gets it back to alarm about it.
+    pub async fn expire_executors(&self, stale_before: Millis) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT instance FROM executors WHERE last_seen < ?")
+            .bind(stale_before)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut gone = Vec::new();
+        for r in &rows {
+            let instance: String = r.try_get(0)?;
+            let n = sqlx::query("DELETE FROM executors WHERE instance = ? AND last_seen < ?")
+                .bind(&instance)
+                .bind(stale_before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            if n == 1 {
+                gone.push(instance);
+            }
+        }
+        Ok(gone)
+    }
+
     /// An executor leaving cleanly (all its runs recorded).
     pub async fn deregister(&self, instance: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM executors WHERE instance = ?")
