@@ -148,6 +148,15 @@ pub struct JobAddArgs {
     /// Create the job paused.
     #[arg(long)]
     pub paused: bool,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+/// Policies and alarm settings, the same for `job add` and `job edit`.
+#[derive(Debug, Args)]
+pub struct PolicyArgs {
     /// When an instant comes while the previous run is still going: allow (default), forbid
     /// (record it skipped) or replace (kill the running one).
     #[arg(long, value_parser = ["allow", "forbid", "replace"])]
@@ -165,7 +174,7 @@ pub struct JobAddArgs {
     #[arg(long, value_parser = parse_duration_secs)]
     pub misfire_window: Option<i64>,
     /// Outcomes that raise an alarm, comma-separated: failed, timed_out, killed, lost, skipped,
-    /// recovered (default failed,timed_out,lost,recovered; "" for none).
+    /// missed, recovered (default failed,timed_out,lost,missed,recovered; "" for none).
     #[arg(long, value_delimiter = ',')]
     pub alarm_on: Option<Vec<String>>,
     /// Extra alarm e-mail recipients of this job, comma-separated.
@@ -174,8 +183,6 @@ pub struct JobAddArgs {
     /// Extra alarm SMS recipients of this job, comma-separated.
     #[arg(long)]
     pub admin_mobile: Option<String>,
-    #[command(flatten)]
-    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]
@@ -190,32 +197,8 @@ pub struct JobEditArgs {
     pub tz: Option<String>,
     #[arg(long, value_parser = parse_duration_secs)]
     pub timeout: Option<i64>,
-    /// When an instant comes while the previous run is still going: allow (default), forbid
-    /// (record it skipped) or replace (kill the running one).
-    #[arg(long, value_parser = ["allow", "forbid", "replace"])]
-    pub overlap: Option<String>,
-    /// Attempts after a failure or timeout (0..=100; default 0).
-    #[arg(long)]
-    pub retries: Option<i64>,
-    /// First retry delay (e.g. 30s, 5m; doubles per attempt, capped at a day; default 10s).
-    #[arg(long, value_parser = parse_duration_secs)]
-    pub retry_backoff: Option<i64>,
-    /// After downtime: skip missed instants (default) or run_once for the latest.
-    #[arg(long, value_parser = ["skip", "run_once"])]
-    pub misfire: Option<String>,
-    /// How far back run_once looks (default 1h).
-    #[arg(long, value_parser = parse_duration_secs)]
-    pub misfire_window: Option<i64>,
-    /// Outcomes that raise an alarm, comma-separated: failed, timed_out, killed, lost, skipped,
-    /// recovered (default failed,timed_out,lost,recovered; "" for none).
-    #[arg(long, value_delimiter = ',')]
-    pub alarm_on: Option<Vec<String>>,
-    /// Extra alarm e-mail recipients of this job, comma-separated.
-    #[arg(long)]
-    pub admin_email: Option<String>,
-    /// Extra alarm SMS recipients of this job, comma-separated.
-    #[arg(long)]
-    pub admin_mobile: Option<String>,
+    #[command(flatten)]
+    pub policy: PolicyArgs,
     #[command(flatten)]
     pub out: JsonFlag,
 }

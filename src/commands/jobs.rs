@@ -7,8 +7,27 @@ use hyper::Method;
 use serde_json::{json, Map, Value};
 
 use crate::api_client::{segment, Api};
-use crate::cli::{Cli, JobCommand, RunCommand, RunsArgs};
+use crate::cli::{Cli, JobCommand, PolicyArgs, RunCommand, RunsArgs};
 use crate::print;
+
+/// The policy and alarm fields given on the command line, as API body fields.
+fn policy_fields(p: &PolicyArgs) -> Vec<(&'static str, Option<Value>)> {
+    vec![
+        ("overlap", p.overlap.as_ref().map(|v| json!(v))),
+        ("retries", p.retries.map(|v| json!(v))),
+        ("retry_backoff_secs", p.retry_backoff.map(|v| json!(v))),
+        ("misfire", p.misfire.as_ref().map(|v| json!(v))),
+        ("misfire_window_secs", p.misfire_window.map(|v| json!(v))),
+        (
+            "alarm_on",
+            p.alarm_on
+                .as_ref()
+                .map(|v| json!(v.iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())),
+        ),
+        ("admin_email", p.admin_email.as_ref().map(|v| json!(v))),
+        ("admin_mobile", p.admin_mobile.as_ref().map(|v| json!(v))),
+    ]
+}
 
 fn api(cli: &Cli) -> anyhow::Result<Api> {
     let config = super::load_config(cli)?;
@@ -22,27 +41,14 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
             let mut body = Map::new();
             body.insert("name".into(), json!(a.name));
             body.insert("schedule".into(), json!(a.schedule));
-            let optional = [
+            let optional = vec![
                 ("command", a.command.as_ref().map(|v| json!(v))),
                 ("timezone", a.tz.as_ref().map(|v| json!(v))),
                 ("timeout_secs", a.timeout.map(|v| json!(v))),
                 ("run_at", a.run_at.as_ref().map(|v| json!(v))),
                 ("http_url", a.http_url.as_ref().map(|v| json!(v))),
-                ("overlap", a.overlap.as_ref().map(|v| json!(v))),
-                ("retries", a.retries.map(|v| json!(v))),
-                ("retry_backoff_secs", a.retry_backoff.map(|v| json!(v))),
-                ("misfire", a.misfire.as_ref().map(|v| json!(v))),
-                ("misfire_window_secs", a.misfire_window.map(|v| json!(v))),
-                (
-                    "alarm_on",
-                    a.alarm_on
-                        .as_ref()
-                        .map(|v| json!(v.iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())),
-                ),
-                ("admin_email", a.admin_email.as_ref().map(|v| json!(v))),
-                ("admin_mobile", a.admin_mobile.as_ref().map(|v| json!(v))),
             ];
-            for (k, v) in optional {
+            for (k, v) in optional.into_iter().chain(policy_fields(&a.policy)) {
                 if let Some(v) = v {
                     body.insert(k.into(), v);
                 }
@@ -102,26 +108,13 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
         }
         JobCommand::Edit(e) => {
             let mut body = Map::new();
-            let fields = [
+            let fields = vec![
                 ("schedule", e.schedule.as_ref().map(|v| json!(v))),
                 ("command", e.command.as_ref().map(|v| json!(v))),
                 ("timezone", e.tz.as_ref().map(|v| json!(v))),
                 ("timeout_secs", e.timeout.map(|v| json!(v))),
-                ("overlap", e.overlap.as_ref().map(|v| json!(v))),
-                ("retries", e.retries.map(|v| json!(v))),
-                ("retry_backoff_secs", e.retry_backoff.map(|v| json!(v))),
-                ("misfire", e.misfire.as_ref().map(|v| json!(v))),
-                ("misfire_window_secs", e.misfire_window.map(|v| json!(v))),
-                (
-                    "alarm_on",
-                    e.alarm_on
-                        .as_ref()
-                        .map(|v| json!(v.iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())),
-                ),
-                ("admin_email", e.admin_email.as_ref().map(|v| json!(v))),
-                ("admin_mobile", e.admin_mobile.as_ref().map(|v| json!(v))),
             ];
-            for (k, v) in fields {
+            for (k, v) in fields.into_iter().chain(policy_fields(&e.policy)) {
                 if let Some(v) = v {
                     body.insert(k.into(), v);
                 }

@@ -101,6 +101,18 @@ impl KillReason {
     }
 }
 
+/// Resolves with the reason once the run is asked to stop.
+async fn kill_requested(kill: &mut watch::Receiver<Option<KillReason>>) -> KillReason {
+    loop {
+        if let Some(reason) = *kill.borrow() {
+            return reason;
+        }
+        if kill.changed().await.is_err() {
+            return std::future::pending::<KillReason>().await;
+        }
+    }
+}
+
 /// Signals the whole group: SIGTERM, then SIGKILL after `grace` unless the leader exited.
 async fn kill_group(child: &mut Child, pgid: Option<u32>, grace: Duration) {
     let Some(pgid) = pgid else { return };
@@ -130,16 +142,7 @@ pub async fn watch_to_end(
         }
     };
     tokio::pin!(deadline);
-    let killed = async {
-        loop {
-            if let Some(reason) = *kill.borrow() {
-                return reason;
-            }
-            if kill.changed().await.is_err() {
-                return std::future::pending::<KillReason>().await;
-            }
-        }
-    };
+    let killed = kill_requested(&mut kill);
     tokio::pin!(killed);
 
     let (state, exit_code, error) = tokio::select! {
@@ -223,16 +226,7 @@ pub async fn http_call(
             None => std::future::pending().await,
         }
     };
-    let killed = async {
-        loop {
-            if let Some(reason) = *kill.borrow() {
-                return reason;
-            }
-            if kill.changed().await.is_err() {
-                return std::future::pending::<KillReason>().await;
-            }
-        }
-    };
+    let killed = kill_requested(&mut kill);
     let mut sink = |c: &[u8]| out.push(c);
     let request = client.request_streaming(method, &call.url, &headers, body, &mut sink);
     let result = tokio::select! {

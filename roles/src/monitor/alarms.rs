@@ -100,38 +100,25 @@ impl Alarmer {
             "error": subject,
             "exit_code": null,
         });
-        let mut targets = self.global_targets();
-        if targets.is_empty() {
-            targets.push(("none", String::new()));
-        }
-        let merge_since = now_millis() - (self.cfg.merge_window_secs as i64) * 1000;
-        for (channel, recipient) in targets {
-            self.raised.inc();
-            tracing::warn!(kind, subject, channel, "system alarm raised");
-            self.store
-                .raise_alarm(
-                    &NewAlarm {
-                        job_id: 0,
-                        run_id: 0,
-                        kind: kind.to_string(),
-                        channel: channel.to_string(),
-                        recipient,
-                        status: if channel == "none" {
-                            "recorded"
-                        } else {
-                            "pending"
-                        },
-                        details: details.clone(),
-                    },
-                    merge_since,
-                )
-                .await?;
-        }
+        tracing::warn!(kind, subject, "system alarm raised");
+        self.record(0, 0, kind, &details, self.targets(None, None))
+            .await?;
         Ok(())
     }
 
-    /// The recipients configured for every alarm: webhooks, `alarm.sms.to`, `alarm.email.to`.
-    fn global_targets(&self) -> Vec<(&'static str, String)> {
+    /// Where an alarm goes: every webhook; the SMS gateway for the job's mobiles and
+    /// `alarm.sms.to`; e-mail for the job's addresses and `alarm.email.to`. With none
+    /// configured, the alarm is only recorded (channel `none`).
+    fn targets(&self, mobiles: Option<&str>, emails: Option<&str>) -> Vec<(&'static str, String)> {
+        let list = |job: Option<&str>, global: &[String]| -> Vec<String> {
+            job.into_iter()
+                .flat_map(|m| m.split(','))
+                .map(str::trim)
+                .chain(global.iter().map(String::as_str))
+                .filter(|m| !m.is_empty())
+                .map(str::to_string)
+                .collect()
+        };
         let mut t: Vec<(&'static str, String)> = self
             .cfg
             .webhook_urls
@@ -139,12 +126,54 @@ impl Alarmer {
             .map(|u| ("webhook", u.clone()))
             .collect();
         if !self.cfg.sms.url.is_empty() {
-            t.extend(self.cfg.sms.to.iter().map(|m| ("sms", m.clone())));
+            t.extend(
+                list(mobiles, &self.cfg.sms.to)
+                    .into_iter()
+                    .map(|m| ("sms", m)),
+            );
         }
         if !self.cfg.email.smtp_host.is_empty() {
-            t.extend(self.cfg.email.to.iter().map(|m| ("email", m.clone())));
+            t.extend(
+                list(emails, &self.cfg.email.to)
+                    .into_iter()
+                    .map(|m| ("email", m)),
+            );
+        }
+        if t.is_empty() {
+            t.push(("none", String::new()));
         }
         t
+    }
+
+    /// Stores one alarm per target (merged into a recent one where there is).
+    async fn record(
+        &self,
+        job_id: i64,
+        run_id: i64,
+        kind: &str,
+        details: &serde_json::Value,
+        targets: Vec<(&'static str, String)>,
+    ) -> Result<Vec<Raised>, StoreError> {
+        let merge_since = now_millis() - (self.cfg.merge_window_secs as i64) * 1000;
+        let mut out = Vec::with_capacity(targets.len());
+        for (channel, recipient) in targets {
+            self.raised.inc();
+            let alarm = NewAlarm {
+                job_id,
+                run_id,
+                kind: kind.to_string(),
+                channel: channel.to_string(),
+                recipient,
+                status: if channel == "none" {
+                    "recorded"
+                } else {
+                    "pending"
+                },
+                details: details.clone(),
+            };
+            out.push(self.store.raise_alarm(&alarm, merge_since).await?);
+        }
+        Ok(out)
     }
 
     async fn raise(&self, ev: &RunEvent, kind: &str) -> Result<(), StoreError> {
@@ -169,57 +198,18 @@ impl Alarmer {
             "error": ev.error,
             "exit_code": ev.exit_code,
         });
-        let mut targets: Vec<(&str, String)> = self
-            .cfg
-            .webhook_urls
-            .iter()
-            .map(|u| ("webhook", u.clone()))
-            .collect();
-        if !self.cfg.sms.url.is_empty() {
-            let mobiles = ev
-                .admin_mobile
-                .iter()
-                .flat_map(|m| m.split(','))
-                .map(str::trim)
-                .chain(self.cfg.sms.to.iter().map(String::as_str))
-                .filter(|m| !m.is_empty())
-                .map(str::to_string);
-            targets.extend(mobiles.map(|m| ("sms", m)));
-        }
-        if !self.cfg.email.smtp_host.is_empty() {
-            let addresses = ev
-                .admin_email
-                .iter()
-                .flat_map(|m| m.split(','))
-                .map(str::trim)
-                .chain(self.cfg.email.to.iter().map(String::as_str))
-                .filter(|m| !m.is_empty())
-                .map(str::to_string);
-            targets.extend(addresses.map(|m| ("email", m)));
-        }
-        let merge_since = now_millis() - (self.cfg.merge_window_secs as i64) * 1000;
-        if targets.is_empty() {
-            targets.push(("none", String::new()));
-        }
-        for (channel, recipient) in targets {
-            let alarm = NewAlarm {
-                job_id: ev.job_id,
-                run_id: ev.run_id,
-                kind: kind.to_string(),
-                channel: channel.to_string(),
-                recipient,
-                status: if channel == "none" {
-                    "recorded"
-                } else {
-                    "pending"
-                },
-                details: details.clone(),
-            };
-            self.raised.inc();
-            if let Raised::Merged(id) = self.store.raise_alarm(&alarm, merge_since).await? {
-                tracing::debug!(alarm = id, job = %ev.job_name, kind, "alarm merged");
-            } else {
-                tracing::warn!(job = %ev.job_name, run = ev.run_id, kind, channel, "alarm raised");
+        let targets = self.targets(ev.admin_mobile.as_deref(), ev.admin_email.as_deref());
+        for raised in self
+            .record(ev.job_id, ev.run_id, kind, &details, targets)
+            .await?
+        {
+            match raised {
+                Raised::Merged(id) => {
+                    tracing::debug!(alarm = id, job = %ev.job_name, kind, "alarm merged")
+                }
+                Raised::New(id) => {
+                    tracing::warn!(alarm = id, job = %ev.job_name, run = ev.run_id, kind, "alarm raised")
+                }
             }
         }
         Ok(())

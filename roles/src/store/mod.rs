@@ -635,24 +635,7 @@ impl Store {
             if !matches!(f.outcome.state, RunState::Failed | RunState::TimedOut) {
                 continue;
             }
-            let inserted = sqlx::query(
-                "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
-                 attempt, retry_of, not_before) VALUES (?, ?, '', 'retry', 'scheduled', ?, ?, ?, ?)",
-            )
-            .bind(retry.job_id)
-            .bind(retry.instant)
-            .bind(f.outcome.ended_at)
-            .bind(retry.attempt)
-            .bind(retry.retry_of)
-            .bind(retry.not_before)
-            .execute(&mut *tx)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                // Retried already (a result written twice): the fence keeps one.
-                Err(e) if is_unique_violation(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
+            insert_retry(&mut tx, retry, f.outcome.ended_at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -814,24 +797,14 @@ impl Store {
                             .saturating_mul(1000)
                             .saturating_mul(1 << (attempt - 1).clamp(0, 20))
                             .min(86_400_000);
-                        let inserted = sqlx::query(
-                            "INSERT INTO runs (job_id, instant, target, trigger_kind, state, \
-                             created_at, attempt, retry_of, not_before) \
-                             VALUES (?, ?, '', 'retry', 'scheduled', ?, ?, ?, ?)",
-                        )
-                        .bind(run.try_get::<i64, _>(0)?)
-                        .bind(run.try_get::<i64, _>(1)?)
-                        .bind(now)
-                        .bind(attempt + 1)
-                        .bind(retry_of.unwrap_or(id))
-                        .bind(now + delay)
-                        .execute(&mut *tx)
-                        .await;
-                        match inserted {
-                            Ok(_) => {}
-                            Err(e) if is_unique_violation(&e) => {}
-                            Err(e) => return Err(e.into()),
-                        }
+                        let retry = Retry {
+                            job_id: run.try_get(0)?,
+                            instant: run.try_get(1)?,
+                            attempt: attempt + 1,
+                            retry_of: retry_of.unwrap_or(id),
+                            not_before: now + delay,
+                        };
+                        insert_retry(&mut tx, &retry, now).await?;
                     }
                 }
                 marked.push(id);
@@ -890,6 +863,31 @@ fn finish_query<'q>(
     .bind(started.and_then(|s| s.pid))
     .bind(started.map(|s| s.started_at))
     .bind(run_id)
+}
+
+/// Inserts the next attempt of a run, under the fence (a retry recorded twice is kept once).
+async fn insert_retry(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    retry: &Retry,
+    created_at: Millis,
+) -> Result<(), StoreError> {
+    let inserted = sqlx::query(
+        "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, attempt, \
+         retry_of, not_before) VALUES (?, ?, '', 'retry', 'scheduled', ?, ?, ?, ?)",
+    )
+    .bind(retry.job_id)
+    .bind(retry.instant)
+    .bind(created_at)
+    .bind(retry.attempt)
+    .bind(retry.retry_of)
+    .bind(retry.not_before)
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Ok(_) => Ok(()),
+        Err(e) if is_unique_violation(&e) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
 }
 
 async fn log_change(

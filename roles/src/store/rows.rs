@@ -6,9 +6,13 @@ use sqlx::Row;
 use super::StoreError;
 use crate::model::{Alarm, Job, Misfire, Overlap, Run, RunState, Trigger};
 
-/// A nullable text column. MySQL's TEXT types reach the `Any` driver as blobs, SQLite's as
-/// text: accept both (and keep invalid UTF-8 readable rather than failing the row).
-fn text(r: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
+/// A nullable text column, by name or index. MySQL's TEXT types reach the `Any` driver as
+/// blobs, SQLite's as text: accept both (and keep invalid UTF-8 readable rather than failing
+/// the row).
+pub(super) fn text_at<I>(r: &AnyRow, col: I) -> Result<Option<String>, StoreError>
+where
+    I: sqlx::ColumnIndex<AnyRow> + Copy,
+{
     match r.try_get::<Option<String>, _>(col) {
         Ok(v) => Ok(v),
         Err(sqlx::Error::ColumnDecode { .. }) => Ok(r
@@ -18,15 +22,8 @@ fn text(r: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
     }
 }
 
-/// [`text`] by column index.
-pub(super) fn text_at(r: &AnyRow, col: usize) -> Result<Option<String>, StoreError> {
-    match r.try_get::<Option<String>, _>(col) {
-        Ok(v) => Ok(v),
-        Err(sqlx::Error::ColumnDecode { .. }) => Ok(r
-            .try_get::<Option<Vec<u8>>, _>(col)?
-            .map(|b| String::from_utf8_lossy(&b).into_owned())),
-        Err(e) => Err(e.into()),
-    }
+fn text(r: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
+    text_at(r, col)
 }
 
 pub(super) fn alarm(r: &AnyRow) -> Result<Alarm, StoreError> {
