@@ -53,6 +53,9 @@ fn main() -> ExitCode {
         }
         _ => cronvisor_supervisor::activation::Inherited::default(),
     };
+    // Nothing this process inherited without close-on-exec reaches what it spawns (jobs, for
+    // the executor). Done once here rather than per spawn: see `cloexec_from`.
+    cronvisor_supervisor::child::cloexec_from(3);
     let runtime = match tokio::runtime::Builder::new_multi_thread()
         .worker_threads(2)
         .enable_all()

@@ -43,7 +43,8 @@ pub fn spawn(command: &str, cfg: &ExecutorConfig) -> std::io::Result<Spawned> {
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    cronvisor_supervisor::child::close_fds_from_on_exec(&mut cmd, 3);
+    // No pre_exec hook here (it would turn posix_spawn into fork): the executor marked every
+    // inherited descriptor close-on-exec at start-up instead (`cloexec_from`).
     let mut child = cmd.spawn()?;
     let started_at = now_millis();
     let pid = child.id();
