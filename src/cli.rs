@@ -161,6 +161,10 @@ pub struct PolicyArgs {
     /// (record it skipped) or replace (kill the running one).
     #[arg(long, value_parser = ["allow", "forbid", "replace"])]
     pub overlap: Option<String>,
+    /// With --run-at (or none: every executor): one run per instant on one executor, picked
+    /// round-robin (default), or `all`: one run on every live executor of the target.
+    #[arg(long, value_parser = ["one", "all"])]
+    pub fanout: Option<String>,
     /// Attempts after a failure or timeout (0..=100; default 0).
     #[arg(long)]
     pub retries: Option<i64>,

@@ -89,8 +89,9 @@ pub fn job(j: &Job) {
             .unwrap_or_else(|| "none".into())
     );
     println!(
-        "run_at:    {}",
-        j.run_at.as_deref().unwrap_or("any executor")
+        "run_at:    {} (fanout {})",
+        j.run_at.as_deref().unwrap_or("any executor"),
+        j.fanout.as_str()
     );
     println!("state:     {}", if j.paused { "paused" } else { "active" });
     println!(

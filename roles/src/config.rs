@@ -48,6 +48,16 @@ pub struct Config {
     /// "127.0.0.1:7072"` (dispatcher: health and metrics only). Port 0 picks a free port; the
     /// addresses actually bound are written to `<data_dir>/endpoints.json`.
     pub listeners: BTreeMap<String, String>,
+    /// The roles `cronvisor up` runs on this host: any of `dispatcher`, `executor`, `monitor`.
+    /// Default all three. A cluster host may run any subset.
+    pub roles: Vec<String>,
+    /// This host's identity: what `run_at` and the `[machine]` groups name. Default empty: the
+    /// hostname. Environment override: `CRONVISOR_HOST`.
+    pub host: String,
+    /// Machine groups, `name = ["host", ...]` (the original's `[machine]` section). A job's
+    /// `run_at` names a group or a single host. Default none.
+    pub machine: BTreeMap<String, Vec<String>>,
+    pub cluster: ClusterConfig,
     pub store: StoreConfig,
     pub supervisor: SupervisorConfig,
     pub dispatcher: DispatcherConfig,
@@ -174,6 +184,53 @@ impl Default for SmsConfig {
     }
 }
 
+/// Cluster mode: etcd for the executor registry, Redis for the fire lock. With no etcd
+/// endpoint the host is standalone (its dispatcher sends to its own executor).
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ClusterConfig {
+    /// etcd client URLs, e.g. `["http://10.0.0.1:2379"]`. Default none (standalone).
+    /// Environment override: `CRONVISOR_ETCD_ENDPOINTS` (comma-separated).
+    pub etcd_endpoints: Vec<String>,
+    /// Key prefix of this cluster in etcd. Default "/cronvisor".
+    pub etcd_prefix: String,
+    /// TTL of an executor's registration lease, in seconds; kept alive at a third of it.
+    /// Default 10.
+    pub lease_ttl_secs: u64,
+    /// Timeout of each etcd and Redis call, in ms. Default 2000.
+    pub call_timeout_ms: u64,
+    /// Redis URL of the fire lock, e.g. `redis://10.0.0.5:6379/0`. Default empty: fire on the
+    /// store's unique key alone. Environment override: `CRONVISOR_REDIS_URL`.
+    pub redis_url: String,
+    /// Lifetime of a fire lock, in ms: a dispatcher that lost the lock looks again after this,
+    /// and records the run through the store fence if its owner has not. Default 3000.
+    pub lock_ttl_ms: u64,
+    /// The RPC address other hosts reach this executor at (`host:port`). Default empty: the
+    /// address the `rpc` listener is bound to (which must then not be a wildcard address).
+    pub advertise_rpc: String,
+}
+
+impl Default for ClusterConfig {
+    fn default() -> Self {
+        ClusterConfig {
+            etcd_endpoints: Vec::new(),
+            etcd_prefix: "/cronvisor".to_string(),
+            lease_ttl_secs: 10,
+            call_timeout_ms: 2000,
+            redis_url: String::new(),
+            lock_ttl_ms: 3000,
+            advertise_rpc: String::new(),
+        }
+    }
+}
+
+impl ClusterConfig {
+    /// Cluster mode is on when etcd is configured.
+    pub fn enabled(&self) -> bool {
+        !self.etcd_endpoints.is_empty()
+    }
+}
+
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct StoreConfig {
@@ -254,6 +311,10 @@ impl Default for Config {
             timezone: "UTC".to_string(),
             log_format: "text".to_string(),
             listeners,
+            roles: ROLES.iter().map(|r| r.to_string()).collect(),
+            host: String::new(),
+            machine: BTreeMap::new(),
+            cluster: ClusterConfig::default(),
             store: StoreConfig::default(),
             supervisor: SupervisorConfig::default(),
             dispatcher: DispatcherConfig::default(),
@@ -316,6 +377,9 @@ impl Default for MonitorConfig {
     }
 }
 
+/// The roles, in start order.
+pub const ROLES: [&str; 3] = ["dispatcher", "executor", "monitor"];
+
 /// The listeners each role is handed. A role whose listener is not configured cannot start.
 pub const ROLE_LISTENERS: [(&str, &str); 3] = [
     ("dispatcher", "dispatch"),
@@ -351,7 +415,8 @@ impl Config {
     }
 
     /// Environment overrides: `CRONVISOR_DATA_DIR`, `CRONVISOR_STORE_URL`, `CRONVISOR_TIMEZONE`,
-    /// `CRONVISOR_LOG_FORMAT`, `CRONVISOR_SMTP_PASSWORD`.
+    /// `CRONVISOR_LOG_FORMAT`, `CRONVISOR_SMTP_PASSWORD`, `CRONVISOR_HOST`,
+    /// `CRONVISOR_REDIS_URL`, `CRONVISOR_ETCD_ENDPOINTS`.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) {
         if let Some(v) = get("CRONVISOR_DATA_DIR") {
             self.data_dir = PathBuf::from(v);
@@ -367,6 +432,20 @@ impl Config {
         }
         if let Some(v) = get("CRONVISOR_SMTP_PASSWORD") {
             self.alarm.email.password = v;
+        }
+        if let Some(v) = get("CRONVISOR_HOST") {
+            self.host = v;
+        }
+        if let Some(v) = get("CRONVISOR_REDIS_URL") {
+            self.cluster.redis_url = v;
+        }
+        if let Some(v) = get("CRONVISOR_ETCD_ENDPOINTS") {
+            self.cluster.etcd_endpoints = v
+                .split(',')
+                .map(str::trim)
+                .filter(|e| !e.is_empty())
+                .map(str::to_string)
+                .collect();
         }
     }
 
@@ -392,7 +471,36 @@ impl Config {
                 )
             })?;
         }
+        if self.roles.is_empty() {
+            return Err(invalid("roles", "name at least one role"));
+        }
+        for (i, role) in self.roles.iter().enumerate() {
+            if !ROLES.contains(&role.as_str()) {
+                return Err(invalid(
+                    &format!("roles[{i}]"),
+                    format!("unknown role `{role}` (one of {})", ROLES.join(", ")),
+                ));
+            }
+            if self.roles[..i].contains(role) {
+                return Err(invalid(
+                    &format!("roles[{i}]"),
+                    format!("`{role}` listed twice"),
+                ));
+            }
+        }
+        for (group, hosts) in &self.machine {
+            if group.is_empty() || hosts.is_empty() || hosts.iter().any(|h| h.trim().is_empty()) {
+                return Err(invalid(
+                    &format!("machine.{group}"),
+                    "a group lists at least one host, none empty",
+                ));
+            }
+        }
+        self.validate_cluster()?;
         for (role, listener) in ROLE_LISTENERS {
+            if !self.roles.iter().any(|r| r == role) {
+                continue;
+            }
             if !self.listeners.contains_key(listener) {
                 return Err(invalid(
                     &format!("listeners.{listener}"),
@@ -488,6 +596,48 @@ impl Config {
         Ok(())
     }
 
+    fn validate_cluster(&self) -> Result<(), ConfigError> {
+        let c = &self.cluster;
+        for (i, e) in c.etcd_endpoints.iter().enumerate() {
+            if !(e.starts_with("http://") || e.starts_with("https://")) || e.len() < 9 {
+                return Err(invalid(
+                    &format!("cluster.etcd_endpoints[{i}]"),
+                    format!("`{e}` is not an http:// URL"),
+                ));
+            }
+        }
+        if c.etcd_prefix.is_empty() || !c.etcd_prefix.starts_with('/') {
+            return Err(invalid("cluster.etcd_prefix", "must start with `/`"));
+        }
+        if c.lease_ttl_secs < 2 {
+            return Err(invalid("cluster.lease_ttl_secs", "must be at least 2"));
+        }
+        if c.call_timeout_ms == 0 || c.lock_ttl_ms < 100 {
+            return Err(invalid(
+                "cluster.lock_ttl_ms",
+                "must be at least 100 (and call_timeout_ms at least 1)",
+            ));
+        }
+        if !c.redis_url.is_empty() {
+            if !(c.redis_url.starts_with("redis://") || c.redis_url.starts_with("rediss://")) {
+                return Err(invalid("cluster.redis_url", "must start with `redis://`"));
+            }
+            if redis::Client::open(c.redis_url.as_str()).is_err() {
+                return Err(invalid("cluster.redis_url", "not a valid Redis URL"));
+            }
+        }
+        if !c.advertise_rpc.is_empty() && c.advertise_rpc.parse::<SocketAddr>().is_err() {
+            return Err(invalid("cluster.advertise_rpc", "must be ip:port"));
+        }
+        if c.enabled() && !self.store.url.starts_with("mysql:") {
+            return Err(invalid(
+                "store.url",
+                "cluster mode (cluster.etcd_endpoints set) needs a shared mysql:// store",
+            ));
+        }
+        Ok(())
+    }
+
     /// The store URL, defaulting to SQLite under the data dir.
     pub fn store_url(&self) -> String {
         if self.store.url.is_empty() {
@@ -510,6 +660,45 @@ mod tests {
         let text = include_str!("../../conf/standalone.toml");
         let parsed = Config::parse(text).expect("conf/standalone.toml parses");
         assert_eq!(parsed, Config::default());
+    }
+
+    #[test]
+    fn shipped_cluster_toml_is_valid() {
+        let text = include_str!("../../conf/cluster.toml");
+        let parsed = Config::parse(text).expect("conf/cluster.toml parses");
+        parsed.validate().expect("conf/cluster.toml validates");
+        assert!(parsed.cluster.enabled());
+        assert_eq!(parsed.machine["phpgroup"].len(), 2);
+    }
+
+    #[test]
+    fn cluster_mistakes_name_the_key() {
+        let mut c = Config::default();
+        c.cluster.etcd_endpoints = vec!["http://127.0.0.1:2379".into()];
+        let err = c.validate().unwrap_err().to_string();
+        assert!(err.contains("store.url") && err.contains("mysql"), "{err}");
+        let mut c = Config::default();
+        c.cluster.redis_url = "127.0.0.1:6379".into();
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("cluster.redis_url"));
+        let mut c = Config::default();
+        c.roles = vec!["dispatcher".into(), "scheduler".into()];
+        assert!(c.validate().unwrap_err().to_string().contains("roles[1]"));
+        let mut c = Config::default();
+        c.machine.insert("php".into(), vec![]);
+        assert!(c
+            .validate()
+            .unwrap_err()
+            .to_string()
+            .contains("machine.php"));
+        // A host without the executor role needs no rpc listener.
+        let mut c = Config::default();
+        c.roles = vec!["dispatcher".into()];
+        c.listeners.remove("rpc");
+        c.validate().expect("dispatcher-only host");
     }
 
     #[test]

@@ -4,9 +4,10 @@
 //! - [`executor`]: runs the work in its own process group and records the result.
 //! - [`monitor`]: serves the API (and later the console, health checks and alarms).
 //!
-//! Shared: [`config`], the job [`model`] and [`schedule`], the [`store`], capped [`output`],
+//! Shared: [`config`], [`cluster`] (etcd registry, Redis fire lock), the job [`model`] and [`schedule`], the [`store`], capped [`output`],
 //! [`http`] serving/auth/health/client, [`metrics`], [`tokens`] and the role [`runtime`].
 
+pub mod cluster;
 pub mod config;
 pub mod dispatcher;
 pub mod executor;

@@ -18,6 +18,11 @@ impl Metric {
         self.value.fetch_add(1, Ordering::Relaxed);
     }
 
+    pub fn add(&self, n: u64) {
+        self.value
+            .fetch_add(i64::try_from(n).unwrap_or(i64::MAX), Ordering::Relaxed);
+    }
+
     pub fn dec(&self) {
         self.value.fetch_sub(1, Ordering::Relaxed);
     }

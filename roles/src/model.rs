@@ -28,6 +28,8 @@ pub struct Job {
     pub http_expect_status: i64,
     pub timeout_secs: Option<i64>,
     pub run_at: Option<String>,
+    /// With `run_at` (or none: every executor): one run on one executor, or one per executor.
+    pub fanout: Fanout,
     pub paused: bool,
     pub overlap: Overlap,
     pub retries: i64,
@@ -79,6 +81,33 @@ pub enum Overlap {
     Forbid,
     /// Kill the running one (recorded `killed`), then start the new one.
     Replace,
+}
+
+/// How many executors of the job's target run each instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Fanout {
+    /// One executor, picked round-robin among the live ones of the target, failing over to the
+    /// next when one is unreachable (the default).
+    #[default]
+    One,
+    /// Every live executor of the target: one run each.
+    All,
+}
+
+impl Fanout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fanout::One => "one",
+            Fanout::All => "all",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Fanout> {
+        [Fanout::One, Fanout::All]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+    }
 }
 
 /// What a dispatcher does, when it starts, about instants missed while none was running.
@@ -154,6 +183,8 @@ pub struct JobSpec {
     #[serde(default)]
     pub run_at: Option<String>,
     #[serde(default)]
+    pub fanout: Option<Fanout>,
+    #[serde(default)]
     pub paused: bool,
     #[serde(default)]
     pub overlap: Option<Overlap>,
@@ -189,6 +220,11 @@ pub struct JobPatch {
     pub command: Option<String>,
     #[serde(default)]
     pub timeout_secs: Option<i64>,
+    /// A machine group or host; "" means any executor.
+    #[serde(default)]
+    pub run_at: Option<String>,
+    #[serde(default)]
+    pub fanout: Option<Fanout>,
     #[serde(default)]
     pub overlap: Option<Overlap>,
     #[serde(default)]
@@ -414,6 +450,10 @@ impl JobPatch {
             1,
             MAX_MISFIRE_WINDOW_SECS,
         )?;
+        if let Some(r) = self.run_at {
+            job.run_at = Some(r.trim().to_string()).filter(|r| !r.is_empty());
+        }
+        job.fanout = self.fanout.unwrap_or(job.fanout);
         job.overlap = self.overlap.unwrap_or(job.overlap);
         job.retries = self.retries.unwrap_or(job.retries);
         job.retry_backoff_secs = self.retry_backoff_secs.unwrap_or(job.retry_backoff_secs);

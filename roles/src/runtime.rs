@@ -51,6 +51,7 @@ pub struct RoleContext {
     pub listener: std::net::TcpListener,
     pub metrics: Arc<Metrics>,
     pub draining: Arc<AtomicBool>,
+    pub deps: Arc<crate::cluster::Dependencies>,
 }
 
 impl RoleContext {
@@ -81,6 +82,7 @@ impl RoleContext {
             listener,
             metrics: Metrics::new(role),
             draining: Arc::new(AtomicBool::new(false)),
+            deps: Arc::default(),
         })
     }
 
@@ -99,6 +101,7 @@ impl RoleContext {
             store: self.store.clone(),
             metrics: self.metrics.clone(),
             draining: self.draining.clone(),
+            deps: self.deps.clone(),
         }
     }
 }

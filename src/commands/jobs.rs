@@ -14,6 +14,7 @@ use crate::print;
 fn policy_fields(p: &PolicyArgs) -> Vec<(&'static str, Option<Value>)> {
     vec![
         ("overlap", p.overlap.as_ref().map(|v| json!(v))),
+        ("fanout", p.fanout.as_ref().map(|v| json!(v))),
         ("retries", p.retries.map(|v| json!(v))),
         ("retry_backoff_secs", p.retry_backoff.map(|v| json!(v))),
         ("misfire", p.misfire.as_ref().map(|v| json!(v))),
@@ -122,7 +123,7 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
             if body.is_empty() {
                 anyhow::bail!(
                     "nothing to change: give --schedule, --command, --tz, --timeout, --overlap, \
-                     --retries, --retry-backoff, --misfire or --misfire-window"
+                     --fanout, --retries, --retry-backoff, --misfire or --misfire-window"
                 );
             }
             let job: Job = api

@@ -54,9 +54,16 @@ pub async fn run(
     store.migrate().await.context("migrating the store")?;
     store.close().await;
 
+    // A listener of a role this host does not run is not opened.
+    let unused = |name: &str| {
+        ROLE_LISTENERS
+            .iter()
+            .any(|(role, l)| *l == name && !config.roles.iter().any(|r| r == role))
+    };
     let specs: Vec<ListenerSpec> = config
         .listeners
         .iter()
+        .filter(|(name, _)| !unused(name))
         .map(|(name, addr)| {
             Ok(ListenerSpec {
                 name: name.clone(),
@@ -91,7 +98,13 @@ pub async fn run(
         .addr("rpc")
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let children = child_specs(&program, &data_dir, config_path.as_deref(), &rpc_addr);
+    let children = child_specs(
+        &program,
+        &data_dir,
+        config_path.as_deref(),
+        &config.roles,
+        &rpc_addr,
+    );
     let run_dir = data_dir.join("run");
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let s = &config.supervisor;
@@ -201,6 +214,7 @@ fn child_specs(
     program: &Path,
     data_dir: &Path,
     config: Option<&Path>,
+    roles: &[String],
     rpc_addr: &str,
 ) -> Vec<ChildSpec> {
     let mut common: Vec<OsString> = vec!["--data-dir".into(), data_dir.into()];
@@ -210,6 +224,7 @@ fn child_specs(
     }
     ROLE_LISTENERS
         .iter()
+        .filter(|(role, _)| roles.iter().any(|r| r == role))
         .map(|(role, listener)| {
             let mut args: Vec<OsString> = vec![(*role).into()];
             args.extend(common.iter().cloned());
@@ -266,6 +281,7 @@ fn reconfigure(
             &program,
             &data_dir,
             config_path.as_deref(),
+            &config.roles,
             &rpc_addr,
         ))
     })

@@ -5,6 +5,7 @@ mod harness;
 
 mod alarms;
 mod bad_input;
+mod cluster;
 mod firing;
 mod lifecycle;
 mod mysql;

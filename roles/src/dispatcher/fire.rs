@@ -1,15 +1,22 @@
-//! Firing one (job, instant): record the run (the fence), then hand it to the executor,
-//! retrying over a short outage; a run that cannot be delivered is recorded `failed` with the
-//! reason, never left `dispatched`.
+//! Firing one (job, instant): take the Redis lock when there is one (the fast path: only the
+//! winner touches the store), record the run (the store's unique key is the fence), then hand
+//! it to an executor of the job's target — round-robin, failing over to the next executor when
+//! one cannot be reached — or to every executor of the target for `fanout = all`. A run that
+//! cannot be delivered is recorded `failed` with the reason, never left `dispatched`; an
+//! instant whose target has no live executor is recorded `failed` ("no executor").
 
+use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use hyper::Method;
 
+use super::targets::Targets;
+use crate::cluster::fire_lock::FireLock;
+use crate::cluster::ExecutorInfo;
 use crate::http::client::HttpClient;
 use crate::metrics::{Metric, Metrics};
-use crate::model::{HttpCall, Job, Millis, Overlap, RunBatch, RunRequest, RunState, Trigger};
+use crate::model::{Fanout, HttpCall, Job, Millis, Overlap, RunRequest, RunState, Trigger};
 use crate::store::{PendingRun, Recorded, Store};
 
 /// A recorded run on its way to an executor.
@@ -19,6 +26,19 @@ struct Outgoing {
     instant: Millis,
     attempt: i64,
     retry_of: Option<i64>,
+    /// `fanout = all`: the run belongs to this executor and goes nowhere else.
+    pinned: Option<ExecutorInfo>,
+}
+
+/// How one RPC to one executor ended.
+enum Sent {
+    Taken,
+    /// Not received (unreachable, or it answered 503): another executor may take the runs.
+    Elsewhere(String),
+    /// Maybe received (the connection broke mid-way): only this executor may get them again
+    /// (it acknowledges a run id it has seen without starting it twice).
+    Again(String),
+    Refused(String),
 }
 
 /// Most runs sent in one RPC.
@@ -26,7 +46,8 @@ const MAX_BATCH: usize = 500;
 
 pub struct Firer {
     store: Store,
-    url: String,
+    targets: Targets,
+    lock: Option<Arc<FireLock>>,
     token: String,
     client: HttpClient,
     delivery_timeout: Duration,
@@ -34,19 +55,24 @@ pub struct Firer {
     duplicates: Arc<Metric>,
     delivery_failures: Arc<Metric>,
     record_failures: Arc<Metric>,
+    lock_lost: Arc<Metric>,
+    fenced: Arc<Metric>,
+    no_executor: Arc<Metric>,
 }
 
 impl Firer {
     pub fn new(
         store: Store,
-        executor_url: String,
+        targets: Targets,
+        lock: Option<Arc<FireLock>>,
         token: String,
         delivery_timeout: Duration,
         metrics: &Metrics,
     ) -> Firer {
         Firer {
             store,
-            url: format!("{}/rpc/v1/runs", executor_url.trim_end_matches('/')),
+            targets,
+            lock,
             token,
             client: HttpClient::new(Duration::from_secs(10)),
             delivery_timeout,
@@ -70,12 +96,91 @@ impl Firer {
                 "",
                 "Instants that could not be recorded in the store.",
             ),
+            lock_lost: metrics.counter(
+                "cronvisor_fire_lock_lost_total",
+                "",
+                "Instants whose Redis lock another dispatcher took.",
+            ),
+            fenced: metrics.counter(
+                "cronvisor_fire_fenced_total",
+                "",
+                "Instants fired on the store fence alone (Redis down, or a lock owner that never confirmed).",
+            ),
+            no_executor: metrics.counter(
+                "cronvisor_no_executor_total",
+                "",
+                "Instants recorded failed because their target had no live executor.",
+            ),
         }
     }
 
-    /// Fires the instants due now: applies each job's overlap policy, records the runs in one
-    /// transaction, then hands them to the executor.
+    pub fn registry_size(&self) -> usize {
+        self.targets.registry().live().len()
+    }
+
+    /// Fires the instants due now. With a Redis lock, only the instants this dispatcher wins
+    /// go on; the others get a second look once their lock could have expired.
     pub async fn fire_due(self: Arc<Self>, due: Vec<(Arc<Job>, Millis)>, trigger: Trigger) {
+        let Some(lock) = self.lock.clone() else {
+            return self.fire_fenced(due, trigger, false).await;
+        };
+        let keys: Vec<(i64, Millis)> = due.iter().map(|(j, t)| (j.id, *t)).collect();
+        match lock.acquire(&keys).await {
+            Ok(won) => {
+                let (mine, theirs): (Vec<_>, Vec<_>) =
+                    due.into_iter().zip(won).partition(|(_, w)| *w);
+                let mine: Vec<_> = mine.into_iter().map(|(d, _)| d).collect();
+                let theirs: Vec<_> = theirs.into_iter().map(|(d, _)| d).collect();
+                if !theirs.is_empty() {
+                    self.lock_lost.add(theirs.len() as u64);
+                    tokio::spawn(self.clone().second_look(lock, theirs, trigger));
+                }
+                if !mine.is_empty() {
+                    self.fire_fenced(mine, trigger, true).await;
+                }
+            }
+            // Redis is down: the fence alone keeps every instant single.
+            Err(_) => {
+                self.fenced.add(keys.len() as u64);
+                self.fire_fenced(due, trigger, false).await
+            }
+        }
+    }
+
+    /// The instants another dispatcher locked: once the lock could have expired, those not
+    /// confirmed recorded (their owner died or stalled) are fired through the fence, which
+    /// lets exactly one dispatcher record each.
+    async fn second_look(
+        self: Arc<Self>,
+        lock: Arc<FireLock>,
+        theirs: Vec<(Arc<Job>, Millis)>,
+        trigger: Trigger,
+    ) {
+        tokio::time::sleep(lock.ttl() + Duration::from_millis(250)).await;
+        let keys: Vec<(i64, Millis)> = theirs.iter().map(|(j, t)| (j.id, *t)).collect();
+        let orphans: Vec<(Arc<Job>, Millis)> = match lock.settled(&keys).await {
+            Ok(done) => theirs
+                .into_iter()
+                .zip(done)
+                .filter(|(_, d)| !d)
+                .map(|(f, _)| f)
+                .collect(),
+            Err(_) => theirs,
+        };
+        if orphans.is_empty() {
+            return;
+        }
+        self.fenced.add(orphans.len() as u64);
+        tracing::info!(
+            instants = orphans.len(),
+            "lock owner did not confirm: firing through the store fence"
+        );
+        self.fire_fenced(orphans, trigger, false).await;
+    }
+
+    /// Applies each job's overlap policy, records the runs in one transaction (the fence),
+    /// confirms the locks this dispatcher holds (`locked`), then hands the runs to executors.
+    async fn fire_fenced(&self, due: Vec<(Arc<Job>, Millis)>, trigger: Trigger, locked: bool) {
         let started = Instant::now();
         let mut due = due;
         if due.iter().any(|(j, _)| j.overlap != Overlap::Allow) {
@@ -84,12 +189,38 @@ impl Firer {
         if due.is_empty() {
             return;
         }
-        let keys: Vec<(i64, Millis)> = due.iter().map(|(j, t)| (j.id, *t)).collect();
+        let lock_keys: Vec<(i64, Millis)> = due.iter().map(|(j, t)| (j.id, *t)).collect();
+        // One row per run: `fanout = all` gives one per live executor of the target.
+        let mut keys: Vec<(i64, Millis, String)> = Vec::with_capacity(due.len());
+        let mut plan: Vec<(Arc<Job>, Millis, Option<ExecutorInfo>)> = Vec::with_capacity(due.len());
+        let mut homeless: Vec<(Arc<Job>, Millis)> = Vec::new();
+        for (job, instant) in due {
+            let candidates = self.targets.candidates(&job);
+            if candidates.is_empty() {
+                homeless.push((job, instant));
+                continue;
+            }
+            match job.fanout {
+                Fanout::One => {
+                    keys.push((job.id, instant, String::new()));
+                    plan.push((job, instant, None));
+                }
+                Fanout::All => {
+                    for e in candidates {
+                        keys.push((job.id, instant, e.id.clone()));
+                        plan.push((job.clone(), instant, Some(e)));
+                    }
+                }
+            }
+        }
         let mut delay = Duration::from_millis(20);
         let recorded = loop {
+            if keys.is_empty() {
+                break Vec::new();
+            }
             match self
                 .store
-                .record_fires(&keys, "", trigger, RunState::Dispatched)
+                .record_fires(&keys, trigger, RunState::Dispatched)
                 .await
             {
                 Ok(r) => break r,
@@ -101,12 +232,34 @@ impl Firer {
                 Err(e) => {
                     self.record_failures.inc();
                     tracing::error!(fires = keys.len(), error = %e, "instants not fired: store unavailable");
+                    // Give the locks back: another dispatcher's second look retries them.
+                    if let (true, Some(lock)) = (locked, &self.lock) {
+                        let _ = lock.release(&lock_keys).await;
+                    }
                     return;
                 }
             }
         };
-        let mut batch = Vec::with_capacity(due.len());
-        for ((job, instant), rec) in due.into_iter().zip(recorded) {
+        for (job, instant) in homeless {
+            self.no_executor.inc();
+            let reason = format!(
+                "no executor: {} has no live executor",
+                Targets::describe(&job)
+            );
+            tracing::warn!(job = %job.name, instant, %reason, "instant not run");
+            if let Err(e) = self
+                .store
+                .record_undeliverable(job.id, instant, &reason)
+                .await
+            {
+                tracing::error!(job = %job.name, error = %e, "cannot record the undeliverable instant");
+            }
+        }
+        if let (true, Some(lock)) = (locked, &self.lock) {
+            let _ = lock.confirm(&lock_keys).await;
+        }
+        let mut batch = Vec::with_capacity(plan.len());
+        for ((job, instant, pinned), rec) in plan.into_iter().zip(recorded) {
             match rec {
                 Recorded::New(run_id) => {
                     self.fired.inc();
@@ -116,19 +269,13 @@ impl Firer {
                         instant,
                         attempt: 1,
                         retry_of: None,
+                        pinned,
                     });
                 }
                 Recorded::AlreadyFired => self.duplicates.inc(),
             }
         }
-        let mut deliveries = tokio::task::JoinSet::new();
-        while !batch.is_empty() {
-            let rest = batch.split_off(batch.len().min(MAX_BATCH));
-            let chunk = std::mem::replace(&mut batch, rest);
-            let me = self.clone();
-            deliveries.spawn(async move { me.deliver(chunk, started).await });
-        }
-        while deliveries.join_next().await.is_some() {}
+        self.deliver(batch, started).await;
     }
 
     /// Overlap policies: `forbid` records the instant `skipped` while a run of the job is
@@ -165,14 +312,30 @@ impl Firer {
                     }
                 }
                 _ => {
+                    // The run may be on any executor of the target: ask each; the one that
+                    // has it stops it (the others answer 404).
+                    let executors = self.targets.candidates(&job);
                     for (run_id, _) in active {
-                        let url = format!("{}/{run_id}/kill", self.url);
-                        if let Err(e) = self
-                            .client
-                            .send(Method::POST, &url, Some(&self.token), None)
-                            .await
-                        {
-                            tracing::warn!(run = run_id, error = %e, "cannot stop the run being replaced");
+                        let mut stopped = false;
+                        for e in &executors {
+                            let url = format!("{}/rpc/v1/runs/{run_id}/kill", e.url);
+                            match self
+                                .client
+                                .send(Method::POST, &url, Some(&self.token), None)
+                                .await
+                            {
+                                Ok(r) if r.status.is_success() => stopped = true,
+                                Ok(_) => {}
+                                Err(e) => {
+                                    tracing::debug!(run = run_id, error = %e, "kill not sent")
+                                }
+                            }
+                        }
+                        if !stopped {
+                            tracing::warn!(
+                                run = run_id,
+                                "no executor stopped the run being replaced"
+                            );
                         }
                     }
                     keep.push((job, instant));
@@ -215,90 +378,117 @@ impl Firer {
             instant: run.instant,
             attempt: run.attempt,
             retry_of: run.retry_of,
+            pinned: None,
         };
         self.deliver(vec![out], Instant::now()).await;
     }
 
-    /// Hands runs to the executor in one request, retrying the whole request over a short
-    /// outage (the executor acknowledges a run id it has seen without starting it again). Runs
-    /// no executor took are recorded `failed` with the reason.
+    /// Hands runs to executors, one request per executor and chunk: each run to the next
+    /// executor of its target in round-robin order (or to its pinned one). Runs an executor
+    /// did not receive fail over to the next; runs it may have received are sent to it again
+    /// (it acknowledges a run id it has seen without starting it twice). Runs no executor took
+    /// within the delivery timeout are recorded `failed` with the reason.
     async fn deliver(&self, runs: Vec<Outgoing>, started: Instant) {
-        let mut requests = Vec::with_capacity(runs.len());
-        for o in &runs {
-            let http = o.job.http_url.as_ref().map(|url| HttpCall {
-                method: o.job.http_method.clone(),
-                url: url.clone(),
-                headers: o.job.http_headers.clone(),
-                body: o.job.http_body.clone(),
-                expect_status: o.job.http_expect_status,
-            });
-            let command = o.job.command.clone().or_else(|| o.job.http_url.clone());
-            match command {
-                Some(command) => requests.push(RunRequest {
-                    run_id: o.run_id,
-                    job_id: o.job.id,
-                    job_name: o.job.name.clone(),
-                    instant: o.instant,
-                    command,
-                    http,
-                    timeout_secs: o.job.timeout_secs,
-                    attempt: o.attempt,
-                    retry_of: o.retry_of,
-                    retries: o.job.retries,
-                    retry_backoff_secs: o.job.retry_backoff_secs,
-                }),
+        let mut pending: Vec<(Outgoing, RunRequest)> = Vec::with_capacity(runs.len());
+        for o in runs {
+            match request_of(&o) {
+                Some(r) => pending.push((o, r)),
                 None => self.give_up(o.run_id, "job has no command").await,
             }
         }
-        if requests.is_empty() {
-            return;
-        }
-        let ids: Vec<i64> = requests.iter().map(|r| r.run_id).collect();
-        let body = match serde_json::to_vec(&RunBatch { runs: requests }) {
-            Ok(b) => b,
-            Err(e) => {
-                for id in ids {
-                    self.give_up(id, &format!("encoding the run: {e}")).await;
+        // Runs that must go back to the executor that may have them.
+        let mut sticky: BTreeMap<i64, ExecutorInfo> = BTreeMap::new();
+        let mut refused: HashSet<String> = HashSet::new();
+        let mut delay = Duration::from_millis(20);
+        let mut last_error = String::new();
+        while !pending.is_empty() {
+            let mut groups: BTreeMap<String, (ExecutorInfo, Vec<(Outgoing, RunRequest)>)> =
+                BTreeMap::new();
+            let mut unplaced = Vec::new();
+            for item in pending.drain(..) {
+                let choice = match (&item.0.pinned, sticky.get(&item.0.run_id)) {
+                    (Some(e), _) | (None, Some(e)) => Some(e.clone()),
+                    (None, None) => self.targets.pick(&item.0.job, &refused),
+                };
+                match choice {
+                    Some(e) => groups
+                        .entry(e.id.clone())
+                        .or_insert_with(|| (e, Vec::new()))
+                        .1
+                        .push(item),
+                    None => unplaced.push(item),
                 }
+            }
+            for item in unplaced {
+                if refused.is_empty() {
+                    let reason = format!(
+                        "no executor: {} has no live executor",
+                        Targets::describe(&item.0.job)
+                    );
+                    self.no_executor.inc();
+                    self.give_up(item.0.run_id, &reason).await;
+                } else {
+                    // Every candidate refused this round: try them all again after the delay.
+                    pending.push(item);
+                }
+            }
+            let mut sends = tokio::task::JoinSet::new();
+            for (_, (executor, mut items)) in groups {
+                while !items.is_empty() {
+                    let rest = items.split_off(items.len().min(MAX_BATCH));
+                    let chunk = std::mem::replace(&mut items, rest);
+                    let (client, token) = (self.client.clone(), self.token.clone());
+                    let executor = executor.clone();
+                    sends.spawn(async move {
+                        let sent = send_batch(&client, &token, &executor, &chunk).await;
+                        (executor, chunk, sent)
+                    });
+                }
+            }
+            while let Some(joined) = sends.join_next().await {
+                let Ok((executor, chunk, sent)) = joined else {
+                    continue;
+                };
+                match sent {
+                    Sent::Taken => {}
+                    Sent::Elsewhere(e) => {
+                        tracing::debug!(executor = %executor.id, error = %e, "executor did not take the runs; failing over");
+                        refused.insert(executor.id.clone());
+                        last_error = e;
+                        pending.extend(chunk);
+                    }
+                    Sent::Again(e) => {
+                        for (o, _) in &chunk {
+                            sticky.insert(o.run_id, executor.clone());
+                        }
+                        last_error = e;
+                        pending.extend(chunk);
+                    }
+                    Sent::Refused(e) => {
+                        for (o, _) in chunk {
+                            self.give_up(o.run_id, &format!("executor refused the run: {e}"))
+                                .await;
+                        }
+                    }
+                }
+            }
+            if pending.is_empty() {
                 return;
             }
-        };
-        let mut delay = Duration::from_millis(20);
-        let last_error = loop {
-            let reply = self
-                .client
-                .send(
-                    Method::POST,
-                    &self.url,
-                    Some(&self.token),
-                    Some(body.clone()),
-                )
-                .await;
-            let retryable = match reply {
-                // Runs it could not start, the executor recorded itself.
-                Ok(r) if r.status.is_success() => return,
-                Ok(r) if r.status == hyper::StatusCode::SERVICE_UNAVAILABLE => {
-                    format!("executor busy or stopping ({})", r.status)
-                }
-                Ok(r) => {
-                    break format!(
-                        "executor refused the runs: {} {}",
-                        r.status,
-                        String::from_utf8_lossy(&r.body)
-                    )
-                }
-                Err(e) => e.to_string(),
-            };
             if started.elapsed() + delay >= self.delivery_timeout {
-                break retryable;
+                break;
             }
-            tracing::debug!(runs = ids.len(), error = %retryable, "executor unreachable; retrying");
+            // A run whose executor left the registry can no longer be sent to it.
+            sticky.retain(|_, e| self.targets.is_live(&e.id));
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(500));
-        };
-        tracing::error!(runs = ids.len(), error = %last_error, "runs not delivered");
-        for id in ids {
-            self.give_up(id, &format!("no executor took the run: {last_error}"))
+            if refused.len() >= self.targets.registry().live().len() {
+                refused.clear();
+            }
+        }
+        tracing::error!(runs = pending.len(), error = %last_error, "runs not delivered");
+        for (o, _) in pending {
+            self.give_up(o.run_id, &format!("no executor took the run: {last_error}"))
                 .await;
         }
     }
@@ -308,5 +498,59 @@ impl Firer {
         if let Err(e) = self.store.fail_run(run_id, reason).await {
             tracing::error!(run = run_id, error = %e, "cannot record the delivery failure");
         }
+    }
+}
+
+/// The RPC body of one run; None when the job has nothing to run.
+fn request_of(o: &Outgoing) -> Option<RunRequest> {
+    let http = o.job.http_url.as_ref().map(|url| HttpCall {
+        method: o.job.http_method.clone(),
+        url: url.clone(),
+        headers: o.job.http_headers.clone(),
+        body: o.job.http_body.clone(),
+        expect_status: o.job.http_expect_status,
+    });
+    let command = o.job.command.clone().or_else(|| o.job.http_url.clone())?;
+    Some(RunRequest {
+        run_id: o.run_id,
+        job_id: o.job.id,
+        job_name: o.job.name.clone(),
+        instant: o.instant,
+        command,
+        http,
+        timeout_secs: o.job.timeout_secs,
+        attempt: o.attempt,
+        retry_of: o.retry_of,
+        retries: o.job.retries,
+        retry_backoff_secs: o.job.retry_backoff_secs,
+    })
+}
+
+/// One RPC: the chunk's runs to one executor.
+async fn send_batch(
+    client: &HttpClient,
+    token: &str,
+    executor: &ExecutorInfo,
+    chunk: &[(Outgoing, RunRequest)],
+) -> Sent {
+    let runs: Vec<&RunRequest> = chunk.iter().map(|(_, r)| r).collect();
+    let body = match serde_json::to_vec(&serde_json::json!({ "runs": runs })) {
+        Ok(b) => b,
+        Err(e) => return Sent::Refused(format!("encoding the runs: {e}")),
+    };
+    let url = format!("{}/rpc/v1/runs", executor.url.trim_end_matches('/'));
+    match client
+        .send(Method::POST, &url, Some(token), Some(body))
+        .await
+    {
+        // Runs it could not start, the executor recorded itself.
+        Ok(r) if r.status.is_success() => Sent::Taken,
+        Ok(r) if r.status == hyper::StatusCode::SERVICE_UNAVAILABLE => Sent::Elsewhere(format!(
+            "executor {} busy or stopping ({})",
+            executor.id, r.status
+        )),
+        Ok(r) => Sent::Refused(format!("{} {}", r.status, String::from_utf8_lossy(&r.body))),
+        Err(e) if e.never_sent() => Sent::Elsewhere(e.to_string()),
+        Err(e) => Sent::Again(e.to_string()),
     }
 }

@@ -6,7 +6,8 @@
 //! `poll_interval_ms`, without a restart.
 
 mod fire;
-mod schedule_set;
+pub(crate) mod schedule_set;
+mod targets;
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -17,14 +18,18 @@ use tokio::task::JoinSet;
 use crate::model::{now_millis, Trigger};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
 
+use crate::cluster::fire_lock::FireLock;
+use crate::cluster::registry::{self, EtcdSettings, Registry};
+use crate::cluster::{groups_of, host_identity, ExecutorInfo};
 use fire::Firer;
 use schedule_set::ScheduleSet;
+use targets::Targets;
 
 /// Instants this recent are not treated as missed at start-up (see `run`).
 const MISSED_GRACE_MS: i64 = 2000;
 
-/// Runs the dispatcher until `shutdown`. `executor_url` is the base URL of the executor
-/// (standalone: the local one).
+/// Runs the dispatcher until `shutdown`. `executor_url` is the base URL of the local executor,
+/// the only one in standalone mode; in cluster mode the executors come from etcd.
 pub async fn run(
     ctx: RoleContext,
     shutdown: Shutdown,
@@ -32,11 +37,66 @@ pub async fn run(
 ) -> Result<(), RoleError> {
     let token = crate::tokens::load(&ctx.config.data_dir, crate::tokens::RPC)?;
     let store = ctx.store.clone();
+    let cfg = &ctx.config;
+    let host = host_identity(&cfg.host);
+    let call_timeout = Duration::from_millis(cfg.cluster.call_timeout_ms);
+    let registry = if cfg.cluster.enabled() {
+        let registry = Arc::new(Registry::default());
+        let settings = EtcdSettings {
+            endpoints: cfg.cluster.etcd_endpoints.clone(),
+            prefix: cfg.cluster.etcd_prefix.clone(),
+            lease_ttl_secs: cfg.cluster.lease_ttl_secs as i64,
+            timeout: call_timeout,
+        };
+        tokio::spawn(registry::watch(
+            settings,
+            registry.clone(),
+            ctx.deps.clone(),
+            shutdown.clone(),
+        ));
+        // Ready means "knows where to send": wait for the first read of the registry (or
+        // for etcd to be found away, then fire to whoever registers when it returns).
+        let loaded = tokio::time::timeout(call_timeout * 2, async {
+            while !registry.is_loaded() && !ctx.deps.is_degraded("etcd") {
+                tokio::time::sleep(Duration::from_millis(20)).await;
+            }
+        });
+        let _ = loaded.await;
+        registry
+    } else {
+        Registry::fixed(vec![ExecutorInfo {
+            id: format!("{host}@local"),
+            url: executor_url.clone(),
+            host: host.clone(),
+            groups: groups_of(&cfg.machine, &host),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            capacity: 0,
+        }])
+    };
+    let lock = if cfg.cluster.redis_url.is_empty() {
+        None
+    } else {
+        let owner = format!("{host}/{}/{}", std::process::id(), now_millis());
+        match FireLock::new(
+            &cfg.cluster.redis_url,
+            owner,
+            Duration::from_millis(cfg.cluster.lock_ttl_ms),
+            call_timeout,
+            ctx.deps.clone(),
+        ) {
+            Ok(l) => Some(Arc::new(l)),
+            Err(e) => {
+                tracing::error!(error = %e, "no fire lock; firing on the store fence alone");
+                None
+            }
+        }
+    };
     let firer = Arc::new(Firer::new(
         store.clone(),
-        executor_url.clone(),
+        Targets::new(registry, cfg.machine.clone()),
+        lock,
         token,
-        Duration::from_millis(ctx.config.dispatcher.delivery_timeout_ms),
+        Duration::from_millis(cfg.dispatcher.delivery_timeout_ms),
         &ctx.metrics,
     ));
     let jobs_gauge = ctx.metrics.gauge(
@@ -59,15 +119,22 @@ pub async fn run(
             store: store.clone(),
             metrics: ctx.metrics.clone(),
             draining: ctx.draining.clone(),
+            deps: ctx.deps.clone(),
         }),
         shutdown.clone(),
         grace,
     ));
+    let executors = firer.registry_size();
     runtime::notify_ready(&format!(
-        "dispatcher: {} jobs, executor {executor_url}",
+        "dispatcher: {} jobs, {executors} executor(s)",
         set.len()
     ));
-    tracing::info!(jobs = set.len(), executor = %executor_url, "dispatcher ready");
+    tracing::info!(
+        jobs = set.len(),
+        executors,
+        cluster = ctx.config.cluster.enabled(),
+        "dispatcher ready"
+    );
 
     let mut fires: JoinSet<()> = JoinSet::new();
     // Instants missed while no dispatcher ran. The last MISSED_GRACE_MS are left alone: a

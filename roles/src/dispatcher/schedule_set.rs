@@ -188,11 +188,11 @@ impl ScheduleSet {
 }
 
 #[cfg(test)]
-mod tests {
+pub(crate) mod tests {
     use super::*;
     use crate::model::Misfire;
 
-    fn job(id: i64, rule: &str) -> Job {
+    pub(crate) fn job(id: i64, rule: &str) -> Job {
         Job {
             id,
             name: format!("j{id}"),
@@ -206,6 +206,7 @@ mod tests {
             http_expect_status: 0,
             timeout_secs: None,
             run_at: None,
+            fanout: crate::model::Fanout::One,
             paused: false,
             overlap: crate::model::Overlap::Allow,
             retries: 0,

@@ -109,10 +109,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         &ctx.config.data_dir,
         crate::tokens::RPC,
     )?);
-    let host = nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into());
+    let host = crate::cluster::host_identity(&ctx.config.host);
     let addr = ctx
         .listener
         .local_addr()
@@ -191,12 +188,53 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             }
         })
     };
+    // Cluster mode: announce this executor in etcd (and leave before draining).
+    let (leave, leave_rx) = tokio::sync::watch::channel(false);
+    let registration = ctx.config.cluster.enabled().then(|| {
+        let cfg = &ctx.config;
+        let host = crate::cluster::host_identity(&cfg.host);
+        let advertised = if cfg.cluster.advertise_rpc.is_empty() {
+            addr.clone()
+        } else {
+            cfg.cluster.advertise_rpc.clone()
+        };
+        if advertised.starts_with("0.0.0.0") || advertised.starts_with("[::]") {
+            tracing::warn!(%advertised, "rpc listener is a wildcard address: set cluster.advertise_rpc so dispatchers can reach this executor");
+        }
+        let info = crate::cluster::ExecutorInfo {
+            id: format!("{host}@{advertised}"),
+            url: format!("http://{advertised}"),
+            groups: crate::cluster::groups_of(&cfg.machine, &host),
+            host,
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            capacity: std::thread::available_parallelism()
+                .map(|n| n.get() as u32)
+                .unwrap_or(1),
+        };
+        let settings = crate::cluster::registry::EtcdSettings {
+            endpoints: cfg.cluster.etcd_endpoints.clone(),
+            prefix: cfg.cluster.etcd_prefix.clone(),
+            lease_ttl_secs: cfg.cluster.lease_ttl_secs as i64,
+            timeout: Duration::from_millis(cfg.cluster.call_timeout_ms),
+        };
+        tokio::spawn(crate::cluster::registry::register(
+            settings,
+            info,
+            ctx.deps.clone(),
+            leave_rx,
+        ))
+    });
     runtime::notify_ready(&format!("executor {} serving", exec.id));
     tracing::info!(executor = %exec.id, "executor ready");
 
     runtime::stopped(shutdown.clone()).await;
     ctx.draining.store(true, Ordering::Relaxed);
     runtime::notify_stopping();
+    // Leave the registry first, so dispatchers stop sending work here while it drains.
+    let _ = leave.send(true);
+    if let Some(r) = registration {
+        let _ = tokio::time::timeout(Duration::from_secs(3), r).await;
+    }
     let kind = *shutdown.borrow();
     if kind == Some(StopKind::Fast) {
         exec.kill_all();

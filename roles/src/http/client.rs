@@ -14,7 +14,11 @@ use hyper_util::rt::TokioExecutor;
 pub enum ClientError {
     #[error("bad URL `{0}`")]
     Url(String),
+    /// No connection could be made: the request was certainly not received.
     #[error("cannot reach {url}: {reason}")]
+    Unreachable { url: String, reason: String },
+    /// The connection failed after it was made: the request may have been received.
+    #[error("request to {url} failed: {reason}")]
     Connect { url: String, reason: String },
     #[error("{url} did not answer within {secs} s")]
     Timeout { url: String, secs: u64 },
@@ -89,10 +93,7 @@ impl HttpClient {
                 .inner
                 .request(req)
                 .await
-                .map_err(|e| ClientError::Connect {
-                    url: url.to_string(),
-                    reason: error_chain(&e),
-                })?;
+                .map_err(|e| request_error(url, &e))?;
             let status = resp.status();
             let body = resp
                 .into_body()
@@ -136,10 +137,7 @@ impl HttpClient {
             .inner
             .request(req)
             .await
-            .map_err(|e| ClientError::Connect {
-                url: url.to_string(),
-                reason: error_chain(&e),
-            })?;
+            .map_err(|e| request_error(url, &e))?;
         let status = resp.status();
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
@@ -152,6 +150,24 @@ impl HttpClient {
             }
         }
         Ok(status)
+    }
+}
+
+impl ClientError {
+    /// True when the request certainly never reached the server, so sending it elsewhere
+    /// cannot make it run twice.
+    pub fn never_sent(&self) -> bool {
+        matches!(self, ClientError::Unreachable { .. } | ClientError::Url(_))
+    }
+}
+
+fn request_error(url: &str, e: &hyper_util::client::legacy::Error) -> ClientError {
+    let reason = error_chain(e);
+    let url = url.to_string();
+    if e.is_connect() {
+        ClientError::Unreachable { url, reason }
+    } else {
+        ClientError::Connect { url, reason }
     }
 }
 

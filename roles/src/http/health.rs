@@ -20,6 +20,9 @@ pub struct Health {
     pub store: Store,
     pub metrics: Arc<Metrics>,
     pub draining: Arc<AtomicBool>,
+    /// Outside dependencies (etcd, Redis) currently unreachable. The role keeps working
+    /// without them, so they make `/readyz` say `degraded` but still answer 200.
+    pub deps: Arc<crate::cluster::Dependencies>,
 }
 
 pub fn router(health: Health) -> Router {
@@ -42,10 +45,20 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
         );
     }
     match h.store.ping().await {
-        Ok(()) => (
-            StatusCode::OK,
-            Json(json!({"status": "ready", "role": h.role, "store": "ok"})),
-        ),
+        Ok(()) => {
+            let degraded = h.deps.snapshot();
+            let status = if degraded.is_empty() {
+                "ready"
+            } else {
+                "degraded"
+            };
+            (
+                StatusCode::OK,
+                Json(
+                    json!({"status": status, "role": h.role, "store": "ok", "degraded": degraded}),
+                ),
+            )
+        }
         Err(e) => (
             StatusCode::SERVICE_UNAVAILABLE,
             Json(json!({"status": "degraded", "role": h.role, "store": e.to_string()})),
@@ -54,8 +67,18 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
 }
 
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
-    (
-        [(header::CONTENT_TYPE, "text/plain; version=0.0.4")],
-        h.metrics.render(),
-    )
+    let mut text = h.metrics.render();
+    let degraded = h.deps.snapshot();
+    text.push_str(
+        "# HELP cronvisor_dependency_up Outside dependencies reachable (1) or not (0).\n",
+    );
+    text.push_str("# TYPE cronvisor_dependency_up gauge\n");
+    for dep in ["etcd", "redis"] {
+        let up = u8::from(!degraded.contains_key(dep));
+        text.push_str(&format!(
+            "cronvisor_dependency_up{{role=\"{}\",dep=\"{dep}\"}} {up}\n",
+            h.role
+        ));
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
 }

@@ -64,6 +64,15 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     let mut check =
         tokio::time::interval(Duration::from_millis(ctx.config.monitor.check_interval_ms));
     let store = ctx.store.clone();
+    if ctx.config.cluster.enabled() || !ctx.config.cluster.redis_url.is_empty() {
+        tokio::spawn(crate::cluster::probe::watch(
+            ctx.config.cluster.clone(),
+            ctx.deps.clone(),
+            shutdown.clone(),
+        ));
+    }
+    // Degraded dependencies as of the last check: an alarm on each change.
+    let mut degraded = ctx.deps.snapshot();
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let stop = runtime::stopped(shutdown.clone());
     tokio::pin!(stop);
@@ -91,6 +100,24 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                 if let Err(e) = alarmer.deliver().await {
                     tracing::warn!(error = %e, "alarm delivery pass failed");
                 }
+                let current = ctx.deps.snapshot();
+                for (dep, error) in &current {
+                    if !degraded.contains_key(dep) {
+                        let subject = format!("{dep} unreachable: {error}");
+                        if let Err(e) = alarmer.raise_system("dependency_down", &subject).await {
+                            tracing::warn!(error = %e, "cannot record the dependency alarm");
+                        }
+                    }
+                }
+                for dep in degraded.keys() {
+                    if !current.contains_key(dep) {
+                        let subject = format!("{dep} reachable again");
+                        if let Err(e) = alarmer.raise_system("dependency_back", &subject).await {
+                            tracing::warn!(error = %e, "cannot record the dependency alarm");
+                        }
+                    }
+                }
+                degraded = current;
                 match store.expire_executors(now - lost_after).await {
                     Ok(gone) => for instance in gone {
                         let subject = format!("executor {instance} stopped without leaving");

@@ -35,6 +35,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "http_jobs",
         include_str!("../../../migrations/sqlite/0005_http_jobs.sql"),
     ),
+    (
+        6,
+        "fanout",
+        include_str!("../../../migrations/sqlite/0006_fanout.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -63,6 +68,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         5,
         "http_jobs",
         include_str!("../../../migrations/mysql/0005_http_jobs.sql"),
+    ),
+    (
+        6,
+        "fanout",
+        include_str!("../../../migrations/mysql/0006_fanout.sql"),
     ),
 ];
 

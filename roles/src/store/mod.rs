@@ -127,7 +127,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 
 const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, http_method, \
                            http_headers, http_body, http_expect_status, timeout_secs, run_at, \
-                           paused, overlap, retries, retry_backoff_secs, misfire, \
+                           fanout, paused, overlap, retries, retry_backoff_secs, misfire, \
                            misfire_window_secs, alarm_on, admin_email, admin_mobile, \
                            created_at, updated_at";
 const RUN_COLUMNS: &str =
@@ -201,10 +201,10 @@ impl Store {
         let mut tx = self.pool.begin().await?;
         let inserted = sqlx::query(
             "INSERT INTO jobs (name, schedule, timezone, command, http_url, http_method, \
-             http_headers, http_body, http_expect_status, timeout_secs, run_at, \
+             http_headers, http_body, http_expect_status, timeout_secs, run_at, fanout, \
              paused, overlap, retries, retry_backoff_secs, misfire, misfire_window_secs, \
              alarm_on, admin_email, admin_mobile, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&spec.name)
         .bind(&spec.schedule)
@@ -225,6 +225,7 @@ impl Store {
         .bind(spec.http_expect_status.unwrap_or(0))
         .bind(spec.timeout_secs)
         .bind(spec.run_at.as_deref())
+        .bind(spec.fanout.unwrap_or_default().as_str())
         .bind(i64::from(spec.paused))
         .bind(spec.overlap.unwrap_or_default().as_str())
         .bind(spec.retries.unwrap_or(0))
@@ -314,8 +315,8 @@ impl Store {
         let now = crate::model::now_millis();
         let mut tx = self.pool.begin().await?;
         sqlx::query(
-            "UPDATE jobs SET schedule = ?, timezone = ?, command = ?, timeout_secs = ?, paused = ?, \
-             overlap = ?, retries = ?, retry_backoff_secs = ?, misfire = ?, \
+            "UPDATE jobs SET schedule = ?, timezone = ?, command = ?, timeout_secs = ?, \
+             run_at = ?, fanout = ?, paused = ?, overlap = ?, retries = ?, retry_backoff_secs = ?, misfire = ?, \
              misfire_window_secs = ?, alarm_on = ?, admin_email = ?, admin_mobile = ?, \
              updated_at = ? WHERE id = ?",
         )
@@ -323,6 +324,8 @@ impl Store {
         .bind(&job.timezone)
         .bind(job.command.as_deref())
         .bind(job.timeout_secs)
+        .bind(job.run_at.as_deref())
+        .bind(job.fanout.as_str())
         .bind(i64::from(job.paused))
         .bind(job.overlap.as_str())
         .bind(job.retries)
@@ -410,7 +413,7 @@ impl Store {
         state: RunState,
     ) -> Result<Recorded, StoreError> {
         let mut recorded = self
-            .record_fires(&[(job_id, instant)], target, trigger, state)
+            .record_fires(&[(job_id, instant, target.to_string())], trigger, state)
             .await?;
         recorded
             .pop()
@@ -422,8 +425,7 @@ impl Store {
     /// leaves the others alone.
     pub async fn record_fires(
         &self,
-        fires: &[(i64, Millis)],
-        target: &str,
+        fires: &[(i64, Millis, String)],
         trigger: Trigger,
         state: RunState,
     ) -> Result<Vec<Recorded>, StoreError> {
@@ -431,7 +433,7 @@ impl Store {
         let dispatched_at = (state == RunState::Dispatched).then_some(now);
         let mut tx = self.pool.begin().await?;
         let mut out = Vec::with_capacity(fires.len());
-        for (job_id, instant) in fires {
+        for (job_id, instant, target) in fires {
             let result = sqlx::query(
                 "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
                  dispatched_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
@@ -537,6 +539,25 @@ impl Store {
             let mut outcome = RunOutcome::failed(reason.to_string());
             outcome.state = RunState::Skipped;
             self.finish_run(id, &outcome, None).await?;
+        }
+        Ok(recorded)
+    }
+
+    /// Records an instant no executor could take (its target has no live executor) as a
+    /// `failed` run with the reason, under the fence: it is never silently dropped, and the
+    /// monitor alarms it like any failure.
+    pub async fn record_undeliverable(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        reason: &str,
+    ) -> Result<Recorded, StoreError> {
+        let recorded = self
+            .record_fire(job_id, instant, "", Trigger::Schedule, RunState::Dispatched)
+            .await?;
+        if let Recorded::New(id) = recorded {
+            self.finish_run(id, &RunOutcome::failed(reason.to_string()), None)
+                .await?;
         }
         Ok(recorded)
     }

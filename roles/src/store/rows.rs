@@ -4,7 +4,7 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::StoreError;
-use crate::model::{Alarm, Job, Misfire, Overlap, Run, RunState, Trigger};
+use crate::model::{Alarm, Fanout, Job, Misfire, Overlap, Run, RunState, Trigger};
 
 /// A nullable text column, by name or index. MySQL's TEXT types reach the `Any` driver as
 /// blobs, SQLite's as text: accept both (and keep invalid UTF-8 readable rather than failing
@@ -59,7 +59,11 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
         http_body: text(r, "http_body")?,
         http_expect_status: r.try_get("http_expect_status")?,
         timeout_secs: r.try_get("timeout_secs")?,
-        run_at: r.try_get("run_at")?,
+        run_at: text(r, "run_at")?,
+        fanout: {
+            let v: String = r.try_get("fanout")?;
+            Fanout::parse(&v).ok_or_else(|| StoreError::Corrupt(format!("unknown fanout `{v}`")))?
+        },
         paused: r.try_get::<i64, _>("paused")? != 0,
         overlap: {
             let v: String = r.try_get("overlap")?;

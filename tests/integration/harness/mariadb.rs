@@ -9,9 +9,10 @@ use super::{free_port, wait_for, TempDir};
 
 pub struct MariaDb {
     pub port: u16,
-    child: Child,
+    child: Option<Child>,
     socket: String,
-    _dir: TempDir,
+    server: Command,
+    dir: TempDir,
 }
 
 fn require(bin: &str) -> String {
@@ -46,32 +47,27 @@ impl MariaDb {
             String::from_utf8_lossy(&out.stderr)
         );
         let port = free_port();
-        let child = Command::new(&server)
+        let mut command = Command::new(&server);
+        command
             .args([
                 "--no-defaults",
                 "--user=root",
                 "--bind-address=127.0.0.1",
                 "--skip-log-bin",
+                "--max-connections=500",
             ])
             .arg(format!("--datadir={}", data.display()))
             .arg(format!("--socket={socket}"))
             .arg(format!("--port={port}"))
-            .arg(format!("--pid-file={}", dir.0.join("pid").display()))
-            .stdout(Stdio::null())
-            .stderr(std::fs::File::create(dir.0.join("mariadbd.log")).expect("log"))
-            .spawn()
-            .expect("start mariadbd");
-        let db = MariaDb {
+            .arg(format!("--pid-file={}", dir.0.join("pid").display()));
+        let mut db = MariaDb {
             port,
-            child,
+            child: None,
             socket,
-            _dir: dir,
+            server: command,
+            dir,
         };
-        wait_for(
-            Duration::from_secs(30),
-            "mariadbd to accept connections",
-            || db.sql_root("SELECT 1").ok(),
-        );
+        db.resume();
         db.sql_root(
             "CREATE DATABASE cron; \
              CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-pw'; \
@@ -79,6 +75,35 @@ impl MariaDb {
         )
         .expect("create app user");
         db
+    }
+
+    /// Stops the server hard (SIGKILL), as a crash would.
+    pub fn stop(&mut self) {
+        if let Some(mut c) = self.child.take() {
+            let _ = c.kill();
+            let _ = c.wait();
+        }
+    }
+
+    /// Starts the server (again) on the same port and data, and waits until it answers.
+    pub fn resume(&mut self) {
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.0.join("mariadbd.log"))
+            .expect("log");
+        let child = self
+            .server
+            .stdout(Stdio::null())
+            .stderr(log)
+            .spawn()
+            .expect("start mariadbd");
+        self.child = Some(child);
+        wait_for(
+            Duration::from_secs(30),
+            "mariadbd to accept connections",
+            || self.sql_root("SELECT 1").ok(),
+        );
     }
 
     /// Runs SQL as root over the unix socket; stdout on success.
@@ -104,7 +129,6 @@ impl MariaDb {
 
 impl Drop for MariaDb {
     fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
+        self.stop();
     }
 }

@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod mariadb;
+pub mod services;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;
@@ -148,6 +149,16 @@ impl Cronvisor {
     /// Starts with `overrides` (TOML `[section]` headers and `key = value` lines) merged over
     /// the harness's config: loopback port 0 everywhere, quick restarts and polling.
     pub fn start_with(tag: &str, overrides: &str) -> Cronvisor {
+        Cronvisor::start_prepared(tag, overrides, |_| {})
+    }
+
+    /// As [`Cronvisor::start_with`], with `prepare(data_dir)` run before `up` starts (to
+    /// place the shared tokens of a cluster, for one).
+    pub fn start_prepared(
+        tag: &str,
+        overrides: &str,
+        prepare: impl FnOnce(&std::path::Path),
+    ) -> Cronvisor {
         let dir = TempDir::new(tag);
         let base = format!(
             "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
@@ -157,6 +168,8 @@ impl Cronvisor {
         );
         std::fs::write(dir.0.join("cronvisor.toml"), merge_toml(&base, overrides))
             .expect("write config");
+        std::fs::create_dir_all(dir.0.join("var")).expect("data dir");
+        prepare(&dir.0.join("var"));
         let mut cv = Cronvisor {
             dir,
             child: None,

@@ -1,0 +1,112 @@
+//! What cluster mode adds to the roles: the executor registry on etcd ([`registry`]), the Redis
+//! fire lock ([`fire_lock`]), and the bookkeeping of which outside dependency is degraded
+//! ([`Dependencies`]) so that `/readyz`, metrics and alarms can say so.
+//!
+//! Standalone mode uses none of it: the registry is the one local executor and the fence in the
+//! store is the whole fire-once story.
+
+pub mod fire_lock;
+pub mod probe;
+pub mod registry;
+
+use std::collections::BTreeMap;
+use std::sync::Mutex;
+
+use serde::{Deserialize, Serialize};
+
+/// One executor as it announces itself in the registry (the value of its etcd key).
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct ExecutorInfo {
+    /// `host@address`: stable across restarts of the same executor, unique per executor.
+    pub id: String,
+    /// Base URL of its RPC endpoint.
+    pub url: String,
+    /// The host identity it runs on (what `run_at` and `[machine]` groups name).
+    pub host: String,
+    /// The `[machine]` groups its host belongs to.
+    pub groups: Vec<String>,
+    pub version: String,
+    /// How many runs it may start at once (its CPU count; informational).
+    pub capacity: u32,
+}
+
+/// Outside dependencies that are currently unreachable, by name, with the last error. A role
+/// keeps working when one is degraded (dispatchers fire to the last known executors, or on the
+/// store fence alone); this is what it reports meanwhile.
+#[derive(Debug, Default)]
+pub struct Dependencies {
+    degraded: Mutex<BTreeMap<&'static str, String>>,
+}
+
+impl Dependencies {
+    /// Marks `name` degraded; true when it was fine before (a transition worth logging).
+    pub fn degrade(&self, name: &'static str, error: impl Into<String>) -> bool {
+        match self.degraded.lock() {
+            Ok(mut d) => d.insert(name, error.into()).is_none(),
+            Err(_) => false,
+        }
+    }
+
+    /// Marks `name` healthy again; true when it was degraded before.
+    pub fn restore(&self, name: &'static str) -> bool {
+        match self.degraded.lock() {
+            Ok(mut d) => d.remove(name).is_some(),
+            Err(_) => false,
+        }
+    }
+
+    pub fn is_degraded(&self, name: &str) -> bool {
+        self.degraded
+            .lock()
+            .map(|d| d.contains_key(name))
+            .unwrap_or(false)
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<&'static str, String> {
+        self.degraded.lock().map(|d| d.clone()).unwrap_or_default()
+    }
+}
+
+/// The host identity: configured, or the hostname.
+pub fn host_identity(configured: &str) -> String {
+    if !configured.is_empty() {
+        return configured.to_string();
+    }
+    nix::unistd::gethostname()
+        .ok()
+        .and_then(|h| h.into_string().ok())
+        .unwrap_or_else(|| "localhost".into())
+}
+
+/// The `[machine]` groups that list `host`.
+pub fn groups_of(machine: &BTreeMap<String, Vec<String>>, host: &str) -> Vec<String> {
+    machine
+        .iter()
+        .filter(|(_, hosts)| hosts.iter().any(|h| h == host))
+        .map(|(g, _)| g.clone())
+        .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn groups_are_those_listing_the_host() {
+        let mut m = BTreeMap::new();
+        m.insert("php".to_string(), vec!["a".to_string(), "b".to_string()]);
+        m.insert("cron74".to_string(), vec!["c".to_string()]);
+        assert_eq!(groups_of(&m, "b"), vec!["php".to_string()]);
+        assert!(groups_of(&m, "z").is_empty());
+    }
+
+    #[test]
+    fn degradation_transitions_are_reported_once() {
+        let d = Dependencies::default();
+        assert!(d.degrade("redis", "refused"));
+        assert!(!d.degrade("redis", "refused again"));
+        assert!(d.is_degraded("redis"));
+        assert!(d.restore("redis"));
+        assert!(!d.restore("redis"));
+    }
+}

@@ -1,0 +1,270 @@
+//! The executor registry. In cluster mode each executor keeps a key under
+//! `<prefix>/executors/` alive with an etcd lease, and every dispatcher watches the prefix to
+//! keep the live set; standalone, the registry is just the local executor.
+//!
+//! etcd being away must not stop the fleet: an executor keeps serving and re-registers when
+//! etcd returns; a dispatcher keeps firing to the last set it knew and resynchronises (a full
+//! read, then a watch from that revision) when etcd returns. Both mark `etcd` degraded
+//! meanwhile, which `/readyz` and the metrics show.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
+
+use super::{Dependencies, ExecutorInfo};
+use crate::runtime::Shutdown;
+
+/// Where and how to reach etcd.
+#[derive(Debug, Clone)]
+pub struct EtcdSettings {
+    pub endpoints: Vec<String>,
+    /// Key prefix of this cluster, e.g. `/cronvisor`.
+    pub prefix: String,
+    pub lease_ttl_secs: i64,
+    /// Per-call timeout, and the keep-alive timeout that notices a vanished server.
+    pub timeout: Duration,
+}
+
+impl EtcdSettings {
+    fn executors_prefix(&self) -> String {
+        format!("{}/executors/", self.prefix.trim_end_matches('/'))
+    }
+
+    async fn connect(&self) -> Result<Client, String> {
+        let options = ConnectOptions::new()
+            .with_connect_timeout(self.timeout)
+            .with_timeout(self.timeout)
+            .with_keep_alive(Duration::from_secs(1), self.timeout)
+            .with_keep_alive_while_idle(true);
+        Client::connect(&self.endpoints, Some(options))
+            .await
+            .map_err(|e| format!("connecting to etcd {}: {e}", self.endpoints.join(",")))
+    }
+}
+
+/// Delay between attempts to reach etcd again.
+const RETRY: Duration = Duration::from_millis(500);
+
+/// The executors a dispatcher may send runs to, sorted by id.
+#[derive(Debug, Default)]
+pub struct Registry {
+    live: RwLock<Arc<Vec<ExecutorInfo>>>,
+    loaded: std::sync::atomic::AtomicBool,
+}
+
+impl Registry {
+    /// A registry that never changes: standalone mode's one local executor.
+    pub fn fixed(executors: Vec<ExecutorInfo>) -> Arc<Registry> {
+        let r = Registry::default();
+        r.replace(executors.into_iter().map(|e| (e.id.clone(), e)).collect());
+        Arc::new(r)
+    }
+
+    /// The current live set (a cheap snapshot).
+    pub fn live(&self) -> Arc<Vec<ExecutorInfo>> {
+        self.live
+            .read()
+            .map(|l| l.clone())
+            .unwrap_or_else(|p| p.into_inner().clone())
+    }
+
+    /// Whether the set has been read at least once.
+    pub fn is_loaded(&self) -> bool {
+        self.loaded.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    fn replace(&self, set: BTreeMap<String, ExecutorInfo>) {
+        self.loaded
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+        let list: Vec<ExecutorInfo> = set.into_values().collect();
+        match self.live.write() {
+            Ok(mut l) => *l = Arc::new(list),
+            Err(p) => *p.into_inner() = Arc::new(list),
+        }
+    }
+}
+
+/// Keeps `registry` equal to the executors registered in etcd until `shutdown`.
+pub async fn watch(
+    settings: EtcdSettings,
+    registry: Arc<Registry>,
+    deps: Arc<Dependencies>,
+    shutdown: Shutdown,
+) {
+    let stop = crate::runtime::stopped(shutdown);
+    tokio::pin!(stop);
+    loop {
+        let error = tokio::select! {
+            e = watch_once(&settings, &registry, &deps) => e,
+            _ = &mut stop => return,
+        };
+        if deps.degrade("etcd", error.clone()) {
+            tracing::warn!(%error, executors = registry.live().len(),
+                "etcd unreachable: firing to the last known executors");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY) => {}
+            _ = &mut stop => return,
+        }
+    }
+}
+
+/// One session: a full read of the prefix, then its changes from that revision on. Returns the
+/// error that ended it.
+async fn watch_once(settings: &EtcdSettings, registry: &Registry, deps: &Dependencies) -> String {
+    let prefix = settings.executors_prefix();
+    let mut client = match settings.connect().await {
+        Ok(c) => c,
+        Err(e) => return e,
+    };
+    let read = match client
+        .get(prefix.as_str(), Some(GetOptions::new().with_prefix()))
+        .await
+    {
+        Ok(r) => r,
+        Err(e) => return format!("reading {prefix}: {e}"),
+    };
+    let revision = read.header().map(|h| h.revision()).unwrap_or(0);
+    let mut set = BTreeMap::new();
+    for kv in read.kvs() {
+        if let Some(info) = parse(kv.value()) {
+            set.insert(String::from_utf8_lossy(kv.key()).to_string(), info);
+        }
+    }
+    registry.replace(set.clone());
+    if deps.restore("etcd") {
+        tracing::info!(
+            executors = set.len(),
+            "etcd reachable again: executor set resynchronised"
+        );
+    } else {
+        tracing::info!(executors = set.len(), "executor registry loaded from etcd");
+    }
+    let options = WatchOptions::new()
+        .with_prefix()
+        .with_start_revision(revision + 1);
+    let mut stream = match client.watch(prefix.as_str(), Some(options)).await {
+        Ok(s) => s,
+        Err(e) => return format!("watching {prefix}: {e}"),
+    };
+    loop {
+        let message = match stream.message().await {
+            Ok(Some(m)) => m,
+            Ok(None) => return "etcd closed the watch".to_string(),
+            Err(e) => return format!("watch on {prefix}: {e}"),
+        };
+        if message.canceled() {
+            return format!("etcd cancelled the watch: {}", message.cancel_reason());
+        }
+        if message.events().is_empty() {
+            continue;
+        }
+        for event in message.events() {
+            let Some(kv) = event.kv() else { continue };
+            let key = String::from_utf8_lossy(kv.key()).to_string();
+            match event.event_type() {
+                EventType::Put => match parse(kv.value()) {
+                    Some(info) => {
+                        tracing::info!(executor = %info.id, url = %info.url, "executor registered");
+                        set.insert(key, info);
+                    }
+                    None => tracing::warn!(%key, "ignoring an unreadable registry entry"),
+                },
+                EventType::Delete => {
+                    if let Some(gone) = set.remove(&key) {
+                        tracing::info!(executor = %gone.id, "executor left the registry");
+                    }
+                }
+            }
+        }
+        registry.replace(set.clone());
+    }
+}
+
+/// Resolves once `leave` is true (or its sender is gone).
+async fn left(leave: &mut tokio::sync::watch::Receiver<bool>) {
+    let _ = leave.wait_for(|l| *l).await;
+}
+
+fn parse(value: &[u8]) -> Option<ExecutorInfo> {
+    serde_json::from_slice(value).ok()
+}
+
+/// Keeps this executor registered until `leave` turns true, then deletes its key (revokes the
+/// lease) so that dispatchers stop sending it work before it drains.
+pub async fn register(
+    settings: EtcdSettings,
+    info: ExecutorInfo,
+    deps: Arc<Dependencies>,
+    mut leave: tokio::sync::watch::Receiver<bool>,
+) {
+    loop {
+        let error = register_once(&settings, &info, &deps, &mut leave).await;
+        let Err(error) = error else { return };
+        if deps.degrade("etcd", error.clone()) {
+            tracing::warn!(%error, "etcd unreachable: this executor keeps serving and will re-register");
+        }
+        tokio::select! {
+            _ = tokio::time::sleep(RETRY) => {}
+            _ = left(&mut leave) => return,
+        }
+    }
+}
+
+async fn register_once(
+    settings: &EtcdSettings,
+    info: &ExecutorInfo,
+    deps: &Dependencies,
+    leave: &mut tokio::sync::watch::Receiver<bool>,
+) -> Result<(), String> {
+    let key = format!("{}{}", settings.executors_prefix(), info.id);
+    let value = serde_json::to_vec(info).map_err(|e| e.to_string())?;
+    let mut client = settings.connect().await?;
+    let lease = client
+        .lease_grant(settings.lease_ttl_secs, None)
+        .await
+        .map_err(|e| format!("granting a lease: {e}"))?
+        .id();
+    client
+        .put(
+            key.as_str(),
+            value,
+            Some(PutOptions::new().with_lease(lease)),
+        )
+        .await
+        .map_err(|e| format!("registering {key}: {e}"))?;
+    if deps.restore("etcd") {
+        tracing::info!(%key, "etcd reachable again: re-registered");
+    } else {
+        tracing::info!(%key, ttl = settings.lease_ttl_secs, "registered in etcd");
+    }
+    let (mut keeper, mut replies) = client
+        .lease_keep_alive(lease)
+        .await
+        .map_err(|e| format!("keeping the lease alive: {e}"))?;
+    let every = Duration::from_millis((settings.lease_ttl_secs as u64 * 1000 / 3).max(200));
+    let mut tick = tokio::time::interval(every);
+    loop {
+        tokio::select! {
+            _ = tick.tick() => {
+                keeper.keep_alive().await.map_err(|e| format!("lease keep-alive: {e}"))?;
+                match tokio::time::timeout(settings.timeout, replies.message()).await {
+                    Ok(Ok(Some(r))) if r.ttl() > 0 => {}
+                    Ok(Ok(Some(_))) => return Err("the lease expired".to_string()),
+                    Ok(Ok(None)) => return Err("etcd closed the keep-alive stream".to_string()),
+                    Ok(Err(e)) => return Err(format!("lease keep-alive: {e}")),
+                    Err(_) => return Err("lease keep-alive timed out".to_string()),
+                }
+            }
+            _ = left(leave) => {
+                match tokio::time::timeout(settings.timeout, client.lease_revoke(lease)).await {
+                    Ok(Ok(_)) => tracing::info!(%key, "left the registry"),
+                    _ => tracing::warn!(%key, "could not leave the registry; the lease will expire"),
+                }
+                return Ok(());
+            }
+        }
+    }
+}

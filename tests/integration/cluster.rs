@@ -1,0 +1,543 @@
+//! Cluster mode against real servers: etcd (executor registry), Redis (fire lock) and MariaDB
+//! (the shared store), each started by the harness on free loopback ports. Every host is its
+//! own `cronvisor up` process running a subset of the roles. Faults are injected by stopping
+//! and restarting the servers and by SIGKILLing hosts; exactly-once is proven by queries over
+//! the `runs` table: one run per (job, instant, target), no instant missing.
+
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+use crate::harness::mariadb::MariaDb;
+use crate::harness::services::{Etcd, Redis};
+use crate::harness::{alive, http, wait_for, Cronvisor};
+
+const API_TOKEN: &str = "cluster-test-api-token";
+const RPC_TOKEN: &str = "cluster-test-rpc-token";
+const LEASE_TTL_SECS: u64 = 3;
+
+struct Cluster {
+    etcd: Etcd,
+    redis: Redis,
+    db: MariaDb,
+    /// Test start, to keep the run queries to this test's instants.
+    hosts: BTreeMap<String, Cronvisor>,
+}
+
+impl Cluster {
+    fn start() -> Cluster {
+        let etcd = Etcd::start();
+        let redis = Redis::start();
+        let db = MariaDb::start();
+        // Migrated once, as an operator would (`cronvisor migrate`), before the hosts start.
+        let out = std::process::Command::new(crate::harness::BIN)
+            .arg("migrate")
+            .env("CRONVISOR_STORE_URL", db.url())
+            .output()
+            .expect("migrate");
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        Cluster {
+            etcd,
+            redis,
+            db,
+            hosts: BTreeMap::new(),
+        }
+    }
+
+    /// Starts host `name` running `roles`, with machine groups g1 = [e1], both = [e1, e2, e3].
+    fn host(&mut self, name: &str, roles: &[&str]) {
+        let roles: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
+        let overrides = format!(
+            "roles = [{}]\nhost = \"{name}\"\n\
+             [cluster]\netcd_endpoints = [\"{}\"]\nredis_url = \"{}\"\nlease_ttl_secs = {LEASE_TTL_SECS}\n\
+             call_timeout_ms = 1000\nlock_ttl_ms = 1500\n\
+             [store]\nurl = \"{}\"\n\
+             [machine]\ng1 = [\"e1\"]\nboth = [\"e1\", \"e2\", \"e3\"]\n\
+             [executor]\nheartbeat_ms = 500\n[monitor]\nlost_after_ms = 3000\n",
+            roles.join(", "),
+            self.etcd.endpoint(),
+            self.redis.url(),
+            self.db.url(),
+        );
+        let cv = Cronvisor::start_prepared(&format!("cl-{name}"), &overrides, |data| {
+            std::fs::write(data.join("api.token"), API_TOKEN).expect("api token");
+            std::fs::write(data.join("rpc.token"), RPC_TOKEN).expect("rpc token");
+        });
+        self.hosts.insert(name.to_string(), cv);
+    }
+
+    fn get(&self, name: &str) -> &Cronvisor {
+        &self.hosts[name]
+    }
+
+    /// SIGKILLs a host's supervisor and its roles at once, as a crashed machine.
+    fn crash(&mut self, name: &str) {
+        let mut cv = self.hosts.remove(name).expect("host");
+        let mut pids: Vec<u32> = ["dispatcher", "executor", "monitor"]
+            .iter()
+            .filter_map(|r| cv.child_pid(r))
+            .collect();
+        let mut child = cv.child.take().expect("running");
+        pids.push(child.id());
+        for pid in &pids {
+            // SAFETY: plain kill(2) of this test's own processes.
+            unsafe {
+                libc::kill(*pid as i32, libc::SIGKILL);
+            }
+        }
+        let _ = child.wait();
+        wait_for(
+            Duration::from_secs(10),
+            "the crashed host's roles to die",
+            || pids.iter().all(|p| !alive(*p)).then_some(()),
+        );
+    }
+
+    /// Adds a job through the API of the host running the monitor.
+    fn add_job(&self, api_host: &str, body: Value) -> i64 {
+        let addr = self.get(api_host).endpoint("api");
+        let (status, text) = http(
+            &addr,
+            "POST",
+            "/api/v1/jobs",
+            Some(API_TOKEN),
+            Some(&body.to_string()),
+        );
+        assert_eq!(status, 201, "job add: {text}");
+        let v: Value = serde_json::from_str(&text).expect("job json");
+        v["id"].as_i64().expect("job id")
+    }
+
+    fn sql(&self, q: &str) -> Vec<Vec<String>> {
+        self.db
+            .sql_root(q)
+            .unwrap_or_else(|e| panic!("{q}: {e}"))
+            .lines()
+            .map(|l| l.split('\t').map(str::to_string).collect())
+            .collect()
+    }
+
+    /// The current time on the store's clock (milliseconds), for instant windows.
+    fn now_ms() -> i64 {
+        chrono_now_ms()
+    }
+
+    /// Asserts exactly one run per (job, instant) for every job in `jobs`, for every second in
+    /// [from, to]: nothing doubled, nothing missing.
+    fn assert_exactly_once(&self, jobs: &[i64], from: i64, to: i64) {
+        // From the second whole second on: the first may precede the jobs' arrival.
+        let from = from.div_euclid(1000) * 1000 + 2000;
+        let to = to.div_euclid(1000) * 1000;
+        assert!(to > from, "empty window");
+        let ids: Vec<String> = jobs.iter().map(|j| j.to_string()).collect();
+        let doubled = self.sql(&format!(
+            "SELECT job_id, instant, target, COUNT(*) FROM cron.runs WHERE job_id IN ({}) \
+             AND trigger_kind = 'schedule' GROUP BY job_id, instant, target, attempt \
+             HAVING COUNT(*) > 1 LIMIT 10",
+            ids.join(",")
+        ));
+        assert!(doubled.is_empty(), "doubled runs: {doubled:?}");
+        let expected = (to - from) / 1000 + 1;
+        let counts = self.sql(&format!(
+            "SELECT job_id, COUNT(DISTINCT instant), COUNT(*) FROM cron.runs \
+             WHERE job_id IN ({}) AND instant BETWEEN {from} AND {to} GROUP BY job_id",
+            ids.join(",")
+        ));
+        assert_eq!(
+            counts.len(),
+            jobs.len(),
+            "jobs without any run in the window"
+        );
+        for row in &counts {
+            assert_eq!(
+                row[1],
+                expected.to_string(),
+                "job {} has {} of {expected} instants in [{from}, {to}]",
+                row[0],
+                row[1]
+            );
+            assert_eq!(row[1], row[2], "job {} has duplicate rows", row[0]);
+        }
+    }
+
+    /// Waits until every run of `jobs` with an instant up to `to` has ended.
+    fn wait_settled(&self, jobs: &[i64], to: i64) {
+        let ids: Vec<String> = jobs.iter().map(|j| j.to_string()).collect();
+        wait_for(Duration::from_secs(30), "runs to end", || {
+            let open = self.sql(&format!(
+                "SELECT COUNT(*) FROM cron.runs WHERE job_id IN ({}) AND instant <= {to} \
+                 AND state IN ('scheduled', 'dispatched', 'running')",
+                ids.join(",")
+            ));
+            (open[0][0] == "0").then_some(())
+        });
+    }
+
+    /// States of the runs of `jobs` in [from, to], with their counts.
+    fn states(&self, jobs: &[i64], from: i64, to: i64) -> BTreeMap<String, i64> {
+        let ids: Vec<String> = jobs.iter().map(|j| j.to_string()).collect();
+        self.sql(&format!(
+            "SELECT state, COUNT(*) FROM cron.runs WHERE job_id IN ({}) \
+             AND instant BETWEEN {from} AND {to} GROUP BY state",
+            ids.join(",")
+        ))
+        .into_iter()
+        .map(|r| (r[0].clone(), r[1].parse().unwrap_or(0)))
+        .collect()
+    }
+
+    /// `GET /readyz` of a host's role listener.
+    fn readyz(&self, host: &str, listener: &str) -> Value {
+        let (_, body) = http(
+            &self.get(host).endpoint(listener),
+            "GET",
+            "/readyz",
+            None,
+            None,
+        );
+        serde_json::from_str(&body).unwrap_or(Value::Null)
+    }
+
+    /// A counter or gauge from a host's role `/metrics`.
+    fn metric(&self, host: &str, listener: &str, name: &str) -> i64 {
+        let (_, body) = http(
+            &self.get(host).endpoint(listener),
+            "GET",
+            "/metrics",
+            None,
+            None,
+        );
+        body.lines()
+            .find(|l| l.starts_with(name) && !l.starts_with('#'))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse().ok())
+            .unwrap_or(0)
+    }
+}
+
+fn chrono_now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}
+
+fn every_second(name: &str, extra: Value) -> Value {
+    let mut v = serde_json::json!({"name": name, "schedule": "* * * * * *", "command": "true"});
+    if let (Some(o), Some(e)) = (v.as_object_mut(), extra.as_object()) {
+        for (k, val) in e {
+            o.insert(k.clone(), val.clone());
+        }
+    }
+    v
+}
+
+/// Sleeps in the test thread: used only to let wall-clock seconds pass while jobs fire (the
+/// thing under test is what happens during that time), never to wait for a state.
+fn let_time_pass(d: Duration) {
+    std::thread::sleep(d);
+}
+
+#[test]
+fn three_dispatchers_fire_each_instant_once_even_when_one_is_killed() {
+    let mut c = Cluster::start();
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host("d2", &["dispatcher"]);
+    c.host("d3", &["dispatcher"]);
+    c.host("e1", &["executor"]);
+    c.host("e2", &["executor"]);
+    wait_for(Duration::from_secs(10), "two executors in etcd", || {
+        (c.etcd.keys("/cronvisor/executors/").len() == 2).then_some(())
+    });
+    let jobs: Vec<i64> = (0..100)
+        .map(|i| c.add_job("d1", every_second(&format!("tick{i}"), Value::Null)))
+        .collect();
+    // Every dispatcher has all 100 jobs (the change log reached them without a restart).
+    for d in ["d1", "d2", "d3"] {
+        wait_for(
+            Duration::from_secs(10),
+            "the jobs on every dispatcher",
+            || (c.metric(d, "dispatch", "cronvisor_jobs_scheduled") == 100).then_some(()),
+        );
+    }
+    let from = Cluster::now_ms();
+    let_time_pass(Duration::from_secs(10));
+    c.crash("d2");
+    let_time_pass(Duration::from_secs(10));
+    let to = Cluster::now_ms() - 1000;
+    c.wait_settled(&jobs, to);
+    c.assert_exactly_once(&jobs, from, to);
+    let states = c.states(&jobs, from, to);
+    assert_eq!(
+        states.keys().collect::<Vec<_>>(),
+        ["succeeded"],
+        "{states:?}"
+    );
+    // Both executors took work, and the Redis lock did its part: the surviving dispatchers
+    // lost most instants to each other instead of all reaching for the store.
+    let per_executor = c.sql(&format!(
+        "SELECT SUBSTRING_INDEX(executor, '/', 1), COUNT(*) FROM cron.runs WHERE job_id IN ({}) \
+         AND instant BETWEEN {from} AND {to} GROUP BY 1",
+        jobs.iter()
+            .map(|j| j.to_string())
+            .collect::<Vec<_>>()
+            .join(",")
+    ));
+    assert_eq!(per_executor.len(), 2, "{per_executor:?}");
+    let lost: i64 = ["d1", "d3"]
+        .iter()
+        .map(|d| c.metric(d, "dispatch", "cronvisor_fire_lock_lost_total"))
+        .sum();
+    assert!(lost > 0, "no dispatcher ever lost a lock: is Redis used?");
+}
+
+#[test]
+fn redis_outage_keeps_fire_once_and_the_lock_returns() {
+    let mut c = Cluster::start();
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host("d2", &["dispatcher"]);
+    c.host("e1", &["executor"]);
+    let jobs: Vec<i64> = (0..20)
+        .map(|i| c.add_job("d1", every_second(&format!("r{i}"), Value::Null)))
+        .collect();
+    for d in ["d1", "d2"] {
+        wait_for(
+            Duration::from_secs(10),
+            "the jobs on every dispatcher",
+            || (c.metric(d, "dispatch", "cronvisor_jobs_scheduled") == 20).then_some(()),
+        );
+    }
+    let from = Cluster::now_ms();
+    let_time_pass(Duration::from_secs(3));
+    c.redis.stop();
+    // Both dispatchers notice and say so, and keep firing on the fence.
+    for d in ["d1", "d2"] {
+        wait_for(Duration::from_secs(10), "readyz to report redis", || {
+            let r = c.readyz(d, "dispatch");
+            (r["status"] == "degraded" && r["degraded"]["redis"].is_string()).then_some(())
+        });
+    }
+    let_time_pass(Duration::from_secs(5));
+    let fenced_during = c.metric("d1", "dispatch", "cronvisor_fire_fenced_total")
+        + c.metric("d2", "dispatch", "cronvisor_fire_fenced_total");
+    assert!(
+        fenced_during > 0,
+        "nothing fired on the fence while Redis was down"
+    );
+    c.redis.resume();
+    for d in ["d1", "d2"] {
+        wait_for(Duration::from_secs(10), "readyz to be ready again", || {
+            (c.readyz(d, "dispatch")["status"] == "ready").then_some(())
+        });
+    }
+    // The fast path is back: locks are taken in Redis again.
+    wait_for(Duration::from_secs(10), "fire locks in Redis again", || {
+        let n: i64 = c
+            .redis
+            .cli(&["DBSIZE"])
+            .and_then(|v| v.trim().parse().ok())
+            .unwrap_or(0);
+        (n > 0).then_some(())
+    });
+    let_time_pass(Duration::from_secs(3));
+    let to = Cluster::now_ms() - 1000;
+    c.wait_settled(&jobs, to);
+    c.assert_exactly_once(&jobs, from, to);
+    // The monitor alarmed the outage, once, and its end.
+    let alarms = c.sql(
+        "SELECT kind, COUNT(*) FROM cron.alarms WHERE kind IN ('dependency_down', 'dependency_back') \
+         GROUP BY kind ORDER BY kind",
+    );
+    assert_eq!(
+        alarms,
+        [
+            vec!["dependency_back".to_string(), "1".to_string()],
+            vec!["dependency_down".to_string(), "1".to_string()]
+        ],
+        "{alarms:?}"
+    );
+}
+
+#[test]
+fn targets_groups_fanout_and_a_crashed_executor() {
+    let mut c = Cluster::start();
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host("e1", &["executor"]);
+    c.host("e2", &["executor"]);
+    wait_for(Duration::from_secs(10), "two executors in etcd", || {
+        (c.etcd.keys("/cronvisor/executors/").len() == 2).then_some(())
+    });
+    let any = c.add_job("d1", every_second("any", Value::Null));
+    let g1 = c.add_job(
+        "d1",
+        every_second("g1", serde_json::json!({"run_at": "g1"})),
+    );
+    let all = c.add_job(
+        "d1",
+        every_second(
+            "all",
+            serde_json::json!({"run_at": "both", "fanout": "all"}),
+        ),
+    );
+    let nowhere = c.add_job(
+        "d1",
+        every_second("nowhere", serde_json::json!({"run_at": "g9"})),
+    );
+    let from = Cluster::now_ms();
+    let_time_pass(Duration::from_secs(4));
+    let to = Cluster::now_ms() - 1000;
+    c.wait_settled(&[any, g1, all, nowhere], to);
+    let window = |c: &Cluster, job: i64, from: i64, to: i64| {
+        c.sql(&format!(
+            "SELECT instant, state, SUBSTRING_INDEX(executor, '/', 1), target, error FROM cron.runs \
+             WHERE job_id = {job} AND instant BETWEEN {from} AND {to} ORDER BY instant, target"
+        ))
+    };
+    // run_at = a group: only its executors.
+    let g1_runs = window(&c, g1, from + 1000, to);
+    assert!(!g1_runs.is_empty());
+    assert!(
+        g1_runs.iter().all(|r| r[1] == "succeeded" && r[2] == "e1"),
+        "{g1_runs:?}"
+    );
+    // fanout = all: one run per live member per instant, each pinned to its executor.
+    let all_runs = window(&c, all, from + 1000, to);
+    let mut per_instant: BTreeMap<String, Vec<String>> = BTreeMap::new();
+    for r in &all_runs {
+        assert_eq!(r[1], "succeeded", "{r:?}");
+        per_instant
+            .entry(r[0].clone())
+            .or_default()
+            .push(r[2].clone());
+    }
+    assert!(!per_instant.is_empty());
+    for (instant, hosts) in &per_instant {
+        assert_eq!(hosts, &["e1", "e2"], "instant {instant}");
+    }
+    // A target with no live executor: each instant recorded failed, never dropped.
+    let nowhere_runs = window(&c, nowhere, from + 1000, to);
+    assert!(!nowhere_runs.is_empty());
+    assert!(
+        nowhere_runs
+            .iter()
+            .all(|r| r[1] == "failed" && r[4].contains("no executor")),
+        "{nowhere_runs:?}"
+    );
+    // Any executor: round-robin reaches both.
+    let any_runs = window(&c, any, from + 1000, to);
+    let hosts: std::collections::BTreeSet<&str> = any_runs.iter().map(|r| r[2].as_str()).collect();
+    assert_eq!(hosts.len(), 2, "{any_runs:?}");
+
+    // e2 crashes: once its lease expires it leaves the registry and every fire goes to e1.
+    c.crash("e2");
+    let crashed = Cluster::now_ms();
+    wait_for(
+        Duration::from_secs(LEASE_TTL_SECS * 3),
+        "e2's lease to expire",
+        || (c.etcd.keys("/cronvisor/executors/").len() == 1).then_some(()),
+    );
+    let after_lease = Cluster::now_ms() + 1000;
+    let_time_pass(Duration::from_secs(3));
+    let to = Cluster::now_ms() - 1000;
+    c.wait_settled(&[any, all], to);
+    let any_after = window(&c, any, after_lease, to);
+    assert!(!any_after.is_empty());
+    assert!(
+        any_after
+            .iter()
+            .all(|r| r[1] == "succeeded" && r[2] == "e1"),
+        "{any_after:?}"
+    );
+    let all_after = window(&c, all, after_lease, to);
+    assert!(all_after.iter().all(|r| r[2] == "e1"), "{all_after:?}");
+    // Between the crash and the lease expiry, fires to e2 failed over to e1: nothing missing.
+    c.assert_exactly_once(&[any], from, to);
+    let _ = crashed;
+}
+
+#[test]
+fn etcd_outage_keeps_firing_and_a_new_executor_gets_work_after() {
+    let mut c = Cluster::start();
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host("e1", &["executor"]);
+    let jobs: Vec<i64> = (0..10)
+        .map(|i| c.add_job("d1", every_second(&format!("t{i}"), Value::Null)))
+        .collect();
+    let from = Cluster::now_ms();
+    let_time_pass(Duration::from_secs(2));
+    c.etcd.stop();
+    wait_for(Duration::from_secs(10), "readyz to report etcd", || {
+        c.readyz("d1", "dispatch")["degraded"]["etcd"]
+            .is_string()
+            .then_some(())
+    });
+    let_time_pass(Duration::from_secs(5));
+    c.etcd.resume();
+    wait_for(Duration::from_secs(15), "readyz to be ready again", || {
+        (c.readyz("d1", "dispatch")["status"] == "ready").then_some(())
+    });
+    // Firing went on to the known executor through the outage.
+    let to = Cluster::now_ms() - 1000;
+    c.wait_settled(&jobs, to);
+    c.assert_exactly_once(&jobs, from, to);
+    assert_eq!(
+        c.states(&jobs, from, to).keys().collect::<Vec<_>>(),
+        ["succeeded"]
+    );
+    // A new executor registering after etcd returned receives work.
+    c.host("e3", &["executor"]);
+    let on_e3 = c.add_job(
+        "d1",
+        every_second("on-e3", serde_json::json!({"run_at": "e3"})),
+    );
+    let started = Instant::now();
+    wait_for(Duration::from_secs(15), "a run on e3", || {
+        let rows = c.sql(&format!(
+            "SELECT COUNT(*) FROM cron.runs WHERE job_id = {on_e3} AND state = 'succeeded' \
+             AND executor LIKE 'e3/%'"
+        ));
+        (rows[0][0] != "0").then_some(())
+    });
+    eprintln!(
+        "new executor got work {:?} after its job was added",
+        started.elapsed()
+    );
+}
+
+#[test]
+fn mariadb_restart_loses_and_doubles_nothing() {
+    let mut c = Cluster::start();
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host("d2", &["dispatcher"]);
+    c.host("e1", &["executor"]);
+    let jobs: Vec<i64> = (0..20)
+        .map(|i| c.add_job("d1", every_second(&format!("m{i}"), Value::Null)))
+        .collect();
+    for d in ["d1", "d2"] {
+        wait_for(
+            Duration::from_secs(10),
+            "the jobs on every dispatcher",
+            || (c.metric(d, "dispatch", "cronvisor_jobs_scheduled") == 20).then_some(()),
+        );
+    }
+    let from = Cluster::now_ms();
+    let_time_pass(Duration::from_secs(3));
+    c.db.stop();
+    let_time_pass(Duration::from_secs(2));
+    c.db.resume();
+    let_time_pass(Duration::from_secs(4));
+    let to = Cluster::now_ms() - 1000;
+    c.wait_settled(&jobs, to);
+    c.assert_exactly_once(&jobs, from, to);
+    let states = c.states(&jobs, from, to);
+    assert_eq!(
+        states.keys().collect::<Vec<_>>(),
+        ["succeeded"],
+        "{states:?}"
+    );
+}
