@@ -5,6 +5,7 @@
 //! Job changes and manual runs are picked up from the store's change log every
 //! `poll_interval_ms`, without a restart.
 
+mod changes;
 mod fire;
 pub(crate) mod schedule_set;
 mod targets;
@@ -21,6 +22,7 @@ use crate::runtime::{self, RoleContext, RoleError, Shutdown};
 use crate::cluster::fire_lock::FireLock;
 use crate::cluster::registry::{self, EtcdSettings, Registry};
 use crate::cluster::{groups_of, host_identity, ExecutorInfo};
+use changes::ChangeCursor;
 use fire::Firer;
 use schedule_set::ScheduleSet;
 use targets::Targets;
@@ -106,7 +108,7 @@ pub async fn run(
     );
 
     // Read the change sequence before the jobs, so no change between the two is missed.
-    let mut last_seq = store.last_change().await?;
+    let mut cursor = ChangeCursor::new(store.last_change().await?);
     let mut set = ScheduleSet::default();
     load_all(&store, &mut set).await?;
     jobs_gauge.set(set.len() as i64);
@@ -189,7 +191,7 @@ pub async fn run(
         tokio::select! {
             _ = tokio::time::sleep(wait) => {}
             _ = poll.tick() => {
-                match follow_changes(&store, &mut set, &mut last_seq).await {
+                match follow_changes(&store, &mut set, &mut cursor).await {
                     Ok(()) => jobs_gauge.set(set.len() as i64),
                     Err(e) => tracing::warn!(error = %e, "cannot read job changes; keeping the current schedule"),
                 }
@@ -243,29 +245,38 @@ async fn load_all(
     }
 }
 
-/// Applies the job changes logged since `last_seq`. If the log was pruned past it, resyncs
+/// Applies the job changes logged since the cursor. If the log was pruned past it, resyncs
 /// everything.
 async fn follow_changes(
     store: &crate::store::Store,
     set: &mut ScheduleSet,
-    last_seq: &mut i64,
+    cursor: &mut ChangeCursor,
 ) -> Result<(), crate::store::StoreError> {
     let first = store.first_change().await?;
-    if matches!(first, Some(f) if f > *last_seq + 1) {
-        let seq = store.last_change().await?;
-        load_all(store, set).await?;
+    if matches!(first, Some(f) if f > cursor.read_after() + 1) {
+        resync(store, set, cursor).await?;
         tracing::info!(
             jobs = set.len(),
             "job change log pruned past us: full resync"
         );
-        *last_seq = seq;
         return Ok(());
     }
-    let (ids, seq) = store.changes_since(*last_seq).await?;
-    for id in ids {
+    let rows = store.changes_after(cursor.read_after()).await?;
+    for id in cursor.advance(&rows, std::time::Instant::now()) {
         let job = store.job(id).await?;
         set.upsert(id, job, now_millis());
     }
-    *last_seq = seq;
+    Ok(())
+}
+
+/// Reloads every job (the backstop behind the change log).
+async fn resync(
+    store: &crate::store::Store,
+    set: &mut ScheduleSet,
+    cursor: &mut ChangeCursor,
+) -> Result<(), crate::store::StoreError> {
+    let seq = store.last_change().await?;
+    load_all(store, set).await?;
+    cursor.reset(seq);
     Ok(())
 }

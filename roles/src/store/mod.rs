@@ -383,21 +383,15 @@ impl Store {
         Ok(row.try_get::<Option<i64>, _>(0)?)
     }
 
-    /// Ids of jobs changed after `seq`, with the newest sequence seen.
-    pub async fn changes_since(&self, seq: i64) -> Result<(Vec<i64>, i64), StoreError> {
+    /// The changes logged after `seq`, as (seq, job id), in order.
+    pub async fn changes_after(&self, seq: i64) -> Result<Vec<(i64, i64)>, StoreError> {
         let rows = sqlx::query("SELECT seq, job_id FROM job_changes WHERE seq > ? ORDER BY seq")
             .bind(seq)
             .fetch_all(&self.pool)
             .await?;
-        let mut last = seq;
-        let mut ids = Vec::with_capacity(rows.len());
-        for r in &rows {
-            last = last.max(r.try_get::<i64, _>(0)?);
-            ids.push(r.try_get::<i64, _>(1)?);
-        }
-        ids.sort_unstable();
-        ids.dedup();
-        Ok((ids, last))
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect()
     }
 
     // ---- runs ----

@@ -46,7 +46,10 @@ async fn duplicate_job_name_is_a_conflict_and_stores_nothing() {
     );
     assert_eq!(t.store.jobs().await.expect("jobs").len(), 1);
     // The failed insert rolled back its change-log row too.
-    assert_eq!(t.store.changes_since(0).await.expect("changes").0, vec![1]);
+    assert_eq!(
+        t.store.changes_after(0).await.expect("changes"),
+        vec![(1, 1)]
+    );
 }
 
 #[tokio::test]
@@ -121,9 +124,12 @@ async fn a_final_state_is_never_overwritten() {
 async fn deleting_a_job_is_logged_for_dispatchers() {
     let t = temp_store("delete").await;
     let job = t.store.insert_job(&spec("a")).await.expect("job");
-    let (_, seq) = t.store.changes_since(0).await.expect("changes");
+    let seq = t.store.last_change().await.expect("seq");
     assert!(t.store.delete_job(job.id).await.expect("delete"));
-    let (ids, _) = t.store.changes_since(seq).await.expect("changes");
-    assert_eq!(ids, vec![job.id]);
+    let changes = t.store.changes_after(seq).await.expect("changes");
+    assert_eq!(
+        changes.iter().map(|c| c.1).collect::<Vec<_>>(),
+        vec![job.id]
+    );
     assert!(t.store.job(job.id).await.expect("get").is_none());
 }
