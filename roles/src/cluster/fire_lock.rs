@@ -48,6 +48,7 @@ pub struct FireLock {
     settle: Script,
     deps: Arc<Dependencies>,
     timeout: Duration,
+    round_trips: Arc<crate::metrics::Metric>,
 }
 
 impl std::fmt::Debug for FireLock {
@@ -71,6 +72,7 @@ impl FireLock {
         ttl: Duration,
         timeout: Duration,
         deps: Arc<Dependencies>,
+        round_trips: Arc<crate::metrics::Metric>,
     ) -> Result<FireLock, String> {
         let client = redis::Client::open(url).map_err(|e| format!("redis url: {e}"))?;
         Ok(FireLock {
@@ -81,6 +83,7 @@ impl FireLock {
             settle: Script::new(SETTLE),
             deps,
             timeout,
+            round_trips,
         })
     }
 
@@ -109,6 +112,7 @@ impl FireLock {
     /// Records the outcome of a call: an error drops the connection (the next call reconnects)
     /// and marks Redis degraded; a success marks it healthy.
     async fn outcome<T>(&self, r: Result<T, String>) -> Result<T, String> {
+        self.round_trips.inc();
         match &r {
             Ok(_) => {
                 if self.deps.restore("redis") {

@@ -85,6 +85,11 @@ pub async fn run(
             Duration::from_millis(cfg.cluster.lock_ttl_ms),
             call_timeout,
             ctx.deps.clone(),
+            ctx.metrics.counter(
+                "cronvisor_redis_round_trips_total",
+                "",
+                "Round trips to Redis for fire locks (a burst's locks take one).",
+            ),
         ) {
             Ok(l) => Some(Arc::new(l)),
             Err(e) => {

@@ -40,6 +40,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "fanout",
         include_str!("../../../migrations/sqlite/0006_fanout.sql"),
     ),
+    (
+        7,
+        "fired_by",
+        include_str!("../../../migrations/sqlite/0007_fired_by.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -73,6 +78,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         6,
         "fanout",
         include_str!("../../../migrations/mysql/0006_fanout.sql"),
+    ),
+    (
+        7,
+        "fired_by",
+        include_str!("../../../migrations/mysql/0007_fired_by.sql"),
     ),
 ];
 

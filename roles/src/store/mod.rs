@@ -121,6 +121,27 @@ impl RunOutcome {
     }
 }
 
+/// A token unique to one `record_fires` call across every dispatcher of a cluster: host,
+/// process, start time and a counter.
+fn fire_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        format!(
+            "{host}/{}/{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        )
+    });
+    format!("{prefix}/{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}
+
 fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
@@ -417,51 +438,90 @@ impl Store {
     /// Records several fires in one transaction (one commit for a whole burst), each under the
     /// same fence as [`Store::record_fire`]: a taken key makes that row `AlreadyFired` and
     /// leaves the others alone.
+    ///
+    /// A burst is one multi-row `INSERT IGNORE` per 500 rows, stamped with a token unique to
+    /// this call (`fired_by`), then one indexed read per distinct instant of the rows that
+    /// carry the token: two round trips for a burst instead of one per run. The rows without
+    /// the token were fired by someone else.
     pub async fn record_fires(
         &self,
         fires: &[(i64, Millis, String)],
         trigger: Trigger,
         state: RunState,
     ) -> Result<Vec<Recorded>, StoreError> {
+        const CHUNK: usize = 500;
+        if fires.is_empty() {
+            return Ok(Vec::new());
+        }
         let now = crate::model::now_millis();
         let dispatched_at = (state == RunState::Dispatched).then_some(now);
+        let token = fire_token();
+        let insert = match self.backend {
+            Backend::MySql => "INSERT IGNORE",
+            Backend::Sqlite => "INSERT OR IGNORE",
+        };
+        // Inserted in key order: dispatchers racing for the same burst (Redis down) then take
+        // the same row locks in the same order, which keeps InnoDB from deadlocking them.
+        let mut sorted: Vec<&(i64, Millis, String)> = fires.iter().collect();
+        sorted.sort_unstable();
         let mut tx = self.pool.begin().await?;
-        let mut out = Vec::with_capacity(fires.len());
-        for (job_id, instant, target) in fires {
-            let result = sqlx::query(
-                "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
-                 dispatched_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(job_id)
-            .bind(instant)
-            .bind(target)
-            .bind(trigger.as_str())
-            .bind(state.as_str())
-            .bind(now)
-            .bind(dispatched_at)
-            .execute(&mut *tx)
-            .await;
-            out.push(match result {
-                Ok(r) => match r.last_insert_id() {
-                    Some(id) => Recorded::New(id),
-                    None => {
-                        let row = sqlx::query(
-                            "SELECT id FROM runs WHERE job_id = ? AND instant = ? AND target = ?",
-                        )
-                        .bind(job_id)
-                        .bind(instant)
-                        .bind(target)
-                        .fetch_one(&mut *tx)
-                        .await?;
-                        Recorded::New(row.try_get::<i64, _>(0)?)
-                    }
-                },
-                Err(e) if is_unique_violation(&e) => Recorded::AlreadyFired,
-                Err(e) => return Err(e.into()),
-            });
+        for chunk in sorted.chunks(CHUNK) {
+            let sql = format!(
+                "{insert} INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
+                 dispatched_at, fired_by) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (job_id, instant, target) in chunk {
+                q = q
+                    .bind(*job_id)
+                    .bind(*instant)
+                    .bind(target.as_str())
+                    .bind(trigger.as_str())
+                    .bind(state.as_str())
+                    .bind(now)
+                    .bind(dispatched_at)
+                    .bind(token.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // Which rows are ours: by instant, then job ids (the unique key's prefix).
+        let mut by_instant: std::collections::BTreeMap<Millis, Vec<i64>> = Default::default();
+        for (job_id, instant, _) in fires {
+            by_instant.entry(*instant).or_default().push(*job_id);
+        }
+        let mut mine: std::collections::HashMap<(i64, Millis, String), i64> =
+            std::collections::HashMap::with_capacity(fires.len());
+        for (instant, mut jobs) in by_instant {
+            jobs.sort_unstable();
+            jobs.dedup();
+            for ids in jobs.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT id, job_id, target FROM runs WHERE instant = ? AND fired_by = ? \
+                     AND job_id IN ({})",
+                    vec!["?"; ids.len()].join(", ")
+                );
+                let mut q = sqlx::query(&sql).bind(instant).bind(token.as_str());
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    let target = rows::text_at(&row, 2)?.unwrap_or_default();
+                    mine.insert(
+                        (row.try_get::<i64, _>(1)?, instant, target),
+                        row.try_get::<i64, _>(0)?,
+                    );
+                }
+            }
         }
         tx.commit().await?;
-        Ok(out)
+        Ok(fires
+            .iter()
+            .map(|k| match mine.get(k) {
+                Some(id) => Recorded::New(*id),
+                None => Recorded::AlreadyFired,
+            })
+            .collect())
     }
 
     /// Records a manual run request (`job run`): a `scheduled` run that a dispatcher claims.

@@ -53,6 +53,50 @@ async fn duplicate_job_name_is_a_conflict_and_stores_nothing() {
 }
 
 #[tokio::test]
+async fn a_burst_overlapping_another_dispatchers_records_only_the_new_rows() {
+    let t = temp_store("burst").await;
+    let a = t.store.insert_job(&spec("a")).await.expect("job");
+    let b = t.store.insert_job(&spec("b")).await.expect("job");
+    // Another dispatcher recorded a@1000 already.
+    let first = t
+        .store
+        .record_fires(
+            &[(a.id, 1_000, String::new())],
+            Trigger::Schedule,
+            RunState::Dispatched,
+        )
+        .await
+        .expect("first");
+    let Recorded::New(taken) = first[0] else {
+        panic!("{first:?}")
+    };
+    let burst = [
+        (b.id, 1_000, String::new()),
+        (a.id, 1_000, String::new()),
+        (a.id, 2_000, String::new()),
+        (b.id, 1_000, "exec-2".to_string()),
+    ];
+    let got = t
+        .store
+        .record_fires(&burst, Trigger::Schedule, RunState::Dispatched)
+        .await
+        .expect("burst");
+    assert_eq!(got[1], Recorded::AlreadyFired);
+    let new: Vec<i64> = got
+        .iter()
+        .filter_map(|r| match r {
+            Recorded::New(id) => Some(*id),
+            Recorded::AlreadyFired => None,
+        })
+        .collect();
+    assert_eq!(new.len(), 3, "{got:?}");
+    assert!(!new.contains(&taken));
+    // Each id is the run of its own key.
+    let run = t.store.run(new[1]).await.expect("get").expect("run");
+    assert_eq!((run.job_id, run.instant), (a.id, 2_000));
+}
+
+#[tokio::test]
 async fn an_instant_is_recorded_once() {
     let t = temp_store("fence").await;
     let job = t.store.insert_job(&spec("a")).await.expect("job");

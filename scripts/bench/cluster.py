@@ -1,0 +1,256 @@
+#!/usr/bin/env python3
+"""Cluster benchmark for cronvisor (see cluster.sh). Standard library only.
+
+Starts real etcd, redis-server and mariadbd on free loopback ports (temp dirs), then for each
+(dispatchers, N) phase: N jobs firing `true` every second are inserted into MariaDB, hosts are
+started as separate `cronvisor up` processes (d1 = dispatcher + monitor, d2.. = dispatcher,
+e1 and e2 = executor), a 15 s window runs, and the runs table is analysed: exactly-once
+(doubled and missing instants), lateness (executor spawn - instant), sustained succeeded runs
+per second, Redis round trips per fire (the dispatchers' own counter) and MySQL statements per
+fire (server `Questions`, all roles; each statement is one round trip).
+"""
+import argparse
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import sys
+import tempfile
+import time
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from fire import pct, proc_stats, raw_spawn_rate  # noqa: E402
+
+API_TOKEN = "bench-api-token"
+RPC_TOKEN = "bench-rpc-token"
+WINDOW_S = 15
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def wait(what, f, limit_s=30):
+    t0 = time.monotonic()
+    while time.monotonic() - t0 < limit_s:
+        try:
+            if f():
+                return
+        except Exception:  # noqa: BLE001 - a server still starting fails in many ways
+            pass
+        time.sleep(0.05)
+    raise RuntimeError(f"timed out waiting for {what}")
+
+
+class Servers:
+    def __init__(self):
+        self.tmp = tempfile.mkdtemp(prefix="cv-cluster-bench-")
+        self.procs = []
+        # etcd
+        self.etcd_port, peer = free_port(), free_port()
+        url, purl = f"http://127.0.0.1:{self.etcd_port}", f"http://127.0.0.1:{peer}"
+        self.start(["etcd", "--name", "b", "--data-dir", f"{self.tmp}/etcd",
+                    "--listen-client-urls", url, "--advertise-client-urls", url,
+                    "--listen-peer-urls", purl, "--initial-advertise-peer-urls", purl,
+                    "--initial-cluster", f"b={purl}", "--log-level", "warn"], "etcd")
+        self.etcd = url
+        wait("etcd", lambda: subprocess.run(
+            ["etcdctl", f"--endpoints={url}", "endpoint", "health"], env=dict(os.environ, ETCDCTL_API="3"),
+            capture_output=True, timeout=5).returncode == 0)
+        # redis
+        self.redis_port = free_port()
+        self.start(["redis-server", "--port", str(self.redis_port), "--bind", "127.0.0.1",
+                    "--save", "", "--appendonly", "no", "--dir", self.tmp], "redis")
+        wait("redis", lambda: self.redis("PING").strip() == "PONG")
+        # mariadb
+        self.sock = f"{self.tmp}/mysql.sock"
+        self.db_port = free_port()
+        subprocess.run(["mariadb-install-db", "--no-defaults", "--user=root",
+                        "--auth-root-authentication-method=socket", f"--datadir={self.tmp}/db"],
+                       check=True, capture_output=True, timeout=120)
+        self.start(["mariadbd", "--no-defaults", "--user=root", "--bind-address=127.0.0.1",
+                    "--skip-log-bin", "--max-connections=500", f"--datadir={self.tmp}/db",
+                    f"--socket={self.sock}", f"--port={self.db_port}",
+                    f"--pid-file={self.tmp}/db.pid"], "mariadb")
+        wait("mariadb", lambda: self.sql("SELECT 1").strip() == "1")
+        self.sql("CREATE DATABASE cron; CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-pw'; "
+                 "GRANT ALL ON cron.* TO 'app'@'127.0.0.1';")
+        self.db_url = f"mysql://app:app-pw@127.0.0.1:{self.db_port}/cron"
+
+    def start(self, argv, name):
+        log = open(f"{self.tmp}/{name}.log", "w")
+        self.procs.append(subprocess.Popen(argv, stdout=log, stderr=log))
+
+    def redis(self, *args):
+        return subprocess.run(["redis-cli", "-p", str(self.redis_port), *args],
+                              capture_output=True, text=True, timeout=10).stdout
+
+    def sql(self, q):
+        r = subprocess.run(["mariadb", "--no-defaults", "-u", "root", "-N", "-B",
+                            f"--socket={self.sock}", "-e", q],
+                           capture_output=True, text=True, timeout=120)
+        if r.returncode != 0:
+            raise RuntimeError(r.stderr)
+        return r.stdout
+
+    def questions(self):
+        out = self.sql("SHOW GLOBAL STATUS LIKE 'Questions'")
+        return int(out.split()[1])
+
+    def close(self):
+        for p in self.procs:
+            p.kill()
+            p.wait()
+        shutil.rmtree(self.tmp, ignore_errors=True)
+
+
+class Host:
+    def __init__(self, binary, servers, name, roles):
+        self.name = name
+        self.dir = tempfile.mkdtemp(prefix=f"cv-bench-{name}-")
+        data = f"{self.dir}/var"
+        os.makedirs(data)
+        for f, t in (("api.token", API_TOKEN), ("rpc.token", RPC_TOKEN)):
+            with open(f"{data}/{f}", "w") as fh:
+                fh.write(t)
+        self.data = data
+        roles_toml = ", ".join(f'"{r}"' for r in roles)
+        config = f"{self.dir}/cronvisor.toml"
+        with open(config, "w") as f:
+            f.write(f'data_dir = "{data}"\nroles = [{roles_toml}]\nhost = "{name}"\n'
+                    '[listeners]\napi = "127.0.0.1:0"\nrpc = "127.0.0.1:0"\ndispatch = "127.0.0.1:0"\n'
+                    f'[cluster]\netcd_endpoints = ["{servers.etcd}"]\n'
+                    f'redis_url = "redis://127.0.0.1:{servers.redis_port}/0"\n'
+                    f'[store]\nurl = "{servers.db_url}"\nmax_connections = 8\n'
+                    '[monitor]\nretention_days = 0\n')
+        self.log = open(f"{self.dir}/up.log", "w")
+        self.proc = subprocess.Popen([binary, "--config", config, "up"], stdout=subprocess.DEVNULL,
+                                     stderr=self.log, env=dict(os.environ, RUST_LOG="warn"))
+        status = f"{data}/run/status.json"
+
+        def ready():
+            if self.proc.poll() is not None:
+                raise SystemExit(f"{name} exited early; see {self.log.name}")
+            with open(status) as fh:
+                s = json.load(fh)
+            if s["phase"] == "ready":
+                self.pids = {c["role"]: c["pid"] for c in s["children"]}
+                return True
+            return False
+        wait(f"host {name}", ready, 60)
+        with open(f"{data}/endpoints.json") as fh:
+            self.endpoints = json.load(fh)
+
+    def metric(self, name):
+        addr = self.endpoints.get("dispatch")
+        if not addr:
+            return 0
+        text = urllib.request.urlopen(f"http://{addr}/metrics", timeout=5).read().decode()
+        for line in text.splitlines():
+            if line.startswith(name):
+                return float(line.rsplit(" ", 1)[1])
+        return 0
+
+    def stop(self):
+        if self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=60)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        shutil.rmtree(self.dir, ignore_errors=True)
+
+
+def phase(binary, servers, dispatchers, n):
+    servers.sql("TRUNCATE cron.runs; TRUNCATE cron.jobs; TRUNCATE cron.job_changes; "
+                "TRUNCATE cron.alarms; TRUNCATE cron.executors;")
+    servers.redis("FLUSHALL")
+    now = int(time.time() * 1000)
+    values = ",".join(f"('j{i}', '* * * * * *', 'UTC', 'true', 0, {now}, {now})" for i in range(n))
+    servers.sql("INSERT INTO cron.jobs (name, schedule, timezone, command, paused, created_at, "
+                f"updated_at) VALUES {values}")
+    hosts = [Host(binary, servers, "e1", ["executor"]), Host(binary, servers, "e2", ["executor"]),
+             Host(binary, servers, "d1", ["dispatcher", "monitor"])]
+    hosts += [Host(binary, servers, f"d{i}", ["dispatcher"]) for i in range(2, dispatchers + 1)]
+    try:
+        t0 = (int(time.time()) + 2) * 1000
+        time.sleep(max(0, t0 / 1000 - time.time()))
+        q0 = servers.questions()
+        rt0 = sum(h.metric("cronvisor_redis_round_trips_total") for h in hosts)
+        time.sleep(WINDOW_S)
+        t1 = t0 + WINDOW_S * 1000
+        q1 = servers.questions()
+        rt1 = sum(h.metric("cronvisor_redis_round_trips_total") for h in hosts)
+        time.sleep(4)  # the window's last runs end and are recorded
+        cpu = {h.name: sum(proc_stats(p)[0] for p in h.pids.values()) for h in hosts}
+    finally:
+        for h in hosts:
+            h.stop()
+    rows = servers.sql(f"SELECT job_id, instant, target, state, COALESCE(started_at - instant, -1) "
+                       f"FROM cron.runs WHERE instant >= {t0} AND instant < {t1}").splitlines()
+    seen, late, ok = {}, [], 0
+    for r in rows:
+        job, instant, target, state, lat = r.split("\t")
+        seen[(job, instant, target)] = seen.get((job, instant, target), 0) + 1
+        if state == "succeeded":
+            ok += 1
+            late.append(int(lat))
+    distinct_instants = {(j, i) for j, i, _ in seen}
+    fires = len(rows)
+    return {
+        "n": n, "dispatchers": dispatchers,
+        "rate": ok / WINDOW_S,
+        "doubled": sum(1 for c in seen.values() if c > 1),
+        "missing": n * WINDOW_S - len(distinct_instants),
+        "not_succeeded": fires - ok,
+        "p50": pct(late, 50), "p99": pct(late, 99),
+        "redis_rt": (rt1 - rt0) / fires if fires else float("nan"),
+        "mysql_st": (q1 - q0) / fires if fires else float("nan"),
+        "cpu": cpu,
+    }
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--bin", required=True)
+    ap.add_argument("--rates", default="250,500,1000,1500")
+    ap.add_argument("--dispatchers", default="1,3")
+    a = ap.parse_args()
+    binary = os.path.abspath(a.bin)
+    raw = raw_spawn_rate()
+    servers = Servers()
+    results = []
+    try:
+        subprocess.run([binary, "migrate"], check=True, stdout=subprocess.DEVNULL, timeout=60,
+                       env=dict(os.environ, CRONVISOR_STORE_URL=servers.db_url))
+        for d in [int(x) for x in a.dispatchers.split(",")]:
+            for n in [int(x) for x in a.rates.split(",")]:
+                r = phase(binary, servers, d, n)
+                results.append(r)
+                print(f"dispatchers={d} N={n}: {r['rate']:.0f}/s p99 {r['p99']} ms "
+                      f"doubled {r['doubled']} missing {r['missing']} not-ok {r['not_succeeded']}",
+                      file=sys.stderr)
+                if r["missing"] or r["not_succeeded"] > n:
+                    break
+    finally:
+        servers.close()
+    print(f"\n{time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, raw spawn rate {raw:.0f}/s, "
+          f"`scripts/bench/cluster.sh --rates {a.rates} --dispatchers {a.dispatchers}`\n")
+    print("| dispatchers | N jobs/s | succeeded/s | doubled | missing | not succeeded | lateness p50 / p99 | "
+          "Redis round trips / fire | MySQL statements / fire | CPU s of its roles per host (whole phase) |")
+    print("|---|---|---|---|---|---|---|---|---|---|")
+    for r in results:
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["cpu"].items()))
+        print(f"| {r['dispatchers']} | {r['n']} | {r['rate']:.0f} | {r['doubled']} | {r['missing']} | "
+              f"{r['not_succeeded']} | {r['p50']} / {r['p99']} ms | {r['redis_rt']:.3f} | "
+              f"{r['mysql_st']:.2f} | {cpu} |")
+
+
+if __name__ == "__main__":
+    main()
