@@ -61,6 +61,22 @@ pub async fn run(
                 config.data_dir.display(),
                 redact_url(&config.store_url())
             );
+            println!("roles: {}", config.roles.join(", "));
+            if config.cluster.enabled() {
+                println!(
+                    "cluster: host {}, etcd {}, redis {}, {} machine group(s)",
+                    cronvisor_roles::cluster::host_identity(&config.host),
+                    config.cluster.etcd_endpoints.join(","),
+                    if config.cluster.redis_url.is_empty() {
+                        "none (store fence alone)".to_string()
+                    } else {
+                        redact_url(&config.cluster.redis_url)
+                    },
+                    config.machine.len()
+                );
+            } else {
+                println!("standalone (no cluster.etcd_endpoints)");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }

@@ -153,3 +153,57 @@ fn the_cli_names_the_field_and_exits_non_zero() {
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("`timezone`"));
 }
+
+#[test]
+fn config_check_validates_a_cluster_config_without_starting_anything() {
+    let check = |path: &std::path::Path| {
+        std::process::Command::new(crate::harness::BIN)
+            .arg("--config")
+            .arg(path)
+            .args(["config", "check"])
+            .env_remove("CRONVISOR_STORE_URL")
+            .env_remove("CRONVISOR_ETCD_ENDPOINTS")
+            .output()
+            .expect("config check")
+    };
+    // The shipped example is valid, and the check reaches none of its (unreachable) servers.
+    let shipped = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("conf/cluster.toml");
+    let out = check(&shipped);
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(stdout.contains("cluster: host 192.168.2.74"), "{stdout}");
+
+    let dir = crate::harness::TempDir::new("cfgcheck");
+    let cases = [
+        (
+            "[cluster]\netcd_endpoints = [\"http://127.0.0.1:1\"]\n",
+            "`store.url`",
+        ),
+        (
+            "[cluster]\netcd_endpoints = [\"127.0.0.1:2379\"]\n",
+            "`cluster.etcd_endpoints[0]`",
+        ),
+        ("roles = [\"dispatcher\", \"cook\"]\n", "`roles[1]`"),
+        ("[machine]\nphp = []\n", "`machine.php`"),
+        (
+            "[cluster]\nredis_url = \"localhost\"\n",
+            "`cluster.redis_url`",
+        ),
+    ];
+    for (text, expected) in cases {
+        let path = dir.0.join("c.toml");
+        std::fs::write(&path, text).expect("write");
+        let out = check(&path);
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{text} passed");
+        assert!(
+            stderr.contains(expected),
+            "{text}: expected {expected} in {stderr}"
+        );
+        assert!(!stderr.contains("panicked"), "{stderr}");
+    }
+}

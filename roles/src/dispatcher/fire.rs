@@ -32,7 +32,8 @@ struct Outgoing {
 
 /// How one RPC to one executor ended.
 enum Sent {
-    Taken,
+    /// Received; the executor's answer names the instance that took the runs.
+    Taken(Option<crate::model::BatchAccepted>),
     /// Not received (unreachable, or it answered 503): another executor may take the runs.
     Elsewhere(String),
     /// Maybe received (the connection broke mid-way): only this executor may get them again
@@ -450,7 +451,11 @@ impl Firer {
                     continue;
                 };
                 match sent {
-                    Sent::Taken => {}
+                    Sent::Taken(reply) => {
+                        if let Some(reply) = reply {
+                            self.note_delivered(&reply).await;
+                        }
+                    }
                     Sent::Elsewhere(e) => {
                         tracing::debug!(executor = %executor.id, error = %e, "executor did not take the runs; failing over");
                         refused.insert(executor.id.clone());
@@ -490,6 +495,23 @@ impl Firer {
         for (o, _) in pending {
             self.give_up(o.run_id, &format!("no executor took the run: {last_error}"))
                 .await;
+        }
+    }
+
+    /// Records which executor instance took the runs, so that the monitor tells a run queued
+    /// on a live executor (whose result is not written yet) from one that never arrived.
+    async fn note_delivered(&self, reply: &crate::model::BatchAccepted) {
+        let mut by_instance: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
+        for a in &reply.accepted {
+            by_instance
+                .entry(a.executor.as_str())
+                .or_default()
+                .push(a.run_id);
+        }
+        for (instance, ids) in by_instance {
+            if let Err(e) = self.store.mark_delivered(instance, &ids).await {
+                tracing::warn!(runs = ids.len(), error = %e, "cannot record which executor took the runs");
+            }
         }
     }
 
@@ -544,7 +566,7 @@ async fn send_batch(
         .await
     {
         // Runs it could not start, the executor recorded itself.
-        Ok(r) if r.status.is_success() => Sent::Taken,
+        Ok(r) if r.status.is_success() => Sent::Taken(serde_json::from_slice(&r.body).ok()),
         Ok(r) if r.status == hyper::StatusCode::SERVICE_UNAVAILABLE => Sent::Elsewhere(format!(
             "executor {} busy or stopping ({})",
             executor.id, r.status

@@ -820,10 +820,30 @@ impl Store {
         Ok(())
     }
 
-    /// Marks `lost` the runs that cannot end any more: `running` on an executor whose heartbeat
-    /// is older than `stale_before` (or that is gone), and `dispatched` runs no executor took up
-    /// before `dispatched_before`. The conditional update is idempotent, so several monitors
-    /// mark each run once. Returns the runs marked.
+    /// Notes the executor instance that accepted dispatched runs (the ones it has not written
+    /// anything for yet).
+    pub async fn mark_delivered(&self, instance: &str, run_ids: &[i64]) -> Result<(), StoreError> {
+        for ids in run_ids.chunks(500) {
+            let sql = format!(
+                "UPDATE runs SET executor = ? WHERE state = 'dispatched' AND executor IS NULL \
+                 AND id IN ({})",
+                vec!["?"; ids.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(instance);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks `lost` the runs that cannot end any more: `running` or accepted (`dispatched` with
+    /// an executor noted) on an executor whose heartbeat is older than `stale_before` (or that
+    /// is gone), and `dispatched` runs no executor took before `dispatched_before`. A run
+    /// accepted by a live executor is never lost, however long its result takes to be written.
+    /// The conditional update is idempotent, so several monitors mark each run once. Returns
+    /// the runs marked.
     pub async fn mark_lost(
         &self,
         stale_before: Millis,
@@ -831,8 +851,9 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let rows = sqlx::query(
             "SELECT r.id FROM runs r LEFT JOIN executors e ON e.instance = r.executor \
-             WHERE (r.state = 'running' AND (e.instance IS NULL OR e.last_seen < ?)) \
-             OR (r.state = 'dispatched' AND r.dispatched_at < ?)",
+             WHERE (r.state IN ('running', 'dispatched') AND r.executor IS NOT NULL \
+                    AND (e.instance IS NULL OR e.last_seen < ?)) \
+             OR (r.state = 'dispatched' AND r.executor IS NULL AND r.dispatched_at < ?)",
         )
         .bind(stale_before)
         .bind(dispatched_before)

@@ -177,3 +177,44 @@ async fn deleting_a_job_is_logged_for_dispatchers() {
     );
     assert!(t.store.job(job.id).await.expect("get").is_none());
 }
+
+#[tokio::test]
+async fn a_run_accepted_by_a_live_executor_is_not_lost_however_late_its_result() {
+    let t = temp_store("lost").await;
+    let job = t.store.insert_job(&spec("a")).await.expect("job");
+    let fire = |instant| {
+        let store = t.store.clone();
+        async move {
+            match store
+                .record_fire(job.id, instant, "", Trigger::Schedule, RunState::Dispatched)
+                .await
+                .expect("fire")
+            {
+                Recorded::New(id) => id,
+                Recorded::AlreadyFired => panic!("fired twice"),
+            }
+        }
+    };
+    let (queued, orphan, undelivered) = (fire(1_000).await, fire(2_000).await, fire(3_000).await);
+    t.store.heartbeat("live/1", 0).await.expect("heartbeat");
+    t.store
+        .mark_delivered("live/1", &[queued])
+        .await
+        .expect("delivered");
+    t.store
+        .mark_delivered("gone/2", &[orphan])
+        .await
+        .expect("delivered");
+    let far_future = crate::model::now_millis() + 60_000;
+    // Heartbeats before `stale_before` are stale: only the live one is fresh.
+    let lost = t
+        .store
+        .mark_lost(crate::model::now_millis() - 60_000, far_future)
+        .await
+        .expect("lost");
+    let mut lost = lost;
+    lost.sort_unstable();
+    assert_eq!(lost, vec![orphan, undelivered]);
+    let run = t.store.run(queued).await.expect("get").expect("run");
+    assert_eq!(run.state, RunState::Dispatched);
+}
