@@ -175,8 +175,21 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     // Alive before ready: the monitor never sees this executor's runs without a heartbeat.
     let started_at = crate::model::now_millis();
     ctx.store.heartbeat(&exec.id, started_at).await?;
+    // Heartbeats go through a connection of their own: queued behind a burst of result
+    // writes in the shared pool, they would go stale and get this live executor's runs
+    // marked lost.
+    let own_heartbeat_store = match crate::store::Store::connect(&ctx.config.store_url(), 1).await {
+        Ok(s) => Some(s),
+        Err(e) => {
+            tracing::warn!(error = %e, "no separate heartbeat connection; sharing the pool");
+            None
+        }
+    };
     let heartbeat = {
-        let (store, id) = (ctx.store.clone(), exec.id.clone());
+        let store = own_heartbeat_store
+            .clone()
+            .unwrap_or_else(|| ctx.store.clone());
+        let id = exec.id.clone();
         let every = Duration::from_millis(ctx.config.executor.heartbeat_ms);
         tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
@@ -273,6 +286,9 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         tracing::error!("results still unwritten after 30 s; giving up");
     }
     heartbeat.abort();
+    if let Some(s) = own_heartbeat_store {
+        s.close().await;
+    }
     if let Err(e) = ctx.store.deregister(&id).await {
         tracing::warn!(error = %e, "cannot deregister; the monitor will expire this executor");
     }
