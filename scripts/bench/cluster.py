@@ -91,9 +91,10 @@ class Servers:
                               capture_output=True, text=True, timeout=10).stdout
 
     def sql(self, q):
+        # On stdin: a few thousand rows of INSERT exceed an argument's size limit.
         r = subprocess.run(["mariadb", "--no-defaults", "-u", "root", "-N", "-B",
-                            f"--socket={self.sock}", "-e", q],
-                           capture_output=True, text=True, timeout=120)
+                            f"--socket={self.sock}"],
+                           input=q, capture_output=True, text=True, timeout=120)
         if r.returncode != 0:
             raise RuntimeError(r.stderr)
         return r.stdout

@@ -113,6 +113,25 @@ impl Cluster {
         v["id"].as_i64().expect("job id")
     }
 
+    /// Adds `n` jobs firing `true` every second through d1's API, and waits until each of
+    /// `dispatchers` schedules all of them (the change log reached it without a restart).
+    fn every_second_jobs(&self, prefix: &str, n: usize, dispatchers: &[&str]) -> Vec<i64> {
+        let jobs: Vec<i64> = (0..n)
+            .map(|i| self.add_job("d1", every_second(&format!("{prefix}{i}"), Value::Null)))
+            .collect();
+        for d in dispatchers {
+            wait_for(
+                Duration::from_secs(10),
+                "the jobs on every dispatcher",
+                || {
+                    (self.metric(d, "dispatch", "cronvisor_jobs_scheduled") == n as i64)
+                        .then_some(())
+                },
+            );
+        }
+        jobs
+    }
+
     fn sql(&self, q: &str) -> Vec<Vec<String>> {
         self.db
             .sql_root(q)
@@ -254,17 +273,8 @@ fn three_dispatchers_fire_each_instant_once_even_when_one_is_killed() {
     wait_for(Duration::from_secs(10), "two executors in etcd", || {
         (c.etcd.keys("/cronvisor/executors/").len() == 2).then_some(())
     });
-    let jobs: Vec<i64> = (0..100)
-        .map(|i| c.add_job("d1", every_second(&format!("tick{i}"), Value::Null)))
-        .collect();
-    // Every dispatcher has all 100 jobs (the change log reached them without a restart).
-    for d in ["d1", "d2", "d3"] {
-        wait_for(
-            Duration::from_secs(10),
-            "the jobs on every dispatcher",
-            || (c.metric(d, "dispatch", "cronvisor_jobs_scheduled") == 100).then_some(()),
-        );
-    }
+    // Added on one host, the jobs reach every dispatcher without a restart.
+    let jobs = c.every_second_jobs("tick", 100, &["d1", "d2", "d3"]);
     let from = Cluster::now_ms();
     let_time_pass(Duration::from_secs(10));
     c.crash("d2");
@@ -302,16 +312,7 @@ fn redis_outage_keeps_fire_once_and_the_lock_returns() {
     c.host("d1", &["dispatcher", "monitor"]);
     c.host("d2", &["dispatcher"]);
     c.host("e1", &["executor"]);
-    let jobs: Vec<i64> = (0..20)
-        .map(|i| c.add_job("d1", every_second(&format!("r{i}"), Value::Null)))
-        .collect();
-    for d in ["d1", "d2"] {
-        wait_for(
-            Duration::from_secs(10),
-            "the jobs on every dispatcher",
-            || (c.metric(d, "dispatch", "cronvisor_jobs_scheduled") == 20).then_some(()),
-        );
-    }
+    let jobs = c.every_second_jobs("r", 20, &["d1", "d2"]);
     let from = Cluster::now_ms();
     let_time_pass(Duration::from_secs(3));
     c.redis.stop();
@@ -465,9 +466,7 @@ fn etcd_outage_keeps_firing_and_a_new_executor_gets_work_after() {
     let mut c = Cluster::start();
     c.host("d1", &["dispatcher", "monitor"]);
     c.host("e1", &["executor"]);
-    let jobs: Vec<i64> = (0..10)
-        .map(|i| c.add_job("d1", every_second(&format!("t{i}"), Value::Null)))
-        .collect();
+    let jobs = c.every_second_jobs("t", 10, &["d1"]);
     let from = Cluster::now_ms();
     let_time_pass(Duration::from_secs(2));
     c.etcd.stop();
@@ -515,16 +514,7 @@ fn mariadb_restart_loses_and_doubles_nothing() {
     c.host("d1", &["dispatcher", "monitor"]);
     c.host("d2", &["dispatcher"]);
     c.host("e1", &["executor"]);
-    let jobs: Vec<i64> = (0..20)
-        .map(|i| c.add_job("d1", every_second(&format!("m{i}"), Value::Null)))
-        .collect();
-    for d in ["d1", "d2"] {
-        wait_for(
-            Duration::from_secs(10),
-            "the jobs on every dispatcher",
-            || (c.metric(d, "dispatch", "cronvisor_jobs_scheduled") == 20).then_some(()),
-        );
-    }
+    let jobs = c.every_second_jobs("m", 20, &["d1", "d2"]);
     let from = Cluster::now_ms();
     let_time_pass(Duration::from_secs(3));
     c.db.stop();

@@ -586,15 +586,8 @@ impl Store {
         instant: Millis,
         reason: &str,
     ) -> Result<Recorded, StoreError> {
-        let recorded = self
-            .record_fire(job_id, instant, "", Trigger::Schedule, RunState::Scheduled)
-            .await?;
-        if let Recorded::New(id) = recorded {
-            let mut outcome = RunOutcome::failed(reason.to_string());
-            outcome.state = RunState::Skipped;
-            self.finish_run(id, &outcome, None).await?;
-        }
-        Ok(recorded)
+        self.record_final(job_id, instant, RunState::Skipped, reason)
+            .await
     }
 
     /// Records an instant no executor could take (its target has no live executor) as a
@@ -606,12 +599,25 @@ impl Store {
         instant: Millis,
         reason: &str,
     ) -> Result<Recorded, StoreError> {
+        self.record_final(job_id, instant, RunState::Failed, reason)
+            .await
+    }
+
+    /// An instant recorded under the fence and ended at once in `state` with `reason`.
+    async fn record_final(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        state: RunState,
+        reason: &str,
+    ) -> Result<Recorded, StoreError> {
         let recorded = self
             .record_fire(job_id, instant, "", Trigger::Schedule, RunState::Dispatched)
             .await?;
         if let Recorded::New(id) = recorded {
-            self.finish_run(id, &RunOutcome::failed(reason.to_string()), None)
-                .await?;
+            let mut outcome = RunOutcome::failed(reason.to_string());
+            outcome.state = state;
+            self.finish_run(id, &outcome, None).await?;
         }
         Ok(recorded)
     }
