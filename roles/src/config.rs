@@ -684,8 +684,10 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("cluster.redis_url"));
-        let mut c = Config::default();
-        c.roles = vec!["dispatcher".into(), "scheduler".into()];
+        let c = Config {
+            roles: vec!["dispatcher".into(), "scheduler".into()],
+            ..Config::default()
+        };
         assert!(c.validate().unwrap_err().to_string().contains("roles[1]"));
         let mut c = Config::default();
         c.machine.insert("php".into(), vec![]);
@@ -695,8 +697,10 @@ mod tests {
             .to_string()
             .contains("machine.php"));
         // A host without the executor role needs no rpc listener.
-        let mut c = Config::default();
-        c.roles = vec!["dispatcher".into()];
+        let mut c = Config {
+            roles: vec!["dispatcher".into()],
+            ..Config::default()
+        };
         c.listeners.remove("rpc");
         c.validate().expect("dispatcher-only host");
     }
