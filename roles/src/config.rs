@@ -266,6 +266,9 @@ pub struct DispatcherConfig {
     /// How long a fire keeps trying to hand a run to an executor before recording it `failed`,
     /// in ms. Default 10000 (long enough to ride over an executor restart).
     pub delivery_timeout_ms: u64,
+    /// How often the whole schedule is compared with the store, as a backstop behind the job
+    /// change log, in seconds. Default 300.
+    pub resync_interval_secs: u64,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
@@ -351,6 +354,7 @@ impl Default for DispatcherConfig {
         DispatcherConfig {
             poll_interval_ms: 250,
             delivery_timeout_ms: 10_000,
+            resync_interval_secs: 300,
         }
     }
 }
@@ -535,6 +539,12 @@ impl Config {
         }
         if self.dispatcher.poll_interval_ms == 0 {
             return Err(invalid("dispatcher.poll_interval_ms", "must be at least 1"));
+        }
+        if self.dispatcher.resync_interval_secs == 0 {
+            return Err(invalid(
+                "dispatcher.resync_interval_secs",
+                "must be at least 1",
+            ));
         }
         if self.executor.heartbeat_ms == 0 || self.monitor.check_interval_ms == 0 {
             return Err(invalid(

@@ -174,6 +174,10 @@ pub async fn run(
     let mut poll = tokio::time::interval(Duration::from_millis(
         ctx.config.dispatcher.poll_interval_ms,
     ));
+    let resync_every = Duration::from_secs(ctx.config.dispatcher.resync_interval_secs);
+    let mut resync =
+        tokio::time::interval_at(tokio::time::Instant::now() + resync_every, resync_every);
+    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     let stop = runtime::stopped(shutdown.clone());
     tokio::pin!(stop);
@@ -207,6 +211,16 @@ pub async fn run(
                         fires.spawn(async move { f.fire_pending(run, job).await });
                     },
                     Err(e) => tracing::warn!(error = %e, "cannot read pending runs"),
+                }
+            }
+            _ = resync.tick() => {
+                match reconcile(&store, &mut set).await {
+                    Ok(0) => {}
+                    Ok(n) => {
+                        jobs_gauge.set(set.len() as i64);
+                        tracing::warn!(jobs = n, "periodic resync corrected the schedule: a job change was missed");
+                    }
+                    Err(e) => tracing::warn!(error = %e, "periodic resync failed"),
                 }
             }
             _ = &mut stop => break,
@@ -274,7 +288,43 @@ async fn follow_changes(
     Ok(())
 }
 
-/// Reloads every job (the backstop behind the change log).
+/// The backstop behind the change log: compares every stored job with the schedule and
+/// re-plans only those that differ (so a job whose instant is due right now is not re-planned
+/// past it), and drops the ones deleted. Returns how many it corrected — 0 unless a change
+/// was missed.
+async fn reconcile(
+    store: &crate::store::Store,
+    set: &mut ScheduleSet,
+) -> Result<usize, crate::store::StoreError> {
+    const PAGE: i64 = 5000;
+    let mut seen = std::collections::HashSet::new();
+    let mut corrected = 0;
+    let mut after = 0;
+    loop {
+        let page = store.jobs_page(after, PAGE).await?;
+        let full = page.len() as i64 == PAGE;
+        for job in page {
+            after = job.id;
+            seen.insert(job.id);
+            if !set.is_current(&job) {
+                corrected += 1;
+                set.upsert(job.id, Some(job), now_millis());
+            }
+        }
+        if !full {
+            break;
+        }
+    }
+    for id in set.ids() {
+        if !seen.contains(&id) {
+            corrected += 1;
+            set.upsert(id, None, now_millis());
+        }
+    }
+    Ok(corrected)
+}
+
+/// Reloads every job (after the change log was pruned past the cursor).
 async fn resync(
     store: &crate::store::Store,
     set: &mut ScheduleSet,
@@ -284,4 +334,40 @@ async fn resync(
     load_all(store, set).await?;
     cursor.reset(seq);
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::model::JobPatch;
+    use crate::store::tests::{spec, temp_store};
+
+    #[tokio::test]
+    async fn the_periodic_resync_corrects_only_what_the_change_log_missed() {
+        let t = temp_store("resync").await;
+        let a = t.store.insert_job(&spec("a")).await.expect("a");
+        let b = t.store.insert_job(&spec("b")).await.expect("b");
+        let mut set = ScheduleSet::default();
+        load_all(&t.store, &mut set).await.expect("load");
+        assert_eq!(reconcile(&t.store, &mut set).await.expect("resync"), 0);
+        // Changes this dispatcher never read from the log: an edit, a delete, an insert.
+        let patch = JobPatch {
+            schedule: Some("*/5 * * * * *".into()),
+            ..JobPatch::default()
+        };
+        let edited = patch.apply(a.clone()).expect("patch");
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        t.store.update_job(&edited).await.expect("update");
+        t.store.delete_job(b.id).await.expect("delete");
+        let c = t.store.insert_job(&spec("c")).await.expect("c");
+        assert_eq!(reconcile(&t.store, &mut set).await.expect("resync"), 3);
+        let mut ids = set.ids();
+        ids.sort_unstable();
+        assert_eq!(ids, vec![a.id, c.id]);
+        assert_eq!(
+            set.job(a.id).map(|j| j.schedule.clone()).as_deref(),
+            Some("*/5 * * * * *")
+        );
+        assert_eq!(reconcile(&t.store, &mut set).await.expect("resync"), 0);
+    }
 }

@@ -109,6 +109,20 @@ impl ScheduleSet {
         );
     }
 
+    /// The ids of the jobs scheduled.
+    pub fn ids(&self) -> Vec<i64> {
+        self.entries.keys().copied().collect()
+    }
+
+    /// Whether `job` is scheduled here exactly as stored (same last edit), or rightly absent
+    /// (paused, nothing to run).
+    pub fn is_current(&self, job: &Job) -> bool {
+        match self.entries.get(&job.id) {
+            Some(e) => e.job.updated_at == job.updated_at,
+            None => job.paused || (job.command.is_none() && job.http_url.is_none()),
+        }
+    }
+
     pub fn job(&self, id: i64) -> Option<Arc<Job>> {
         self.entries.get(&id).map(|e| e.job.clone())
     }

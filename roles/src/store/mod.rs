@@ -1006,4 +1006,4 @@ async fn log_change(
 }
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

@@ -2,8 +2,8 @@ use super::*;
 use crate::model::JobSpec;
 
 /// A fresh SQLite store in its own temp dir, removed on drop.
-struct TempStore {
-    store: Store,
+pub(crate) struct TempStore {
+    pub(crate) store: Store,
     dir: std::path::PathBuf,
 }
 
@@ -13,7 +13,7 @@ impl Drop for TempStore {
     }
 }
 
-async fn temp_store(tag: &str) -> TempStore {
+pub(crate) async fn temp_store(tag: &str) -> TempStore {
     let dir = std::env::temp_dir().join(format!("cronvisor-store-{tag}-{}", std::process::id()));
     let _ = std::fs::remove_dir_all(&dir);
     std::fs::create_dir_all(&dir).expect("temp dir");
@@ -25,7 +25,7 @@ async fn temp_store(tag: &str) -> TempStore {
     TempStore { store, dir }
 }
 
-fn spec(name: &str) -> JobSpec {
+pub(crate) fn spec(name: &str) -> JobSpec {
     JobSpec {
         name: name.into(),
         schedule: "* * * * * *".into(),
