@@ -181,6 +181,10 @@ pub struct PolicyArgs {
     /// missed, recovered (default failed,timed_out,lost,missed,recovered; "" for none).
     #[arg(long, value_delimiter = ',')]
     pub alarm_on: Option<Vec<String>>,
+    /// Channels of this job's alarms, comma-separated: webhook, sms, email (default: every
+    /// configured one; "" for all again).
+    #[arg(long, value_delimiter = ',')]
+    pub alarm_channels: Option<Vec<String>>,
     /// Extra alarm e-mail recipients of this job, comma-separated.
     #[arg(long)]
     pub admin_email: Option<String>,

@@ -102,6 +102,14 @@ pub fn job(j: &Job) {
             j.alarm_on.join(", ")
         }
     );
+    println!(
+        "alarm via: {}",
+        if j.alarm_channels.is_empty() {
+            "every configured channel".to_string()
+        } else {
+            j.alarm_channels.join(", ")
+        }
+    );
     if let Some(e) = &j.admin_email {
         println!("email to:  {e}");
     }

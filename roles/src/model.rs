@@ -38,6 +38,8 @@ pub struct Job {
     pub misfire_window_secs: i64,
     /// Outcomes that raise an alarm: failed, timed_out, killed, lost, skipped, recovered.
     pub alarm_on: Vec<String>,
+    /// Channels this job's alarms use (webhook, sms, email); empty: every configured one.
+    pub alarm_channels: Vec<String>,
     /// Extra recipients of this job's alarms (the original's admin_email / admin_mobile).
     pub admin_email: Option<String>,
     pub admin_mobile: Option<String>,
@@ -46,14 +48,33 @@ pub struct Job {
 }
 
 /// The outcomes an alarm can be about.
-pub const ALARM_KINDS: [&str; 6] = [
+pub const ALARM_KINDS: [&str; 7] = [
     "failed",
     "timed_out",
     "killed",
     "lost",
     "skipped",
+    "missed",
     "recovered",
 ];
+
+/// The channels an alarm can go through.
+pub const ALARM_CHANNELS: [&str; 3] = ["webhook", "sms", "email"];
+
+fn validate_alarm_channels(list: &[String]) -> Result<(), FieldError> {
+    for c in list {
+        if !ALARM_CHANNELS.contains(&c.as_str()) {
+            return Err(FieldError::new(
+                "alarm_channels",
+                format!(
+                    "unknown channel `{c}` (one of {})",
+                    ALARM_CHANNELS.join(", ")
+                ),
+            ));
+        }
+    }
+    Ok(())
+}
 
 /// Default `alarm_on`.
 pub const DEFAULT_ALARM_ON: &str = "failed,timed_out,lost,missed,recovered";
@@ -201,6 +222,9 @@ pub struct JobSpec {
     /// Default failed, timed_out, lost, recovered.
     #[serde(default)]
     pub alarm_on: Option<Vec<String>>,
+    /// Default: every configured channel.
+    #[serde(default)]
+    pub alarm_channels: Option<Vec<String>>,
     #[serde(default)]
     pub admin_email: Option<String>,
     #[serde(default)]
@@ -237,6 +261,9 @@ pub struct JobPatch {
     pub misfire_window_secs: Option<i64>,
     #[serde(default)]
     pub alarm_on: Option<Vec<String>>,
+    /// Default: every configured channel.
+    #[serde(default)]
+    pub alarm_channels: Option<Vec<String>>,
     #[serde(default)]
     pub admin_email: Option<String>,
     #[serde(default)]
@@ -416,6 +443,12 @@ impl JobSpec {
                 return Err(FieldError::new("run_at", "must not be empty when given"));
             }
         }
+        if let Some(list) = &self.alarm_on {
+            validate_alarm_on(list)?;
+        }
+        if let Some(list) = &self.alarm_channels {
+            validate_alarm_channels(list)?;
+        }
         Ok(self)
     }
 }
@@ -462,6 +495,10 @@ impl JobPatch {
         if let Some(list) = self.alarm_on {
             validate_alarm_on(&list)?;
             job.alarm_on = list;
+        }
+        if let Some(list) = self.alarm_channels {
+            validate_alarm_channels(&list)?;
+            job.alarm_channels = list;
         }
         if self.admin_email.is_some() {
             job.admin_email = self.admin_email.filter(|v| !v.is_empty());
@@ -702,8 +739,34 @@ mod tests {
     }
 
     #[test]
+    fn every_default_alarm_outcome_is_accepted() {
+        let list: Vec<String> = DEFAULT_ALARM_ON.split(',').map(str::to_string).collect();
+        JobSpec {
+            alarm_on: Some(list),
+            alarm_channels: Some(vec!["sms".into(), "email".into()]),
+            ..spec()
+        }
+        .validate("UTC")
+        .expect("the defaults are valid");
+    }
+
+    #[test]
     fn each_bad_field_is_named() {
         let cases: Vec<(JobSpec, &str)> = vec![
+            (
+                JobSpec {
+                    alarm_on: Some(vec!["failed".into(), "exploded".into()]),
+                    ..spec()
+                },
+                "alarm_on",
+            ),
+            (
+                JobSpec {
+                    alarm_channels: Some(vec!["pager".into()]),
+                    ..spec()
+                },
+                "alarm_channels",
+            ),
             (
                 JobSpec {
                     name: String::new(),

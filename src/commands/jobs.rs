@@ -25,6 +25,12 @@ fn policy_fields(p: &PolicyArgs) -> Vec<(&'static str, Option<Value>)> {
                 .as_ref()
                 .map(|v| json!(v.iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())),
         ),
+        (
+            "alarm_channels",
+            p.alarm_channels
+                .as_ref()
+                .map(|v| json!(v.iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())),
+        ),
         ("admin_email", p.admin_email.as_ref().map(|v| json!(v))),
         ("admin_mobile", p.admin_mobile.as_ref().map(|v| json!(v))),
     ]

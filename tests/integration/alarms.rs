@@ -131,6 +131,59 @@ fn repeated_alarms_merge_and_a_failed_delivery_is_retried() {
     assert_eq!(cv.runs("flaky").len(), 3);
 }
 
+#[test]
+fn a_job_alarms_only_through_its_own_channels() {
+    let capture = Capture::start(0);
+    let cv = Cronvisor::start_with("alarm-channels", &alarm_config(&capture));
+    cv.add_job(
+        "sms-only",
+        "@yearly",
+        "exit 1",
+        &["--alarm-channels", "sms", "--admin-mobile", "300"],
+    );
+    let id = cv.run_now("sms-only");
+    cv.wait_run(&id, "the failure", |s| s == "failed");
+    // Every target of an alarm is recorded in the same pass: once one is, all are.
+    let alarms = wait_for(Duration::from_secs(20), "the job's alarms sent", || {
+        let alarms = cv.json(&["alarms"]).as_array().cloned()?;
+        (!alarms.is_empty() && alarms.iter().all(|a| a["status"] == "sent")).then_some(alarms)
+    });
+    let mut got: Vec<(String, String)> = alarms
+        .iter()
+        .map(|a| {
+            (
+                a["channel"].as_str().unwrap_or("").to_string(),
+                a["recipient"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect();
+    got.sort();
+    assert_eq!(
+        got,
+        [
+            ("sms".to_string(), "100".to_string()),
+            ("sms".to_string(), "300".to_string())
+        ],
+        "the webhook is configured but not one of this job's channels"
+    );
+    assert!(capture.requests().iter().all(|r| r.path != "/hook"));
+    // An unknown channel is refused, naming the field.
+    let out = cv.cli(&[
+        "job",
+        "add",
+        "--name",
+        "x",
+        "--schedule",
+        "@daily",
+        "--command",
+        "true",
+        "--alarm-channels",
+        "pager",
+    ]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("alarm_channels"));
+}
+
 /// A real SMTP server (aiosmtpd, from PyPI) printing what it receives.
 struct Smtp {
     child: std::process::Child,

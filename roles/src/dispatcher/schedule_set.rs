@@ -228,6 +228,7 @@ pub(crate) mod tests {
             misfire: Misfire::Skip,
             misfire_window_secs: 3600,
             alarm_on: Vec::new(),
+            alarm_channels: Vec::new(),
             admin_email: None,
             admin_mobile: None,
             created_at: 0,

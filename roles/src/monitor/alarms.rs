@@ -101,15 +101,21 @@ impl Alarmer {
             "exit_code": null,
         });
         tracing::warn!(kind, subject, "system alarm raised");
-        self.record(0, 0, kind, &details, self.targets(None, None))
+        self.record(0, 0, kind, &details, self.targets(None, None, &[]))
             .await?;
         Ok(())
     }
 
     /// Where an alarm goes: every webhook; the SMS gateway for the job's mobiles and
-    /// `alarm.sms.to`; e-mail for the job's addresses and `alarm.email.to`. With none
-    /// configured, the alarm is only recorded (channel `none`).
-    fn targets(&self, mobiles: Option<&str>, emails: Option<&str>) -> Vec<(&'static str, String)> {
+    /// `alarm.sms.to`; e-mail for the job's addresses and `alarm.email.to` — limited to the
+    /// job's `alarm_channels` when it names some. With none left, the alarm is only recorded
+    /// (channel `none`).
+    fn targets(
+        &self,
+        mobiles: Option<&str>,
+        emails: Option<&str>,
+        channels: &[String],
+    ) -> Vec<(&'static str, String)> {
         let list = |job: Option<&str>, global: &[String]| -> Vec<String> {
             job.into_iter()
                 .flat_map(|m| m.split(','))
@@ -138,6 +144,9 @@ impl Alarmer {
                     .into_iter()
                     .map(|m| ("email", m)),
             );
+        }
+        if !channels.is_empty() {
+            t.retain(|(c, _)| channels.iter().any(|w| w == c));
         }
         if t.is_empty() {
             t.push(("none", String::new()));
@@ -198,7 +207,11 @@ impl Alarmer {
             "error": ev.error,
             "exit_code": ev.exit_code,
         });
-        let targets = self.targets(ev.admin_mobile.as_deref(), ev.admin_email.as_deref());
+        let targets = self.targets(
+            ev.admin_mobile.as_deref(),
+            ev.admin_email.as_deref(),
+            &ev.alarm_channels,
+        );
         for raised in self
             .record(ev.job_id, ev.run_id, kind, &details, targets)
             .await?

@@ -18,6 +18,7 @@ pub struct RunEvent {
     pub exit_code: Option<i64>,
     pub ended_at: Option<Millis>,
     pub alarm_on: Vec<String>,
+    pub alarm_channels: Vec<String>,
     pub admin_email: Option<String>,
     pub admin_mobile: Option<String>,
 }
@@ -51,7 +52,7 @@ impl Store {
     pub async fn unchecked_runs(&self, limit: i64) -> Result<Vec<RunEvent>, StoreError> {
         let rows = sqlx::query(
             "SELECT r.id, r.job_id, j.name, r.state, r.error, r.exit_code, r.ended_at, \
-             j.alarm_on, j.admin_email, j.admin_mobile FROM runs r JOIN jobs j ON j.id = r.job_id \
+             j.alarm_on, j.admin_email, j.admin_mobile, j.alarm_channels FROM runs r JOIN jobs j ON j.id = r.job_id \
              WHERE r.alarm_checked = 0 AND (r.state IN ('failed', 'timed_out', 'killed', 'lost', \
              'skipped', 'missed') OR (r.state = 'succeeded' AND j.alarm_failing = 1)) ORDER BY r.id LIMIT ?",
         )
@@ -76,6 +77,12 @@ impl Store {
                         .collect(),
                     admin_email: rows::text_at(r, 8)?,
                     admin_mobile: rows::text_at(r, 9)?,
+                    alarm_channels: r
+                        .try_get::<String, _>(10)?
+                        .split(',')
+                        .filter(|s| !s.is_empty())
+                        .map(str::to_string)
+                        .collect(),
                 })
             })
             .collect()

@@ -45,6 +45,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "fired_by",
         include_str!("../../../migrations/sqlite/0007_fired_by.sql"),
     ),
+    (
+        8,
+        "alarm_channels",
+        include_str!("../../../migrations/sqlite/0008_alarm_channels.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -83,6 +88,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         7,
         "fired_by",
         include_str!("../../../migrations/mysql/0007_fired_by.sql"),
+    ),
+    (
+        8,
+        "alarm_channels",
+        include_str!("../../../migrations/mysql/0008_alarm_channels.sql"),
     ),
 ];
 

@@ -149,7 +149,7 @@ fn is_unique_violation(e: &sqlx::Error) -> bool {
 const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, http_method, \
                            http_headers, http_body, http_expect_status, timeout_secs, run_at, \
                            fanout, paused, overlap, retries, retry_backoff_secs, misfire, \
-                           misfire_window_secs, alarm_on, admin_email, admin_mobile, \
+                           misfire_window_secs, alarm_on, alarm_channels, admin_email, admin_mobile, \
                            created_at, updated_at";
 const RUN_COLUMNS: &str =
     "r.id, r.job_id, j.name AS job_name, r.instant, r.trigger_kind, r.attempt, r.retry_of, \
@@ -224,8 +224,8 @@ impl Store {
             "INSERT INTO jobs (name, schedule, timezone, command, http_url, http_method, \
              http_headers, http_body, http_expect_status, timeout_secs, run_at, fanout, \
              paused, overlap, retries, retry_backoff_secs, misfire, misfire_window_secs, \
-             alarm_on, admin_email, admin_mobile, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+             alarm_on, alarm_channels, admin_email, admin_mobile, created_at, updated_at) \
+             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
         )
         .bind(&spec.name)
         .bind(&spec.schedule)
@@ -258,6 +258,12 @@ impl Store {
                 .as_ref()
                 .map(|l| l.join(","))
                 .unwrap_or_else(|| crate::model::DEFAULT_ALARM_ON.to_string()),
+        )
+        .bind(
+            spec.alarm_channels
+                .as_ref()
+                .map(|l| l.join(","))
+                .unwrap_or_default(),
         )
         .bind(spec.admin_email.as_deref().filter(|v| !v.is_empty()))
         .bind(spec.admin_mobile.as_deref().filter(|v| !v.is_empty()))
@@ -338,7 +344,8 @@ impl Store {
         sqlx::query(
             "UPDATE jobs SET schedule = ?, timezone = ?, command = ?, timeout_secs = ?, \
              run_at = ?, fanout = ?, paused = ?, overlap = ?, retries = ?, retry_backoff_secs = ?, misfire = ?, \
-             misfire_window_secs = ?, alarm_on = ?, admin_email = ?, admin_mobile = ?, \
+             misfire_window_secs = ?, alarm_on = ?, alarm_channels = ?, admin_email = ?, \
+             admin_mobile = ?, \
              updated_at = ? WHERE id = ?",
         )
         .bind(&job.schedule)
@@ -354,6 +361,7 @@ impl Store {
         .bind(job.misfire.as_str())
         .bind(job.misfire_window_secs)
         .bind(job.alarm_on.join(","))
+        .bind(job.alarm_channels.join(","))
         .bind(job.admin_email.as_deref())
         .bind(job.admin_mobile.as_deref())
         .bind(now)

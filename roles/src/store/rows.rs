@@ -84,6 +84,12 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
             .filter(|s| !s.is_empty())
             .map(str::to_string)
             .collect(),
+        alarm_channels: r
+            .try_get::<String, _>("alarm_channels")?
+            .split(',')
+            .filter(|s| !s.is_empty())
+            .map(str::to_string)
+            .collect(),
         admin_email: text(r, "admin_email")?,
         admin_mobile: text(r, "admin_mobile")?,
         created_at: r.try_get("created_at")?,

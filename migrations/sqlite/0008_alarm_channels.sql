@@ -1,0 +1,4 @@
+-- Per-job alarm channels (webhook, sms, email; comma-separated). Empty: every configured
+-- channel. Same change as migrations/mysql/0008_alarm_channels.sql.
+
+ALTER TABLE jobs ADD COLUMN alarm_channels TEXT NOT NULL DEFAULT '';
