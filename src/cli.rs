@@ -205,6 +205,9 @@ pub struct JobEditArgs {
     pub tz: Option<String>,
     #[arg(long, value_parser = parse_duration_secs)]
     pub timeout: Option<i64>,
+    /// Machine group or host to run on; "" for any executor.
+    #[arg(long)]
+    pub run_at: Option<String>,
     #[command(flatten)]
     pub policy: PolicyArgs,
     #[command(flatten)]

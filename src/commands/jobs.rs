@@ -120,6 +120,7 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
                 ("command", e.command.as_ref().map(|v| json!(v))),
                 ("timezone", e.tz.as_ref().map(|v| json!(v))),
                 ("timeout_secs", e.timeout.map(|v| json!(v))),
+                ("run_at", e.run_at.as_ref().map(|v| json!(v))),
             ];
             for (k, v) in fields.into_iter().chain(policy_fields(&e.policy)) {
                 if let Some(v) = v {
@@ -128,8 +129,8 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
             }
             if body.is_empty() {
                 anyhow::bail!(
-                    "nothing to change: give --schedule, --command, --tz, --timeout, --overlap, \
-                     --fanout, --retries, --retry-backoff, --misfire or --misfire-window"
+                    "nothing to change: give --schedule, --command, --tz, --timeout, --run-at, \
+                     --overlap, --fanout, --retries, --retry-backoff, --misfire or --misfire-window"
                 );
             }
             let job: Job = api
