@@ -251,11 +251,21 @@ fn a_run_whose_executor_dies_becomes_lost_and_nothing_stays_running() {
         !matches!(s, "scheduled" | "dispatched" | "running")
     });
     assert_eq!(run["state"], "succeeded", "{run}");
-    // The orphaned job process is outside this test's scope; stop it.
-    // SAFETY: kill(2) of the orphaned job's group.
-    unsafe {
-        libc::killpg(pid as i32, libc::SIGKILL);
-    }
+    // The restarted executor stopped the lost run's process group (`sleep 30` left behind by
+    // the killed one), so the lost run does not go on beside its retry.
+    wait_for(
+        Duration::from_secs(10),
+        "the orphaned group to be stopped",
+        || {
+            crate::harness::group_survivors(pid)
+                .is_empty()
+                .then_some(())
+        },
+    );
+    assert!(
+        cv.log().contains("whose executor died"),
+        "the executor says what it stopped"
+    );
 }
 
 #[test]

@@ -5,6 +5,7 @@
 //! what is left and records it `killed`; on SIGINT it kills and records at once. Either way no
 //! run it started is left `running`.
 
+mod orphans;
 mod process;
 mod recorder;
 
@@ -237,6 +238,21 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             leave_rx,
         ))
     });
+    // Groups of runs a previous executor here left running when it died.
+    match orphans::reap(
+        &ctx.store,
+        &format!("{host}/{addr}/"),
+        &exec.id,
+        Duration::from_secs(ctx.config.executor.kill_grace_secs),
+    )
+    .await
+    {
+        Ok(r) if !r.is_empty() => {
+            tracing::warn!(runs = ?r, "stopped the processes of runs whose executor died")
+        }
+        Ok(_) => {}
+        Err(e) => tracing::warn!(error = %e, "cannot look for runs left by a previous executor"),
+    }
     runtime::notify_ready(&format!("executor {} serving", exec.id));
     tracing::info!(executor = %exec.id, "executor ready");
 

@@ -834,6 +834,30 @@ impl Store {
         Ok(())
     }
 
+    /// Runs started by earlier executor instances at `host_addr` (`host/address/`, not `me`)
+    /// that are `running` or were marked `lost`, with their pid and start: the process groups a
+    /// dead executor may have left behind. Lost runs of the last day only.
+    pub async fn runs_of_earlier_executors(
+        &self,
+        host_addr: &str,
+        me: &str,
+    ) -> Result<Vec<(i64, i64, Millis)>, StoreError> {
+        let since = crate::model::now_millis() - 86_400_000;
+        let rows = sqlx::query(
+            "SELECT id, pid, started_at FROM runs WHERE state IN ('running', 'lost') \
+             AND executor LIKE ? AND executor <> ? AND pid IS NOT NULL \
+             AND started_at IS NOT NULL AND started_at > ?",
+        )
+        .bind(format!("{host_addr}%"))
+        .bind(me)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .collect()
+    }
+
     /// Notes the executor instance that accepted dispatched runs (the ones it has not written
     /// anything for yet).
     pub async fn mark_delivered(&self, instance: &str, run_ids: &[i64]) -> Result<(), StoreError> {
