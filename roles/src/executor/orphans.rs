@@ -4,8 +4,9 @@
 //! its jobs keep running, re-parented, with nobody to read their output or record their end;
 //! the monitor marks those runs `lost` and may retry them. The next executor on the same host
 //! and address stops such groups when it starts, so a lost run never goes on beside its retry.
-//! A pid is only signalled if it is still a group leader that started when the run did (pids
-//! are reused).
+//! Only runs of an executor process that is gone are touched (during a reload the previous
+//! generation's executor is alive and finishing its runs), and a pid is only signalled if it is
+//! still a group leader that started when the run did (pids are reused).
 
 use std::time::Duration;
 
@@ -24,7 +25,13 @@ pub async fn reap(
     grace: Duration,
 ) -> Result<Vec<i64>, StoreError> {
     let mut reaped = Vec::new();
-    for (run_id, pid, started_at) in store.runs_of_earlier_executors(host_addr, me).await? {
+    for (run_id, instance, pid, started_at) in
+        store.runs_of_earlier_executors(host_addr, me).await?
+    {
+        // A reload's previous executor is still draining its runs: never touch those.
+        if executor_alive(&instance) {
+            continue;
+        }
         let Ok(pid) = i32::try_from(pid) else {
             continue;
         };
@@ -45,6 +52,25 @@ pub async fn reap(
         reaped.push(run_id);
     }
     Ok(reaped)
+}
+
+/// Whether the executor process named by an instance id (`host/address/pid`, on this host)
+/// is still running. Unparsable means alive: when in doubt, leave the runs alone.
+fn executor_alive(instance: &str) -> bool {
+    let Some(pid) = instance
+        .rsplit('/')
+        .next()
+        .and_then(|p| p.parse::<i32>().ok())
+    else {
+        return true;
+    };
+    std::fs::read_to_string(format!("/proc/{pid}/stat"))
+        .map(|stat| {
+            !stat
+                .rsplit_once(')')
+                .is_some_and(|(_, rest)| rest.trim_start().starts_with('Z'))
+        })
+        .unwrap_or(false)
 }
 
 /// Whether `pid` is alive, leads its own process group and started within
@@ -105,5 +131,13 @@ mod tests {
         let _ = child.kill();
         let _ = child.wait();
         assert!(!is_that_run(pid, now), "gone");
+    }
+
+    #[test]
+    fn a_live_executor_keeps_its_runs() {
+        let me = format!("h/127.0.0.1:1/{}", std::process::id());
+        assert!(executor_alive(&me));
+        assert!(!executor_alive("h/127.0.0.1:1/999999999"));
+        assert!(executor_alive("garbled"));
     }
 }

@@ -834,17 +834,18 @@ impl Store {
         Ok(())
     }
 
-    /// Runs started by earlier executor instances at `host_addr` (`host/address/`, not `me`)
-    /// that are `running` or were marked `lost`, with their pid and start: the process groups a
-    /// dead executor may have left behind. Lost runs of the last day only.
+    /// Runs started by other executor instances at `host_addr` (`host/address/`, not `me`)
+    /// that are `running` or were marked `lost`, with their executor instance, pid and start:
+    /// the process groups a dead executor may have left behind (the caller checks that the
+    /// instance is dead: a draining one of the previous generation is alive). Last day only.
     pub async fn runs_of_earlier_executors(
         &self,
         host_addr: &str,
         me: &str,
-    ) -> Result<Vec<(i64, i64, Millis)>, StoreError> {
+    ) -> Result<Vec<(i64, String, i64, Millis)>, StoreError> {
         let since = crate::model::now_millis() - 86_400_000;
         let rows = sqlx::query(
-            "SELECT id, pid, started_at FROM runs WHERE state IN ('running', 'lost') \
+            "SELECT id, executor, pid, started_at FROM runs WHERE state IN ('running', 'lost') \
              AND executor LIKE ? AND executor <> ? AND pid IS NOT NULL \
              AND started_at IS NOT NULL AND started_at > ?",
         )
@@ -854,7 +855,14 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    rows::text_at(r, 1)?.unwrap_or_default(),
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                ))
+            })
             .collect()
     }
 
