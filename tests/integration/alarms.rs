@@ -276,3 +276,48 @@ fn email_waits_for_a_down_smtp_server_then_arrives() {
         "link missing: {mail}"
     );
 }
+
+#[test]
+fn a_store_outage_is_alarmed_directly_and_its_end_through_the_store() {
+    let mut db = crate::harness::mariadb::MariaDb::start();
+    let capture = Capture::start(0);
+    let cv = Cronvisor::start_with(
+        "store-down",
+        &format!(
+            "[store]\nurl = \"{}\"\n[monitor]\ncheck_interval_ms = 100\n\
+             [alarm]\nwebhook_urls = [\"http://{}/hook\"]\n",
+            db.url(),
+            capture.addr
+        ),
+    );
+    db.stop();
+    // Nothing can be stored: the alarm goes out at once, straight from the monitor.
+    let down = wait_for(Duration::from_secs(40), "the store_down webhook", || {
+        capture
+            .requests()
+            .into_iter()
+            .find(|r| r.body.contains("store_down"))
+    });
+    let hook: Value = serde_json::from_str(&down.body).expect("webhook JSON");
+    assert_eq!(hook["kind"], "store_down");
+    assert!(
+        hook["text"].as_str().unwrap_or("").contains("unreachable"),
+        "{hook}"
+    );
+    db.resume();
+    // Its end is an ordinary stored alarm, delivered (and retried) like the others.
+    let back = wait_for(Duration::from_secs(60), "the store_back alarm sent", || {
+        cv.json(&["alarms"])
+            .as_array()?
+            .iter()
+            .find(|a| a["kind"] == "store_back" && a["status"] == "sent")
+            .cloned()
+    });
+    assert!(
+        back["details"]["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("unreachable for"),
+        "{back}"
+    );
+}

@@ -106,6 +106,59 @@ impl Alarmer {
         Ok(())
     }
 
+    /// The store itself is unreachable, so this alarm cannot be stored and retried like the
+    /// others: it is sent at once, once, to the global recipients of every channel (best
+    /// effort; each monitor sends its own). `store_back` follows through the store when it
+    /// returns. Returns how many deliveries succeeded.
+    pub async fn send_store_down(&self, error: &str) -> usize {
+        let now = now_millis();
+        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
+        let details = json!({
+            "job": "(cronvisor)",
+            "run": 0,
+            "state": "store_down",
+            "kind": "store_down",
+            "host": self.host,
+            "time": time,
+            "link": self.cfg.console_url,
+            "error": format!("the store is unreachable: {error}"),
+            "exit_code": null,
+        });
+        tracing::error!(error, "store unreachable: alarming directly (not stored)");
+        let mut delivered = 0;
+        for (channel, recipient) in self.targets(None, None, &[]) {
+            if channel == "none" {
+                continue;
+            }
+            let alarm = Alarm {
+                id: 0,
+                job_id: 0,
+                run_id: 0,
+                kind: "store_down".to_string(),
+                channel: channel.to_string(),
+                recipient,
+                status: "sending".to_string(),
+                attempts: 0,
+                last_error: None,
+                count: 1,
+                details: details.clone(),
+                created_at: now,
+                updated_at: now,
+            };
+            match self.send(&alarm).await {
+                Ok(()) => {
+                    self.sent.inc();
+                    delivered += 1;
+                }
+                Err(e) => {
+                    self.failed.inc();
+                    tracing::warn!(channel, error = %e, "store_down alarm not delivered");
+                }
+            }
+        }
+        delivered
+    }
+
     /// Where an alarm goes: every webhook; the SMS gateway for the job's mobiles and
     /// `alarm.sms.to`; e-mail for the job's addresses and `alarm.email.to` — limited to the
     /// job's `alarm_channels` when it names some. With none left, the alarm is only recorded

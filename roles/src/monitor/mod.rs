@@ -73,6 +73,8 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     }
     // Degraded dependencies as of the last check: an alarm on each change.
     let mut degraded = ctx.deps.snapshot();
+    // Since when the store has not answered (and the first error), to alarm its outage.
+    let mut store_down: Option<(i64, String)> = None;
     let mut prune = tokio::time::interval(PRUNE_EVERY);
     let stop = runtime::stopped(shutdown.clone());
     tokio::pin!(stop);
@@ -94,6 +96,26 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             }
             _ = check.tick() => {
                 let now = now_millis();
+                match (store.ping().await, &store_down) {
+                    (Err(e), None) => {
+                        alarmer.send_store_down(&e.to_string()).await;
+                        store_down = Some((now, e.to_string()));
+                        continue;
+                    }
+                    (Err(_), Some(_)) => continue,
+                    (Ok(()), Some((since, error))) => {
+                        let subject = format!(
+                            "the store was unreachable for {} s ({error})",
+                            (now - since) / 1000
+                        );
+                        if let Err(e) = alarmer.raise_system("store_back", &subject).await {
+                            tracing::warn!(error = %e, "cannot record the store alarm");
+                        }
+                        tracing::info!("store reachable again");
+                        store_down = None;
+                    }
+                    (Ok(()), None) => {}
+                }
                 if let Err(e) = alarmer.scan().await {
                     tracing::warn!(error = %e, "alarm scan failed");
                 }
