@@ -31,22 +31,24 @@ impl Cluster {
         let redis = Redis::start();
         let db = MariaDb::start();
         // Migrated once, as an operator would (`cronvisor migrate`), before the hosts start.
-        let out = std::process::Command::new(crate::harness::BIN)
-            .arg("migrate")
-            .env("CRONVISOR_STORE_URL", db.url())
-            .output()
-            .expect("migrate");
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        db.migrate();
         Cluster {
             etcd,
             redis,
             db,
             hosts: BTreeMap::new(),
         }
+    }
+
+    /// d1 (dispatcher + monitor), d2 (dispatcher), e1 (executor) and 20 jobs every second,
+    /// scheduled on both dispatchers.
+    fn two_dispatchers_one_executor(prefix: &str) -> (Cluster, Vec<i64>) {
+        let mut c = Cluster::start();
+        c.host("d1", &["dispatcher", "monitor"]);
+        c.host("d2", &["dispatcher"]);
+        c.host("e1", &["executor"]);
+        let jobs = c.every_second_jobs(prefix, 20, &["d1", "d2"]);
+        (c, jobs)
     }
 
     /// Starts host `name` running `roles`, with machine groups g1 = [e1], both = [e1, e2, e3].
@@ -308,11 +310,7 @@ fn three_dispatchers_fire_each_instant_once_even_when_one_is_killed() {
 
 #[test]
 fn redis_outage_keeps_fire_once_and_the_lock_returns() {
-    let mut c = Cluster::start();
-    c.host("d1", &["dispatcher", "monitor"]);
-    c.host("d2", &["dispatcher"]);
-    c.host("e1", &["executor"]);
-    let jobs = c.every_second_jobs("r", 20, &["d1", "d2"]);
+    let (mut c, jobs) = Cluster::two_dispatchers_one_executor("r");
     let from = Cluster::now_ms();
     let_time_pass(Duration::from_secs(3));
     c.redis.stop();
@@ -510,11 +508,7 @@ fn etcd_outage_keeps_firing_and_a_new_executor_gets_work_after() {
 
 #[test]
 fn mariadb_restart_loses_and_doubles_nothing() {
-    let mut c = Cluster::start();
-    c.host("d1", &["dispatcher", "monitor"]);
-    c.host("d2", &["dispatcher"]);
-    c.host("e1", &["executor"]);
-    let jobs = c.every_second_jobs("m", 20, &["d1", "d2"]);
+    let (mut c, jobs) = Cluster::two_dispatchers_one_executor("m");
     let from = Cluster::now_ms();
     let_time_pass(Duration::from_secs(3));
     c.db.stop();

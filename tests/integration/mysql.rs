@@ -7,18 +7,9 @@ use crate::harness::Cronvisor;
 #[test]
 fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
     let db = MariaDb::start();
-    let out = std::process::Command::new(crate::harness::BIN)
-        .args(["migrate"])
-        .env("CRONVISOR_STORE_URL", db.url())
-        .output()
-        .expect("migrate");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let stdout = db.migrate();
     // The password never reaches the output.
-    assert!(!String::from_utf8_lossy(&out.stdout).contains("app-pw"));
+    assert!(!stdout.contains("app-pw"));
     let tables = db
         .sql_root("SELECT table_name FROM information_schema.tables WHERE table_schema = 'cron' ")
         .expect("tables");

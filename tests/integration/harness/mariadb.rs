@@ -77,6 +77,21 @@ impl MariaDb {
         db
     }
 
+    /// `cronvisor migrate` against this database; its stdout.
+    pub fn migrate(&self) -> String {
+        let out = Command::new(super::BIN)
+            .arg("migrate")
+            .env("CRONVISOR_STORE_URL", self.url())
+            .output()
+            .expect("run cronvisor migrate");
+        assert!(
+            out.status.success(),
+            "migrate: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    }
+
     /// Stops the server hard (SIGKILL), as a crash would.
     pub fn stop(&mut self) {
         if let Some(mut c) = self.child.take() {
