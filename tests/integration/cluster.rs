@@ -525,3 +525,30 @@ fn mariadb_restart_loses_and_doubles_nothing() {
         "{states:?}"
     );
 }
+
+#[test]
+fn reloading_the_only_executor_host_never_empties_the_registry() {
+    let (c, jobs) = Cluster::two_dispatchers_one_executor("h");
+    let from = Cluster::now_ms();
+    let_time_pass(Duration::from_secs(2));
+    // Each reload starts a new executor process (registered under its own key) before the old
+    // one drains and leaves: dispatchers always have e1.
+    for _ in 0..3 {
+        c.get("e1").ok(&["reload"]);
+    }
+    wait_for(
+        Duration::from_secs(20),
+        "the drained executors to leave",
+        || (c.etcd.keys("/cronvisor/executors/").len() == 1).then_some(()),
+    );
+    let_time_pass(Duration::from_secs(2));
+    let to = Cluster::now_ms() - 1000;
+    c.wait_settled(&jobs, to);
+    c.assert_exactly_once(&jobs, from, to);
+    let states = c.states(&jobs, from, to);
+    assert_eq!(
+        states.keys().collect::<Vec<_>>(),
+        ["succeeded"],
+        "no instant without an executor: {states:?}"
+    );
+}

@@ -1,5 +1,5 @@
-//! The executor registry. In cluster mode each executor keeps a key under
-//! `<prefix>/executors/` alive with an etcd lease, and every dispatcher watches the prefix to
+//! The executor registry. In cluster mode each executor process keeps a key under
+//! `<prefix>/executors/<host>@<address>/<pid>` alive with an etcd lease, and every dispatcher watches the prefix to
 //! keep the live set; standalone, the registry is just the local executor.
 //!
 //! etcd being away must not stop the fleet: an executor keeps serving and re-registers when
@@ -75,10 +75,14 @@ impl Registry {
         self.loaded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Takes the registry's entries by key. Two processes of the same executor (the old and
+    /// the new generation of a reload) count once.
     fn replace(&self, set: BTreeMap<String, ExecutorInfo>) {
         self.loaded
             .store(true, std::sync::atomic::Ordering::Relaxed);
-        let list: Vec<ExecutorInfo> = set.into_values().collect();
+        let by_id: BTreeMap<String, ExecutorInfo> =
+            set.into_values().map(|e| (e.id.clone(), e)).collect();
+        let list: Vec<ExecutorInfo> = by_id.into_values().collect();
         match self.live.write() {
             Ok(mut l) => *l = Arc::new(list),
             Err(p) => *p.into_inner() = Arc::new(list),
@@ -219,7 +223,15 @@ async fn register_once(
     deps: &Dependencies,
     leave: &mut tokio::sync::watch::Receiver<bool>,
 ) -> Result<(), String> {
-    let key = format!("{}{}", settings.executors_prefix(), info.id);
+    // One key per executor *process*: during a reload the old and the new executor of a host
+    // are both registered for a moment, and either one leaving (drained, or rolled back)
+    // removes only its own key.
+    let key = format!(
+        "{}{}/{}",
+        settings.executors_prefix(),
+        info.id,
+        std::process::id()
+    );
     let value = serde_json::to_vec(info).map_err(|e| e.to_string())?;
     let mut client = settings.connect().await?;
     let lease = client
@@ -266,5 +278,40 @@ async fn register_once(
                 return Ok(());
             }
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn two_processes_of_one_executor_count_once() {
+        let info = |url: &str| ExecutorInfo {
+            id: "h@127.0.0.1:7071".into(),
+            url: url.into(),
+            host: "h".into(),
+            groups: vec![],
+            version: "t".into(),
+            capacity: 1,
+        };
+        let r = Registry::default();
+        assert!(!r.is_loaded());
+        let mut set = BTreeMap::new();
+        set.insert(
+            "/c/executors/h@127.0.0.1:7071/10".to_string(),
+            info("http://a"),
+        );
+        set.insert(
+            "/c/executors/h@127.0.0.1:7071/11".to_string(),
+            info("http://a"),
+        );
+        r.replace(set.clone());
+        assert!(r.is_loaded());
+        assert_eq!(r.live().len(), 1);
+        // The old generation leaves: the new one is still there.
+        set.remove("/c/executors/h@127.0.0.1:7071/10");
+        r.replace(set);
+        assert_eq!(r.live().len(), 1);
     }
 }
