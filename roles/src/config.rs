@@ -622,11 +622,11 @@ impl Config {
         if c.lease_ttl_secs < 2 {
             return Err(invalid("cluster.lease_ttl_secs", "must be at least 2"));
         }
-        if c.call_timeout_ms == 0 || c.lock_ttl_ms < 100 {
-            return Err(invalid(
-                "cluster.lock_ttl_ms",
-                "must be at least 100 (and call_timeout_ms at least 1)",
-            ));
+        if c.call_timeout_ms == 0 {
+            return Err(invalid("cluster.call_timeout_ms", "must be at least 1"));
+        }
+        if c.lock_ttl_ms < 100 {
+            return Err(invalid("cluster.lock_ttl_ms", "must be at least 100"));
         }
         if !c.redis_url.is_empty() {
             if !(c.redis_url.starts_with("redis://") || c.redis_url.starts_with("rediss://")) {
