@@ -1,11 +1,12 @@
 #!/usr/bin/env bash
 # Installs, idempotently, what the test suite needs on a fresh Debian 12 machine: the real
-# servers the integration harness starts (MariaDB now; etcd and Redis for cluster mode), protoc
-# for etcd-client's build, sqlite3, systemd's socket-activation tool, and aiosmtpd (PyPI).
+# servers the integration harness starts (MariaDB, etcd, Redis), protoc for etcd-client's build,
+# sqlite3, openssl (the TLS test's certificates), systemd's socket-activation tool, and aiosmtpd
+# (PyPI).
 set -euo pipefail
 
 pkgs=(mariadb-server mariadb-client etcd-server etcd-client redis-server
-      protobuf-compiler libprotobuf-dev sqlite3 procps systemd python3-pip)
+      protobuf-compiler libprotobuf-dev sqlite3 procps systemd python3-pip openssl)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -38,7 +38,10 @@ impl Api {
         };
         let token = tokens::load(&config.data_dir, tokens::API)?;
         Ok(Api {
-            client: HttpClient::new(Duration::from_secs(30)),
+            client: HttpClient::new(
+                Duration::from_secs(30),
+                &cronvisor_roles::http::tls::Trust::load(&config.tls.ca_file)?,
+            ),
             base,
             token,
         })

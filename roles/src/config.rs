@@ -10,6 +10,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
+use crate::http::client::check_url;
 use crate::schedule;
 
 /// A configuration error names the key and the reason.
@@ -64,6 +65,17 @@ pub struct Config {
     pub executor: ExecutorConfig,
     pub monitor: MonitorConfig,
     pub alarm: AlarmConfig,
+    pub tls: TlsConfig,
+}
+
+/// Trust for outbound https (HTTP jobs, webhooks, the SMS gateway). Mozilla's roots are always
+/// trusted and certificates are always verified.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TlsConfig {
+    /// A PEM file of extra CA certificates to trust, e.g. an internal CA. Read when a role
+    /// starts (a reload picks up a changed file). Default "" (none).
+    pub ca_file: String,
 }
 
 /// Where alarms go. With no channel configured, alarms are still recorded (and listed by
@@ -81,7 +93,7 @@ pub struct AlarmConfig {
     /// attempts doubles from 1 s up to 5 minutes.
     pub max_attempts: u32,
     /// Webhooks: each gets a JSON POST with the run's details and a `text` field (so
-    /// Slack/DingTalk/Feishu-style incoming hooks work). http:// URLs. Default none.
+    /// Slack/DingTalk/Feishu-style incoming hooks work). http:// or https:// URLs. Default none.
     pub webhook_urls: Vec<String>,
     pub sms: SmsConfig,
     pub email: EmailConfig,
@@ -324,6 +336,7 @@ impl Default for Config {
             executor: ExecutorConfig::default(),
             monitor: MonitorConfig::default(),
             alarm: AlarmConfig::default(),
+            tls: TlsConfig::default(),
         }
     }
 }
@@ -559,18 +572,15 @@ impl Config {
             ));
         }
         for (i, url) in self.alarm.webhook_urls.iter().enumerate() {
-            if !url.starts_with("http://") {
-                return Err(invalid(
-                    &format!("alarm.webhook_urls[{i}]"),
-                    "must be an http:// URL (https is not supported yet)",
-                ));
-            }
+            check_url(url)
+                .map_err(|reason| invalid(&format!("alarm.webhook_urls[{i}]"), reason))?;
         }
-        if !self.alarm.sms.url.is_empty() && !self.alarm.sms.url.starts_with("http://") {
-            return Err(invalid(
-                "alarm.sms.url",
-                "must be an http:// URL (https is not supported yet)",
-            ));
+        if !self.alarm.sms.url.is_empty() {
+            check_url(&self.alarm.sms.url).map_err(|reason| invalid("alarm.sms.url", reason))?;
+        }
+        if !self.tls.ca_file.is_empty() {
+            crate::http::tls::load_ca_file(Path::new(&self.tls.ca_file))
+                .map_err(|e| invalid("tls.ca_file", e.to_string()))?;
         }
         if self.alarm.sms.method.parse::<hyper::Method>().is_err() {
             return Err(invalid("alarm.sms.method", "not an HTTP method"));
@@ -742,6 +752,20 @@ mod tests {
             .unwrap_err()
             .to_string()
             .contains("listeners.rpc"));
+        let mut c = Config::default();
+        c.alarm.webhook_urls = vec!["https://hooks.example/x".into(), "ftp://x/".into()];
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("alarm.webhook_urls[1]"),
+            "https is fine: {err}"
+        );
+        let mut c = Config::default();
+        c.tls.ca_file = "/nonexistent/ca.pem".into();
+        let err = c.validate().unwrap_err().to_string();
+        assert!(
+            err.contains("tls.ca_file") && err.contains("/nonexistent/ca.pem"),
+            "{err}"
+        );
     }
 
     #[test]

@@ -361,12 +361,7 @@ fn validate_http(
     headers: Option<&std::collections::BTreeMap<String, String>>,
     expect: Option<i64>,
 ) -> Result<(), FieldError> {
-    if !url.starts_with("http://") || url.parse::<hyper::Uri>().is_err() {
-        return Err(FieldError::new(
-            "http_url",
-            "must be an http:// URL (https is not supported yet)",
-        ));
-    }
+    crate::http::client::check_url(url).map_err(|reason| FieldError::new("http_url", reason))?;
     if let Some(m) = method {
         if m.parse::<hyper::Method>().is_err() || m.is_empty() {
             return Err(FieldError::new(

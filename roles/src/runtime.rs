@@ -40,6 +40,8 @@ pub enum RoleError {
     },
     #[error("signal handler: {0}")]
     Signal(std::io::Error),
+    #[error("config key `tls.ca_file`: {0}")]
+    Tls(#[from] crate::http::tls::TlsError),
 }
 
 /// Everything a role needs, prepared before it starts serving.
@@ -89,6 +91,11 @@ impl RoleContext {
     /// How long a stopping role keeps serving open connections (answering `Connection: close`).
     pub fn http_grace(&self) -> std::time::Duration {
         std::time::Duration::from_millis(self.config.supervisor.http_close_grace_ms)
+    }
+
+    /// Whom this role's outbound https trusts (`tls.ca_file` is read now).
+    pub fn trust(&self) -> Result<crate::http::tls::Trust, crate::http::tls::TlsError> {
+        crate::http::tls::Trust::load(&self.config.tls.ca_file)
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -13,3 +13,4 @@ mod output;
 mod policies;
 mod reload;
 mod systemd;
+mod tls;

@@ -318,16 +318,16 @@ fn an_http_job_records_the_status_and_the_body() {
     assert_eq!(run["state"], "failed", "{run}");
     assert_eq!(run["exit_code"], 500);
     assert_eq!(run["error"], "HTTP status 500 (expected 2xx)");
-    // An https URL is refused at once, naming the field.
+    // A URL that is not http(s) is refused at once, naming the field.
     let out = cv.cli(&[
         "job",
         "add",
         "--name",
-        "tls",
+        "ftp",
         "--schedule",
         "@daily",
         "--http-url",
-        "https://example.test/",
+        "ftp://example.test/",
     ]);
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("http_url"));

@@ -15,6 +15,7 @@ use super::targets::Targets;
 use crate::cluster::fire_lock::FireLock;
 use crate::cluster::ExecutorInfo;
 use crate::http::client::HttpClient;
+use crate::http::tls::Trust;
 use crate::metrics::{Metric, Metrics};
 use crate::model::{Fanout, HttpCall, Job, Millis, Overlap, RunRequest, RunState, Trigger};
 use crate::store::{PendingRun, Recorded, Store};
@@ -68,6 +69,7 @@ impl Firer {
         lock: Option<Arc<FireLock>>,
         token: String,
         delivery_timeout: Duration,
+        trust: &Trust,
         metrics: &Metrics,
     ) -> Firer {
         Firer {
@@ -75,7 +77,7 @@ impl Firer {
             targets,
             lock,
             token,
-            client: HttpClient::new(Duration::from_secs(10)),
+            client: HttpClient::new(Duration::from_secs(10), trust),
             delivery_timeout,
             fired: metrics.counter(
                 "cronvisor_fires_total",

@@ -104,6 +104,7 @@ pub async fn run(
         lock,
         token,
         Duration::from_millis(cfg.dispatcher.delivery_timeout_ms),
+        &ctx.trust()?,
         &ctx.metrics,
     ));
     let jobs_gauge = ctx.metrics.gauge(

@@ -155,7 +155,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         seen: Mutex::new(Seen::default()),
         recorder,
         counters,
-        http: crate::http::client::HttpClient::new(Duration::from_secs(86_400)),
+        http: crate::http::client::HttpClient::new(Duration::from_secs(86_400), &ctx.trust()?),
     });
 
     let rpc = Router::new()

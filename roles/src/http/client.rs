@@ -1,14 +1,17 @@
-//! A small HTTP/1 JSON client on hyper: the dispatcher's RPC to executors and the CLI's calls
-//! to the API.
+//! A small HTTP/1 client on hyper: the dispatcher's RPC to executors, the CLI's calls to the
+//! API, HTTP jobs, webhooks and SMS gateways. http:// and https:// (rustls, see `tls`).
 
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
 use hyper::body::Bytes;
 use hyper::{header, Method, Request, StatusCode};
+use hyper_rustls::{HttpsConnector, HttpsConnectorBuilder};
 use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
+
+use super::tls::Trust;
 
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
@@ -28,7 +31,7 @@ pub enum ClientError {
 
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Client<HttpConnector, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
     timeout: Duration,
 }
 
@@ -40,10 +43,19 @@ pub struct Reply {
 }
 
 impl HttpClient {
-    pub fn new(timeout: Duration) -> HttpClient {
+    /// A client whose https connections trust `trust`; `timeout` bounds connecting and each
+    /// whole request (not `request_streaming`).
+    pub fn new(timeout: Duration, trust: &Trust) -> HttpClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(timeout));
+        // The TLS layer sees the URL's scheme, so the inner connector must not refuse https.
+        connector.enforce_http(false);
+        let connector = HttpsConnectorBuilder::new()
+            .with_tls_config(trust.client_config())
+            .https_or_http()
+            .enable_http1()
+            .wrap_connector(connector);
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(30))
             .build(connector);
@@ -151,6 +163,18 @@ impl HttpClient {
         }
         Ok(status)
     }
+}
+
+/// Why `url` cannot be called: it must be an absolute http:// or https:// URL with a host.
+pub fn check_url(url: &str) -> Result<(), &'static str> {
+    let uri = url.parse::<hyper::Uri>().map_err(|_| "not a valid URL")?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("must be an http:// or https:// URL");
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("names no host");
+    }
+    Ok(())
 }
 
 impl ClientError {

@@ -1,10 +1,11 @@
 //! What every role's HTTP side shares: serving on an inherited listener, bearer-token auth,
-//! the health and metrics endpoints, and a small JSON client.
+//! the health and metrics endpoints, and a small HTTP(S) client.
 
 pub mod auth;
 pub mod client;
 pub mod health;
 pub mod server;
+pub mod tls;
 
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};

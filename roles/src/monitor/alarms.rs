@@ -10,6 +10,7 @@ use serde_json::json;
 
 use crate::config::AlarmConfig;
 use crate::http::client::HttpClient;
+use crate::http::tls::Trust;
 use crate::metrics::{Metric, Metrics};
 use crate::model::{now_millis, Alarm};
 use crate::store::{NewAlarm, Raised, RunEvent, Store, StoreError};
@@ -31,7 +32,7 @@ pub struct Alarmer {
 }
 
 impl Alarmer {
-    pub fn new(store: Store, cfg: AlarmConfig, metrics: &Metrics) -> Alarmer {
+    pub fn new(store: Store, cfg: AlarmConfig, trust: &Trust, metrics: &Metrics) -> Alarmer {
         let host = nix::unistd::gethostname()
             .ok()
             .and_then(|h| h.into_string().ok())
@@ -40,7 +41,7 @@ impl Alarmer {
         Alarmer {
             store,
             cfg,
-            client: HttpClient::new(Duration::from_secs(10)),
+            client: HttpClient::new(Duration::from_secs(10), trust),
             smtp,
             host,
             raised: metrics.counter(

@@ -33,6 +33,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             .metrics
             .counter("cronvisor_api_requests_total", "", "API requests served."),
     };
+    let trust = ctx.trust()?;
     let api = api::router(state).layer(axum::middleware::from_fn_with_state(token, require_token));
     let app = Router::new()
         .merge(api)
@@ -60,7 +61,12 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         "",
         "Runs marked lost (their executor stopped before they ended).",
     );
-    let alarmer = alarms::Alarmer::new(ctx.store.clone(), ctx.config.alarm.clone(), &ctx.metrics);
+    let alarmer = alarms::Alarmer::new(
+        ctx.store.clone(),
+        ctx.config.alarm.clone(),
+        &trust,
+        &ctx.metrics,
+    );
     let mut check =
         tokio::time::interval(Duration::from_millis(ctx.config.monitor.check_interval_ms));
     let store = ctx.store.clone();

@@ -4,6 +4,7 @@
 pub mod capture;
 pub mod mariadb;
 pub mod services;
+pub mod tls;
 
 use std::io::{Read, Write};
 use std::net::TcpStream;

@@ -1,0 +1,105 @@
+//! Whom outbound https trusts: HTTP jobs, webhooks and SMS gateways call services the operator
+//! does not run, so Mozilla's roots (webpki-roots, compiled in, the same on every host) are
+//! always trusted; an operator's own CA (an internal gateway, a test) is added with
+//! `tls.ca_file`. Certificates are always verified, names included: there is no switch to
+//! turn verification off.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+use rustls::pki_types::pem::PemObject;
+use rustls::pki_types::CertificateDer;
+use rustls::{ClientConfig, RootCertStore};
+
+#[derive(Debug, thiserror::Error)]
+pub enum TlsError {
+    #[error("cannot read CA file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("CA file {path}: {reason}")]
+    Certificates { path: PathBuf, reason: String },
+    #[error("TLS setup: {0}")]
+    Setup(String),
+}
+
+/// The trust of an outbound client: a rustls client config built once per role.
+#[derive(Clone, Debug)]
+pub struct Trust(Arc<ClientConfig>);
+
+impl Trust {
+    /// Mozilla's roots plus the certificates of `ca_file` (a PEM file; "" for none).
+    pub fn load(ca_file: &str) -> Result<Trust, TlsError> {
+        let mut roots = RootCertStore::empty();
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+        if !ca_file.is_empty() {
+            for cert in load_ca_file(Path::new(ca_file))? {
+                roots.add(cert).map_err(|e| TlsError::Certificates {
+                    path: PathBuf::from(ca_file),
+                    reason: e.to_string(),
+                })?;
+            }
+        }
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Setup(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_no_client_auth();
+        Ok(Trust(Arc::new(config)))
+    }
+
+    /// A copy of the client config for one connector.
+    pub(crate) fn client_config(&self) -> ClientConfig {
+        (*self.0).clone()
+    }
+}
+
+/// The certificates of a PEM file: at least one, every one parseable.
+pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsError> {
+    let pem = std::fs::read(path).map_err(|source| TlsError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let certs = CertificateDer::pem_slice_iter(&pem)
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|e| TlsError::Certificates {
+            path: path.to_path_buf(),
+            reason: format!("not PEM certificates ({e})"),
+        })?;
+    if certs.is_empty() {
+        return Err(TlsError::Certificates {
+            path: path.to_path_buf(),
+            reason: "no `BEGIN CERTIFICATE` block".to_string(),
+        });
+    }
+    Ok(certs)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_ca_file_without_certificates_is_refused_with_its_path() {
+        let dir = std::env::temp_dir().join(format!("cronvisor-tls-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let empty = dir.join("empty.pem");
+        std::fs::write(&empty, "not a certificate\n").unwrap();
+        let err = Trust::load(empty.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(
+            err.contains("empty.pem") && err.contains("BEGIN CERTIFICATE"),
+            "{err}"
+        );
+        let missing = dir.join("missing.pem");
+        let err = Trust::load(missing.to_str().unwrap())
+            .unwrap_err()
+            .to_string();
+        assert!(err.contains("missing.pem"), "{err}");
+        assert!(Trust::load("").is_ok(), "Mozilla's roots alone");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+}
