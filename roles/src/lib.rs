@@ -16,6 +16,7 @@ pub mod metrics;
 pub mod model;
 pub mod monitor;
 pub mod output;
+pub mod presence;
 pub mod runtime;
 pub mod schedule;
 pub mod store;

@@ -321,3 +321,106 @@ fn a_store_outage_is_alarmed_directly_and_its_end_through_the_store() {
         "{back}"
     );
 }
+
+#[test]
+fn no_dispatcher_is_alarmed_once_and_the_missed_instants_once_when_one_returns() {
+    let capture = Capture::start(0);
+    // The supervisor waits 6 s before restarting a crashed role: an outage of the only
+    // dispatcher while the monitor and the executor keep running.
+    let cfg = format!(
+        "[executor]\nheartbeat_ms = 200\n[monitor]\nlost_after_ms = 1000\ncheck_interval_ms = 100\n\
+         [supervisor]\nrestart_backoff_initial_ms = 6000\n\
+         [alarm]\nwebhook_urls = [\"http://{}/hook\"]\n",
+        capture.addr
+    );
+    let cv = Cronvisor::start_with("no-dispatcher", &cfg);
+    cv.add_job(
+        "catch-up",
+        "* * * * * *",
+        "true",
+        &["--misfire", "run_once", "--misfire-window", "60s"],
+    );
+    cv.add_job("no-catch-up", "* * * * * *", "true", &[]);
+    cv.wait_succeeded("catch-up", 1);
+    cv.wait_succeeded("no-catch-up", 1);
+    let dispatcher = cv.child_pid("dispatcher").expect("dispatcher");
+    // SAFETY: kill(2) of the dispatcher child.
+    unsafe {
+        libc::kill(dispatcher as i32, libc::SIGKILL);
+    }
+    let hooks_of = |kind: &str| -> Vec<Value> {
+        capture
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/hook")
+            .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .filter(|v| v["kind"] == kind)
+            .collect()
+    };
+    let down = wait_for(
+        Duration::from_secs(10),
+        "the dispatchers_down alarm",
+        || hooks_of("dispatchers_down").pop(),
+    );
+    assert!(
+        down["text"].as_str().unwrap_or("").contains("no job fires"),
+        "{down}"
+    );
+    wait_for(Duration::from_secs(10), "the dispatcher_lost alarm", || {
+        hooks_of("dispatcher_lost").pop()
+    });
+    // The supervisor restarts the dispatcher: `run_once` runs the latest missed instant once,
+    // `skip` records the missed instants as one `missed` run, alarmed once.
+    let back = wait_for(
+        Duration::from_secs(20),
+        "the dispatchers_back alarm",
+        || hooks_of("dispatchers_back").pop(),
+    );
+    assert!(
+        back["text"].as_str().unwrap_or("").contains("runs again"),
+        "{back}"
+    );
+    let runs = wait_for(Duration::from_secs(20), "the catch-up run", || {
+        let runs = cv.runs("catch-up");
+        runs.iter()
+            .any(|r| r["trigger"] == "misfire" && r["state"] == "succeeded")
+            .then_some(runs)
+    });
+    let misfires = runs.iter().filter(|r| r["trigger"] == "misfire").count();
+    assert_eq!(misfires, 1, "one catch-up, not a storm: {runs:?}");
+    let missed = wait_for(Duration::from_secs(10), "the missed alarm", || {
+        hooks_of("missed").pop()
+    });
+    assert_eq!(missed["job"], "no-catch-up", "{missed}");
+    assert!(
+        missed["text"]
+            .as_str()
+            .unwrap_or("")
+            .contains("while no dispatcher ran"),
+        "{missed}"
+    );
+    let missed_runs: Vec<Value> = cv
+        .runs("no-catch-up")
+        .into_iter()
+        .filter(|r| r["state"] == "missed")
+        .collect();
+    assert_eq!(missed_runs.len(), 1, "{missed_runs:?}");
+    // Nothing more comes of the outage: wait until every alarm is delivered, then count.
+    wait_for(Duration::from_secs(10), "every alarm delivered", || {
+        let alarms = cv.json(&["alarms"]);
+        alarms
+            .as_array()?
+            .iter()
+            .all(|a| a["status"] == "sent")
+            .then_some(())
+    });
+    for kind in [
+        "dispatchers_down",
+        "dispatcher_lost",
+        "dispatchers_back",
+        "missed",
+    ] {
+        assert_eq!(hooks_of(kind).len(), 1, "{kind}: {:?}", capture.requests());
+    }
+    assert!(cv.runs("catch-up").iter().all(|r| r["state"] != "missed"));
+}

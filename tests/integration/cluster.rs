@@ -420,13 +420,13 @@ fn targets_groups_fanout_and_a_crashed_executor() {
     for (instant, hosts) in &per_instant {
         assert_eq!(hosts, &["e1", "e2"], "instant {instant}");
     }
-    // A target with no live executor: each instant recorded failed, never dropped.
+    // A target with no live executor: each instant recorded missed, never dropped.
     let nowhere_runs = window(&c, nowhere, from + 1000, to);
     assert!(!nowhere_runs.is_empty());
     assert!(
         nowhere_runs
             .iter()
-            .all(|r| r[1] == "failed" && r[4].contains("no executor")),
+            .all(|r| r[1] == "missed" && r[4].contains("no executor")),
         "{nowhere_runs:?}"
     );
     // Any executor: round-robin reaches both.

@@ -20,7 +20,9 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
         [
             "_sqlx_migrations",
             "alarms",
+            "dispatchers",
             "executors",
+            "fleet_state",
             "job_changes",
             "jobs",
             "runs"

@@ -3,7 +3,8 @@
 //! it to an executor of the job's target — round-robin, failing over to the next executor when
 //! one cannot be reached — or to every executor of the target for `fanout = all`. A run that
 //! cannot be delivered is recorded `failed` with the reason, never left `dispatched`; an
-//! instant whose target has no live executor is recorded `failed` ("no executor").
+//! instant whose target has no live executor is recorded `missed` ("no executor"): it should
+//! have run and did not, through no fault of the job.
 
 use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
@@ -112,7 +113,7 @@ impl Firer {
             no_executor: metrics.counter(
                 "cronvisor_no_executor_total",
                 "",
-                "Instants recorded failed because their target had no live executor.",
+                "Instants recorded missed because their target had no live executor.",
             ),
         }
     }
@@ -250,12 +251,8 @@ impl Firer {
                 Targets::describe(&job)
             );
             tracing::warn!(job = %job.name, instant, %reason, "instant not run");
-            if let Err(e) = self
-                .store
-                .record_undeliverable(job.id, instant, &reason)
-                .await
-            {
-                tracing::error!(job = %job.name, error = %e, "cannot record the undeliverable instant");
+            if let Err(e) = self.store.record_missed(job.id, instant, &reason).await {
+                tracing::error!(job = %job.name, error = %e, "cannot record the missed instant");
             }
         }
         if let (true, Some(lock)) = (locked, &self.lock) {
@@ -429,7 +426,9 @@ impl Firer {
                         Targets::describe(&item.0.job)
                     );
                     self.no_executor.inc();
-                    self.give_up(item.0.run_id, &reason).await;
+                    if let Err(e) = self.store.miss_run(item.0.run_id, &reason).await {
+                        tracing::error!(run = item.0.run_id, error = %e, "cannot record the missed run");
+                    }
                 } else {
                     // Every candidate refused this round: try them all again after the delay.
                     pending.push(item);

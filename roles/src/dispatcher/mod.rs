@@ -17,6 +17,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::model::{now_millis, Trigger};
+use crate::presence::{Heartbeat, Presence};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
 
 use crate::cluster::fire_lock::FireLock;
@@ -132,6 +133,18 @@ pub async fn run(
         shutdown.clone(),
         grace,
     ));
+    // Present before ready, so the monitor never counts a serving dispatcher as gone.
+    let started_at = now_millis();
+    let instance = format!("{host}/{}/{started_at}", std::process::id());
+    let heartbeat = Heartbeat::start(
+        &store,
+        &cfg.store_url(),
+        Presence::Dispatcher,
+        instance.clone(),
+        started_at,
+        Duration::from_millis((cfg.monitor.lost_after_ms / 4).max(50)),
+    )
+    .await?;
     let executors = firer.registry_size();
     runtime::notify_ready(&format!(
         "dispatcher: {} jobs, {executors} executor(s)",
@@ -237,6 +250,10 @@ pub async fn run(
     )
     .await;
     let _ = server.await;
+    heartbeat.stop().await;
+    if let Err(e) = store.dispatcher_left(&instance).await {
+        tracing::warn!(error = %e, "cannot record leaving; the monitor will report this dispatcher lost");
+    }
     store.close().await;
     tracing::info!("dispatcher stopped");
     Ok(())

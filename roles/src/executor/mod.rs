@@ -26,6 +26,7 @@ use crate::http::auth::{require_token, Token};
 use crate::http::ApiError;
 use crate::metrics::Metric;
 use crate::model::{BatchAccepted, RunAccepted, RunBatch, RunRequest, RunState};
+use crate::presence::{Heartbeat, Presence};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown, StopKind};
 use crate::store::{Retry, RunOutcome, Started, Store};
 
@@ -174,34 +175,15 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         grace,
     ));
     // Alive before ready: the monitor never sees this executor's runs without a heartbeat.
-    let started_at = crate::model::now_millis();
-    ctx.store.heartbeat(&exec.id, started_at).await?;
-    // Heartbeats go through a connection of their own: queued behind a burst of result
-    // writes in the shared pool, they would go stale and get this live executor's runs
-    // marked lost.
-    let own_heartbeat_store = match crate::store::Store::connect(&ctx.config.store_url(), 1).await {
-        Ok(s) => Some(s),
-        Err(e) => {
-            tracing::warn!(error = %e, "no separate heartbeat connection; sharing the pool");
-            None
-        }
-    };
-    let heartbeat = {
-        let store = own_heartbeat_store
-            .clone()
-            .unwrap_or_else(|| ctx.store.clone());
-        let id = exec.id.clone();
-        let every = Duration::from_millis(ctx.config.executor.heartbeat_ms);
-        tokio::spawn(async move {
-            let mut tick = tokio::time::interval(every);
-            loop {
-                tick.tick().await;
-                if let Err(e) = store.heartbeat(&id, started_at).await {
-                    tracing::warn!(error = %e, "heartbeat not recorded");
-                }
-            }
-        })
-    };
+    let heartbeat = Heartbeat::start(
+        &ctx.store,
+        &ctx.config.store_url(),
+        Presence::Executor,
+        exec.id.clone(),
+        crate::model::now_millis(),
+        Duration::from_millis(ctx.config.executor.heartbeat_ms),
+    )
+    .await?;
     // Cluster mode: announce this executor in etcd (and leave before draining).
     let (leave, leave_rx) = tokio::sync::watch::channel(false);
     let registration = ctx.config.cluster.enabled().then(|| {
@@ -301,10 +283,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     {
         tracing::error!("results still unwritten after 30 s; giving up");
     }
-    heartbeat.abort();
-    if let Some(s) = own_heartbeat_store {
-        s.close().await;
-    }
+    heartbeat.stop().await;
     if let Err(e) = ctx.store.deregister(&id).await {
         tracing::warn!(error = %e, "cannot deregister; the monitor will expire this executor");
     }

@@ -87,8 +87,15 @@ impl Alarmer {
     }
 
     /// An alarm about the system rather than a job (an executor gone): to the global
-    /// recipients of every channel. Stored with job and run 0.
-    pub async fn raise_system(&self, kind: &str, subject: &str) -> Result<(), StoreError> {
+    /// recipients of every channel. Stored with job and run 0; a store error is logged (the
+    /// next check sees the store outage itself).
+    pub async fn raise_system(&self, kind: &str, subject: &str) {
+        if let Err(e) = self.record_system(kind, subject).await {
+            tracing::warn!(kind, subject, error = %e, "cannot record the system alarm");
+        }
+    }
+
+    async fn record_system(&self, kind: &str, subject: &str) -> Result<(), StoreError> {
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let details = json!({
             "job": "(cronvisor)",

@@ -4,6 +4,7 @@
 
 mod alarms;
 mod api;
+mod fleet;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -70,6 +71,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     let mut check =
         tokio::time::interval(Duration::from_millis(ctx.config.monitor.check_interval_ms));
     let store = ctx.store.clone();
+    let fleet = fleet::Fleet::new(store.clone(), lost_after);
     if ctx.config.cluster.enabled() || !ctx.config.cluster.redis_url.is_empty() {
         tokio::spawn(crate::cluster::probe::watch(
             ctx.config.cluster.clone(),
@@ -114,9 +116,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                             "the store was unreachable for {} s ({error})",
                             (now - since) / 1000
                         );
-                        if let Err(e) = alarmer.raise_system("store_back", &subject).await {
-                            tracing::warn!(error = %e, "cannot record the store alarm");
-                        }
+                        alarmer.raise_system("store_back", &subject).await;
                         tracing::info!("store reachable again");
                         store_down = None;
                     }
@@ -132,29 +132,17 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                 for (dep, error) in &current {
                     if !degraded.contains_key(dep) {
                         let subject = format!("{dep} unreachable: {error}");
-                        if let Err(e) = alarmer.raise_system("dependency_down", &subject).await {
-                            tracing::warn!(error = %e, "cannot record the dependency alarm");
-                        }
+                        alarmer.raise_system("dependency_down", &subject).await;
                     }
                 }
                 for dep in degraded.keys() {
                     if !current.contains_key(dep) {
                         let subject = format!("{dep} reachable again");
-                        if let Err(e) = alarmer.raise_system("dependency_back", &subject).await {
-                            tracing::warn!(error = %e, "cannot record the dependency alarm");
-                        }
+                        alarmer.raise_system("dependency_back", &subject).await;
                     }
                 }
                 degraded = current;
-                match store.expire_executors(now - lost_after).await {
-                    Ok(gone) => for instance in gone {
-                        let subject = format!("executor {instance} stopped without leaving");
-                        if let Err(e) = alarmer.raise_system("executor_lost", &subject).await {
-                            tracing::warn!(error = %e, "cannot record the executor alarm");
-                        }
-                    },
-                    Err(e) => tracing::warn!(error = %e, "cannot check executors"),
-                }
+                fleet.check(&alarmer, now).await;
                 match store.mark_lost(now - lost_after, now - undelivered_after).await {
                     Ok(lost) => for run in lost {
                         lost_counter.inc();

@@ -50,6 +50,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "alarm_channels",
         include_str!("../../../migrations/sqlite/0008_alarm_channels.sql"),
     ),
+    (
+        9,
+        "dispatchers",
+        include_str!("../../../migrations/sqlite/0009_dispatchers.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -93,6 +98,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         8,
         "alarm_channels",
         include_str!("../../../migrations/mysql/0008_alarm_channels.sql"),
+    ),
+    (
+        9,
+        "dispatchers",
+        include_str!("../../../migrations/mysql/0009_dispatchers.sql"),
     ),
 ];
 

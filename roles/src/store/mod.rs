@@ -598,19 +598,6 @@ impl Store {
             .await
     }
 
-    /// Records an instant no executor could take (its target has no live executor) as a
-    /// `failed` run with the reason, under the fence: it is never silently dropped, and the
-    /// monitor alarms it like any failure.
-    pub async fn record_undeliverable(
-        &self,
-        job_id: i64,
-        instant: Millis,
-        reason: &str,
-    ) -> Result<Recorded, StoreError> {
-        self.record_final(job_id, instant, RunState::Failed, reason)
-            .await
-    }
-
     /// An instant recorded under the fence and ended at once in `state` with `reason`.
     async fn record_final(
         &self,
@@ -623,30 +610,23 @@ impl Store {
             .record_fire(job_id, instant, "", Trigger::Schedule, RunState::Dispatched)
             .await?;
         if let Recorded::New(id) = recorded {
-            let mut outcome = RunOutcome::failed(reason.to_string());
-            outcome.state = state;
-            self.finish_run(id, &outcome, None).await?;
+            self.end_run(id, state, reason).await?;
         }
         Ok(recorded)
     }
 
-    /// Records the instants a job missed while no dispatcher ran, as one `missed` run at the
-    /// latest of them (under the fence, so several dispatchers record it once).
+    /// Records an instant that should have run and did not — missed while no dispatcher ran
+    /// (one run at the latest of them), or no live executor in its target — as a `missed`
+    /// run with the reason, under the fence: recorded once whoever notices, never silently
+    /// dropped, and alarmed by the monitor (`missed` is in the default `alarm_on`).
     pub async fn record_missed(
         &self,
         job_id: i64,
         instant: Millis,
         reason: &str,
     ) -> Result<Recorded, StoreError> {
-        let recorded = self
-            .record_fire(job_id, instant, "", Trigger::Schedule, RunState::Scheduled)
-            .await?;
-        if let Recorded::New(id) = recorded {
-            let mut outcome = RunOutcome::failed(reason.to_string());
-            outcome.state = RunState::Missed;
-            self.finish_run(id, &outcome, None).await?;
-        }
-        Ok(recorded)
+        self.record_final(job_id, instant, RunState::Missed, reason)
+            .await
     }
 
     /// The latest scheduled instant recorded per job (for misfire handling after downtime).
@@ -732,8 +712,19 @@ impl Store {
 
     /// A run that never reached a process (no executor, job gone): final with a reason.
     pub async fn fail_run(&self, run_id: i64, error: &str) -> Result<(), StoreError> {
-        self.finish_run(run_id, &RunOutcome::failed(error.to_string()), None)
-            .await
+        self.end_run(run_id, RunState::Failed, error).await
+    }
+
+    /// A recorded run that will not run because nothing could take it: `missed`, with why.
+    pub async fn miss_run(&self, run_id: i64, reason: &str) -> Result<(), StoreError> {
+        self.end_run(run_id, RunState::Missed, reason).await
+    }
+
+    /// Ends a run that never produced a process result in `state`, with `reason`.
+    async fn end_run(&self, run_id: i64, state: RunState, reason: &str) -> Result<(), StoreError> {
+        let mut outcome = RunOutcome::failed(reason.to_string());
+        outcome.state = state;
+        self.finish_run(run_id, &outcome, None).await
     }
 
     /// Runs, newest first, optionally of one job.
@@ -832,6 +823,117 @@ impl Store {
             .execute(&self.pool)
             .await?;
         Ok(())
+    }
+
+    /// A dispatcher's heartbeat: creates or refreshes its row.
+    pub async fn dispatcher_heartbeat(
+        &self,
+        instance: &str,
+        started_at: Millis,
+    ) -> Result<(), StoreError> {
+        let now = crate::model::now_millis();
+        let updated = sqlx::query("UPDATE dispatchers SET last_seen = ? WHERE instance = ?")
+            .bind(now)
+            .bind(instance)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+        if updated == 0 {
+            let inserted = sqlx::query(
+                "INSERT INTO dispatchers (instance, started_at, last_seen) VALUES (?, ?, ?)",
+            )
+            .bind(instance)
+            .bind(started_at)
+            .bind(now)
+            .execute(&self.pool)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// A dispatcher stopping cleanly: it counts as present until its heartbeat ages out (a
+    /// reload or a shutdown is no outage), then it is forgotten without an alarm.
+    pub async fn dispatcher_left(&self, instance: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE dispatchers SET left_at = ? WHERE instance = ?")
+            .bind(crate::model::now_millis())
+            .bind(instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Dispatchers heard from since `since` (including ones that left since).
+    pub async fn dispatchers_seen(&self, since: Millis) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM dispatchers WHERE last_seen >= ?")
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Removes dispatchers silent since `stale_before`; returns those that had not left
+    /// cleanly (crashed, killed, host gone), each to exactly one caller.
+    pub async fn expire_dispatchers(
+        &self,
+        stale_before: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT instance, left_at FROM dispatchers WHERE last_seen < ?")
+            .bind(stale_before)
+            .fetch_all(&self.pool)
+            .await?;
+        let mut gone = Vec::new();
+        for r in &rows {
+            let instance: String = r.try_get(0)?;
+            let left: Option<i64> = r.try_get(1)?;
+            let n = sqlx::query("DELETE FROM dispatchers WHERE instance = ? AND last_seen < ?")
+                .bind(&instance)
+                .bind(stale_before)
+                .execute(&self.pool)
+                .await?
+                .rows_affected();
+            if n == 1 && left.is_none() {
+                gone.push(instance);
+            }
+        }
+        Ok(gone)
+    }
+
+    /// Moves a fleet fact (`fleet_state.name`) from `from` to `to`, at most once across every
+    /// monitor: the one caller whose conditional update took effect gets `Some(since)`, the
+    /// time the fact had been in `from`.
+    pub async fn flip_fleet_state(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+        now: Millis,
+    ) -> Result<Option<Millis>, StoreError> {
+        let Some(row) = sqlx::query("SELECT since FROM fleet_state WHERE name = ? AND state = ?")
+            .bind(name)
+            .bind(from)
+            .fetch_optional(&self.pool)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let since: i64 = row.try_get(0)?;
+        let n = sqlx::query(
+            "UPDATE fleet_state SET state = ?, since = ? WHERE name = ? AND state = ? AND since = ?",
+        )
+        .bind(to)
+        .bind(now)
+        .bind(name)
+        .bind(from)
+        .bind(since)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok((n == 1).then_some(since))
     }
 
     /// Runs started by other executor instances at `host_addr` (`host/address/`, not `me`)

@@ -1,0 +1,78 @@
+//! Heartbeats of role processes in the store, so that the monitor can tell a live executor or
+//! dispatcher from a dead one. Beats go through a connection of their own: queued behind a
+//! burst of writes in the shared pool they would go stale, and a live executor's runs would be
+//! marked lost, or a busy dispatcher reported gone.
+
+use std::time::Duration;
+
+use crate::model::Millis;
+use crate::store::{Store, StoreError};
+
+/// Which table a process beats in.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Presence {
+    Executor,
+    Dispatcher,
+}
+
+impl Presence {
+    async fn beat(
+        self,
+        store: &Store,
+        instance: &str,
+        started_at: Millis,
+    ) -> Result<(), StoreError> {
+        match self {
+            Presence::Executor => store.heartbeat(instance, started_at).await,
+            Presence::Dispatcher => store.dispatcher_heartbeat(instance, started_at).await,
+        }
+    }
+}
+
+/// A running heartbeat; `stop` ends it (leaving the table is the role's business).
+#[derive(Debug)]
+pub struct Heartbeat {
+    task: tokio::task::JoinHandle<()>,
+    own: Option<Store>,
+}
+
+impl Heartbeat {
+    /// Beats once now (an error here is the caller's: it is not alive yet), then every
+    /// `every` in the background, logging failures.
+    pub async fn start(
+        store: &Store,
+        store_url: &str,
+        presence: Presence,
+        instance: String,
+        started_at: Millis,
+        every: Duration,
+    ) -> Result<Heartbeat, StoreError> {
+        presence.beat(store, &instance, started_at).await?;
+        let own = match Store::connect(store_url, 1).await {
+            Ok(s) => Some(s),
+            Err(e) => {
+                tracing::warn!(error = %e, "no separate heartbeat connection; sharing the pool");
+                None
+            }
+        };
+        let beat_store = own.clone().unwrap_or_else(|| store.clone());
+        let task = tokio::spawn(async move {
+            let mut tick = tokio::time::interval(every);
+            tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+            loop {
+                tick.tick().await;
+                if let Err(e) = presence.beat(&beat_store, &instance, started_at).await {
+                    tracing::warn!(error = %e, "heartbeat not recorded");
+                }
+            }
+        });
+        Ok(Heartbeat { task, own })
+    }
+
+    pub async fn stop(self) {
+        self.task.abort();
+        if let Some(s) = self.own {
+            s.close().await;
+        }
+    }
+}
