@@ -284,12 +284,24 @@ fn a_store_outage_is_alarmed_directly_and_its_end_through_the_store() {
     let cv = Cronvisor::start_with(
         "store-down",
         &format!(
-            "[store]\nurl = \"{}\"\n[monitor]\ncheck_interval_ms = 100\n\
+            "[store]\nurl = \"{}\"\n[executor]\nheartbeat_ms = 2000\n\
+             [monitor]\ncheck_interval_ms = 100\nlost_after_ms = 5000\n\
              [alarm]\nwebhook_urls = [\"http://{}/hook\"]\n",
             db.url(),
             capture.addr
         ),
     );
+    // A job runs through an outage longer than lost_after_ms, so that every heartbeat is
+    // stale when the store returns (and the monitor sees it back before the executor's next
+    // beat lands); the job ends when the test says so.
+    let release = cv.dir.0.join("release");
+    let command = format!(
+        "while [ ! -f {r} ]; do sleep 0.1; done; echo done",
+        r = release.display()
+    );
+    cv.add_job("through", "@yearly", &command, &[]);
+    let id = cv.run_now("through");
+    cv.wait_running_pid(&id);
     db.stop();
     // Nothing can be stored: the alarm goes out at once, straight from the monitor.
     let down = wait_for(Duration::from_secs(40), "the store_down webhook", || {
@@ -304,6 +316,8 @@ fn a_store_outage_is_alarmed_directly_and_its_end_through_the_store() {
         hook["text"].as_str().unwrap_or("").contains("unreachable"),
         "{hook}"
     );
+    // The outage under test: longer than lost_after_ms.
+    std::thread::sleep(Duration::from_secs(6));
     db.resume();
     // Its end is an ordinary stored alarm, delivered (and retried) like the others.
     let back = wait_for(Duration::from_secs(60), "the store_back alarm sent", || {
@@ -319,6 +333,20 @@ fn a_store_outage_is_alarmed_directly_and_its_end_through_the_store() {
             .unwrap_or("")
             .contains("unreachable for"),
         "{back}"
+    );
+    // Every heartbeat looked stale when the store came back; the monitor waited for fresh
+    // ones instead of declaring the executor dead and its run lost.
+    std::fs::write(&release, "").expect("release the job");
+    let run = cv.wait_run(&id, "the job's end", |s| {
+        !matches!(s, "scheduled" | "dispatched" | "running")
+    });
+    assert_eq!(run["state"], "succeeded", "{run}");
+    let alarms = cv.json(&["alarms"]);
+    assert!(
+        alarms.as_array().is_some_and(|a| a
+            .iter()
+            .all(|x| x["kind"] != "executor_lost" && x["kind"] != "lost")),
+        "{alarms}"
     );
 }
 

@@ -1,10 +1,12 @@
-//! Who is alive in the fleet, from the heartbeats in the store: executors and dispatchers that
-//! stopped without leaving are alarmed once each, and so is a fleet with no dispatcher at all
-//! (nothing fires) and its end. Several monitors agree through conditional updates in the
-//! store, so each event raises one alarm.
+//! Who is alive in the fleet, from the heartbeats in the store: runs of executors that went
+//! silent are marked lost; executors and dispatchers that stopped without leaving are alarmed
+//! once each, and so is a fleet with no dispatcher at all (nothing fires) and its end. Several
+//! monitors agree through conditional updates in the store, so each event is acted on once.
 
+use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::metrics::Metric;
 use crate::model::Millis;
 use crate::store::Store;
 
@@ -14,21 +16,56 @@ pub struct Fleet {
     store: Store,
     /// Silent this long means gone (`monitor.lost_after_ms`).
     lost_after: Millis,
-    /// A monitor that just started has not yet given dispatchers the time to beat.
-    started: Instant,
+    /// A run dispatched this long ago that no executor accepted is lost.
+    undelivered_after: Millis,
+    lost_runs: Arc<Metric>,
+    /// No judgement before this: heartbeats are only evidence once everyone had `lost_after`
+    /// to beat — after this monitor starts, and after the store comes back from an outage
+    /// (during which no beat could land, so every row looks stale).
+    settled_at: Instant,
 }
 
 impl Fleet {
-    pub fn new(store: Store, lost_after: Millis) -> Fleet {
-        Fleet {
+    pub fn new(
+        store: Store,
+        lost_after: Millis,
+        undelivered_after: Millis,
+        lost_runs: Arc<Metric>,
+    ) -> Fleet {
+        let mut fleet = Fleet {
             store,
             lost_after,
-            started: Instant::now(),
-        }
+            undelivered_after,
+            lost_runs,
+            settled_at: Instant::now(),
+        };
+        fleet.wait_for_beats();
+        fleet
+    }
+
+    /// Suspends judgement for `lost_after`: the store just came back.
+    pub fn wait_for_beats(&mut self) {
+        self.settled_at = Instant::now() + Duration::from_millis(self.lost_after.max(0) as u64);
     }
 
     pub async fn check(&self, alarmer: &Alarmer, now: Millis) {
+        if Instant::now() < self.settled_at {
+            return;
+        }
         let stale = now - self.lost_after;
+        match self
+            .store
+            .mark_lost(stale, now - self.undelivered_after)
+            .await
+        {
+            Ok(lost) => {
+                for run in lost {
+                    self.lost_runs.inc();
+                    tracing::warn!(run, "run lost: its executor stopped before it ended");
+                }
+            }
+            Err(e) => tracing::warn!(error = %e, "cannot check for lost runs"),
+        }
         match self.store.expire_executors(stale).await {
             Ok(gone) => {
                 for instance in gone {
@@ -46,9 +83,6 @@ impl Fleet {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot check dispatchers"),
-        }
-        if self.started.elapsed() < Duration::from_millis(self.lost_after as u64) {
-            return;
         }
         let seen = match self.store.dispatchers_seen(stale).await {
             Ok(n) => n,

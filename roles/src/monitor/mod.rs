@@ -71,7 +71,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     let mut check =
         tokio::time::interval(Duration::from_millis(ctx.config.monitor.check_interval_ms));
     let store = ctx.store.clone();
-    let fleet = fleet::Fleet::new(store.clone(), lost_after);
+    let mut fleet = fleet::Fleet::new(store.clone(), lost_after, undelivered_after, lost_counter);
     if ctx.config.cluster.enabled() || !ctx.config.cluster.redis_url.is_empty() {
         tokio::spawn(crate::cluster::probe::watch(
             ctx.config.cluster.clone(),
@@ -119,6 +119,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                         alarmer.raise_system("store_back", &subject).await;
                         tracing::info!("store reachable again");
                         store_down = None;
+                        fleet.wait_for_beats();
                     }
                     (Ok(()), None) => {}
                 }
@@ -143,13 +144,6 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                 }
                 degraded = current;
                 fleet.check(&alarmer, now).await;
-                match store.mark_lost(now - lost_after, now - undelivered_after).await {
-                    Ok(lost) => for run in lost {
-                        lost_counter.inc();
-                        tracing::warn!(run, "run lost: its executor stopped before it ended");
-                    },
-                    Err(e) => tracing::warn!(error = %e, "cannot check for lost runs"),
-                }
             }
             _ = &mut stop => break,
         }
