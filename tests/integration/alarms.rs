@@ -362,15 +362,7 @@ fn no_dispatcher_is_alarmed_once_and_the_missed_instants_once_when_one_returns()
         capture.addr
     );
     let cv = Cronvisor::start_with("no-dispatcher", &cfg);
-    cv.add_job(
-        "catch-up",
-        "* * * * * *",
-        "true",
-        &["--misfire", "run_once", "--misfire-window", "60s"],
-    );
-    cv.add_job("no-catch-up", "* * * * * *", "true", &[]);
-    cv.wait_succeeded("catch-up", 1);
-    cv.wait_succeeded("no-catch-up", 1);
+    crate::policies::add_misfire_jobs(&cv);
     let dispatcher = cv.child_pid("dispatcher").expect("dispatcher");
     // SAFETY: kill(2) of the dispatcher child.
     unsafe {
@@ -385,29 +377,18 @@ fn no_dispatcher_is_alarmed_once_and_the_missed_instants_once_when_one_returns()
             .filter(|v| v["kind"] == kind)
             .collect()
     };
-    let down = wait_for(
-        Duration::from_secs(10),
-        "the dispatchers_down alarm",
-        || hooks_of("dispatchers_down").pop(),
-    );
-    assert!(
-        down["text"].as_str().unwrap_or("").contains("no job fires"),
-        "{down}"
-    );
-    wait_for(Duration::from_secs(10), "the dispatcher_lost alarm", || {
-        hooks_of("dispatcher_lost").pop()
-    });
+    // The alarm of `kind` (within `secs`), whose text says `says`.
+    let hook_saying = |kind: &str, secs: u64, says: &str| -> Value {
+        let hook = wait_for(Duration::from_secs(secs), kind, || hooks_of(kind).pop());
+        let text = hook["text"].as_str().unwrap_or("");
+        assert!(text.contains(says), "{hook}");
+        hook
+    };
+    hook_saying("dispatchers_down", 10, "no job fires");
+    hook_saying("dispatcher_lost", 10, "stopped without leaving");
     // The supervisor restarts the dispatcher: `run_once` runs the latest missed instant once,
     // `skip` records the missed instants as one `missed` run, alarmed once.
-    let back = wait_for(
-        Duration::from_secs(20),
-        "the dispatchers_back alarm",
-        || hooks_of("dispatchers_back").pop(),
-    );
-    assert!(
-        back["text"].as_str().unwrap_or("").contains("runs again"),
-        "{back}"
-    );
+    hook_saying("dispatchers_back", 20, "runs again");
     let runs = wait_for(Duration::from_secs(20), "the catch-up run", || {
         let runs = cv.runs("catch-up");
         runs.iter()
@@ -416,17 +397,8 @@ fn no_dispatcher_is_alarmed_once_and_the_missed_instants_once_when_one_returns()
     });
     let misfires = runs.iter().filter(|r| r["trigger"] == "misfire").count();
     assert_eq!(misfires, 1, "one catch-up, not a storm: {runs:?}");
-    let missed = wait_for(Duration::from_secs(10), "the missed alarm", || {
-        hooks_of("missed").pop()
-    });
+    let missed = hook_saying("missed", 10, "while no dispatcher ran");
     assert_eq!(missed["job"], "no-catch-up", "{missed}");
-    assert!(
-        missed["text"]
-            .as_str()
-            .unwrap_or("")
-            .contains("while no dispatcher ran"),
-        "{missed}"
-    );
     let missed_runs: Vec<Value> = cv
         .runs("no-catch-up")
         .into_iter()

@@ -144,9 +144,9 @@ fn a_success_ends_the_retry_chain() {
     assert_eq!(by_state(&runs, "failed").len(), 1);
 }
 
-#[test]
-fn misfire_run_once_catches_up_one_missed_instant_and_skip_does_not() {
-    let mut cv = Cronvisor::start("misfire");
+/// Two every-second jobs, `catch-up` (misfire = run_once, window 60 s) and `no-catch-up`
+/// (misfire = skip), each seen succeeding once.
+pub fn add_misfire_jobs(cv: &Cronvisor) {
     cv.add_job(
         "catch-up",
         "* * * * * *",
@@ -156,6 +156,12 @@ fn misfire_run_once_catches_up_one_missed_instant_and_skip_does_not() {
     cv.add_job("no-catch-up", "* * * * * *", "true", &[]);
     cv.wait_succeeded("catch-up", 1);
     cv.wait_succeeded("no-catch-up", 1);
+}
+
+#[test]
+fn misfire_run_once_catches_up_one_missed_instant_and_skip_does_not() {
+    let mut cv = Cronvisor::start("misfire");
+    add_misfire_jobs(&cv);
     cv.stop_with(libc::SIGTERM, Duration::from_secs(20));
     // Downtime across several instants (this sleep *is* the outage under test).
     std::thread::sleep(Duration::from_millis(3500));

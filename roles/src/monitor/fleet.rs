@@ -66,24 +66,10 @@ impl Fleet {
             }
             Err(e) => tracing::warn!(error = %e, "cannot check for lost runs"),
         }
-        match self.store.expire_executors(stale).await {
-            Ok(gone) => {
-                for instance in gone {
-                    let subject = format!("executor {instance} stopped without leaving");
-                    alarmer.raise_system("executor_lost", &subject).await;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot check executors"),
-        }
-        match self.store.expire_dispatchers(stale).await {
-            Ok(gone) => {
-                for instance in gone {
-                    let subject = format!("dispatcher {instance} stopped without leaving");
-                    alarmer.raise_system("dispatcher_lost", &subject).await;
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot check dispatchers"),
-        }
+        let executors = self.store.expire_executors(stale).await;
+        alarm_gone(alarmer, "executor", executors).await;
+        let dispatchers = self.store.expire_dispatchers(stale).await;
+        alarm_gone(alarmer, "dispatcher", dispatchers).await;
         let seen = match self.store.dispatchers_seen(stale).await {
             Ok(n) => n,
             Err(e) => {
@@ -121,5 +107,24 @@ impl Fleet {
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot record the dispatchers' state"),
         }
+    }
+}
+
+/// One `<role>_lost` alarm per process that stopped without leaving.
+async fn alarm_gone(
+    alarmer: &Alarmer,
+    role: &str,
+    gone: Result<Vec<String>, crate::store::StoreError>,
+) {
+    match gone {
+        Ok(gone) => {
+            for instance in gone {
+                let subject = format!("{role} {instance} stopped without leaving");
+                alarmer
+                    .raise_system(&format!("{role}_lost"), &subject)
+                    .await;
+            }
+        }
+        Err(e) => tracing::warn!(error = %e, role, "cannot check for silent processes"),
     }
 }

@@ -768,17 +768,29 @@ impl Store {
 
     /// An executor's heartbeat: creates or refreshes its row.
     pub async fn heartbeat(&self, instance: &str, started_at: Millis) -> Result<(), StoreError> {
+        self.beat_in("executors", instance, started_at).await
+    }
+
+    /// A heartbeat in `table` (`executors` or `dispatchers`: a constant, never input).
+    async fn beat_in(
+        &self,
+        table: &'static str,
+        instance: &str,
+        started_at: Millis,
+    ) -> Result<(), StoreError> {
         let now = crate::model::now_millis();
-        let updated = sqlx::query("UPDATE executors SET last_seen = ? WHERE instance = ?")
-            .bind(now)
-            .bind(instance)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
+        let updated = sqlx::query(&format!(
+            "UPDATE {table} SET last_seen = ? WHERE instance = ?"
+        ))
+        .bind(now)
+        .bind(instance)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
         if updated == 0 {
-            let inserted = sqlx::query(
-                "INSERT INTO executors (instance, started_at, last_seen) VALUES (?, ?, ?)",
-            )
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO {table} (instance, started_at, last_seen) VALUES (?, ?, ?)"
+            ))
             .bind(instance)
             .bind(started_at)
             .bind(now)
@@ -800,16 +812,32 @@ impl Store {
             .bind(stale_before)
             .fetch_all(&self.pool)
             .await?;
+        let stale = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, true)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.remove_stale("executors", stale, stale_before).await
+    }
+
+    /// Deletes the `stale` rows of `table` (a constant) still stale; returns the instances
+    /// this caller deleted and flagged (several monitors: each row goes to one of them).
+    async fn remove_stale(
+        &self,
+        table: &'static str,
+        stale: Vec<(String, bool)>,
+        stale_before: Millis,
+    ) -> Result<Vec<String>, StoreError> {
         let mut gone = Vec::new();
-        for r in &rows {
-            let instance: String = r.try_get(0)?;
-            let n = sqlx::query("DELETE FROM executors WHERE instance = ? AND last_seen < ?")
-                .bind(&instance)
-                .bind(stale_before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            if n == 1 {
+        for (instance, flagged) in stale {
+            let n = sqlx::query(&format!(
+                "DELETE FROM {table} WHERE instance = ? AND last_seen < ?"
+            ))
+            .bind(&instance)
+            .bind(stale_before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if n == 1 && flagged {
                 gone.push(instance);
             }
         }
@@ -831,29 +859,7 @@ impl Store {
         instance: &str,
         started_at: Millis,
     ) -> Result<(), StoreError> {
-        let now = crate::model::now_millis();
-        let updated = sqlx::query("UPDATE dispatchers SET last_seen = ? WHERE instance = ?")
-            .bind(now)
-            .bind(instance)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        if updated == 0 {
-            let inserted = sqlx::query(
-                "INSERT INTO dispatchers (instance, started_at, last_seen) VALUES (?, ?, ?)",
-            )
-            .bind(instance)
-            .bind(started_at)
-            .bind(now)
-            .execute(&self.pool)
-            .await;
-            match inserted {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
-        }
-        Ok(())
+        self.beat_in("dispatchers", instance, started_at).await
     }
 
     /// A dispatcher stopping cleanly: it counts as present until its heartbeat ages out (a
@@ -886,21 +892,14 @@ impl Store {
             .bind(stale_before)
             .fetch_all(&self.pool)
             .await?;
-        let mut gone = Vec::new();
-        for r in &rows {
-            let instance: String = r.try_get(0)?;
-            let left: Option<i64> = r.try_get(1)?;
-            let n = sqlx::query("DELETE FROM dispatchers WHERE instance = ? AND last_seen < ?")
-                .bind(&instance)
-                .bind(stale_before)
-                .execute(&self.pool)
-                .await?
-                .rows_affected();
-            if n == 1 && left.is_none() {
-                gone.push(instance);
-            }
-        }
-        Ok(gone)
+        let stale = rows
+            .iter()
+            .map(|r| {
+                let left: Option<i64> = r.try_get(1)?;
+                Ok((r.try_get::<String, _>(0)?, left.is_none()))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.remove_stale("dispatchers", stale, stale_before).await
     }
 
     /// Moves a fleet fact (`fleet_state.name`) from `from` to `to`, at most once across every
