@@ -308,6 +308,14 @@ fn three_dispatchers_fire_each_instant_once_even_when_one_is_killed() {
         .map(|d| c.metric(d, "dispatch", "cronvisor_fire_lock_lost_total"))
         .sum();
     assert!(lost > 0, "no dispatcher ever lost a lock: is Redis used?");
+    // The killed dispatcher was reported, once; the fleet never lacked a dispatcher.
+    let alarms =
+        c.sql("SELECT kind, COUNT(*) FROM cron.alarms WHERE kind LIKE 'dispatcher%' GROUP BY kind");
+    assert_eq!(
+        alarms,
+        [vec!["dispatcher_lost".to_string(), "1".to_string()]],
+        "{alarms:?}"
+    );
 }
 
 #[test]

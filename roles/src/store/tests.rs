@@ -218,3 +218,47 @@ async fn a_run_accepted_by_a_live_executor_is_not_lost_however_late_its_result()
     let run = t.store.run(queued).await.expect("get").expect("run");
     assert_eq!(run.state, RunState::Dispatched);
 }
+
+#[tokio::test]
+async fn a_dispatcher_that_left_counts_until_stale_and_only_a_silent_one_is_reported() {
+    let t = temp_store("dispatchers").await;
+    let s = &t.store;
+    s.dispatcher_heartbeat("a", 1).await.expect("beat a");
+    s.dispatcher_heartbeat("b", 1).await.expect("beat b");
+    s.dispatcher_heartbeat("b", 1).await.expect("beat b again");
+    s.dispatcher_left("a").await.expect("a leaves");
+    let now = crate::model::now_millis();
+    // Leaving is no outage: both still count while their beats are fresh.
+    assert_eq!(s.dispatchers_seen(now - 10_000).await.expect("seen"), 2);
+    // Both stale: each removed once, only the one that did not leave is reported.
+    let stale = now + 1;
+    assert_eq!(s.dispatchers_seen(stale).await.expect("seen"), 0);
+    assert_eq!(s.expire_dispatchers(stale).await.expect("expire"), ["b"]);
+    assert!(s.expire_dispatchers(stale).await.expect("again").is_empty());
+}
+
+#[tokio::test]
+async fn a_fleet_state_flips_once_however_many_monitors_try() {
+    let t = temp_store("fleet").await;
+    let s = &t.store;
+    assert_eq!(
+        s.flip_fleet_state("dispatchers", "up", "down", 100)
+            .await
+            .expect("flip"),
+        Some(0)
+    );
+    assert_eq!(
+        s.flip_fleet_state("dispatchers", "up", "down", 200)
+            .await
+            .expect("flip"),
+        None,
+        "a second monitor finds it already down"
+    );
+    assert_eq!(
+        s.flip_fleet_state("dispatchers", "down", "up", 300)
+            .await
+            .expect("back"),
+        Some(100),
+        "back, with when it went down"
+    );
+}
