@@ -118,3 +118,59 @@ fn next_prints_instants_in_the_rule_zone() {
     ]);
     assert_eq!(text.trim(), "2026-01-04T00:00:00Z");
 }
+
+#[test]
+fn a_dispatcher_crash_leaves_no_instant_unaccounted_for() {
+    // Restarted 1.5 s after the crash: an instant or two fall due while no dispatcher runs.
+    let cv = Cronvisor::start_with(
+        "dispatcher-crash",
+        "[supervisor]\nrestart_backoff_initial_ms = 1500\n",
+    );
+    cv.add_job("tick", "* * * * * *", "true", &[]);
+    cv.wait_succeeded("tick", 2);
+    let before = cv.child_pid("dispatcher").expect("dispatcher");
+    // SAFETY: kill(2) of the dispatcher child.
+    unsafe {
+        libc::kill(before as i32, libc::SIGKILL);
+    }
+    let killed_at = now_ms();
+    wait_for(Duration::from_secs(10), "a new dispatcher", || {
+        cv.child_pid("dispatcher").filter(|&p| p != before)
+    });
+    let runs = wait_for(Duration::from_secs(20), "runs after the restart", || {
+        let runs = cv.runs("tick");
+        runs.iter()
+            .any(|r| r["state"] == "succeeded" && ms(r, "instant") > killed_at + 3000)
+            .then_some(runs)
+    });
+    // Every second from the first instant to the last is accounted for: run, or covered by a
+    // `missed` record whose count spans the gap before it.
+    let mut recorded: Vec<(i64, &serde_json::Value)> =
+        runs.iter().map(|r| (ms(r, "instant"), r)).collect();
+    recorded.sort_by_key(|(i, _)| *i);
+    for pair in recorded.windows(2) {
+        let ((prev, _), (cur, run)) = (pair[0], pair[1]);
+        let covered = if run["state"] == "missed" {
+            let error = run["error"].as_str().unwrap_or("");
+            error
+                .strip_prefix("missed: ")
+                .and_then(|e| e.split_whitespace().next())
+                .and_then(|n| n.parse::<i64>().ok())
+                .unwrap_or(0)
+        } else {
+            1
+        };
+        assert_eq!(
+            cur - prev,
+            covered * 1000,
+            "instants between {prev} and {cur} are unaccounted for: {run}"
+        );
+    }
+}
+
+fn now_ms() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_millis() as i64)
+        .unwrap_or(0)
+}

@@ -28,7 +28,8 @@ use fire::Firer;
 use schedule_set::ScheduleSet;
 use targets::Targets;
 
-/// Instants this recent are not treated as missed at start-up (see `run`).
+/// While another dispatcher runs, instants this recent are not treated as missed at start-up:
+/// it is firing them right now (a reload overlaps two dispatchers).
 const MISSED_GRACE_MS: i64 = 2000;
 
 /// Runs the dispatcher until `shutdown`. `executor_url` is the base URL of the local executor,
@@ -158,12 +159,18 @@ pub async fn run(
     );
 
     let mut fires: JoinSet<()> = JoinSet::new();
-    // Instants missed while no dispatcher ran. The last MISSED_GRACE_MS are left alone: a
-    // dispatcher that is still running (a reload overlaps two) is firing them right now.
+    // Instants missed while no dispatcher ran. If another one runs (a reload overlaps two),
+    // the last MISSED_GRACE_MS are its to fire; if none does (a crash), every instant up to now
+    // is accounted for here, so that none falls between the two.
+    let since = now_millis() - cfg.monitor.lost_after_ms as i64;
+    let grace = match store.live_dispatchers(since).await {
+        Ok(live) if !live.iter().any(|i| may_be_firing(i, &instance, &host)) => 0,
+        _ => MISSED_GRACE_MS,
+    };
     match store.last_instants().await {
         Ok(last) => {
             let mut catch_up = Vec::new();
-            for (job, instant, count) in set.misfired(&last, now_millis() - MISSED_GRACE_MS) {
+            for (job, instant, count) in set.misfired(&last, now_millis() - grace) {
                 if job.misfire == crate::model::Misfire::RunOnce {
                     catch_up.push((job, instant));
                     continue;
@@ -257,6 +264,24 @@ pub async fn run(
     store.close().await;
     tracing::info!("dispatcher stopped");
     Ok(())
+}
+
+/// Whether the dispatcher `other` (an instance `host/pid/start` that beats and has not left)
+/// may be firing now: any other one may, except one of this host whose process is gone (it
+/// crashed, and this dispatcher replaces it).
+fn may_be_firing(other: &str, me: &str, host: &str) -> bool {
+    if other == me {
+        return false;
+    }
+    let mut parts = other.rsplitn(3, '/');
+    let (_start, pid, other_host) = (parts.next(), parts.next(), parts.next());
+    match (other_host, pid.and_then(|p| p.parse::<i32>().ok())) {
+        (Some(h), Some(pid)) if h == host => !matches!(
+            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
+            Err(nix::errno::Errno::ESRCH)
+        ),
+        _ => true,
+    }
 }
 
 /// Replaces the schedule with every job in the store, read in pages so that a large fleet is

@@ -19,6 +19,8 @@ struct Entry {
     job: Arc<Job>,
     schedule: Arc<Schedule>,
     generation: u64,
+    /// The heap holds this job's instants after this time, never the ones at or before it.
+    planned_from: Millis,
 }
 
 type RuleKey = (String, String);
@@ -105,6 +107,7 @@ impl ScheduleSet {
                 job: Arc::new(job),
                 schedule,
                 generation,
+                planned_from: now,
             },
         );
     }
@@ -128,7 +131,8 @@ impl ScheduleSet {
     }
 
     /// Instants missed while no dispatcher ran, per job: after the job's last recorded instant
-    /// (or its last edit), within its misfire window, and before `until`. For each job with
+    /// (or its last edit), within its misfire window, and up to `until` — but never one the
+    /// heap will fire (those after the job was planned), so none is both. For each job with
     /// any: (job, latest missed instant, how many). `run_once` jobs run the latest once; the
     /// others record it `missed`. Never a storm of catch-up runs.
     pub fn misfired(
@@ -139,6 +143,7 @@ impl ScheduleSet {
         let mut out = Vec::new();
         for (id, entry) in &self.entries {
             let job = &entry.job;
+            let until = until.min(entry.planned_from);
             let from = last
                 .get(id)
                 .copied()
@@ -253,6 +258,12 @@ pub(crate) mod tests {
         got.sort_unstable();
         // Both jobs missed 91..=100 s: ten instants, the latest reported once per job.
         assert_eq!(got, vec![(1, 100_000, 10), (2, 100_000, 10)]);
+        // Asked up to a later time, still only what the heap will not fire (planned at 100 s).
+        let later = s.misfired(&last, 103_000);
+        assert!(
+            later.iter().all(|(_, t, n)| *t == 100_000 && *n == 10),
+            "{later:?}"
+        );
         // A long downtime: only the latest instant, within the window, once.
         let last: HashMap<i64, Millis> = [(1, 0)].into_iter().collect();
         let long = s.misfired(&last, 1_000_000_000);
@@ -262,7 +273,7 @@ pub(crate) mod tests {
         let mut hourly = job(3, "0 0 * * * *");
         hourly.misfire = Misfire::RunOnce;
         hourly.misfire_window_secs = 60;
-        s2.extend(vec![hourly], 0);
+        s2.extend(vec![hourly], 5_400_000);
         // Last hour boundary was 30 minutes ago: out of a 60 s window.
         assert!(s2.misfired(&HashMap::new(), 5_400_000).is_empty());
     }

@@ -882,6 +882,19 @@ impl Store {
         Ok(row.try_get(0)?)
     }
 
+    /// Dispatchers heard from since `since` that have not left: the ones that may be firing.
+    pub async fn live_dispatchers(&self, since: Millis) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance FROM dispatchers WHERE last_seen >= ? AND left_at IS NULL",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
     /// Removes dispatchers silent since `stale_before`; returns those that had not left
     /// cleanly (crashed, killed, host gone), each to exactly one caller.
     pub async fn expire_dispatchers(
