@@ -275,6 +275,31 @@ fn a_run_whose_executor_dies_becomes_lost_and_nothing_stays_running() {
 }
 
 #[test]
+fn a_run_on_record_as_lost_does_not_keep_running() {
+    // What an executor cut off from the store finds when it reaches it again: the monitor gave
+    // up on its run. Here the record is changed directly, the executor never left.
+    let cv = Cronvisor::start_with(
+        "declared-lost",
+        "[executor]\nheartbeat_ms = 200\n[monitor]\nlost_after_ms = 1000\n",
+    );
+    cv.add_job("long", "@yearly", "sleep 300 & sleep 300", &[]);
+    let id = cv.run_now("long");
+    let pid = cv.wait_running_pid(&id);
+    cv.sqlite(&format!("UPDATE runs SET state = 'lost' WHERE id = {id}"));
+    wait_for(
+        Duration::from_secs(10),
+        "the lost run's group to stop",
+        || group_survivors(pid).is_empty().then_some(()),
+    );
+    // The record stays what the fleet decided.
+    let run = cv.json(&["run", "show", &id]);
+    assert_eq!(run["state"], "lost", "{run}");
+    assert!(cv
+        .log()
+        .contains("recorded lost while this executor could not reach the store"));
+}
+
+#[test]
 fn an_http_job_records_the_status_and_the_body() {
     let ok = crate::harness::capture::Capture::start(0);
     let failing = crate::harness::capture::Capture::start(100);

@@ -235,6 +235,10 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot look for runs left by a previous executor"),
     }
+    let given_up = tokio::spawn(stop_given_up(
+        exec.clone(),
+        Duration::from_millis((ctx.config.monitor.lost_after_ms / 2).max(100)),
+    ));
     runtime::notify_ready(&format!("executor {} serving", exec.id));
     tracing::info!(executor = %exec.id, "executor ready");
 
@@ -276,6 +280,9 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     }
     // Every result is queued; the recorder writes what is left and ends.
     let id = exec.id.clone();
+    // The check holds the executor too: end it, so the recorder sees the last sender go.
+    given_up.abort();
+    let _ = given_up.await;
     drop(exec);
     if tokio::time::timeout(Duration::from_secs(30), recorder_task)
         .await
@@ -290,6 +297,37 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     ctx.store.close().await;
     tracing::info!("executor stopped");
     Ok(())
+}
+
+/// Stops the runs in progress here that the store says are `lost`: this executor was cut off
+/// from the store long enough for the monitor to give up on it (and perhaps retry them
+/// elsewhere). Whatever the partition, a run on record as lost does not keep running.
+async fn stop_given_up(exec: Arc<Executor>, every: Duration) {
+    let mut tick = tokio::time::interval(every);
+    tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+    loop {
+        tick.tick().await;
+        let ids: Vec<i64> = match exec.active.lock() {
+            Ok(a) => a.keys().copied().collect(),
+            Err(_) => continue,
+        };
+        if ids.is_empty() {
+            continue;
+        }
+        match exec.store.lost_among(&ids).await {
+            Ok(lost) => {
+                for id in lost {
+                    if exec.kill_run(id, KillReason::DeclaredLost) {
+                        tracing::warn!(
+                            run = id,
+                            "stopping a run recorded lost while this executor could not reach the store"
+                        );
+                    }
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "cannot check for runs given up on"),
+        }
+    }
 }
 
 /// `POST /rpc/v1/runs`: spawn each run now and answer with the pids; each run is watched in the

@@ -91,6 +91,9 @@ pub enum KillReason {
     Shutdown,
     /// A newer instant of the job replaced it (overlap `replace`).
     Replaced,
+    /// The monitor recorded it `lost` (this executor's heartbeats stopped reaching the store):
+    /// the fleet gave up on it and may be running its retry elsewhere.
+    DeclaredLost,
 }
 
 impl KillReason {
@@ -98,6 +101,9 @@ impl KillReason {
         match self {
             KillReason::Shutdown => "killed: executor stopping",
             KillReason::Replaced => "killed: replaced by a newer run (overlap = replace)",
+            KillReason::DeclaredLost => {
+                "killed: recorded lost while this executor could not reach the store"
+            }
         }
     }
 }

@@ -1070,6 +1070,23 @@ impl Store {
         Ok(marked)
     }
 
+    /// Which of `ids` are recorded `lost` (in chunks, every id a bound parameter).
+    pub async fn lost_among(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        let mut lost = Vec::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!("SELECT id FROM runs WHERE state = 'lost' AND id IN ({marks})");
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                lost.push(row.try_get::<i64, _>(0)?);
+            }
+        }
+        Ok(lost)
+    }
+
     /// Deletes finished runs that ended before `before`, and job changes older than it.
     pub async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
         let runs = sqlx::query(
