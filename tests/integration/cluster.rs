@@ -507,6 +507,22 @@ fn etcd_outage_keeps_firing_and_a_new_executor_gets_work_after() {
         "new executor got work {:?} after its job was added",
         started.elapsed()
     );
+    // The monitor's probe (one kept connection) alarmed the outage once, and its end once.
+    let alarms = wait_for(Duration::from_secs(10), "the dependency alarms", || {
+        let rows = c.sql(
+            "SELECT kind, COUNT(*) FROM cron.alarms WHERE kind LIKE 'dependency%' \
+             GROUP BY kind ORDER BY kind",
+        );
+        (rows.len() == 2).then_some(rows)
+    });
+    assert_eq!(
+        alarms,
+        [
+            vec!["dependency_back".to_string(), "1".to_string()],
+            vec!["dependency_down".to_string(), "1".to_string()]
+        ],
+        "{alarms:?}"
+    );
 }
 
 #[test]

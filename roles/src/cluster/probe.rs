@@ -17,16 +17,22 @@ pub async fn watch(cfg: ClusterConfig, deps: Arc<Dependencies>, shutdown: Shutdo
     let stop = crate::runtime::stopped(shutdown);
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(EVERY);
+    // One connection each, kept while it answers and dropped on the first error (the next
+    // probe connects afresh), so a healthy cluster costs one round trip per probe.
+    let mut redis_conn = None;
+    let mut etcd_client = None;
     loop {
         tokio::select! {
             _ = tick.tick() => {}
             _ = &mut stop => return,
         }
         if !cfg.redis_url.is_empty() {
-            record(&deps, "redis", redis(&cfg.redis_url, timeout).await);
+            let outcome = redis(&cfg.redis_url, timeout, &mut redis_conn).await;
+            record(&deps, "redis", outcome);
         }
         if cfg.enabled() {
-            record(&deps, "etcd", etcd(&cfg.etcd_endpoints, timeout).await);
+            let outcome = etcd(&cfg.etcd_endpoints, timeout, &mut etcd_client).await;
+            record(&deps, "etcd", outcome);
         }
     }
 }
@@ -42,32 +48,52 @@ fn record(deps: &Dependencies, name: &'static str, outcome: Result<(), String>) 
     }
 }
 
-async fn redis(url: &str, timeout: Duration) -> Result<(), String> {
-    let client = redis::Client::open(url).map_err(|e| e.to_string())?;
-    let config = redis::AsyncConnectionConfig::new()
-        .set_connection_timeout(Some(timeout))
-        .set_response_timeout(Some(timeout));
-    let mut conn = client
-        .get_multiplexed_async_connection_with_config(&config)
-        .await
-        .map_err(|e| format!("redis unreachable: {e}"))?;
+async fn redis(
+    url: &str,
+    timeout: Duration,
+    kept: &mut Option<redis::aio::MultiplexedConnection>,
+) -> Result<(), String> {
+    let mut conn = match kept.take() {
+        Some(c) => c,
+        None => {
+            let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+            let config = redis::AsyncConnectionConfig::new()
+                .set_connection_timeout(Some(timeout))
+                .set_response_timeout(Some(timeout));
+            client
+                .get_multiplexed_async_connection_with_config(&config)
+                .await
+                .map_err(|e| format!("redis unreachable: {e}"))?
+        }
+    };
     let _: String = redis::cmd("PING")
         .query_async(&mut conn)
         .await
         .map_err(|e| format!("redis PING: {e}"))?;
+    *kept = Some(conn);
     Ok(())
 }
 
-async fn etcd(endpoints: &[String], timeout: Duration) -> Result<(), String> {
-    let options = etcd_client::ConnectOptions::new()
-        .with_connect_timeout(timeout)
-        .with_timeout(timeout);
-    let mut client = etcd_client::Client::connect(endpoints, Some(options))
-        .await
-        .map_err(|e| format!("etcd unreachable: {e}"))?;
+async fn etcd(
+    endpoints: &[String],
+    timeout: Duration,
+    kept: &mut Option<etcd_client::Client>,
+) -> Result<(), String> {
+    let mut client = match kept.take() {
+        Some(c) => c,
+        None => {
+            let options = etcd_client::ConnectOptions::new()
+                .with_connect_timeout(timeout)
+                .with_timeout(timeout);
+            etcd_client::Client::connect(endpoints, Some(options))
+                .await
+                .map_err(|e| format!("etcd unreachable: {e}"))?
+        }
+    };
     client
         .status()
         .await
         .map_err(|e| format!("etcd status: {e}"))?;
+    *kept = Some(client);
     Ok(())
 }
