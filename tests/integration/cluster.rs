@@ -40,12 +40,12 @@ impl Cluster {
         }
     }
 
-    /// d1 (dispatcher + monitor), d2 (dispatcher), e1 (executor) and 20 jobs every second,
-    /// scheduled on both dispatchers.
+    /// d1 and d2 (dispatcher + monitor each: the monitors' checks must act once), e1
+    /// (executor) and 20 jobs every second, scheduled on both dispatchers.
     fn two_dispatchers_one_executor(prefix: &str) -> (Cluster, Vec<i64>) {
         let mut c = Cluster::start();
         c.host("d1", &["dispatcher", "monitor"]);
-        c.host("d2", &["dispatcher"]);
+        c.host("d2", &["dispatcher", "monitor"]);
         c.host("e1", &["executor"]);
         let jobs = c.every_second_jobs(prefix, 20, &["d1", "d2"]);
         (c, jobs)
@@ -357,7 +357,7 @@ fn redis_outage_keeps_fire_once_and_the_lock_returns() {
     let to = Cluster::now_ms() - 1000;
     c.wait_settled(&jobs, to);
     c.assert_exactly_once(&jobs, from, to);
-    // The monitor alarmed the outage, once, and its end.
+    // The two monitors alarmed the outage once, and its end once.
     let alarms = c.sql(
         "SELECT kind, COUNT(*) FROM cron.alarms WHERE kind IN ('dependency_down', 'dependency_back') \
          GROUP BY kind ORDER BY kind",

@@ -110,6 +110,34 @@ impl Fleet {
     }
 }
 
+impl Fleet {
+    /// A dependency (etcd, Redis) this monitor saw go away (`down` = the error) or come back:
+    /// one alarm per event however many monitors see it, raised by the first to flip the
+    /// shared fact `dependency:<name>`.
+    pub async fn dependency(&self, alarmer: &Alarmer, dep: &str, down: Option<&str>, now: Millis) {
+        let fact = format!("dependency:{dep}");
+        let flipped = match self.store.ensure_fleet_fact(&fact).await {
+            Ok(()) => match down {
+                Some(_) => self.store.flip_fleet_state(&fact, "up", "down", now).await,
+                None => self.store.flip_fleet_state(&fact, "down", "up", now).await,
+            },
+            Err(e) => Err(e),
+        };
+        match (flipped, down) {
+            (Ok(Some(_)), Some(error)) => {
+                let subject = format!("{dep} unreachable: {error}");
+                alarmer.raise_system("dependency_down", &subject).await;
+            }
+            (Ok(Some(since)), None) => {
+                let subject = format!("{dep} reachable again after {} s", (now - since) / 1000);
+                alarmer.raise_system("dependency_back", &subject).await;
+            }
+            (Ok(None), _) => {}
+            (Err(e), _) => tracing::warn!(error = %e, dep, "cannot record the dependency's state"),
+        }
+    }
+}
+
 /// One `<role>_lost` alarm per process that stopped without leaving.
 async fn alarm_gone(
     alarmer: &Alarmer,

@@ -132,14 +132,12 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                 let current = ctx.deps.snapshot();
                 for (dep, error) in &current {
                     if !degraded.contains_key(dep) {
-                        let subject = format!("{dep} unreachable: {error}");
-                        alarmer.raise_system("dependency_down", &subject).await;
+                        fleet.dependency(&alarmer, dep, Some(error), now).await;
                     }
                 }
                 for dep in degraded.keys() {
                     if !current.contains_key(dep) {
-                        let subject = format!("{dep} reachable again");
-                        alarmer.raise_system("dependency_back", &subject).await;
+                        fleet.dependency(&alarmer, dep, None, now).await;
                     }
                 }
                 degraded = current;

@@ -915,6 +915,21 @@ impl Store {
         self.remove_stale("dispatchers", stale, stale_before).await
     }
 
+    /// Creates the fleet fact `name` as `up` unless it exists (facts other than the
+    /// migration's are made on first use).
+    pub async fn ensure_fleet_fact(&self, name: &str) -> Result<(), StoreError> {
+        let inserted =
+            sqlx::query("INSERT INTO fleet_state (name, state, since) VALUES (?, 'up', 0)")
+                .bind(name)
+                .execute(&self.pool)
+                .await;
+        match inserted {
+            Ok(_) => Ok(()),
+            Err(e) if is_unique_violation(&e) => Ok(()),
+            Err(e) => Err(e.into()),
+        }
+    }
+
     /// Moves a fleet fact (`fleet_state.name`) from `from` to `to`, at most once across every
     /// monitor: the one caller whose conditional update took effect gets `Some(since)`, the
     /// time the fact had been in `from`.
