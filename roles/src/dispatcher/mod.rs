@@ -385,6 +385,24 @@ mod tests {
     use crate::model::JobPatch;
     use crate::store::tests::{spec, temp_store};
 
+    #[test]
+    fn only_a_dead_process_of_this_host_is_known_not_to_be_firing() {
+        let me = format!("h/{}/1", std::process::id());
+        assert!(!may_be_firing(&me, &me, "h"), "itself");
+        // Alive here: this very process under another start time.
+        assert!(may_be_firing(
+            &format!("h/{}/0", std::process::id()),
+            &me,
+            "h"
+        ));
+        // No such process here (pids stop far below this).
+        assert!(!may_be_firing("h/2147483000/1", &me, "h"));
+        // Another host's is never known dead from here.
+        assert!(may_be_firing("other/2147483000/1", &me, "h"));
+        // A host name with slashes still parses from the right.
+        assert!(!may_be_firing("a/b/2147483000/1", &me, "a/b"));
+    }
+
     #[tokio::test]
     async fn the_periodic_resync_corrects_only_what_the_change_log_missed() {
         let t = temp_store("resync").await;
