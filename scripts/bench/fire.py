@@ -50,7 +50,8 @@ def proc_stats(pid):
 
 
 class Instance:
-    def __init__(self, binary, jobs):
+    def __init__(self, binary, jobs, urls=None, extra_config=""):
+        """`jobs` are rules; with `urls` (one per job) they are HTTP GET jobs, else `true`."""
         self.binary = os.path.abspath(binary)
         self.tmp = tempfile.TemporaryDirectory(prefix="cv-bench-")
         self.dir = self.tmp.name
@@ -60,16 +61,18 @@ class Instance:
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{self.data}"\n[listeners]\napi = "127.0.0.1:0"\n'
                     'rpc = "127.0.0.1:0"\ndispatch = "127.0.0.1:0"\n'
-                    '[monitor]\nretention_days = 0\n')
+                    '[monitor]\nretention_days = 0\n' + extra_config)
         subprocess.run([self.binary, "--config", self.config, "migrate"], check=True,
                        stdout=subprocess.DEVNULL, timeout=60)
         self.db = os.path.join(self.data, "cronvisor.db")
         con = sqlite3.connect(self.db)
         now = int(time.time() * 1000)
+        urls = urls or [None] * len(jobs)
         con.executemany(
-            "INSERT INTO jobs (name, schedule, timezone, command, paused, created_at, updated_at)"
-            " VALUES (?, ?, 'UTC', 'true', 0, ?, ?)",
-            [(f"j{i}", rule, now, now) for i, rule in enumerate(jobs)])
+            "INSERT INTO jobs (name, schedule, timezone, command, http_url, paused, created_at,"
+            " updated_at) VALUES (?, ?, 'UTC', ?, ?, 0, ?, ?)",
+            [(f"j{i}", rule, None if url else "true", url, now, now)
+             for i, (rule, url) in enumerate(zip(jobs, urls))])
         con.commit()
         con.close()
         self.proc = None
@@ -108,11 +111,10 @@ class Instance:
                 self.proc.kill()
                 self.proc.wait()
 
-    def runs(self, t0_ms, t1_ms):
+    def runs(self, t0_ms, t1_ms, columns="job_id, instant, started_at, state, created_at"):
         con = sqlite3.connect(self.db)
         rows = con.execute(
-            "SELECT job_id, instant, started_at, state, created_at FROM runs"
-            " WHERE instant >= ? AND instant < ?",
+            f"SELECT {columns} FROM runs WHERE instant >= ? AND instant < ?",
             (t0_ms, t1_ms)).fetchall()
         con.close()
         return rows
@@ -268,6 +270,84 @@ def case_scale(binary, out, raw):
                 fmt_stats(stats)))
 
 
+HTTP_SERVER = r"""
+import http.server, ssl, sys
+class Handler(http.server.BaseHTTPRequestHandler):
+    protocol_version = 'HTTP/1.1'
+    def do_GET(self):
+        body = b'ok'
+        self.send_response(200)
+        self.send_header('Content-Length', str(len(body)))
+        self.end_headers()
+        self.wfile.write(body)
+    def log_message(self, *args):
+        pass
+class Server(http.server.ThreadingHTTPServer):
+    request_queue_size = 1024
+server = Server(('127.0.0.1', 0), Handler)
+if len(sys.argv) > 1:
+    ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+    ctx.load_cert_chain(sys.argv[1], sys.argv[2])
+    server.socket = ctx.wrap_socket(server.socket, server_side=True)
+print(server.server_address[1], flush=True)
+server.serve_forever()
+"""
+
+
+def test_ca(d):
+    """A throwaway CA and a certificate for 127.0.0.1 signed by it, in `d`."""
+    ec = ["-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes"]
+    run = lambda *a: subprocess.run(["openssl", *a], cwd=d, check=True, timeout=60,
+                                    stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    run("req", "-x509", "-days", "2", "-subj", "/CN=bench CA", *ec, "-keyout", "ca.key",
+        "-out", "ca.pem")
+    run("req", "-subj", "/CN=127.0.0.1", *ec, "-keyout", "s.key", "-out", "s.csr")
+    with open(os.path.join(d, "s.ext"), "w") as f:
+        f.write("subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n")
+    run("x509", "-req", "-days", "2", "-in", "s.csr", "-CA", "ca.pem", "-CAkey", "ca.key",
+        "-CAcreateserial", "-extfile", "s.ext", "-out", "s.pem")
+    return os.path.join(d, "ca.pem"), os.path.join(d, "s.pem"), os.path.join(d, "s.key")
+
+
+def case_http(binary, out, raw):
+    """N HTTP GET jobs every second against a local server, over http then https (same
+    server code, same N, one invocation), so the ratio is TLS's cost on this path."""
+    with tempfile.TemporaryDirectory(prefix="cv-bench-tls-") as d:
+        ca, cert, key = test_ca(d)
+        results = []
+        for n in (100, 250, 500):
+            row = {}
+            for scheme in ("http", "https"):
+                args = [cert, key] if scheme == "https" else []
+                server = subprocess.Popen(["python3", "-c", HTTP_SERVER, *args],
+                                          stdout=subprocess.PIPE, text=True)
+                try:
+                    port = int(server.stdout.readline())
+                    url = f"{scheme}://127.0.0.1:{port}/ping"
+                    inst = Instance(binary, ["* * * * * *"] * n, urls=[url] * n,
+                                    extra_config=f'[tls]\nca_file = "{ca}"\n')
+                    try:
+                        _, t0, t1, stats = window(inst, 10)
+                        rows = inst.runs(t0, t1, "instant, started_at, ended_at, state")
+                    finally:
+                        inst.close()
+                finally:
+                    server.kill()
+                    server.wait()
+                ok = [r for r in rows if r[3] == "succeeded"]
+                late = [r[2] - r[0] for r in ok]
+                took = [r[2] - r[1] for r in ok]
+                row[scheme] = (len(ok) / 10.0, pct(late, 50), pct(late, 99), pct(took, 50),
+                               pct(took, 99), len(rows) - len(ok), fmt_stats(stats))
+            h, s = row["http"], row["https"]
+            results.append(
+                f"N={n}: http {h[0]:.0f}/s (lateness p50/p99 {h[1]}/{h[2]} ms, request "
+                f"p50/p99 {h[3]}/{h[4]} ms, not succeeded {h[5]}); https {s[0]:.0f}/s "
+                f"({s[1]}/{s[2]} ms, request {s[3]}/{s[4]} ms, not succeeded {s[5]})")
+        out.append(("http: N HTTP GET jobs every second, http then https, 10 s each",
+                    "; ".join(results), f"https at N=500: {row['https'][6]}"))
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -285,6 +365,8 @@ def main():
             case_sustained(a.bin, out, raw)
         elif c == "scale":
             case_scale(a.bin, out, raw)
+        elif c == "http":
+            case_http(a.bin, out, raw)
     print(f"\n{time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, `scripts/bench/fire.sh {' '.join(a.cases)}`\n")
     print("| case | result | CPU / peak RSS per role |")
     print("|---|---|---|")

@@ -2,7 +2,8 @@
 # Firing benchmark, standalone mode (SQLite), trivial command `true`.
 # Lateness = the executor's spawn time of the process minus the scheduled instant.
 #
-#   scripts/bench/fire.sh [case ...]     cases: raw precision burst sustained scale (default: all)
+#   scripts/bench/fire.sh [case ...]     cases: raw precision burst sustained scale (default)
+#                                        and http (HTTP jobs over http vs https)
 #
 # Builds the release binary, then runs scripts/bench/fire.py, which starts `cronvisor up` on
 # loopback ports in a temp dir per case, and prints a Markdown table for docs/BENCHMARKS.md.
