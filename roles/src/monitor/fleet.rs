@@ -18,6 +18,9 @@ pub struct Fleet {
     lost_after: Millis,
     /// A run dispatched this long ago that no executor accepted is lost.
     undelivered_after: Millis,
+    /// A run still going this long past its job's timeout is lost (the kill grace, plus
+    /// `lost_after` for its result to be written).
+    overdue_grace: Millis,
     lost_runs: Arc<Metric>,
     /// No judgement before this: heartbeats are only evidence once everyone had `lost_after`
     /// to beat — after this monitor starts, and after the store comes back from an outage
@@ -30,12 +33,14 @@ impl Fleet {
         store: Store,
         lost_after: Millis,
         undelivered_after: Millis,
+        overdue_grace: Millis,
         lost_runs: Arc<Metric>,
     ) -> Fleet {
         let mut fleet = Fleet {
             store,
             lost_after,
             undelivered_after,
+            overdue_grace,
             lost_runs,
             settled_at: Instant::now(),
         };
@@ -55,7 +60,7 @@ impl Fleet {
         let stale = now - self.lost_after;
         match self
             .store
-            .mark_lost(stale, now - self.undelivered_after)
+            .mark_lost(stale, now - self.undelivered_after, self.overdue_grace)
             .await
         {
             Ok(lost) => {

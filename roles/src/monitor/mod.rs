@@ -60,7 +60,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     let lost_counter = ctx.metrics.counter(
         "cronvisor_runs_lost_total",
         "",
-        "Runs marked lost (their executor stopped before they ended).",
+        "Runs marked lost (their executor stopped, or could not end them past their timeout).",
     );
     let alarmer = alarms::Alarmer::new(
         ctx.store.clone(),
@@ -71,7 +71,14 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     let mut check =
         tokio::time::interval(Duration::from_millis(ctx.config.monitor.check_interval_ms));
     let store = ctx.store.clone();
-    let mut fleet = fleet::Fleet::new(store.clone(), lost_after, undelivered_after, lost_counter);
+    let overdue_grace = ctx.config.executor.kill_grace_secs as i64 * 1000 + lost_after;
+    let mut fleet = fleet::Fleet::new(
+        store.clone(),
+        lost_after,
+        undelivered_after,
+        overdue_grace,
+        lost_counter,
+    );
     if ctx.config.cluster.enabled() || !ctx.config.cluster.redis_url.is_empty() {
         tokio::spawn(crate::cluster::probe::watch(
             ctx.config.cluster.clone(),

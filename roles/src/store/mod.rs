@@ -1015,16 +1015,18 @@ impl Store {
 
     /// Marks `lost` the runs that cannot end any more: `running` or accepted (`dispatched` with
     /// an executor noted) on an executor whose heartbeat is older than `stale_before` (or that
-    /// is gone), and `dispatched` runs no executor took before `dispatched_before`. A run
-    /// accepted by a live executor is never lost, however long its result takes to be written.
-    /// The conditional update is idempotent, so several monitors mark each run once. Returns
-    /// the runs marked.
+    /// is gone); `dispatched` runs no executor took before `dispatched_before`; and runs of a
+    /// job with a timeout still not ended `overdue_grace_ms` after their timeout (their live
+    /// executor failed to end them). A run accepted by a live executor is otherwise never lost,
+    /// however long its result takes to be written. The conditional update is idempotent, so
+    /// several monitors mark each run once. Returns the runs marked.
     pub async fn mark_lost(
         &self,
         stale_before: Millis,
         dispatched_before: Millis,
+        overdue_grace_ms: Millis,
     ) -> Result<Vec<i64>, StoreError> {
-        let rows = sqlx::query(
+        let silent = sqlx::query(
             "SELECT r.id FROM runs r LEFT JOIN executors e ON e.instance = r.executor \
              WHERE (r.state IN ('running', 'dispatched') AND r.executor IS NOT NULL \
                     AND (e.instance IS NULL OR e.last_seen < ?)) \
@@ -1035,54 +1037,79 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let now = crate::model::now_millis();
+        let overdue = sqlx::query(
+            "SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_id \
+             WHERE r.state IN ('running', 'dispatched') AND r.executor IS NOT NULL \
+             AND j.timeout_secs IS NOT NULL AND j.timeout_secs > 0 \
+             AND COALESCE(r.started_at, r.dispatched_at) + j.timeout_secs * 1000 < ?",
+        )
+        .bind(now - overdue_grace_ms)
+        .fetch_all(&self.pool)
+        .await?;
         let mut marked = Vec::new();
-        for r in &rows {
-            let id: i64 = r.try_get(0)?;
-            let mut tx = self.pool.begin().await?;
-            let n = sqlx::query(
-                "UPDATE runs SET state = 'lost', ended_at = ?, \
-                 error = 'lost: its executor stopped answering before the run ended' \
-                 WHERE id = ? AND state IN ('dispatched', 'running')",
-            )
-            .bind(now)
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if n == 1 {
-                // A lost run is retried like a failed one when the job allows another attempt.
-                let run = sqlx::query(
+        for (rows, error) in [
+            (silent, "lost: its executor stopped answering before the run ended"),
+            (
+                overdue,
+                "lost: still running past its timeout and the kill grace (its executor could not end it)",
+            ),
+        ] {
+            for r in &rows {
+                let id: i64 = r.try_get(0)?;
+                if self.lose(id, error, now).await? {
+                    marked.push(id);
+                }
+            }
+        }
+        Ok(marked)
+    }
+
+    /// Marks one run `lost` with `error` unless it ended meanwhile, with the retry the job
+    /// allows, in one transaction. True when this caller marked it.
+    async fn lose(&self, id: i64, error: &str, now: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE runs SET state = 'lost', ended_at = ?, error = ? \
+             WHERE id = ? AND state IN ('dispatched', 'running')",
+        )
+        .bind(now)
+        .bind(error)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            // A lost run is retried like a failed one when the job allows another attempt.
+            let run = sqlx::query(
                     "SELECT r.job_id, r.instant, r.attempt, r.retry_of, j.retries, \
                      j.retry_backoff_secs FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?",
                 )
                 .bind(id)
                 .fetch_optional(&mut *tx)
                 .await?;
-                if let Some(run) = run {
-                    let attempt: i64 = run.try_get(2)?;
-                    let retries: i64 = run.try_get(4)?;
-                    if attempt <= retries {
-                        let backoff: i64 = run.try_get(5)?;
-                        let retry_of: Option<i64> = run.try_get(3)?;
-                        let delay = backoff
-                            .saturating_mul(1000)
-                            .saturating_mul(1 << (attempt - 1).clamp(0, 20))
-                            .min(86_400_000);
-                        let retry = Retry {
-                            job_id: run.try_get(0)?,
-                            instant: run.try_get(1)?,
-                            attempt: attempt + 1,
-                            retry_of: retry_of.unwrap_or(id),
-                            not_before: now + delay,
-                        };
-                        insert_retry(&mut tx, &retry, now).await?;
-                    }
+            if let Some(run) = run {
+                let attempt: i64 = run.try_get(2)?;
+                let retries: i64 = run.try_get(4)?;
+                if attempt <= retries {
+                    let backoff: i64 = run.try_get(5)?;
+                    let retry_of: Option<i64> = run.try_get(3)?;
+                    let delay = backoff
+                        .saturating_mul(1000)
+                        .saturating_mul(1 << (attempt - 1).clamp(0, 20))
+                        .min(86_400_000);
+                    let retry = Retry {
+                        job_id: run.try_get(0)?,
+                        instant: run.try_get(1)?,
+                        attempt: attempt + 1,
+                        retry_of: retry_of.unwrap_or(id),
+                        not_before: now + delay,
+                    };
+                    insert_retry(&mut tx, &retry, now).await?;
                 }
-                marked.push(id);
             }
-            tx.commit().await?;
         }
-        Ok(marked)
+        tx.commit().await?;
+        Ok(n == 1)
     }
 
     /// Which of `ids` are recorded `lost` (in chunks, every id a bound parameter).

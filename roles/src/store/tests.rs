@@ -209,7 +209,7 @@ async fn a_run_accepted_by_a_live_executor_is_not_lost_however_late_its_result()
     // Heartbeats before `stale_before` are stale: only the live one is fresh.
     let lost = t
         .store
-        .mark_lost(crate::model::now_millis() - 60_000, far_future)
+        .mark_lost(crate::model::now_millis() - 60_000, far_future, 60_000)
         .await
         .expect("lost");
     let mut lost = lost;
@@ -261,4 +261,60 @@ async fn a_fleet_state_flips_once_however_many_monitors_try() {
         Some(100),
         "back, with when it went down"
     );
+}
+
+#[tokio::test]
+async fn a_run_past_its_timeout_and_grace_on_a_live_executor_is_lost_and_only_with_a_timeout() {
+    let t = temp_store("overdue").await;
+    let capped = t
+        .store
+        .insert_job(&JobSpec {
+            timeout_secs: Some(1),
+            ..spec("capped")
+        })
+        .await
+        .expect("job");
+    let free = t.store.insert_job(&spec("free")).await.expect("job");
+    let now = crate::model::now_millis();
+    let mut ids = Vec::new();
+    for job in [capped.id, free.id] {
+        let Recorded::New(id) = t
+            .store
+            .record_fire(job, 1_000, "", Trigger::Schedule, RunState::Dispatched)
+            .await
+            .expect("fire")
+        else {
+            panic!("fired twice")
+        };
+        // Started a minute ago on an executor that is alive and well.
+        t.store
+            .mark_running(id, "live/1", Some(42), now - 60_000)
+            .await
+            .expect("running");
+        ids.push(id);
+    }
+    t.store.heartbeat("live/1", 0).await.expect("heartbeat");
+    let far_past = now - 600_000;
+    // 1 s timeout + 30 s grace: 29 s overdue. The job without a timeout has no cap.
+    let lost = t
+        .store
+        .mark_lost(far_past, far_past, 30_000)
+        .await
+        .expect("lost");
+    assert_eq!(lost, vec![ids[0]]);
+    let run = t.store.run(ids[0]).await.expect("get").expect("run");
+    assert!(
+        run.error
+            .as_deref()
+            .unwrap_or("")
+            .contains("past its timeout"),
+        "{run:?}"
+    );
+    // Within the grace, nothing.
+    let t2 = t
+        .store
+        .mark_lost(far_past, far_past, 120_000)
+        .await
+        .expect("lost");
+    assert!(t2.is_empty());
 }
