@@ -714,6 +714,17 @@ pub struct RunAccepted {
     pub pid: Option<i64>,
 }
 
+/// Delay before attempt `attempt + 1`: the backoff doubled per attempt already made, capped
+/// at a day.
+pub fn retry_delay_ms(backoff_secs: i64, attempt: i64) -> i64 {
+    let doublings = (attempt - 1).clamp(0, 20) as u32;
+    backoff_secs
+        .max(0)
+        .saturating_mul(1000)
+        .saturating_mul(1 << doublings)
+        .min(86_400_000)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -830,5 +841,13 @@ mod tests {
         for st in RunState::ALL {
             assert_eq!(RunState::parse(st.as_str()), Some(st));
         }
+    }
+
+    #[test]
+    fn retry_delays_double_and_are_capped() {
+        assert_eq!(retry_delay_ms(10, 1), 10_000);
+        assert_eq!(retry_delay_ms(10, 2), 20_000);
+        assert_eq!(retry_delay_ms(10, 4), 80_000);
+        assert_eq!(retry_delay_ms(3600, 10), 86_400_000);
     }
 }

@@ -472,7 +472,8 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
             instant: req.instant,
             attempt: req.attempt + 1,
             retry_of: req.retry_of.unwrap_or(req.run_id),
-            not_before: outcome.ended_at + retry_delay_ms(req.retry_backoff_secs, req.attempt),
+            not_before: outcome.ended_at
+                + crate::model::retry_delay_ms(req.retry_backoff_secs, req.attempt),
         });
         e.recorder.finish(req.run_id, outcome, Some(started), retry);
     };
@@ -482,26 +483,4 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
         runs.spawn(task);
     }
     Ok(accepted)
-}
-
-/// Delay before attempt `attempt + 1`: the backoff doubled per attempt already made, capped
-/// at a day.
-fn retry_delay_ms(backoff_secs: i64, attempt: i64) -> i64 {
-    let doublings = (attempt - 1).clamp(0, 20) as u32;
-    backoff_secs
-        .max(0)
-        .saturating_mul(1000)
-        .saturating_mul(1 << doublings)
-        .min(86_400_000)
-}
-
-#[cfg(test)]
-mod tests {
-    #[test]
-    fn retry_delays_double_and_are_capped() {
-        assert_eq!(super::retry_delay_ms(10, 1), 10_000);
-        assert_eq!(super::retry_delay_ms(10, 2), 20_000);
-        assert_eq!(super::retry_delay_ms(10, 4), 80_000);
-        assert_eq!(super::retry_delay_ms(3600, 10), 86_400_000);
-    }
 }

@@ -1093,10 +1093,7 @@ impl Store {
                 if attempt <= retries {
                     let backoff: i64 = run.try_get(5)?;
                     let retry_of: Option<i64> = run.try_get(3)?;
-                    let delay = backoff
-                        .saturating_mul(1000)
-                        .saturating_mul(1 << (attempt - 1).clamp(0, 20))
-                        .min(86_400_000);
+                    let delay = crate::model::retry_delay_ms(backoff, attempt);
                     let retry = Retry {
                         job_id: run.try_get(0)?,
                         instant: run.try_get(1)?,
