@@ -11,7 +11,7 @@ use serde_json::Value;
 
 use crate::harness::mariadb::MariaDb;
 use crate::harness::services::{Etcd, Redis};
-use crate::harness::{alive, http, wait_for, Cronvisor};
+use crate::harness::{alive, http, now_ms, wait_for, Cronvisor};
 
 const API_TOKEN: &str = "cluster-test-api-token";
 const RPC_TOKEN: &str = "cluster-test-rpc-token";
@@ -141,14 +141,6 @@ impl Cluster {
             .lines()
             .map(|l| l.split('\t').map(str::to_string).collect())
             .collect()
-    }
-
-    /// Wall-clock milliseconds (every host is this machine), for instant windows.
-    fn now_ms() -> i64 {
-        std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map(|d| d.as_millis() as i64)
-            .unwrap_or(0)
     }
 
     /// Once the runs up to `to` have ended: one run per (job, instant) in [from, to], none
@@ -286,11 +278,11 @@ fn three_dispatchers_fire_each_instant_once_even_when_one_is_killed() {
     });
     // Added on one host, the jobs reach every dispatcher without a restart.
     let jobs = c.every_second_jobs("tick", 100, &["d1", "d2", "d3"]);
-    let from = Cluster::now_ms();
+    let from = now_ms();
     let_time_pass(Duration::from_secs(10));
     c.crash("d2");
     let_time_pass(Duration::from_secs(10));
-    let to = Cluster::now_ms() - 1000;
+    let to = now_ms() - 1000;
     c.assert_all_succeeded_once(&jobs, from, to);
     // Both executors took work, and the Redis lock did its part: the surviving dispatchers
     // lost most instants to each other instead of all reaching for the store.
@@ -321,7 +313,7 @@ fn three_dispatchers_fire_each_instant_once_even_when_one_is_killed() {
 #[test]
 fn redis_outage_keeps_fire_once_and_the_lock_returns() {
     let (mut c, jobs) = Cluster::two_dispatchers_one_executor("r");
-    let from = Cluster::now_ms();
+    let from = now_ms();
     let_time_pass(Duration::from_secs(3));
     c.redis.stop();
     // Both dispatchers notice and say so, and keep firing on the fence.
@@ -354,7 +346,7 @@ fn redis_outage_keeps_fire_once_and_the_lock_returns() {
         (n > 0).then_some(())
     });
     let_time_pass(Duration::from_secs(3));
-    let to = Cluster::now_ms() - 1000;
+    let to = now_ms() - 1000;
     c.wait_settled(&jobs, to);
     c.assert_exactly_once(&jobs, from, to);
     // The two monitors alarmed the outage once, and its end once.
@@ -397,9 +389,9 @@ fn targets_groups_fanout_and_a_crashed_executor() {
         "d1",
         every_second("nowhere", serde_json::json!({"run_at": "g9"})),
     );
-    let from = Cluster::now_ms();
+    let from = now_ms();
     let_time_pass(Duration::from_secs(4));
-    let to = Cluster::now_ms() - 1000;
+    let to = now_ms() - 1000;
     c.wait_settled(&[any, g1, all, nowhere], to);
     let window = |c: &Cluster, job: i64, from: i64, to: i64| {
         c.sql(&format!(
@@ -449,9 +441,9 @@ fn targets_groups_fanout_and_a_crashed_executor() {
         "e2's lease to expire",
         || (c.etcd.keys("/cronvisor/executors/").len() == 1).then_some(()),
     );
-    let after_lease = Cluster::now_ms() + 1000;
+    let after_lease = now_ms() + 1000;
     let_time_pass(Duration::from_secs(3));
-    let to = Cluster::now_ms() - 1000;
+    let to = now_ms() - 1000;
     c.wait_settled(&[any, all], to);
     let any_after = window(&c, any, after_lease, to);
     assert!(!any_after.is_empty());
@@ -473,7 +465,7 @@ fn etcd_outage_keeps_firing_and_a_new_executor_gets_work_after() {
     c.host("d1", &["dispatcher", "monitor"]);
     c.host("e1", &["executor"]);
     let jobs = c.every_second_jobs("t", 10, &["d1"]);
-    let from = Cluster::now_ms();
+    let from = now_ms();
     let_time_pass(Duration::from_secs(2));
     c.etcd.stop();
     wait_for(Duration::from_secs(10), "readyz to report etcd", || {
@@ -487,7 +479,7 @@ fn etcd_outage_keeps_firing_and_a_new_executor_gets_work_after() {
         (c.readyz("d1", "dispatch")["status"] == "ready").then_some(())
     });
     // Firing went on to the known executor through the outage.
-    let to = Cluster::now_ms() - 1000;
+    let to = now_ms() - 1000;
     c.assert_all_succeeded_once(&jobs, from, to);
     // A new executor registering after etcd returned receives work.
     c.host("e3", &["executor"]);
@@ -528,20 +520,20 @@ fn etcd_outage_keeps_firing_and_a_new_executor_gets_work_after() {
 #[test]
 fn mariadb_restart_loses_and_doubles_nothing() {
     let (mut c, jobs) = Cluster::two_dispatchers_one_executor("m");
-    let from = Cluster::now_ms();
+    let from = now_ms();
     let_time_pass(Duration::from_secs(3));
     c.db.stop();
     let_time_pass(Duration::from_secs(2));
     c.db.resume();
     let_time_pass(Duration::from_secs(4));
-    let to = Cluster::now_ms() - 1000;
+    let to = now_ms() - 1000;
     c.assert_all_succeeded_once(&jobs, from, to);
 }
 
 #[test]
 fn reloading_the_only_executor_host_never_empties_the_registry() {
     let (c, jobs) = Cluster::two_dispatchers_one_executor("h");
-    let from = Cluster::now_ms();
+    let from = now_ms();
     let_time_pass(Duration::from_secs(2));
     // Each reload starts a new executor process (registered under its own key) before the old
     // one drains and leaves: dispatchers always have e1.
@@ -554,6 +546,6 @@ fn reloading_the_only_executor_host_never_empties_the_registry() {
         || (c.etcd.keys("/cronvisor/executors/").len() == 1).then_some(()),
     );
     let_time_pass(Duration::from_secs(2));
-    let to = Cluster::now_ms() - 1000;
+    let to = now_ms() - 1000;
     c.assert_all_succeeded_once(&jobs, from, to);
 }

@@ -3,7 +3,7 @@
 use std::collections::BTreeMap;
 use std::time::Duration;
 
-use crate::harness::{ms, wait_for, Cronvisor};
+use crate::harness::{ms, now_ms, wait_for, Cronvisor};
 
 #[test]
 fn a_job_every_second_runs_once_per_instant_with_its_output() {
@@ -166,11 +166,4 @@ fn a_dispatcher_crash_leaves_no_instant_unaccounted_for() {
             "instants between {prev} and {cur} are unaccounted for: {run}"
         );
     }
-}
-
-fn now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }

@@ -4,7 +4,7 @@ use std::time::Duration;
 
 use serde_json::Value;
 
-use crate::harness::{group_survivors, ms, wait_for, Cronvisor};
+use crate::harness::{group_survivors, ms, now_ms, wait_for, Cronvisor};
 
 fn by_state<'a>(runs: &'a [Value], state: &str) -> Vec<&'a Value> {
     runs.iter().filter(|r| r["state"] == state).collect()
@@ -165,7 +165,7 @@ fn misfire_run_once_catches_up_one_missed_instant_and_skip_does_not() {
     cv.stop_with(libc::SIGTERM, Duration::from_secs(20));
     // Downtime across several instants (this sleep *is* the outage under test).
     std::thread::sleep(Duration::from_millis(3500));
-    let stopped_at = chrono_now_ms();
+    let stopped_at = now_ms();
     cv.restart();
     let runs = wait_for(Duration::from_secs(20), "the catch-up run", || {
         let runs = cv.runs("catch-up");
@@ -180,13 +180,6 @@ fn misfire_run_once_catches_up_one_missed_instant_and_skip_does_not() {
         .runs("no-catch-up")
         .iter()
         .all(|r| r["trigger"] != "misfire"));
-}
-
-fn chrono_now_ms() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_millis() as i64)
-        .unwrap_or(0)
 }
 
 #[test]
