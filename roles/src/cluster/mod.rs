@@ -36,9 +36,21 @@ pub struct ExecutorInfo {
 #[derive(Debug, Default)]
 pub struct Dependencies {
     degraded: Mutex<BTreeMap<&'static str, String>>,
+    /// Set once every probed dependency has been tried at least once (the monitor's probe).
+    probed: std::sync::atomic::AtomicBool,
 }
 
 impl Dependencies {
+    pub fn mark_probed(&self) {
+        self.probed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the snapshot is a view of the dependencies yet, not just "nothing known".
+    pub fn probed(&self) -> bool {
+        self.probed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// Marks `name` degraded; true when it was fine before (a transition worth logging).
     pub fn degrade(&self, name: &'static str, error: impl Into<String>) -> bool {
         match self.degraded.lock() {

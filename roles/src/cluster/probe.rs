@@ -12,6 +12,18 @@ use crate::runtime::Shutdown;
 /// How often the dependencies are probed.
 const EVERY: Duration = Duration::from_secs(2);
 
+/// The dependencies `watch` probes under `cfg`.
+pub fn probed(cfg: &ClusterConfig) -> Vec<&'static str> {
+    let mut names = Vec::new();
+    if !cfg.redis_url.is_empty() {
+        names.push("redis");
+    }
+    if cfg.enabled() {
+        names.push("etcd");
+    }
+    names
+}
+
 pub async fn watch(cfg: ClusterConfig, deps: Arc<Dependencies>, shutdown: Shutdown) {
     let timeout = Duration::from_millis(cfg.call_timeout_ms);
     let stop = crate::runtime::stopped(shutdown);
@@ -34,6 +46,7 @@ pub async fn watch(cfg: ClusterConfig, deps: Arc<Dependencies>, shutdown: Shutdo
             let outcome = etcd(&cfg.etcd_endpoints, timeout, &mut etcd_client).await;
             record(&deps, "etcd", outcome);
         }
+        deps.mark_probed();
     }
 }
 

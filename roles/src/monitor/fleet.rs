@@ -1,11 +1,14 @@
 //! Who is alive in the fleet, from the heartbeats in the store: runs of executors that went
 //! silent are marked lost; executors and dispatchers that stopped without leaving are alarmed
-//! once each, and so is a fleet with no dispatcher at all (nothing fires) and its end. Several
-//! monitors agree through conditional updates in the store, so each event is acted on once.
+//! once each, and so is a fleet with no dispatcher at all (nothing fires) and its end, and an
+//! outside dependency (etcd, Redis) going away and coming back. Several monitors agree through
+//! conditional updates in the store, so each event is acted on once.
 
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
+use crate::cluster::Dependencies;
 use crate::metrics::Metric;
 use crate::model::Millis;
 use crate::store::Store;
@@ -26,6 +29,10 @@ pub struct Fleet {
     /// to beat — after this monitor starts, and after the store comes back from an outage
     /// (during which no beat could land, so every row looks stale).
     settled_at: Instant,
+    /// The dependencies this monitor probes, and its view of them as of the last check.
+    probed: Vec<&'static str>,
+    degraded: BTreeMap<String, String>,
+    deps_seeded: bool,
 }
 
 impl Fleet {
@@ -35,6 +42,7 @@ impl Fleet {
         undelivered_after: Millis,
         overdue_grace: Millis,
         lost_runs: Arc<Metric>,
+        probed: Vec<&'static str>,
     ) -> Fleet {
         let mut fleet = Fleet {
             store,
@@ -43,6 +51,9 @@ impl Fleet {
             overdue_grace,
             lost_runs,
             settled_at: Instant::now(),
+            probed,
+            degraded: BTreeMap::new(),
+            deps_seeded: false,
         };
         fleet.wait_for_beats();
         fleet
@@ -113,13 +124,54 @@ impl Fleet {
             Err(e) => tracing::warn!(error = %e, "cannot record the dispatchers' state"),
         }
     }
-}
 
-impl Fleet {
+    /// Alarms the changes of this monitor's view of its dependencies since the last check. The
+    /// view starts from the shared facts, once the probe has tried each dependency: a monitor
+    /// started during an outage reports its end, and a fact left `down` by a monitor that
+    /// stopped never mutes the next outage.
+    pub async fn dependencies(&mut self, alarmer: &Alarmer, deps: &Dependencies, now: Millis) {
+        if !deps.probed() {
+            return;
+        }
+        if !self.deps_seeded {
+            for name in &self.probed {
+                let fact = format!("dependency:{name}");
+                match self.store.fleet_fact(&fact).await {
+                    Ok(Some(state)) if state == "down" => {
+                        self.degraded
+                            .insert(name.to_string(), "down when this monitor started".into());
+                    }
+                    Ok(_) => {}
+                    Err(e) => {
+                        tracing::warn!(error = %e, "cannot read the dependencies' state");
+                        return;
+                    }
+                }
+            }
+            self.deps_seeded = true;
+        }
+        let current: BTreeMap<String, String> = deps
+            .snapshot()
+            .into_iter()
+            .map(|(k, v)| (k.to_string(), v))
+            .collect();
+        for (dep, error) in &current {
+            if !self.degraded.contains_key(dep) {
+                self.dependency(alarmer, dep, Some(error), now).await;
+            }
+        }
+        for dep in self.degraded.keys() {
+            if !current.contains_key(dep) {
+                self.dependency(alarmer, dep, None, now).await;
+            }
+        }
+        self.degraded = current;
+    }
+
     /// A dependency (etcd, Redis) this monitor saw go away (`down` = the error) or come back:
     /// one alarm per event however many monitors see it, raised by the first to flip the
     /// shared fact `dependency:<name>`.
-    pub async fn dependency(&self, alarmer: &Alarmer, dep: &str, down: Option<&str>, now: Millis) {
+    async fn dependency(&self, alarmer: &Alarmer, dep: &str, down: Option<&str>, now: Millis) {
         let fact = format!("dependency:{dep}");
         let flipped = match self.store.ensure_fleet_fact(&fact).await {
             Ok(()) => match down {
@@ -159,5 +211,80 @@ async fn alarm_gone(
             }
         }
         Err(e) => tracing::warn!(error = %e, role, "cannot check for silent processes"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::config::AlarmConfig;
+    use crate::http::tls::Trust;
+    use crate::metrics::Metrics;
+    use crate::store::tests::temp_store;
+
+    fn monitor(store: &Store, metrics: &Metrics) -> Fleet {
+        let lost = metrics.counter("lost", "", "");
+        Fleet::new(store.clone(), 1000, 1000, 1000, lost, vec!["redis"])
+    }
+
+    fn view(down: Option<&str>) -> Dependencies {
+        let deps = Dependencies::default();
+        if let Some(error) = down {
+            deps.degrade("redis", error);
+        }
+        deps.mark_probed();
+        deps
+    }
+
+    /// Every event alarmed, by kind (merged repeats counted).
+    async fn kinds(store: &Store) -> Vec<String> {
+        let mut kinds: Vec<String> = store
+            .alarms(100)
+            .await
+            .expect("alarms")
+            .into_iter()
+            .flat_map(|a| std::iter::repeat_n(a.kind, a.count as usize))
+            .collect();
+        kinds.sort();
+        kinds
+    }
+
+    #[tokio::test]
+    async fn dependency_outages_are_alarmed_once_across_monitors_and_restarts() {
+        let t = temp_store("fleet-deps").await;
+        let metrics = Metrics::new("monitor");
+        let trust = Trust::load("").expect("roots");
+        let alarmer = Alarmer::new(t.store.clone(), AlarmConfig::default(), &trust, &metrics);
+        // Two monitors see Redis go away: one alarm.
+        let (mut a, mut b) = (monitor(&t.store, &metrics), monitor(&t.store, &metrics));
+        let down = view(Some("refused"));
+        a.dependencies(&alarmer, &down, 1_000).await;
+        b.dependencies(&alarmer, &down, 1_100).await;
+        assert_eq!(kinds(&t.store).await, ["dependency_down"]);
+        // Both stop during the outage; a new monitor starts after Redis came back: it reports
+        // the end, once, although it never saw the outage itself.
+        drop((a, b));
+        let mut c = monitor(&t.store, &metrics);
+        let up = view(None);
+        c.dependencies(&alarmer, &up, 5_000).await;
+        c.dependencies(&alarmer, &up, 6_000).await;
+        assert_eq!(
+            kinds(&t.store).await,
+            ["dependency_back", "dependency_down"]
+        );
+        // The next outage is not muted by what the stopped monitors left behind.
+        c.dependencies(&alarmer, &view(Some("refused again")), 9_000)
+            .await;
+        let k = kinds(&t.store).await;
+        assert_eq!(
+            k.iter().filter(|k| *k == "dependency_down").count(),
+            2,
+            "{k:?}"
+        );
+        // Nothing before the probe has run: an empty view is not "everything is fine".
+        let mut d = monitor(&t.store, &metrics);
+        d.dependencies(&alarmer, &Dependencies::default(), 10_000)
+            .await;
+        assert_eq!(kinds(&t.store).await.len(), 3);
     }
 }

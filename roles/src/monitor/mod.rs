@@ -78,6 +78,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         undelivered_after,
         overdue_grace,
         lost_counter,
+        crate::cluster::probe::probed(&ctx.config.cluster),
     );
     if ctx.config.cluster.enabled() || !ctx.config.cluster.redis_url.is_empty() {
         tokio::spawn(crate::cluster::probe::watch(
@@ -86,8 +87,6 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             shutdown.clone(),
         ));
     }
-    // Degraded dependencies as of the last check: an alarm on each change.
-    let mut degraded = ctx.deps.snapshot();
     // Since when the store has not answered (and the first error), to alarm its outage.
     let mut store_down: Option<(i64, String)> = None;
     let mut prune = tokio::time::interval(PRUNE_EVERY);
@@ -136,18 +135,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                 if let Err(e) = alarmer.deliver().await {
                     tracing::warn!(error = %e, "alarm delivery pass failed");
                 }
-                let current = ctx.deps.snapshot();
-                for (dep, error) in &current {
-                    if !degraded.contains_key(dep) {
-                        fleet.dependency(&alarmer, dep, Some(error), now).await;
-                    }
-                }
-                for dep in degraded.keys() {
-                    if !current.contains_key(dep) {
-                        fleet.dependency(&alarmer, dep, None, now).await;
-                    }
-                }
-                degraded = current;
+                fleet.dependencies(&alarmer, &ctx.deps, now).await;
                 fleet.check(&alarmer, now).await;
             }
             _ = &mut stop => break,

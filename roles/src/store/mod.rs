@@ -915,6 +915,15 @@ impl Store {
         self.remove_stale("dispatchers", stale, stale_before).await
     }
 
+    /// The state of the fleet fact `name`, if it exists.
+    pub async fn fleet_fact(&self, name: &str) -> Result<Option<String>, StoreError> {
+        let row = sqlx::query("SELECT state FROM fleet_state WHERE name = ?")
+            .bind(name)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| Ok(r.try_get::<String, _>(0)?)).transpose()
+    }
+
     /// Creates the fleet fact `name` as `up` unless it exists (facts other than the
     /// migration's are made on first use).
     pub async fn ensure_fleet_fact(&self, name: &str) -> Result<(), StoreError> {
