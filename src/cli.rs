@@ -3,6 +3,7 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+use cronvisor_roles::model::{JobFields, RunState, Trigger};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -86,12 +87,16 @@ pub struct JsonFlag {
 #[derive(Debug, Subcommand)]
 pub enum JobCommand {
     /// Add a job.
+    #[command(
+        mut_arg("name", |a| a.required(true)),
+        mut_arg("schedule", |a| a.required(true))
+    )]
     Add(Box<JobAddArgs>),
     /// List jobs.
     List(JsonFlag),
     /// Show one job (by name or id).
     Show(JobRef),
-    /// Change a job's schedule, zone, command, timeout or policies.
+    /// Change any field of a job (the flags of `job add`; "" clears a field).
     Edit(Box<JobEditArgs>),
     /// Stop firing a job (it can still be run by hand).
     Pause(JobRef),
@@ -99,8 +104,8 @@ pub enum JobCommand {
     Resume(JobRef),
     /// Run a job now, once.
     Run(JobRef),
-    /// Delete a job and its runs.
-    Delete(JobRef),
+    /// Delete a job and its run history (refused while a run of it is going, unless --force).
+    Delete(JobDeleteArgs),
 }
 
 #[derive(Debug, Args)]
@@ -113,103 +118,33 @@ pub struct JobRef {
 
 #[derive(Debug, Args)]
 pub struct JobAddArgs {
-    #[arg(long)]
-    pub name: String,
-    /// Cron rule: 5 fields, 6 with seconds first, or a macro such as @hourly.
-    #[arg(long)]
-    pub schedule: String,
-    /// Shell command, run with `sh -c`.
-    #[arg(long)]
-    pub command: Option<String>,
-    /// IANA time zone of the rule; default: the config's `timezone`.
-    #[arg(long)]
-    pub tz: Option<String>,
-    /// Maximum runtime (e.g. 90, 90s, 5m, 2h). No default cap.
-    #[arg(long, value_parser = parse_duration_secs)]
-    pub timeout: Option<i64>,
-    /// Machine group or host to run on (cluster mode).
-    #[arg(long)]
-    pub run_at: Option<String>,
-    /// URL of an HTTP job (instead of --command; http:// for now).
-    #[arg(long)]
-    pub http_url: Option<String>,
-    /// HTTP job method (default GET).
-    #[arg(long)]
-    pub http_method: Option<String>,
-    /// HTTP job header, "Name: value" (repeatable).
-    #[arg(long = "http-header")]
-    pub http_headers: Vec<String>,
-    /// HTTP job request body.
-    #[arg(long)]
-    pub http_body: Option<String>,
-    /// HTTP status that means success (default: any 2xx).
-    #[arg(long)]
-    pub http_expect: Option<i64>,
+    #[command(flatten)]
+    pub fields: JobFields,
     /// Create the job paused.
     #[arg(long)]
     pub paused: bool,
     #[command(flatten)]
-    pub policy: PolicyArgs,
-    #[command(flatten)]
     pub out: JsonFlag,
-}
-
-/// Policies and alarm settings, the same for `job add` and `job edit`.
-#[derive(Debug, Args)]
-pub struct PolicyArgs {
-    /// When an instant comes while the previous run is still going: allow (default), forbid
-    /// (record it skipped) or replace (kill the running one).
-    #[arg(long, value_parser = ["allow", "forbid", "replace"])]
-    pub overlap: Option<String>,
-    /// With --run-at (or none: every executor): one run per instant on one executor, picked
-    /// round-robin (default), or `all`: one run on every live executor of the target.
-    #[arg(long, value_parser = ["one", "all"])]
-    pub fanout: Option<String>,
-    /// Attempts after a failure or timeout (0..=100; default 0).
-    #[arg(long)]
-    pub retries: Option<i64>,
-    /// First retry delay (e.g. 30s, 5m; doubles per attempt, capped at a day; default 10s).
-    #[arg(long, value_parser = parse_duration_secs)]
-    pub retry_backoff: Option<i64>,
-    /// After downtime: skip missed instants (default) or run_once for the latest.
-    #[arg(long, value_parser = ["skip", "run_once"])]
-    pub misfire: Option<String>,
-    /// How far back run_once looks (default 1h).
-    #[arg(long, value_parser = parse_duration_secs)]
-    pub misfire_window: Option<i64>,
-    /// Outcomes that raise an alarm, comma-separated: failed, timed_out, killed, lost, skipped,
-    /// missed, recovered (default failed,timed_out,lost,missed,recovered; "" for none).
-    #[arg(long, value_delimiter = ',')]
-    pub alarm_on: Option<Vec<String>>,
-    /// Channels of this job's alarms, comma-separated: webhook, sms, email (default: every
-    /// configured one; "" for all again).
-    #[arg(long, value_delimiter = ',')]
-    pub alarm_channels: Option<Vec<String>>,
-    /// Extra alarm e-mail recipients of this job, comma-separated.
-    #[arg(long)]
-    pub admin_email: Option<String>,
-    /// Extra alarm SMS recipients of this job, comma-separated.
-    #[arg(long)]
-    pub admin_mobile: Option<String>,
 }
 
 #[derive(Debug, Args)]
 pub struct JobEditArgs {
     /// Job name or id.
     pub job: String,
-    #[arg(long)]
-    pub schedule: Option<String>,
-    #[arg(long)]
-    pub command: Option<String>,
-    #[arg(long)]
-    pub tz: Option<String>,
-    #[arg(long, value_parser = parse_duration_secs)]
-    pub timeout: Option<i64>,
-    /// Machine group or host to run on; "" for any executor.
-    #[arg(long)]
-    pub run_at: Option<String>,
     #[command(flatten)]
-    pub policy: PolicyArgs,
+    pub fields: JobFields,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct JobDeleteArgs {
+    /// Job name or id.
+    pub job: String,
+    /// Also when runs of it are going: they are stopped (killed) and go with the job's
+    /// history. Without it, such a job is not deleted.
+    #[arg(long)]
+    pub force: bool,
     #[command(flatten)]
     pub out: JsonFlag,
 }
@@ -219,6 +154,25 @@ pub struct RunsArgs {
     /// Only runs of this job (name or id).
     #[arg(long)]
     pub job: Option<String>,
+    /// Only runs in these states, comma-separated (e.g. failed,timed_out,lost).
+    #[arg(long, value_enum, value_delimiter = ',')]
+    pub state: Vec<RunState>,
+    /// Only runs scheduled at or after this: a span back from now (90s, 15m, 1h, 7d) or an
+    /// RFC 3339 time.
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    /// Only runs scheduled before this (same forms as --since).
+    #[arg(long, value_name = "WHEN")]
+    pub until: Option<String>,
+    /// Only runs fired this way.
+    #[arg(long, value_enum)]
+    pub trigger: Option<Trigger>,
+    /// Only runs on this executor (its host, or its full id).
+    #[arg(long)]
+    pub executor: Option<String>,
+    /// Only runs older than this run id (the next page: the last id shown).
+    #[arg(long, value_name = "RUN_ID")]
+    pub before: Option<i64>,
     /// How many runs, newest first (1..=10000).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub limit: i64,
@@ -249,9 +203,11 @@ pub struct RunShowArgs {
 
 #[derive(Debug, Args)]
 pub struct NextArgs {
-    /// Cron rule, e.g. "0 30 2 * * *" or "*/5 * * * *".
+    /// Cron rule ("0 30 2 * * *", "*/5 * * * *", "@every 90s"), or the name or id of a job
+    /// (its rule and zone).
+    #[arg(value_name = "RULE|JOB")]
     pub rule: String,
-    /// IANA time zone; default: the config's `timezone`.
+    /// IANA time zone; default: the job's, or the config's `timezone`.
     #[arg(long)]
     pub tz: Option<String>,
     /// How many instants.
@@ -270,30 +226,6 @@ pub enum ConfigCommand {
     Check,
 }
 
-/// "90", "90s", "5m", "2h", "1d" -> seconds.
-pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
-    let s = s.trim();
-    let (num, unit) = match s.char_indices().find(|(_, c)| !c.is_ascii_digit()) {
-        Some((i, _)) => (&s[..i], &s[i..]),
-        None => (s, "s"),
-    };
-    let n: i64 = num
-        .parse()
-        .map_err(|_| format!("`{s}` is not a duration (examples: 90, 90s, 5m, 2h)"))?;
-    let mult = match unit {
-        "s" => 1,
-        "m" => 60,
-        "h" => 3600,
-        "d" => 86_400,
-        _ => return Err(format!("unknown unit `{unit}` in `{s}` (use s, m, h or d)")),
-    };
-    if n <= 0 {
-        return Err("must be positive".to_string());
-    }
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("`{s}` is too long"))
-}
-
 fn parse_rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
     chrono::DateTime::parse_from_rfc3339(s)
         .map(|t| t.with_timezone(&chrono::Utc))
@@ -305,16 +237,6 @@ fn parse_rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn durations() {
-        assert_eq!(parse_duration_secs("90"), Ok(90));
-        assert_eq!(parse_duration_secs("5m"), Ok(300));
-        assert_eq!(parse_duration_secs("2h"), Ok(7200));
-        assert!(parse_duration_secs("0").is_err());
-        assert!(parse_duration_secs("5x").is_err());
-        assert!(parse_duration_secs("abc").is_err());
-    }
 
     #[test]
     fn cli_is_consistent() {

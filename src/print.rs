@@ -1,6 +1,10 @@
 //! Output for people: aligned columns and readable times. `--json` bypasses all of this.
+//!
+//! Times are shown in the local zone of the terminal (`TZ`, else `/etc/localtime`) with their
+//! offset, so `TZ=UTC cronvisor runs` reads in UTC.
 
-use cronvisor_roles::model::{Job, Millis, Run};
+use chrono::{DateTime, Local};
+use cronvisor_roles::model::{JobView, Millis, Run};
 use serde::Serialize;
 
 pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
@@ -8,94 +12,183 @@ pub fn json<T: Serialize>(value: &T) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// `2026-12-01 09:40:12 +00:00` in the local zone, or `-`.
 pub fn time(ms: Option<Millis>) -> String {
-    ms.and_then(chrono::DateTime::from_timestamp_millis)
-        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+    ms.and_then(DateTime::from_timestamp_millis)
+        .map(|t| {
+            t.with_timezone(&Local)
+                .format("%Y-%m-%d %H:%M:%S %:z")
+                .to_string()
+        })
         .unwrap_or_else(|| "-".into())
 }
 
-/// Prints rows with columns padded to the widest cell.
-pub fn table(header: &[&str], rows: Vec<Vec<String>>) {
-    let mut widths: Vec<usize> = header.iter().map(|h| h.len()).collect();
-    for r in &rows {
-        for (i, c) in r.iter().enumerate() {
-            widths[i] = widths[i].max(c.chars().count());
+/// A span of milliseconds as people say it: `850ms`, `12s`, `4m 05s`, `3h 20m`, `2d 04h`.
+pub fn span(ms: i64) -> String {
+    let ms = ms.max(0);
+    let s = ms / 1000;
+    match s {
+        _ if ms < 1000 => format!("{ms}ms"),
+        0..=59 => format!("{s}s"),
+        60..=3599 => format!("{}m {:02}s", s / 60, s % 60),
+        3600..=86_399 => format!("{}h {:02}m", s / 3600, s % 3600 / 60),
+        _ => format!("{}d {:02}h", s / 86_400, s % 86_400 / 3600),
+    }
+}
+
+/// How long ago (`12s ago`) or how far ahead (`in 4m 05s`) `at` is.
+pub fn relative(at: Millis, now: Millis) -> String {
+    if at <= now {
+        format!("{} ago", span(now - at))
+    } else {
+        format!("in {}", span(at - now))
+    }
+}
+
+fn or_dash<T: ToString>(v: Option<T>) -> String {
+    v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
+}
+
+/// One column of a table: its header and how a row renders in it. Header and cells come from
+/// the same list, so a row can never have more cells than the table has columns.
+pub type Column<'a, T> = (&'static str, &'a dyn Fn(&T) -> String);
+
+/// Prints `items` with columns padded to the widest cell.
+pub fn table<T>(columns: &[Column<'_, T>], items: &[T]) {
+    let rows: Vec<Vec<String>> = items
+        .iter()
+        .map(|item| columns.iter().map(|(_, cell)| cell(item)).collect())
+        .collect();
+    let mut widths: Vec<usize> = columns.iter().map(|(h, _)| h.chars().count()).collect();
+    for row in &rows {
+        for (w, cell) in widths.iter_mut().zip(row) {
+            *w = (*w).max(cell.chars().count());
         }
     }
-    let line = |cells: Vec<String>| {
+    let line = |cells: &[String]| {
         let mut out = String::new();
-        for (i, c) in cells.iter().enumerate() {
+        for (i, (cell, w)) in cells.iter().zip(&widths).enumerate() {
             if i + 1 == cells.len() {
-                out.push_str(c);
+                out.push_str(cell);
             } else {
-                out.push_str(&format!("{c:<w$}  ", w = widths[i]));
+                out.push_str(&format!("{cell:<w$}  "));
             }
         }
         println!("{}", out.trim_end());
     };
-    line(header.iter().map(|h| h.to_string()).collect());
-    for r in rows {
-        line(r);
+    let header: Vec<String> = columns.iter().map(|(h, _)| h.to_string()).collect();
+    line(&header);
+    for row in &rows {
+        line(row);
     }
 }
 
-pub fn jobs(jobs: &[Job]) {
+/// What a job does, in one cell: its command, or its HTTP method and URL.
+fn work(j: &JobView) -> String {
+    match (&j.job.command, &j.job.http_url) {
+        (Some(c), _) => c.replace('\n', " "),
+        (None, Some(u)) => format!("{} {u}", j.job.http_method),
+        (None, None) => "-".into(),
+    }
+}
+
+fn last_run(j: &JobView, now: Millis) -> String {
+    match &j.last_run {
+        Some(r) => format!(
+            "{} {}",
+            r.state.as_str(),
+            relative(r.ended_at.unwrap_or(r.instant), now)
+        ),
+        None => "-".into(),
+    }
+}
+
+fn next_fire(j: &JobView) -> String {
+    if j.job.paused {
+        return "paused".into();
+    }
+    time(j.next_fire)
+}
+
+pub fn jobs(jobs: &[JobView]) {
+    let now = chrono::Utc::now().timestamp_millis();
     table(
-        &["ID", "NAME", "SCHEDULE", "TZ", "STATE", "COMMAND"],
-        jobs.iter()
-            .map(|j| {
-                vec![
-                    j.id.to_string(),
-                    j.name.clone(),
-                    j.schedule.clone(),
-                    j.timezone.clone(),
-                    if j.paused { "paused" } else { "active" }.into(),
-                    j.command
-                        .clone()
-                        .or_else(|| {
-                            j.http_url
-                                .as_ref()
-                                .map(|u| format!("{} {u}", j.http_method))
-                        })
-                        .unwrap_or_default(),
-                ]
-            })
-            .collect(),
+        &[
+            ("ID", &|j: &JobView| j.job.id.to_string()),
+            ("NAME", &|j: &JobView| j.job.name.clone()),
+            ("SCHEDULE", &|j: &JobView| j.job.schedule.clone()),
+            ("TZ", &|j: &JobView| j.job.timezone.clone()),
+            ("NEXT FIRE", &next_fire),
+            ("LAST RUN", &|j: &JobView| last_run(j, now)),
+            ("COMMAND", &work),
+        ],
+        jobs,
     );
 }
 
-pub fn job(j: &Job) {
-    println!("id:        {}", j.id);
-    println!("name:      {}", j.name);
-    println!("schedule:  {}", j.schedule);
-    println!("timezone:  {}", j.timezone);
-    match &j.http_url {
-        Some(url) => println!(
-            "http:      {} {} (success: {})",
-            j.http_method,
-            url,
-            if j.http_expect_status == 0 {
-                "2xx".to_string()
-            } else {
-                j.http_expect_status.to_string()
-            }
+pub fn job(view: &JobView) {
+    let j = &view.job;
+    let now = chrono::Utc::now().timestamp_millis();
+    println!("id:         {}", j.id);
+    println!("name:       {}", j.name);
+    println!("schedule:   {} ({})", j.schedule, j.timezone);
+    println!("state:      {}", if j.paused { "paused" } else { "active" });
+    println!("next fire:  {}", next_fire(view));
+    match &view.last_run {
+        Some(r) => println!(
+            "last run:   {} ({}, {}, run {})",
+            r.state.as_str(),
+            time(r.ended_at.or(Some(r.instant))),
+            relative(r.ended_at.unwrap_or(r.instant), now),
+            r.id
         ),
-        None => println!("command:   {}", j.command.as_deref().unwrap_or("-")),
+        None => println!("last run:   -"),
+    }
+    match &j.http_url {
+        Some(url) => {
+            println!(
+                "http:       {} {} (success: {})",
+                j.http_method,
+                url,
+                if j.http_expect_status == 0 {
+                    "2xx".to_string()
+                } else {
+                    j.http_expect_status.to_string()
+                }
+            );
+            for (k, v) in &j.http_headers {
+                println!("header:     {k}: {v}");
+            }
+            if let Some(b) = &j.http_body {
+                println!("body:       {b}");
+            }
+        }
+        None => println!("command:    {}", j.command.as_deref().unwrap_or("-")),
     }
     println!(
-        "timeout:   {}",
+        "timeout:    {}",
         j.timeout_secs
-            .map(|t| format!("{t} s"))
+            .map(|t| span(t.saturating_mul(1000)))
             .unwrap_or_else(|| "none".into())
     );
     println!(
-        "run_at:    {} (fanout {})",
+        "run at:     {} (fanout {})",
         j.run_at.as_deref().unwrap_or("any executor"),
         j.fanout.as_str()
     );
-    println!("state:     {}", if j.paused { "paused" } else { "active" });
+    println!("overlap:    {}", j.overlap.as_str());
     println!(
-        "alarm on:  {}",
+        "retries:    {} (backoff {})",
+        j.retries,
+        span(j.retry_backoff_secs.saturating_mul(1000))
+    );
+    println!(
+        "misfire:    {} (window {})",
+        j.misfire.as_str(),
+        span(j.misfire_window_secs.saturating_mul(1000))
+    );
+    println!(
+        "alarm on:   {}",
         if j.alarm_on.is_empty() {
             "nothing".to_string()
         } else {
@@ -103,7 +196,7 @@ pub fn job(j: &Job) {
         }
     );
     println!(
-        "alarm via: {}",
+        "alarm via:  {}",
         if j.alarm_channels.is_empty() {
             "every configured channel".to_string()
         } else {
@@ -111,37 +204,37 @@ pub fn job(j: &Job) {
         }
     );
     if let Some(e) = &j.admin_email {
-        println!("email to:  {e}");
+        println!("email to:   {e}");
     }
     if let Some(m) = &j.admin_mobile {
-        println!("sms to:    {m}");
+        println!("sms to:     {m}");
     }
-    println!("created:   {}", time(Some(j.created_at)));
-    println!("updated:   {}", time(Some(j.updated_at)));
+    println!("created:    {}", time(Some(j.created_at)));
+    println!("updated:    {}", time(Some(j.updated_at)));
+}
+
+fn duration(r: &Run) -> String {
+    match (r.started_at, r.ended_at) {
+        (Some(s), Some(e)) => span(e - s),
+        (Some(s), None) => format!("{} so far", span(chrono::Utc::now().timestamp_millis() - s)),
+        _ => "-".into(),
+    }
 }
 
 pub fn runs(runs: &[Run]) {
     table(
         &[
-            "ID", "JOB", "INSTANT", "TRIGGER", "STATE", "EXIT", "STARTED", "ENDED",
+            ("ID", &|r: &Run| r.id.to_string()),
+            ("JOB", &|r: &Run| r.job_name.clone()),
+            ("INSTANT", &|r: &Run| time(Some(r.instant))),
+            ("TRIGGER", &|r: &Run| r.trigger.as_str().into()),
+            ("ATTEMPT", &|r: &Run| r.attempt.to_string()),
+            ("STATE", &|r: &Run| r.state.as_str().into()),
+            ("EXIT", &|r: &Run| or_dash(r.exit_code)),
+            ("DURATION", &duration),
+            ("EXECUTOR", &|r: &Run| or_dash(r.executor.as_deref())),
         ],
-        runs.iter()
-            .map(|r| {
-                vec![
-                    r.id.to_string(),
-                    r.job_name.clone(),
-                    time(Some(r.instant)),
-                    r.trigger.as_str().into(),
-                    r.attempt.to_string(),
-                    r.state.as_str().into(),
-                    r.exit_code
-                        .map(|c| c.to_string())
-                        .unwrap_or_else(|| "-".into()),
-                    time(r.started_at),
-                    time(r.ended_at),
-                ]
-            })
-            .collect(),
+        runs,
     );
 }
 
@@ -155,17 +248,9 @@ pub fn run(r: &Run) {
         None => println!("attempt:    {}", r.attempt),
     }
     println!("state:      {}", r.state.as_str());
-    println!("executor:   {}", r.executor.as_deref().unwrap_or("-"));
-    println!(
-        "pid:        {}",
-        r.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
-    );
-    println!(
-        "exit code:  {}",
-        r.exit_code
-            .map(|c| c.to_string())
-            .unwrap_or_else(|| "-".into())
-    );
+    println!("executor:   {}", or_dash(r.executor.as_deref()));
+    println!("pid:        {}", or_dash(r.pid));
+    println!("exit code:  {}", or_dash(r.exit_code));
     if let Some(e) = &r.error {
         println!("error:      {e}");
     }
@@ -173,6 +258,7 @@ pub fn run(r: &Run) {
     println!("dispatched: {}", time(r.dispatched_at));
     println!("started:    {}", time(r.started_at));
     println!("ended:      {}", time(r.ended_at));
+    println!("duration:   {}", duration(r));
     for (name, text, cut) in [
         ("stdout", &r.stdout, r.stdout_cut),
         ("stderr", &r.stderr, r.stderr_cut),
@@ -188,5 +274,21 @@ pub fn run(r: &Run) {
         if !text.is_empty() && !text.ends_with('\n') {
             println!();
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn spans_read_as_people_say_them() {
+        assert_eq!(span(850), "850ms");
+        assert_eq!(span(12_000), "12s");
+        assert_eq!(span(245_000), "4m 05s");
+        assert_eq!(span(3 * 3_600_000 + 20 * 60_000), "3h 20m");
+        assert_eq!(span(2 * 86_400_000 + 4 * 3_600_000), "2d 04h");
+        assert_eq!(relative(1_000, 13_000), "12s ago");
+        assert_eq!(relative(13_000, 1_000), "in 12s");
     }
 }

@@ -241,6 +241,18 @@ impl ClusterConfig {
     pub fn enabled(&self) -> bool {
         !self.etcd_endpoints.is_empty()
     }
+
+    /// The outside dependencies this config uses (what `/metrics` reports on).
+    pub fn dependencies(&self) -> Vec<&'static str> {
+        let mut deps = Vec::new();
+        if self.enabled() {
+            deps.push("etcd");
+        }
+        if !self.redis_url.is_empty() {
+            deps.push("redis");
+        }
+        deps
+    }
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

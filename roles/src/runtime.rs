@@ -109,6 +109,7 @@ impl RoleContext {
             metrics: self.metrics.clone(),
             draining: self.draining.clone(),
             deps: self.deps.clone(),
+            configured: self.config.cluster.dependencies(),
         }
     }
 }

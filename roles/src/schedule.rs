@@ -5,6 +5,8 @@
 //! - When both day-of-month and day-of-week are restricted, a day matching *either* fires.
 //! - `N/step` is accepted as "from N every step" (croner's sloppy ranges), as the rules of the
 //!   system cronvisor descends from use it.
+//! - `@every 90s` (robfig/cron's interval rules): every multiple of the interval since the Unix
+//!   epoch, the same instants on every dispatcher whenever it started.
 //! - Instants are computed in the job's IANA time zone. A fixed time that falls in a
 //!   spring-forward gap fires once at the first valid instant after the gap (02:30 -> 03:00); a
 //!   fixed time repeated in the autumn overlap fires once (the first occurrence); wildcard and
@@ -14,6 +16,8 @@ use chrono::{DateTime, Utc};
 use chrono_tz::Tz;
 use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
+
+mod fields;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ScheduleError {
@@ -26,14 +30,28 @@ pub enum ScheduleError {
 /// A parsed rule bound to its time zone.
 #[derive(Debug, Clone)]
 pub struct Schedule {
-    cron: Cron,
+    rule: Rule,
     tz: Tz,
 }
 
+#[derive(Debug, Clone)]
+enum Rule {
+    Cron(Box<Cron>),
+    /// `@every 90s`: every multiple of this many milliseconds since the Unix epoch.
+    Every(i64),
+}
+
+/// An IANA zone by its exact name; `utc` in any case is UTC.
 pub fn parse_timezone(name: &str) -> Result<Tz, ScheduleError> {
+    if name.eq_ignore_ascii_case("utc") {
+        return Ok(Tz::UTC);
+    }
     name.parse::<Tz>()
         .map_err(|_| ScheduleError::TimeZone(name.to_string()))
 }
+
+/// The longest `@every` interval: a year.
+const MAX_EVERY_SECS: i64 = 366 * 86_400;
 
 impl Schedule {
     pub fn parse(rule: &str, timezone: &str) -> Result<Schedule, ScheduleError> {
@@ -42,8 +60,23 @@ impl Schedule {
             rule: rule.to_string(),
             reason,
         };
+        let trimmed = rule.trim();
+        if let Some(every) = trimmed.strip_prefix("@every") {
+            let secs = parse_every(every.trim()).map_err(rule_err)?;
+            return Ok(Schedule {
+                rule: Rule::Every(secs * 1000),
+                tz,
+            });
+        }
+        if trimmed.eq_ignore_ascii_case("@reboot") {
+            return Err(rule_err(
+                "`@reboot` is not supported: cronvisor fires on a schedule, not when a machine \
+                 boots (use a systemd unit for that)"
+                    .to_string(),
+            ));
+        }
         let fields = rule.split_whitespace().count();
-        if !rule.trim_start().starts_with('@') && !(5..=6).contains(&fields) {
+        if !trimmed.starts_with('@') && !(5..=6).contains(&fields) {
             return Err(rule_err(format!(
                 "expected 5 fields (min hour dom month dow) or 6 (sec min hour dom month dow), got {fields}"
             )));
@@ -55,8 +88,11 @@ impl Schedule {
             .sloppy_ranges(true)
             .build()
             .parse(rule)
-            .map_err(|e| rule_err(e.to_string()))?;
-        let schedule = Schedule { cron, tz };
+            .map_err(|e| rule_err(fields::explain(trimmed).unwrap_or_else(|| e.to_string())))?;
+        let schedule = Schedule {
+            rule: Rule::Cron(Box::new(cron)),
+            tz,
+        };
         // A rule that parses but never matches (e.g. 30 February) would spin the search forever.
         if schedule.next_after(Utc::now()).is_none() {
             return Err(rule_err("it never fires".to_string()));
@@ -66,11 +102,22 @@ impl Schedule {
 
     /// The first instant strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
-        let local = after.with_timezone(&self.tz);
-        self.cron
-            .find_next_occurrence(&local, false)
-            .ok()
-            .map(|t| t.with_timezone(&Utc))
+        match &self.rule {
+            Rule::Cron(cron) => {
+                let local = after.with_timezone(&self.tz);
+                cron.find_next_occurrence(&local, false)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            }
+            Rule::Every(ms) => {
+                let next = after
+                    .timestamp_millis()
+                    .div_euclid(*ms)
+                    .checked_add(1)?
+                    .checked_mul(*ms)?;
+                DateTime::from_timestamp_millis(next)
+            }
+        }
     }
 
     /// The next `count` instants strictly after `after`.
@@ -92,6 +139,49 @@ impl Schedule {
     pub fn timezone(&self) -> Tz {
         self.tz
     }
+}
+
+/// `90s`, `1h30m`, `2h`, `1d` (whole seconds, at least 1 s, at most a year) -> seconds.
+fn parse_every(text: &str) -> Result<i64, String> {
+    let bad = || {
+        format!(
+            "`@every {text}`: expected an interval such as `@every 90s`, `@every 5m` or \
+             `@every 1h30m` (units d, h, m, s)"
+        )
+    };
+    if text.is_empty() {
+        return Err(bad());
+    }
+    let mut total: i64 = 0;
+    let mut digits = String::new();
+    for c in text.chars() {
+        if c.is_ascii_digit() {
+            digits.push(c);
+            continue;
+        }
+        let unit = match c {
+            'd' => 86_400,
+            'h' => 3600,
+            'm' => 60,
+            's' => 1,
+            _ => return Err(bad()),
+        };
+        let n: i64 = digits.parse().map_err(|_| bad())?;
+        digits.clear();
+        total = n
+            .checked_mul(unit)
+            .and_then(|v| total.checked_add(v))
+            .ok_or_else(bad)?;
+    }
+    if !digits.is_empty() {
+        return Err(bad());
+    }
+    if !(1..=MAX_EVERY_SECS).contains(&total) {
+        return Err(format!(
+            "`@every {text}`: the interval must be between 1s and 366d"
+        ));
+    }
+    Ok(total)
 }
 
 #[cfg(test)]
@@ -272,6 +362,57 @@ mod tests {
             let err = Schedule::parse(rule, "UTC").expect_err(rule);
             assert!(matches!(err, ScheduleError::Rule { .. }), "{rule}: {err}");
         }
+    }
+
+    #[test]
+    fn every_rules_fire_on_multiples_of_the_interval_since_the_epoch() {
+        assert_eq!(
+            next_n("@every 90s", "UTC", "2026-01-01T00:00:10Z", 3),
+            [
+                "2026-01-01T00:01:30+00:00",
+                "2026-01-01T00:03:00+00:00",
+                "2026-01-01T00:04:30+00:00"
+            ]
+        );
+        assert_eq!(
+            next_n("@every 1h30m", "Europe/Paris", "2026-01-01T00:00:00Z", 1),
+            ["2026-01-01T01:30:00+00:00"]
+        );
+        for bad in [
+            "@every",
+            "@every 0s",
+            "@every 5x",
+            "@every 90",
+            "@every 400d",
+        ] {
+            let err = Schedule::parse(bad, "UTC").expect_err(bad).to_string();
+            assert!(err.contains("@every"), "{bad}: {err}");
+        }
+    }
+
+    #[test]
+    fn reboot_is_refused_with_its_own_reason() {
+        let err = Schedule::parse("@reboot", "UTC")
+            .expect_err("reboot")
+            .to_string();
+        assert!(err.contains("`@reboot` is not supported"), "{err}");
+    }
+
+    #[test]
+    fn rule_errors_name_the_field_and_its_range() {
+        let err = Schedule::parse("61 * * * *", "UTC")
+            .expect_err("61")
+            .to_string();
+        assert!(err.ends_with("minute: 61 is out of range 0-59"), "{err}");
+    }
+
+    #[test]
+    fn zones_are_iana_names_and_utc_in_any_case() {
+        for z in ["utc", "Utc", "UTC"] {
+            assert_eq!(parse_timezone(z).map(|t| t.name()), Ok("UTC"));
+        }
+        assert!(parse_timezone("europe/paris").is_err());
+        assert!(parse_timezone("Europe/Paris").is_ok());
     }
 
     #[test]

@@ -1,98 +1,51 @@
-//! `job ...`, `runs`, `run show`: clients of the monitor API.
+//! `job ...`, `runs`, `run show`, `alarms`: clients of the monitor API.
 
 use std::process::ExitCode;
 
-use cronvisor_roles::model::{Job, Run};
+use cronvisor_roles::model::{Alarm, JobFields, JobView, Run};
 use hyper::Method;
-use serde_json::{json, Map, Value};
+use serde_json::{json, Value};
 
 use crate::api_client::{segment, Api};
-use crate::cli::{Cli, JobCommand, PolicyArgs, RunCommand, RunsArgs};
+use crate::cli::{Cli, JobCommand, RunCommand, RunsArgs};
 use crate::print;
-
-/// The policy and alarm fields given on the command line, as API body fields.
-fn policy_fields(p: &PolicyArgs) -> Vec<(&'static str, Option<Value>)> {
-    vec![
-        ("overlap", p.overlap.as_ref().map(|v| json!(v))),
-        ("fanout", p.fanout.as_ref().map(|v| json!(v))),
-        ("retries", p.retries.map(|v| json!(v))),
-        ("retry_backoff_secs", p.retry_backoff.map(|v| json!(v))),
-        ("misfire", p.misfire.as_ref().map(|v| json!(v))),
-        ("misfire_window_secs", p.misfire_window.map(|v| json!(v))),
-        (
-            "alarm_on",
-            p.alarm_on
-                .as_ref()
-                .map(|v| json!(v.iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())),
-        ),
-        (
-            "alarm_channels",
-            p.alarm_channels
-                .as_ref()
-                .map(|v| json!(v.iter().filter(|s| !s.is_empty()).collect::<Vec<_>>())),
-        ),
-        ("admin_email", p.admin_email.as_ref().map(|v| json!(v))),
-        ("admin_mobile", p.admin_mobile.as_ref().map(|v| json!(v))),
-    ]
-}
 
 fn api(cli: &Cli) -> anyhow::Result<Api> {
     let config = super::load_config(cli)?;
     Api::from_cli(cli, &config)
 }
 
+/// The API path of a job.
+fn job_path(job: &str) -> String {
+    format!("/api/v1/jobs/{}", segment(job))
+}
+
 pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
     let api = api(cli)?;
     match cmd {
         JobCommand::Add(a) => {
-            let mut body = Map::new();
-            body.insert("name".into(), json!(a.name));
-            body.insert("schedule".into(), json!(a.schedule));
-            let optional = vec![
-                ("command", a.command.as_ref().map(|v| json!(v))),
-                ("timezone", a.tz.as_ref().map(|v| json!(v))),
-                ("timeout_secs", a.timeout.map(|v| json!(v))),
-                ("run_at", a.run_at.as_ref().map(|v| json!(v))),
-                ("http_url", a.http_url.as_ref().map(|v| json!(v))),
-            ];
-            for (k, v) in optional.into_iter().chain(policy_fields(&a.policy)) {
-                if let Some(v) = v {
-                    body.insert(k.into(), v);
-                }
-            }
+            let mut fields = a.fields.clone();
             if a.paused {
-                body.insert("paused".into(), json!(true));
+                fields.paused = Some(true);
             }
-            if !a.http_headers.is_empty() {
-                let mut headers = Map::new();
-                for h in &a.http_headers {
-                    let Some((k, v)) = h.split_once(':') else {
-                        anyhow::bail!("--http-header `{h}`: expected \"Name: value\"");
-                    };
-                    headers.insert(k.trim().to_string(), json!(v.trim()));
-                }
-                body.insert("http_headers".into(), Value::Object(headers));
-            }
-            for (k, v) in [
-                ("http_method", a.http_method.as_ref().map(|v| json!(v))),
-                ("http_body", a.http_body.as_ref().map(|v| json!(v))),
-                ("http_expect_status", a.http_expect.map(|v| json!(v))),
-            ] {
-                if let Some(v) = v {
-                    body.insert(k.into(), v);
-                }
-            }
-            let job: Job = api
-                .call(Method::POST, "/api/v1/jobs", Some(Value::Object(body)))
+            let view: JobView = api
+                .call(
+                    Method::POST,
+                    "/api/v1/jobs",
+                    Some(serde_json::to_value(&fields)?),
+                )
                 .await?;
             if a.out.json {
-                print::json(&job)?;
+                print::json(&view)?;
             } else {
-                println!("job `{}` added (id {})", job.name, job.id);
+                println!("job `{}` added (id {})", view.job.name, view.job.id);
+                if !view.job.paused {
+                    println!("next fire: {}", print::time(view.next_fire));
+                }
             }
         }
         JobCommand::List(out) => {
-            let jobs: Vec<Job> = api.call(Method::GET, "/api/v1/jobs", None).await?;
+            let jobs: Vec<JobView> = api.call(Method::GET, "/api/v1/jobs", None).await?;
             if out.json {
                 print::json(&jobs)?;
             } else {
@@ -100,50 +53,30 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
             }
         }
         JobCommand::Show(r) => {
-            let job: Job = api
-                .call(
-                    Method::GET,
-                    &format!("/api/v1/jobs/{}", segment(&r.job)),
-                    None,
-                )
-                .await?;
+            let view: JobView = api.call(Method::GET, &job_path(&r.job), None).await?;
             if r.out.json {
-                print::json(&job)?;
+                print::json(&view)?;
             } else {
-                print::job(&job);
+                print::job(&view);
             }
         }
         JobCommand::Edit(e) => {
-            let mut body = Map::new();
-            let fields = vec![
-                ("schedule", e.schedule.as_ref().map(|v| json!(v))),
-                ("command", e.command.as_ref().map(|v| json!(v))),
-                ("timezone", e.tz.as_ref().map(|v| json!(v))),
-                ("timeout_secs", e.timeout.map(|v| json!(v))),
-                ("run_at", e.run_at.as_ref().map(|v| json!(v))),
-            ];
-            for (k, v) in fields.into_iter().chain(policy_fields(&e.policy)) {
-                if let Some(v) = v {
-                    body.insert(k.into(), v);
-                }
-            }
-            if body.is_empty() {
+            if e.fields == JobFields::default() {
                 anyhow::bail!(
-                    "nothing to change: give --schedule, --command, --tz, --timeout, --run-at, \
-                     --overlap, --fanout, --retries, --retry-backoff, --misfire or --misfire-window"
+                    "nothing to change: give at least one field flag (see `cronvisor job edit --help`)"
                 );
             }
-            let job: Job = api
+            let view: JobView = api
                 .call(
                     Method::PATCH,
-                    &format!("/api/v1/jobs/{}", segment(&e.job)),
-                    Some(Value::Object(body)),
+                    &job_path(&e.job),
+                    Some(serde_json::to_value(&e.fields)?),
                 )
                 .await?;
             if e.out.json {
-                print::json(&job)?;
+                print::json(&view)?;
             } else {
-                println!("job `{}` updated", job.name);
+                println!("job `{}` updated", view.job.name);
             }
         }
         JobCommand::Pause(r) | JobCommand::Resume(r) => {
@@ -152,68 +85,96 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
             } else {
                 "resume"
             };
-            let job: Job = api
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/jobs/{}/{verb}", segment(&r.job)),
-                    None,
-                )
+            let view: JobView = api
+                .call(Method::POST, &format!("{}/{verb}", job_path(&r.job)), None)
                 .await?;
             if r.out.json {
-                print::json(&job)?;
+                print::json(&view)?;
+            } else if view.job.paused {
+                println!("job `{}` paused", view.job.name);
             } else {
                 println!(
-                    "job `{}` {}",
-                    job.name,
-                    if job.paused { "paused" } else { "active" }
+                    "job `{}` active, next fire {}",
+                    view.job.name,
+                    print::time(view.next_fire)
                 );
             }
         }
         JobCommand::Run(r) => {
             let v: Value = api
-                .call(
-                    Method::POST,
-                    &format!("/api/v1/jobs/{}/run", segment(&r.job)),
-                    None,
-                )
+                .call(Method::POST, &format!("{}/run", job_path(&r.job)), None)
                 .await?;
             if r.out.json {
                 print::json(&v)?;
             } else {
                 println!(
                     "run {} of `{}` requested (see: cronvisor run show {})",
-                    v["run_id"], r.job, v["run_id"]
+                    v["run_id"],
+                    v["job"].as_str().unwrap_or(&r.job),
+                    v["run_id"]
                 );
             }
         }
-        JobCommand::Delete(r) => {
-            api.call_raw(
-                Method::DELETE,
-                &format!("/api/v1/jobs/{}", segment(&r.job)),
-                None,
-            )
-            .await?;
-            if r.out.json {
-                print::json(&json!({"deleted": r.job}))?;
+        JobCommand::Delete(d) => {
+            let path = if d.force {
+                format!("{}?force=true", job_path(&d.job))
             } else {
-                println!("job `{}` deleted", r.job);
+                job_path(&d.job)
+            };
+            api.call_raw(Method::DELETE, &path, None).await?;
+            if d.out.json {
+                print::json(&json!({"deleted": d.job}))?;
+            } else {
+                println!("job `{}` deleted, with its run history", d.job);
             }
         }
     }
     Ok(ExitCode::SUCCESS)
 }
 
+/// The query string of `GET /api/v1/runs` for these flags.
+fn runs_query(args: &RunsArgs) -> String {
+    let mut q = vec![format!("limit={}", args.limit)];
+    let mut push = |k: &str, v: &str| q.push(format!("{k}={}", segment(v)));
+    if let Some(j) = &args.job {
+        push("job", j);
+    }
+    if !args.state.is_empty() {
+        let states: Vec<&str> = args.state.iter().map(|s| s.as_str()).collect();
+        push("state", &states.join(","));
+    }
+    if let Some(t) = args.trigger {
+        push("trigger", t.as_str());
+    }
+    for (k, v) in [
+        ("executor", &args.executor),
+        ("since", &args.since),
+        ("until", &args.until),
+    ] {
+        if let Some(v) = v {
+            push(k, v);
+        }
+    }
+    if let Some(b) = args.before {
+        push("before", &b.to_string());
+    }
+    format!("/api/v1/runs?{}", q.join("&"))
+}
+
 pub async fn runs(cli: &Cli, args: &RunsArgs) -> anyhow::Result<ExitCode> {
     let api = api(cli)?;
-    let mut path = format!("/api/v1/runs?limit={}", args.limit);
-    if let Some(j) = &args.job {
-        path.push_str(&format!("&job={}", segment(j)));
-    }
-    let runs: Vec<Run> = api.call(Method::GET, &path, None).await?;
+    let runs: Vec<Run> = api.call(Method::GET, &runs_query(args), None).await?;
     if args.out.json {
         print::json(&runs)?;
+    } else if runs.is_empty() {
+        println!("no runs");
     } else {
         print::runs(&runs);
+        if runs.len() as i64 == args.limit {
+            if let Some(last) = runs.last() {
+                println!("(more: --before {})", last.id);
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -237,7 +198,7 @@ pub async fn run(cli: &Cli, cmd: &RunCommand) -> anyhow::Result<ExitCode> {
 
 pub async fn alarms(cli: &Cli, args: &crate::cli::AlarmsArgs) -> anyhow::Result<ExitCode> {
     let api = api(cli)?;
-    let alarms: Vec<cronvisor_roles::model::Alarm> = api
+    let alarms: Vec<Alarm> = api
         .call(
             Method::GET,
             &format!("/api/v1/alarms?limit={}", args.limit),
@@ -248,27 +209,26 @@ pub async fn alarms(cli: &Cli, args: &crate::cli::AlarmsArgs) -> anyhow::Result<
         print::json(&alarms)?;
         return Ok(ExitCode::SUCCESS);
     }
+    if alarms.is_empty() {
+        println!("no alarms");
+        return Ok(ExitCode::SUCCESS);
+    }
     print::table(
         &[
-            "ID", "JOB", "RUN", "KIND", "CHANNEL", "TO", "STATUS", "TRIES", "COUNT", "RAISED",
+            ("ID", &|a: &Alarm| a.id.to_string()),
+            ("JOB", &|a: &Alarm| {
+                a.details["job"].as_str().unwrap_or("-").to_string()
+            }),
+            ("RUN", &|a: &Alarm| a.run_id.to_string()),
+            ("KIND", &|a: &Alarm| a.kind.clone()),
+            ("CHANNEL", &|a: &Alarm| a.channel.clone()),
+            ("TO", &|a: &Alarm| a.recipient.clone()),
+            ("STATUS", &|a: &Alarm| a.status.clone()),
+            ("TRIES", &|a: &Alarm| a.attempts.to_string()),
+            ("COUNT", &|a: &Alarm| a.count.to_string()),
+            ("RAISED", &|a: &Alarm| print::time(Some(a.created_at))),
         ],
-        alarms
-            .iter()
-            .map(|a| {
-                vec![
-                    a.id.to_string(),
-                    a.details["job"].as_str().unwrap_or("").to_string(),
-                    a.run_id.to_string(),
-                    a.kind.clone(),
-                    a.channel.clone(),
-                    a.recipient.clone(),
-                    a.status.clone(),
-                    a.attempts.to_string(),
-                    a.count.to_string(),
-                    print::time(Some(a.created_at)),
-                ]
-            })
-            .collect(),
+        &alarms,
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -38,7 +38,7 @@ pub async fn run(
         Command::Runs(args) => jobs::runs(&cli, args).await,
         Command::Alarms(args) => jobs::alarms(&cli, args).await,
         Command::Run(cmd) => jobs::run(&cli, cmd).await,
-        Command::Next(args) => next::run(&cli, args),
+        Command::Next(args) => next::run(&cli, args).await,
         Command::Status(out) => status::run(&cli, *out).await,
         Command::Reload(args) => status::reload(&cli, args).await,
         Command::Migrate => {
@@ -77,9 +77,25 @@ pub async fn run(
             } else {
                 println!("standalone (no cluster.etcd_endpoints)");
             }
+            if let Some(w) = alarm_channel_warning(&config) {
+                eprintln!("warning: {w}");
+            }
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+/// Said by `up` and `config check` when no alarm channel is configured: alarms are then only
+/// recorded (`cronvisor alarms` lists them), nobody is told. Only hosts running the monitor
+/// send alarms.
+pub fn alarm_channel_warning(config: &Config) -> Option<String> {
+    let a = &config.alarm;
+    let none = a.webhook_urls.is_empty() && a.sms.url.is_empty() && a.email.smtp_host.is_empty();
+    (none && config.roles.iter().any(|r| r == "monitor")).then(|| {
+        "no alarm channel configured (alarm.webhook_urls, alarm.sms.url, alarm.email.smtp_host): \
+         alarms are only recorded, see `cronvisor alarms`"
+            .to_string()
+    })
 }
 
 /// A store URL fit for logs: the password is replaced.

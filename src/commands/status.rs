@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cronvisor_supervisor::status::{ReloadOutcome, Status};
+use cronvisor_supervisor::status::{ChildStatus, ReloadOutcome, Status};
 
 use crate::cli::{Cli, JsonFlag, ReloadArgs};
 
@@ -120,33 +120,25 @@ pub async fn run(cli: &Cli, out: JsonFlag) -> anyhow::Result<ExitCode> {
     let now = chrono::Utc::now().timestamp_millis();
     crate::print::table(
         &[
-            "ROLE",
-            "PID",
-            "GEN",
-            "READY",
-            "UPTIME",
-            "RESTARTS",
-            "LAST EXIT",
+            ("ROLE", &|c: &ChildStatus| c.role.clone()),
+            ("PID", &|c: &ChildStatus| {
+                c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into())
+            }),
+            ("GEN", &|c: &ChildStatus| c.generation.to_string()),
+            ("READY", &|c: &ChildStatus| c.ready.to_string()),
+            ("UPTIME", &|c: &ChildStatus| {
+                if c.pid.is_some() {
+                    crate::print::span(now - c.started_at)
+                } else {
+                    "-".into()
+                }
+            }),
+            ("RESTARTS", &|c: &ChildStatus| c.restarts.to_string()),
+            ("LAST EXIT", &|c: &ChildStatus| {
+                c.last_exit.clone().unwrap_or_else(|| "-".into())
+            }),
         ],
-        status
-            .children
-            .iter()
-            .map(|c| {
-                vec![
-                    c.role.clone(),
-                    c.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
-                    c.generation.to_string(),
-                    c.ready.to_string(),
-                    if c.pid.is_some() {
-                        format!("{}s", (now - c.started_at).max(0) / 1000)
-                    } else {
-                        "-".into()
-                    },
-                    c.restarts.to_string(),
-                    c.last_exit.clone().unwrap_or_else(|| "-".into()),
-                ]
-            })
-            .collect(),
+        &status.children,
     );
     Ok(ExitCode::SUCCESS)
 }

@@ -21,6 +21,48 @@ use tokio::sync::{mpsc, watch};
 
 use crate::cli::{Cli, UpArgs};
 
+/// One supervisor per data dir: two would overwrite each other's `endpoints.json`, status and
+/// control socket. The lock is `flock(2)` on `<data_dir>/supervisor.lock`, which holds the
+/// owner's pid for the message; the kernel releases it when the owner dies, so a crash leaves
+/// nothing to clean up.
+fn lock_data_dir(data_dir: &Path) -> anyhow::Result<nix::fcntl::Flock<std::fs::File>> {
+    use std::io::{Read, Seek, Write};
+    let path = data_dir.join("supervisor.lock");
+    let file = std::fs::OpenOptions::new()
+        .read(true)
+        .write(true)
+        .create(true)
+        .truncate(false)
+        .open(&path)
+        .with_context(|| format!("opening {}", path.display()))?;
+    match nix::fcntl::Flock::lock(file, nix::fcntl::FlockArg::LockExclusiveNonblock) {
+        Ok(mut lock) => {
+            lock.set_len(0)?;
+            lock.rewind()?;
+            write!(lock, "{}", std::process::id())?;
+            Ok(lock)
+        }
+        Err((mut file, nix::errno::Errno::EWOULDBLOCK)) => {
+            let mut pid = String::new();
+            let _ = file.read_to_string(&mut pid);
+            anyhow::bail!(
+                "cronvisor is already running on data dir {} (pid {}); stop it first, or give \
+                 this one another --data-dir",
+                data_dir.display(),
+                pid.trim()
+            )
+        }
+        Err((_, e)) => Err(anyhow::Error::new(e).context(format!("locking {}", path.display()))),
+    }
+}
+
+/// Alarms with no channel are only recorded: say so where the operator looks first.
+fn warn_without_alarm_channels(config: &Config) {
+    if let Some(warning) = super::alarm_channel_warning(config) {
+        tracing::warn!("{warning}");
+    }
+}
+
 pub async fn run(
     cli: &Cli,
     args: &UpArgs,
@@ -44,6 +86,10 @@ pub async fn run(
         data_dir: data_dir.clone(),
         ..config
     };
+    // Held until this process exits (an exec in place drops it with the fd and the new image
+    // takes it again at once).
+    let _one_supervisor = lock_data_dir(&data_dir)?;
+    warn_without_alarm_channels(&config);
     tokens::ensure(&data_dir, tokens::API)?;
     tokens::ensure(&data_dir, tokens::RPC)?;
 

@@ -130,6 +130,7 @@ pub async fn run(
             metrics: ctx.metrics.clone(),
             draining: ctx.draining.clone(),
             deps: ctx.deps.clone(),
+            configured: ctx.config.cluster.dependencies(),
         }),
         shutdown.clone(),
         grace,
@@ -382,7 +383,7 @@ async fn resync(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::model::JobPatch;
+    use crate::model::JobFields;
     use crate::store::tests::{spec, temp_store};
 
     #[test]
@@ -412,14 +413,14 @@ mod tests {
         load_all(&t.store, &mut set).await.expect("load");
         assert_eq!(reconcile(&t.store, &mut set).await.expect("resync"), 0);
         // Changes this dispatcher never read from the log: an edit, a delete, an insert.
-        let patch = JobPatch {
+        let patch = JobFields {
             schedule: Some("*/5 * * * * *".into()),
-            ..JobPatch::default()
+            ..JobFields::default()
         };
         let edited = patch.apply(a.clone()).expect("patch");
         std::thread::sleep(std::time::Duration::from_millis(2));
         t.store.update_job(&edited).await.expect("update");
-        t.store.delete_job(b.id).await.expect("delete");
+        t.store.delete_job(b.id, false).await.expect("delete");
         let c = t.store.insert_job(&spec("c")).await.expect("c");
         assert_eq!(reconcile(&t.store, &mut set).await.expect("resync"), 3);
         let mut ids = set.ids();

@@ -28,7 +28,7 @@ use crate::metrics::Metric;
 use crate::model::{BatchAccepted, RunAccepted, RunBatch, RunRequest, RunState};
 use crate::presence::{Heartbeat, Presence};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown, StopKind};
-use crate::store::{Retry, RunOutcome, Started, Store};
+use crate::store::{GivenUp, Retry, RunOutcome, Started, Store};
 
 pub use process::KillReason;
 use recorder::Recorder;
@@ -299,9 +299,10 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     Ok(())
 }
 
-/// Stops the runs in progress here that the store says are `lost`: this executor was cut off
-/// from the store long enough for the monitor to give up on it (and perhaps retry them
-/// elsewhere). Whatever the partition, a run on record as lost does not keep running.
+/// Stops the runs in progress here that the store gave up on: recorded `lost` (this executor
+/// was cut off from the store long enough for the monitor to give up on it, and perhaps retry
+/// them elsewhere), or deleted with their job (`job delete --force`). Whatever the partition,
+/// a run on record as lost does not keep running.
 async fn stop_given_up(exec: Arc<Executor>, every: Duration) {
     let mut tick = tokio::time::interval(every);
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -314,13 +315,18 @@ async fn stop_given_up(exec: Arc<Executor>, every: Duration) {
         if ids.is_empty() {
             continue;
         }
-        match exec.store.lost_among(&ids).await {
-            Ok(lost) => {
-                for id in lost {
-                    if exec.kill_run(id, KillReason::DeclaredLost) {
+        match exec.store.given_up_among(&ids).await {
+            Ok(given_up) => {
+                for (id, why) in given_up {
+                    let reason = match why {
+                        GivenUp::Lost => KillReason::DeclaredLost,
+                        GivenUp::Deleted => KillReason::JobDeleted,
+                    };
+                    if exec.kill_run(id, reason) {
                         tracing::warn!(
                             run = id,
-                            "stopping a run recorded lost while this executor could not reach the store"
+                            reason = reason.message(),
+                            "stopping a run the store gave up on"
                         );
                     }
                 }

@@ -94,6 +94,8 @@ pub enum KillReason {
     /// The monitor recorded it `lost` (this executor's heartbeats stopped reaching the store):
     /// the fleet gave up on it and may be running its retry elsewhere.
     DeclaredLost,
+    /// Its job was deleted while it ran (`job delete --force`).
+    JobDeleted,
 }
 
 impl KillReason {
@@ -104,6 +106,7 @@ impl KillReason {
             KillReason::DeclaredLost => {
                 "killed: recorded lost while this executor could not reach the store"
             }
+            KillReason::JobDeleted => "killed: its job was deleted",
         }
     }
 }

@@ -23,6 +23,9 @@ pub struct Health {
     /// Outside dependencies (etcd, Redis) currently unreachable. The role keeps working
     /// without them, so they make `/readyz` say `degraded` but still answer 200.
     pub deps: Arc<crate::cluster::Dependencies>,
+    /// The dependencies configured (`cronvisor_dependency_up` is reported for these only: a
+    /// standalone system has no etcd to be up).
+    pub configured: Vec<&'static str>,
 }
 
 pub fn router(health: Health) -> Router {
@@ -73,7 +76,7 @@ async fn metrics(State(h): State<Health>) -> impl IntoResponse {
         "# HELP cronvisor_dependency_up Outside dependencies reachable (1) or not (0).\n",
     );
     text.push_str("# TYPE cronvisor_dependency_up gauge\n");
-    for dep in ["etcd", "redis"] {
+    for dep in &h.configured {
         let up = u8::from(!degraded.contains_key(dep));
         text.push_str(&format!(
             "cronvisor_dependency_up{{role=\"{}\",dep=\"{dep}\"}} {up}\n",

@@ -14,8 +14,9 @@ use serde_json::json;
 
 use crate::http::ApiError;
 use crate::metrics::Metric;
-use crate::model::{Job, JobPatch, JobSpec, Run};
-use crate::store::Store;
+use crate::model::{parse_time_bound, Job, JobFields, JobView, Run, RunState, Trigger};
+use crate::schedule::Schedule;
+use crate::store::{Deleted, RunFilter, Store};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -66,58 +67,88 @@ async fn find(state: &ApiState, key: &str) -> Result<Job, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no job `{key}`")))
 }
 
-async fn list_jobs(State(s): State<ApiState>) -> Result<Json<Vec<Job>>, ApiError> {
+/// Jobs as shown to people: with their next fire and their last run.
+async fn views(s: &ApiState, jobs: Vec<Job>) -> Result<Vec<JobView>, ApiError> {
+    let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
+    let mut last = s.store.last_runs(&ids).await?;
+    let now = chrono::Utc::now();
+    Ok(jobs
+        .into_iter()
+        .map(|job| JobView {
+            next_fire: Schedule::parse(&job.schedule, &job.timezone)
+                .ok()
+                .and_then(|sch| sch.next_after(now))
+                .map(|t| t.timestamp_millis()),
+            last_run: last.remove(&job.id),
+            job,
+        })
+        .collect())
+}
+
+async fn view(s: &ApiState, job: Job) -> Result<JobView, ApiError> {
+    let mut v = views(s, vec![job]).await?;
+    v.pop()
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "job view lost"))
+}
+
+async fn list_jobs(State(s): State<ApiState>) -> Result<Json<Vec<JobView>>, ApiError> {
     s.requests.inc();
-    Ok(Json(s.store.jobs().await?))
+    let jobs = s.store.jobs().await?;
+    Ok(Json(views(&s, jobs).await?))
 }
 
 async fn add_job(
     State(s): State<ApiState>,
     body: Bytes,
-) -> Result<(StatusCode, Json<Job>), ApiError> {
+) -> Result<(StatusCode, Json<JobView>), ApiError> {
     s.requests.inc();
-    let spec: JobSpec = parse_body(&body)?;
-    let spec = spec.validate(&s.default_tz)?;
-    let job = s.store.insert_job(&spec).await?;
+    let fields: JobFields = parse_body(&body)?;
+    let job = s.store.insert_job(&fields.create(&s.default_tz)?).await?;
     tracing::info!(job = %job.name, id = job.id, schedule = %job.schedule, "job added");
-    Ok((StatusCode::CREATED, Json(job)))
+    Ok((StatusCode::CREATED, Json(view(&s, job).await?)))
 }
 
 async fn show_job(
     State(s): State<ApiState>,
     Path(key): Path<String>,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     s.requests.inc();
-    Ok(Json(find(&s, &key).await?))
+    let job = find(&s, &key).await?;
+    Ok(Json(view(&s, job).await?))
 }
 
 async fn edit_job(
     State(s): State<ApiState>,
     Path(key): Path<String>,
     body: Bytes,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     s.requests.inc();
-    let patch: JobPatch = parse_body(&body)?;
-    let job = patch.apply(find(&s, &key).await?)?;
-    let job = s.store.update_job(&job).await?;
+    let fields: JobFields = parse_body(&body)?;
+    let job = s
+        .store
+        .update_job(&fields.apply(find(&s, &key).await?)?)
+        .await?;
     tracing::info!(job = %job.name, "job edited");
-    Ok(Json(job))
+    Ok(Json(view(&s, job).await?))
 }
 
-async fn set_paused(s: &ApiState, key: &str, paused: bool) -> Result<Json<Job>, ApiError> {
+async fn set_paused(s: &ApiState, key: &str, paused: bool) -> Result<Json<JobView>, ApiError> {
     let mut job = find(s, key).await?;
     if job.paused != paused {
-        job.paused = paused;
-        job = s.store.update_job(&job).await?;
+        let fields = JobFields {
+            paused: Some(paused),
+            ..JobFields::default()
+        };
+        job = s.store.update_job(&fields.apply(job)?).await?;
         tracing::info!(job = %job.name, paused, "job paused state changed");
     }
-    Ok(Json(job))
+    Ok(Json(view(s, job).await?))
 }
 
 async fn pause_job(
     State(s): State<ApiState>,
     Path(key): Path<String>,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     s.requests.inc();
     set_paused(&s, &key, true).await
 }
@@ -125,20 +156,48 @@ async fn pause_job(
 async fn resume_job(
     State(s): State<ApiState>,
     Path(key): Path<String>,
-) -> Result<Json<Job>, ApiError> {
+) -> Result<Json<JobView>, ApiError> {
     s.requests.inc();
     set_paused(&s, &key, false).await
 }
 
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DeleteQuery {
+    #[serde(default)]
+    force: bool,
+}
+
+/// Deletes a job with its history. A job with runs going is refused (409) unless `force`:
+/// then its executors stop those runs (they are recorded nowhere: the history goes too).
 async fn delete_job(
     State(s): State<ApiState>,
     Path(key): Path<String>,
+    query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     s.requests.inc();
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let job = find(&s, &key).await?;
-    s.store.delete_job(job.id).await?;
-    tracing::info!(job = %job.name, "job deleted");
-    Ok(StatusCode::NO_CONTENT)
+    match s.store.delete_job(job.id, q.force).await? {
+        Deleted::Done => {
+            tracing::info!(job = %job.name, force = q.force, "job deleted");
+            Ok(StatusCode::NO_CONTENT)
+        }
+        Deleted::Missing => Err(ApiError::not_found(format!("no job `{key}`"))),
+        Deleted::Busy(ids) => {
+            let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
+            Err(ApiError {
+                status: StatusCode::CONFLICT,
+                field: Some("force".into()),
+                message: format!(
+                    "job `{}` has runs going ({}): wait for them to end, or delete with force \
+                     to stop them and drop the job with its history",
+                    job.name,
+                    ids.join(", ")
+                ),
+            })
+        }
+    }
 }
 
 async fn run_job(
@@ -154,11 +213,75 @@ async fn run_job(
     ))
 }
 
+/// `GET /api/v1/runs` filters; every one optional. `state` is a comma-separated list;
+/// `since` / `until` an RFC 3339 time, epoch milliseconds or a span back from now (`1h`);
+/// `before` the cursor (the last id of the previous page).
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
 struct RunsQuery {
     job: Option<String>,
+    state: Option<String>,
+    trigger: Option<String>,
+    executor: Option<String>,
+    since: Option<String>,
+    until: Option<String>,
+    before: Option<i64>,
     limit: Option<i64>,
+}
+
+impl RunsQuery {
+    /// The filter, every value checked (the job is resolved by the caller).
+    fn filter(&self, job_id: Option<i64>) -> Result<RunFilter, ApiError> {
+        let now = crate::model::now_millis();
+        let mut states = Vec::new();
+        for st in self.state.iter().flat_map(|s| s.split(',')).map(str::trim) {
+            if st.is_empty() {
+                continue;
+            }
+            states.push(RunState::parse(st).ok_or_else(|| {
+                let all: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
+                ApiError::field(
+                    "state",
+                    format!("unknown state `{st}` (one of {})", all.join(", ")),
+                )
+            })?);
+        }
+        let trigger =
+            match self.trigger.as_deref().map(str::trim) {
+                None | Some("") => None,
+                Some(t) => Some(
+                    Trigger::ALL
+                        .into_iter()
+                        .find(|k| k.as_str() == t)
+                        .ok_or_else(|| {
+                            ApiError::field(
+                    "trigger",
+                    format!("unknown trigger `{t}` (one of schedule, manual, retry, misfire)"),
+                )
+                        })?,
+                ),
+            };
+        let bound = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
+            v.as_deref()
+                .filter(|v| !v.trim().is_empty())
+                .map(|v| parse_time_bound(v, now).map_err(|m| ApiError::field(name, m)))
+                .transpose()
+        };
+        let limit = self.limit.unwrap_or(50);
+        if !(1..=10_000).contains(&limit) {
+            return Err(ApiError::field("limit", "must be between 1 and 10000"));
+        }
+        Ok(RunFilter {
+            job_id,
+            states,
+            trigger,
+            executor: self.executor.clone().filter(|e| !e.trim().is_empty()),
+            since: bound("since", &self.since)?,
+            until: bound("until", &self.until)?,
+            before: self.before,
+            limit,
+        })
+    }
 }
 
 async fn list_runs(
@@ -171,11 +294,8 @@ async fn list_runs(
         Some(key) => Some(find(&s, key).await?.id),
         None => None,
     };
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 10000"));
-    }
-    Ok(Json(s.store.runs(job_id, limit).await?))
+    let filter = q.filter(job_id)?;
+    Ok(Json(s.store.runs(&filter).await?))
 }
 
 async fn show_run(

@@ -55,6 +55,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "dispatchers",
         include_str!("../../../migrations/sqlite/0009_dispatchers.sql"),
     ),
+    (
+        10,
+        "job_names",
+        include_str!("../../../migrations/sqlite/0010_job_names.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -103,6 +108,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         9,
         "dispatchers",
         include_str!("../../../migrations/mysql/0009_dispatchers.sql"),
+    ),
+    (
+        10,
+        "job_names",
+        include_str!("../../../migrations/mysql/0010_job_names.sql"),
     ),
 ];
 

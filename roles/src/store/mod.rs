@@ -2,10 +2,15 @@
 //! (cluster), through one code path on sqlx's `Any` driver. Every statement binds its values.
 
 mod alarms;
+mod jobs;
 mod migrations;
 mod rows;
+mod runs_query;
 
 pub use alarms::{NewAlarm, Raised, RunEvent};
+pub use jobs::Deleted;
+
+pub use runs_query::RunFilter;
 
 use std::str::FromStr;
 use std::time::Duration;
@@ -15,7 +20,7 @@ use sqlx::{AnyPool, Executor, Row};
 
 pub use migrations::Embedded;
 
-use crate::model::{FieldError, Job, JobSpec, Millis, Run, RunState, Trigger};
+use crate::model::{FieldError, Millis, Run, RunState, Trigger};
 
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -42,6 +47,15 @@ pub enum Backend {
 pub struct Store {
     pool: AnyPool,
     backend: Backend,
+}
+
+/// Why the store no longer expects a run's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GivenUp {
+    /// The monitor recorded it `lost`.
+    Lost,
+    /// Its job was deleted while it ran (`job delete --force`).
+    Deleted,
 }
 
 /// The result of recording a fire.
@@ -142,16 +156,16 @@ fn fire_token() -> String {
     format!("{prefix}/{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
 
-fn is_unique_violation(e: &sqlx::Error) -> bool {
+pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, http_method, \
+pub(crate) const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, http_method, \
                            http_headers, http_body, http_expect_status, timeout_secs, run_at, \
                            fanout, paused, overlap, retries, retry_backoff_secs, misfire, \
                            misfire_window_secs, alarm_on, alarm_channels, admin_email, admin_mobile, \
                            created_at, updated_at";
-const RUN_COLUMNS: &str =
+pub(crate) const RUN_COLUMNS: &str =
     "r.id, r.job_id, j.name AS job_name, r.instant, r.trigger_kind, r.attempt, r.retry_of, \
      r.state, r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \
                            r.started_at, r.ended_at, r.stdout_cut, r.stderr_cut";
@@ -212,188 +226,6 @@ impl Store {
 
     pub async fn close(&self) {
         self.pool.close().await;
-    }
-
-    // ---- jobs ----
-
-    /// Inserts a validated job and logs the change, in one transaction.
-    pub async fn insert_job(&self, spec: &JobSpec) -> Result<Job, StoreError> {
-        let now = crate::model::now_millis();
-        let mut tx = self.pool.begin().await?;
-        let inserted = sqlx::query(
-            "INSERT INTO jobs (name, schedule, timezone, command, http_url, http_method, \
-             http_headers, http_body, http_expect_status, timeout_secs, run_at, fanout, \
-             paused, overlap, retries, retry_backoff_secs, misfire, misfire_window_secs, \
-             alarm_on, alarm_channels, admin_email, admin_mobile, created_at, updated_at) \
-             VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(&spec.name)
-        .bind(&spec.schedule)
-        .bind(spec.timezone.as_deref().unwrap_or("UTC"))
-        .bind(spec.command.as_deref())
-        .bind(spec.http_url.as_deref())
-        .bind(
-            spec.http_method
-                .as_deref()
-                .unwrap_or("GET")
-                .to_ascii_uppercase(),
-        )
-        .bind(
-            serde_json::to_string(&spec.http_headers.clone().unwrap_or_default())
-                .unwrap_or_else(|_| "{}".into()),
-        )
-        .bind(spec.http_body.as_deref())
-        .bind(spec.http_expect_status.unwrap_or(0))
-        .bind(spec.timeout_secs)
-        .bind(spec.run_at.as_deref())
-        .bind(spec.fanout.unwrap_or_default().as_str())
-        .bind(i64::from(spec.paused))
-        .bind(spec.overlap.unwrap_or_default().as_str())
-        .bind(spec.retries.unwrap_or(0))
-        .bind(spec.retry_backoff_secs.unwrap_or(10))
-        .bind(spec.misfire.unwrap_or_default().as_str())
-        .bind(spec.misfire_window_secs.unwrap_or(3600))
-        .bind(
-            spec.alarm_on
-                .as_ref()
-                .map(|l| l.join(","))
-                .unwrap_or_else(|| crate::model::DEFAULT_ALARM_ON.to_string()),
-        )
-        .bind(
-            spec.alarm_channels
-                .as_ref()
-                .map(|l| l.join(","))
-                .unwrap_or_default(),
-        )
-        .bind(spec.admin_email.as_deref().filter(|v| !v.is_empty()))
-        .bind(spec.admin_mobile.as_deref().filter(|v| !v.is_empty()))
-        .bind(now)
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
-        let result = match inserted {
-            Ok(r) => r,
-            Err(e) if is_unique_violation(&e) => {
-                return Err(StoreError::Conflict(FieldError::new(
-                    "name",
-                    format!("a job named `{}` exists already", spec.name),
-                )))
-            }
-            Err(e) => return Err(e.into()),
-        };
-        let id = match result.last_insert_id() {
-            Some(id) => id,
-            None => {
-                let row = sqlx::query("SELECT id FROM jobs WHERE name = ?")
-                    .bind(&spec.name)
-                    .fetch_one(&mut *tx)
-                    .await?;
-                row.try_get::<i64, _>(0)?
-            }
-        };
-        log_change(&mut tx, id, now).await?;
-        tx.commit().await?;
-        self.job(id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("job {id} vanished after insert")))
-    }
-
-    pub async fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
-            .bind(id)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| rows::job(&r)).transpose()
-    }
-
-    /// A job by id (all digits) or by name.
-    pub async fn find_job(&self, key: &str) -> Result<Option<Job>, StoreError> {
-        if let Ok(id) = key.parse::<i64>() {
-            return self.job(id).await;
-        }
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE name = ?"))
-            .bind(key)
-            .fetch_optional(&self.pool)
-            .await?;
-        row.map(|r| rows::job(&r)).transpose()
-    }
-
-    pub async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"))
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(rows::job).collect()
-    }
-
-    /// Jobs with an id above `after`, in id order, at most `limit`.
-    pub async fn jobs_page(&self, after: i64, limit: i64) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id > ? ORDER BY id LIMIT ?"
-        ))
-        .bind(after)
-        .bind(limit)
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter().map(rows::job).collect()
-    }
-
-    /// Stores an edited job (schedule, zone, command, timeout, paused) and logs the change.
-    pub async fn update_job(&self, job: &Job) -> Result<Job, StoreError> {
-        let now = crate::model::now_millis();
-        let mut tx = self.pool.begin().await?;
-        sqlx::query(
-            "UPDATE jobs SET schedule = ?, timezone = ?, command = ?, timeout_secs = ?, \
-             run_at = ?, fanout = ?, paused = ?, overlap = ?, retries = ?, retry_backoff_secs = ?, misfire = ?, \
-             misfire_window_secs = ?, alarm_on = ?, alarm_channels = ?, admin_email = ?, \
-             admin_mobile = ?, \
-             updated_at = ? WHERE id = ?",
-        )
-        .bind(&job.schedule)
-        .bind(&job.timezone)
-        .bind(job.command.as_deref())
-        .bind(job.timeout_secs)
-        .bind(job.run_at.as_deref())
-        .bind(job.fanout.as_str())
-        .bind(i64::from(job.paused))
-        .bind(job.overlap.as_str())
-        .bind(job.retries)
-        .bind(job.retry_backoff_secs)
-        .bind(job.misfire.as_str())
-        .bind(job.misfire_window_secs)
-        .bind(job.alarm_on.join(","))
-        .bind(job.alarm_channels.join(","))
-        .bind(job.admin_email.as_deref())
-        .bind(job.admin_mobile.as_deref())
-        .bind(now)
-        .bind(job.id)
-        .execute(&mut *tx)
-        .await?;
-        log_change(&mut tx, job.id, now).await?;
-        tx.commit().await?;
-        self.job(job.id)
-            .await?
-            .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished after update", job.id)))
-    }
-
-    /// Deletes a job and its runs, and logs the change so dispatchers drop it.
-    pub async fn delete_job(&self, id: i64) -> Result<bool, StoreError> {
-        let now = crate::model::now_millis();
-        let mut tx = self.pool.begin().await?;
-        let deleted = sqlx::query("DELETE FROM jobs WHERE id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-        if deleted == 0 {
-            return Ok(false);
-        }
-        sqlx::query("DELETE FROM runs WHERE job_id = ?")
-            .bind(id)
-            .execute(&mut *tx)
-            .await?;
-        log_change(&mut tx, id, now).await?;
-        tx.commit().await?;
-        Ok(true)
     }
 
     /// The newest change sequence number (0 when there is none).
@@ -725,33 +557,6 @@ impl Store {
         let mut outcome = RunOutcome::failed(reason.to_string());
         outcome.state = state;
         self.finish_run(run_id, &outcome, None).await
-    }
-
-    /// Runs, newest first, optionally of one job.
-    pub async fn runs(&self, job_id: Option<i64>, limit: i64) -> Result<Vec<Run>, StoreError> {
-        let limit = limit.clamp(1, 10_000);
-        let rows = match job_id {
-            Some(id) => {
-                sqlx::query(&format!(
-                    "SELECT {RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id \
-                     WHERE r.job_id = ? ORDER BY r.id DESC LIMIT ?"
-                ))
-                .bind(id)
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-            None => {
-                sqlx::query(&format!(
-                    "SELECT {RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id \
-                     ORDER BY r.id DESC LIMIT ?"
-                ))
-                .bind(limit)
-                .fetch_all(&self.pool)
-                .await?
-            }
-        };
-        rows.iter().map(|r| rows::run(r, false)).collect()
     }
 
     /// One run with its output.
@@ -1118,21 +923,30 @@ impl Store {
         Ok(n == 1)
     }
 
-    /// Which of `ids` are recorded `lost` (in chunks, every id a bound parameter).
-    pub async fn lost_among(&self, ids: &[i64]) -> Result<Vec<i64>, StoreError> {
-        let mut lost = Vec::new();
+    /// Which of `ids` the store gave up on: recorded `lost`, or deleted with their job
+    /// (`job delete --force`). In chunks, every id a bound parameter.
+    pub async fn given_up_among(&self, ids: &[i64]) -> Result<Vec<(i64, GivenUp)>, StoreError> {
+        let mut out = Vec::new();
         for chunk in ids.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(", ");
-            let sql = format!("SELECT id FROM runs WHERE state = 'lost' AND id IN ({marks})");
+            let sql = format!("SELECT id, state FROM runs WHERE id IN ({marks})");
             let mut query = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(*id);
             }
+            let mut found = std::collections::HashMap::new();
             for row in query.fetch_all(&self.pool).await? {
-                lost.push(row.try_get::<i64, _>(0)?);
+                found.insert(row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?);
+            }
+            for id in chunk {
+                match found.get(id).map(String::as_str) {
+                    None => out.push((*id, GivenUp::Deleted)),
+                    Some("lost") => out.push((*id, GivenUp::Lost)),
+                    Some(_) => {}
+                }
             }
         }
-        Ok(lost)
+        Ok(out)
     }
 
     /// Deletes finished runs that ended before `before`, and job changes older than it.
@@ -1211,7 +1025,7 @@ async fn insert_retry(
     }
 }
 
-async fn log_change(
+pub(crate) async fn log_change(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     job_id: i64,
     at: Millis,

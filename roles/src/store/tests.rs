@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::JobSpec;
+use crate::model::{JobFields, ValidJob};
 
 /// A fresh SQLite store in its own temp dir, removed on drop.
 pub(crate) struct TempStore {
@@ -25,14 +25,18 @@ pub(crate) async fn temp_store(tag: &str) -> TempStore {
     TempStore { store, dir }
 }
 
-pub(crate) fn spec(name: &str) -> JobSpec {
-    JobSpec {
-        name: name.into(),
-        schedule: "* * * * * *".into(),
+pub(crate) fn fields(name: &str) -> JobFields {
+    JobFields {
+        name: Some(name.into()),
+        schedule: Some("* * * * * *".into()),
         timezone: Some("UTC".into()),
         command: Some("true".into()),
-        ..JobSpec::default()
+        ..JobFields::default()
     }
+}
+
+pub(crate) fn spec(name: &str) -> ValidJob {
+    fields(name).create("UTC").expect("valid job")
 }
 
 #[tokio::test]
@@ -165,11 +169,64 @@ async fn a_final_state_is_never_overwritten() {
 }
 
 #[tokio::test]
+async fn a_job_with_a_run_going_is_deleted_only_by_force_and_its_executor_is_told() {
+    let t = temp_store("delete-busy").await;
+    let job = t.store.insert_job(&spec("a")).await.expect("job");
+    let Recorded::New(id) = t
+        .store
+        .record_fire(job.id, 5, "", Trigger::Schedule, RunState::Dispatched)
+        .await
+        .expect("fire")
+    else {
+        panic!("not new")
+    };
+    assert_eq!(
+        t.store.delete_job(job.id, false).await.expect("delete"),
+        crate::store::Deleted::Busy(vec![id])
+    );
+    assert!(t.store.job(job.id).await.expect("get").is_some(), "kept");
+    assert_eq!(t.store.given_up_among(&[id]).await.expect("ask"), vec![]);
+    assert_eq!(
+        t.store.delete_job(job.id, true).await.expect("force"),
+        crate::store::Deleted::Done
+    );
+    assert_eq!(
+        t.store.given_up_among(&[id]).await.expect("ask"),
+        vec![(id, crate::store::GivenUp::Deleted)]
+    );
+}
+
+#[tokio::test]
+async fn job_names_are_unique_whatever_their_case() {
+    let t = temp_store("nocase").await;
+    t.store.insert_job(&spec("Backup")).await.expect("first");
+    let err = t.store.insert_job(&spec("backup")).await.expect_err("twin");
+    assert!(
+        matches!(err, StoreError::Conflict(ref f) if f.field == "name"),
+        "{err}"
+    );
+    let other = t.store.insert_job(&spec("other")).await.expect("other");
+    let rename = fields("BACKUP");
+    let err = t
+        .store
+        .update_job(&rename.apply(other).expect("valid"))
+        .await
+        .expect_err("rename onto a twin");
+    assert!(
+        matches!(err, StoreError::Conflict(ref f) if f.field == "name"),
+        "{err}"
+    );
+}
+
+#[tokio::test]
 async fn deleting_a_job_is_logged_for_dispatchers() {
     let t = temp_store("delete").await;
     let job = t.store.insert_job(&spec("a")).await.expect("job");
     let seq = t.store.last_change().await.expect("seq");
-    assert!(t.store.delete_job(job.id).await.expect("delete"));
+    assert_eq!(
+        t.store.delete_job(job.id, false).await.expect("delete"),
+        crate::store::Deleted::Done
+    );
     let changes = t.store.changes_after(seq).await.expect("changes");
     assert_eq!(
         changes.iter().map(|c| c.1).collect::<Vec<_>>(),
@@ -268,10 +325,14 @@ async fn a_run_past_its_timeout_and_grace_on_a_live_executor_is_lost_and_only_wi
     let t = temp_store("overdue").await;
     let capped = t
         .store
-        .insert_job(&JobSpec {
-            timeout_secs: Some(1),
-            ..spec("capped")
-        })
+        .insert_job(
+            &JobFields {
+                timeout_secs: Some(1),
+                ..fields("capped")
+            }
+            .create("UTC")
+            .expect("valid"),
+        )
         .await
         .expect("job");
     let free = t.store.insert_job(&spec("free")).await.expect("job");

@@ -1,0 +1,454 @@
+//! The job and run records, the enums they are made of, and the dispatcher <-> executor
+//! messages. What a user submits, and its validation, is in [`fields`].
+
+pub mod fields;
+
+pub use fields::{JobFields, ValidJob, DEFAULT_ALARM_ON};
+
+use serde::{Deserialize, Serialize};
+
+/// Milliseconds since the Unix epoch: the one time unit of the store and the wire.
+pub type Millis = i64;
+
+pub fn now_millis() -> Millis {
+    chrono::Utc::now().timestamp_millis()
+}
+
+/// A job as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Job {
+    pub id: i64,
+    pub name: String,
+    pub schedule: String,
+    pub timezone: String,
+    pub command: Option<String>,
+    pub http_url: Option<String>,
+    /// HTTP jobs: method (default GET), headers, body, and the status that means success
+    /// (0: any 2xx).
+    pub http_method: String,
+    pub http_headers: std::collections::BTreeMap<String, String>,
+    pub http_body: Option<String>,
+    pub http_expect_status: i64,
+    pub timeout_secs: Option<i64>,
+    pub run_at: Option<String>,
+    /// With `run_at` (or none: every executor): one run on one executor, or one per executor.
+    pub fanout: Fanout,
+    pub paused: bool,
+    pub overlap: Overlap,
+    pub retries: i64,
+    pub retry_backoff_secs: i64,
+    pub misfire: Misfire,
+    pub misfire_window_secs: i64,
+    /// Outcomes that raise an alarm: failed, timed_out, killed, lost, skipped, recovered.
+    pub alarm_on: Vec<String>,
+    /// Channels this job's alarms use (webhook, sms, email); empty: every configured one.
+    pub alarm_channels: Vec<String>,
+    /// Extra recipients of this job's alarms (the original's admin_email / admin_mobile).
+    pub admin_email: Option<String>,
+    pub admin_mobile: Option<String>,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// A bound of a time range, as typed by a person or put in a URL: an RFC 3339 instant
+/// (`2026-12-01T09:00:00Z`), milliseconds since the epoch, or a span back from `now` (`90s`,
+/// `15m`, `1h`, `7d`).
+pub fn parse_time_bound(s: &str, now: Millis) -> Result<Millis, String> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    if let Ok(ms) = s.parse::<i64>() {
+        return Ok(ms);
+    }
+    match fields::parse_duration_secs(s) {
+        Ok(secs) => Ok(now.saturating_sub(secs.saturating_mul(1000))),
+        Err(_) => Err(format!(
+            "`{s}` is neither a span back from now (90s, 15m, 1h, 7d) nor an RFC 3339 time \
+             (2026-12-01T09:00:00Z)"
+        )),
+    }
+}
+
+/// A job as the API shows it: the stored job, when it fires next, and how its last run went.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct JobView {
+    #[serde(flatten)]
+    pub job: Job,
+    /// The next scheduled instant (also shown for a paused job: when it would fire).
+    pub next_fire: Option<Millis>,
+    pub last_run: Option<LastRun>,
+}
+
+/// The newest run of a job, in short.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct LastRun {
+    pub id: i64,
+    pub state: RunState,
+    pub instant: Millis,
+    pub ended_at: Option<Millis>,
+}
+
+/// The outcomes an alarm can be about.
+pub const ALARM_KINDS: [&str; 7] = [
+    "failed",
+    "timed_out",
+    "killed",
+    "lost",
+    "skipped",
+    "missed",
+    "recovered",
+];
+
+/// The channels an alarm can go through.
+pub const ALARM_CHANNELS: [&str; 3] = ["webhook", "sms", "email"];
+
+/// What happens when an instant comes while the job's previous run is still going.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Overlap {
+    /// Run both (cron's behaviour; the default).
+    #[default]
+    Allow,
+    /// Record the new instant `skipped`, with the run still going as the reason.
+    Forbid,
+    /// Kill the running one (recorded `killed`), then start the new one.
+    Replace,
+}
+
+/// How many executors of the job's target run each instant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Fanout {
+    /// One executor, picked round-robin among the live ones of the target, failing over to the
+    /// next when one is unreachable (the default).
+    #[default]
+    One,
+    /// Every live executor of the target: one run each.
+    All,
+}
+
+impl Fanout {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Fanout::One => "one",
+            Fanout::All => "all",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Fanout> {
+        [Fanout::One, Fanout::All]
+            .into_iter()
+            .find(|f| f.as_str() == s)
+    }
+}
+
+/// What a dispatcher does, when it starts, about instants missed while none was running.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Misfire {
+    /// Nothing: the next instant fires as usual (the default).
+    #[default]
+    Skip,
+    /// Run once for the latest missed instant, if it is within `misfire_window_secs`.
+    RunOnce,
+}
+
+impl Overlap {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Overlap::Allow => "allow",
+            Overlap::Forbid => "forbid",
+            Overlap::Replace => "replace",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Overlap> {
+        [Overlap::Allow, Overlap::Forbid, Overlap::Replace]
+            .into_iter()
+            .find(|o| o.as_str() == s)
+    }
+}
+
+impl Misfire {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Misfire::Skip => "skip",
+            Misfire::RunOnce => "run_once",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<Misfire> {
+        [Misfire::Skip, Misfire::RunOnce]
+            .into_iter()
+            .find(|m| m.as_str() == s)
+    }
+}
+
+/// Rejected input: the field and the reason, as the API returns them.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
+#[error("{field}: {message}")]
+pub struct FieldError {
+    pub field: String,
+    pub message: String,
+}
+
+impl FieldError {
+    pub fn new(field: &str, message: impl Into<String>) -> FieldError {
+        FieldError {
+            field: field.to_string(),
+            message: message.into(),
+        }
+    }
+}
+
+/// A run's state. Final states never change again.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum RunState {
+    Scheduled,
+    Dispatched,
+    Running,
+    Succeeded,
+    Failed,
+    TimedOut,
+    Killed,
+    Lost,
+    Skipped,
+    /// Instants that should have fired while no dispatcher ran (one record per job and
+    /// outage, for the latest of them).
+    Missed,
+}
+
+impl RunState {
+    pub const ALL: [RunState; 10] = [
+        RunState::Scheduled,
+        RunState::Dispatched,
+        RunState::Running,
+        RunState::Succeeded,
+        RunState::Failed,
+        RunState::TimedOut,
+        RunState::Killed,
+        RunState::Lost,
+        RunState::Skipped,
+        RunState::Missed,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RunState::Scheduled => "scheduled",
+            RunState::Dispatched => "dispatched",
+            RunState::Running => "running",
+            RunState::Succeeded => "succeeded",
+            RunState::Failed => "failed",
+            RunState::TimedOut => "timed_out",
+            RunState::Killed => "killed",
+            RunState::Lost => "lost",
+            RunState::Skipped => "skipped",
+            RunState::Missed => "missed",
+        }
+    }
+
+    pub fn parse(s: &str) -> Option<RunState> {
+        RunState::ALL.into_iter().find(|st| st.as_str() == s)
+    }
+
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            RunState::Scheduled | RunState::Dispatched | RunState::Running
+        )
+    }
+}
+
+/// How a run came to be.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
+#[serde(rename_all = "snake_case")]
+#[value(rename_all = "snake_case")]
+pub enum Trigger {
+    Schedule,
+    Manual,
+    /// A new attempt after a failure, per the job's `retries`.
+    Retry,
+    /// The one catch-up run of a `misfire = run_once` job after downtime.
+    Misfire,
+}
+
+impl Trigger {
+    pub const ALL: [Trigger; 4] = [
+        Trigger::Schedule,
+        Trigger::Manual,
+        Trigger::Retry,
+        Trigger::Misfire,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Trigger::Schedule => "schedule",
+            Trigger::Manual => "manual",
+            Trigger::Retry => "retry",
+            Trigger::Misfire => "misfire",
+        }
+    }
+
+    pub fn parse(s: &str) -> Trigger {
+        match s {
+            "manual" => Trigger::Manual,
+            "retry" => Trigger::Retry,
+            "misfire" => Trigger::Misfire,
+            _ => Trigger::Schedule,
+        }
+    }
+}
+
+/// A run as stored. `stdout`/`stderr` are only filled by `run show`.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Run {
+    pub id: i64,
+    pub job_id: i64,
+    pub job_name: String,
+    /// The scheduled instant (for a manual run: when it was requested).
+    pub instant: Millis,
+    pub trigger: Trigger,
+    /// 1 for the first run of an instant, then 2, 3... for its retries.
+    pub attempt: i64,
+    /// The first run of the retry chain, for attempts after the first.
+    pub retry_of: Option<i64>,
+    pub state: RunState,
+    pub executor: Option<String>,
+    pub pid: Option<i64>,
+    pub exit_code: Option<i64>,
+    pub error: Option<String>,
+    pub created_at: Millis,
+    pub dispatched_at: Option<Millis>,
+    pub started_at: Option<Millis>,
+    pub ended_at: Option<Millis>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stdout: Option<String>,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub stderr: Option<String>,
+    /// Bytes of stdout / stderr cut from the middle to respect the cap.
+    pub stdout_cut: i64,
+    pub stderr_cut: i64,
+}
+
+/// An alarm and its delivery, as stored.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Alarm {
+    pub id: i64,
+    pub job_id: i64,
+    /// The run that raised it (the first, when several were merged).
+    pub run_id: i64,
+    /// failed, timed_out, killed, lost, skipped or recovered.
+    pub kind: String,
+    /// webhook, sms, or none (recorded only: no channel configured).
+    pub channel: String,
+    pub recipient: String,
+    /// pending, sending, sent, failed or recorded.
+    pub status: String,
+    pub attempts: i64,
+    pub last_error: Option<String>,
+    /// How many events were merged into this alarm.
+    pub count: i64,
+    pub details: serde_json::Value,
+    pub created_at: Millis,
+    pub updated_at: Millis,
+}
+
+/// What the dispatcher sends the executor: everything needed to run, so the executor never
+/// reads the job table.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunRequest {
+    pub run_id: i64,
+    pub job_id: i64,
+    pub job_name: String,
+    pub instant: Millis,
+    pub command: String,
+    /// Set for an HTTP job: the request to make instead of running `command`.
+    #[serde(default)]
+    pub http: Option<HttpCall>,
+    pub timeout_secs: Option<i64>,
+    /// Which attempt this is (1 = first).
+    #[serde(default = "first_attempt")]
+    pub attempt: i64,
+    /// The first run of the chain (this run itself for attempt 1).
+    #[serde(default)]
+    pub retry_of: Option<i64>,
+    /// Attempts allowed after the first, per the job.
+    #[serde(default)]
+    pub retries: i64,
+    #[serde(default)]
+    pub retry_backoff_secs: i64,
+}
+
+/// The request of an HTTP job.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct HttpCall {
+    pub method: String,
+    pub url: String,
+    pub headers: std::collections::BTreeMap<String, String>,
+    pub body: Option<String>,
+    /// 0: any 2xx.
+    pub expect_status: i64,
+}
+
+fn first_attempt() -> i64 {
+    1
+}
+
+/// Several runs in one RPC: a burst of instants costs one request.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunBatch {
+    pub runs: Vec<RunRequest>,
+}
+
+/// The executor's answer to a `RunBatch`: runs it started (or had already started: a retried
+/// request never starts a run twice) and runs it could not start (already recorded `failed`).
+#[derive(Debug, Clone, Default, Serialize, Deserialize)]
+pub struct BatchAccepted {
+    pub accepted: Vec<RunAccepted>,
+    pub failed: Vec<i64>,
+}
+
+/// The executor's answer for one run of a batch.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct RunAccepted {
+    pub run_id: i64,
+    pub executor: String,
+    pub pid: Option<i64>,
+}
+
+/// Delay before attempt `attempt + 1`: the backoff doubled per attempt already made, capped
+/// at a day.
+pub fn retry_delay_ms(backoff_secs: i64, attempt: i64) -> i64 {
+    let doublings = (attempt - 1).clamp(0, 20) as u32;
+    backoff_secs
+        .max(0)
+        .saturating_mul(1000)
+        .saturating_mul(1 << doublings)
+        .min(86_400_000)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn states_round_trip() {
+        for st in RunState::ALL {
+            assert_eq!(RunState::parse(st.as_str()), Some(st));
+        }
+    }
+
+    #[test]
+    fn retry_delays_double_and_are_capped() {
+        assert_eq!(retry_delay_ms(10, 1), 10_000);
+        assert_eq!(retry_delay_ms(10, 2), 20_000);
+        assert_eq!(retry_delay_ms(10, 4), 80_000);
+        assert_eq!(retry_delay_ms(3600, 10), 86_400_000);
+    }
+}

@@ -1,0 +1,263 @@
+//! Jobs: insert, read, update, delete, each change logged for the dispatchers in the same
+//! transaction. The store writes only a [`ValidJob`]: every default and check is the model's.
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::{is_unique_violation, log_change, rows, Store, StoreError, JOB_COLUMNS};
+use crate::model::{FieldError, Job, LastRun, RunState, ValidJob};
+
+/// What `delete_job` did.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Deleted {
+    /// The job and its history are gone.
+    Done,
+    /// No such job.
+    Missing,
+    /// Not deleted: these runs of it are going (delete with `force` to stop them).
+    Busy(Vec<i64>),
+}
+
+/// The states of a run that is not over.
+const GOING: &str = "'scheduled', 'dispatched', 'running'";
+
+/// A job's name is taken whatever its case (`Backup` and `backup` are one job to a person).
+fn name_taken(name: &str) -> StoreError {
+    StoreError::Conflict(FieldError::new(
+        "name",
+        format!("a job named `{name}` exists already (names are unique whatever their case)"),
+    ))
+}
+
+impl Store {
+    /// Inserts a validated job and logs the change, in one transaction.
+    pub async fn insert_job(&self, job: &ValidJob) -> Result<Job, StoreError> {
+        let now = crate::model::now_millis();
+        let mut tx = self.pool.begin().await?;
+        if name_in_use(&mut tx, &job.name, None).await? {
+            return Err(name_taken(&job.name));
+        }
+        let inserted = bind_fields(
+            sqlx::query(
+                "INSERT INTO jobs (name, schedule, timezone, command, http_url, http_method, \
+                 http_headers, http_body, http_expect_status, timeout_secs, run_at, fanout, \
+                 paused, overlap, retries, retry_backoff_secs, misfire, misfire_window_secs, \
+                 alarm_on, alarm_channels, admin_email, admin_mobile, updated_at, created_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            ),
+            job,
+            now,
+        )
+        .bind(now)
+        .execute(&mut *tx)
+        .await;
+        let result = match inserted {
+            Ok(r) => r,
+            Err(e) if is_unique_violation(&e) => return Err(name_taken(&job.name)),
+            Err(e) => return Err(e.into()),
+        };
+        let id = match result.last_insert_id() {
+            Some(id) => id,
+            None => {
+                let row = sqlx::query("SELECT id FROM jobs WHERE name = ?")
+                    .bind(&job.name)
+                    .fetch_one(&mut *tx)
+                    .await?;
+                row.try_get::<i64, _>(0)?
+            }
+        };
+        log_change(&mut tx, id, now).await?;
+        tx.commit().await?;
+        self.job(id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("job {id} vanished after insert")))
+    }
+
+    pub async fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| rows::job(&r)).transpose()
+    }
+
+    /// A job by id (all digits) or by name.
+    pub async fn find_job(&self, key: &str) -> Result<Option<Job>, StoreError> {
+        if let Ok(id) = key.parse::<i64>() {
+            return self.job(id).await;
+        }
+        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE name = ?"))
+            .bind(key)
+            .fetch_optional(&self.pool)
+            .await?;
+        row.map(|r| rows::job(&r)).transpose()
+    }
+
+    pub async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(rows::job).collect()
+    }
+
+    /// Jobs with an id above `after`, in id order, at most `limit`.
+    pub async fn jobs_page(&self, after: i64, limit: i64) -> Result<Vec<Job>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {JOB_COLUMNS} FROM jobs WHERE id > ? ORDER BY id LIMIT ?"
+        ))
+        .bind(after)
+        .bind(limit)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(rows::job).collect()
+    }
+
+    /// The newest run of each of `job_ids` that has one (one indexed lookup per job).
+    pub async fn last_runs(&self, job_ids: &[i64]) -> Result<HashMap<i64, LastRun>, StoreError> {
+        let mut out = HashMap::with_capacity(job_ids.len());
+        for chunk in job_ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT r.job_id, r.id, r.state, r.instant, r.ended_at FROM runs r \
+                 JOIN (SELECT job_id, MAX(id) AS id FROM runs WHERE job_id IN ({marks}) \
+                 GROUP BY job_id) last ON last.id = r.id"
+            );
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            for row in query.fetch_all(&self.pool).await? {
+                let state: String = row.try_get(2)?;
+                let state = RunState::parse(&state)
+                    .ok_or_else(|| StoreError::Corrupt(format!("unknown run state `{state}`")))?;
+                out.insert(
+                    row.try_get::<i64, _>(0)?,
+                    LastRun {
+                        id: row.try_get(1)?,
+                        state,
+                        instant: row.try_get(3)?,
+                        ended_at: row.try_get(4)?,
+                    },
+                );
+            }
+        }
+        Ok(out)
+    }
+
+    /// Stores an edited job (every field, the name included) and logs the change.
+    pub async fn update_job(&self, job: &ValidJob) -> Result<Job, StoreError> {
+        let now = crate::model::now_millis();
+        let mut tx = self.pool.begin().await?;
+        if name_in_use(&mut tx, &job.name, Some(job.id)).await? {
+            return Err(name_taken(&job.name));
+        }
+        let updated = bind_fields(
+            sqlx::query(
+                "UPDATE jobs SET name = ?, schedule = ?, timezone = ?, command = ?, http_url = ?, \
+                 http_method = ?, http_headers = ?, http_body = ?, http_expect_status = ?, \
+                 timeout_secs = ?, run_at = ?, fanout = ?, paused = ?, overlap = ?, retries = ?, \
+                 retry_backoff_secs = ?, misfire = ?, misfire_window_secs = ?, alarm_on = ?, \
+                 alarm_channels = ?, admin_email = ?, admin_mobile = ?, updated_at = ? \
+                 WHERE id = ?",
+            ),
+            job,
+            now,
+        )
+        .bind(job.id)
+        .execute(&mut *tx)
+        .await;
+        match updated {
+            Ok(_) => {}
+            Err(e) if is_unique_violation(&e) => return Err(name_taken(&job.name)),
+            Err(e) => return Err(e.into()),
+        }
+        log_change(&mut tx, job.id, now).await?;
+        tx.commit().await?;
+        self.job(job.id)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("job {} vanished after update", job.id)))
+    }
+
+    /// Deletes a job and its runs, and logs the change so dispatchers drop it. A job with runs
+    /// going is left alone unless `force`: then those runs go with it, and their executors,
+    /// which look for runs the store gave up on, stop them.
+    pub async fn delete_job(&self, id: i64, force: bool) -> Result<Deleted, StoreError> {
+        let now = crate::model::now_millis();
+        let mut tx = self.pool.begin().await?;
+        let going: Vec<i64> = sqlx::query(&format!(
+            "SELECT id FROM runs WHERE job_id = ? AND state IN ({GOING}) ORDER BY id"
+        ))
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| r.try_get::<i64, _>(0))
+        .collect::<Result<_, _>>()?;
+        if !going.is_empty() && !force {
+            return Ok(Deleted::Busy(going));
+        }
+        let deleted = sqlx::query("DELETE FROM jobs WHERE id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if deleted == 0 {
+            return Ok(Deleted::Missing);
+        }
+        sqlx::query("DELETE FROM runs WHERE job_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        log_change(&mut tx, id, now).await?;
+        tx.commit().await?;
+        Ok(Deleted::Done)
+    }
+}
+
+/// Is `name` taken, whatever its case, by a job other than `except`?
+async fn name_in_use(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    name: &str,
+    except: Option<i64>,
+) -> Result<bool, StoreError> {
+    let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE LOWER(name) = LOWER(?) AND id <> ?")
+        .bind(name)
+        .bind(except.unwrap_or(0))
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(row.try_get::<i64, _>(0)? > 0)
+}
+
+/// Binds a job's fields in the order of the column lists of `insert_job` and `update_job`,
+/// then `updated_at`.
+fn bind_fields<'q>(
+    query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
+    job: &'q Job,
+    now: i64,
+) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    query
+        .bind(&job.name)
+        .bind(&job.schedule)
+        .bind(&job.timezone)
+        .bind(job.command.as_deref())
+        .bind(job.http_url.as_deref())
+        .bind(&job.http_method)
+        .bind(serde_json::to_string(&job.http_headers).unwrap_or_else(|_| "{}".into()))
+        .bind(job.http_body.as_deref())
+        .bind(job.http_expect_status)
+        .bind(job.timeout_secs)
+        .bind(job.run_at.as_deref())
+        .bind(job.fanout.as_str())
+        .bind(i64::from(job.paused))
+        .bind(job.overlap.as_str())
+        .bind(job.retries)
+        .bind(job.retry_backoff_secs)
+        .bind(job.misfire.as_str())
+        .bind(job.misfire_window_secs)
+        .bind(job.alarm_on.join(","))
+        .bind(job.alarm_channels.join(","))
+        .bind(job.admin_email.as_deref())
+        .bind(job.admin_mobile.as_deref())
+        .bind(now)
+}

@@ -1,0 +1,85 @@
+//! Listing runs: filters (job, states, trigger, executor, time range) and a cursor, newest
+//! first. The query is built from fixed fragments; every value is a bound parameter.
+
+use super::{rows, Store, StoreError, RUN_COLUMNS};
+use crate::model::{Millis, Run, RunState, Trigger};
+
+/// Which runs to list. Empty filters match everything.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct RunFilter {
+    pub job_id: Option<i64>,
+    /// Any of these states.
+    pub states: Vec<RunState>,
+    pub trigger: Option<Trigger>,
+    /// Runs on this executor (its host, or its full instance id).
+    pub executor: Option<String>,
+    /// Scheduled instant at or after / before.
+    pub since: Option<Millis>,
+    pub until: Option<Millis>,
+    /// The cursor: only runs with a smaller id (the last id of the previous page).
+    pub before: Option<i64>,
+    pub limit: i64,
+}
+
+impl Store {
+    /// Runs matching `filter`, newest first, at most `filter.limit` (1..=10,000).
+    pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {
+        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id");
+        let mut clauses: Vec<String> = Vec::new();
+        if filter.job_id.is_some() {
+            clauses.push("r.job_id = ?".into());
+        }
+        if !filter.states.is_empty() {
+            let marks = vec!["?"; filter.states.len()].join(", ");
+            clauses.push(format!("r.state IN ({marks})"));
+        }
+        if filter.trigger.is_some() {
+            clauses.push("r.trigger_kind = ?".into());
+        }
+        if filter.executor.is_some() {
+            // An executor is named `host/pid/start`; a bare host matches all its processes.
+            clauses.push("(r.executor = ? OR SUBSTR(r.executor, 1, ?) = ?)".into());
+        }
+        if filter.since.is_some() {
+            clauses.push("r.instant >= ?".into());
+        }
+        if filter.until.is_some() {
+            clauses.push("r.instant < ?".into());
+        }
+        if filter.before.is_some() {
+            clauses.push("r.id < ?".into());
+        }
+        if !clauses.is_empty() {
+            sql.push_str(" WHERE ");
+            sql.push_str(&clauses.join(" AND "));
+        }
+        sql.push_str(" ORDER BY r.id DESC LIMIT ?");
+
+        let mut query = sqlx::query(&sql);
+        if let Some(id) = filter.job_id {
+            query = query.bind(id);
+        }
+        for s in &filter.states {
+            query = query.bind(s.as_str());
+        }
+        if let Some(t) = filter.trigger {
+            query = query.bind(t.as_str());
+        }
+        if let Some(e) = &filter.executor {
+            let prefix = format!("{e}/");
+            let chars = prefix.chars().count() as i64;
+            query = query.bind(e.clone()).bind(chars).bind(prefix);
+        }
+        for v in [filter.since, filter.until, filter.before]
+            .into_iter()
+            .flatten()
+        {
+            query = query.bind(v);
+        }
+        let rows = query
+            .bind(filter.limit.clamp(1, 10_000))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter().map(|r| rows::run(r, false)).collect()
+    }
+}
