@@ -48,6 +48,8 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
             let jobs: Vec<JobView> = api.call(Method::GET, "/api/v1/jobs", None).await?;
             if out.json {
                 print::json(&jobs)?;
+            } else if jobs.is_empty() {
+                println!("no jobs (add one: cronvisor job add --help)");
             } else {
                 print::jobs(&jobs);
             }

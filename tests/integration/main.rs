@@ -5,7 +5,9 @@ mod harness;
 
 mod alarms;
 mod bad_input;
+mod cli;
 mod cluster;
+mod docs;
 mod firing;
 mod lifecycle;
 mod mysql;

@@ -72,10 +72,12 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
 async fn metrics(State(h): State<Health>) -> impl IntoResponse {
     let mut text = h.metrics.render();
     let degraded = h.deps.snapshot();
-    text.push_str(
-        "# HELP cronvisor_dependency_up Outside dependencies reachable (1) or not (0).\n",
-    );
-    text.push_str("# TYPE cronvisor_dependency_up gauge\n");
+    if !h.configured.is_empty() {
+        text.push_str(
+            "# HELP cronvisor_dependency_up Outside dependencies reachable (1) or not (0).\n",
+        );
+        text.push_str("# TYPE cronvisor_dependency_up gauge\n");
+    }
     for dep in &h.configured {
         let up = u8::from(!degraded.contains_key(dep));
         text.push_str(&format!(

@@ -433,6 +433,32 @@ fn range(field: &str, v: i64, min: i64, max: i64) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// A bound on seconds, said in the units people use (`must be between 1s and 30d`).
+fn range_secs(field: &str, v: i64, min: i64, max: i64) -> Result<(), FieldError> {
+    if v < min || v > max {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must be between {} and {} (got {})",
+                secs_text(min),
+                secs_text(max),
+                secs_text(v)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+/// Seconds in the largest unit that divides them: `30d`, `90m`, `45s`.
+pub fn secs_text(v: i64) -> String {
+    for (unit, n) in [("d", 86_400), ("h", 3600), ("m", 60)] {
+        if v != 0 && v % n == 0 {
+            return format!("{}{unit}", v / n);
+        }
+    }
+    format!("{v}s")
+}
+
 fn max_len(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
     if v.len() > max {
         return Err(FieldError::new(field, format!("longer than {max} bytes")));
@@ -471,19 +497,19 @@ fn check(job: &Job) -> Result<(), FieldError> {
         max_len("http_body", b, MAX_HTTP_BODY)?;
     }
     if let Some(t) = job.timeout_secs {
-        range("timeout_secs", t, 1, MAX_TIMEOUT_SECS)?;
+        range_secs("timeout_secs", t, 1, MAX_TIMEOUT_SECS)?;
     }
     if let Some(r) = &job.run_at {
         max_len("run_at", r, MAX_RUN_AT)?;
     }
     range("retries", job.retries, 0, MAX_RETRIES)?;
-    range(
+    range_secs(
         "retry_backoff_secs",
         job.retry_backoff_secs,
         1,
         MAX_BACKOFF_SECS,
     )?;
-    range(
+    range_secs(
         "misfire_window_secs",
         job.misfire_window_secs,
         1,

@@ -188,10 +188,10 @@ async fn delete_job(
             let ids: Vec<String> = ids.iter().map(i64::to_string).collect();
             Err(ApiError {
                 status: StatusCode::CONFLICT,
-                field: Some("force".into()),
+                field: None,
                 message: format!(
-                    "job `{}` has runs going ({}): wait for them to end, or delete with force \
-                     to stop them and drop the job with its history",
+                    "job `{}` has runs going (run {}): wait for them to end, or delete with \
+                     force (--force) to stop them and drop the job with its history",
                     job.name,
                     ids.join(", ")
                 ),

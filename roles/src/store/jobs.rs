@@ -23,11 +23,13 @@ pub enum Deleted {
 const GOING: &str = "'scheduled', 'dispatched', 'running'";
 
 /// A job's name is taken whatever its case (`Backup` and `backup` are one job to a person).
-fn name_taken(name: &str) -> StoreError {
-    StoreError::Conflict(FieldError::new(
-        "name",
-        format!("a job named `{name}` exists already (names are unique whatever their case)"),
-    ))
+fn name_taken(name: &str, existing: &str) -> StoreError {
+    let message = if name == existing {
+        format!("a job named `{name}` exists already")
+    } else {
+        format!("`{name}`: a job named `{existing}` exists already (names are unique whatever their case)")
+    };
+    StoreError::Conflict(FieldError::new("name", message))
 }
 
 impl Store {
@@ -35,8 +37,8 @@ impl Store {
     pub async fn insert_job(&self, job: &ValidJob) -> Result<Job, StoreError> {
         let now = crate::model::now_millis();
         let mut tx = self.pool.begin().await?;
-        if name_in_use(&mut tx, &job.name, None).await? {
-            return Err(name_taken(&job.name));
+        if let Some(existing) = name_in_use(&mut tx, &job.name, None).await? {
+            return Err(name_taken(&job.name, &existing));
         }
         let inserted = bind_fields(
             sqlx::query(
@@ -54,7 +56,7 @@ impl Store {
         .await;
         let result = match inserted {
             Ok(r) => r,
-            Err(e) if is_unique_violation(&e) => return Err(name_taken(&job.name)),
+            Err(e) if is_unique_violation(&e) => return Err(name_taken(&job.name, &job.name)),
             Err(e) => return Err(e.into()),
         };
         let id = match result.last_insert_id() {
@@ -149,8 +151,8 @@ impl Store {
     pub async fn update_job(&self, job: &ValidJob) -> Result<Job, StoreError> {
         let now = crate::model::now_millis();
         let mut tx = self.pool.begin().await?;
-        if name_in_use(&mut tx, &job.name, Some(job.id)).await? {
-            return Err(name_taken(&job.name));
+        if let Some(existing) = name_in_use(&mut tx, &job.name, Some(job.id)).await? {
+            return Err(name_taken(&job.name, &existing));
         }
         let updated = bind_fields(
             sqlx::query(
@@ -169,7 +171,7 @@ impl Store {
         .await;
         match updated {
             Ok(_) => {}
-            Err(e) if is_unique_violation(&e) => return Err(name_taken(&job.name)),
+            Err(e) if is_unique_violation(&e) => return Err(name_taken(&job.name, &job.name)),
             Err(e) => return Err(e.into()),
         }
         log_change(&mut tx, job.id, now).await?;
@@ -215,18 +217,19 @@ impl Store {
     }
 }
 
-/// Is `name` taken, whatever its case, by a job other than `except`?
+/// The name of the job other than `except` that holds `name`, whatever its case.
 async fn name_in_use(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     name: &str,
     except: Option<i64>,
-) -> Result<bool, StoreError> {
-    let row = sqlx::query("SELECT COUNT(*) FROM jobs WHERE LOWER(name) = LOWER(?) AND id <> ?")
+) -> Result<Option<String>, StoreError> {
+    let row = sqlx::query("SELECT name FROM jobs WHERE LOWER(name) = LOWER(?) AND id <> ? LIMIT 1")
         .bind(name)
         .bind(except.unwrap_or(0))
-        .fetch_one(&mut **tx)
+        .fetch_optional(&mut **tx)
         .await?;
-    Ok(row.try_get::<i64, _>(0)? > 0)
+    row.map(|r| rows::text_at(&r, 0).map(Option::unwrap_or_default))
+        .transpose()
 }
 
 /// Binds a job's fields in the order of the column lists of `insert_job` and `update_job`,
