@@ -138,6 +138,13 @@ fn runs_filter_by_state_trigger_time_and_executor_and_page_by_cursor() {
         "{human}"
     );
 
+    // The failure's alarm (recorded only: no channel here) reads as a table.
+    wait_for(Duration::from_secs(20), "the failure's alarm", || {
+        let alarms = cv.ok(&["alarms"]);
+        (alarms.starts_with("ID ") && alarms.contains(" failed ") && alarms.contains(" bad "))
+            .then_some(())
+    });
+
     // The API answers the same filters; a bad one names its parameter.
     let api = cv.endpoint("api");
     let token = cv.token();
@@ -344,8 +351,7 @@ fn one_supervisor_per_data_dir_and_errors_say_their_cause_once() {
     assert!(!second.status.success());
     let err = String::from_utf8_lossy(&second.stderr);
     assert!(
-        err.contains(&format!("already running on data dir"))
-            && err.contains(&format!("(pid {pid})")),
+        err.contains("already running on data dir") && err.contains(&format!("(pid {pid})")),
         "{err}"
     );
     // The first one is untouched.
