@@ -137,6 +137,10 @@ fn every_console_example_in_the_docs_runs_as_shown() {
     );
 
     let cv = Cronvisor::start("docs");
+    // The example configs, where the examples name them (`--config cluster.toml`).
+    for name in ["standalone.toml", "cluster.toml"] {
+        std::fs::copy(root.join("conf").join(name), cv.dir.0.join(name)).expect("copy config");
+    }
     let path_var = format!(
         "{}:{}",
         bin_dir(&cv).display(),

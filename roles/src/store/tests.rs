@@ -1,5 +1,5 @@
 use super::*;
-use crate::model::{JobFields, ValidJob};
+use crate::model::{JobFields, RunState, Trigger, ValidJob};
 
 /// A fresh SQLite store in its own temp dir, removed on drop.
 pub(crate) struct TempStore {
@@ -32,6 +32,18 @@ pub(crate) fn fields(name: &str) -> JobFields {
         timezone: Some("UTC".into()),
         command: Some("true".into()),
         ..JobFields::default()
+    }
+}
+
+/// Fires `instant` of `job` as a dispatcher does; it must be the first to.
+async fn fire_new(store: &Store, job: i64, instant: i64) -> i64 {
+    match store
+        .record_fire(job, instant, "", Trigger::Schedule, RunState::Dispatched)
+        .await
+        .expect("fire")
+    {
+        Recorded::New(id) => id,
+        Recorded::AlreadyFired => panic!("instant {instant} of job {job} fired twice"),
     }
 }
 
@@ -150,14 +162,7 @@ async fn a_manual_run_is_claimed_once() {
 async fn a_final_state_is_never_overwritten() {
     let t = temp_store("final").await;
     let job = t.store.insert_job(&spec("a")).await.expect("job");
-    let Recorded::New(id) = t
-        .store
-        .record_fire(job.id, 5, "", Trigger::Schedule, RunState::Dispatched)
-        .await
-        .expect("fire")
-    else {
-        panic!("not new")
-    };
+    let id = fire_new(&t.store, job.id, 5).await;
     t.store.fail_run(id, "no executor").await.expect("fail");
     t.store
         .mark_running(id, "x", Some(1), 6)
@@ -172,14 +177,7 @@ async fn a_final_state_is_never_overwritten() {
 async fn a_job_with_a_run_going_is_deleted_only_by_force_and_its_executor_is_told() {
     let t = temp_store("delete-busy").await;
     let job = t.store.insert_job(&spec("a")).await.expect("job");
-    let Recorded::New(id) = t
-        .store
-        .record_fire(job.id, 5, "", Trigger::Schedule, RunState::Dispatched)
-        .await
-        .expect("fire")
-    else {
-        panic!("not new")
-    };
+    let id = fire_new(&t.store, job.id, 5).await;
     assert_eq!(
         t.store.delete_job(job.id, false).await.expect("delete"),
         crate::store::Deleted::Busy(vec![id])
@@ -339,14 +337,7 @@ async fn a_run_past_its_timeout_and_grace_on_a_live_executor_is_lost_and_only_wi
     let now = crate::model::now_millis();
     let mut ids = Vec::new();
     for job in [capped.id, free.id] {
-        let Recorded::New(id) = t
-            .store
-            .record_fire(job, 1_000, "", Trigger::Schedule, RunState::Dispatched)
-            .await
-            .expect("fire")
-        else {
-            panic!("fired twice")
-        };
+        let id = fire_new(&t.store, job, 1_000).await;
         // Started a minute ago on an executor that is alive and well.
         t.store
             .mark_running(id, "live/1", Some(42), now - 60_000)

@@ -1,0 +1,282 @@
+//! Firing: recording the instants a dispatcher fires under the (job, instant, target) fence,
+//! manual runs and retries waiting to be claimed, and the instants recorded without a run
+//! (skipped, missed).
+
+use sqlx::Row;
+
+use super::{rows, Backend, Store, StoreError};
+use crate::model::{Millis, RunState, Trigger};
+
+impl Store {
+    /// Records a fire. The unique key (job, instant, target) is the fence that makes each
+    /// instant fire once however many dispatchers try.
+    pub async fn record_fire(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        target: &str,
+        trigger: Trigger,
+        state: RunState,
+    ) -> Result<Recorded, StoreError> {
+        let mut recorded = self
+            .record_fires(&[(job_id, instant, target.to_string())], trigger, state)
+            .await?;
+        recorded
+            .pop()
+            .ok_or_else(|| StoreError::Corrupt("no result for a recorded fire".into()))
+    }
+
+    /// Records several fires in one transaction (one commit for a whole burst), each under the
+    /// same fence as [`Store::record_fire`]: a taken key makes that row `AlreadyFired` and
+    /// leaves the others alone.
+    ///
+    /// A burst is one multi-row `INSERT IGNORE` per 500 rows, stamped with a token unique to
+    /// this call (`fired_by`), then one indexed read per distinct instant of the rows that
+    /// carry the token: two round trips for a burst instead of one per run. The rows without
+    /// the token were fired by someone else.
+    pub async fn record_fires(
+        &self,
+        fires: &[(i64, Millis, String)],
+        trigger: Trigger,
+        state: RunState,
+    ) -> Result<Vec<Recorded>, StoreError> {
+        const CHUNK: usize = 500;
+        if fires.is_empty() {
+            return Ok(Vec::new());
+        }
+        let now = crate::model::now_millis();
+        let dispatched_at = (state == RunState::Dispatched).then_some(now);
+        let token = fire_token();
+        let insert = match self.backend {
+            Backend::MySql => "INSERT IGNORE",
+            Backend::Sqlite => "INSERT OR IGNORE",
+        };
+        // Inserted in key order: dispatchers racing for the same burst (Redis down) then take
+        // the same row locks in the same order, which keeps InnoDB from deadlocking them.
+        let mut sorted: Vec<&(i64, Millis, String)> = fires.iter().collect();
+        sorted.sort_unstable();
+        let mut tx = self.pool.begin().await?;
+        for chunk in sorted.chunks(CHUNK) {
+            let sql = format!(
+                "{insert} INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
+                 dispatched_at, fired_by) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for (job_id, instant, target) in chunk {
+                q = q
+                    .bind(*job_id)
+                    .bind(*instant)
+                    .bind(target.as_str())
+                    .bind(trigger.as_str())
+                    .bind(state.as_str())
+                    .bind(now)
+                    .bind(dispatched_at)
+                    .bind(token.as_str());
+            }
+            q.execute(&mut *tx).await?;
+        }
+        // Which rows are ours: by instant, then job ids (the unique key's prefix).
+        let mut by_instant: std::collections::BTreeMap<Millis, Vec<i64>> = Default::default();
+        for (job_id, instant, _) in fires {
+            by_instant.entry(*instant).or_default().push(*job_id);
+        }
+        let mut mine: std::collections::HashMap<(i64, Millis, String), i64> =
+            std::collections::HashMap::with_capacity(fires.len());
+        for (instant, mut jobs) in by_instant {
+            jobs.sort_unstable();
+            jobs.dedup();
+            for ids in jobs.chunks(CHUNK) {
+                let sql = format!(
+                    "SELECT id, job_id, target FROM runs WHERE instant = ? AND fired_by = ? \
+                     AND job_id IN ({})",
+                    vec!["?"; ids.len()].join(", ")
+                );
+                let mut q = sqlx::query(&sql).bind(instant).bind(token.as_str());
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                for row in q.fetch_all(&mut *tx).await? {
+                    let target = rows::text_at(&row, 2)?.unwrap_or_default();
+                    mine.insert(
+                        (row.try_get::<i64, _>(1)?, instant, target),
+                        row.try_get::<i64, _>(0)?,
+                    );
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(fires
+            .iter()
+            .map(|k| match mine.get(k) {
+                Some(id) => Recorded::New(*id),
+                None => Recorded::AlreadyFired,
+            })
+            .collect())
+    }
+
+    /// Records a manual run request (`job run`): a `scheduled` run that a dispatcher claims.
+    pub async fn request_run(&self, job_id: i64) -> Result<i64, StoreError> {
+        // Two requests in the same millisecond are two runs: move to the next free instant.
+        let mut instant = crate::model::now_millis();
+        for _ in 0..1000 {
+            match self
+                .record_fire(job_id, instant, "", Trigger::Manual, RunState::Scheduled)
+                .await?
+            {
+                Recorded::New(id) => return Ok(id),
+                Recorded::AlreadyFired => instant += 1,
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "could not find a free instant for a manual run of job {job_id}"
+        )))
+    }
+
+    /// Runs waiting for a dispatcher: manual runs, and retries whose delay has passed.
+    pub async fn pending_runs(&self, now: Millis) -> Result<Vec<PendingRun>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, job_id, instant, attempt, retry_of FROM runs WHERE state = 'scheduled' \
+             AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT 100",
+        )
+        .bind(now)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(PendingRun {
+                    run_id: r.try_get(0)?,
+                    job_id: r.try_get(1)?,
+                    instant: r.try_get(2)?,
+                    attempt: r.try_get(3)?,
+                    retry_of: r.try_get(4)?,
+                })
+            })
+            .collect()
+    }
+
+    /// Runs of a job still going: (run id, executor).
+    pub async fn active_runs(&self, job_id: i64) -> Result<Vec<(i64, Option<String>)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, executor FROM runs WHERE job_id = ? AND state IN ('dispatched', 'running') \
+             ORDER BY id",
+        )
+        .bind(job_id)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<Option<String>, _>(1)?)))
+            .collect()
+    }
+
+    /// Records an instant that was not run (overlap `forbid`), final at once, with the reason.
+    /// Under the same fence as a fire.
+    pub async fn record_skipped(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        reason: &str,
+    ) -> Result<Recorded, StoreError> {
+        self.record_final(job_id, instant, RunState::Skipped, reason)
+            .await
+    }
+
+    /// An instant recorded under the fence and ended at once in `state` with `reason`.
+    async fn record_final(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        state: RunState,
+        reason: &str,
+    ) -> Result<Recorded, StoreError> {
+        let recorded = self
+            .record_fire(job_id, instant, "", Trigger::Schedule, RunState::Dispatched)
+            .await?;
+        if let Recorded::New(id) = recorded {
+            self.end_run(id, state, reason).await?;
+        }
+        Ok(recorded)
+    }
+
+    /// Records an instant that should have run and did not — missed while no dispatcher ran
+    /// (one run at the latest of them), or no live executor in its target — as a `missed`
+    /// run with the reason, under the fence: recorded once whoever notices, never silently
+    /// dropped, and alarmed by the monitor (`missed` is in the default `alarm_on`).
+    pub async fn record_missed(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        reason: &str,
+    ) -> Result<Recorded, StoreError> {
+        self.record_final(job_id, instant, RunState::Missed, reason)
+            .await
+    }
+
+    /// The latest scheduled instant recorded per job (for misfire handling after downtime).
+    pub async fn last_instants(
+        &self,
+    ) -> Result<std::collections::HashMap<i64, Millis>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT job_id, MAX(instant) FROM runs WHERE trigger_kind IN ('schedule', 'misfire') \
+             GROUP BY job_id",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get::<i64, _>(0)?, r.try_get::<i64, _>(1)?)))
+            .collect()
+    }
+
+    /// Claims a `scheduled` run for dispatch; false when another dispatcher claimed it first.
+    pub async fn claim_run(&self, run_id: i64) -> Result<bool, StoreError> {
+        let n = sqlx::query(
+            "UPDATE runs SET state = 'dispatched', dispatched_at = ? WHERE id = ? AND state = 'scheduled'",
+        )
+        .bind(crate::model::now_millis())
+        .bind(run_id)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n == 1)
+    }
+}
+
+/// The result of recording a fire.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Recorded {
+    /// This caller created the run: it must deliver it.
+    New(i64),
+    /// The (job, instant, target) run exists already: someone else fired it.
+    AlreadyFired,
+}
+
+/// A recorded run waiting for a dispatcher to claim it.
+#[derive(Debug, Clone)]
+pub struct PendingRun {
+    pub run_id: i64,
+    pub job_id: i64,
+    pub instant: Millis,
+    pub attempt: i64,
+    pub retry_of: Option<i64>,
+}
+
+/// A token unique to one `record_fires` call across every dispatcher of a cluster: host,
+/// process, start time and a counter.
+fn fire_token() -> String {
+    use std::sync::atomic::{AtomicU64, Ordering};
+    use std::sync::OnceLock;
+    static PREFIX: OnceLock<String> = OnceLock::new();
+    static NEXT: AtomicU64 = AtomicU64::new(0);
+    let prefix = PREFIX.get_or_init(|| {
+        let host = nix::unistd::gethostname()
+            .ok()
+            .and_then(|h| h.into_string().ok())
+            .unwrap_or_default();
+        format!(
+            "{host}/{}/{}",
+            std::process::id(),
+            chrono::Utc::now().timestamp_micros()
+        )
+    });
+    format!("{prefix}/{}", NEXT.fetch_add(1, Ordering::Relaxed))
+}

@@ -1,0 +1,191 @@
+//! Runs whose executor went away: who took which run, the runs marked lost, and the runs an
+//! executor must stop because the store gave up on them.
+
+use sqlx::Row;
+
+use super::lifecycle::{insert_retry, Retry};
+use super::{rows, Store, StoreError};
+use crate::model::Millis;
+
+impl Store {
+    /// Runs started by other executor instances at `host_addr` (`host/address/`, not `me`)
+    /// that are `running` or were marked `lost`, with their executor instance, pid and start:
+    /// the process groups a dead executor may have left behind (the caller checks that the
+    /// instance is dead: a draining one of the previous generation is alive). Last day only.
+    pub async fn runs_of_earlier_executors(
+        &self,
+        host_addr: &str,
+        me: &str,
+    ) -> Result<Vec<(i64, String, i64, Millis)>, StoreError> {
+        let since = crate::model::now_millis() - 86_400_000;
+        let rows = sqlx::query(
+            "SELECT id, executor, pid, started_at FROM runs WHERE state IN ('running', 'lost') \
+             AND executor LIKE ? AND executor <> ? AND pid IS NOT NULL \
+             AND started_at IS NOT NULL AND started_at > ?",
+        )
+        .bind(format!("{host_addr}%"))
+        .bind(me)
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    r.try_get(0)?,
+                    rows::text_at(r, 1)?.unwrap_or_default(),
+                    r.try_get(2)?,
+                    r.try_get(3)?,
+                ))
+            })
+            .collect()
+    }
+
+    /// Notes the executor instance that accepted dispatched runs (the ones it has not written
+    /// anything for yet).
+    pub async fn mark_delivered(&self, instance: &str, run_ids: &[i64]) -> Result<(), StoreError> {
+        for ids in run_ids.chunks(500) {
+            let sql = format!(
+                "UPDATE runs SET executor = ? WHERE state = 'dispatched' AND executor IS NULL \
+                 AND id IN ({})",
+                vec!["?"; ids.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql).bind(instance);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&self.pool).await?;
+        }
+        Ok(())
+    }
+
+    /// Marks `lost` the runs that cannot end any more: `running` or accepted (`dispatched` with
+    /// an executor noted) on an executor whose heartbeat is older than `stale_before` (or that
+    /// is gone); `dispatched` runs no executor took before `dispatched_before`; and runs of a
+    /// job with a timeout still not ended `overdue_grace_ms` after their timeout (their live
+    /// executor failed to end them). A run accepted by a live executor is otherwise never lost,
+    /// however long its result takes to be written. The conditional update is idempotent, so
+    /// several monitors mark each run once. Returns the runs marked.
+    pub async fn mark_lost(
+        &self,
+        stale_before: Millis,
+        dispatched_before: Millis,
+        overdue_grace_ms: Millis,
+    ) -> Result<Vec<i64>, StoreError> {
+        let silent = sqlx::query(
+            "SELECT r.id FROM runs r LEFT JOIN executors e ON e.instance = r.executor \
+             WHERE (r.state IN ('running', 'dispatched') AND r.executor IS NOT NULL \
+                    AND (e.instance IS NULL OR e.last_seen < ?)) \
+             OR (r.state = 'dispatched' AND r.executor IS NULL AND r.dispatched_at < ?)",
+        )
+        .bind(stale_before)
+        .bind(dispatched_before)
+        .fetch_all(&self.pool)
+        .await?;
+        let now = crate::model::now_millis();
+        let overdue = sqlx::query(
+            "SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_id \
+             WHERE r.state IN ('running', 'dispatched') AND r.executor IS NOT NULL \
+             AND j.timeout_secs IS NOT NULL AND j.timeout_secs > 0 \
+             AND COALESCE(r.started_at, r.dispatched_at) + j.timeout_secs * 1000 < ?",
+        )
+        .bind(now - overdue_grace_ms)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut marked = Vec::new();
+        for (rows, error) in [
+            (silent, "lost: its executor stopped answering before the run ended"),
+            (
+                overdue,
+                "lost: still running past its timeout and the kill grace (its executor could not end it)",
+            ),
+        ] {
+            for r in &rows {
+                let id: i64 = r.try_get(0)?;
+                if self.lose(id, error, now).await? {
+                    marked.push(id);
+                }
+            }
+        }
+        Ok(marked)
+    }
+
+    /// Marks one run `lost` with `error` unless it ended meanwhile, with the retry the job
+    /// allows, in one transaction. True when this caller marked it.
+    async fn lose(&self, id: i64, error: &str, now: Millis) -> Result<bool, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query(
+            "UPDATE runs SET state = 'lost', ended_at = ?, error = ? \
+             WHERE id = ? AND state IN ('dispatched', 'running')",
+        )
+        .bind(now)
+        .bind(error)
+        .bind(id)
+        .execute(&mut *tx)
+        .await?
+        .rows_affected();
+        if n == 1 {
+            // A lost run is retried like a failed one when the job allows another attempt.
+            let run = sqlx::query(
+                    "SELECT r.job_id, r.instant, r.attempt, r.retry_of, j.retries, \
+                     j.retry_backoff_secs FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?",
+                )
+                .bind(id)
+                .fetch_optional(&mut *tx)
+                .await?;
+            if let Some(run) = run {
+                let attempt: i64 = run.try_get(2)?;
+                let retries: i64 = run.try_get(4)?;
+                if attempt <= retries {
+                    let backoff: i64 = run.try_get(5)?;
+                    let retry_of: Option<i64> = run.try_get(3)?;
+                    let delay = crate::model::retry_delay_ms(backoff, attempt);
+                    let retry = Retry {
+                        job_id: run.try_get(0)?,
+                        instant: run.try_get(1)?,
+                        attempt: attempt + 1,
+                        retry_of: retry_of.unwrap_or(id),
+                        not_before: now + delay,
+                    };
+                    insert_retry(&mut tx, &retry, now).await?;
+                }
+            }
+        }
+        tx.commit().await?;
+        Ok(n == 1)
+    }
+
+    /// Which of `ids` the store gave up on: recorded `lost`, or deleted with their job
+    /// (`job delete --force`). In chunks, every id a bound parameter.
+    pub async fn given_up_among(&self, ids: &[i64]) -> Result<Vec<(i64, GivenUp)>, StoreError> {
+        let mut out = Vec::new();
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!("SELECT id, state FROM runs WHERE id IN ({marks})");
+            let mut query = sqlx::query(&sql);
+            for id in chunk {
+                query = query.bind(*id);
+            }
+            let mut found = std::collections::HashMap::new();
+            for row in query.fetch_all(&self.pool).await? {
+                found.insert(row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?);
+            }
+            for id in chunk {
+                match found.get(id).map(String::as_str) {
+                    None => out.push((*id, GivenUp::Deleted)),
+                    Some("lost") => out.push((*id, GivenUp::Lost)),
+                    Some(_) => {}
+                }
+            }
+        }
+        Ok(out)
+    }
+}
+
+/// Why the store no longer expects a run's result.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum GivenUp {
+    /// The monitor recorded it `lost`.
+    Lost,
+    /// Its job was deleted while it ran (`job delete --force`).
+    Deleted,
+}

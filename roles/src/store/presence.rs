@@ -1,0 +1,157 @@
+//! Who is alive: the heartbeats of executors and dispatchers, and the removal of stale rows.
+
+use sqlx::Row;
+
+use super::{is_unique_violation, Store, StoreError};
+use crate::model::Millis;
+
+impl Store {
+    /// An executor's heartbeat: creates or refreshes its row.
+    pub async fn heartbeat(&self, instance: &str, started_at: Millis) -> Result<(), StoreError> {
+        self.beat_in("executors", instance, started_at).await
+    }
+
+    /// A heartbeat in `table` (`executors` or `dispatchers`: a constant, never input).
+    async fn beat_in(
+        &self,
+        table: &'static str,
+        instance: &str,
+        started_at: Millis,
+    ) -> Result<(), StoreError> {
+        let now = crate::model::now_millis();
+        let updated = sqlx::query(&format!(
+            "UPDATE {table} SET last_seen = ? WHERE instance = ?"
+        ))
+        .bind(now)
+        .bind(instance)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        if updated == 0 {
+            let inserted = sqlx::query(&format!(
+                "INSERT INTO {table} (instance, started_at, last_seen) VALUES (?, ?, ?)"
+            ))
+            .bind(instance)
+            .bind(started_at)
+            .bind(now)
+            .execute(&self.pool)
+            .await;
+            match inserted {
+                Ok(_) => {}
+                Err(e) if is_unique_violation(&e) => {}
+                Err(e) => return Err(e.into()),
+            }
+        }
+        Ok(())
+    }
+
+    /// Executors that stopped heartbeating without leaving cleanly (crashed, killed, host
+    /// gone). Each is removed by exactly one caller, which gets it back to alarm about it.
+    pub async fn expire_executors(&self, stale_before: Millis) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT instance FROM executors WHERE last_seen < ?")
+            .bind(stale_before)
+            .fetch_all(&self.pool)
+            .await?;
+        let stale = rows
+            .iter()
+            .map(|r| Ok((r.try_get::<String, _>(0)?, true)))
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.remove_stale("executors", stale, stale_before).await
+    }
+
+    /// Deletes the `stale` rows of `table` (a constant) still stale; returns the instances
+    /// this caller deleted and flagged (several monitors: each row goes to one of them).
+    async fn remove_stale(
+        &self,
+        table: &'static str,
+        stale: Vec<(String, bool)>,
+        stale_before: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let mut gone = Vec::new();
+        for (instance, flagged) in stale {
+            let n = sqlx::query(&format!(
+                "DELETE FROM {table} WHERE instance = ? AND last_seen < ?"
+            ))
+            .bind(&instance)
+            .bind(stale_before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected();
+            if n == 1 && flagged {
+                gone.push(instance);
+            }
+        }
+        Ok(gone)
+    }
+
+    /// An executor leaving cleanly (all its runs recorded).
+    pub async fn deregister(&self, instance: &str) -> Result<(), StoreError> {
+        sqlx::query("DELETE FROM executors WHERE instance = ?")
+            .bind(instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// A dispatcher's heartbeat: creates or refreshes its row.
+    pub async fn dispatcher_heartbeat(
+        &self,
+        instance: &str,
+        started_at: Millis,
+    ) -> Result<(), StoreError> {
+        self.beat_in("dispatchers", instance, started_at).await
+    }
+
+    /// A dispatcher stopping cleanly: it counts as present until its heartbeat ages out (a
+    /// reload or a shutdown is no outage), then it is forgotten without an alarm.
+    pub async fn dispatcher_left(&self, instance: &str) -> Result<(), StoreError> {
+        sqlx::query("UPDATE dispatchers SET left_at = ? WHERE instance = ?")
+            .bind(crate::model::now_millis())
+            .bind(instance)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+
+    /// Dispatchers heard from since `since` (including ones that left since).
+    pub async fn dispatchers_seen(&self, since: Millis) -> Result<i64, StoreError> {
+        let row = sqlx::query("SELECT COUNT(*) FROM dispatchers WHERE last_seen >= ?")
+            .bind(since)
+            .fetch_one(&self.pool)
+            .await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// Dispatchers heard from since `since` that have not left: the ones that may be firing.
+    pub async fn live_dispatchers(&self, since: Millis) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instance FROM dispatchers WHERE last_seen >= ? AND left_at IS NULL",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| Ok(r.try_get::<String, _>(0)?))
+            .collect()
+    }
+
+    /// Removes dispatchers silent since `stale_before`; returns those that had not left
+    /// cleanly (crashed, killed, host gone), each to exactly one caller.
+    pub async fn expire_dispatchers(
+        &self,
+        stale_before: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let rows = sqlx::query("SELECT instance, left_at FROM dispatchers WHERE last_seen < ?")
+            .bind(stale_before)
+            .fetch_all(&self.pool)
+            .await?;
+        let stale = rows
+            .iter()
+            .map(|r| {
+                let left: Option<i64> = r.try_get(1)?;
+                Ok((r.try_get::<String, _>(0)?, left.is_none()))
+            })
+            .collect::<Result<Vec<_>, StoreError>>()?;
+        self.remove_stale("dispatchers", stale, stale_before).await
+    }
+}

@@ -1,0 +1,31 @@
+//! Retention: finished runs and old change-log rows are deleted, so the store stays bounded.
+
+use super::{Store, StoreError};
+use crate::model::Millis;
+
+impl Store {
+    /// Deletes finished runs that ended before `before`, and job changes older than it.
+    pub async fn prune(&self, before: Millis) -> Result<u64, StoreError> {
+        let runs = sqlx::query(
+            "DELETE FROM runs WHERE ended_at IS NOT NULL AND ended_at < ? \
+             AND state NOT IN ('scheduled', 'dispatched', 'running')",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(runs)
+    }
+
+    /// Drops change-log rows older than `before`, always keeping the newest one so the sequence
+    /// never goes back.
+    pub async fn prune_changes(&self, before: Millis) -> Result<(), StoreError> {
+        let last = self.last_change().await?;
+        sqlx::query("DELETE FROM job_changes WHERE at < ? AND seq < ?")
+            .bind(before)
+            .bind(last)
+            .execute(&self.pool)
+            .await?;
+        Ok(())
+    }
+}
