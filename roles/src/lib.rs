@@ -5,13 +5,15 @@
 //! - [`monitor`]: serves the API (and later the console, health checks and alarms).
 //!
 //! Shared: [`config`], [`cluster`] (etcd registry, Redis fire lock), the job [`model`] and [`schedule`], the [`store`], capped [`output`],
-//! [`http`] serving/auth/health/client, [`metrics`], [`tokens`] and the role [`runtime`].
+//! [`http`] serving/auth/health/client, [`metrics`], [`tokens`], process [`instance`] ids and
+//! the role [`runtime`].
 
 pub mod cluster;
 pub mod config;
 pub mod dispatcher;
 pub mod executor;
 pub mod http;
+pub mod instance;
 pub mod metrics;
 pub mod model;
 pub mod monitor;

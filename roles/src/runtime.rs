@@ -12,16 +12,12 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
-/// How a role is asked to stop.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StopKind {
-    /// SIGTERM: stop accepting, finish in-flight work within the drain timeout.
-    Drain,
-    /// SIGINT: stop now; running jobs are killed and recorded `killed`.
-    Fast,
-}
+/// How a role is asked to stop: the supervisor's own `Stop`, passed on by signal (SIGTERM:
+/// `Graceful`, finish in-flight work within the drain timeout; SIGINT: `Fast`, running jobs are
+/// killed and recorded `killed`).
+pub use cronvisor_supervisor::Stop;
 
-pub type Shutdown = watch::Receiver<Option<StopKind>>;
+pub type Shutdown = watch::Receiver<Option<Stop>>;
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoleError {
@@ -145,20 +141,20 @@ pub fn shutdown_on_signals() -> Result<Shutdown, RoleError> {
         let mut check = tokio::time::interval(PARENT_CHECK);
         loop {
             let kind = tokio::select! {
-                _ = term.recv() => StopKind::Drain,
-                _ = int.recv() => StopKind::Fast,
+                _ = term.recv() => Stop::Graceful,
+                _ = int.recv() => Stop::Fast,
                 _ = check.tick() => {
                     if nix::unistd::getppid() == parent {
                         continue;
                     }
                     tracing::warn!("supervisor gone; draining");
-                    StopKind::Drain
+                    Stop::Graceful
                 }
             };
             // A repeated SIGTERM (the supervisor's and a process-group signal) stays a drain;
             // SIGINT at any point makes it fast.
             let next = match *tx.borrow() {
-                Some(StopKind::Fast) => StopKind::Fast,
+                Some(Stop::Fast) => Stop::Fast,
                 _ => kind,
             };
             tracing::info!(?next, "stop requested");
@@ -185,7 +181,7 @@ pub async fn stopped(mut shutdown: Shutdown) {
 /// Resolves when a fast stop is requested.
 pub async fn stopped_fast(mut shutdown: Shutdown) {
     loop {
-        if *shutdown.borrow() == Some(StopKind::Fast) {
+        if *shutdown.borrow() == Some(Stop::Fast) {
             return;
         }
         if shutdown.changed().await.is_err() {

@@ -13,8 +13,8 @@ use cronvisor_roles::store::Store;
 use cronvisor_roles::tokens;
 use cronvisor_supervisor::activation::Inherited;
 use cronvisor_supervisor::{
-    ChildSpec, ExecSpec, ListenerSpec, Listeners, Reconfigure, Request, Settings, Stop,
-    UpgradeState,
+    ChildSpec, ExecSpec, ListenerSpec, Listeners, Reconfigure, ReconfigureError, Request, Settings,
+    Stop, UpgradeState,
 };
 use tokio::signal::unix::{signal, SignalKind};
 use tokio::sync::{mpsc, watch};
@@ -304,24 +304,29 @@ fn reconfigure(
     rpc_addr: String,
 ) -> Reconfigure {
     Box::new(move || {
-        let mut config = Config::load(config_path.as_deref()).map_err(|e| e.to_string())?;
+        let invalid = |e: Box<dyn std::error::Error + Send + Sync>| ReconfigureError::Invalid(e);
+        let mut config = Config::load(config_path.as_deref()).map_err(|e| invalid(e.into()))?;
         if let Some(d) = &data_dir_flag {
             config.data_dir = d.clone();
         }
-        config.validate().map_err(|e| e.to_string())?;
+        config.validate().map_err(|e| invalid(e.into()))?;
         let data_dir = config
             .data_dir
             .canonicalize()
-            .map_err(|e| format!("data_dir {}: {e}", config.data_dir.display()))?;
+            .map_err(|e| invalid(format!("data_dir {}: {e}", config.data_dir.display()).into()))?;
         if data_dir != running.data_dir {
-            return Err(format!(
-                "data_dir changed ({} -> {}): that needs a restart",
-                running.data_dir.display(),
-                data_dir.display()
-            ));
+            return Err(ReconfigureError::NeedsRestart {
+                what: "data_dir",
+                before: running.data_dir.display().to_string(),
+                after: data_dir.display().to_string(),
+            });
         }
         if config.listeners != running.listeners {
-            return Err("listeners changed: that needs a restart".to_string());
+            return Err(ReconfigureError::NeedsRestart {
+                what: "listeners",
+                before: format!("{:?}", running.listeners),
+                after: format!("{:?}", config.listeners),
+            });
         }
         Ok(child_specs(
             &program,

@@ -19,5 +19,5 @@ pub mod upgrade;
 pub use activation::ActivationError;
 pub use child::ChildSpec;
 pub use listeners::{ListenerSpec, Listeners};
-pub use supervise::{run, Reconfigure, Request, Settings, Stop, SuperviseError};
+pub use supervise::{run, Reconfigure, ReconfigureError, Request, Settings, Stop, SuperviseError};
 pub use upgrade::{ExecSpec, UpgradeState};

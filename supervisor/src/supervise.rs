@@ -52,7 +52,22 @@ pub enum Request {
 
 /// Re-reads the configuration for a reload: the children of the next generation, or why the
 /// configuration cannot be used (the running generation is then left alone).
-pub type Reconfigure = Box<dyn Fn() -> Result<Vec<ChildSpec>, String> + Send + Sync>;
+pub type Reconfigure = Box<dyn Fn() -> Result<Vec<ChildSpec>, ReconfigureError> + Send + Sync>;
+
+/// Why a reload's configuration cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ReconfigureError {
+    /// The configuration does not load or validate (the source says where and why).
+    #[error(transparent)]
+    Invalid(Box<dyn std::error::Error + Send + Sync>),
+    /// What only a restart can change: the data dir, the listeners.
+    #[error("{what} changed ({before} -> {after}): that needs a restart")]
+    NeedsRestart {
+        what: &'static str,
+        before: String,
+        after: String,
+    },
+}
 
 #[derive(Debug, Clone)]
 pub struct Settings {

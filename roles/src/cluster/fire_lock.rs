@@ -17,7 +17,7 @@ use std::time::Duration;
 use redis::aio::MultiplexedConnection;
 use redis::{AsyncConnectionConfig, Script};
 
-use super::Dependencies;
+use super::{ClusterError, Dependencies};
 use crate::model::Millis;
 
 /// The value of a lock whose run is recorded.
@@ -73,8 +73,8 @@ impl FireLock {
         timeout: Duration,
         deps: Arc<Dependencies>,
         round_trips: Arc<crate::metrics::Metric>,
-    ) -> Result<FireLock, String> {
-        let client = redis::Client::open(url).map_err(|e| format!("redis url: {e}"))?;
+    ) -> Result<FireLock, ClusterError> {
+        let client = redis::Client::open(url).map_err(ClusterError::redis("redis url"))?;
         Ok(FireLock {
             client,
             conn: tokio::sync::Mutex::new(None),
@@ -92,7 +92,7 @@ impl FireLock {
         self.ttl
     }
 
-    async fn connection(&self) -> Result<MultiplexedConnection, String> {
+    async fn connection(&self) -> Result<MultiplexedConnection, ClusterError> {
         let mut guard = self.conn.lock().await;
         if let Some(c) = guard.as_ref() {
             return Ok(c.clone());
@@ -104,14 +104,14 @@ impl FireLock {
             .client
             .get_multiplexed_async_connection_with_config(&config)
             .await
-            .map_err(|e| format!("connecting to redis: {e}"))?;
+            .map_err(ClusterError::redis("connecting to redis"))?;
         *guard = Some(c.clone());
         Ok(c)
     }
 
     /// Records the outcome of a call: an error drops the connection (the next call reconnects)
     /// and marks Redis degraded; a success marks it healthy.
-    async fn outcome<T>(&self, r: Result<T, String>) -> Result<T, String> {
+    async fn outcome<T>(&self, r: Result<T, ClusterError>) -> Result<T, ClusterError> {
         self.round_trips.inc();
         match &r {
             Ok(_) => {
@@ -121,7 +121,7 @@ impl FireLock {
             }
             Err(e) => {
                 *self.conn.lock().await = None;
-                if self.deps.degrade("redis", e.clone()) {
+                if self.deps.degrade("redis", e.to_string()) {
                     tracing::warn!(error = %e, "redis unreachable: firing on the store fence alone");
                 }
             }
@@ -130,7 +130,7 @@ impl FireLock {
     }
 
     /// Tries to take the lock of each (job, instant); true where this dispatcher got it.
-    pub async fn acquire(&self, fires: &[(i64, Millis)]) -> Result<Vec<bool>, String> {
+    pub async fn acquire(&self, fires: &[(i64, Millis)]) -> Result<Vec<bool>, ClusterError> {
         let r = async {
             let mut conn = self.connection().await?;
             let mut pipe = redis::pipe();
@@ -146,7 +146,7 @@ impl FireLock {
             let replies: Vec<Option<String>> = pipe
                 .query_async(&mut conn)
                 .await
-                .map_err(|e| format!("redis SET NX: {e}"))?;
+                .map_err(ClusterError::redis("redis SET NX"))?;
             Ok(replies.into_iter().map(|r| r.is_some()).collect())
         }
         .await;
@@ -155,17 +155,17 @@ impl FireLock {
 
     /// Marks the given locks (held by this dispatcher) `done`: their runs are recorded. Kept for
     /// three lock lifetimes, long enough for the others' second look.
-    pub async fn confirm(&self, fires: &[(i64, Millis)]) -> Result<(), String> {
+    pub async fn confirm(&self, fires: &[(i64, Millis)]) -> Result<(), ClusterError> {
         self.settle(fires, "done").await
     }
 
     /// Gives the given locks back (the runs could not be recorded): the others' second look
     /// then records them through the fence.
-    pub async fn release(&self, fires: &[(i64, Millis)]) -> Result<(), String> {
+    pub async fn release(&self, fires: &[(i64, Millis)]) -> Result<(), ClusterError> {
         self.settle(fires, "release").await
     }
 
-    async fn settle(&self, fires: &[(i64, Millis)], how: &str) -> Result<(), String> {
+    async fn settle(&self, fires: &[(i64, Millis)], how: &str) -> Result<(), ClusterError> {
         if fires.is_empty() {
             return Ok(());
         }
@@ -181,7 +181,7 @@ impl FireLock {
             let _: i64 = call
                 .invoke_async(&mut conn)
                 .await
-                .map_err(|e| format!("redis settle: {e}"))?;
+                .map_err(ClusterError::redis("redis settle"))?;
             Ok(())
         }
         .await;
@@ -189,7 +189,7 @@ impl FireLock {
     }
 
     /// The second look: true where the fire is known recorded (`done`).
-    pub async fn settled(&self, fires: &[(i64, Millis)]) -> Result<Vec<bool>, String> {
+    pub async fn settled(&self, fires: &[(i64, Millis)]) -> Result<Vec<bool>, ClusterError> {
         let r = async {
             let mut conn = self.connection().await?;
             let keys: Vec<String> = fires.iter().map(|(j, t)| key(*j, *t)).collect();
@@ -197,7 +197,7 @@ impl FireLock {
                 .arg(&keys)
                 .query_async(&mut conn)
                 .await
-                .map_err(|e| format!("redis MGET: {e}"))?;
+                .map_err(ClusterError::redis("redis MGET"))?;
             Ok(values
                 .into_iter()
                 .map(|v| v.as_deref() == Some(DONE))

@@ -14,6 +14,45 @@ use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
+/// A call to etcd or Redis that failed: what was being done, and the client's error. Callers
+/// branch only on "it failed" (degrade, retry later), so one enum serves the cluster code; the
+/// source is kept for logs.
+#[derive(Debug, thiserror::Error)]
+pub enum ClusterError {
+    #[error("{what}: {source}")]
+    Etcd {
+        what: String,
+        #[source]
+        source: etcd_client::Error,
+    },
+    #[error("{what}: {source}")]
+    Redis {
+        what: &'static str,
+        #[source]
+        source: redis::RedisError,
+    },
+    #[error("{what}: {source}")]
+    Encode {
+        what: &'static str,
+        #[source]
+        source: serde_json::Error,
+    },
+    /// etcd ended a watch or a lease on its side.
+    #[error("{0}")]
+    Ended(String),
+}
+
+impl ClusterError {
+    pub fn etcd(what: impl Into<String>) -> impl FnOnce(etcd_client::Error) -> ClusterError {
+        let what = what.into();
+        move |source| ClusterError::Etcd { what, source }
+    }
+
+    pub fn redis(what: &'static str) -> impl FnOnce(redis::RedisError) -> ClusterError {
+        move |source| ClusterError::Redis { what, source }
+    }
+}
+
 /// One executor as it announces itself in the registry (the value of its etcd key).
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct ExecutorInfo {
@@ -84,10 +123,7 @@ pub fn host_identity(configured: &str) -> String {
     if !configured.is_empty() {
         return configured.to_string();
     }
-    nix::unistd::gethostname()
-        .ok()
-        .and_then(|h| h.into_string().ok())
-        .unwrap_or_else(|| "localhost".into())
+    crate::instance::hostname()
 }
 
 /// The `[machine]` groups that list `host`.

@@ -5,7 +5,7 @@
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::Dependencies;
+use super::{ClusterError, Dependencies};
 use crate::config::ClusterConfig;
 use crate::runtime::Shutdown;
 
@@ -50,13 +50,13 @@ pub async fn watch(cfg: ClusterConfig, deps: Arc<Dependencies>, shutdown: Shutdo
     }
 }
 
-fn record(deps: &Dependencies, name: &'static str, outcome: Result<(), String>) {
+fn record(deps: &Dependencies, name: &'static str, outcome: Result<(), ClusterError>) {
     match outcome {
         Ok(()) => {
             deps.restore(name);
         }
         Err(e) => {
-            deps.degrade(name, e);
+            deps.degrade(name, e.to_string());
         }
     }
 }
@@ -65,24 +65,24 @@ async fn redis(
     url: &str,
     timeout: Duration,
     kept: &mut Option<redis::aio::MultiplexedConnection>,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     let mut conn = match kept.take() {
         Some(c) => c,
         None => {
-            let client = redis::Client::open(url).map_err(|e| e.to_string())?;
+            let client = redis::Client::open(url).map_err(ClusterError::redis("redis url"))?;
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout));
             client
                 .get_multiplexed_async_connection_with_config(&config)
                 .await
-                .map_err(|e| format!("redis unreachable: {e}"))?
+                .map_err(ClusterError::redis("redis unreachable"))?
         }
     };
     let _: String = redis::cmd("PING")
         .query_async(&mut conn)
         .await
-        .map_err(|e| format!("redis PING: {e}"))?;
+        .map_err(ClusterError::redis("redis PING"))?;
     *kept = Some(conn);
     Ok(())
 }
@@ -91,7 +91,7 @@ async fn etcd(
     endpoints: &[String],
     timeout: Duration,
     kept: &mut Option<etcd_client::Client>,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     let mut client = match kept.take() {
         Some(c) => c,
         None => {
@@ -100,13 +100,13 @@ async fn etcd(
                 .with_timeout(timeout);
             etcd_client::Client::connect(endpoints, Some(options))
                 .await
-                .map_err(|e| format!("etcd unreachable: {e}"))?
+                .map_err(ClusterError::etcd("etcd unreachable"))?
         }
     };
     client
         .status()
         .await
-        .map_err(|e| format!("etcd status: {e}"))?;
+        .map_err(ClusterError::etcd("etcd status"))?;
     *kept = Some(client);
     Ok(())
 }

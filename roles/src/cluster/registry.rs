@@ -13,7 +13,7 @@ use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
 
-use super::{Dependencies, ExecutorInfo};
+use super::{ClusterError, Dependencies, ExecutorInfo};
 use crate::runtime::Shutdown;
 
 /// Where and how to reach etcd.
@@ -32,7 +32,7 @@ impl EtcdSettings {
         format!("{}/executors/", self.prefix.trim_end_matches('/'))
     }
 
-    async fn connect(&self) -> Result<Client, String> {
+    async fn connect(&self) -> Result<Client, ClusterError> {
         let options = ConnectOptions::new()
             .with_connect_timeout(self.timeout)
             .with_timeout(self.timeout)
@@ -40,7 +40,10 @@ impl EtcdSettings {
             .with_keep_alive_while_idle(true);
         Client::connect(&self.endpoints, Some(options))
             .await
-            .map_err(|e| format!("connecting to etcd {}: {e}", self.endpoints.join(",")))
+            .map_err(ClusterError::etcd(format!(
+                "connecting to etcd {}",
+                self.endpoints.join(",")
+            )))
     }
 }
 
@@ -104,7 +107,7 @@ pub async fn watch(
             e = watch_once(&settings, &registry, &deps) => e,
             _ = &mut stop => return,
         };
-        if deps.degrade("etcd", error.clone()) {
+        if deps.degrade("etcd", error.to_string()) {
             tracing::warn!(%error, executors = registry.live().len(),
                 "etcd unreachable: firing to the last known executors");
         }
@@ -117,7 +120,12 @@ pub async fn watch(
 
 /// One session: a full read of the prefix, then its changes from that revision on. Returns the
 /// error that ended it.
-async fn watch_once(settings: &EtcdSettings, registry: &Registry, deps: &Dependencies) -> String {
+/// Reads and then follows the registry until something ends it; returns why.
+async fn watch_once(
+    settings: &EtcdSettings,
+    registry: &Registry,
+    deps: &Dependencies,
+) -> ClusterError {
     let prefix = settings.executors_prefix();
     let mut client = match settings.connect().await {
         Ok(c) => c,
@@ -128,7 +136,7 @@ async fn watch_once(settings: &EtcdSettings, registry: &Registry, deps: &Depende
         .await
     {
         Ok(r) => r,
-        Err(e) => return format!("reading {prefix}: {e}"),
+        Err(e) => return ClusterError::etcd(format!("reading {prefix}"))(e),
     };
     let revision = read.header().map(|h| h.revision()).unwrap_or(0);
     let mut set = BTreeMap::new();
@@ -151,16 +159,19 @@ async fn watch_once(settings: &EtcdSettings, registry: &Registry, deps: &Depende
         .with_start_revision(revision + 1);
     let mut stream = match client.watch(prefix.as_str(), Some(options)).await {
         Ok(s) => s,
-        Err(e) => return format!("watching {prefix}: {e}"),
+        Err(e) => return ClusterError::etcd(format!("watching {prefix}"))(e),
     };
     loop {
         let message = match stream.message().await {
             Ok(Some(m)) => m,
-            Ok(None) => return "etcd closed the watch".to_string(),
-            Err(e) => return format!("watch on {prefix}: {e}"),
+            Ok(None) => return ClusterError::Ended("etcd closed the watch".into()),
+            Err(e) => return ClusterError::etcd(format!("watch on {prefix}"))(e),
         };
         if message.canceled() {
-            return format!("etcd cancelled the watch: {}", message.cancel_reason());
+            return ClusterError::Ended(format!(
+                "etcd cancelled the watch: {}",
+                message.cancel_reason()
+            ));
         }
         if message.events().is_empty() {
             continue;
@@ -207,7 +218,7 @@ pub async fn register(
     loop {
         let error = register_once(&settings, &info, &deps, &mut leave).await;
         let Err(error) = error else { return };
-        if deps.degrade("etcd", error.clone()) {
+        if deps.degrade("etcd", error.to_string()) {
             tracing::warn!(%error, "etcd unreachable: this executor keeps serving and will re-register");
         }
         tokio::select! {
@@ -222,7 +233,7 @@ async fn register_once(
     info: &ExecutorInfo,
     deps: &Dependencies,
     leave: &mut tokio::sync::watch::Receiver<bool>,
-) -> Result<(), String> {
+) -> Result<(), ClusterError> {
     // One key per executor *process*: during a reload the old and the new executor of a host
     // are both registered for a moment, and either one leaving (drained, or rolled back)
     // removes only its own key.
@@ -232,12 +243,15 @@ async fn register_once(
         info.id,
         std::process::id()
     );
-    let value = serde_json::to_vec(info).map_err(|e| e.to_string())?;
+    let value = serde_json::to_vec(info).map_err(|source| ClusterError::Encode {
+        what: "encoding the registration",
+        source,
+    })?;
     let mut client = settings.connect().await?;
     let lease = client
         .lease_grant(settings.lease_ttl_secs, None)
         .await
-        .map_err(|e| format!("granting a lease: {e}"))?
+        .map_err(ClusterError::etcd("granting a lease"))?
         .id();
     client
         .put(
@@ -246,7 +260,7 @@ async fn register_once(
             Some(PutOptions::new().with_lease(lease)),
         )
         .await
-        .map_err(|e| format!("registering {key}: {e}"))?;
+        .map_err(ClusterError::etcd(format!("registering {key}")))?;
     if deps.restore("etcd") {
         tracing::info!(%key, "etcd reachable again: re-registered");
     } else {
@@ -255,19 +269,21 @@ async fn register_once(
     let (mut keeper, mut replies) = client
         .lease_keep_alive(lease)
         .await
-        .map_err(|e| format!("keeping the lease alive: {e}"))?;
+        .map_err(ClusterError::etcd("keeping the lease alive"))?;
     let every = Duration::from_millis((settings.lease_ttl_secs as u64 * 1000 / 3).max(200));
     let mut tick = tokio::time::interval(every);
     loop {
         tokio::select! {
             _ = tick.tick() => {
-                keeper.keep_alive().await.map_err(|e| format!("lease keep-alive: {e}"))?;
+                keeper.keep_alive().await.map_err(ClusterError::etcd("lease keep-alive"))?;
                 match tokio::time::timeout(settings.timeout, replies.message()).await {
                     Ok(Ok(Some(r))) if r.ttl() > 0 => {}
-                    Ok(Ok(Some(_))) => return Err("the lease expired".to_string()),
-                    Ok(Ok(None)) => return Err("etcd closed the keep-alive stream".to_string()),
-                    Ok(Err(e)) => return Err(format!("lease keep-alive: {e}")),
-                    Err(_) => return Err("lease keep-alive timed out".to_string()),
+                    Ok(Ok(Some(_))) => return Err(ClusterError::Ended("the lease expired".into())),
+                    Ok(Ok(None)) => {
+                        return Err(ClusterError::Ended("etcd closed the keep-alive stream".into()))
+                    }
+                    Ok(Err(e)) => return Err(ClusterError::etcd("lease keep-alive")(e)),
+                    Err(_) => return Err(ClusterError::Ended("lease keep-alive timed out".into())),
                 }
             }
             _ = left(leave) => {

@@ -16,6 +16,7 @@ use std::time::Duration;
 
 use tokio::task::JoinSet;
 
+use crate::instance::Instance;
 use crate::model::{now_millis, Trigger};
 use crate::presence::{Heartbeat, Presence};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
@@ -80,7 +81,7 @@ pub async fn run(
     let lock = if cfg.cluster.redis_url.is_empty() {
         None
     } else {
-        let owner = format!("{host}/{}/{}", std::process::id(), now_millis());
+        let owner = Instance::this(&host).to_string();
         match FireLock::new(
             &cfg.cluster.redis_url,
             owner,
@@ -136,8 +137,9 @@ pub async fn run(
         grace,
     ));
     // Present before ready, so the monitor never counts a serving dispatcher as gone.
-    let started_at = now_millis();
-    let instance = format!("{host}/{}/{started_at}", std::process::id());
+    let me = Instance::this(&host);
+    let started_at = me.start;
+    let instance = me.to_string();
     let heartbeat = Heartbeat::start(
         &store,
         &cfg.store_url(),
@@ -165,7 +167,7 @@ pub async fn run(
     // is accounted for here, so that none falls between the two.
     let since = now_millis() - cfg.monitor.lost_after_ms as i64;
     let grace = match store.live_dispatchers(since).await {
-        Ok(live) if !live.iter().any(|i| may_be_firing(i, &instance, &host)) => 0,
+        Ok(live) if !live.iter().any(|i| may_be_firing(i, &me, &host)) => 0,
         _ => MISSED_GRACE_MS,
     };
     match store.last_instants().await {
@@ -270,18 +272,11 @@ pub async fn run(
 /// Whether the dispatcher `other` (an instance `host/pid/start` that beats and has not left)
 /// may be firing now: any other one may, except one of this host whose process is gone (it
 /// crashed, and this dispatcher replaces it).
-fn may_be_firing(other: &str, me: &str, host: &str) -> bool {
-    if other == me {
-        return false;
-    }
-    let mut parts = other.rsplitn(3, '/');
-    let (_start, pid, other_host) = (parts.next(), parts.next(), parts.next());
-    match (other_host, pid.and_then(|p| p.parse::<i32>().ok())) {
-        (Some(h), Some(pid)) if h == host => !matches!(
-            nix::sys::signal::kill(nix::unistd::Pid::from_raw(pid), None),
-            Err(nix::errno::Errno::ESRCH)
-        ),
-        _ => true,
+fn may_be_firing(other: &str, me: &Instance, host: &str) -> bool {
+    match other.parse::<Instance>() {
+        Ok(other) => other != *me && !other.is_gone_from(host),
+        // Not an id this version writes: assume it may be firing.
+        Err(_) => true,
     }
 }
 
@@ -388,8 +383,12 @@ mod tests {
 
     #[test]
     fn only_a_dead_process_of_this_host_is_known_not_to_be_firing() {
-        let me = format!("h/{}/1", std::process::id());
-        assert!(!may_be_firing(&me, &me, "h"), "itself");
+        let me = Instance {
+            host: "h".into(),
+            pid: std::process::id(),
+            start: 1,
+        };
+        assert!(!may_be_firing(&me.to_string(), &me, "h"), "itself");
         // Alive here: this very process under another start time.
         assert!(may_be_firing(
             &format!("h/{}/0", std::process::id()),

@@ -27,7 +27,7 @@ use crate::http::ApiError;
 use crate::metrics::Metric;
 use crate::model::{BatchAccepted, RunAccepted, RunBatch, RunRequest, RunState};
 use crate::presence::{Heartbeat, Presence};
-use crate::runtime::{self, RoleContext, RoleError, Shutdown, StopKind};
+use crate::runtime::{self, RoleContext, RoleError, Shutdown, Stop};
 use crate::store::{GivenUp, Retry, RunOutcome, Started, Store};
 
 pub use process::KillReason;
@@ -251,7 +251,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         let _ = tokio::time::timeout(Duration::from_secs(3), r).await;
     }
     let kind = *shutdown.borrow();
-    if kind == Some(StopKind::Fast) {
+    if kind == Some(Stop::Fast) {
         exec.kill_all();
     }
     // The server finishes the requests it has (each may add a run) before the set is taken.

@@ -24,7 +24,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::runtime::{Shutdown, StopKind};
+use crate::runtime::{Shutdown, Stop};
 
 /// Serves `router` on `listener` until a stop is requested, then drains as described above
 /// (a fast stop skips the grace period).
@@ -88,7 +88,7 @@ pub async fn serve(
     drop(listener);
     // 2. Serve what is open, closing each connection after its next response.
     closing.store(true, Ordering::Relaxed);
-    let grace = if *shutdown.borrow() == Some(StopKind::Fast) {
+    let grace = if *shutdown.borrow() == Some(Stop::Fast) {
         Duration::ZERO
     } else {
         grace

@@ -10,9 +10,8 @@ use serde::{Deserialize, Serialize};
 /// Milliseconds since the Unix epoch: the one time unit of the store and the wire.
 pub type Millis = i64;
 
-pub fn now_millis() -> Millis {
-    chrono::Utc::now().timestamp_millis()
-}
+/// Now, in [`Millis`] (the supervisor's clock reading, shared by every crate).
+pub use cronvisor_supervisor::status::now_millis;
 
 /// A job as stored.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]

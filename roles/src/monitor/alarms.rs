@@ -33,10 +33,7 @@ pub struct Alarmer {
 
 impl Alarmer {
     pub fn new(store: Store, cfg: AlarmConfig, trust: &Trust, metrics: &Metrics) -> Alarmer {
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_else(|| "localhost".into());
+        let host = crate::instance::hostname();
         let smtp = smtp_transport(&cfg);
         Alarmer {
             store,
@@ -310,19 +307,18 @@ impl Alarmer {
                     });
                     tracing::warn!(alarm = alarm.id, channel = %alarm.channel, attempts, error = %e,
                         "alarm delivery failed");
-                    self.store.alarm_attempted(alarm.id, Some(&e), next).await?;
+                    self.store
+                        .alarm_attempted(alarm.id, Some(&e.to_string()), next)
+                        .await?;
                 }
             }
         }
         Ok(())
     }
 
-    async fn send_email(&self, alarm: &Alarm, text: &str) -> Result<(), String> {
+    async fn send_email(&self, alarm: &Alarm, text: &str) -> Result<(), DeliveryError> {
         use lettre::AsyncTransport;
-        let smtp = self
-            .smtp
-            .as_ref()
-            .ok_or_else(|| "SMTP is not configured".to_string())?;
+        let smtp = self.smtp.as_ref().ok_or(DeliveryError::NoSmtp)?;
         let job = alarm.details["job"].as_str().unwrap_or("");
         let message = lettre::Message::builder()
             .from(
@@ -330,22 +326,30 @@ impl Alarmer {
                     .email
                     .from
                     .parse()
-                    .map_err(|e| format!("from: {e}"))?,
+                    .map_err(|source| DeliveryError::Address {
+                        what: "alarm.email.from",
+                        value: self.cfg.email.from.clone(),
+                        source,
+                    })?,
             )
             .to(alarm
                 .recipient
                 .parse()
-                .map_err(|e| format!("to `{}`: {e}", alarm.recipient))?)
+                .map_err(|source| DeliveryError::Address {
+                    what: "recipient",
+                    value: alarm.recipient.clone(),
+                    source,
+                })?)
             .subject(format!("[cronvisor] {job}: {}", alarm.kind))
             .body(text.to_string())
-            .map_err(|e| e.to_string())?;
+            .map_err(DeliveryError::Message)?;
         smtp.send(message)
             .await
             .map(|_| ())
-            .map_err(|e| e.to_string())
+            .map_err(DeliveryError::Smtp)
     }
 
-    async fn send(&self, alarm: &Alarm) -> Result<(), String> {
+    async fn send(&self, alarm: &Alarm) -> Result<(), DeliveryError> {
         let d = &alarm.details;
         let field = |k: &str| match &d[k] {
             serde_json::Value::String(s) => s.clone(),
@@ -395,7 +399,10 @@ impl Alarmer {
                         .replace("{mobile}", &alarm.recipient)
                 };
                 let sms = &self.cfg.sms;
-                let method = sms.method.parse::<Method>().map_err(|e| e.to_string())?;
+                let method = sms
+                    .method
+                    .parse::<Method>()
+                    .map_err(|_| DeliveryError::Method(sms.method.clone()))?;
                 let headers: Vec<(String, String)> = sms
                     .headers
                     .iter()
@@ -411,14 +418,40 @@ impl Alarmer {
                     .await
             }
             "email" => return self.send_email(alarm, &text).await,
-            other => return Err(format!("no channel `{other}`")),
+            other => return Err(DeliveryError::NoChannel(other.to_string())),
         };
         match reply {
             Ok(r) if r.status.is_success() => Ok(()),
-            Ok(r) => Err(format!("answered {}", r.status)),
-            Err(e) => Err(e.to_string()),
+            Ok(r) => Err(DeliveryError::Status(r.status)),
+            Err(e) => Err(DeliveryError::Http(e)),
         }
     }
+}
+
+/// Why an alarm was not delivered: recorded with the alarm (`last_error`) and retried.
+#[derive(Debug, thiserror::Error)]
+pub enum DeliveryError {
+    #[error("SMTP is not configured")]
+    NoSmtp,
+    #[error("{what} `{value}`: {source}")]
+    Address {
+        what: &'static str,
+        value: String,
+        #[source]
+        source: lettre::address::AddressError,
+    },
+    #[error("building the e-mail: {0}")]
+    Message(#[source] lettre::error::Error),
+    #[error("SMTP: {0}")]
+    Smtp(#[source] lettre::transport::smtp::Error),
+    #[error("`{0}` is not an HTTP method")]
+    Method(String),
+    #[error("no channel `{0}`")]
+    NoChannel(String),
+    #[error("answered {0}")]
+    Status(hyper::StatusCode),
+    #[error("{0}")]
+    Http(#[source] crate::http::client::ClientError),
 }
 
 /// The SMTP transport of the config, if e-mail is configured (and valid: `Config::validate`

@@ -267,16 +267,7 @@ fn fire_token() -> String {
     use std::sync::OnceLock;
     static PREFIX: OnceLock<String> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(0);
-    let prefix = PREFIX.get_or_init(|| {
-        let host = nix::unistd::gethostname()
-            .ok()
-            .and_then(|h| h.into_string().ok())
-            .unwrap_or_default();
-        format!(
-            "{host}/{}/{}",
-            std::process::id(),
-            chrono::Utc::now().timestamp_micros()
-        )
-    });
+    let prefix = PREFIX
+        .get_or_init(|| crate::instance::Instance::this(&crate::instance::hostname()).to_string());
     format!("{prefix}/{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
