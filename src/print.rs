@@ -45,6 +45,15 @@ pub fn relative(at: Millis, now: Millis) -> String {
     }
 }
 
+/// `a, b, c`.
+fn names<T: std::fmt::Display>(items: &[T]) -> String {
+    items
+        .iter()
+        .map(T::to_string)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
 fn or_dash<T: ToString>(v: Option<T>) -> String {
     v.map(|v| v.to_string()).unwrap_or_else(|| "-".into())
 }
@@ -192,7 +201,7 @@ pub fn job(view: &JobView) {
         if j.alarm_on.is_empty() {
             "nothing".to_string()
         } else {
-            j.alarm_on.join(", ")
+            names(&j.alarm_on)
         }
     );
     println!(
@@ -200,7 +209,7 @@ pub fn job(view: &JobView) {
         if j.alarm_channels.is_empty() {
             "every configured channel".to_string()
         } else {
-            j.alarm_channels.join(", ")
+            names(&j.alarm_channels)
         }
     );
     if let Some(e) = &j.admin_email {

@@ -119,7 +119,8 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         .unwrap_or_default();
     let m = &ctx.metrics;
     let finished = RunState::ALL
-        .into_iter()
+        .iter()
+        .copied()
         .filter(|s| s.is_final())
         .map(|s| {
             (

@@ -1,9 +1,14 @@
 //! The job and run records, the enums they are made of, and the dispatcher <-> executor
 //! messages. What a user submits, and its validation, is in [`fields`].
 
+mod checks;
+pub mod durations;
 pub mod fields;
+mod kinds;
 
+pub use checks::validate_name;
 pub use fields::{JobFields, ValidJob, DEFAULT_ALARM_ON};
+pub use kinds::{join, AlarmKind, Channel, Fanout, Misfire, Overlap, RunState, Trigger};
 
 use serde::{Deserialize, Serialize};
 
@@ -38,10 +43,10 @@ pub struct Job {
     pub retry_backoff_secs: i64,
     pub misfire: Misfire,
     pub misfire_window_secs: i64,
-    /// Outcomes that raise an alarm: failed, timed_out, killed, lost, skipped, recovered.
-    pub alarm_on: Vec<String>,
-    /// Channels this job's alarms use (webhook, sms, email); empty: every configured one.
-    pub alarm_channels: Vec<String>,
+    /// Outcomes that raise an alarm.
+    pub alarm_on: Vec<AlarmKind>,
+    /// Channels this job's alarms use; empty: every configured one.
+    pub alarm_channels: Vec<Channel>,
     /// Extra recipients of this job's alarms (the original's admin_email / admin_mobile).
     pub admin_email: Option<String>,
     pub admin_mobile: Option<String>,
@@ -60,7 +65,7 @@ pub fn parse_time_bound(s: &str, now: Millis) -> Result<Millis, String> {
     if let Ok(ms) = s.parse::<i64>() {
         return Ok(ms);
     }
-    match fields::parse_duration_secs(s) {
+    match durations::parse_duration_secs(s) {
         Ok(secs) => Ok(now.saturating_sub(secs.saturating_mul(1000))),
         Err(_) => Err(format!(
             "`{s}` is neither a span back from now (90s, 15m, 1h, 7d) nor an RFC 3339 time \
@@ -88,105 +93,6 @@ pub struct LastRun {
     pub ended_at: Option<Millis>,
 }
 
-/// The outcomes an alarm can be about.
-pub const ALARM_KINDS: [&str; 7] = [
-    "failed",
-    "timed_out",
-    "killed",
-    "lost",
-    "skipped",
-    "missed",
-    "recovered",
-];
-
-/// The channels an alarm can go through.
-pub const ALARM_CHANNELS: [&str; 3] = ["webhook", "sms", "email"];
-
-/// What happens when an instant comes while the job's previous run is still going.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum Overlap {
-    /// Run both (cron's behaviour; the default).
-    #[default]
-    Allow,
-    /// Record the new instant `skipped`, with the run still going as the reason.
-    Forbid,
-    /// Kill the running one (recorded `killed`), then start the new one.
-    Replace,
-}
-
-/// How many executors of the job's target run each instant.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum Fanout {
-    /// One executor, picked round-robin among the live ones of the target, failing over to the
-    /// next when one is unreachable (the default).
-    #[default]
-    One,
-    /// Every live executor of the target: one run each.
-    All,
-}
-
-impl Fanout {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Fanout::One => "one",
-            Fanout::All => "all",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Fanout> {
-        [Fanout::One, Fanout::All]
-            .into_iter()
-            .find(|f| f.as_str() == s)
-    }
-}
-
-/// What a dispatcher does, when it starts, about instants missed while none was running.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum Misfire {
-    /// Nothing: the next instant fires as usual (the default).
-    #[default]
-    Skip,
-    /// Run once for the latest missed instant, if it is within `misfire_window_secs`.
-    RunOnce,
-}
-
-impl Overlap {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Overlap::Allow => "allow",
-            Overlap::Forbid => "forbid",
-            Overlap::Replace => "replace",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Overlap> {
-        [Overlap::Allow, Overlap::Forbid, Overlap::Replace]
-            .into_iter()
-            .find(|o| o.as_str() == s)
-    }
-}
-
-impl Misfire {
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Misfire::Skip => "skip",
-            Misfire::RunOnce => "run_once",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<Misfire> {
-        [Misfire::Skip, Misfire::RunOnce]
-            .into_iter()
-            .find(|m| m.as_str() == s)
-    }
-}
-
 /// Rejected input: the field and the reason, as the API returns them.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, thiserror::Error)]
 #[error("{field}: {message}")]
@@ -200,106 +106,6 @@ impl FieldError {
         FieldError {
             field: field.to_string(),
             message: message.into(),
-        }
-    }
-}
-
-/// A run's state. Final states never change again.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum RunState {
-    Scheduled,
-    Dispatched,
-    Running,
-    Succeeded,
-    Failed,
-    TimedOut,
-    Killed,
-    Lost,
-    Skipped,
-    /// Instants that should have fired while no dispatcher ran (one record per job and
-    /// outage, for the latest of them).
-    Missed,
-}
-
-impl RunState {
-    pub const ALL: [RunState; 10] = [
-        RunState::Scheduled,
-        RunState::Dispatched,
-        RunState::Running,
-        RunState::Succeeded,
-        RunState::Failed,
-        RunState::TimedOut,
-        RunState::Killed,
-        RunState::Lost,
-        RunState::Skipped,
-        RunState::Missed,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            RunState::Scheduled => "scheduled",
-            RunState::Dispatched => "dispatched",
-            RunState::Running => "running",
-            RunState::Succeeded => "succeeded",
-            RunState::Failed => "failed",
-            RunState::TimedOut => "timed_out",
-            RunState::Killed => "killed",
-            RunState::Lost => "lost",
-            RunState::Skipped => "skipped",
-            RunState::Missed => "missed",
-        }
-    }
-
-    pub fn parse(s: &str) -> Option<RunState> {
-        RunState::ALL.into_iter().find(|st| st.as_str() == s)
-    }
-
-    pub fn is_final(self) -> bool {
-        !matches!(
-            self,
-            RunState::Scheduled | RunState::Dispatched | RunState::Running
-        )
-    }
-}
-
-/// How a run came to be.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize, clap::ValueEnum)]
-#[serde(rename_all = "snake_case")]
-#[value(rename_all = "snake_case")]
-pub enum Trigger {
-    Schedule,
-    Manual,
-    /// A new attempt after a failure, per the job's `retries`.
-    Retry,
-    /// The one catch-up run of a `misfire = run_once` job after downtime.
-    Misfire,
-}
-
-impl Trigger {
-    pub const ALL: [Trigger; 4] = [
-        Trigger::Schedule,
-        Trigger::Manual,
-        Trigger::Retry,
-        Trigger::Misfire,
-    ];
-
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Trigger::Schedule => "schedule",
-            Trigger::Manual => "manual",
-            Trigger::Retry => "retry",
-            Trigger::Misfire => "misfire",
-        }
-    }
-
-    pub fn parse(s: &str) -> Trigger {
-        match s {
-            "manual" => Trigger::Manual,
-            "retry" => Trigger::Retry,
-            "misfire" => Trigger::Misfire,
-            _ => Trigger::Schedule,
         }
     }
 }
@@ -435,13 +241,6 @@ pub fn retry_delay_ms(backoff_secs: i64, attempt: i64) -> i64 {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn states_round_trip() {
-        for st in RunState::ALL {
-            assert_eq!(RunState::parse(st.as_str()), Some(st));
-        }
-    }
 
     #[test]
     fn retry_delays_double_and_are_capped() {

@@ -12,7 +12,7 @@ use crate::config::AlarmConfig;
 use crate::http::client::HttpClient;
 use crate::http::tls::Trust;
 use crate::metrics::{Metric, Metrics};
-use crate::model::{now_millis, Alarm};
+use crate::model::{now_millis, Alarm, AlarmKind, Channel};
 use crate::store::{NewAlarm, Raised, RunEvent, Store, StoreError};
 
 /// A claimed alarm still `sending` after this long is taken again (its monitor died).
@@ -75,7 +75,7 @@ impl Alarmer {
                 "failed" | "timed_out" | "lost" => self.store.set_failing(ev.job_id, true).await?,
                 _ => {}
             }
-            if ev.alarm_on.contains(&kind) {
+            if AlarmKind::parse(&kind).is_some_and(|k| ev.alarm_on.contains(&k)) {
                 self.raise(&ev, &kind).await?;
             }
         }
@@ -172,7 +172,7 @@ impl Alarmer {
         &self,
         mobiles: Option<&str>,
         emails: Option<&str>,
-        channels: &[String],
+        channels: &[Channel],
     ) -> Vec<(&'static str, String)> {
         let list = |job: Option<&str>, global: &[String]| -> Vec<String> {
             job.into_iter()
@@ -204,7 +204,7 @@ impl Alarmer {
             );
         }
         if !channels.is_empty() {
-            t.retain(|(c, _)| channels.iter().any(|w| w == c));
+            t.retain(|(c, _)| channels.iter().any(|w| w.as_str() == *c));
         }
         if t.is_empty() {
             t.push(("none", String::new()));

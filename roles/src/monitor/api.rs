@@ -246,21 +246,15 @@ impl RunsQuery {
                 )
             })?);
         }
-        let trigger =
-            match self.trigger.as_deref().map(str::trim) {
-                None | Some("") => None,
-                Some(t) => Some(
-                    Trigger::ALL
-                        .into_iter()
-                        .find(|k| k.as_str() == t)
-                        .ok_or_else(|| {
-                            ApiError::field(
+        let trigger = match self.trigger.as_deref().map(str::trim) {
+            None | Some("") => None,
+            Some(t) => Some(Trigger::parse(t).ok_or_else(|| {
+                ApiError::field(
                     "trigger",
-                    format!("unknown trigger `{t}` (one of schedule, manual, retry, misfire)"),
+                    format!("unknown trigger `{t}` (one of {})", Trigger::names()),
                 )
-                        })?,
-                ),
-            };
+            })?),
+        };
         let bound = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
             v.as_deref()
                 .filter(|v| !v.trim().is_empty())

@@ -5,7 +5,7 @@
 use sqlx::Row;
 
 use super::{rows, Store, StoreError};
-use crate::model::{Alarm, Millis};
+use crate::model::{Alarm, AlarmKind, Channel, Millis};
 
 /// A final run a monitor has not looked at yet.
 #[derive(Debug, Clone)]
@@ -17,8 +17,8 @@ pub struct RunEvent {
     pub error: Option<String>,
     pub exit_code: Option<i64>,
     pub ended_at: Option<Millis>,
-    pub alarm_on: Vec<String>,
-    pub alarm_channels: Vec<String>,
+    pub alarm_on: Vec<AlarmKind>,
+    pub alarm_channels: Vec<Channel>,
     pub admin_email: Option<String>,
     pub admin_mobile: Option<String>,
 }
@@ -69,20 +69,12 @@ impl Store {
                     error: rows::text_at(r, 4)?,
                     exit_code: r.try_get(5)?,
                     ended_at: r.try_get(6)?,
-                    alarm_on: r
-                        .try_get::<String, _>(7)?
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect(),
+                    alarm_on: AlarmKind::parse_list(&[r.try_get::<String, _>(7)?])
+                        .map_err(|e| StoreError::Corrupt(format!("alarm_on: {e}")))?,
                     admin_email: rows::text_at(r, 8)?,
                     admin_mobile: rows::text_at(r, 9)?,
-                    alarm_channels: r
-                        .try_get::<String, _>(10)?
-                        .split(',')
-                        .filter(|s| !s.is_empty())
-                        .map(str::to_string)
-                        .collect(),
+                    alarm_channels: Channel::parse_list(&[r.try_get::<String, _>(10)?])
+                        .map_err(|e| StoreError::Corrupt(format!("alarm_channels: {e}")))?,
                 })
             })
             .collect()

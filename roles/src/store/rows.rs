@@ -4,7 +4,9 @@ use sqlx::any::AnyRow;
 use sqlx::Row;
 
 use super::StoreError;
-use crate::model::{Alarm, Fanout, Job, Misfire, Overlap, Run, RunState, Trigger};
+use crate::model::{
+    Alarm, AlarmKind, Channel, Fanout, Job, Misfire, Overlap, Run, RunState, Trigger,
+};
 
 /// A nullable text column, by name or index. MySQL's TEXT types reach the `Any` driver as
 /// blobs, SQLite's as text: accept both (and keep invalid UTF-8 readable rather than failing
@@ -78,18 +80,10 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
                 .ok_or_else(|| StoreError::Corrupt(format!("unknown misfire `{v}`")))?
         },
         misfire_window_secs: r.try_get("misfire_window_secs")?,
-        alarm_on: r
-            .try_get::<String, _>("alarm_on")?
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
-        alarm_channels: r
-            .try_get::<String, _>("alarm_channels")?
-            .split(',')
-            .filter(|s| !s.is_empty())
-            .map(str::to_string)
-            .collect(),
+        alarm_on: AlarmKind::parse_list(&[r.try_get::<String, _>("alarm_on")?])
+            .map_err(|e| StoreError::Corrupt(format!("alarm_on: {e}")))?,
+        alarm_channels: Channel::parse_list(&[r.try_get::<String, _>("alarm_channels")?])
+            .map_err(|e| StoreError::Corrupt(format!("alarm_channels: {e}")))?,
         admin_email: text(r, "admin_email")?,
         admin_mobile: text(r, "admin_mobile")?,
         created_at: r.try_get("created_at")?,
@@ -115,7 +109,7 @@ pub(super) fn run(r: &AnyRow, with_output: bool) -> Result<Run, StoreError> {
         job_id: r.try_get("job_id")?,
         job_name: r.try_get("job_name")?,
         instant: r.try_get("instant")?,
-        trigger: Trigger::parse(&trigger),
+        trigger: Trigger::parse(&trigger).unwrap_or(Trigger::Schedule),
         attempt: r.try_get("attempt")?,
         retry_of: r.try_get("retry_of")?,
         state,

@@ -1,0 +1,238 @@
+//! The checks of a complete job: every bound matches its store column, a job runs a command
+//! *or* calls a URL, HTTP settings belong to HTTP jobs, names and lists hold what they may.
+
+use std::collections::BTreeMap;
+
+use super::durations::secs_text;
+use super::fields::*;
+use super::{FieldError, Job};
+use crate::schedule::{Schedule, ScheduleError};
+
+/// Which of the kind-specific fields a request gave (to name the right one in an error).
+pub(super) struct Given {
+    command: bool,
+    http_url: bool,
+    /// The first HTTP-only field given with a value (not a clearing "").
+    http_only: Option<&'static str>,
+}
+
+impl Given {
+    pub(super) fn of(f: &JobFields) -> Given {
+        let http_only = [
+            (
+                "http_method",
+                f.http_method.as_deref().is_some_and(|v| !v.is_empty()),
+            ),
+            (
+                "http_headers",
+                f.http_headers
+                    .as_ref()
+                    .is_some_and(|h| h.iter().any(|l| !l.0.trim().is_empty())),
+            ),
+            (
+                "http_body",
+                f.http_body.as_deref().is_some_and(|v| !v.is_empty()),
+            ),
+            (
+                "http_expect_status",
+                f.http_expect_status.is_some_and(|v| v != 0),
+            ),
+        ]
+        .into_iter()
+        .find(|(_, given)| *given)
+        .map(|(name, _)| name);
+        Given {
+            command: f.command.as_deref().is_some_and(|c| !c.trim().is_empty()),
+            http_url: f.http_url.as_deref().is_some_and(|u| !u.trim().is_empty()),
+            http_only,
+        }
+    }
+}
+
+/// A job runs a command or makes an HTTP call: exactly one, and HTTP settings only on an
+/// HTTP job. A command job keeps no leftover HTTP settings.
+pub(super) fn check_work(job: &mut Job, given: &Given, was_http: bool) -> Result<(), FieldError> {
+    match (&job.command, &job.http_url) {
+        (Some(_), Some(_)) => {
+            let (field, hint) = match (given.command, given.http_url) {
+                (true, false) if was_http => (
+                    "command",
+                    "this is an HTTP job: clear `http_url` (--http-url \"\") to make it run a command",
+                ),
+                (false, true) => (
+                    "http_url",
+                    "this job runs a command: clear `command` (--command \"\") to make it an HTTP job",
+                ),
+                _ => ("command", "give either `command` or `http_url`, not both"),
+            };
+            Err(FieldError::new(field, hint))
+        }
+        (None, None) => Err(FieldError::new(
+            if was_http { "http_url" } else { "command" },
+            "must not be empty (a job runs a command or calls an http_url)",
+        )),
+        (Some(_), None) => {
+            if let Some(field) = given.http_only {
+                return Err(FieldError::new(
+                    field,
+                    "only applies to an HTTP job (this job runs a command)",
+                ));
+            }
+            job.http_method = DEFAULT_HTTP_METHOD.to_string();
+            job.http_headers.clear();
+            job.http_body = None;
+            job.http_expect_status = 0;
+            Ok(())
+        }
+        (None, Some(_)) => Ok(()),
+    }
+}
+
+fn range(field: &str, v: i64, min: i64, max: i64) -> Result<(), FieldError> {
+    if v < min || v > max {
+        return Err(FieldError::new(
+            field,
+            format!("{v} is out of range {min}-{max}"),
+        ));
+    }
+    Ok(())
+}
+
+/// A bound on seconds, said in the units people use (`must be between 1s and 30d`).
+fn range_secs(field: &str, v: i64, min: i64, max: i64) -> Result<(), FieldError> {
+    if v < min || v > max {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "must be between {} and {} (got {})",
+                secs_text(min),
+                secs_text(max),
+                secs_text(v)
+            ),
+        ));
+    }
+    Ok(())
+}
+
+fn max_len(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
+    if v.len() > max {
+        return Err(FieldError::new(field, format!("longer than {max} bytes")));
+    }
+    if v.contains('\0') {
+        return Err(FieldError::new(field, "must not contain a NUL byte"));
+    }
+    Ok(())
+}
+
+/// Every field of a complete job.
+pub(super) fn check(job: &Job) -> Result<(), FieldError> {
+    validate_name(&job.name)?;
+    max_len("schedule", &job.schedule, MAX_SCHEDULE)?;
+    Schedule::parse(&job.schedule, &job.timezone).map_err(|e| match e {
+        ScheduleError::TimeZone(_) => FieldError::new("timezone", e.to_string()),
+        e => FieldError::new("schedule", e.to_string()),
+    })?;
+    if let Some(c) = &job.command {
+        max_len("command", c, MAX_COMMAND)?;
+    }
+    if let Some(url) = &job.http_url {
+        crate::http::client::check_url(url)
+            .map_err(|reason| FieldError::new("http_url", reason))?;
+        if job.http_method.parse::<hyper::Method>().is_err() || job.http_method.is_empty() {
+            return Err(FieldError::new(
+                "http_method",
+                format!("`{}` is not an HTTP method", job.http_method),
+            ));
+        }
+        if job.http_expect_status != 0 {
+            range("http_expect_status", job.http_expect_status, 100, 599)?;
+        }
+    }
+    if let Some(b) = &job.http_body {
+        max_len("http_body", b, MAX_HTTP_BODY)?;
+    }
+    if let Some(t) = job.timeout_secs {
+        range_secs("timeout_secs", t, 1, MAX_TIMEOUT_SECS)?;
+    }
+    if let Some(r) = &job.run_at {
+        max_len("run_at", r, MAX_RUN_AT)?;
+    }
+    range("retries", job.retries, 0, MAX_RETRIES)?;
+    range_secs(
+        "retry_backoff_secs",
+        job.retry_backoff_secs,
+        1,
+        MAX_BACKOFF_SECS,
+    )?;
+    range_secs(
+        "misfire_window_secs",
+        job.misfire_window_secs,
+        1,
+        MAX_MISFIRE_WINDOW_SECS,
+    )?;
+    for (field, v) in [
+        ("admin_email", &job.admin_email),
+        ("admin_mobile", &job.admin_mobile),
+    ] {
+        if let Some(v) = v {
+            max_len(field, v, MAX_RECIPIENTS)?;
+        }
+    }
+    Ok(())
+}
+
+pub(super) fn headers(lines: &[HeaderLine]) -> Result<BTreeMap<String, String>, FieldError> {
+    let mut out = BTreeMap::new();
+    for line in lines.iter().filter(|l| !l.0.trim().is_empty()) {
+        let Some((k, v)) = line.split() else {
+            return Err(FieldError::new(
+                "http_headers",
+                format!("`{}`: expected \"Name: value\"", line.0),
+            ));
+        };
+        if k.parse::<hyper::header::HeaderName>().is_err()
+            || v.parse::<hyper::header::HeaderValue>().is_err()
+        {
+            return Err(FieldError::new(
+                "http_headers",
+                format!("invalid header `{k}`"),
+            ));
+        }
+        out.insert(k.to_string(), v.to_string());
+    }
+    if out.len() > MAX_HEADERS {
+        return Err(FieldError::new(
+            "http_headers",
+            format!("more than {MAX_HEADERS} headers"),
+        ));
+    }
+    Ok(out)
+}
+
+pub fn validate_name(name: &str) -> Result<(), FieldError> {
+    if name.is_empty() {
+        return Err(FieldError::new("name", "must not be empty"));
+    }
+    if name.len() > MAX_NAME {
+        return Err(FieldError::new(
+            "name",
+            format!("longer than {MAX_NAME} bytes"),
+        ));
+    }
+    if !name
+        .chars()
+        .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+    {
+        return Err(FieldError::new(
+            "name",
+            "only letters, digits, `-`, `_` and `.` are allowed",
+        ));
+    }
+    if name.chars().all(|c| c.is_ascii_digit()) {
+        return Err(FieldError::new(
+            "name",
+            "must not be all digits (numbers address jobs by id)",
+        ));
+    }
+    Ok(())
+}

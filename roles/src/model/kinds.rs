@@ -1,0 +1,187 @@
+//! The enums of jobs and runs. Each value's name is written once, in [`named!`]: it is the
+//! name on the wire (serde), on the command line (clap) and in the store (`as_str` / `parse`).
+
+/// Declares an enum whose every variant has one name, used by serde, clap and the store.
+macro_rules! named {
+    (
+        $(#[$meta:meta])*
+        pub enum $ty:ident {
+            $( $(#[$vmeta:meta])* $variant:ident = $name:literal, )+
+        }
+    ) => {
+        $(#[$meta])*
+        #[derive(
+            Debug, Clone, Copy, PartialEq, Eq, Hash,
+            serde::Serialize, serde::Deserialize, clap::ValueEnum,
+        )]
+        pub enum $ty {
+            $( $(#[$vmeta])* #[serde(rename = $name)] #[value(name = $name)] $variant, )+
+        }
+
+        impl $ty {
+            /// Every value, in declaration order.
+            pub const ALL: &'static [$ty] = &[$($ty::$variant),+];
+
+            /// The value's name in the store, on the wire and on the command line.
+            pub fn as_str(self) -> &'static str {
+                match self {
+                    $($ty::$variant => $name,)+
+                }
+            }
+
+            pub fn parse(s: &str) -> Option<$ty> {
+                $ty::ALL.iter().copied().find(|v| v.as_str() == s)
+            }
+
+            /// A comma-separated list of names (empty items skipped); an unknown one is named.
+            pub fn parse_list<S: AsRef<str>>(items: &[S]) -> Result<Vec<$ty>, String> {
+                items
+                    .iter()
+                    .flat_map(|i| i.as_ref().split(','))
+                    .map(str::trim)
+                    .filter(|i| !i.is_empty())
+                    .map(|i| {
+                        $ty::parse(i).ok_or_else(|| format!("unknown `{i}` (one of {})", $ty::names()))
+                    })
+                    .collect()
+            }
+
+            /// The names, for error messages (`one of a, b, c`).
+            pub fn names() -> String {
+                $ty::ALL.iter().map(|v| v.as_str()).collect::<Vec<_>>().join(", ")
+            }
+        }
+
+        impl std::fmt::Display for $ty {
+            fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+                f.write_str(self.as_str())
+            }
+        }
+    };
+}
+
+/// `a,b,c`: how a list of names is stored.
+pub fn join<T: std::fmt::Display>(items: &[T]) -> String {
+    items.iter().map(T::to_string).collect::<Vec<_>>().join(",")
+}
+
+named! {
+    /// What happens when an instant comes while the job's previous run is still going.
+    #[derive(Default)]
+    pub enum Overlap {
+        /// Run both (cron's behaviour; the default).
+        #[default]
+        Allow = "allow",
+        /// Record the new instant `skipped`, with the run still going as the reason.
+        Forbid = "forbid",
+        /// Kill the running one (recorded `killed`), then start the new one.
+        Replace = "replace",
+    }
+}
+
+named! {
+    /// How many executors of the job's target run each instant.
+    #[derive(Default)]
+    pub enum Fanout {
+        /// One executor, picked round-robin among the live ones of the target, failing over to
+        /// the next when one is unreachable (the default).
+        #[default]
+        One = "one",
+        /// Every live executor of the target: one run each.
+        All = "all",
+    }
+}
+
+named! {
+    /// What a dispatcher does, when it starts, about instants missed while none was running.
+    #[derive(Default)]
+    pub enum Misfire {
+        /// Nothing: the next instant fires as usual (the default).
+        #[default]
+        Skip = "skip",
+        /// Run once for the latest missed instant, if it is within `misfire_window_secs`.
+        RunOnce = "run_once",
+    }
+}
+
+named! {
+    /// A run's state. Final states never change again.
+    pub enum RunState {
+        Scheduled = "scheduled",
+        Dispatched = "dispatched",
+        Running = "running",
+        Succeeded = "succeeded",
+        Failed = "failed",
+        TimedOut = "timed_out",
+        Killed = "killed",
+        Lost = "lost",
+        Skipped = "skipped",
+        /// Instants that should have fired while no dispatcher ran (one record per job and
+        /// outage, for the latest of them).
+        Missed = "missed",
+    }
+}
+
+impl RunState {
+    pub fn is_final(self) -> bool {
+        !matches!(
+            self,
+            RunState::Scheduled | RunState::Dispatched | RunState::Running
+        )
+    }
+}
+
+named! {
+    /// How a run came to be.
+    pub enum Trigger {
+        Schedule = "schedule",
+        Manual = "manual",
+        /// A new attempt after a failure, per the job's `retries`.
+        Retry = "retry",
+        /// The one catch-up run of a `misfire = run_once` job after downtime.
+        Misfire = "misfire",
+    }
+}
+
+named! {
+    /// The outcomes of a job's runs that can raise an alarm (`alarm_on`).
+    pub enum AlarmKind {
+        Failed = "failed",
+        TimedOut = "timed_out",
+        Killed = "killed",
+        Lost = "lost",
+        Skipped = "skipped",
+        Missed = "missed",
+        /// A success after a failure.
+        Recovered = "recovered",
+    }
+}
+
+named! {
+    /// The channels an alarm can go through (`alarm_channels`).
+    pub enum Channel {
+        Webhook = "webhook",
+        Sms = "sms",
+        Email = "email",
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn every_name_reads_back_and_matches_serde() {
+        for st in RunState::ALL {
+            assert_eq!(RunState::parse(st.as_str()), Some(*st));
+            assert_eq!(
+                serde_json::to_value(st).ok(),
+                Some(serde_json::json!(st.as_str()))
+            );
+        }
+        assert_eq!(Misfire::parse("run_once"), Some(Misfire::RunOnce));
+        assert_eq!(AlarmKind::parse("timed_out"), Some(AlarmKind::TimedOut));
+        assert_eq!(Channel::names(), "webhook, sms, email");
+        assert_eq!(Overlap::default(), Overlap::Allow);
+    }
+}
