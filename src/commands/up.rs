@@ -63,6 +63,10 @@ fn warn_without_alarm_channels(config: &Config) {
     }
 }
 
+/// `up`, in named phases: `prepare` (data dir, its lock, tokens, migrated store), `open`
+/// (listeners, adopted from systemd or a self-upgrade, or bound), `signals` (SIGHUP, SIGUSR2,
+/// SIGTERM, SIGINT and the control socket become requests), then the supervisor runs the
+/// roles until stopped.
 pub async fn run(
     cli: &Cli,
     args: &UpArgs,
@@ -75,60 +79,9 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     crate::logging::init(&config.log_format);
-
-    std::fs::create_dir_all(&config.data_dir)
-        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
-    let data_dir = config
-        .data_dir
-        .canonicalize()
-        .with_context(|| format!("resolving data dir {}", config.data_dir.display()))?;
-    let config = Config {
-        data_dir: data_dir.clone(),
-        ..config
-    };
-    // Held until this process exits (an exec in place drops it with the fd and the new image
-    // takes it again at once).
-    let _one_supervisor = lock_data_dir(&data_dir)?;
-    warn_without_alarm_channels(&config);
-    tokens::ensure(&data_dir, tokens::API)?;
-    tokens::ensure(&data_dir, tokens::RPC)?;
-
-    let store_url = config.store_url();
-    let store = Store::connect(&store_url, 1)
-        .await
-        .with_context(|| format!("opening the store {}", super::redact_url(&store_url)))?;
-    store.migrate().await.context("migrating the store")?;
-    store.close().await;
-
-    // A listener of a role this host does not run is not opened.
-    let unused = |name: &str| {
-        ROLE_LISTENERS
-            .iter()
-            .any(|(role, l)| *l == name && !config.roles.iter().any(|r| r == role))
-    };
-    let specs: Vec<ListenerSpec> = config
-        .listeners
-        .iter()
-        .filter(|(name, _)| !unused(name))
-        .map(|(name, addr)| {
-            Ok(ListenerSpec {
-                name: name.clone(),
-                addr: addr.parse::<SocketAddr>()?,
-            })
-        })
-        .collect::<Result<_, std::net::AddrParseError>>()?;
-    let listeners = Listeners::open(&specs, &mut inherited)?;
-    let endpoints: serde_json::Map<String, serde_json::Value> = listeners
-        .addrs()
-        .into_iter()
-        .map(|(n, a, _)| (n, serde_json::Value::String(a.to_string())))
-        .collect();
-    let endpoints_path = data_dir.join("endpoints.json");
-    std::fs::write(&endpoints_path, serde_json::to_vec_pretty(&endpoints)?)
-        .with_context(|| format!("writing {}", endpoints_path.display()))?;
-    for (name, addr, adopted) in listeners.addrs() {
-        tracing::info!(listener = %name, %addr, source = if adopted { "systemd" } else { "bound" }, "listener open");
-    }
+    let (config, _one_supervisor) = prepare(config).await?;
+    let listeners = open(&config, &mut inherited)?;
+    let data_dir = config.data_dir.clone();
 
     // The path, resolved once: a reload starts the binary found at this path then, so a
     // replaced binary is picked up.
@@ -144,18 +97,17 @@ pub async fn run(
         .addr("rpc")
         .map(|a| a.to_string())
         .unwrap_or_default();
-    let children = child_specs(
-        &program,
-        &data_dir,
-        config_path.as_deref(),
-        &config.roles,
-        &rpc_addr,
-    );
     let run_dir = data_dir.join("run");
     std::fs::create_dir_all(&run_dir).with_context(|| format!("creating {}", run_dir.display()))?;
     let s = &config.supervisor;
     let settings = Settings {
-        children,
+        children: child_specs(
+            &program,
+            &data_dir,
+            config_path.as_deref(),
+            &config.roles,
+            &rpc_addr,
+        ),
         run_dir: run_dir.clone(),
         ready_timeout: Duration::from_secs(s.ready_timeout_secs),
         drain_timeout: Duration::from_secs(s.drain_timeout_secs),
@@ -165,7 +117,6 @@ pub async fn run(
         version: env!("CARGO_PKG_VERSION").to_string(),
         exec: Some(exec_spec(cli, &program, config_path.as_deref())),
     };
-
     let reconfigure = reconfigure(
         cli.data_dir.clone(),
         config_path.clone(),
@@ -173,59 +124,18 @@ pub async fn run(
         program.clone(),
         rpc_addr.clone(),
     );
-
     let (requests_tx, requests_rx) = mpsc::channel(16);
     let _control =
         cronvisor_supervisor::control::serve(&run_dir.join("control.sock"), requests_tx.clone())
             .context("opening the control socket")?;
-    let mut usr2 = signal(SignalKind::user_defined2())?;
-    let upgrade_tx = requests_tx.clone();
-    tokio::spawn(async move {
-        while usr2.recv().await.is_some() {
-            tracing::info!("SIGUSR2: self-upgrade requested");
-            let (reply, _) = tokio::sync::oneshot::channel();
-            if upgrade_tx.send(Request::Upgrade { reply }).await.is_err() {
-                return;
-            }
-        }
-    });
-    let mut hup = signal(SignalKind::hangup())?;
-    tokio::spawn(async move {
-        while hup.recv().await.is_some() {
-            tracing::info!("SIGHUP: reload requested");
-            if requests_tx
-                .send(Request::Reload { reply: None })
-                .await
-                .is_err()
-            {
-                return;
-            }
-        }
-    });
-
-    let (stop_tx, stop_rx) = watch::channel(None);
-    let mut term = signal(SignalKind::terminate())?;
-    let mut int = signal(SignalKind::interrupt())?;
-    tokio::spawn(async move {
-        loop {
-            let how = tokio::select! {
-                _ = term.recv() => Stop::Graceful,
-                _ = int.recv() => Stop::Fast,
-            };
-            tracing::info!(?how, "supervisor stopping");
-            cronvisor_roles::runtime::notify_stopping();
-            if stop_tx.send(Some(how)).is_err() {
-                return;
-            }
-        }
-    });
+    let stop_rx = signals(requests_tx)?;
 
     let api = listeners
         .addr("api")
         .map(|a| a.to_string())
         .unwrap_or_default();
     let data_shown = data_dir.display().to_string();
-    let store_shown = super::redact_url(&store_url);
+    let store_shown = super::redact_url(&config.store_url());
     if let Some(a) = &adopted {
         tracing::info!(from = %a.from_version, generation = a.generation,
             "self-upgrade: adopted the running roles");
@@ -252,6 +162,115 @@ pub async fn run(
     .await?;
     tracing::info!("cronvisor stopped");
     Ok(ExitCode::SUCCESS)
+}
+
+/// The data dir, made and resolved, locked for this supervisor, with its tokens and a migrated
+/// store. The lock is held until this process exits (an exec in place drops it with the fd and
+/// the new image takes it again at once).
+async fn prepare(config: Config) -> anyhow::Result<(Config, nix::fcntl::Flock<std::fs::File>)> {
+    std::fs::create_dir_all(&config.data_dir)
+        .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
+    let data_dir = config
+        .data_dir
+        .canonicalize()
+        .with_context(|| format!("resolving data dir {}", config.data_dir.display()))?;
+    let config = Config {
+        data_dir: data_dir.clone(),
+        ..config
+    };
+    let lock = lock_data_dir(&data_dir)?;
+    warn_without_alarm_channels(&config);
+    tokens::ensure(&data_dir, tokens::API)?;
+    tokens::ensure(&data_dir, tokens::RPC)?;
+
+    let store_url = config.store_url();
+    let store = Store::connect(&store_url, 1)
+        .await
+        .with_context(|| format!("opening the store {}", super::redact_url(&store_url)))?;
+    store.migrate().await.context("migrating the store")?;
+    store.close().await;
+    Ok((config, lock))
+}
+
+/// The listeners of the roles this host runs (a listener of a role it does not run is not
+/// opened), adopted where inherited, and their addresses in `<data_dir>/endpoints.json` for
+/// the CLI.
+fn open(config: &Config, inherited: &mut Inherited) -> anyhow::Result<Listeners> {
+    let unused = |name: &str| {
+        ROLE_LISTENERS
+            .iter()
+            .any(|(role, l)| *l == name && !config.roles.iter().any(|r| r == role))
+    };
+    let specs: Vec<ListenerSpec> = config
+        .listeners
+        .iter()
+        .filter(|(name, _)| !unused(name))
+        .map(|(name, addr)| {
+            Ok(ListenerSpec {
+                name: name.clone(),
+                addr: addr.parse::<SocketAddr>()?,
+            })
+        })
+        .collect::<Result<_, std::net::AddrParseError>>()?;
+    let listeners = Listeners::open(&specs, inherited)?;
+    let endpoints: serde_json::Map<String, serde_json::Value> = listeners
+        .addrs()
+        .into_iter()
+        .map(|(n, a, _)| (n, serde_json::Value::String(a.to_string())))
+        .collect();
+    let endpoints_path = config.data_dir.join("endpoints.json");
+    std::fs::write(&endpoints_path, serde_json::to_vec_pretty(&endpoints)?)
+        .with_context(|| format!("writing {}", endpoints_path.display()))?;
+    for (name, addr, adopted) in listeners.addrs() {
+        tracing::info!(listener = %name, %addr, source = if adopted { "systemd" } else { "bound" }, "listener open");
+    }
+    Ok(listeners)
+}
+
+/// SIGHUP asks for a reload, SIGUSR2 for a self-upgrade; SIGTERM (graceful) and SIGINT (fast)
+/// stop, through the returned receiver.
+fn signals(requests: mpsc::Sender<Request>) -> anyhow::Result<watch::Receiver<Option<Stop>>> {
+    let mut usr2 = signal(SignalKind::user_defined2())?;
+    let upgrade_tx = requests.clone();
+    tokio::spawn(async move {
+        while usr2.recv().await.is_some() {
+            tracing::info!("SIGUSR2: self-upgrade requested");
+            let (reply, _) = tokio::sync::oneshot::channel();
+            if upgrade_tx.send(Request::Upgrade { reply }).await.is_err() {
+                return;
+            }
+        }
+    });
+    let mut hup = signal(SignalKind::hangup())?;
+    tokio::spawn(async move {
+        while hup.recv().await.is_some() {
+            tracing::info!("SIGHUP: reload requested");
+            if requests
+                .send(Request::Reload { reply: None })
+                .await
+                .is_err()
+            {
+                return;
+            }
+        }
+    });
+    let (stop_tx, stop_rx) = watch::channel(None);
+    let mut term = signal(SignalKind::terminate())?;
+    let mut int = signal(SignalKind::interrupt())?;
+    tokio::spawn(async move {
+        loop {
+            let how = tokio::select! {
+                _ = term.recv() => Stop::Graceful,
+                _ = int.recv() => Stop::Fast,
+            };
+            tracing::info!(?how, "supervisor stopping");
+            cronvisor_roles::runtime::notify_stopping();
+            if stop_tx.send(Some(how)).is_err() {
+                return;
+            }
+        }
+    });
+    Ok(stop_rx)
 }
 
 /// The children of one generation: each role with its listener, the same binary, data dir and

@@ -10,6 +10,7 @@ pub mod activation;
 pub mod backoff;
 pub mod child;
 pub mod control;
+mod keeper;
 pub mod listeners;
 pub mod notify;
 pub mod status;

@@ -9,16 +9,12 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use nix::sys::signal::{kill, Signal};
-use nix::unistd::Pid;
-use tokio::process::Child;
 use tokio::sync::{mpsc, oneshot, watch};
 use tokio::task::JoinHandle;
 
-use crate::backoff::Backoff;
-use crate::child::{spawn, ChildSpec};
+use crate::child::ChildSpec;
+use crate::keeper::{supervise_child, watch_adopted};
 use crate::listeners::Listeners;
-use crate::notify::{Message, NotifySocket};
 use crate::status::{now_millis, ChildStatus, ReloadOutcome, Status, StatusBoard};
 use crate::upgrade::{AdoptedChild, ExecSpec, UpgradeState};
 
@@ -94,10 +90,10 @@ pub enum SuperviseError {
 }
 
 /// A child that stayed up this long gets its backoff reset.
-const STABLE_AFTER: Duration = Duration::from_secs(30);
+pub(crate) const STABLE_AFTER: Duration = Duration::from_secs(30);
 
 #[derive(Debug)]
-enum Event {
+pub(crate) enum Event {
     Ready {
         generation: u64,
         role: String,
@@ -110,11 +106,11 @@ enum Event {
 }
 
 /// Everything a child's task shares with the loop.
-struct Shared {
-    settings: Settings,
-    listeners: Listeners,
-    board: StatusBoard,
-    events: mpsc::UnboundedSender<Event>,
+pub(crate) struct Shared {
+    pub(crate) settings: Settings,
+    pub(crate) listeners: Listeners,
+    pub(crate) board: StatusBoard,
+    pub(crate) events: mpsc::UnboundedSender<Event>,
 }
 
 struct Generation {
@@ -193,6 +189,9 @@ impl Generation {
 
 /// Runs generations of children until `stop` carries a value, then stops them and returns once
 /// every child has exited. `on_ready` is called once, when the first generation is ready.
+///
+/// Phases: `starting` (the first generation, or the adopted one of a self-upgrade replaced as a
+/// reload would), `ready`, `reloading` on request, then `stopping` and `stopped`.
 pub async fn run(
     settings: Settings,
     listeners: Listeners,
@@ -202,69 +201,30 @@ pub async fn run(
     adopted: Option<UpgradeState>,
     on_ready: impl FnOnce(&Status) + Send + 'static,
 ) -> Result<(), SuperviseError> {
-    std::fs::create_dir_all(&settings.run_dir).map_err(|source| SuperviseError::RunDir {
-        path: settings.run_dir.clone(),
-        source,
-    })?;
-    let status = Status {
-        pid: std::process::id(),
-        version: settings.version.clone(),
-        generation: 1,
-        phase: "starting".into(),
-        listeners: listeners
-            .addrs()
-            .into_iter()
-            .map(|(n, a, _)| (n, a.to_string()))
-            .collect(),
-        children: Vec::new(),
-        last_reload: None,
-    };
-    let board = StatusBoard::new(settings.run_dir.join("status.json"), status);
-    let (events_tx, mut events) = mpsc::unbounded_channel();
-    let shared = Arc::new(Shared {
-        settings: settings.clone(),
-        listeners,
-        board,
-        events: events_tx,
-    });
-
+    let (shared, mut events) = Shared::new(settings, listeners)?;
     let mut on_ready = Some(on_ready);
     let mut draining: Vec<JoinHandle<()>> = Vec::new();
     let (mut current, mut waiting) = match adopted {
         None => {
-            let g = Generation::start(&shared, 1, settings.children.clone(), false);
+            let g = Generation::start(&shared, 1, shared.settings.children.clone(), false);
             let waiting: HashSet<String> = g.roles.iter().cloned().collect();
             (g, waiting)
         }
         Some(state) => {
-            // A self-upgrade: keep serving with the adopted children, then replace them the
-            // way a reload does (new generation ready first, then the old one drains).
-            shared.board.update(|s| s.generation = state.generation);
-            let mut g = Generation::adopt(&shared, state.generation, state.children);
-            let mut outcome = reload(
+            let g = replace_adopted(
                 &shared,
-                &mut g,
+                state,
                 &mut events,
                 &mut stop,
                 &reconfigure,
                 &mut draining,
             )
             .await;
-            outcome.message = format!(
-                "upgraded from {} to {}: {}",
-                state.from_version, settings.version, outcome.message
-            );
-            shared.board.update(|s| s.last_reload = Some(outcome));
             (g, HashSet::new())
         }
     };
     if waiting.is_empty() {
-        if let Some(f) = on_ready.take() {
-            shared.board.update(|s| s.phase = "ready".into());
-            if let Some(s) = shared.board.snapshot() {
-                f(&s);
-            }
-        }
+        announce_ready(&shared, &mut on_ready);
     }
     loop {
         tokio::select! {
@@ -274,12 +234,7 @@ pub async fn run(
                         waiting.remove(&role);
                     }
                     if waiting.is_empty() {
-                        if let Some(f) = on_ready.take() {
-                            shared.board.update(|s| s.phase = "ready".into());
-                            if let Some(s) = shared.board.snapshot() {
-                                f(&s);
-                            }
-                        }
+                        announce_ready(&shared, &mut on_ready);
                     }
                 }
             }
@@ -294,15 +249,7 @@ pub async fn run(
                 }
                 Some(Request::Reload { reply }) => {
                     let outcome = reload(&shared, &mut current, &mut events, &mut stop, &reconfigure, &mut draining).await;
-                    shared.board.update(|s| {
-                        s.last_reload = Some(outcome.clone());
-                        s.phase = if on_ready.is_some() { "starting".into() } else { "ready".into() };
-                    });
-                    let line = format!("generation {} serving", current.id);
-                    notify_systemd(&[
-                        sd_notify::NotifyState::Ready,
-                        sd_notify::NotifyState::Status(&line),
-                    ]);
+                    reloaded(&shared, &current, on_ready.is_none(), &outcome);
                     if let Some(reply) = reply {
                         let _ = reply.send(outcome);
                     }
@@ -324,6 +271,85 @@ pub async fn run(
     }
     shared.board.update(|s| s.phase = "stopped".into());
     Ok(())
+}
+
+impl Shared {
+    /// The run dir and the status board (phase `starting`), and the channel children report on.
+    fn new(
+        settings: Settings,
+        listeners: Listeners,
+    ) -> Result<(Arc<Shared>, mpsc::UnboundedReceiver<Event>), SuperviseError> {
+        std::fs::create_dir_all(&settings.run_dir).map_err(|source| SuperviseError::RunDir {
+            path: settings.run_dir.clone(),
+            source,
+        })?;
+        let status = Status {
+            pid: std::process::id(),
+            version: settings.version.clone(),
+            generation: 1,
+            phase: "starting".into(),
+            listeners: listeners
+                .addrs()
+                .into_iter()
+                .map(|(n, a, _)| (n, a.to_string()))
+                .collect(),
+            children: Vec::new(),
+            last_reload: None,
+        };
+        let board = StatusBoard::new(settings.run_dir.join("status.json"), status);
+        let (events_tx, events) = mpsc::unbounded_channel();
+        let shared = Arc::new(Shared {
+            settings,
+            listeners,
+            board,
+            events: events_tx,
+        });
+        Ok((shared, events))
+    }
+}
+
+/// A self-upgrade: keep serving with the adopted children, then replace them the way a reload
+/// does (new generation ready first, then the old one drains).
+async fn replace_adopted(
+    shared: &Arc<Shared>,
+    state: UpgradeState,
+    events: &mut mpsc::UnboundedReceiver<Event>,
+    stop: &mut watch::Receiver<Option<Stop>>,
+    reconfigure: &Reconfigure,
+    draining: &mut Vec<JoinHandle<()>>,
+) -> Generation {
+    shared.board.update(|s| s.generation = state.generation);
+    let mut g = Generation::adopt(shared, state.generation, state.children);
+    let mut outcome = reload(shared, &mut g, events, stop, reconfigure, draining).await;
+    outcome.message = format!(
+        "upgraded from {} to {}: {}",
+        state.from_version, shared.settings.version, outcome.message
+    );
+    shared.board.update(|s| s.last_reload = Some(outcome));
+    g
+}
+
+/// The first time every child of the serving generation is ready: phase `ready`, `on_ready`.
+fn announce_ready(shared: &Shared, on_ready: &mut Option<impl FnOnce(&Status)>) {
+    if let Some(f) = on_ready.take() {
+        shared.board.update(|s| s.phase = "ready".into());
+        if let Some(s) = shared.board.snapshot() {
+            f(&s);
+        }
+    }
+}
+
+/// After a reload, whatever its outcome: the status says it, systemd hears READY again.
+fn reloaded(shared: &Shared, current: &Generation, was_ready: bool, outcome: &ReloadOutcome) {
+    shared.board.update(|s| {
+        s.last_reload = Some(outcome.clone());
+        s.phase = if was_ready { "ready" } else { "starting" }.into();
+    });
+    let line = format!("generation {} serving", current.id);
+    notify_systemd(&[
+        sd_notify::NotifyState::Ready,
+        sd_notify::NotifyState::Status(&line),
+    ]);
 }
 
 /// Dry-runs the binary on disk and, if it passes, re-executes into it. Returns only on failure.
@@ -373,54 +399,7 @@ async fn upgrade(shared: &Arc<Shared>, current: &Generation) -> ReloadOutcome {
     failed(format!("exec of {} failed: {err}", spec.program.display()))
 }
 
-/// Watches a child adopted across a self-upgrade until it exits, and stops it on request.
-async fn watch_adopted(
-    child: AdoptedChild,
-    generation: u64,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<Option<Stop>>,
-) {
-    let pid = Pid::from_raw(child.pid as i32);
-    let reaped = || {
-        use nix::sys::wait::{waitpid, WaitPidFlag, WaitStatus};
-        !matches!(
-            waitpid(pid, Some(WaitPidFlag::WNOHANG)),
-            Ok(WaitStatus::StillAlive)
-        )
-    };
-    let poll = Duration::from_millis(100);
-    loop {
-        tokio::select! {
-            _ = tokio::time::sleep(poll) => {
-                if reaped() {
-                    tracing::warn!(role = %child.role, pid = child.pid, "adopted role exited");
-                    shared.board.child(&child.role, generation, |c| c.pid = None);
-                    return;
-                }
-            }
-            changed = stop.changed() => {
-                let how = if changed.is_err() { Some(Stop::Fast) } else { *stop.borrow() };
-                let Some(how) = how else { continue };
-                let (sig, limit) = match how {
-                    Stop::Graceful => (Signal::SIGTERM, shared.settings.drain_timeout),
-                    Stop::Fast => (Signal::SIGINT, shared.settings.fast_stop_timeout),
-                };
-                let _ = kill(pid, sig);
-                let started = Instant::now();
-                while !reaped() {
-                    if started.elapsed() > limit {
-                        let _ = kill(pid, Signal::SIGKILL);
-                    }
-                    tokio::time::sleep(poll).await;
-                }
-                shared.board.child(&child.role, generation, |c| c.pid = None);
-                return;
-            }
-        }
-    }
-}
-
-fn notify_systemd(states: &[sd_notify::NotifyState]) {
+pub(crate) fn notify_systemd(states: &[sd_notify::NotifyState]) {
     let _ = sd_notify::notify(false, states);
 }
 
@@ -517,173 +496,6 @@ async fn reload(
         Err(reason) => {
             candidate.stop(Stop::Fast, &shared.board).await;
             fail(format!("generation {new_id} rolled back: {reason}"))
-        }
-    }
-}
-
-async fn supervise_child(
-    spec: ChildSpec,
-    generation: u64,
-    on_trial: bool,
-    shared: Arc<Shared>,
-    mut stop: watch::Receiver<Option<Stop>>,
-) {
-    let role = spec.role.clone();
-    let settings = &shared.settings;
-    let mut backoff = Backoff::new(settings.backoff_initial, settings.backoff_max);
-    let mut restarts: u64 = 0;
-    let mut incarnation: u64 = 0;
-    let mut ever_ready = false;
-    loop {
-        if stop.borrow().is_some() {
-            return;
-        }
-        incarnation += 1;
-        let notify_path = settings
-            .run_dir
-            .join(format!("{role}.{generation}.{incarnation}.sock"));
-        let outcome = match NotifySocket::bind(&notify_path) {
-            Ok(notify) => match spawn(&spec, &shared.listeners, notify.path()) {
-                Ok(child) => run_child(child, &notify, &role, generation, &shared, &mut stop).await,
-                Err(e) => Exit::Failed(e.to_string(), Duration::ZERO, false),
-            },
-            Err(e) => Exit::Failed(
-                format!("cannot bind notify socket {}: {e}", notify_path.display()),
-                Duration::ZERO,
-                false,
-            ),
-        };
-        let (reason, uptime) = match outcome {
-            Exit::Stopped => return,
-            Exit::Failed(reason, uptime, was_ready) => {
-                ever_ready |= was_ready;
-                (reason, uptime)
-            }
-        };
-        if on_trial && !ever_ready {
-            // A generation on trial is not nursed: its failure rolls the reload back.
-            let _ = shared.events.send(Event::Failed {
-                generation,
-                reason: format!("{role}: {reason}"),
-            });
-            shared.board.child(&role, generation, |c| {
-                c.pid = None;
-                c.last_exit = Some(reason.clone());
-            });
-            return;
-        }
-        restarts += 1;
-        if uptime >= STABLE_AFTER {
-            backoff.reset();
-        }
-        let delay = backoff.next_delay();
-        tracing::warn!(role = %role, generation, reason = %reason, restarts, delay_ms = delay.as_millis() as u64,
-            "role exited; restarting");
-        shared.board.child(&role, generation, |c| {
-            c.pid = None;
-            c.ready = false;
-            c.restarts = restarts;
-            c.last_exit = Some(reason.clone());
-        });
-        tokio::select! {
-            _ = tokio::time::sleep(delay) => {}
-            _ = stop.changed() => return,
-        }
-    }
-}
-
-enum Exit {
-    /// Stopped on request: do not restart.
-    Stopped,
-    /// Died or failed readiness: (reason, uptime, had been ready).
-    Failed(String, Duration, bool),
-}
-
-async fn run_child(
-    mut child: Child,
-    notify: &NotifySocket,
-    role: &str,
-    generation: u64,
-    shared: &Shared,
-    stop: &mut watch::Receiver<Option<Stop>>,
-) -> Exit {
-    let settings = &shared.settings;
-    let board = &shared.board;
-    let started = Instant::now();
-    let pid = child.id();
-    board.started(role, generation, pid);
-    tracing::info!(role, generation, pid, "role started");
-    let mut ready = false;
-    let ready_deadline = tokio::time::sleep(settings.ready_timeout);
-    tokio::pin!(ready_deadline);
-    loop {
-        tokio::select! {
-            msgs = notify.recv() => {
-                let Ok(msgs) = msgs else { continue };
-                for m in msgs {
-                    match m {
-                        Message::Ready if !ready => {
-                            ready = true;
-                            tracing::info!(role, generation, pid, ms = started.elapsed().as_millis() as u64, "role ready");
-                            board.child(role, generation, |c| c.ready = true);
-                            let _ = shared.events.send(Event::Ready { generation, role: role.to_string() });
-                        }
-                        Message::Status(s) => board.child(role, generation, |c| c.status = Some(s)),
-                        _ => {}
-                    }
-                }
-            }
-            status = child.wait() => {
-                let reason = match status {
-                    Ok(s) => format!("exited: {s}"),
-                    Err(e) => format!("wait failed: {e}"),
-                };
-                return Exit::Failed(reason, started.elapsed(), ready);
-            }
-            _ = &mut ready_deadline, if !ready => {
-                tracing::error!(role, generation, pid, timeout_s = settings.ready_timeout.as_secs(), "role not ready in time; killing it");
-                signal(pid, Signal::SIGKILL);
-                let _ = child.wait().await;
-                return Exit::Failed(format!("not ready within {} s", settings.ready_timeout.as_secs()), started.elapsed(), false);
-            }
-            changed = stop.changed() => {
-                let how = if changed.is_err() { Some(Stop::Fast) } else { *stop.borrow() };
-                if let Some(how) = how {
-                    stop_child(&mut child, role, how, settings).await;
-                    board.child(role, generation, |c| { c.pid = None; c.ready = false; });
-                    return Exit::Stopped;
-                }
-            }
-        }
-    }
-}
-
-fn signal(pid: Option<u32>, sig: Signal) {
-    if let Some(pid) = pid {
-        let _ = kill(Pid::from_raw(pid as i32), sig);
-    }
-}
-
-/// Asks a child to stop and waits for it, killing it when its time is up.
-async fn stop_child(child: &mut Child, role: &str, how: Stop, settings: &Settings) {
-    let pid = child.id();
-    let (sig, limit) = match how {
-        Stop::Graceful => (Signal::SIGTERM, settings.drain_timeout),
-        Stop::Fast => (Signal::SIGINT, settings.fast_stop_timeout),
-    };
-    tracing::info!(role, pid, ?how, "stopping role");
-    signal(pid, sig);
-    match tokio::time::timeout(limit, child.wait()).await {
-        Ok(status) => tracing::info!(role, pid, status = ?status.ok(), "role stopped"),
-        Err(_) => {
-            tracing::warn!(
-                role,
-                pid,
-                limit_s = limit.as_secs(),
-                "role did not stop in time; killing it"
-            );
-            signal(pid, Signal::SIGKILL);
-            let _ = child.wait().await;
         }
     }
 }

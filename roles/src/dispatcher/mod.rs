@@ -33,240 +33,324 @@ use targets::Targets;
 /// it is firing them right now (a reload overlaps two dispatchers).
 const MISSED_GRACE_MS: i64 = 2000;
 
-/// Runs the dispatcher until `shutdown`. `executor_url` is the base URL of the local executor,
-/// the only one in standalone mode; in cluster mode the executors come from etcd.
+/// Runs the dispatcher until `shutdown`, in named phases: `start` (registry, fire lock,
+/// schedule, health server, presence, ready), `catch_up` (instants missed while no dispatcher
+/// ran), `serve` (fire due instants, follow job changes and manual runs, resync) and `drain`.
+/// `executor_url` is the base URL of the local executor, the only one in standalone mode; in
+/// cluster mode the executors come from etcd.
 pub async fn run(
     ctx: RoleContext,
     shutdown: Shutdown,
     executor_url: String,
 ) -> Result<(), RoleError> {
-    let token = crate::tokens::load(&ctx.config.data_dir, crate::tokens::RPC)?;
-    let store = ctx.store.clone();
-    let cfg = &ctx.config;
-    let host = host_identity(&cfg.host);
-    let call_timeout = Duration::from_millis(cfg.cluster.call_timeout_ms);
-    let registry = if cfg.cluster.enabled() {
-        let registry = Arc::new(Registry::default());
-        let settings = EtcdSettings {
-            endpoints: cfg.cluster.etcd_endpoints.clone(),
-            prefix: cfg.cluster.etcd_prefix.clone(),
-            lease_ttl_secs: cfg.cluster.lease_ttl_secs as i64,
-            timeout: call_timeout,
-        };
-        tokio::spawn(registry::watch(
-            settings,
-            registry.clone(),
-            ctx.deps.clone(),
-            shutdown.clone(),
+    let mut d = Dispatcher::start(ctx, &shutdown, executor_url).await?;
+    d.catch_up().await;
+    d.serve(shutdown).await;
+    d.drain().await;
+    Ok(())
+}
+
+/// A running dispatcher between its phases.
+struct Dispatcher {
+    config: crate::config::Config,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    store: crate::store::Store,
+    firer: Arc<Firer>,
+    set: ScheduleSet,
+    cursor: ChangeCursor,
+    jobs_gauge: Arc<crate::metrics::Metric>,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    heartbeat: Heartbeat,
+    host: String,
+    me: Instance,
+    fires: JoinSet<()>,
+}
+
+impl Dispatcher {
+    /// Set-up, up to ready: everything a fire needs, the health server, and this dispatcher's
+    /// presence in the store (before ready, so the monitor never counts a serving dispatcher
+    /// as gone).
+    async fn start(
+        ctx: RoleContext,
+        shutdown: &Shutdown,
+        executor_url: String,
+    ) -> Result<Dispatcher, RoleError> {
+        let token = crate::tokens::load(&ctx.config.data_dir, crate::tokens::RPC)?;
+        let store = ctx.store.clone();
+        let host = host_identity(&ctx.config.host);
+        let registry = executor_registry(&ctx, shutdown, executor_url, &host).await;
+        let firer = Arc::new(Firer::new(
+            store.clone(),
+            Targets::new(registry, ctx.config.machine.clone()),
+            fire_lock(&ctx, &host),
+            token,
+            Duration::from_millis(ctx.config.dispatcher.delivery_timeout_ms),
+            &ctx.trust()?,
+            &ctx.metrics,
         ));
-        // Ready means "knows where to send": wait for the first read of the registry (or
-        // for etcd to be found away, then fire to whoever registers when it returns).
-        let loaded = tokio::time::timeout(call_timeout * 2, async {
-            while !registry.is_loaded() && !ctx.deps.is_degraded("etcd") {
-                tokio::time::sleep(Duration::from_millis(20)).await;
-            }
-        });
-        let _ = loaded.await;
-        registry
-    } else {
-        Registry::fixed(vec![ExecutorInfo {
-            id: format!("{host}@local"),
-            url: executor_url.clone(),
-            host: host.clone(),
-            groups: groups_of(&cfg.machine, &host),
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            capacity: 0,
-        }])
-    };
-    let lock = if cfg.cluster.redis_url.is_empty() {
-        None
-    } else {
-        let owner = Instance::this(&host).to_string();
-        match FireLock::new(
-            &cfg.cluster.redis_url,
-            owner,
-            Duration::from_millis(cfg.cluster.lock_ttl_ms),
-            call_timeout,
-            ctx.deps.clone(),
-            ctx.metrics.counter(
-                "cronvisor_redis_round_trips_total",
-                "",
-                "Round trips to Redis for fire locks (a burst's locks take one).",
-            ),
-        ) {
-            Ok(l) => Some(Arc::new(l)),
-            Err(e) => {
-                tracing::error!(error = %e, "no fire lock; firing on the store fence alone");
-                None
-            }
-        }
-    };
-    let firer = Arc::new(Firer::new(
-        store.clone(),
-        Targets::new(registry, cfg.machine.clone()),
-        lock,
-        token,
-        Duration::from_millis(cfg.dispatcher.delivery_timeout_ms),
-        &ctx.trust()?,
-        &ctx.metrics,
-    ));
-    let jobs_gauge = ctx.metrics.gauge(
-        "cronvisor_jobs_scheduled",
-        "",
-        "Active jobs in this dispatcher's schedule.",
-    );
+        let jobs_gauge = ctx.metrics.gauge(
+            "cronvisor_jobs_scheduled",
+            "",
+            "Active jobs in this dispatcher's schedule.",
+        );
 
-    // Read the change sequence before the jobs, so no change between the two is missed.
-    let mut cursor = ChangeCursor::new(store.last_change().await?);
-    let mut set = ScheduleSet::default();
-    load_all(&store, &mut set).await?;
-    jobs_gauge.set(set.len() as i64);
+        // Read the change sequence before the jobs, so no change between the two is missed.
+        let cursor = ChangeCursor::new(store.last_change().await?);
+        let mut set = ScheduleSet::default();
+        load_all(&store, &mut set).await?;
+        jobs_gauge.set(set.len() as i64);
 
-    let grace = ctx.http_grace();
-    let server = tokio::spawn(crate::http::server::serve(
-        ctx.listener,
-        crate::http::health::router(crate::http::health::Health {
-            role: "dispatcher",
-            store: store.clone(),
-            metrics: ctx.metrics.clone(),
-            draining: ctx.draining.clone(),
-            deps: ctx.deps.clone(),
-            configured: ctx.config.cluster.dependencies(),
-        }),
-        shutdown.clone(),
-        grace,
-    ));
-    // Present before ready, so the monitor never counts a serving dispatcher as gone.
-    let me = Instance::this(&host);
-    let started_at = me.start;
-    let instance = me.to_string();
-    let heartbeat = Heartbeat::start(
-        &store,
-        &cfg.store_url(),
-        Presence::Dispatcher,
-        instance.clone(),
-        started_at,
-        Duration::from_millis((cfg.monitor.lost_after_ms / 4).max(50)),
-    )
-    .await?;
-    let executors = firer.registry_size();
-    runtime::notify_ready(&format!(
-        "dispatcher: {} jobs, {executors} executor(s)",
-        set.len()
-    ));
-    tracing::info!(
-        jobs = set.len(),
-        executors,
-        cluster = ctx.config.cluster.enabled(),
-        "dispatcher ready"
-    );
-
-    let mut fires: JoinSet<()> = JoinSet::new();
-    // Instants missed while no dispatcher ran. If another one runs (a reload overlaps two),
-    // the last MISSED_GRACE_MS are its to fire; if none does (a crash), every instant up to now
-    // is accounted for here, so that none falls between the two.
-    let since = now_millis() - cfg.monitor.lost_after_ms as i64;
-    let grace = match store.live_dispatchers(since).await {
-        Ok(live) if !live.iter().any(|i| may_be_firing(i, &me, &host)) => 0,
-        _ => MISSED_GRACE_MS,
-    };
-    match store.last_instants().await {
-        Ok(last) => {
-            let mut catch_up = Vec::new();
-            for (job, instant, count) in set.misfired(&last, now_millis() - grace) {
-                if job.misfire == crate::model::Misfire::RunOnce {
-                    catch_up.push((job, instant));
-                    continue;
-                }
-                let reason = format!(
-                    "missed: {count} instant(s) passed while no dispatcher ran (misfire = skip)"
-                );
-                if let Err(e) = store.record_missed(job.id, instant, &reason).await {
-                    tracing::warn!(job = %job.name, error = %e, "cannot record missed instants");
-                }
-            }
-            if !catch_up.is_empty() {
-                tracing::info!(
-                    jobs = catch_up.len(),
-                    "misfire: running missed instants once"
-                );
-                fires.spawn(firer.clone().fire_due(catch_up, Trigger::Misfire));
-            }
-        }
-        Err(e) => tracing::warn!(error = %e, "cannot read the last instants; no misfire handling"),
+        let grace = ctx.http_grace();
+        let health = ctx.health();
+        let server = tokio::spawn(crate::http::server::serve(
+            ctx.listener,
+            crate::http::health::router(health),
+            shutdown.clone(),
+            grace,
+        ));
+        let me = Instance::this(&host);
+        let heartbeat = Heartbeat::start(
+            &store,
+            &ctx.config.store_url(),
+            Presence::Dispatcher,
+            me.to_string(),
+            me.start,
+            Duration::from_millis((ctx.config.monitor.lost_after_ms / 4).max(50)),
+        )
+        .await?;
+        let executors = firer.registry_size();
+        runtime::notify_ready(&format!(
+            "dispatcher: {} jobs, {executors} executor(s)",
+            set.len()
+        ));
+        tracing::info!(
+            jobs = set.len(),
+            executors,
+            cluster = ctx.config.cluster.enabled(),
+            "dispatcher ready"
+        );
+        Ok(Dispatcher {
+            config: ctx.config,
+            draining: ctx.draining,
+            store,
+            firer,
+            set,
+            cursor,
+            jobs_gauge,
+            server,
+            heartbeat,
+            host,
+            me,
+            fires: JoinSet::new(),
+        })
     }
-    let mut poll = tokio::time::interval(Duration::from_millis(
-        ctx.config.dispatcher.poll_interval_ms,
-    ));
-    let resync_every = Duration::from_secs(ctx.config.dispatcher.resync_interval_secs);
-    let mut resync =
-        tokio::time::interval_at(tokio::time::Instant::now() + resync_every, resync_every);
-    resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-    let stop = runtime::stopped(shutdown.clone());
-    tokio::pin!(stop);
-    loop {
-        let now = now_millis();
-        let due = set.pop_due(now);
-        if !due.is_empty() {
-            fires.spawn(firer.clone().fire_due(due, Trigger::Schedule));
+
+    /// Instants missed while no dispatcher ran. If another one runs (a reload overlaps two),
+    /// the last MISSED_GRACE_MS are its to fire; if none does (a crash), every instant up to
+    /// now is accounted for here, so that none falls between the two.
+    async fn catch_up(&mut self) {
+        let since = now_millis() - self.config.monitor.lost_after_ms as i64;
+        let grace = match self.store.live_dispatchers(since).await {
+            Ok(live) if !live.iter().any(|i| may_be_firing(i, &self.me, &self.host)) => 0,
+            _ => MISSED_GRACE_MS,
+        };
+        let last = match self.store.last_instants().await {
+            Ok(last) => last,
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read the last instants; no misfire handling");
+                return;
+            }
+        };
+        let mut catch_up = Vec::new();
+        for (job, instant, count) in self.set.misfired(&last, now_millis() - grace) {
+            if job.misfire == crate::model::Misfire::RunOnce {
+                catch_up.push((job, instant));
+                continue;
+            }
+            let reason = format!(
+                "missed: {count} instant(s) passed while no dispatcher ran (misfire = skip)"
+            );
+            if let Err(e) = self.store.record_missed(job.id, instant, &reason).await {
+                tracing::warn!(job = %job.name, error = %e, "cannot record missed instants");
+            }
         }
-        while fires.try_join_next().is_some() {}
-        // Microseconds, so the wake-up is not rounded a millisecond late before the timer's own
-        // millisecond resolution adds its part.
-        let wait = set
+        if !catch_up.is_empty() {
+            tracing::info!(
+                jobs = catch_up.len(),
+                "misfire: running missed instants once"
+            );
+            self.fires
+                .spawn(self.firer.clone().fire_due(catch_up, Trigger::Misfire));
+        }
+    }
+
+    /// The event loop: fire what is due, sleep until the next instant, and on the poll tick
+    /// follow the change log and take manual runs and retries; resync now and then.
+    async fn serve(&mut self, shutdown: Shutdown) {
+        let dispatcher = &self.config.dispatcher;
+        let mut poll = tokio::time::interval(Duration::from_millis(dispatcher.poll_interval_ms));
+        poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let resync_every = Duration::from_secs(dispatcher.resync_interval_secs);
+        let mut resync =
+            tokio::time::interval_at(tokio::time::Instant::now() + resync_every, resync_every);
+        resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let stop = runtime::stopped(shutdown);
+        tokio::pin!(stop);
+        loop {
+            let due = self.set.pop_due(now_millis());
+            if !due.is_empty() {
+                self.fires
+                    .spawn(self.firer.clone().fire_due(due, Trigger::Schedule));
+            }
+            while self.fires.try_join_next().is_some() {}
+            tokio::select! {
+                _ = tokio::time::sleep(self.until_next()) => {}
+                _ = poll.tick() => self.poll().await,
+                _ = resync.tick() => self.resync().await,
+                _ = &mut stop => return,
+            }
+        }
+    }
+
+    /// How long until the earliest instant. Microseconds, so the wake-up is not rounded a
+    /// millisecond late before the timer's own millisecond resolution adds its part.
+    fn until_next(&mut self) -> Duration {
+        self.set
             .next_instant()
             .map(|t| {
                 let now_us = chrono::Utc::now().timestamp_micros();
                 Duration::from_micros((t * 1000 - now_us).max(0) as u64)
             })
-            .unwrap_or(Duration::from_secs(3600));
-        tokio::select! {
-            _ = tokio::time::sleep(wait) => {}
-            _ = poll.tick() => {
-                match follow_changes(&store, &mut set, &mut cursor).await {
-                    Ok(()) => jobs_gauge.set(set.len() as i64),
-                    Err(e) => tracing::warn!(error = %e, "cannot read job changes; keeping the current schedule"),
-                }
-                match store.pending_runs(now_millis()).await {
-                    Ok(pending) => for run in pending {
-                        let f = firer.clone();
-                        let job = set.job(run.job_id);
-                        fires.spawn(async move { f.fire_pending(run, job).await });
-                    },
-                    Err(e) => tracing::warn!(error = %e, "cannot read pending runs"),
+            .unwrap_or(Duration::from_secs(3600))
+    }
+
+    /// Job changes from the log, then the runs recorded ahead (manual, retries) that are due.
+    async fn poll(&mut self) {
+        match follow_changes(&self.store, &mut self.set, &mut self.cursor).await {
+            Ok(()) => self.jobs_gauge.set(self.set.len() as i64),
+            Err(e) => {
+                tracing::warn!(error = %e, "cannot read job changes; keeping the current schedule")
+            }
+        }
+        match self.store.pending_runs(now_millis()).await {
+            Ok(pending) => {
+                for run in pending {
+                    let f = self.firer.clone();
+                    let job = self.set.job(run.job_id);
+                    self.fires
+                        .spawn(async move { f.fire_pending(run, job).await });
                 }
             }
-            _ = resync.tick() => {
-                match reconcile(&store, &mut set).await {
-                    Ok(0) => {}
-                    Ok(n) => {
-                        jobs_gauge.set(set.len() as i64);
-                        tracing::warn!(jobs = n, "periodic resync corrected the schedule: a job change was missed");
-                    }
-                    Err(e) => tracing::warn!(error = %e, "periodic resync failed"),
-                }
-            }
-            _ = &mut stop => break,
+            Err(e) => tracing::warn!(error = %e, "cannot read pending runs"),
         }
     }
-    ctx.draining.store(true, Ordering::Relaxed);
-    runtime::notify_stopping();
-    tracing::info!(in_flight = fires.len(), "dispatcher stopping: no new fires");
-    // Fires already started finish their hand-over (bounded by the delivery timeout).
-    let _ = tokio::time::timeout(
-        Duration::from_millis(ctx.config.dispatcher.delivery_timeout_ms + 1000),
-        async { while fires.join_next().await.is_some() {} },
-    )
-    .await;
-    let _ = server.await;
-    heartbeat.stop().await;
-    if let Err(e) = store.dispatcher_left(&instance).await {
-        tracing::warn!(error = %e, "cannot record leaving; the monitor will report this dispatcher lost");
+
+    /// The whole job table against the schedule: corrects what the change log missed.
+    async fn resync(&mut self) {
+        match reconcile(&self.store, &mut self.set).await {
+            Ok(0) => {}
+            Ok(n) => {
+                self.jobs_gauge.set(self.set.len() as i64);
+                tracing::warn!(
+                    jobs = n,
+                    "periodic resync corrected the schedule: a job change was missed"
+                );
+            }
+            Err(e) => tracing::warn!(error = %e, "periodic resync failed"),
+        }
     }
-    store.close().await;
-    tracing::info!("dispatcher stopped");
-    Ok(())
+
+    /// No new fires; the ones started finish their hand-over (bounded by the delivery
+    /// timeout); then leave the store's presence table.
+    async fn drain(mut self) {
+        self.draining.store(true, Ordering::Relaxed);
+        runtime::notify_stopping();
+        tracing::info!(
+            in_flight = self.fires.len(),
+            "dispatcher stopping: no new fires"
+        );
+        let _ = tokio::time::timeout(
+            Duration::from_millis(self.config.dispatcher.delivery_timeout_ms + 1000),
+            async { while self.fires.join_next().await.is_some() {} },
+        )
+        .await;
+        let _ = self.server.await;
+        self.heartbeat.stop().await;
+        if let Err(e) = self.store.dispatcher_left(&self.me.to_string()).await {
+            tracing::warn!(error = %e, "cannot record leaving; the monitor will report this dispatcher lost");
+        }
+        self.store.close().await;
+        tracing::info!("dispatcher stopped");
+    }
+}
+
+/// Where runs go: the executors registered in etcd (cluster mode), or the local one. Ready
+/// means "knows where to send": in cluster mode this waits for the first read of the registry
+/// (or for etcd to be found away, then fires to whoever registers when it returns).
+async fn executor_registry(
+    ctx: &RoleContext,
+    shutdown: &Shutdown,
+    executor_url: String,
+    host: &str,
+) -> Arc<Registry> {
+    let cfg = &ctx.config;
+    if !cfg.cluster.enabled() {
+        return Registry::fixed(vec![ExecutorInfo {
+            id: format!("{host}@local"),
+            url: executor_url,
+            host: host.to_string(),
+            groups: groups_of(&cfg.machine, host),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+            capacity: 0,
+        }]);
+    }
+    let call_timeout = Duration::from_millis(cfg.cluster.call_timeout_ms);
+    let registry = Arc::new(Registry::default());
+    let settings = EtcdSettings {
+        endpoints: cfg.cluster.etcd_endpoints.clone(),
+        prefix: cfg.cluster.etcd_prefix.clone(),
+        lease_ttl_secs: cfg.cluster.lease_ttl_secs as i64,
+        timeout: call_timeout,
+    };
+    tokio::spawn(registry::watch(
+        settings,
+        registry.clone(),
+        ctx.deps.clone(),
+        shutdown.clone(),
+    ));
+    let loaded = tokio::time::timeout(call_timeout * 2, async {
+        while !registry.is_loaded() && !ctx.deps.is_degraded("etcd") {
+            tokio::time::sleep(Duration::from_millis(20)).await;
+        }
+    });
+    let _ = loaded.await;
+    registry
+}
+
+/// The Redis fire lock, when `redis_url` is set (a bad URL means the store fence alone).
+fn fire_lock(ctx: &RoleContext, host: &str) -> Option<Arc<FireLock>> {
+    let cluster = &ctx.config.cluster;
+    if cluster.redis_url.is_empty() {
+        return None;
+    }
+    match FireLock::new(
+        &cluster.redis_url,
+        Instance::this(host).to_string(),
+        Duration::from_millis(cluster.lock_ttl_ms),
+        Duration::from_millis(cluster.call_timeout_ms),
+        ctx.deps.clone(),
+        ctx.metrics.counter(
+            "cronvisor_redis_round_trips_total",
+            "",
+            "Round trips to Redis for fire locks (a burst's locks take one).",
+        ),
+    ) {
+        Ok(l) => Some(Arc::new(l)),
+        Err(e) => {
+            tracing::error!(error = %e, "no fire lock; firing on the store fence alone");
+            None
+        }
+    }
 }
 
 /// Whether the dispatcher `other` (an instance `host/pid/start` that beats and has not left)

@@ -105,158 +105,236 @@ impl Executor {
     }
 }
 
-/// Runs the executor until `shutdown`.
+/// Runs the executor until `shutdown`, in named phases: `start` (RPC and health server,
+/// presence, etcd registration, orphans of a previous executor, ready), then on the stop
+/// signal `drain` (leave the registry, let running jobs finish within the drain budget or kill
+/// them, write every result, leave the presence table).
 pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> {
-    let token = Token::new(crate::tokens::load(
-        &ctx.config.data_dir,
-        crate::tokens::RPC,
-    )?);
-    let host = crate::cluster::host_identity(&ctx.config.host);
-    let addr = ctx
-        .listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let m = &ctx.metrics;
-    let finished = RunState::ALL
-        .iter()
-        .copied()
-        .filter(|s| s.is_final())
-        .map(|s| {
-            (
-                s.as_str(),
-                m.counter(
-                    "cronvisor_runs_finished_total",
-                    &format!("state=\"{}\"", s.as_str()),
-                    "Runs this executor finished, by final state.",
-                ),
-            )
+    let serving = Serving::start(ctx, &shutdown).await?;
+    runtime::stopped(shutdown.clone()).await;
+    serving.drain(shutdown).await;
+    Ok(())
+}
+
+/// A serving executor and what its drain must end.
+struct Serving {
+    exec: Arc<Executor>,
+    store: Store,
+    draining: Arc<std::sync::atomic::AtomicBool>,
+    drain_budget: Duration,
+    server: tokio::task::JoinHandle<std::io::Result<()>>,
+    heartbeat: Heartbeat,
+    leave: watch::Sender<bool>,
+    registration: Option<tokio::task::JoinHandle<()>>,
+    given_up: tokio::task::JoinHandle<()>,
+    recorder_task: tokio::task::JoinHandle<()>,
+}
+
+impl Serving {
+    async fn start(ctx: RoleContext, shutdown: &Shutdown) -> Result<Serving, RoleError> {
+        let token = Token::new(crate::tokens::load(
+            &ctx.config.data_dir,
+            crate::tokens::RPC,
+        )?);
+        let host = crate::cluster::host_identity(&ctx.config.host);
+        let addr = ctx
+            .listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let (kill, _) = watch::channel(None);
+        let (recorder, recorder_task) = Recorder::start(ctx.store.clone());
+        // The instance id names this process (a restarted or reloaded executor is another
+        // one), so the monitor can tell whose runs were lost.
+        let exec = Arc::new(Executor {
+            id: format!("{host}/{addr}/{}", std::process::id()),
+            store: ctx.store.clone(),
+            cfg: ctx.config.executor.clone(),
+            kill,
+            runs: Mutex::new(JoinSet::new()),
+            active: Mutex::new(HashMap::new()),
+            seen: Mutex::new(Seen::default()),
+            recorder,
+            counters: Counters::new(&ctx.metrics),
+            http: crate::http::client::HttpClient::new(Duration::from_secs(86_400), &ctx.trust()?),
+        });
+
+        let rpc = Router::new()
+            .route("/rpc/v1/runs", post(accept_runs))
+            .route("/rpc/v1/runs/{id}/kill", post(kill_run))
+            .with_state(exec.clone())
+            .layer(axum::middleware::from_fn_with_state(token, require_token));
+        let app = rpc.merge(crate::http::health::router(ctx.health()));
+        let grace = ctx.http_grace();
+        let server = tokio::spawn(crate::http::server::serve(
+            ctx.listener,
+            app,
+            shutdown.clone(),
+            grace,
+        ));
+        // Alive before ready: the monitor never sees this executor's runs without a heartbeat.
+        let heartbeat = Heartbeat::start(
+            &ctx.store,
+            &ctx.config.store_url(),
+            Presence::Executor,
+            exec.id.clone(),
+            crate::model::now_millis(),
+            Duration::from_millis(ctx.config.executor.heartbeat_ms),
+        )
+        .await?;
+        let (leave, leave_rx) = watch::channel(false);
+        let registration = ctx
+            .config
+            .cluster
+            .enabled()
+            .then(|| register_in_etcd(&ctx.config, ctx.deps.clone(), &addr, leave_rx));
+        reap_orphans(
+            &ctx.store,
+            &ctx.config,
+            &format!("{host}/{addr}/"),
+            &exec.id,
+        )
+        .await;
+        let given_up = tokio::spawn(stop_given_up(
+            exec.clone(),
+            Duration::from_millis((ctx.config.monitor.lost_after_ms / 2).max(100)),
+        ));
+        runtime::notify_ready(&format!("executor {} serving", exec.id));
+        tracing::info!(executor = %exec.id, "executor ready");
+        Ok(Serving {
+            exec,
+            store: ctx.store,
+            draining: ctx.draining,
+            drain_budget: Duration::from_secs(ctx.config.supervisor.drain_timeout_secs)
+                .mul_f64(0.8),
+            server,
+            heartbeat,
+            leave,
+            registration,
+            given_up,
+            recorder_task,
         })
-        .collect();
-    let counters = Counters {
-        started: m.counter("cronvisor_runs_started_total", "", "Processes spawned."),
-        spawn_failed: m.counter(
-            "cronvisor_spawn_failures_total",
-            "",
-            "Runs whose process could not be started.",
-        ),
-        running: m.gauge("cronvisor_runs_running", "", "Runs in progress."),
-        finished,
-    };
-    let (kill, _) = watch::channel(None);
-    let (recorder, recorder_task) = Recorder::start(ctx.store.clone());
-    // The instance id names this process (a restarted or reloaded executor is another one), so
-    // the monitor can tell whose runs were lost.
-    let exec = Arc::new(Executor {
-        id: format!("{host}/{addr}/{}", std::process::id()),
-        store: ctx.store.clone(),
-        cfg: ctx.config.executor.clone(),
-        kill,
-        runs: Mutex::new(JoinSet::new()),
-        active: Mutex::new(HashMap::new()),
-        seen: Mutex::new(Seen::default()),
-        recorder,
-        counters,
-        http: crate::http::client::HttpClient::new(Duration::from_secs(86_400), &ctx.trust()?),
-    });
+    }
 
-    let rpc = Router::new()
-        .route("/rpc/v1/runs", post(accept_runs))
-        .route("/rpc/v1/runs/{id}/kill", post(kill_run))
-        .with_state(exec.clone())
-        .layer(axum::middleware::from_fn_with_state(token, require_token));
-    let app = rpc.merge(crate::http::health::router(ctx.health()));
-
-    let drain_budget = Duration::from_secs(ctx.config.supervisor.drain_timeout_secs).mul_f64(0.8);
-    let grace = ctx.http_grace();
-    let server = tokio::spawn(crate::http::server::serve(
-        ctx.listener,
-        app,
-        shutdown.clone(),
-        grace,
-    ));
-    // Alive before ready: the monitor never sees this executor's runs without a heartbeat.
-    let heartbeat = Heartbeat::start(
-        &ctx.store,
-        &ctx.config.store_url(),
-        Presence::Executor,
-        exec.id.clone(),
-        crate::model::now_millis(),
-        Duration::from_millis(ctx.config.executor.heartbeat_ms),
-    )
-    .await?;
-    // Cluster mode: announce this executor in etcd (and leave before draining).
-    let (leave, leave_rx) = tokio::sync::watch::channel(false);
-    let registration = ctx.config.cluster.enabled().then(|| {
-        let cfg = &ctx.config;
-        let host = crate::cluster::host_identity(&cfg.host);
-        let advertised = if cfg.cluster.advertise_rpc.is_empty() {
-            addr.clone()
-        } else {
-            cfg.cluster.advertise_rpc.clone()
-        };
-        if advertised.starts_with("0.0.0.0") || advertised.starts_with("[::]") {
-            tracing::warn!(%advertised, "rpc listener is a wildcard address: set cluster.advertise_rpc so dispatchers can reach this executor");
+    async fn drain(self, shutdown: Shutdown) {
+        self.draining.store(true, Ordering::Relaxed);
+        runtime::notify_stopping();
+        // Leave the registry first, so dispatchers stop sending work here while it drains.
+        let _ = self.leave.send(true);
+        if let Some(r) = self.registration {
+            let _ = tokio::time::timeout(Duration::from_secs(3), r).await;
         }
-        let info = crate::cluster::ExecutorInfo {
-            id: format!("{host}@{advertised}"),
-            url: format!("http://{advertised}"),
-            groups: crate::cluster::groups_of(&cfg.machine, &host),
-            host,
-            version: env!("CARGO_PKG_VERSION").to_string(),
-            capacity: std::thread::available_parallelism()
-                .map(|n| n.get() as u32)
-                .unwrap_or(1),
-        };
-        let settings = crate::cluster::registry::EtcdSettings {
-            endpoints: cfg.cluster.etcd_endpoints.clone(),
-            prefix: cfg.cluster.etcd_prefix.clone(),
-            lease_ttl_secs: cfg.cluster.lease_ttl_secs as i64,
-            timeout: Duration::from_millis(cfg.cluster.call_timeout_ms),
-        };
-        tokio::spawn(crate::cluster::registry::register(
-            settings,
-            info,
-            ctx.deps.clone(),
-            leave_rx,
-        ))
-    });
-    // Groups of runs a previous executor here left running when it died.
-    match orphans::reap(
-        &ctx.store,
-        &format!("{host}/{addr}/"),
-        &exec.id,
-        Duration::from_secs(ctx.config.executor.kill_grace_secs),
-    )
-    .await
-    {
+        let kind = *shutdown.borrow();
+        if kind == Some(Stop::Fast) {
+            self.exec.kill_all();
+        }
+        // The server finishes the requests it has (each may add a run) before the set is taken.
+        let _ = tokio::time::timeout(Duration::from_secs(5), self.server).await;
+        finish_runs(&self.exec, &shutdown, self.drain_budget, kind).await;
+        // Every result is queued; the recorder writes what is left and ends.
+        let id = self.exec.id.clone();
+        // The check holds the executor too: end it, so the recorder sees the last sender go.
+        self.given_up.abort();
+        let _ = self.given_up.await;
+        drop(self.exec);
+        if tokio::time::timeout(Duration::from_secs(30), self.recorder_task)
+            .await
+            .is_err()
+        {
+            tracing::error!("results still unwritten after 30 s; giving up");
+        }
+        self.heartbeat.stop().await;
+        if let Err(e) = self.store.deregister(&id).await {
+            tracing::warn!(error = %e, "cannot deregister; the monitor will expire this executor");
+        }
+        self.store.close().await;
+        tracing::info!("executor stopped");
+    }
+}
+
+impl Counters {
+    fn new(m: &crate::metrics::Metrics) -> Counters {
+        let finished = RunState::ALL
+            .iter()
+            .copied()
+            .filter(|s| s.is_final())
+            .map(|s| {
+                (
+                    s.as_str(),
+                    m.counter(
+                        "cronvisor_runs_finished_total",
+                        &format!("state=\"{}\"", s.as_str()),
+                        "Runs this executor finished, by final state.",
+                    ),
+                )
+            })
+            .collect();
+        Counters {
+            started: m.counter("cronvisor_runs_started_total", "", "Processes spawned."),
+            spawn_failed: m.counter(
+                "cronvisor_spawn_failures_total",
+                "",
+                "Runs whose process could not be started.",
+            ),
+            running: m.gauge("cronvisor_runs_running", "", "Runs in progress."),
+            finished,
+        }
+    }
+}
+
+/// Cluster mode: announces this executor in etcd until `leave` (it leaves before draining).
+fn register_in_etcd(
+    cfg: &crate::config::Config,
+    deps: Arc<crate::cluster::Dependencies>,
+    addr: &str,
+    leave: watch::Receiver<bool>,
+) -> tokio::task::JoinHandle<()> {
+    let host = crate::cluster::host_identity(&cfg.host);
+    let advertised = if cfg.cluster.advertise_rpc.is_empty() {
+        addr.to_string()
+    } else {
+        cfg.cluster.advertise_rpc.clone()
+    };
+    if advertised.starts_with("0.0.0.0") || advertised.starts_with("[::]") {
+        tracing::warn!(%advertised, "rpc listener is a wildcard address: set cluster.advertise_rpc so dispatchers can reach this executor");
+    }
+    let info = crate::cluster::ExecutorInfo {
+        id: format!("{host}@{advertised}"),
+        url: format!("http://{advertised}"),
+        groups: crate::cluster::groups_of(&cfg.machine, &host),
+        host,
+        version: env!("CARGO_PKG_VERSION").to_string(),
+        capacity: std::thread::available_parallelism()
+            .map(|n| n.get() as u32)
+            .unwrap_or(1),
+    };
+    let settings = crate::cluster::registry::EtcdSettings {
+        endpoints: cfg.cluster.etcd_endpoints.clone(),
+        prefix: cfg.cluster.etcd_prefix.clone(),
+        lease_ttl_secs: cfg.cluster.lease_ttl_secs as i64,
+        timeout: Duration::from_millis(cfg.cluster.call_timeout_ms),
+    };
+    tokio::spawn(crate::cluster::registry::register(
+        settings, info, deps, leave,
+    ))
+}
+
+/// Stops the process groups of runs a previous executor of this host left running when it
+/// died (`prefix` names this host's executors).
+async fn reap_orphans(store: &Store, cfg: &crate::config::Config, prefix: &str, me: &str) {
+    let grace = Duration::from_secs(cfg.executor.kill_grace_secs);
+    match orphans::reap(store, prefix, me, grace).await {
         Ok(r) if !r.is_empty() => {
             tracing::warn!(runs = ?r, "stopped the processes of runs whose executor died")
         }
         Ok(_) => {}
         Err(e) => tracing::warn!(error = %e, "cannot look for runs left by a previous executor"),
     }
-    let given_up = tokio::spawn(stop_given_up(
-        exec.clone(),
-        Duration::from_millis((ctx.config.monitor.lost_after_ms / 2).max(100)),
-    ));
-    runtime::notify_ready(&format!("executor {} serving", exec.id));
-    tracing::info!(executor = %exec.id, "executor ready");
+}
 
-    runtime::stopped(shutdown.clone()).await;
-    ctx.draining.store(true, Ordering::Relaxed);
-    runtime::notify_stopping();
-    // Leave the registry first, so dispatchers stop sending work here while it drains.
-    let _ = leave.send(true);
-    if let Some(r) = registration {
-        let _ = tokio::time::timeout(Duration::from_secs(3), r).await;
-    }
-    let kind = *shutdown.borrow();
-    if kind == Some(Stop::Fast) {
-        exec.kill_all();
-    }
-    // The server finishes the requests it has (each may add a run) before the set is taken.
-    let _ = tokio::time::timeout(Duration::from_secs(5), server).await;
+/// Lets the running jobs finish within `budget` (SIGTERM), then kills what is left; a fast
+/// stop (SIGINT, now or later) kills at once.
+async fn finish_runs(exec: &Executor, shutdown: &Shutdown, budget: Duration, kind: Option<Stop>) {
     let mut runs = match exec.runs.lock() {
         Ok(mut r) => std::mem::take(&mut *r),
         Err(_) => JoinSet::new(),
@@ -264,7 +342,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     tracing::info!(running = runs.len(), ?kind, "executor draining");
     let fast = runtime::stopped_fast(shutdown.clone());
     tokio::pin!(fast);
-    let deadline = tokio::time::sleep(drain_budget);
+    let deadline = tokio::time::sleep(budget);
     tokio::pin!(deadline);
     loop {
         tokio::select! {
@@ -279,25 +357,6 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             }
         }
     }
-    // Every result is queued; the recorder writes what is left and ends.
-    let id = exec.id.clone();
-    // The check holds the executor too: end it, so the recorder sees the last sender go.
-    given_up.abort();
-    let _ = given_up.await;
-    drop(exec);
-    if tokio::time::timeout(Duration::from_secs(30), recorder_task)
-        .await
-        .is_err()
-    {
-        tracing::error!("results still unwritten after 30 s; giving up");
-    }
-    heartbeat.stop().await;
-    if let Err(e) = ctx.store.deregister(&id).await {
-        tracing::warn!(error = %e, "cannot deregister; the monitor will expire this executor");
-    }
-    ctx.store.close().await;
-    tracing::info!("executor stopped");
-    Ok(())
 }
 
 /// Stops the runs in progress here that the store gave up on: recorded `lost` (this executor

@@ -22,112 +22,60 @@ const PRUNE_EVERY: Duration = Duration::from_secs(600);
 /// Job-change rows older than this are pruned; a dispatcher further behind resyncs fully.
 const CHANGE_LOG_KEEP_MS: i64 = 3_600_000;
 
+/// Runs the monitor until `shutdown`: `serve_api` (the API and health on the `api` listener),
+/// then the checks loop — `prune` now and then, and on each check tick `check_store` (its
+/// outage is alarmed from here, since it cannot be stored), the alarm scan and delivery, and
+/// the fleet checks — and finally the drain.
 pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> {
-    let token = Token::new(crate::tokens::load(
-        &ctx.config.data_dir,
-        crate::tokens::API,
-    )?);
-    let state = ApiState {
-        store: ctx.store.clone(),
-        default_tz: ctx.config.timezone.clone(),
-        requests: ctx
-            .metrics
-            .counter("cronvisor_api_requests_total", "", "API requests served."),
-    };
     let trust = ctx.trust()?;
-    let api = api::router(state).layer(axum::middleware::from_fn_with_state(token, require_token));
-    let app = Router::new()
-        .merge(api)
-        .merge(crate::http::health::router(ctx.health()));
-    let addr = ctx
-        .listener
-        .local_addr()
-        .map(|a| a.to_string())
-        .unwrap_or_default();
-    let grace = ctx.http_grace();
-    let server = tokio::spawn(crate::http::server::serve(
-        ctx.listener,
-        app,
-        shutdown.clone(),
-        grace,
-    ));
-    runtime::notify_ready(&format!("monitor: API on http://{addr}/api/v1"));
-    tracing::info!(api = %format!("http://{addr}/api/v1"), "monitor ready");
-
-    let retention_days = ctx.config.monitor.retention_days;
-    let lost_after = ctx.config.monitor.lost_after_ms as i64;
-    let undelivered_after = lost_after + ctx.config.dispatcher.delivery_timeout_ms as i64;
-    let lost_counter = ctx.metrics.counter(
-        "cronvisor_runs_lost_total",
-        "",
-        "Runs marked lost (their executor stopped, or could not end them past their timeout).",
-    );
-    let alarmer = alarms::Alarmer::new(
-        ctx.store.clone(),
-        ctx.config.alarm.clone(),
-        &trust,
-        &ctx.metrics,
-    );
-    let mut check =
-        tokio::time::interval(Duration::from_millis(ctx.config.monitor.check_interval_ms));
-    let store = ctx.store.clone();
-    let overdue_grace = ctx.config.executor.kill_grace_secs as i64 * 1000 + lost_after;
+    let health = ctx.health();
+    let http_grace = ctx.http_grace();
+    let RoleContext {
+        config,
+        store,
+        metrics,
+        draining,
+        deps,
+        listener,
+        ..
+    } = ctx;
+    let server = serve_api(
+        &config, &store, &metrics, health, listener, http_grace, &shutdown,
+    )?;
+    let lost_after = config.monitor.lost_after_ms as i64;
+    let alarmer = alarms::Alarmer::new(store.clone(), config.alarm.clone(), &trust, &metrics);
     let mut fleet = fleet::Fleet::new(
         store.clone(),
         lost_after,
-        undelivered_after,
-        overdue_grace,
-        lost_counter,
-        crate::cluster::probe::probed(&ctx.config.cluster),
+        lost_after + config.dispatcher.delivery_timeout_ms as i64,
+        config.executor.kill_grace_secs as i64 * 1000 + lost_after,
+        metrics.counter(
+            "cronvisor_runs_lost_total",
+            "",
+            "Runs marked lost (their executor stopped, or could not end them past their timeout).",
+        ),
+        crate::cluster::probe::probed(&config.cluster),
     );
-    if ctx.config.cluster.enabled() || !ctx.config.cluster.redis_url.is_empty() {
+    if config.cluster.enabled() || !config.cluster.redis_url.is_empty() {
         tokio::spawn(crate::cluster::probe::watch(
-            ctx.config.cluster.clone(),
-            ctx.deps.clone(),
+            config.cluster.clone(),
+            deps.clone(),
             shutdown.clone(),
         ));
     }
+    let mut check = tokio::time::interval(Duration::from_millis(config.monitor.check_interval_ms));
     // Since when the store has not answered (and the first error), to alarm its outage.
     let mut store_down: Option<(i64, String)> = None;
-    let mut prune = tokio::time::interval(PRUNE_EVERY);
+    let mut prune_tick = tokio::time::interval(PRUNE_EVERY);
     let stop = runtime::stopped(shutdown.clone());
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = prune.tick() => {
-                let now = now_millis();
-                if retention_days > 0 {
-                    let before = now - (retention_days as i64) * 86_400_000;
-                    match store.prune(before).await {
-                        Ok(n) if n > 0 => tracing::info!(runs = n, retention_days, "pruned old runs"),
-                        Ok(_) => {}
-                        Err(e) => tracing::warn!(error = %e, "pruning runs failed"),
-                    }
-                }
-                if let Err(e) = store.prune_changes(now - CHANGE_LOG_KEEP_MS).await {
-                    tracing::warn!(error = %e, "pruning the job change log failed");
-                }
-            }
+            _ = prune_tick.tick() => prune(&store, config.monitor.retention_days).await,
             _ = check.tick() => {
                 let now = now_millis();
-                match (store.ping().await, &store_down) {
-                    (Err(e), None) => {
-                        alarmer.send_store_down(&e.to_string()).await;
-                        store_down = Some((now, e.to_string()));
-                        continue;
-                    }
-                    (Err(_), Some(_)) => continue,
-                    (Ok(()), Some((since, error))) => {
-                        let subject = format!(
-                            "the store was unreachable for {} s ({error})",
-                            (now - since) / 1000
-                        );
-                        alarmer.raise_system("store_back", &subject).await;
-                        tracing::info!("store reachable again");
-                        store_down = None;
-                        fleet.wait_for_beats();
-                    }
-                    (Ok(()), None) => {}
+                if !check_store(&store, &alarmer, &mut fleet, &mut store_down, now).await {
+                    continue;
                 }
                 if let Err(e) = alarmer.scan().await {
                     tracing::warn!(error = %e, "alarm scan failed");
@@ -135,16 +83,98 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                 if let Err(e) = alarmer.deliver().await {
                     tracing::warn!(error = %e, "alarm delivery pass failed");
                 }
-                fleet.dependencies(&alarmer, &ctx.deps, now).await;
+                fleet.dependencies(&alarmer, &deps, now).await;
                 fleet.check(&alarmer, now).await;
             }
             _ = &mut stop => break,
         }
     }
-    ctx.draining.store(true, Ordering::Relaxed);
+    draining.store(true, Ordering::Relaxed);
     runtime::notify_stopping();
     let _ = server.await;
     store.close().await;
     tracing::info!("monitor stopped");
     Ok(())
+}
+
+/// The API (token-protected) and health endpoints on the role's listener; ready once serving.
+fn serve_api(
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+    metrics: &crate::metrics::Metrics,
+    health: crate::http::health::Health,
+    listener: std::net::TcpListener,
+    grace: Duration,
+    shutdown: &Shutdown,
+) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, RoleError> {
+    let token = Token::new(crate::tokens::load(&config.data_dir, crate::tokens::API)?);
+    let state = ApiState {
+        store: store.clone(),
+        default_tz: config.timezone.clone(),
+        requests: metrics.counter("cronvisor_api_requests_total", "", "API requests served."),
+    };
+    let api = api::router(state).layer(axum::middleware::from_fn_with_state(token, require_token));
+    let app = Router::new()
+        .merge(api)
+        .merge(crate::http::health::router(health));
+    let addr = listener
+        .local_addr()
+        .map(|a| a.to_string())
+        .unwrap_or_default();
+    let server = tokio::spawn(crate::http::server::serve(
+        listener,
+        app,
+        shutdown.clone(),
+        grace,
+    ));
+    runtime::notify_ready(&format!("monitor: API on http://{addr}/api/v1"));
+    tracing::info!(api = %format!("http://{addr}/api/v1"), "monitor ready");
+    Ok(server)
+}
+
+/// Deletes finished runs past `retention_days` (0: keep all) and old change-log rows.
+async fn prune(store: &crate::store::Store, retention_days: u64) {
+    let now = now_millis();
+    if retention_days > 0 {
+        let before = now - (retention_days as i64) * 86_400_000;
+        match store.prune(before).await {
+            Ok(n) if n > 0 => tracing::info!(runs = n, retention_days, "pruned old runs"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning runs failed"),
+        }
+    }
+    if let Err(e) = store.prune_changes(now - CHANGE_LOG_KEEP_MS).await {
+        tracing::warn!(error = %e, "pruning the job change log failed");
+    }
+}
+
+/// Is the store answering? Its outage is alarmed once (sent directly: it cannot be stored),
+/// and its return once; false while it is down (the other checks need it).
+async fn check_store(
+    store: &crate::store::Store,
+    alarmer: &alarms::Alarmer,
+    fleet: &mut fleet::Fleet,
+    store_down: &mut Option<(i64, String)>,
+    now: i64,
+) -> bool {
+    match (store.ping().await, &*store_down) {
+        (Err(e), None) => {
+            alarmer.send_store_down(&e.to_string()).await;
+            *store_down = Some((now, e.to_string()));
+            false
+        }
+        (Err(_), Some(_)) => false,
+        (Ok(()), Some((since, error))) => {
+            let subject = format!(
+                "the store was unreachable for {} s ({error})",
+                (now - since) / 1000
+            );
+            alarmer.raise_system("store_back", &subject).await;
+            tracing::info!("store reachable again");
+            *store_down = None;
+            fleet.wait_for_beats();
+            true
+        }
+        (Ok(()), None) => true,
+    }
 }
