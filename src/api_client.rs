@@ -31,7 +31,7 @@ impl Api {
                     .and_then(|b| serde_json::from_slice::<serde_json::Value>(&b).ok())
                     .and_then(|v| v.get("api").and_then(|a| a.as_str()).map(str::to_string));
                 let addr = from_file
-                    .or_else(|| config.listeners.get("api").cloned())
+                    .or_else(|| config.listeners.get("api").map(|a| a.to_string()))
                     .ok_or_else(|| anyhow!("no API address: pass --api-url"))?;
                 format!("http://{addr}")
             }
@@ -40,7 +40,7 @@ impl Api {
         Ok(Api {
             client: HttpClient::new(
                 Duration::from_secs(30),
-                &cronvisor_roles::http::tls::Trust::load(&config.tls.ca_file)?,
+                &cronvisor_roles::http::tls::Trust::load(config.tls.ca_file.as_deref())?,
             ),
             base,
             token,

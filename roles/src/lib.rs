@@ -8,6 +8,9 @@
 //! [`http`] serving/auth/health/client, [`metrics`], [`tokens`], process [`instance`] ids and
 //! the role [`runtime`].
 
+#[macro_use]
+mod names;
+
 pub mod cluster;
 pub mod config;
 pub mod dispatcher;

@@ -29,9 +29,11 @@ pub enum RoleError {
     Token(#[from] crate::tokens::TokenError),
     #[error("serving HTTP: {0}")]
     Serve(std::io::Error),
+    #[error("no listener `{0}` configured")]
+    NoListener(String),
     #[error("binding {addr}: {source}")]
     Bind {
-        addr: String,
+        addr: std::net::SocketAddr,
         source: std::io::Error,
     },
     #[error("signal handler: {0}")]
@@ -65,10 +67,10 @@ impl RoleContext {
             let addr = config
                 .listeners
                 .get(listener_name)
-                .cloned()
-                .unwrap_or_default();
+                .copied()
+                .ok_or_else(|| RoleError::NoListener(listener_name.to_string()))?;
             tracing::info!(role, listener = listener_name, %addr, "no inherited socket; binding");
-            std::net::TcpListener::bind(&addr).map_err(|source| RoleError::Bind { addr, source })?
+            std::net::TcpListener::bind(addr).map_err(|source| RoleError::Bind { addr, source })?
         } else {
             inherited.take_tcp_listener(listener_name)?
         };
@@ -86,12 +88,12 @@ impl RoleContext {
 
     /// How long a stopping role keeps serving open connections (answering `Connection: close`).
     pub fn http_grace(&self) -> std::time::Duration {
-        std::time::Duration::from_millis(self.config.supervisor.http_close_grace_ms)
+        self.config.supervisor.http_close_grace
     }
 
     /// Whom this role's outbound https trusts (`tls.ca_file` is read now).
     pub fn trust(&self) -> Result<crate::http::tls::Trust, crate::http::tls::TlsError> {
-        crate::http::tls::Trust::load(&self.config.tls.ca_file)
+        crate::http::tls::Trust::load(self.config.tls.ca_file.as_deref())
     }
 
     pub fn data_dir(&self) -> PathBuf {

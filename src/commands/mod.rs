@@ -9,7 +9,7 @@ mod up;
 use std::process::ExitCode;
 
 use anyhow::Context;
-use cronvisor_roles::config::Config;
+use cronvisor_roles::config::{Config, Role};
 use cronvisor_supervisor::activation::Inherited;
 
 use crate::cli::{Cli, Command, ConfigCommand};
@@ -31,9 +31,9 @@ pub async fn run(
 ) -> anyhow::Result<ExitCode> {
     match &cli.command {
         Command::Up(args) => up::run(&cli, args, inherited, adopted).await,
-        Command::Dispatcher => roles::run(&cli, "dispatcher", inherited).await,
-        Command::Executor => roles::run(&cli, "executor", inherited).await,
-        Command::Monitor => roles::run(&cli, "monitor", inherited).await,
+        Command::Dispatcher => roles::run(&cli, Role::Dispatcher, inherited).await,
+        Command::Executor => roles::run(&cli, Role::Executor, inherited).await,
+        Command::Monitor => roles::run(&cli, Role::Monitor, inherited).await,
         Command::Job(cmd) => jobs::job(&cli, cmd).await,
         Command::Runs(args) => jobs::runs(&cli, args).await,
         Command::Alarms(args) => jobs::alarms(&cli, args).await,
@@ -61,16 +61,16 @@ pub async fn run(
                 config.data_dir.display(),
                 redact_url(&config.store_url())
             );
-            println!("roles: {}", config.roles.join(", "));
+            let roles: Vec<&str> = config.roles.iter().map(|r| r.as_str()).collect();
+            println!("roles: {}", roles.join(", "));
             if config.cluster.enabled() {
                 println!(
                     "cluster: host {}, etcd {}, redis {}, {} machine group(s)",
-                    cronvisor_roles::cluster::host_identity(&config.host),
+                    cronvisor_roles::cluster::host_identity(config.host.as_deref()),
                     config.cluster.etcd_endpoints.join(","),
-                    if config.cluster.redis_url.is_empty() {
-                        "none (store fence alone)".to_string()
-                    } else {
-                        redact_url(&config.cluster.redis_url)
+                    match &config.cluster.redis_url {
+                        None => "none (store fence alone)".to_string(),
+                        Some(url) => redact_url(url),
                     },
                     config.machine.len()
                 );
@@ -89,9 +89,7 @@ pub async fn run(
 /// recorded (`cronvisor alarms` lists them), nobody is told. Only hosts running the monitor
 /// send alarms.
 pub fn alarm_channel_warning(config: &Config) -> Option<String> {
-    let a = &config.alarm;
-    let none = a.webhook_urls.is_empty() && a.sms.url.is_empty() && a.email.smtp_host.is_empty();
-    (none && config.roles.iter().any(|r| r == "monitor")).then(|| {
+    (!config.alarm.any_channel() && config.runs(Role::Monitor)).then(|| {
         "no alarm channel configured (alarm.webhook_urls, alarm.sms.url, alarm.email.smtp_host): \
          alarms are only recorded, see `cronvisor alarms`"
             .to_string()

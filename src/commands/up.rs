@@ -2,13 +2,12 @@
 //! the roles as supervised children until SIGTERM (drain) or SIGINT (fast).
 
 use std::ffi::OsString;
-use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 use std::time::Duration;
 
 use anyhow::Context;
-use cronvisor_roles::config::{Config, ROLE_LISTENERS};
+use cronvisor_roles::config::{Config, Role};
 use cronvisor_roles::store::Store;
 use cronvisor_roles::tokens;
 use cronvisor_supervisor::activation::Inherited;
@@ -78,7 +77,7 @@ pub async fn run(
         println!("config ok");
         return Ok(ExitCode::SUCCESS);
     }
-    crate::logging::init(&config.log_format);
+    crate::logging::init(config.log_format);
     let (config, _one_supervisor) = prepare(config).await?;
     let listeners = open(&config, &mut inherited)?;
     let data_dir = config.data_dir.clone();
@@ -109,11 +108,11 @@ pub async fn run(
             &rpc_addr,
         ),
         run_dir: run_dir.clone(),
-        ready_timeout: Duration::from_secs(s.ready_timeout_secs),
-        drain_timeout: Duration::from_secs(s.drain_timeout_secs),
+        ready_timeout: s.ready_timeout,
+        drain_timeout: s.drain_timeout,
         fast_stop_timeout: Duration::from_secs(5),
-        backoff_initial: Duration::from_millis(s.restart_backoff_initial_ms),
-        backoff_max: Duration::from_millis(s.restart_backoff_max_ms),
+        backoff_initial: s.restart_backoff_initial,
+        backoff_max: s.restart_backoff_max,
         version: env!("CARGO_PKG_VERSION").to_string(),
         exec: Some(exec_spec(cli, &program, config_path.as_deref())),
     };
@@ -197,21 +196,19 @@ async fn prepare(config: Config) -> anyhow::Result<(Config, nix::fcntl::Flock<st
 /// the CLI.
 fn open(config: &Config, inherited: &mut Inherited) -> anyhow::Result<Listeners> {
     let unused = |name: &str| {
-        ROLE_LISTENERS
+        Role::ALL
             .iter()
-            .any(|(role, l)| *l == name && !config.roles.iter().any(|r| r == role))
+            .any(|role| role.listener() == name && !config.runs(*role))
     };
     let specs: Vec<ListenerSpec> = config
         .listeners
         .iter()
         .filter(|(name, _)| !unused(name))
-        .map(|(name, addr)| {
-            Ok(ListenerSpec {
-                name: name.clone(),
-                addr: addr.parse::<SocketAddr>()?,
-            })
+        .map(|(name, addr)| ListenerSpec {
+            name: name.clone(),
+            addr: *addr,
         })
-        .collect::<Result<_, std::net::AddrParseError>>()?;
+        .collect();
     let listeners = Listeners::open(&specs, inherited)?;
     let endpoints: serde_json::Map<String, serde_json::Value> = listeners
         .addrs()
@@ -279,7 +276,7 @@ fn child_specs(
     program: &Path,
     data_dir: &Path,
     config: Option<&Path>,
-    roles: &[String],
+    roles: &[Role],
     rpc_addr: &str,
 ) -> Vec<ChildSpec> {
     let mut common: Vec<OsString> = vec!["--data-dir".into(), data_dir.into()];
@@ -287,13 +284,13 @@ fn child_specs(
         common.push("--config".into());
         common.push(c.into());
     }
-    ROLE_LISTENERS
+    Role::ALL
         .iter()
-        .filter(|(role, _)| roles.iter().any(|r| r == role))
-        .map(|(role, listener)| {
-            let mut args: Vec<OsString> = vec![(*role).into()];
+        .filter(|role| roles.contains(role))
+        .map(|role| {
+            let mut args: Vec<OsString> = vec![role.as_str().into()];
             args.extend(common.iter().cloned());
-            let env = if *role == "dispatcher" {
+            let env = if *role == Role::Dispatcher {
                 vec![(
                     "CRONVISOR_EXECUTOR_URL".to_string(),
                     format!("http://{rpc_addr}"),
@@ -302,11 +299,11 @@ fn child_specs(
                 Vec::new()
             };
             ChildSpec {
-                role: (*role).to_string(),
+                role: role.as_str().to_string(),
                 program: program.to_path_buf(),
                 args,
                 env,
-                listeners: vec![(*listener).to_string()],
+                listeners: vec![role.listener().to_string()],
             }
         })
         .collect()

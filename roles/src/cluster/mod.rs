@@ -119,9 +119,9 @@ impl Dependencies {
 }
 
 /// The host identity: configured, or the hostname.
-pub fn host_identity(configured: &str) -> String {
-    if !configured.is_empty() {
-        return configured.to_string();
+pub fn host_identity(configured: Option<&str>) -> String {
+    if let Some(h) = configured {
+        return h.to_string();
     }
     crate::instance::hostname()
 }

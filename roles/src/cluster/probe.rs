@@ -15,7 +15,7 @@ const EVERY: Duration = Duration::from_secs(2);
 /// The dependencies `watch` probes under `cfg`.
 pub fn probed(cfg: &ClusterConfig) -> Vec<&'static str> {
     let mut names = Vec::new();
-    if !cfg.redis_url.is_empty() {
+    if cfg.redis_url.is_some() {
         names.push("redis");
     }
     if cfg.enabled() {
@@ -25,7 +25,7 @@ pub fn probed(cfg: &ClusterConfig) -> Vec<&'static str> {
 }
 
 pub async fn watch(cfg: ClusterConfig, deps: Arc<Dependencies>, shutdown: Shutdown) {
-    let timeout = Duration::from_millis(cfg.call_timeout_ms);
+    let timeout = cfg.call_timeout;
     let stop = crate::runtime::stopped(shutdown);
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(EVERY);
@@ -38,8 +38,8 @@ pub async fn watch(cfg: ClusterConfig, deps: Arc<Dependencies>, shutdown: Shutdo
             _ = tick.tick() => {}
             _ = &mut stop => return,
         }
-        if !cfg.redis_url.is_empty() {
-            let outcome = redis(&cfg.redis_url, timeout, &mut redis_conn).await;
+        if let Some(url) = &cfg.redis_url {
+            let outcome = redis(url, timeout, &mut redis_conn).await;
             record(&deps, "redis", outcome);
         }
         if cfg.enabled() {

@@ -77,14 +77,14 @@ impl Dispatcher {
     ) -> Result<Dispatcher, RoleError> {
         let token = crate::tokens::load(&ctx.config.data_dir, crate::tokens::RPC)?;
         let store = ctx.store.clone();
-        let host = host_identity(&ctx.config.host);
+        let host = host_identity(ctx.config.host.as_deref());
         let registry = executor_registry(&ctx, shutdown, executor_url, &host).await;
         let firer = Arc::new(Firer::new(
             store.clone(),
             Targets::new(registry, ctx.config.machine.clone()),
             fire_lock(&ctx, &host),
             token,
-            Duration::from_millis(ctx.config.dispatcher.delivery_timeout_ms),
+            ctx.config.dispatcher.delivery_timeout,
             &ctx.trust()?,
             &ctx.metrics,
         ));
@@ -115,7 +115,7 @@ impl Dispatcher {
             Presence::Dispatcher,
             me.to_string(),
             me.start,
-            Duration::from_millis((ctx.config.monitor.lost_after_ms / 4).max(50)),
+            (ctx.config.monitor.lost_after / 4).max(Duration::from_millis(50)),
         )
         .await?;
         let executors = firer.registry_size();
@@ -149,7 +149,7 @@ impl Dispatcher {
     /// the last MISSED_GRACE_MS are its to fire; if none does (a crash), every instant up to
     /// now is accounted for here, so that none falls between the two.
     async fn catch_up(&mut self) {
-        let since = now_millis() - self.config.monitor.lost_after_ms as i64;
+        let since = now_millis() - crate::config::values::ms(self.config.monitor.lost_after);
         let grace = match self.store.live_dispatchers(since).await {
             Ok(live) if !live.iter().any(|i| may_be_firing(i, &self.me, &self.host)) => 0,
             _ => MISSED_GRACE_MS,
@@ -188,9 +188,9 @@ impl Dispatcher {
     /// follow the change log and take manual runs and retries; resync now and then.
     async fn serve(&mut self, shutdown: Shutdown) {
         let dispatcher = &self.config.dispatcher;
-        let mut poll = tokio::time::interval(Duration::from_millis(dispatcher.poll_interval_ms));
+        let mut poll = tokio::time::interval(dispatcher.poll_interval);
         poll.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
-        let resync_every = Duration::from_secs(dispatcher.resync_interval_secs);
+        let resync_every = dispatcher.resync_interval;
         let mut resync =
             tokio::time::interval_at(tokio::time::Instant::now() + resync_every, resync_every);
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -270,7 +270,7 @@ impl Dispatcher {
             "dispatcher stopping: no new fires"
         );
         let _ = tokio::time::timeout(
-            Duration::from_millis(self.config.dispatcher.delivery_timeout_ms + 1000),
+            self.config.dispatcher.delivery_timeout + Duration::from_secs(1),
             async { while self.fires.join_next().await.is_some() {} },
         )
         .await;
@@ -304,12 +304,12 @@ async fn executor_registry(
             capacity: 0,
         }]);
     }
-    let call_timeout = Duration::from_millis(cfg.cluster.call_timeout_ms);
+    let call_timeout = cfg.cluster.call_timeout;
     let registry = Arc::new(Registry::default());
     let settings = EtcdSettings {
         endpoints: cfg.cluster.etcd_endpoints.clone(),
         prefix: cfg.cluster.etcd_prefix.clone(),
-        lease_ttl_secs: cfg.cluster.lease_ttl_secs as i64,
+        lease_ttl_secs: cfg.cluster.lease_ttl_secs(),
         timeout: call_timeout,
     };
     tokio::spawn(registry::watch(
@@ -330,14 +330,12 @@ async fn executor_registry(
 /// The Redis fire lock, when `redis_url` is set (a bad URL means the store fence alone).
 fn fire_lock(ctx: &RoleContext, host: &str) -> Option<Arc<FireLock>> {
     let cluster = &ctx.config.cluster;
-    if cluster.redis_url.is_empty() {
-        return None;
-    }
+    let url = cluster.redis_url.as_deref()?;
     match FireLock::new(
-        &cluster.redis_url,
+        url,
         Instance::this(host).to_string(),
-        Duration::from_millis(cluster.lock_ttl_ms),
-        Duration::from_millis(cluster.call_timeout_ms),
+        cluster.lock_ttl,
+        cluster.call_timeout,
         ctx.deps.clone(),
         ctx.metrics.counter(
             "cronvisor_redis_round_trips_total",

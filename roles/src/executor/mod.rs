@@ -136,7 +136,7 @@ impl Serving {
             &ctx.config.data_dir,
             crate::tokens::RPC,
         )?);
-        let host = crate::cluster::host_identity(&ctx.config.host);
+        let host = crate::cluster::host_identity(ctx.config.host.as_deref());
         let addr = ctx
             .listener
             .local_addr()
@@ -179,7 +179,7 @@ impl Serving {
             Presence::Executor,
             exec.id.clone(),
             crate::model::now_millis(),
-            Duration::from_millis(ctx.config.executor.heartbeat_ms),
+            ctx.config.executor.heartbeat,
         )
         .await?;
         let (leave, leave_rx) = watch::channel(false);
@@ -197,7 +197,7 @@ impl Serving {
         .await;
         let given_up = tokio::spawn(stop_given_up(
             exec.clone(),
-            Duration::from_millis((ctx.config.monitor.lost_after_ms / 2).max(100)),
+            (ctx.config.monitor.lost_after / 2).max(Duration::from_millis(100)),
         ));
         runtime::notify_ready(&format!("executor {} serving", exec.id));
         tracing::info!(executor = %exec.id, "executor ready");
@@ -205,8 +205,7 @@ impl Serving {
             exec,
             store: ctx.store,
             draining: ctx.draining,
-            drain_budget: Duration::from_secs(ctx.config.supervisor.drain_timeout_secs)
-                .mul_f64(0.8),
+            drain_budget: ctx.config.supervisor.drain_timeout.mul_f64(0.8),
             server,
             heartbeat,
             leave,
@@ -289,11 +288,10 @@ fn register_in_etcd(
     addr: &str,
     leave: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
-    let host = crate::cluster::host_identity(&cfg.host);
-    let advertised = if cfg.cluster.advertise_rpc.is_empty() {
-        addr.to_string()
-    } else {
-        cfg.cluster.advertise_rpc.clone()
+    let host = crate::cluster::host_identity(cfg.host.as_deref());
+    let advertised = match cfg.cluster.advertise_rpc {
+        Some(a) => a.to_string(),
+        None => addr.to_string(),
     };
     if advertised.starts_with("0.0.0.0") || advertised.starts_with("[::]") {
         tracing::warn!(%advertised, "rpc listener is a wildcard address: set cluster.advertise_rpc so dispatchers can reach this executor");
@@ -311,8 +309,8 @@ fn register_in_etcd(
     let settings = crate::cluster::registry::EtcdSettings {
         endpoints: cfg.cluster.etcd_endpoints.clone(),
         prefix: cfg.cluster.etcd_prefix.clone(),
-        lease_ttl_secs: cfg.cluster.lease_ttl_secs as i64,
-        timeout: Duration::from_millis(cfg.cluster.call_timeout_ms),
+        lease_ttl_secs: cfg.cluster.lease_ttl_secs(),
+        timeout: cfg.cluster.call_timeout,
     };
     tokio::spawn(crate::cluster::registry::register(
         settings, info, deps, leave,
@@ -322,7 +320,7 @@ fn register_in_etcd(
 /// Stops the process groups of runs a previous executor of this host left running when it
 /// died (`prefix` names this host's executors).
 async fn reap_orphans(store: &Store, cfg: &crate::config::Config, prefix: &str, me: &str) {
-    let grace = Duration::from_secs(cfg.executor.kill_grace_secs);
+    let grace = cfg.executor.kill_grace;
     match orphans::reap(store, prefix, me, grace).await {
         Ok(r) if !r.is_empty() => {
             tracing::warn!(runs = ?r, "stopped the processes of runs whose executor died")

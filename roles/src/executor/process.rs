@@ -143,7 +143,7 @@ pub async fn watch_to_end(
     cfg: &ExecutorConfig,
     mut kill: watch::Receiver<Option<KillReason>>,
 ) -> RunOutcome {
-    let grace = Duration::from_secs(cfg.kill_grace_secs);
+    let grace = cfg.kill_grace;
     let pgid = spawned.pid;
     let deadline = async {
         match timeout {
@@ -181,7 +181,7 @@ pub async fn watch_to_end(
 
     // Output still written by background processes is collected for a short while; they are
     // not killed (a job may start a daemon on purpose), but the run does not wait for them.
-    let linger = Duration::from_millis(cfg.output_linger_ms);
+    let linger = cfg.output_linger;
     let (stdout, stdout_cut) = collect(spawned.stdout, linger).await;
     let (stderr, stderr_cut) = collect(spawned.stderr, linger).await;
     RunOutcome {

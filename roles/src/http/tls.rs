@@ -29,14 +29,14 @@ pub enum TlsError {
 pub struct Trust(Arc<ClientConfig>);
 
 impl Trust {
-    /// Mozilla's roots plus the certificates of `ca_file` (a PEM file; "" for none).
-    pub fn load(ca_file: &str) -> Result<Trust, TlsError> {
+    /// Mozilla's roots plus the certificates of `ca_file` (a PEM file), if any.
+    pub fn load(ca_file: Option<&Path>) -> Result<Trust, TlsError> {
         let mut roots = RootCertStore::empty();
         roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if !ca_file.is_empty() {
-            for cert in load_ca_file(Path::new(ca_file))? {
+        if let Some(ca_file) = ca_file {
+            for cert in load_ca_file(ca_file)? {
                 roots.add(cert).map_err(|e| TlsError::Certificates {
-                    path: PathBuf::from(ca_file),
+                    path: ca_file.to_path_buf(),
                     reason: e.to_string(),
                 })?;
             }
@@ -87,19 +87,15 @@ mod tests {
         std::fs::create_dir_all(&dir).unwrap();
         let empty = dir.join("empty.pem");
         std::fs::write(&empty, "not a certificate\n").unwrap();
-        let err = Trust::load(empty.to_str().unwrap())
-            .unwrap_err()
-            .to_string();
+        let err = Trust::load(Some(&empty)).unwrap_err().to_string();
         assert!(
             err.contains("empty.pem") && err.contains("BEGIN CERTIFICATE"),
             "{err}"
         );
         let missing = dir.join("missing.pem");
-        let err = Trust::load(missing.to_str().unwrap())
-            .unwrap_err()
-            .to_string();
+        let err = Trust::load(Some(&missing)).unwrap_err().to_string();
         assert!(err.contains("missing.pem"), "{err}");
-        assert!(Trust::load("").is_ok(), "Mozilla's roots alone");
+        assert!(Trust::load(None).is_ok(), "Mozilla's roots alone");
         let _ = std::fs::remove_dir_all(&dir);
     }
 }

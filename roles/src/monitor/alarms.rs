@@ -8,7 +8,7 @@ use std::time::Duration;
 use hyper::Method;
 use serde_json::json;
 
-use crate::config::AlarmConfig;
+use crate::config::{AlarmConfig, SmtpSecurity};
 use crate::http::client::HttpClient;
 use crate::http::tls::Trust;
 use crate::metrics::{Metric, Metrics};
@@ -189,14 +189,14 @@ impl Alarmer {
             .iter()
             .map(|u| ("webhook", u.clone()))
             .collect();
-        if !self.cfg.sms.url.is_empty() {
+        if self.cfg.sms.url.is_some() {
             t.extend(
                 list(mobiles, &self.cfg.sms.to)
                     .into_iter()
                     .map(|m| ("sms", m)),
             );
         }
-        if !self.cfg.email.smtp_host.is_empty() {
+        if self.cfg.email.smtp_host.is_some() {
             t.extend(
                 list(emails, &self.cfg.email.to)
                     .into_iter()
@@ -221,7 +221,7 @@ impl Alarmer {
         details: &serde_json::Value,
         targets: Vec<(&'static str, String)>,
     ) -> Result<Vec<Raised>, StoreError> {
-        let merge_since = now_millis() - (self.cfg.merge_window_secs as i64) * 1000;
+        let merge_since = now_millis() - crate::config::values::ms(self.cfg.merge_window);
         let mut out = Vec::with_capacity(targets.len());
         for (channel, recipient) in targets {
             self.raised.inc();
@@ -399,6 +399,10 @@ impl Alarmer {
                         .replace("{mobile}", &alarm.recipient)
                 };
                 let sms = &self.cfg.sms;
+                let url = sms
+                    .url
+                    .as_deref()
+                    .ok_or(DeliveryError::NoChannel("sms".into()))?;
                 let method = sms
                     .method
                     .parse::<Method>()
@@ -409,12 +413,7 @@ impl Alarmer {
                     .map(|(k, v)| (k.clone(), fill(v)))
                     .collect();
                 self.client
-                    .request(
-                        method,
-                        &fill(&sms.url),
-                        &headers,
-                        fill(&sms.body).into_bytes(),
-                    )
+                    .request(method, &fill(url), &headers, fill(&sms.body).into_bytes())
                     .await
             }
             "email" => return self.send_email(alarm, &text).await,
@@ -458,24 +457,22 @@ pub enum DeliveryError {
 /// checked the security mode and the sender).
 fn smtp_transport(cfg: &AlarmConfig) -> Option<Smtp> {
     let e = &cfg.email;
-    if e.smtp_host.is_empty() {
-        return None;
-    }
-    let builder = match e.security.as_str() {
-        "tls" => Smtp::relay(&e.smtp_host),
-        "starttls" => Smtp::starttls_relay(&e.smtp_host),
-        _ => Ok(Smtp::builder_dangerous(&e.smtp_host)),
+    let host = e.smtp_host.as_deref()?;
+    let builder = match e.security {
+        SmtpSecurity::Tls => Smtp::relay(host),
+        SmtpSecurity::Starttls => Smtp::starttls_relay(host),
+        SmtpSecurity::Plain => Ok(Smtp::builder_dangerous(host)),
     };
     let mut builder = match builder {
         Ok(b) => b.port(e.smtp_port).timeout(Some(Duration::from_secs(10))),
         Err(err) => {
-            tracing::error!(error = %err, host = %e.smtp_host, "SMTP settings unusable; e-mail alarms will fail");
+            tracing::error!(error = %err, host, "SMTP settings unusable; e-mail alarms will fail");
             return None;
         }
     };
-    if !e.username.is_empty() {
+    if let Some(user) = &e.username {
         builder = builder.credentials(lettre::transport::smtp::authentication::Credentials::new(
-            e.username.clone(),
+            user.clone(),
             e.password.clone(),
         ));
     }

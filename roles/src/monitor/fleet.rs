@@ -253,7 +253,7 @@ mod tests {
     async fn dependency_outages_are_alarmed_once_across_monitors_and_restarts() {
         let t = temp_store("fleet-deps").await;
         let metrics = Metrics::new("monitor");
-        let trust = Trust::load("").expect("roots");
+        let trust = Trust::load(None).expect("roots");
         let alarmer = Alarmer::new(t.store.clone(), AlarmConfig::default(), &trust, &metrics);
         // Two monitors see Redis go away: one alarm.
         let (mut a, mut b) = (monitor(&t.store, &metrics), monitor(&t.store, &metrics));

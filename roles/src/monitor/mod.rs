@@ -42,13 +42,13 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     let server = serve_api(
         &config, &store, &metrics, health, listener, http_grace, &shutdown,
     )?;
-    let lost_after = config.monitor.lost_after_ms as i64;
+    let lost_after = crate::config::values::ms(config.monitor.lost_after);
     let alarmer = alarms::Alarmer::new(store.clone(), config.alarm.clone(), &trust, &metrics);
     let mut fleet = fleet::Fleet::new(
         store.clone(),
         lost_after,
-        lost_after + config.dispatcher.delivery_timeout_ms as i64,
-        config.executor.kill_grace_secs as i64 * 1000 + lost_after,
+        lost_after + crate::config::values::ms(config.dispatcher.delivery_timeout),
+        crate::config::values::ms(config.executor.kill_grace) + lost_after,
         metrics.counter(
             "cronvisor_runs_lost_total",
             "",
@@ -56,14 +56,14 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         ),
         crate::cluster::probe::probed(&config.cluster),
     );
-    if config.cluster.enabled() || !config.cluster.redis_url.is_empty() {
+    if config.cluster.enabled() || config.cluster.redis_url.is_some() {
         tokio::spawn(crate::cluster::probe::watch(
             config.cluster.clone(),
             deps.clone(),
             shutdown.clone(),
         ));
     }
-    let mut check = tokio::time::interval(Duration::from_millis(config.monitor.check_interval_ms));
+    let mut check = tokio::time::interval(config.monitor.check_interval);
     // Since when the store has not answered (and the first error), to alarm its outage.
     let mut store_down: Option<(i64, String)> = None;
     let mut prune_tick = tokio::time::interval(PRUNE_EVERY);
@@ -71,7 +71,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = prune_tick.tick() => prune(&store, config.monitor.retention_days).await,
+            _ = prune_tick.tick() => prune(&store, config.monitor.retention).await,
             _ = check.tick() => {
                 let now = now_millis();
                 if !check_store(&store, &alarmer, &mut fleet, &mut store_down, now).await {
@@ -132,13 +132,15 @@ fn serve_api(
     Ok(server)
 }
 
-/// Deletes finished runs past `retention_days` (0: keep all) and old change-log rows.
-async fn prune(store: &crate::store::Store, retention_days: u64) {
+/// Deletes finished runs past `retention` (zero: keep all) and old change-log rows.
+async fn prune(store: &crate::store::Store, retention: Duration) {
     let now = now_millis();
-    if retention_days > 0 {
-        let before = now - (retention_days as i64) * 86_400_000;
+    if !retention.is_zero() {
+        let before = now - crate::config::values::ms(retention);
         match store.prune(before).await {
-            Ok(n) if n > 0 => tracing::info!(runs = n, retention_days, "pruned old runs"),
+            Ok(n) if n > 0 => {
+                tracing::info!(runs = n, retention = %humantime::format_duration(retention), "pruned old runs")
+            }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning runs failed"),
         }
