@@ -7,7 +7,7 @@ use hyper::Method;
 use serde_json::{json, Value};
 
 use crate::api_client::{segment, Api};
-use crate::cli::{Cli, JobCommand, RunCommand, RunsArgs};
+use crate::cli::{Cli, JobAddArgs, JobCommand, JobDeleteArgs, JobEditArgs, RunCommand, RunsArgs};
 use crate::print;
 
 fn api(cli: &Cli) -> anyhow::Result<Api> {
@@ -23,27 +23,7 @@ fn job_path(job: &str) -> String {
 pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
     let api = api(cli)?;
     match cmd {
-        JobCommand::Add(a) => {
-            let mut fields = a.fields.clone();
-            if a.paused {
-                fields.paused = Some(true);
-            }
-            let view: JobView = api
-                .call(
-                    Method::POST,
-                    "/api/v1/jobs",
-                    Some(serde_json::to_value(&fields)?),
-                )
-                .await?;
-            if a.out.json {
-                print::json(&view)?;
-            } else {
-                println!("job `{}` added (id {})", view.job.name, view.job.id);
-                if !view.job.paused {
-                    println!("next fire: {}", print::time(view.next_fire));
-                }
-            }
-        }
+        JobCommand::Add(a) => add(&api, a).await?,
         JobCommand::List(out) => {
             let jobs: Vec<JobView> = api.call(Method::GET, "/api/v1/jobs", None).await?;
             if out.json {
@@ -62,25 +42,7 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
                 print::job(&view);
             }
         }
-        JobCommand::Edit(e) => {
-            if e.fields == JobFields::default() {
-                anyhow::bail!(
-                    "nothing to change: give at least one field flag (see `cronvisor job edit --help`)"
-                );
-            }
-            let view: JobView = api
-                .call(
-                    Method::PATCH,
-                    &job_path(&e.job),
-                    Some(serde_json::to_value(&e.fields)?),
-                )
-                .await?;
-            if e.out.json {
-                print::json(&view)?;
-            } else {
-                println!("job `{}` updated", view.job.name);
-            }
-        }
+        JobCommand::Edit(e) => edit(&api, e).await?,
         JobCommand::Pause(r) | JobCommand::Resume(r) => {
             let verb = if matches!(cmd, JobCommand::Pause(_)) {
                 "pause"
@@ -117,21 +79,67 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
                 );
             }
         }
-        JobCommand::Delete(d) => {
-            let path = if d.force {
-                format!("{}?force=true", job_path(&d.job))
-            } else {
-                job_path(&d.job)
-            };
-            api.call_raw(Method::DELETE, &path, None).await?;
-            if d.out.json {
-                print::json(&json!({"deleted": d.job}))?;
-            } else {
-                println!("job `{}` deleted, with its run history", d.job);
-            }
-        }
+        JobCommand::Delete(d) => delete(&api, d).await?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+async fn add(api: &Api, a: &JobAddArgs) -> anyhow::Result<()> {
+    let mut fields = a.fields.clone();
+    if a.paused {
+        fields.paused = Some(true);
+    }
+    let view: JobView = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            Some(serde_json::to_value(&fields)?),
+        )
+        .await?;
+    if a.out.json {
+        return print::json(&view);
+    }
+    println!("job `{}` added (id {})", view.job.name, view.job.id);
+    if !view.job.paused {
+        println!("next fire: {}", print::time(view.next_fire));
+    }
+    Ok(())
+}
+
+/// Sends only the flags given (`JobFields` skips the unset ones); the API checks the result as
+/// a whole, exactly as for an add.
+async fn edit(api: &Api, e: &JobEditArgs) -> anyhow::Result<()> {
+    if e.fields == JobFields::default() {
+        anyhow::bail!(
+            "nothing to change: give at least one field flag (see `cronvisor job edit --help`)"
+        );
+    }
+    let view: JobView = api
+        .call(
+            Method::PATCH,
+            &job_path(&e.job),
+            Some(serde_json::to_value(&e.fields)?),
+        )
+        .await?;
+    if e.out.json {
+        return print::json(&view);
+    }
+    println!("job `{}` updated", view.job.name);
+    Ok(())
+}
+
+async fn delete(api: &Api, d: &JobDeleteArgs) -> anyhow::Result<()> {
+    let path = if d.force {
+        format!("{}?force=true", job_path(&d.job))
+    } else {
+        job_path(&d.job)
+    };
+    api.call_raw(Method::DELETE, &path, None).await?;
+    if d.out.json {
+        return print::json(&json!({"deleted": d.job}));
+    }
+    println!("job `{}` deleted, with its run history", d.job);
+    Ok(())
 }
 
 /// The query string of `GET /api/v1/runs` for these flags.

@@ -32,6 +32,19 @@ struct Outgoing {
     pinned: Option<ExecutorInfo>,
 }
 
+/// Runs grouped by the executor they go to (by its id).
+type Groups = BTreeMap<String, (ExecutorInfo, Vec<(Outgoing, RunRequest)>)>;
+
+/// What one delivery learned across its rounds.
+#[derive(Default)]
+struct Round {
+    /// Runs that must go back to the executor that may have them.
+    sticky: BTreeMap<i64, ExecutorInfo>,
+    /// Executors that did not take runs this delivery (tried last, or again after a while).
+    refused: HashSet<String>,
+    last_error: String,
+}
+
 /// How one RPC to one executor ended.
 enum Sent {
     /// Received; the executor's answer names the instance that took the runs.
@@ -396,88 +409,12 @@ impl Firer {
                 None => self.give_up(o.run_id, "job has no command").await,
             }
         }
-        // Runs that must go back to the executor that may have them.
-        let mut sticky: BTreeMap<i64, ExecutorInfo> = BTreeMap::new();
-        let mut refused: HashSet<String> = HashSet::new();
+        let mut round = Round::default();
         let mut delay = Duration::from_millis(20);
-        let mut last_error = String::new();
         while !pending.is_empty() {
-            let mut groups: BTreeMap<String, (ExecutorInfo, Vec<(Outgoing, RunRequest)>)> =
-                BTreeMap::new();
-            let mut unplaced = Vec::new();
-            for item in pending.drain(..) {
-                let choice = match (&item.0.pinned, sticky.get(&item.0.run_id)) {
-                    (Some(e), _) | (None, Some(e)) => Some(e.clone()),
-                    (None, None) => self.targets.pick(&item.0.job, &refused),
-                };
-                match choice {
-                    Some(e) => groups
-                        .entry(e.id.clone())
-                        .or_insert_with(|| (e, Vec::new()))
-                        .1
-                        .push(item),
-                    None => unplaced.push(item),
-                }
-            }
-            for item in unplaced {
-                if refused.is_empty() {
-                    let reason = format!(
-                        "no executor: {} has no live executor",
-                        Targets::describe(&item.0.job)
-                    );
-                    self.no_executor.inc();
-                    if let Err(e) = self.store.miss_run(item.0.run_id, &reason).await {
-                        tracing::error!(run = item.0.run_id, error = %e, "cannot record the missed run");
-                    }
-                } else {
-                    // Every candidate refused this round: try them all again after the delay.
-                    pending.push(item);
-                }
-            }
-            let mut sends = tokio::task::JoinSet::new();
-            for (_, (executor, mut items)) in groups {
-                while !items.is_empty() {
-                    let rest = items.split_off(items.len().min(MAX_BATCH));
-                    let chunk = std::mem::replace(&mut items, rest);
-                    let (client, token) = (self.client.clone(), self.token.clone());
-                    let executor = executor.clone();
-                    sends.spawn(async move {
-                        let sent = send_batch(&client, &token, &executor, &chunk).await;
-                        (executor, chunk, sent)
-                    });
-                }
-            }
-            while let Some(joined) = sends.join_next().await {
-                let Ok((executor, chunk, sent)) = joined else {
-                    continue;
-                };
-                match sent {
-                    Sent::Taken(reply) => {
-                        if let Some(reply) = reply {
-                            self.note_delivered(&reply).await;
-                        }
-                    }
-                    Sent::Elsewhere(e) => {
-                        tracing::debug!(executor = %executor.id, error = %e, "executor did not take the runs; failing over");
-                        refused.insert(executor.id.clone());
-                        last_error = e;
-                        pending.extend(chunk);
-                    }
-                    Sent::Again(e) => {
-                        for (o, _) in &chunk {
-                            sticky.insert(o.run_id, executor.clone());
-                        }
-                        last_error = e;
-                        pending.extend(chunk);
-                    }
-                    Sent::Refused(e) => {
-                        for (o, _) in chunk {
-                            self.give_up(o.run_id, &format!("executor refused the run: {e}"))
-                                .await;
-                        }
-                    }
-                }
-            }
+            let (groups, unplaced) = self.place(&mut pending, &round);
+            pending.extend(self.miss_unplaced(unplaced, &round).await);
+            pending.extend(self.send_all(groups, &mut round).await);
             if pending.is_empty() {
                 return;
             }
@@ -485,18 +422,121 @@ impl Firer {
                 break;
             }
             // A run whose executor left the registry can no longer be sent to it.
-            sticky.retain(|_, e| self.targets.is_live(&e.id));
+            round.sticky.retain(|_, e| self.targets.is_live(&e.id));
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(500));
-            if refused.len() >= self.targets.registry().live().len() {
-                refused.clear();
+            if round.refused.len() >= self.targets.registry().live().len() {
+                round.refused.clear();
             }
         }
-        tracing::error!(runs = pending.len(), error = %last_error, "runs not delivered");
+        tracing::error!(runs = pending.len(), error = %round.last_error, "runs not delivered");
         for (o, _) in pending {
-            self.give_up(o.run_id, &format!("no executor took the run: {last_error}"))
-                .await;
+            self.give_up(
+                o.run_id,
+                &format!("no executor took the run: {}", round.last_error),
+            )
+            .await;
         }
+    }
+
+    /// Groups the pending runs by the executor each goes to: its pinned one, the one that may
+    /// have it already (sticky), or the next of its target not refused this delivery. The runs
+    /// no executor can take come back apart.
+    fn place(
+        &self,
+        pending: &mut Vec<(Outgoing, RunRequest)>,
+        round: &Round,
+    ) -> (Groups, Vec<(Outgoing, RunRequest)>) {
+        let mut groups: Groups = BTreeMap::new();
+        let mut unplaced = Vec::new();
+        for item in pending.drain(..) {
+            let choice = match (&item.0.pinned, round.sticky.get(&item.0.run_id)) {
+                (Some(e), _) | (None, Some(e)) => Some(e.clone()),
+                (None, None) => self.targets.pick(&item.0.job, &round.refused),
+            };
+            match choice {
+                Some(e) => groups
+                    .entry(e.id.clone())
+                    .or_insert_with(|| (e, Vec::new()))
+                    .1
+                    .push(item),
+                None => unplaced.push(item),
+            }
+        }
+        (groups, unplaced)
+    }
+
+    /// Runs with no executor to go to: recorded `missed` when their target has none live, or
+    /// returned to try again when every candidate refused this round.
+    async fn miss_unplaced(
+        &self,
+        unplaced: Vec<(Outgoing, RunRequest)>,
+        round: &Round,
+    ) -> Vec<(Outgoing, RunRequest)> {
+        if !round.refused.is_empty() {
+            return unplaced;
+        }
+        for item in unplaced {
+            let reason = format!(
+                "no executor: {} has no live executor",
+                Targets::describe(&item.0.job)
+            );
+            self.no_executor.inc();
+            if let Err(e) = self.store.miss_run(item.0.run_id, &reason).await {
+                tracing::error!(run = item.0.run_id, error = %e, "cannot record the missed run");
+            }
+        }
+        Vec::new()
+    }
+
+    /// Sends every group in batches, all at once; returns the runs to try again.
+    async fn send_all(&self, groups: Groups, round: &mut Round) -> Vec<(Outgoing, RunRequest)> {
+        let mut sends = tokio::task::JoinSet::new();
+        for (_, (executor, mut items)) in groups {
+            while !items.is_empty() {
+                let rest = items.split_off(items.len().min(MAX_BATCH));
+                let chunk = std::mem::replace(&mut items, rest);
+                let (client, token) = (self.client.clone(), self.token.clone());
+                let executor = executor.clone();
+                sends.spawn(async move {
+                    let sent = send_batch(&client, &token, &executor, &chunk).await;
+                    (executor, chunk, sent)
+                });
+            }
+        }
+        let mut again = Vec::new();
+        while let Some(joined) = sends.join_next().await {
+            let Ok((executor, chunk, sent)) = joined else {
+                continue;
+            };
+            match sent {
+                Sent::Taken(reply) => {
+                    if let Some(reply) = reply {
+                        self.note_delivered(&reply).await;
+                    }
+                }
+                Sent::Elsewhere(e) => {
+                    tracing::debug!(executor = %executor.id, error = %e, "executor did not take the runs; failing over");
+                    round.refused.insert(executor.id.clone());
+                    round.last_error = e;
+                    again.extend(chunk);
+                }
+                Sent::Again(e) => {
+                    for (o, _) in &chunk {
+                        round.sticky.insert(o.run_id, executor.clone());
+                    }
+                    round.last_error = e;
+                    again.extend(chunk);
+                }
+                Sent::Refused(e) => {
+                    for (o, _) in chunk {
+                        self.give_up(o.run_id, &format!("executor refused the run: {e}"))
+                            .await;
+                    }
+                }
+            }
+        }
+        again
     }
 
     /// Records which executor instance took the runs, so that the monitor tells a run queued

@@ -5,7 +5,9 @@ use std::collections::HashMap;
 
 use sqlx::Row;
 
-use super::{is_unique_violation, log_change, rows, Store, StoreError, JOB_COLUMNS};
+use std::sync::LazyLock;
+
+use super::{is_unique_violation, log_change, rows, Store, StoreError};
 use crate::model::{FieldError, Job, LastRun, RunState, ValidJob};
 
 /// What `delete_job` did.
@@ -18,6 +20,53 @@ pub enum Deleted {
     /// Not deleted: these runs of it are going (delete with `force` to stop them).
     Busy(Vec<i64>),
 }
+
+/// The columns a user sets, in the order `bind_fields` binds them: the one list the SQL below
+/// is made from. A new job field is a column here, a bind there, and its decoding in `rows.rs`.
+const FIELD_COLUMNS: &[&str] = &[
+    "name",
+    "schedule",
+    "timezone",
+    "command",
+    "http_url",
+    "http_method",
+    "http_headers",
+    "http_body",
+    "http_expect_status",
+    "timeout_secs",
+    "run_at",
+    "fanout",
+    "paused",
+    "overlap",
+    "retries",
+    "retry_backoff_secs",
+    "misfire",
+    "misfire_window_secs",
+    "alarm_on",
+    "alarm_channels",
+    "admin_email",
+    "admin_mobile",
+    "updated_at",
+];
+
+/// Every column of a stored job, for reading it back (`rows::job`).
+pub(crate) static JOB_COLUMNS: LazyLock<String> =
+    LazyLock::new(|| format!("id, {}, created_at", FIELD_COLUMNS.join(", ")));
+
+/// The fields, then `created_at`.
+static INSERT_SQL: LazyLock<String> = LazyLock::new(|| {
+    format!(
+        "INSERT INTO jobs ({}, created_at) VALUES ({}?)",
+        FIELD_COLUMNS.join(", "),
+        "?, ".repeat(FIELD_COLUMNS.len())
+    )
+});
+
+/// The fields, then the id.
+static UPDATE_SQL: LazyLock<String> = LazyLock::new(|| {
+    let sets: Vec<String> = FIELD_COLUMNS.iter().map(|c| format!("{c} = ?")).collect();
+    format!("UPDATE jobs SET {} WHERE id = ?", sets.join(", "))
+});
 
 /// The states of a run that is not over.
 const GOING: &str = "'scheduled', 'dispatched', 'running'";
@@ -40,20 +89,10 @@ impl Store {
         if let Some(existing) = name_in_use(&mut tx, &job.name, None).await? {
             return Err(name_taken(&job.name, &existing));
         }
-        let inserted = bind_fields(
-            sqlx::query(
-                "INSERT INTO jobs (name, schedule, timezone, command, http_url, http_method, \
-                 http_headers, http_body, http_expect_status, timeout_secs, run_at, fanout, \
-                 paused, overlap, retries, retry_backoff_secs, misfire, misfire_window_secs, \
-                 alarm_on, alarm_channels, admin_email, admin_mobile, updated_at, created_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            ),
-            job,
-            now,
-        )
-        .bind(now)
-        .execute(&mut *tx)
-        .await;
+        let inserted = bind_fields(sqlx::query(&INSERT_SQL), job, now)
+            .bind(now)
+            .execute(&mut *tx)
+            .await;
         let result = match inserted {
             Ok(r) => r,
             Err(e) if is_unique_violation(&e) => return Err(name_taken(&job.name, &job.name)),
@@ -77,7 +116,7 @@ impl Store {
     }
 
     pub async fn job(&self, id: i64) -> Result<Option<Job>, StoreError> {
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE id = ?"))
+        let row = sqlx::query(&format!("SELECT {} FROM jobs WHERE id = ?", *JOB_COLUMNS))
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
@@ -89,7 +128,7 @@ impl Store {
         if let Ok(id) = key.parse::<i64>() {
             return self.job(id).await;
         }
-        let row = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs WHERE name = ?"))
+        let row = sqlx::query(&format!("SELECT {} FROM jobs WHERE name = ?", *JOB_COLUMNS))
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
@@ -97,7 +136,7 @@ impl Store {
     }
 
     pub async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
-        let rows = sqlx::query(&format!("SELECT {JOB_COLUMNS} FROM jobs ORDER BY id"))
+        let rows = sqlx::query(&format!("SELECT {} FROM jobs ORDER BY id", *JOB_COLUMNS))
             .fetch_all(&self.pool)
             .await?;
         rows.iter().map(rows::job).collect()
@@ -106,7 +145,8 @@ impl Store {
     /// Jobs with an id above `after`, in id order, at most `limit`.
     pub async fn jobs_page(&self, after: i64, limit: i64) -> Result<Vec<Job>, StoreError> {
         let rows = sqlx::query(&format!(
-            "SELECT {JOB_COLUMNS} FROM jobs WHERE id > ? ORDER BY id LIMIT ?"
+            "SELECT {} FROM jobs WHERE id > ? ORDER BY id LIMIT ?",
+            *JOB_COLUMNS
         ))
         .bind(after)
         .bind(limit)
@@ -154,21 +194,10 @@ impl Store {
         if let Some(existing) = name_in_use(&mut tx, &job.name, Some(job.id)).await? {
             return Err(name_taken(&job.name, &existing));
         }
-        let updated = bind_fields(
-            sqlx::query(
-                "UPDATE jobs SET name = ?, schedule = ?, timezone = ?, command = ?, http_url = ?, \
-                 http_method = ?, http_headers = ?, http_body = ?, http_expect_status = ?, \
-                 timeout_secs = ?, run_at = ?, fanout = ?, paused = ?, overlap = ?, retries = ?, \
-                 retry_backoff_secs = ?, misfire = ?, misfire_window_secs = ?, alarm_on = ?, \
-                 alarm_channels = ?, admin_email = ?, admin_mobile = ?, updated_at = ? \
-                 WHERE id = ?",
-            ),
-            job,
-            now,
-        )
-        .bind(job.id)
-        .execute(&mut *tx)
-        .await;
+        let updated = bind_fields(sqlx::query(&UPDATE_SQL), job, now)
+            .bind(job.id)
+            .execute(&mut *tx)
+            .await;
         match updated {
             Ok(_) => {}
             Err(e) if is_unique_violation(&e) => return Err(name_taken(&job.name, &job.name)),
@@ -232,8 +261,7 @@ async fn name_in_use(
         .transpose()
 }
 
-/// Binds a job's fields in the order of the column lists of `insert_job` and `update_job`,
-/// then `updated_at`.
+/// Binds a job's fields in the order of `FIELD_COLUMNS` (`now` is `updated_at`).
 fn bind_fields<'q>(
     query: sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>>,
     job: &'q Job,

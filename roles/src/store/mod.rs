@@ -69,11 +69,6 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
     matches!(e, sqlx::Error::Database(d) if d.is_unique_violation())
 }
 
-pub(crate) const JOB_COLUMNS: &str = "id, name, schedule, timezone, command, http_url, http_method, \
-                           http_headers, http_body, http_expect_status, timeout_secs, run_at, \
-                           fanout, paused, overlap, retries, retry_backoff_secs, misfire, \
-                           misfire_window_secs, alarm_on, alarm_channels, admin_email, admin_mobile, \
-                           created_at, updated_at";
 pub(crate) const RUN_COLUMNS: &str =
     "r.id, r.job_id, j.name AS job_name, r.instant, r.trigger_kind, r.attempt, r.retry_of, \
      r.state, r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \

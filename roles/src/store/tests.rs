@@ -370,3 +370,59 @@ async fn a_run_past_its_timeout_and_grace_on_a_live_executor_is_lost_and_only_wi
         .expect("lost");
     assert!(t2.is_empty());
 }
+
+#[tokio::test]
+async fn every_job_field_is_stored_and_read_back_as_given() {
+    use crate::model::fields::HeaderLine;
+    use crate::model::{Fanout, Misfire, Overlap};
+    let t = temp_store("fields").await;
+    let given = JobFields {
+        name: Some("web".into()),
+        schedule: Some("*/7 * * * *".into()),
+        timezone: Some("Europe/Paris".into()),
+        command: None,
+        timeout_secs: Some(90),
+        run_at: Some("phpgroup".into()),
+        fanout: Some(Fanout::All),
+        http_url: Some("https://127.0.0.1:9/x".into()),
+        http_method: Some("PUT".into()),
+        http_headers: Some(vec![HeaderLine("X-A: 1".into())]),
+        http_body: Some("{}".into()),
+        http_expect_status: Some(201),
+        overlap: Some(Overlap::Forbid),
+        retries: Some(3),
+        retry_backoff_secs: Some(30),
+        misfire: Some(Misfire::RunOnce),
+        misfire_window_secs: Some(600),
+        alarm_on: Some(vec!["failed".into(), "recovered".into()]),
+        alarm_channels: Some(vec!["sms".into()]),
+        admin_email: Some("a@example.com".into()),
+        admin_mobile: Some("5550100".into()),
+        paused: Some(true),
+    }
+    .create("UTC")
+    .expect("valid");
+    let stored = t.store.insert_job(&given).await.expect("insert");
+    let mut expected = given.job().clone();
+    expected.id = stored.id;
+    expected.created_at = stored.created_at;
+    expected.updated_at = stored.updated_at;
+    assert_eq!(stored, expected, "insert and read back");
+    // An update writes every field too.
+    let renamed = JobFields {
+        name: Some("web2".into()),
+        retries: Some(4),
+        ..JobFields::default()
+    }
+    .apply(stored)
+    .expect("valid");
+    let updated = t.store.update_job(&renamed).await.expect("update");
+    assert_eq!(
+        (
+            updated.name.as_str(),
+            updated.retries,
+            updated.http_method.as_str()
+        ),
+        ("web2", 4, "PUT")
+    );
+}
