@@ -170,6 +170,7 @@ impl Config {
     pub fn parse(text: &str) -> Result<Config, String> {
         let mut doc: toml::Value = toml::from_str(text).map_err(|e| e.to_string())?;
         legacy::upgrade(&mut doc)?;
+        check_roles(&doc)?;
         doc.try_into()
             .map_err(|e: toml::de::Error| e.to_string().trim().replace('\n', " "))
     }
@@ -268,6 +269,26 @@ impl Config {
     }
 }
 
+/// Names the wrong entry of `roles` by its index, which serde's message would not.
+fn check_roles(doc: &toml::Value) -> Result<(), String> {
+    let Some(roles) = doc.get("roles").and_then(toml::Value::as_array) else {
+        return Ok(());
+    };
+    for (i, r) in roles.iter().enumerate() {
+        if r.as_str().and_then(Role::parse).is_none() {
+            let shown = r
+                .as_str()
+                .map(|v| format!("`{v}`"))
+                .unwrap_or_else(|| format!("of type {}", r.type_str()));
+            return Err(format!(
+                "config key `roles[{i}]`: unknown role {shown} (one of {})",
+                Role::names()
+            ));
+        }
+    }
+    Ok(())
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -302,7 +323,10 @@ mod tests {
             .to_string()
             .contains("cluster.redis_url"));
         let err = Config::parse("roles = [\"dispatcher\", \"scheduler\"]\n").unwrap_err();
-        assert!(err.contains("roles") && err.contains("scheduler"), "{err}");
+        assert!(
+            err.contains("roles[1]") && err.contains("scheduler"),
+            "{err}"
+        );
         let c = Config {
             roles: vec![Role::Dispatcher, Role::Dispatcher],
             ..Config::default()

@@ -1,12 +1,11 @@
 //! Firing one (job, instant): take the Redis lock when there is one (the fast path: only the
 //! winner touches the store), record the run (the store's unique key is the fence), then hand
-//! it to an executor of the job's target — round-robin, failing over to the next executor when
+//! it (`deliver.rs`) to an executor of the job's target — round-robin, failing over to the next executor when
 //! one cannot be reached — or to every executor of the target for `fanout = all`. A run that
 //! cannot be delivered is recorded `failed` with the reason, never left `dispatched`; an
 //! instant whose target has no live executor is recorded `missed` ("no executor"): it should
 //! have run and did not, through no fault of the job.
 
-use std::collections::{BTreeMap, HashSet};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -18,62 +17,34 @@ use crate::cluster::ExecutorInfo;
 use crate::http::client::HttpClient;
 use crate::http::tls::Trust;
 use crate::metrics::{Metric, Metrics};
-use crate::model::{Fanout, HttpCall, Job, Millis, Overlap, RunRequest, RunState, Trigger};
+use crate::model::{Fanout, Job, Millis, Overlap, RunState, Trigger};
 use crate::store::{PendingRun, Recorded, Store};
 
 /// A recorded run on its way to an executor.
-struct Outgoing {
-    run_id: i64,
-    job: Arc<Job>,
-    instant: Millis,
-    attempt: i64,
-    retry_of: Option<i64>,
+pub(super) struct Outgoing {
+    pub(super) run_id: i64,
+    pub(super) job: Arc<Job>,
+    pub(super) instant: Millis,
+    pub(super) attempt: i64,
+    pub(super) retry_of: Option<i64>,
     /// `fanout = all`: the run belongs to this executor and goes nowhere else.
-    pinned: Option<ExecutorInfo>,
+    pub(super) pinned: Option<ExecutorInfo>,
 }
-
-/// Runs grouped by the executor they go to (by its id).
-type Groups = BTreeMap<String, (ExecutorInfo, Vec<(Outgoing, RunRequest)>)>;
-
-/// What one delivery learned across its rounds.
-#[derive(Default)]
-struct Round {
-    /// Runs that must go back to the executor that may have them.
-    sticky: BTreeMap<i64, ExecutorInfo>,
-    /// Executors that did not take runs this delivery (tried last, or again after a while).
-    refused: HashSet<String>,
-    last_error: String,
-}
-
-/// How one RPC to one executor ended.
-enum Sent {
-    /// Received; the executor's answer names the instance that took the runs.
-    Taken(Option<crate::model::BatchAccepted>),
-    /// Not received (unreachable, or it answered 503): another executor may take the runs.
-    Elsewhere(String),
-    /// Maybe received (the connection broke mid-way): only this executor may get them again
-    /// (it acknowledges a run id it has seen without starting it twice).
-    Again(String),
-    Refused(String),
-}
-
-/// Most runs sent in one RPC.
-const MAX_BATCH: usize = 500;
 
 pub struct Firer {
-    store: Store,
-    targets: Targets,
-    lock: Option<Arc<FireLock>>,
-    token: String,
-    client: HttpClient,
-    delivery_timeout: Duration,
-    fired: Arc<Metric>,
-    duplicates: Arc<Metric>,
-    delivery_failures: Arc<Metric>,
-    record_failures: Arc<Metric>,
-    lock_lost: Arc<Metric>,
-    fenced: Arc<Metric>,
-    no_executor: Arc<Metric>,
+    pub(super) store: Store,
+    pub(super) targets: Targets,
+    pub(super) lock: Option<Arc<FireLock>>,
+    pub(super) token: String,
+    pub(super) client: HttpClient,
+    pub(super) delivery_timeout: Duration,
+    pub(super) fired: Arc<Metric>,
+    pub(super) duplicates: Arc<Metric>,
+    pub(super) delivery_failures: Arc<Metric>,
+    pub(super) record_failures: Arc<Metric>,
+    pub(super) lock_lost: Arc<Metric>,
+    pub(super) fenced: Arc<Metric>,
+    pub(super) no_executor: Arc<Metric>,
 }
 
 impl Firer {
@@ -396,224 +367,10 @@ impl Firer {
         self.deliver(vec![out], Instant::now()).await;
     }
 
-    /// Hands runs to executors, one request per executor and chunk: each run to the next
-    /// executor of its target in round-robin order (or to its pinned one). Runs an executor
-    /// did not receive fail over to the next; runs it may have received are sent to it again
-    /// (it acknowledges a run id it has seen without starting it twice). Runs no executor took
-    /// within the delivery timeout are recorded `failed` with the reason.
-    async fn deliver(&self, runs: Vec<Outgoing>, started: Instant) {
-        let mut pending: Vec<(Outgoing, RunRequest)> = Vec::with_capacity(runs.len());
-        for o in runs {
-            match request_of(&o) {
-                Some(r) => pending.push((o, r)),
-                None => self.give_up(o.run_id, "job has no command").await,
-            }
-        }
-        let mut round = Round::default();
-        let mut delay = Duration::from_millis(20);
-        while !pending.is_empty() {
-            let (groups, unplaced) = self.place(&mut pending, &round);
-            pending.extend(self.miss_unplaced(unplaced, &round).await);
-            pending.extend(self.send_all(groups, &mut round).await);
-            if pending.is_empty() {
-                return;
-            }
-            if started.elapsed() + delay >= self.delivery_timeout {
-                break;
-            }
-            // A run whose executor left the registry can no longer be sent to it.
-            round.sticky.retain(|_, e| self.targets.is_live(&e.id));
-            tokio::time::sleep(delay).await;
-            delay = (delay * 2).min(Duration::from_millis(500));
-            if round.refused.len() >= self.targets.registry().live().len() {
-                round.refused.clear();
-            }
-        }
-        tracing::error!(runs = pending.len(), error = %round.last_error, "runs not delivered");
-        for (o, _) in pending {
-            self.give_up(
-                o.run_id,
-                &format!("no executor took the run: {}", round.last_error),
-            )
-            .await;
-        }
-    }
-
-    /// Groups the pending runs by the executor each goes to: its pinned one, the one that may
-    /// have it already (sticky), or the next of its target not refused this delivery. The runs
-    /// no executor can take come back apart.
-    fn place(
-        &self,
-        pending: &mut Vec<(Outgoing, RunRequest)>,
-        round: &Round,
-    ) -> (Groups, Vec<(Outgoing, RunRequest)>) {
-        let mut groups: Groups = BTreeMap::new();
-        let mut unplaced = Vec::new();
-        for item in pending.drain(..) {
-            let choice = match (&item.0.pinned, round.sticky.get(&item.0.run_id)) {
-                (Some(e), _) | (None, Some(e)) => Some(e.clone()),
-                (None, None) => self.targets.pick(&item.0.job, &round.refused),
-            };
-            match choice {
-                Some(e) => groups
-                    .entry(e.id.clone())
-                    .or_insert_with(|| (e, Vec::new()))
-                    .1
-                    .push(item),
-                None => unplaced.push(item),
-            }
-        }
-        (groups, unplaced)
-    }
-
-    /// Runs with no executor to go to: recorded `missed` when their target has none live, or
-    /// returned to try again when every candidate refused this round.
-    async fn miss_unplaced(
-        &self,
-        unplaced: Vec<(Outgoing, RunRequest)>,
-        round: &Round,
-    ) -> Vec<(Outgoing, RunRequest)> {
-        if !round.refused.is_empty() {
-            return unplaced;
-        }
-        for item in unplaced {
-            let reason = format!(
-                "no executor: {} has no live executor",
-                Targets::describe(&item.0.job)
-            );
-            self.no_executor.inc();
-            if let Err(e) = self.store.miss_run(item.0.run_id, &reason).await {
-                tracing::error!(run = item.0.run_id, error = %e, "cannot record the missed run");
-            }
-        }
-        Vec::new()
-    }
-
-    /// Sends every group in batches, all at once; returns the runs to try again.
-    async fn send_all(&self, groups: Groups, round: &mut Round) -> Vec<(Outgoing, RunRequest)> {
-        let mut sends = tokio::task::JoinSet::new();
-        for (_, (executor, mut items)) in groups {
-            while !items.is_empty() {
-                let rest = items.split_off(items.len().min(MAX_BATCH));
-                let chunk = std::mem::replace(&mut items, rest);
-                let (client, token) = (self.client.clone(), self.token.clone());
-                let executor = executor.clone();
-                sends.spawn(async move {
-                    let sent = send_batch(&client, &token, &executor, &chunk).await;
-                    (executor, chunk, sent)
-                });
-            }
-        }
-        let mut again = Vec::new();
-        while let Some(joined) = sends.join_next().await {
-            let Ok((executor, chunk, sent)) = joined else {
-                continue;
-            };
-            match sent {
-                Sent::Taken(reply) => {
-                    if let Some(reply) = reply {
-                        self.note_delivered(&reply).await;
-                    }
-                }
-                Sent::Elsewhere(e) => {
-                    tracing::debug!(executor = %executor.id, error = %e, "executor did not take the runs; failing over");
-                    round.refused.insert(executor.id.clone());
-                    round.last_error = e;
-                    again.extend(chunk);
-                }
-                Sent::Again(e) => {
-                    for (o, _) in &chunk {
-                        round.sticky.insert(o.run_id, executor.clone());
-                    }
-                    round.last_error = e;
-                    again.extend(chunk);
-                }
-                Sent::Refused(e) => {
-                    for (o, _) in chunk {
-                        self.give_up(o.run_id, &format!("executor refused the run: {e}"))
-                            .await;
-                    }
-                }
-            }
-        }
-        again
-    }
-
-    /// Records which executor instance took the runs, so that the monitor tells a run queued
-    /// on a live executor (whose result is not written yet) from one that never arrived.
-    async fn note_delivered(&self, reply: &crate::model::BatchAccepted) {
-        let mut by_instance: BTreeMap<&str, Vec<i64>> = BTreeMap::new();
-        for a in &reply.accepted {
-            by_instance
-                .entry(a.executor.as_str())
-                .or_default()
-                .push(a.run_id);
-        }
-        for (instance, ids) in by_instance {
-            if let Err(e) = self.store.mark_delivered(instance, &ids).await {
-                tracing::warn!(runs = ids.len(), error = %e, "cannot record which executor took the runs");
-            }
-        }
-    }
-
-    async fn give_up(&self, run_id: i64, reason: &str) {
+    pub(super) async fn give_up(&self, run_id: i64, reason: &str) {
         self.delivery_failures.inc();
         if let Err(e) = self.store.fail_run(run_id, reason).await {
             tracing::error!(run = run_id, error = %e, "cannot record the delivery failure");
         }
-    }
-}
-
-/// The RPC body of one run; None when the job has nothing to run.
-fn request_of(o: &Outgoing) -> Option<RunRequest> {
-    let http = o.job.http_url.as_ref().map(|url| HttpCall {
-        method: o.job.http_method.clone(),
-        url: url.clone(),
-        headers: o.job.http_headers.clone(),
-        body: o.job.http_body.clone(),
-        expect_status: o.job.http_expect_status,
-    });
-    let command = o.job.command.clone().or_else(|| o.job.http_url.clone())?;
-    Some(RunRequest {
-        run_id: o.run_id,
-        job_id: o.job.id,
-        job_name: o.job.name.clone(),
-        instant: o.instant,
-        command,
-        http,
-        timeout_secs: o.job.timeout_secs,
-        attempt: o.attempt,
-        retry_of: o.retry_of,
-        retries: o.job.retries,
-        retry_backoff_secs: o.job.retry_backoff_secs,
-    })
-}
-
-/// One RPC: the chunk's runs to one executor.
-async fn send_batch(
-    client: &HttpClient,
-    token: &str,
-    executor: &ExecutorInfo,
-    chunk: &[(Outgoing, RunRequest)],
-) -> Sent {
-    let runs: Vec<&RunRequest> = chunk.iter().map(|(_, r)| r).collect();
-    let body = match serde_json::to_vec(&serde_json::json!({ "runs": runs })) {
-        Ok(b) => b,
-        Err(e) => return Sent::Refused(format!("encoding the runs: {e}")),
-    };
-    let url = format!("{}/rpc/v1/runs", executor.url.trim_end_matches('/'));
-    match client
-        .send(Method::POST, &url, Some(token), Some(body))
-        .await
-    {
-        // Runs it could not start, the executor recorded itself.
-        Ok(r) if r.status.is_success() => Sent::Taken(serde_json::from_slice(&r.body).ok()),
-        Ok(r) if r.status == hyper::StatusCode::SERVICE_UNAVAILABLE => Sent::Elsewhere(format!(
-            "executor {} busy or stopping ({})",
-            executor.id, r.status
-        )),
-        Ok(r) => Sent::Refused(format!("{} {}", r.status, String::from_utf8_lossy(&r.body))),
-        Err(e) if e.never_sent() => Sent::Elsewhere(e.to_string()),
-        Err(e) => Sent::Again(e.to_string()),
     }
 }

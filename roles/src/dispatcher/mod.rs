@@ -6,6 +6,7 @@
 //! `poll_interval_ms`, without a restart.
 
 mod changes;
+mod deliver;
 mod fire;
 pub(crate) mod schedule_set;
 mod targets;
