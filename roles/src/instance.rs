@@ -15,6 +15,19 @@ pub fn hostname() -> String {
         .unwrap_or_else(|| "localhost".into())
 }
 
+/// This process's host identity: the configured `host` once a role has said it
+/// ([`set_identity`]), else the hostname. What `fired_by` and the instance ids name.
+pub fn identity() -> String {
+    IDENTITY.get().cloned().unwrap_or_else(hostname)
+}
+
+static IDENTITY: std::sync::OnceLock<String> = std::sync::OnceLock::new();
+
+/// Says this process's host identity (once; later calls keep the first).
+pub fn set_identity(host: &str) {
+    let _ = IDENTITY.set(host.to_string());
+}
+
 /// One process of a role: its host identity, pid and start time.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Instance {

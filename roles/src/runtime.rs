@@ -74,6 +74,7 @@ impl RoleContext {
         } else {
             inherited.take_tcp_listener(listener_name)?
         };
+        crate::instance::set_identity(&crate::cluster::host_identity(config.host.as_deref()));
         let store = Store::connect(&config.store_url(), config.store.max_connections).await?;
         Ok(RoleContext {
             role,

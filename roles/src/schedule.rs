@@ -2,7 +2,9 @@
 //!
 //! - 5 fields (`min hour dom month dow`) or 6 with seconds first; `@hourly`-style macros.
 //! - Day-of-week 0 and 7 are both Sunday.
-//! - When both day-of-month and day-of-week are restricted, a day matching *either* fires.
+//! - When both day-of-month and day-of-week are restricted, a day matching *either* fires; a
+//!   day field whose text starts with `*` (`*/2` too) is unrestricted and the two AND, as in
+//!   Vixie cron (`0 9 */2 * 1`: Mondays that are odd days of the month).
 //! - `N/step` is accepted as "from N every step" (croner's sloppy ranges), as the rules of the
 //!   system cronvisor descends from use it.
 //! - `@every 90s` (robfig/cron's interval rules): every multiple of the interval since the Unix
@@ -84,7 +86,7 @@ impl Schedule {
         let cron = CronParser::builder()
             .seconds(Seconds::Optional)
             .year(Year::Disallowed)
-            .dom_and_dow(false)
+            .dom_and_dow(day_fields_and(trimmed))
             .sloppy_ranges(true)
             .build()
             .parse(rule)
@@ -139,6 +141,21 @@ impl Schedule {
     pub fn timezone(&self) -> Tz {
         self.tz
     }
+}
+
+/// Whether the day-of-month and day-of-week fields combine with AND. As in Vixie cron
+/// (`entry.c`): a day field whose text starts with `*` (`*/2` too) counts as unrestricted,
+/// and then the two AND (`0 9 */2 * 1`: Mondays that are odd days); when both are
+/// restricted, a day matching either fires (OR). `?` counts as `*`.
+fn day_fields_and(rule: &str) -> bool {
+    let fields: Vec<&str> = rule.split_whitespace().collect();
+    let (dom, dow) = match fields.len() {
+        5 => (fields[2], fields[4]),
+        6 => (fields[3], fields[5]),
+        _ => return false,
+    };
+    let star = |f: &str| f.starts_with('*') || f.starts_with('?');
+    star(dom) || star(dow)
 }
 
 /// `90s`, `1h30m`, `2h`, `1d` (whole seconds, at least 1 s, at most a year) -> seconds.
@@ -272,6 +289,18 @@ mod tests {
                 "2026-01-09T00:00:00+00:00",
                 "2026-01-15T00:00:00+00:00",
                 "2026-01-16T00:00:00+00:00",
+            ],
+        ),
+        // Vixie's `*` rule: a day field starting with `*` is unrestricted, so the two AND:
+        // Mondays that are odd days of the month (Jan 2026: Mondays 5, 12, 19, 26; Feb: 9, 23).
+        (
+            "0 9 */2 * 1",
+            "UTC",
+            "2026-01-01T00:00:00Z",
+            &[
+                "2026-01-05T09:00:00+00:00",
+                "2026-01-19T09:00:00+00:00",
+                "2026-02-09T09:00:00+00:00",
             ],
         ),
         // Only DOM restricted: DOW `*` does not widen it.

@@ -167,3 +167,12 @@ fn a_dispatcher_crash_leaves_no_instant_unaccounted_for() {
         );
     }
 }
+
+#[test]
+fn fired_by_names_the_configured_host() {
+    let cv = Cronvisor::start_with("fired-by", "host = \"cron74\"\n");
+    cv.add_job("tick", "* * * * * *", "true", &[]);
+    cv.wait_succeeded("tick", 1);
+    let fired_by = cv.sqlite("SELECT fired_by FROM runs ORDER BY id LIMIT 1");
+    assert!(fired_by.starts_with("cron74/"), "{fired_by}");
+}

@@ -59,20 +59,33 @@ impl Alarmer {
         }
     }
 
-    /// Looks at the final runs not seen yet and raises their alarms.
+    /// Looks at the final runs not seen yet and raises their alarms. A failure streak ends
+    /// with one `recovered`, at its first success: the later successes of the same scan are
+    /// plain ones (the query picked them while the job was still failing).
     pub async fn scan(&self) -> Result<(), StoreError> {
+        let mut failing: std::collections::HashMap<i64, bool> = std::collections::HashMap::new();
         for ev in self.store.unchecked_runs(500).await? {
             if !self.store.claim_checked(ev.run_id).await? {
                 continue;
             }
+            let was_failing = *failing.entry(ev.job_id).or_insert(true);
             let kind = if ev.state == "succeeded" {
+                if !was_failing {
+                    continue;
+                }
                 "recovered".to_string()
             } else {
                 ev.state.clone()
             };
             match kind.as_str() {
-                "recovered" => self.store.set_failing(ev.job_id, false).await?,
-                "failed" | "timed_out" | "lost" => self.store.set_failing(ev.job_id, true).await?,
+                "recovered" => {
+                    failing.insert(ev.job_id, false);
+                    self.store.set_failing(ev.job_id, false).await?
+                }
+                "failed" | "timed_out" | "lost" => {
+                    failing.insert(ev.job_id, true);
+                    self.store.set_failing(ev.job_id, true).await?
+                }
                 _ => {}
             }
             if AlarmKind::parse(&kind).is_some_and(|k| ev.alarm_on.contains(&k)) {
@@ -477,4 +490,78 @@ fn smtp_transport(cfg: &AlarmConfig) -> Option<Smtp> {
         ));
     }
     Some(builder.build())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::http::tls::Trust;
+    use crate::metrics::Metrics;
+    use crate::model::RunState;
+    use crate::store::tests::{spec, temp_store};
+    use crate::store::{Recorded, RunOutcome};
+
+    /// Records a finished scheduled run of `job` at `instant` in `state`.
+    async fn finished(store: &Store, job: i64, instant: i64, state: RunState) {
+        let Recorded::New(id) = store
+            .record_fire(
+                job,
+                instant,
+                "",
+                crate::model::Trigger::Schedule,
+                RunState::Dispatched,
+            )
+            .await
+            .expect("fire")
+        else {
+            panic!("instant {instant} fired twice")
+        };
+        let mut outcome = RunOutcome::failed(String::new());
+        outcome.state = state;
+        outcome.error = None;
+        store.finish_run(id, &outcome, None).await.expect("finish");
+    }
+
+    #[tokio::test]
+    async fn a_failure_streak_ends_with_one_recovered_however_many_successes_a_scan_sees() {
+        let t = temp_store("recovered-once").await;
+        let alarmer = Alarmer::new(
+            t.store.clone(),
+            AlarmConfig::default(),
+            &Trust::load(None).expect("roots"),
+            &Metrics::new("monitor"),
+        );
+        let job = t.store.insert_job(&spec("flaky")).await.expect("job").id;
+        finished(&t.store, job, 1_000, RunState::Failed).await;
+        alarmer.scan().await.expect("scan");
+        // Nine successes, then one scan: one recovery, not nine.
+        for i in 2..=10 {
+            finished(&t.store, job, i * 1_000, RunState::Succeeded).await;
+        }
+        alarmer.scan().await.expect("scan");
+        // A failure, then two successes: a new streak and, by the next scan (the successes of
+        // a job not failing when a scan starts wait for the following one), one new recovery.
+        finished(&t.store, job, 11_000, RunState::Failed).await;
+        finished(&t.store, job, 12_000, RunState::Succeeded).await;
+        finished(&t.store, job, 13_000, RunState::Succeeded).await;
+        alarmer.scan().await.expect("scan");
+        alarmer.scan().await.expect("scan");
+        let raised: Vec<(String, i64)> = t
+            .store
+            .alarms(100)
+            .await
+            .expect("alarms")
+            .into_iter()
+            .map(|a| (a.kind, a.count))
+            .collect();
+        let count = |kind: &str| -> i64 {
+            raised
+                .iter()
+                .filter(|(k, _)| k == kind)
+                .map(|(_, c)| c)
+                .sum()
+        };
+        assert_eq!(count("recovered"), 2, "{raised:?}");
+        assert_eq!(count("failed"), 2, "{raised:?}");
+    }
 }

@@ -181,7 +181,9 @@ impl Store {
             .await
     }
 
-    /// An instant recorded under the fence and ended at once in `state` with `reason`.
+    /// An instant recorded under the fence and ended at once in `state` with `reason`, in one
+    /// statement: there is no moment when it exists but is not final (a failure between two
+    /// writes would leave a `dispatched` row that is later lost and retried).
     async fn record_final(
         &self,
         job_id: i64,
@@ -189,13 +191,43 @@ impl Store {
         state: RunState,
         reason: &str,
     ) -> Result<Recorded, StoreError> {
-        let recorded = self
-            .record_fire(job_id, instant, "", Trigger::Schedule, RunState::Dispatched)
+        let now = crate::model::now_millis();
+        let insert = match self.backend {
+            Backend::MySql => "INSERT IGNORE",
+            Backend::Sqlite => "INSERT OR IGNORE",
+        };
+        let sql = format!(
+            "{insert} INTO runs (job_id, instant, target, trigger_kind, state, error, stdout, \
+             stderr, created_at, dispatched_at, ended_at, fired_by) \
+             VALUES (?, ?, '', ?, ?, ?, '', '', ?, ?, ?, ?)"
+        );
+        let done = sqlx::query(&sql)
+            .bind(job_id)
+            .bind(instant)
+            .bind(Trigger::Schedule.as_str())
+            .bind(state.as_str())
+            .bind(reason)
+            .bind(now)
+            .bind(now)
+            .bind(now)
+            .bind(fire_token())
+            .execute(&self.pool)
             .await?;
-        if let Recorded::New(id) = recorded {
-            self.end_run(id, state, reason).await?;
+        if done.rows_affected() == 0 {
+            return Ok(Recorded::AlreadyFired);
         }
-        Ok(recorded)
+        let id = match done.last_insert_id() {
+            Some(id) => id,
+            None => {
+                sqlx::query("SELECT id FROM runs WHERE job_id = ? AND instant = ? AND target = ''")
+                    .bind(job_id)
+                    .bind(instant)
+                    .fetch_one(&self.pool)
+                    .await?
+                    .try_get::<i64, _>(0)?
+            }
+        };
+        Ok(Recorded::New(id))
     }
 
     /// Records an instant that should have run and did not — missed while no dispatcher ran
@@ -260,7 +292,8 @@ pub struct PendingRun {
     pub retry_of: Option<i64>,
 }
 
-/// A token unique to one `record_fires` call across every dispatcher of a cluster: host,
+/// A token unique to one `record_fires` call across every dispatcher of a cluster: host (the
+/// configured one, [`crate::instance::identity`]),
 /// process, start time and a counter.
 fn fire_token() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
@@ -268,6 +301,6 @@ fn fire_token() -> String {
     static PREFIX: OnceLock<String> = OnceLock::new();
     static NEXT: AtomicU64 = AtomicU64::new(0);
     let prefix = PREFIX
-        .get_or_init(|| crate::instance::Instance::this(&crate::instance::hostname()).to_string());
+        .get_or_init(|| crate::instance::Instance::this(&crate::instance::identity()).to_string());
     format!("{prefix}/{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }

@@ -426,3 +426,43 @@ async fn every_job_field_is_stored_and_read_back_as_given() {
         ("web2", 4, "PUT")
     );
 }
+
+#[tokio::test]
+async fn a_skipped_or_missed_instant_is_final_from_its_first_write_and_fenced() {
+    let t = temp_store("final-at-once").await;
+    let job = t.store.insert_job(&spec("a")).await.expect("job").id;
+    let Recorded::New(id) = t
+        .store
+        .record_missed(job, 5_000, "missed: 3 instant(s)")
+        .await
+        .expect("missed")
+    else {
+        panic!("not new")
+    };
+    let run = t.store.run(id).await.expect("get").expect("exists");
+    assert_eq!(run.state, RunState::Missed);
+    assert_eq!(run.error.as_deref(), Some("missed: 3 instant(s)"));
+    assert!(run.ended_at.is_some());
+    // The fence holds both ways: again, or after a fire of the same instant.
+    assert_eq!(
+        t.store
+            .record_skipped(job, 5_000, "x")
+            .await
+            .expect("again"),
+        Recorded::AlreadyFired
+    );
+    let fired = fire_new(&t.store, job, 6_000).await;
+    assert_eq!(
+        t.store
+            .record_missed(job, 6_000, "x")
+            .await
+            .expect("after a fire"),
+        Recorded::AlreadyFired
+    );
+    let run = t.store.run(fired).await.expect("get").expect("exists");
+    assert_eq!(
+        run.state,
+        RunState::Dispatched,
+        "the fired run is untouched"
+    );
+}
