@@ -549,3 +549,37 @@ fn reloading_the_only_executor_host_never_empties_the_registry() {
     let to = now_ms() - 1000;
     c.assert_all_succeeded_once(&jobs, from, to);
 }
+
+/// A healthy cluster on a stock etcd (default `--grpc-keepalive-min-time`, 5 s) stays healthy:
+/// the registry watch is never dropped for pinging too often, nobody goes `degraded`.
+#[test]
+fn a_healthy_cluster_on_stock_etcd_stays_ready_and_never_degraded() {
+    let mut c = Cluster::start();
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host("e1", &["executor"]);
+    let probes = [("d1", "dispatch"), ("d1", "api"), ("e1", "rpc")];
+    let started = Instant::now();
+    // Long enough for several of etcd's ping-strike windows (it dropped the watch every ~4.5 s).
+    while started.elapsed() < Duration::from_secs(15) {
+        for (host, listener) in probes {
+            let (code, body) = http(
+                &c.get(host).endpoint(listener),
+                "GET",
+                "/readyz",
+                None,
+                None,
+            );
+            assert_eq!(code, 200, "{host} {listener}: {body}");
+            assert!(
+                body.contains("\"ready\""),
+                "{host} {listener} after {:?}: {body}",
+                started.elapsed()
+            );
+        }
+        let_time_pass(Duration::from_millis(250));
+    }
+    for host in ["d1", "e1"] {
+        let log = c.get(host).log();
+        assert!(!log.contains("etcd unreachable"), "{host}:\n{log}");
+    }
+}

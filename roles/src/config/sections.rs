@@ -344,7 +344,8 @@ impl ExecutorConfig {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct MonitorConfig {
-    /// Finished runs older than this are deleted; "0" keeps them forever. Default "30d".
+    /// Finished runs and settled alarms older than this are deleted; "0" keeps them forever.
+    /// Default "30d".
     #[serde(with = "duration")]
     pub retention: Duration,
     /// A run whose executor has not heartbeaten for this long is marked `lost`.

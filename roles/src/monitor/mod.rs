@@ -132,7 +132,8 @@ fn serve_api(
     Ok(server)
 }
 
-/// Deletes finished runs past `retention` (zero: keep all) and old change-log rows.
+/// Deletes finished runs and settled alarms past `retention` (zero: keep all), and old
+/// change-log rows.
 async fn prune(store: &crate::store::Store, retention: Duration) {
     let now = now_millis();
     if !retention.is_zero() {
@@ -143,6 +144,11 @@ async fn prune(store: &crate::store::Store, retention: Duration) {
             }
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning runs failed"),
+        }
+        match store.prune_alarms(before).await {
+            Ok(n) if n > 0 => tracing::info!(alarms = n, "pruned old alarms"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning alarms failed"),
         }
     }
     if let Err(e) = store.prune_changes(now - CHANGE_LOG_KEEP_MS).await {

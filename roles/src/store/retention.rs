@@ -1,4 +1,5 @@
-//! Retention: finished runs and old change-log rows are deleted, so the store stays bounded.
+//! Retention: finished runs, settled alarms and old change-log rows are deleted, so the store
+//! stays bounded.
 
 use super::{Store, StoreError};
 use crate::model::Millis;
@@ -15,6 +16,19 @@ impl Store {
         .await?
         .rows_affected();
         Ok(runs)
+    }
+
+    /// Deletes alarms raised before `before` whose delivery is settled (sent, failed for good,
+    /// or only recorded); one still being delivered is kept whatever its age.
+    pub async fn prune_alarms(&self, before: Millis) -> Result<u64, StoreError> {
+        let n = sqlx::query(
+            "DELETE FROM alarms WHERE created_at < ? AND status IN ('sent', 'failed', 'recorded')",
+        )
+        .bind(before)
+        .execute(&self.pool)
+        .await?
+        .rows_affected();
+        Ok(n)
     }
 
     /// Drops change-log rows older than `before`, always keeping the newest one so the sequence

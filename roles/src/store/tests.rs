@@ -466,3 +466,37 @@ async fn a_skipped_or_missed_instant_is_final_from_its_first_write_and_fenced() 
         "the fired run is untouched"
     );
 }
+
+#[tokio::test]
+async fn settled_alarms_are_pruned_by_retention_and_pending_ones_kept() {
+    let t = temp_store("prune-alarms").await;
+    let raise = |status: &'static str, kind: &str| NewAlarm {
+        job_id: 1,
+        run_id: 1,
+        kind: kind.to_string(),
+        channel: "none".into(),
+        recipient: String::new(),
+        status,
+        details: serde_json::json!({}),
+    };
+    t.store
+        .raise_alarm(&raise("recorded", "failed"), 0)
+        .await
+        .expect("recorded");
+    t.store
+        .raise_alarm(&raise("pending", "lost"), 0)
+        .await
+        .expect("pending");
+    let later = crate::model::now_millis() + 1_000;
+    assert_eq!(t.store.prune_alarms(later).await.expect("prune"), 1);
+    let left: Vec<String> = t
+        .store
+        .alarms(10)
+        .await
+        .expect("alarms")
+        .into_iter()
+        .map(|a| a.kind)
+        .collect();
+    assert_eq!(left, ["lost"], "a pending alarm is kept whatever its age");
+    assert_eq!(t.store.prune_alarms(0).await.expect("prune"), 0);
+}
