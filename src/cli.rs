@@ -57,6 +57,18 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Print a shell completion script (e.g. `cronvisor completions bash >
+    /// /etc/bash_completion.d/cronvisor`).
+    Completions(CompletionsArgs),
+    /// Print the man page (roff), e.g. `cronvisor man > /usr/local/share/man/man1/cronvisor.1`.
+    Man,
+}
+
+#[derive(Debug, Args)]
+pub struct CompletionsArgs {
+    /// The shell: bash, zsh, fish, elvish or powershell.
+    #[arg(value_enum)]
+    pub shell: clap_complete::Shell,
 }
 
 #[derive(Debug, Args)]

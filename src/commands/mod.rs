@@ -50,6 +50,18 @@ pub async fn run(
             println!("store migrated: {}", redact_url(&config.store_url()));
             Ok(ExitCode::SUCCESS)
         }
+        Command::Completions(args) => {
+            let mut cmd = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(args.shell, &mut cmd, "cronvisor", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Man => {
+            let cmd = <Cli as clap::CommandFactory>::command();
+            clap_mangen::Man::new(cmd)
+                .render(&mut std::io::stdout())
+                .context("writing the man page")?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(ConfigCommand::Check) => {
             let config = load_config(&cli)?;
             println!(

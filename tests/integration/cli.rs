@@ -402,3 +402,53 @@ fn standalone_metrics_and_config_check_say_only_what_is_true() {
     );
     assert!(cv.log().contains("no alarm channel configured"));
 }
+
+#[test]
+fn completions_and_the_man_page_come_from_the_cli_itself() {
+    let run = |args: &[&str]| {
+        let out = Command::new(BIN).args(args).output().expect("run");
+        assert!(
+            out.status.success(),
+            "{args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).to_string()
+    };
+    let dir = crate::harness::TempDir::new("completions");
+    let bash = run(&["completions", "bash"]);
+    assert!(
+        bash.contains("_cronvisor") && bash.contains("--http-url"),
+        "bash"
+    );
+    let path = dir.0.join("cronvisor.bash");
+    std::fs::write(&path, &bash).expect("write");
+    let syntax = Command::new("bash")
+        .arg("-n")
+        .arg(&path)
+        .output()
+        .expect("bash");
+    assert!(
+        syntax.status.success(),
+        "{}",
+        String::from_utf8_lossy(&syntax.stderr)
+    );
+    for shell in ["zsh", "fish"] {
+        let script = run(&["completions", shell]);
+        assert!(
+            script.contains("cronvisor") && script.contains("misfire"),
+            "{shell}"
+        );
+    }
+    let man = run(&["man"]);
+    assert!(
+        man.starts_with(".ie") || man.contains(".TH cronvisor"),
+        "{man}"
+    );
+    assert!(man.contains("job") && man.contains("reload"), "{man}");
+    let bad = Command::new(BIN)
+        .args(["completions", "tcsh"])
+        .output()
+        .expect("run");
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("possible values"));
+}
