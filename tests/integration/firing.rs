@@ -143,8 +143,12 @@ fn a_dispatcher_crash_leaves_no_instant_unaccounted_for() {
             .any(|r| r["state"] == "succeeded" && ms(r, "instant") > killed_at + 3000)
             .then_some(runs)
     });
-    // Every second from the first instant to the last is accounted for: run, or covered by a
-    // `missed` record whose count spans the gap before it.
+    assert_every_second_accounted_for(&runs);
+}
+
+/// Every second from a job's first instant to its last is accounted for: a run, or covered by
+/// a `missed` record whose count spans the gap before it.
+fn assert_every_second_accounted_for(runs: &[serde_json::Value]) {
     let mut recorded: Vec<(i64, &serde_json::Value)> =
         runs.iter().map(|r| (ms(r, "instant"), r)).collect();
     recorded.sort_by_key(|(i, _)| *i);
@@ -166,6 +170,69 @@ fn a_dispatcher_crash_leaves_no_instant_unaccounted_for() {
             "instants between {prev} and {cur} are unaccounted for: {run}"
         );
     }
+}
+
+/// A dispatcher that falls behind (its host paused: SIGSTOP) does not fire everything it slept
+/// through at once: instants found later than `late_grace` follow the misfire policy — one
+/// `missed` record with the count (`skip`), one catch-up run (`run_once`).
+#[test]
+fn a_paused_dispatcher_applies_the_misfire_policy_to_what_it_slept_through() {
+    let cv = Cronvisor::start_with("paused", "[dispatcher]\nlate_grace = \"1s\"\n");
+    cv.add_job("skipper", "* * * * * *", "true", &[]);
+    cv.add_job("catcher", "* * * * * *", "true", &["--misfire", "run_once"]);
+    cv.wait_succeeded("skipper", 2);
+    let pid = cv.child_pid("dispatcher").expect("dispatcher");
+    // SAFETY: kill(2) of the dispatcher child (stop, then continue).
+    unsafe {
+        libc::kill(pid as i32, libc::SIGSTOP);
+    }
+    let paused_at = now_ms();
+    std::thread::sleep(Duration::from_secs(6)); // the fault under test: six seconds pass
+    unsafe {
+        libc::kill(pid as i32, libc::SIGCONT);
+    }
+    let resumed_at = now_ms();
+    let skipper = wait_for(
+        Duration::from_secs(20),
+        "the missed record and later runs",
+        || {
+            let runs = cv.runs("skipper");
+            (runs.iter().any(|r| r["state"] == "missed")
+                && runs
+                    .iter()
+                    .any(|r| r["state"] == "succeeded" && ms(r, "instant") > resumed_at + 2000))
+            .then_some(runs)
+        },
+    );
+    let slept = |r: &&serde_json::Value| {
+        let t = ms(r, "instant");
+        t > paused_at + 1000 && t < resumed_at - 2000
+    };
+    let missed: Vec<_> = skipper.iter().filter(|r| r["state"] == "missed").collect();
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    let reason = missed[0]["error"].as_str().unwrap_or("");
+    assert!(reason.contains("while this dispatcher was"), "{reason}");
+    assert!(
+        skipper.iter().filter(slept).all(|r| r["state"] == "missed"),
+        "instants slept through were fired late: {skipper:?}"
+    );
+    assert_every_second_accounted_for(&skipper);
+
+    let catcher = wait_for(Duration::from_secs(20), "the catch-up run", || {
+        let runs = cv.runs("catcher");
+        runs.iter()
+            .any(|r| r["trigger"] == "misfire" && r["state"] == "succeeded")
+            .then_some(runs)
+    });
+    let catch_ups = catcher.iter().filter(|r| r["trigger"] == "misfire").count();
+    assert_eq!(catch_ups, 1, "{catcher:?}");
+    assert!(
+        catcher
+            .iter()
+            .filter(slept)
+            .all(|r| r["trigger"] == "misfire"),
+        "instants slept through were fired late: {catcher:?}"
+    );
 }
 
 #[test]

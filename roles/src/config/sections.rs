@@ -274,6 +274,11 @@ pub struct DispatcherConfig {
     /// change log. Default "5m".
     #[serde(with = "duration")]
     pub resync_interval: Duration,
+    /// An instant found due later than this (the host was paused, the clock stepped forward)
+    /// is not fired late: it follows the job's misfire policy, as at start-up (`skip`: one
+    /// `missed` record with the count; `run_once`: one run). Default "5s".
+    #[serde(with = "duration")]
+    pub late_grace: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -282,6 +287,7 @@ impl Default for DispatcherConfig {
             poll_interval: Duration::from_millis(250),
             delivery_timeout: Duration::from_secs(10),
             resync_interval: Duration::from_secs(300),
+            late_grace: Duration::from_secs(5),
         }
     }
 }

@@ -18,7 +18,7 @@ use std::time::Duration;
 use tokio::task::JoinSet;
 
 use crate::instance::Instance;
-use crate::model::{now_millis, Trigger};
+use crate::model::{now_millis, Job, Trigger};
 use crate::presence::{Heartbeat, Presence};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
 
@@ -197,8 +197,21 @@ impl Dispatcher {
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop = runtime::stopped(shutdown);
         tokio::pin!(stop);
+        let late_grace = crate::config::values::ms(self.config.dispatcher.late_grace);
+        let mut last_now = now_millis();
         loop {
-            let due = self.set.pop_due(now_millis());
+            let now = now_millis();
+            if now < last_now - 1000 {
+                tracing::warn!(
+                    back_ms = last_now - now,
+                    "the clock stepped back: instants already fired are not fired again (the store's fence)"
+                );
+            }
+            last_now = now;
+            let (late, due) = split_late(self.set.pop_due(now), now - late_grace);
+            if !late.is_empty() {
+                self.misfire_late(late, now);
+            }
             if !due.is_empty() {
                 self.fires
                     .spawn(self.firer.clone().fire_due(due, Trigger::Schedule));
@@ -210,6 +223,43 @@ impl Dispatcher {
                 _ = resync.tick() => self.resync().await,
                 _ = &mut stop => return,
             }
+        }
+    }
+
+    /// Instants found due past the grace (paused, clock stepped forward), per job: the
+    /// misfire policy applies as after downtime — `run_once` fires the latest once, `skip`
+    /// records it `missed` with the count. Both under the store's fence.
+    fn misfire_late(&mut self, late: Due, now: i64) {
+        let mut per_job: std::collections::BTreeMap<i64, (Arc<Job>, i64, u64)> =
+            std::collections::BTreeMap::new();
+        for (job, instant) in late {
+            let e = per_job.entry(job.id).or_insert((job, instant, 0));
+            e.1 = e.1.max(instant);
+            e.2 += 1;
+        }
+        let mut run_once = Vec::new();
+        for (_, (job, latest, count)) in per_job {
+            tracing::warn!(job = %job.name, count, late_ms = now - latest,
+                "instants found due late (paused, or the clock stepped): misfire policy applies");
+            if job.misfire == crate::model::Misfire::RunOnce {
+                run_once.push((job, latest));
+                continue;
+            }
+            let store = self.store.clone();
+            let reason = format!(
+                "missed: {count} instant(s) came due while this dispatcher was {} s behind \
+                 (paused, or its clock stepped; misfire = skip)",
+                (now - latest) / 1000
+            );
+            self.fires.spawn(async move {
+                if let Err(e) = store.record_missed(job.id, latest, &reason).await {
+                    tracing::warn!(job = %job.name, error = %e, "cannot record missed instants");
+                }
+            });
+        }
+        if !run_once.is_empty() {
+            self.fires
+                .spawn(self.firer.clone().fire_due(run_once, Trigger::Misfire));
         }
     }
 
@@ -283,6 +333,14 @@ impl Dispatcher {
         self.store.close().await;
         tracing::info!("dispatcher stopped");
     }
+}
+
+/// Instants of jobs, as the schedule hands them out.
+type Due = Vec<(Arc<Job>, i64)>;
+
+/// Splits due instants into (late: due before `late_before`, on time).
+fn split_late(due: Due, late_before: i64) -> (Due, Due) {
+    due.into_iter().partition(|(_, t)| *t < late_before)
 }
 
 /// Where runs go: the executors registered in etcd (cluster mode), or the local one. Ready
