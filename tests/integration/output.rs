@@ -1,7 +1,9 @@
 //! What a run records: failure with exit code and stderr; huge output capped to head and tail
 //! with the executor's memory bounded.
 
-use crate::harness::{proc_kb, Cronvisor};
+use std::time::Duration;
+
+use crate::harness::{proc_kb, wait_for, Cronvisor};
 
 fn run_to_end(cv: &Cronvisor, name: &str) -> serde_json::Value {
     let id = cv.run_now(name);
@@ -62,5 +64,55 @@ fn ten_megabytes_of_output_keep_head_and_tail_and_bounded_memory() {
     assert!(
         after_kb < before_kb + 6 * 1024,
         "executor peak RSS grew from {before_kb} kB to {after_kb} kB"
+    );
+}
+
+/// A result the store refuses does not hold back the others: they are recorded, and the
+/// refused run is recorded `failed` with the store's reason. (The store is made to refuse one
+/// job's results with a trigger, as a column too small or a bad value would.)
+#[test]
+fn a_result_the_store_refuses_does_not_block_the_others() {
+    let cv = Cronvisor::start("refused-result");
+    cv.add_job("fine", "* * * * * *", "echo fine", &[]);
+    cv.add_job("poison", "* * * * * *", "echo poison", &[]);
+    cv.wait_succeeded("fine", 1);
+    cv.sqlite(
+        "CREATE TRIGGER refuse_poison BEFORE UPDATE OF stdout ON runs \
+         WHEN NEW.stdout LIKE '%poison%' BEGIN SELECT RAISE(ABORT, 'poisoned result'); END;",
+    );
+    let armed_at = crate::harness::now_ms();
+    let refused = wait_for(
+        Duration::from_secs(20),
+        "a refused result recorded failed",
+        || {
+            cv.runs("poison").into_iter().find(|r| {
+                r["state"] == "failed"
+                    && r["error"]
+                        .as_str()
+                        .is_some_and(|e| e.contains("the store refused this run's result"))
+            })
+        },
+    );
+    assert!(
+        refused["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("poisoned result"),
+        "{refused}"
+    );
+    // The other job's results keep being written meanwhile.
+    wait_for(
+        Duration::from_secs(20),
+        "later results of the other job",
+        || {
+            let later = cv
+                .runs("fine")
+                .iter()
+                .filter(|r| {
+                    r["state"] == "succeeded" && crate::harness::ms(r, "instant") > armed_at
+                })
+                .count();
+            (later >= 3).then_some(())
+        },
     );
 }

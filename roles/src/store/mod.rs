@@ -52,6 +52,21 @@ pub enum StoreError {
     Corrupt(String),
 }
 
+impl StoreError {
+    /// The store answered and refused this write (a constraint, a value it cannot hold): doing
+    /// it again changes nothing. Not an outage, a deadlock or a busy database, which pass.
+    pub fn is_refusal(&self) -> bool {
+        let StoreError::Db(sqlx::Error::Database(d)) = self else {
+            return false;
+        };
+        let code = d.code().map(|c| c.to_string()).unwrap_or_default();
+        // MySQL: 1213 deadlock, 1205 lock wait timeout. SQLite: the BUSY and LOCKED families.
+        let transient = matches!(code.as_str(), "1213" | "1205")
+            || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+        !transient
+    }
+}
+
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Backend {
     Sqlite,
