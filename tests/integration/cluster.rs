@@ -583,3 +583,65 @@ fn a_healthy_cluster_on_stock_etcd_stays_ready_and_never_degraded() {
         assert!(!log.contains("etcd unreachable"), "{host}:\n{log}");
     }
 }
+
+/// An executor whose connects hang (SYNs dropped, as behind a partition) is passed over: runs
+/// routed to it fail over to a healthy executor of the target within the delivery timeout,
+/// instead of being recorded `failed` when the whole budget is spent connecting.
+#[test]
+fn runs_fail_over_from_an_executor_whose_connects_hang() {
+    let mut c = Cluster::start();
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host("e1", &["executor"]);
+    // A listener that never accepts, its accept queue full: further connects hang.
+    let hung = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+    let hung_addr = hung.local_addr().expect("addr");
+    let _queued: Vec<std::net::TcpStream> = (0..200)
+        .map_while(|_| {
+            std::net::TcpStream::connect_timeout(&hung_addr, Duration::from_millis(200)).ok()
+        })
+        .collect();
+    assert!(
+        std::net::TcpStream::connect_timeout(&hung_addr, Duration::from_millis(500)).is_err(),
+        "connects to the full listener must hang"
+    );
+    // A second member of group `both` at that address, registered as an executor would be.
+    let info = serde_json::json!({
+        "id": format!("e2@{hung_addr}"), "url": format!("http://{hung_addr}"), "host": "e2",
+        "groups": ["both"], "version": "test", "capacity": 1,
+    });
+    c.etcd
+        .ctl(&[
+            "put",
+            &format!("/cronvisor/executors/e2@{hung_addr}/1"),
+            &info.to_string(),
+        ])
+        .expect("register the hung executor");
+    let job = c.add_job(
+        "d1",
+        every_second("hops", serde_json::json!({"run_at": "both"})),
+    );
+    let from = now_ms();
+    // Instants of the next 6 s; with a connect as long as the delivery timeout (10 s), the
+    // ones sent to e2 would end `failed` 10 s later.
+    let_time_pass(Duration::from_secs(6));
+    let until = now_ms();
+    let runs = wait_for(
+        Duration::from_secs(30),
+        "every instant of the window ended",
+        || {
+            let rows = c.sql(&format!(
+                "SELECT state, COALESCE(error, ''), COALESCE(executor, '') FROM cron.runs \
+             WHERE job_id = {job} AND instant >= {from} AND instant < {until}"
+            ));
+            (rows.len() >= 4
+                && rows
+                    .iter()
+                    .all(|r| r[0] != "dispatched" && r[0] != "running"))
+            .then_some(rows)
+        },
+    );
+    for r in &runs {
+        assert_eq!(r[0], "succeeded", "{r:?} (all: {runs:?})");
+        assert!(r[2].starts_with("e1/"), "{r:?}");
+    }
+}

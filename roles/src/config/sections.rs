@@ -279,6 +279,11 @@ pub struct DispatcherConfig {
     /// `missed` record with the count; `run_once`: one run). Default "5s".
     #[serde(with = "duration")]
     pub late_grace: Duration,
+    /// How long connecting to an executor may take. One that does not answer within it
+    /// (packets dropped, not refused) is passed over for the next executor of the target
+    /// while the delivery timeout lasts, and avoided for a while after. Default "2s".
+    #[serde(with = "duration")]
+    pub connect_timeout: Duration,
 }
 
 impl Default for DispatcherConfig {
@@ -288,6 +293,7 @@ impl Default for DispatcherConfig {
             delivery_timeout: Duration::from_secs(10),
             resync_interval: Duration::from_secs(300),
             late_grace: Duration::from_secs(5),
+            connect_timeout: Duration::from_secs(2),
         }
     }
 }
@@ -295,6 +301,14 @@ impl Default for DispatcherConfig {
 impl DispatcherConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         at_least("dispatcher.poll_interval", self.poll_interval, MS)?;
+        at_least("dispatcher.connect_timeout", self.connect_timeout, MS)?;
+        if self.connect_timeout >= self.delivery_timeout {
+            return Err(invalid(
+                "dispatcher.connect_timeout",
+                "must be shorter than dispatcher.delivery_timeout, or a hung connect uses the \
+                 whole delivery and no other executor is tried",
+            ));
+        }
         at_least(
             "dispatcher.resync_interval",
             self.resync_interval,

@@ -169,6 +169,7 @@ impl Firer {
                 Sent::Elsewhere(e) => {
                     tracing::debug!(executor = %executor.id, error = %e, "executor did not take the runs; failing over");
                     round.refused.insert(executor.id.clone());
+                    self.targets.mark_suspect(&executor.id);
                     round.last_error = e;
                     again.extend(chunk);
                 }

@@ -54,6 +54,7 @@ impl Firer {
         lock: Option<Arc<FireLock>>,
         token: String,
         delivery_timeout: Duration,
+        connect_timeout: Duration,
         trust: &Trust,
         metrics: &Metrics,
     ) -> Firer {
@@ -62,7 +63,11 @@ impl Firer {
             targets,
             lock,
             token,
-            client: HttpClient::new(Duration::from_secs(10), trust),
+            client: HttpClient::with_connect_timeout(
+                Duration::from_secs(10),
+                connect_timeout,
+                trust,
+            ),
             delivery_timeout,
             fired: metrics.counter(
                 "cronvisor_fires_total",

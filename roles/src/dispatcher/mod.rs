@@ -86,6 +86,7 @@ impl Dispatcher {
             fire_lock(&ctx, &host),
             token,
             ctx.config.dispatcher.delivery_timeout,
+            ctx.config.dispatcher.connect_timeout,
             &ctx.trust()?,
             &ctx.metrics,
         ));

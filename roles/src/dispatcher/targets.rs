@@ -17,7 +17,13 @@ pub struct Targets {
     /// send a job always to the same executor whenever the other picks between two of its
     /// instants come in an even number.
     next: Mutex<HashMap<String, usize>>,
+    /// Executors that lately did not take runs (unreachable, draining), and since when: a pick
+    /// passes them over while another candidate is left.
+    suspect: Mutex<HashMap<String, std::time::Instant>>,
 }
+
+/// How long an executor that did not take runs is passed over.
+const SUSPECT_FOR: std::time::Duration = std::time::Duration::from_secs(30);
 
 impl Targets {
     pub fn new(registry: Arc<Registry>, machine: BTreeMap<String, Vec<String>>) -> Targets {
@@ -25,6 +31,7 @@ impl Targets {
             registry,
             machine,
             next: Mutex::new(HashMap::new()),
+            suspect: Mutex::new(HashMap::new()),
         }
     }
 
@@ -63,6 +70,18 @@ impl Targets {
         if candidates.is_empty() {
             return None;
         }
+        // Passed over while another candidate is left: a hung executor then costs one connect
+        // timeout per SUSPECT_FOR, not one per fire.
+        let trusted: Vec<ExecutorInfo> = candidates
+            .iter()
+            .filter(|e| !self.is_suspect(&e.id))
+            .cloned()
+            .collect();
+        let candidates = if trusted.is_empty() {
+            candidates
+        } else {
+            trusted
+        };
         let n = match self.next.lock() {
             Ok(mut next) => {
                 let n = next
@@ -75,6 +94,27 @@ impl Targets {
         };
         let i = n % candidates.len();
         candidates.into_iter().nth(i)
+    }
+
+    /// Notes that `id` did not take runs just now.
+    pub fn mark_suspect(&self, id: &str) {
+        if let Ok(mut s) = self.suspect.lock() {
+            s.insert(id.to_string(), std::time::Instant::now());
+        }
+    }
+
+    fn is_suspect(&self, id: &str) -> bool {
+        let Ok(mut s) = self.suspect.lock() else {
+            return false;
+        };
+        match s.get(id) {
+            Some(since) if since.elapsed() < SUSPECT_FOR => true,
+            Some(_) => {
+                s.remove(id);
+                false
+            }
+            None => false,
+        }
     }
 
     /// Whether the executor is still registered.
@@ -139,5 +179,26 @@ mod tests {
         }
         let all: HashSet<String> = ["a@1".to_string(), "c@1".to_string()].into();
         assert!(t.pick(&job(Some("g")), &all).is_none());
+    }
+
+    #[test]
+    fn an_executor_that_did_not_take_runs_is_passed_over_while_another_is_left() {
+        let registry = Registry::fixed(vec![exec("a@1", "a"), exec("b@1", "b")]);
+        let t = Targets::new(registry, BTreeMap::new());
+        t.mark_suspect("a@1");
+        let none = HashSet::new();
+        for _ in 0..4 {
+            assert_eq!(
+                t.pick(&job(None), &none).map(|e| e.id).as_deref(),
+                Some("b@1")
+            );
+        }
+        // With every candidate suspect, they are all tried again.
+        t.mark_suspect("b@1");
+        let picks: HashSet<String> = (0..4)
+            .filter_map(|_| t.pick(&job(None), &none))
+            .map(|e| e.id)
+            .collect();
+        assert_eq!(picks.len(), 2);
     }
 }

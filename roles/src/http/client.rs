@@ -46,9 +46,16 @@ impl HttpClient {
     /// A client whose https connections trust `trust`; `timeout` bounds connecting and each
     /// whole request (not `request_streaming`).
     pub fn new(timeout: Duration, trust: &Trust) -> HttpClient {
+        HttpClient::with_connect_timeout(timeout, timeout, trust)
+    }
+
+    /// As [`HttpClient::new`], with connecting bounded apart: a connect that hangs (packets
+    /// dropped, not refused) fails after `connect` and counts as "never sent", so a caller
+    /// can try elsewhere while its own budget lasts.
+    pub fn with_connect_timeout(timeout: Duration, connect: Duration, trust: &Trust) -> HttpClient {
         let mut connector = HttpConnector::new();
         connector.set_nodelay(true);
-        connector.set_connect_timeout(Some(timeout));
+        connector.set_connect_timeout(Some(connect.min(timeout)));
         // The TLS layer sees the URL's scheme, so the inner connector must not refuse https.
         connector.enforce_http(false);
         let connector = HttpsConnectorBuilder::new()
