@@ -53,8 +53,7 @@ impl Firer {
         targets: Targets,
         lock: Option<Arc<FireLock>>,
         token: String,
-        delivery_timeout: Duration,
-        connect_timeout: Duration,
+        delivery: &crate::config::DispatcherConfig,
         trust: &Trust,
         metrics: &Metrics,
     ) -> Firer {
@@ -65,10 +64,10 @@ impl Firer {
             token,
             client: HttpClient::with_connect_timeout(
                 Duration::from_secs(10),
-                connect_timeout,
+                delivery.connect_timeout,
                 trust,
             ),
-            delivery_timeout,
+            delivery_timeout: delivery.delivery_timeout,
             fired: metrics.counter(
                 "cronvisor_fires_total",
                 "",

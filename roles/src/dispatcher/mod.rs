@@ -85,8 +85,7 @@ impl Dispatcher {
             Targets::new(registry, ctx.config.machine.clone()),
             fire_lock(&ctx, &host),
             token,
-            ctx.config.dispatcher.delivery_timeout,
-            ctx.config.dispatcher.connect_timeout,
+            &ctx.config.dispatcher,
             &ctx.trust()?,
             &ctx.metrics,
         ));
