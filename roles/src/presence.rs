@@ -3,6 +3,8 @@
 //! burst of writes in the shared pool they would go stale, and a live executor's runs would be
 //! marked lost, or a busy dispatcher reported gone.
 
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::Millis;
@@ -38,7 +40,8 @@ pub struct Heartbeat {
 
 impl Heartbeat {
     /// Beats once now (an error here is the caller's: it is not alive yet), then every
-    /// `every` in the background, logging failures.
+    /// `every` in the background, logging failures. `reachable` says, after each beat, whether
+    /// the store took it (an executor stops taking runs it could not record).
     pub async fn start(
         store: &Store,
         store_url: &str,
@@ -46,8 +49,10 @@ impl Heartbeat {
         instance: String,
         started_at: Millis,
         every: Duration,
+        reachable: Arc<AtomicBool>,
     ) -> Result<Heartbeat, StoreError> {
         presence.beat(store, &instance, started_at).await?;
+        reachable.store(true, Ordering::Relaxed);
         let own = match Store::connect(store_url, 1).await {
             Ok(s) => Some(s),
             Err(e) => {
@@ -61,8 +66,16 @@ impl Heartbeat {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                if let Err(e) = presence.beat(&beat_store, &instance, started_at).await {
-                    tracing::warn!(error = %e, "heartbeat not recorded");
+                match presence.beat(&beat_store, &instance, started_at).await {
+                    Ok(()) => {
+                        if !reachable.swap(true, Ordering::Relaxed) {
+                            tracing::info!("store reachable again");
+                        }
+                    }
+                    Err(e) => {
+                        reachable.store(false, Ordering::Relaxed);
+                        tracing::warn!(error = %e, "heartbeat not recorded");
+                    }
                 }
             }
         });

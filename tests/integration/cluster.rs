@@ -53,6 +53,12 @@ impl Cluster {
 
     /// Starts host `name` running `roles`, with machine groups g1 = [e1], both = [e1, e2, e3].
     fn host(&mut self, name: &str, roles: &[&str]) {
+        let url = self.db.url();
+        self.host_on(name, roles, &url);
+    }
+
+    /// As [`Cluster::host`], reaching the store at `store_url` (through a relay, for one).
+    fn host_on(&mut self, name: &str, roles: &[&str], store_url: &str) {
         let roles: Vec<String> = roles.iter().map(|r| format!("\"{r}\"")).collect();
         let overrides = format!(
             "roles = [{}]\nhost = \"{name}\"\n\
@@ -64,7 +70,7 @@ impl Cluster {
             roles.join(", "),
             self.etcd.endpoint(),
             self.redis.url(),
-            self.db.url(),
+            store_url,
         );
         let cv = Cronvisor::start_prepared(&format!("cl-{name}"), &overrides, |data| {
             std::fs::write(data.join("api.token"), API_TOKEN).expect("api token");
@@ -644,4 +650,62 @@ fn runs_fail_over_from_an_executor_whose_connects_hang() {
         assert_eq!(r[0], "succeeded", "{r:?} (all: {runs:?})");
         assert!(r[2].starts_with("e1/"), "{r:?}");
     }
+}
+
+/// An executor cut off from the store (the others keep it) stops taking runs: they go to an
+/// executor that can record them, and none that ran is marked lost. It takes runs again once
+/// the store is back.
+#[test]
+fn an_executor_cut_off_from_the_store_takes_no_runs_until_it_is_back() {
+    let mut c = Cluster::start();
+    let relay = crate::harness::relay::Relay::start(
+        format!("127.0.0.1:{}", c.db.port).parse().expect("db addr"),
+    );
+    let via_relay = c.db.url().replace(
+        &format!(":{}/", c.db.port),
+        &format!(":{}/", relay.addr.port()),
+    );
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host_on("e1", &["executor"], &via_relay);
+    c.host("e2", &["executor"]);
+    let job = c.add_job(
+        "d1",
+        every_second("spread", serde_json::json!({"run_at": "both"})),
+    );
+    let on = |host: &str| {
+        format!("SELECT COUNT(*) FROM cron.runs WHERE job_id = {job} AND state = 'succeeded' AND executor LIKE '{host}/%'")
+    };
+    wait_for(Duration::from_secs(30), "runs on both executors", || {
+        (c.sql(&on("e1"))[0][0] != "0" && c.sql(&on("e2"))[0][0] != "0").then_some(())
+    });
+    relay.cut(true);
+    let cut_at = now_ms();
+    let_time_pass(Duration::from_secs(6));
+    relay.cut(false);
+    let back_at = now_ms();
+    let rows = wait_for(Duration::from_secs(30), "the cut's instants ended", || {
+        let rows = c.sql(&format!(
+            "SELECT state, COALESCE(executor, ''), COALESCE(error, '') FROM cron.runs \
+             WHERE job_id = {job} AND instant > {} AND instant < {back_at}",
+            cut_at + 1500
+        ));
+        (rows.len() >= 3
+            && rows
+                .iter()
+                .all(|r| r[0] != "dispatched" && r[0] != "running"))
+        .then_some(rows)
+    });
+    for r in &rows {
+        assert_eq!(r[0], "succeeded", "{r:?} (all: {rows:?})");
+        assert!(r[1].starts_with("e2/"), "{r:?}");
+    }
+    // Back: e1 takes runs again.
+    wait_for(Duration::from_secs(30), "e1 taking runs again", || {
+        let n = c.sql(&format!(
+            "SELECT COUNT(*) FROM cron.runs WHERE job_id = {job} AND state = 'succeeded' \
+             AND executor LIKE 'e1/%' AND instant > {}",
+            back_at + 2000
+        ));
+        (n[0][0] != "0").then_some(())
+    });
 }

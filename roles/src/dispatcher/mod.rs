@@ -117,6 +117,7 @@ impl Dispatcher {
             me.to_string(),
             me.start,
             (ctx.config.monitor.lost_after / 4).max(Duration::from_millis(50)),
+            Arc::default(),
         )
         .await?;
         let executors = firer.registry_size();

@@ -71,6 +71,9 @@ impl Seen {
 struct Executor {
     id: String,
     store: Store,
+    /// Whether this executor's last heartbeat reached the store. While it does not, runs are
+    /// refused (503) so dispatchers send them to an executor that can record their results.
+    store_ok: Arc<std::sync::atomic::AtomicBool>,
     cfg: ExecutorConfig,
     /// Tells every running run to stop (fast stop, or drain timeout reached).
     kill: watch::Sender<Option<KillReason>>,
@@ -149,6 +152,7 @@ impl Serving {
         let exec = Arc::new(Executor {
             id: format!("{host}/{addr}/{}", std::process::id()),
             store: ctx.store.clone(),
+            store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             cfg: ctx.config.executor.clone(),
             kill,
             runs: Mutex::new(JoinSet::new()),
@@ -180,6 +184,7 @@ impl Serving {
             exec.id.clone(),
             crate::model::now_millis(),
             ctx.config.executor.heartbeat,
+            exec.store_ok.clone(),
         )
         .await?;
         let (leave, leave_rx) = watch::channel(false);
@@ -404,6 +409,14 @@ async fn accept_runs(
         return Err(ApiError::new(
             StatusCode::SERVICE_UNAVAILABLE,
             "executor stopping",
+        ));
+    }
+    if !exec.store_ok.load(Ordering::Relaxed) {
+        // Taken now, these runs' results could not be recorded, and the monitor would soon
+        // mark them lost (and retry them) although they ran: let another executor take them.
+        return Err(ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "executor cut off from the store: taking no runs until it can record them",
         ));
     }
     // Each run is started on its own task, so a burst's spawns (a fork/exec each) spread over

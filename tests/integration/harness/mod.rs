@@ -3,6 +3,7 @@
 
 pub mod capture;
 pub mod mariadb;
+pub mod relay;
 pub mod services;
 pub mod tls;
 
