@@ -140,6 +140,26 @@ impl Cluster {
         jobs
     }
 
+    /// Once the runs of `job` with instants in [from, until) have ended (at least `min` of
+    /// them): every one succeeded, on executor host `host`.
+    fn assert_window_succeeded_on(&self, job: i64, from: i64, until: i64, min: usize, host: &str) {
+        let rows = wait_for(Duration::from_secs(30), "the window's runs to end", || {
+            let rows = self.sql(&format!(
+                "SELECT state, COALESCE(executor, ''), COALESCE(error, '') FROM cron.runs \
+                 WHERE job_id = {job} AND instant >= {from} AND instant < {until}"
+            ));
+            (rows.len() >= min
+                && rows
+                    .iter()
+                    .all(|r| r[0] != "dispatched" && r[0] != "running"))
+            .then_some(rows)
+        });
+        for r in &rows {
+            assert_eq!(r[0], "succeeded", "{r:?} (all: {rows:?})");
+            assert!(r[1].starts_with(&format!("{host}/")), "{r:?}");
+        }
+    }
+
     fn sql(&self, q: &str) -> Vec<Vec<String>> {
         self.db
             .sql_root(q)
@@ -631,25 +651,7 @@ fn runs_fail_over_from_an_executor_whose_connects_hang() {
     // ones sent to e2 would end `failed` 10 s later.
     let_time_pass(Duration::from_secs(6));
     let until = now_ms();
-    let runs = wait_for(
-        Duration::from_secs(30),
-        "every instant of the window ended",
-        || {
-            let rows = c.sql(&format!(
-                "SELECT state, COALESCE(error, ''), COALESCE(executor, '') FROM cron.runs \
-             WHERE job_id = {job} AND instant >= {from} AND instant < {until}"
-            ));
-            (rows.len() >= 4
-                && rows
-                    .iter()
-                    .all(|r| r[0] != "dispatched" && r[0] != "running"))
-            .then_some(rows)
-        },
-    );
-    for r in &runs {
-        assert_eq!(r[0], "succeeded", "{r:?} (all: {runs:?})");
-        assert!(r[2].starts_with("e1/"), "{r:?}");
-    }
+    c.assert_window_succeeded_on(job, from, until, 4, "e1");
 }
 
 /// An executor cut off from the store (the others keep it) stops taking runs: they go to an
@@ -683,22 +685,7 @@ fn an_executor_cut_off_from_the_store_takes_no_runs_until_it_is_back() {
     let_time_pass(Duration::from_secs(6));
     relay.cut(false);
     let back_at = now_ms();
-    let rows = wait_for(Duration::from_secs(30), "the cut's instants ended", || {
-        let rows = c.sql(&format!(
-            "SELECT state, COALESCE(executor, ''), COALESCE(error, '') FROM cron.runs \
-             WHERE job_id = {job} AND instant > {} AND instant < {back_at}",
-            cut_at + 1500
-        ));
-        (rows.len() >= 3
-            && rows
-                .iter()
-                .all(|r| r[0] != "dispatched" && r[0] != "running"))
-        .then_some(rows)
-    });
-    for r in &rows {
-        assert_eq!(r[0], "succeeded", "{r:?} (all: {rows:?})");
-        assert!(r[1].starts_with("e2/"), "{r:?}");
-    }
+    c.assert_window_succeeded_on(job, cut_at + 1500, back_at, 3, "e2");
     // Back: e1 takes runs again.
     wait_for(Duration::from_secs(30), "e1 taking runs again", || {
         let n = c.sql(&format!(
