@@ -175,10 +175,17 @@ impl Cluster {
         self.wait_settled(jobs, to);
         self.assert_exactly_once(jobs, from, to);
         let states = self.states(jobs, from, to);
+        let ids: Vec<String> = jobs.iter().map(|j| j.to_string()).collect();
+        let others = self.sql(&format!(
+            "SELECT id, state, COALESCE(executor, ''), COALESCE(error, '') FROM cron.runs \
+             WHERE job_id IN ({}) AND instant BETWEEN {from} AND {to} AND state <> 'succeeded' \
+             LIMIT 10",
+            ids.join(",")
+        ));
         assert_eq!(
             states.keys().collect::<Vec<_>>(),
             ["succeeded"],
-            "{states:?}"
+            "{states:?}: {others:?}"
         );
     }
 

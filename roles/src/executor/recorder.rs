@@ -100,12 +100,32 @@ async fn write_loop(
     }
 }
 
+/// Writes one result; a refusal is believed only when it repeats (a refusal is deterministic,
+/// and an error the store gives under load must not cost a run its result).
+async fn write_one(store: &Store, f: &Finished) -> Result<(), crate::store::StoreError> {
+    let mut last = None;
+    for attempt in 0..3u32 {
+        if attempt > 0 {
+            tokio::time::sleep(Duration::from_millis(200)).await;
+        }
+        match store.finish_runs(std::slice::from_ref(f)).await {
+            Ok(()) => return Ok(()),
+            Err(e) if e.is_refusal() => last = Some(e),
+            Err(e) => return Err(e),
+        }
+    }
+    match last {
+        Some(e) => Err(e),
+        None => Ok(()),
+    }
+}
+
 /// Writes the batch one result at a time, a refused one as `failed` with the store's reason.
 /// Returns how many results, from the start, are settled (written, or given up on after a
 /// refusal of the fallback too); it stops at the first outage, leaving the rest to retry.
 async fn write_each(store: &Store, batch: &[Finished]) -> usize {
     for (i, f) in batch.iter().enumerate() {
-        let refusal = match store.finish_runs(std::slice::from_ref(f)).await {
+        let refusal = match write_one(store, f).await {
             Ok(()) => continue,
             Err(e) if e.is_refusal() => e,
             Err(_) => return i,

@@ -72,13 +72,20 @@ async fn views(s: &ApiState, jobs: Vec<Job>) -> Result<Vec<JobView>, ApiError> {
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let mut last = s.store.last_runs(&ids).await?;
     let now = chrono::Utc::now();
+    // Fleets repeat rules: each distinct (rule, zone) is parsed once per listing.
+    let mut next: std::collections::HashMap<(String, String), Option<i64>> =
+        std::collections::HashMap::new();
     Ok(jobs
         .into_iter()
         .map(|job| JobView {
-            next_fire: Schedule::parse(&job.schedule, &job.timezone)
-                .ok()
-                .and_then(|sch| sch.next_after(now))
-                .map(|t| t.timestamp_millis()),
+            next_fire: *next
+                .entry((job.schedule.clone(), job.timezone.clone()))
+                .or_insert_with(|| {
+                    Schedule::parse(&job.schedule, &job.timezone)
+                        .ok()
+                        .and_then(|sch| sch.next_after(now))
+                        .map(|t| t.timestamp_millis())
+                }),
             last_run: last.remove(&job.id),
             job,
         })

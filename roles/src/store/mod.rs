@@ -60,9 +60,13 @@ impl StoreError {
             return false;
         };
         let code = d.code().map(|c| c.to_string()).unwrap_or_default();
-        // MySQL: 1213 deadlock, 1205 lock wait timeout. SQLite: the BUSY and LOCKED families.
-        let transient = matches!(code.as_str(), "1213" | "1205")
-            || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
+        // MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout, 1020 record changed since read,
+        // 1412 table definition changed, 1180/1181 commit/rollback failed. SQLite: the BUSY
+        // and LOCKED families.
+        let transient = matches!(
+            code.as_str(),
+            "1213" | "1205" | "1020" | "1412" | "1180" | "1181"
+        ) || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
         !transient
     }
 }
