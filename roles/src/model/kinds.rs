@@ -34,7 +34,8 @@ named! {
 }
 
 named! {
-    /// What a dispatcher does, when it starts, about instants missed while none was running.
+    /// What a dispatcher does about instants it could not fire on time: missed while none was
+    /// running, or found due past `dispatcher.late_grace` (its host paused, its clock stepped).
     #[derive(Default)]
     pub enum Misfire {
         /// Nothing: the next instant fires as usual (the default).
