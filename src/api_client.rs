@@ -91,6 +91,33 @@ impl Api {
     }
 }
 
+impl Api {
+    /// A GET whose answer is read as it arrives (Server-Sent Events), from `last_event_id` if
+    /// given; the status, once the answer ended.
+    pub async fn stream(
+        &self,
+        path: &str,
+        last_event_id: Option<&str>,
+        on_chunk: &mut (dyn FnMut(&[u8]) + Send),
+    ) -> anyhow::Result<StatusCode> {
+        let url = format!("{}{path}", self.base);
+        let mut headers = vec![
+            (
+                "authorization".to_string(),
+                format!("Bearer {}", self.token),
+            ),
+            ("accept".to_string(), "text/event-stream".to_string()),
+        ];
+        if let Some(id) = last_event_id {
+            headers.push(("last-event-id".to_string(), id.to_string()));
+        }
+        Ok(self
+            .client
+            .request_streaming(Method::GET, &url, &headers, Vec::new(), on_chunk)
+            .await?)
+    }
+}
+
 /// Percent-encodes a path segment (job names are plain, but ids and names pass through here).
 pub fn segment(s: &str) -> String {
     s.bytes()

@@ -204,6 +204,22 @@ pub struct AlarmsArgs {
 pub enum RunCommand {
     /// State, times, exit code and output of one run.
     Show(RunShowArgs),
+    /// A run's output: what it printed so far, or with --follow as it prints, until it ends.
+    Tail(RunTailArgs),
+    /// Stop a run (it ends `killed`).
+    Kill(RunShowArgs),
+}
+
+#[derive(Debug, Args)]
+#[command(
+    after_help = "With --follow the exit status tells how the run ended: 0 succeeded, \
+the job's exit code when it failed with one (else 1), 124 timed out, 137 killed, 1 otherwise."
+)]
+pub struct RunTailArgs {
+    pub id: i64,
+    /// Keep printing what the run prints until it ends (reconnecting if the monitor restarts).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
 }
 
 #[derive(Debug, Args)]

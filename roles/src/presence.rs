@@ -8,24 +8,24 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::Millis;
-use crate::store::{Store, StoreError};
+use crate::store::{ExecutorCard, Store, StoreError};
 
-/// Which table a process beats in.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+/// Which table a process beats in (an executor also says where its RPC is).
+#[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presence {
-    Executor,
+    Executor(ExecutorCard),
     Dispatcher,
 }
 
 impl Presence {
     async fn beat(
-        self,
+        &self,
         store: &Store,
         instance: &str,
         started_at: Millis,
     ) -> Result<(), StoreError> {
         match self {
-            Presence::Executor => store.heartbeat(instance, started_at).await,
+            Presence::Executor(card) => store.heartbeat(instance, started_at, card).await,
             Presence::Dispatcher => store.dispatcher_heartbeat(instance, started_at).await,
         }
     }

@@ -20,6 +20,7 @@ use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
 mod fields;
+pub mod words;
 
 #[derive(Debug, thiserror::Error, PartialEq)]
 pub enum ScheduleError {

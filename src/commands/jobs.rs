@@ -202,6 +202,20 @@ pub async fn run(cli: &Cli, cmd: &RunCommand) -> anyhow::Result<ExitCode> {
                 print::run(&run);
             }
         }
+        RunCommand::Tail(a) => return super::tail::tail(&api, a).await,
+        RunCommand::Kill(a) => {
+            let v: Value = api
+                .call(Method::POST, &format!("/api/v1/runs/{}/kill", a.id), None)
+                .await?;
+            if a.out.json {
+                print::json(&v)?;
+            } else {
+                println!(
+                    "run {} asked to stop (see: cronvisor run show {})",
+                    a.id, a.id
+                );
+            }
+        }
     }
     Ok(ExitCode::SUCCESS)
 }

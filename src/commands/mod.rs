@@ -4,6 +4,7 @@ mod jobs;
 mod next;
 mod roles;
 mod status;
+mod tail;
 mod up;
 
 use std::process::ExitCode;

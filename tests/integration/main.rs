@@ -10,6 +10,7 @@ mod cluster;
 mod docs;
 mod firing;
 mod lifecycle;
+mod live;
 mod mysql;
 mod output;
 mod policies;

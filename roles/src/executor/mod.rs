@@ -5,6 +5,7 @@
 //! what is left and records it `killed`; on SIGINT it kills and records at once. Either way no
 //! run it started is left `running`.
 
+mod live;
 mod orphans;
 mod process;
 mod recorder;
@@ -16,7 +17,7 @@ use std::time::Duration;
 
 use axum::extract::State;
 use axum::http::StatusCode;
-use axum::routing::post;
+use axum::routing::{get, post};
 use axum::{Json, Router};
 use tokio::sync::watch;
 use tokio::task::JoinSet;
@@ -35,6 +36,8 @@ use recorder::Recorder;
 
 /// How long a run may go before it is recorded `running` (shorter runs are recorded once).
 const RUNNING_VISIBLE_AFTER: Duration = Duration::from_millis(200);
+/// How often a draining executor writes the output of its runs so far to the store.
+const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How many recently accepted run ids are remembered, so a retried RPC never starts a run twice.
 const RECENT_RUNS: usize = 100_000;
 
@@ -78,8 +81,10 @@ struct Executor {
     /// Tells every running run to stop (fast stop, or drain timeout reached).
     kill: watch::Sender<Option<KillReason>>,
     runs: Mutex<JoinSet<()>>,
-    /// Per-run kill switches of the runs in progress.
-    active: Mutex<HashMap<i64, watch::Sender<Option<KillReason>>>>,
+    /// The runs in progress: each one's kill switch and output.
+    active: Mutex<HashMap<i64, ActiveRun>>,
+    /// The role's stop signal (live-output readers stop waiting on it).
+    shutdown: Shutdown,
     seen: Mutex<Seen>,
     recorder: Recorder,
     counters: Counters,
@@ -87,13 +92,19 @@ struct Executor {
     http: crate::http::client::HttpClient,
 }
 
+/// A run in progress here.
+struct ActiveRun {
+    kill: watch::Sender<Option<KillReason>>,
+    output: Arc<live::LiveOutput>,
+}
+
 impl Executor {
     /// Stops every run in progress (and refuses new ones).
     fn kill_all(&self) {
         let _ = self.kill.send(Some(KillReason::Shutdown));
         if let Ok(active) = self.active.lock() {
-            for switch in active.values() {
-                let _ = switch.send(Some(KillReason::Shutdown));
+            for run in active.values() {
+                let _ = run.kill.send(Some(KillReason::Shutdown));
             }
         }
     }
@@ -103,8 +114,36 @@ impl Executor {
         self.active
             .lock()
             .ok()
-            .and_then(|a| a.get(&run_id).map(|s| s.send(Some(reason)).is_ok()))
+            .and_then(|a| a.get(&run_id).map(|r| r.kill.send(Some(reason)).is_ok()))
             .unwrap_or(false)
+    }
+
+    /// The output of a run in progress here.
+    fn output_of(&self, run_id: i64) -> Option<Arc<live::LiveOutput>> {
+        self.active
+            .lock()
+            .ok()
+            .and_then(|a| a.get(&run_id).map(|r| r.output.clone()))
+    }
+
+    /// Writes what each run in progress printed so far to the store: while this executor
+    /// drains after a reload its RPC belongs to the next generation, and readers of live
+    /// output find it there.
+    async fn checkpoint_outputs(&self) {
+        let outputs: Vec<(i64, Arc<live::LiveOutput>)> = match self.active.lock() {
+            Ok(a) => a.iter().map(|(id, r)| (*id, r.output.clone())).collect(),
+            Err(_) => return,
+        };
+        for (id, output) in outputs {
+            let ((out, out_cut), (err, err_cut)) = output.rendered();
+            if let Err(e) = self
+                .store
+                .checkpoint_output(id, &out, &err, (out_cut, err_cut))
+                .await
+            {
+                tracing::debug!(run = id, error = %e, "output checkpoint not written");
+            }
+        }
     }
 }
 
@@ -157,6 +196,7 @@ impl Serving {
             kill,
             runs: Mutex::new(JoinSet::new()),
             active: Mutex::new(HashMap::new()),
+            shutdown: shutdown.clone(),
             seen: Mutex::new(Seen::default()),
             recorder,
             counters: Counters::new(&ctx.metrics),
@@ -166,6 +206,7 @@ impl Serving {
         let rpc = Router::new()
             .route("/rpc/v1/runs", post(accept_runs))
             .route("/rpc/v1/runs/{id}/kill", post(kill_run))
+            .route("/rpc/v1/runs/{id}/output", get(live::read_output))
             .with_state(exec.clone())
             .layer(axum::middleware::from_fn_with_state(token, require_token));
         let app = rpc.merge(crate::http::health::router(ctx.health()));
@@ -177,10 +218,15 @@ impl Serving {
             grace,
         ));
         // Alive before ready: the monitor never sees this executor's runs without a heartbeat.
+        let card = crate::store::ExecutorCard {
+            url: format!("http://{}", advertised(&ctx.config, &addr)),
+            groups: crate::cluster::groups_of(&ctx.config.machine, &host).join(","),
+            version: env!("CARGO_PKG_VERSION").to_string(),
+        };
         let heartbeat = Heartbeat::start(
             &ctx.store,
             &ctx.config.store_url(),
-            Presence::Executor,
+            Presence::Executor(card),
             exec.id.clone(),
             crate::model::now_millis(),
             ctx.config.executor.heartbeat,
@@ -294,10 +340,7 @@ fn register_in_etcd(
     leave: watch::Receiver<bool>,
 ) -> tokio::task::JoinHandle<()> {
     let host = crate::cluster::host_identity(cfg.host.as_deref());
-    let advertised = match cfg.cluster.advertise_rpc {
-        Some(a) => a.to_string(),
-        None => addr.to_string(),
-    };
+    let advertised = advertised(cfg, addr);
     if advertised.starts_with("0.0.0.0") || advertised.starts_with("[::]") {
         tracing::warn!(%advertised, "rpc listener is a wildcard address: set cluster.advertise_rpc so dispatchers can reach this executor");
     }
@@ -320,6 +363,14 @@ fn register_in_etcd(
     tokio::spawn(crate::cluster::registry::register(
         settings, info, deps, leave,
     ))
+}
+
+/// The address dispatchers (and the monitor) reach this executor's RPC at.
+fn advertised(cfg: &crate::config::Config, addr: &str) -> String {
+    match cfg.cluster.advertise_rpc {
+        Some(a) => a.to_string(),
+        None => addr.to_string(),
+    }
 }
 
 /// Stops the process groups of runs a previous executor of this host left running when it
@@ -347,9 +398,11 @@ async fn finish_runs(exec: &Executor, shutdown: &Shutdown, budget: Duration, kin
     tokio::pin!(fast);
     let deadline = tokio::time::sleep(budget);
     tokio::pin!(deadline);
+    let mut checkpoint = tokio::time::interval(CHECKPOINT_EVERY);
     loop {
         tokio::select! {
             next = runs.join_next() => if next.is_none() { break },
+            _ = checkpoint.tick() => exec.checkpoint_outputs().await,
             _ = &mut deadline => {
                 tracing::warn!(running = runs.len(), "drain timeout: killing remaining runs");
                 exec.kill_all();
@@ -384,6 +437,7 @@ async fn stop_given_up(exec: Arc<Executor>, every: Duration) {
                     let reason = match why {
                         GivenUp::Lost => KillReason::DeclaredLost,
                         GivenUp::Deleted => KillReason::JobDeleted,
+                        GivenUp::KillRequested => KillReason::Operator,
                     };
                     if exec.kill_run(id, reason) {
                         tracing::warn!(
@@ -450,12 +504,23 @@ async fn accept_runs(
     Ok((StatusCode::ACCEPTED, Json(reply)))
 }
 
-/// `POST /rpc/v1/runs/{id}/kill`: stop a run (overlap `replace`); it is recorded `killed`.
+#[derive(Debug, serde::Deserialize)]
+struct KillQuery {
+    /// `operator` (run kill, the console); otherwise a replacement (overlap `replace`).
+    reason: Option<String>,
+}
+
+/// `POST /rpc/v1/runs/{id}/kill`: stop a run; it is recorded `killed`.
 async fn kill_run(
     State(exec): State<Arc<Executor>>,
     axum::extract::Path(run_id): axum::extract::Path<i64>,
+    axum::extract::Query(q): axum::extract::Query<KillQuery>,
 ) -> StatusCode {
-    if exec.kill_run(run_id, KillReason::Replaced) {
+    let reason = match q.reason.as_deref() {
+        Some("operator") => KillReason::Operator,
+        _ => KillReason::Replaced,
+    };
+    if exec.kill_run(run_id, reason) {
         StatusCode::ACCEPTED
     } else {
         StatusCode::NOT_FOUND
@@ -471,9 +536,10 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
         .map(|t| Duration::from_secs(t as u64));
     // A shell command's process, or nothing yet for an HTTP job (its request starts in the
     // task below).
+    let output = live::LiveOutput::new(exec.cfg.output_head_bytes, exec.cfg.output_tail_bytes);
     let spawned = match &req.http {
         Some(_) => None,
-        None => match process::spawn(&req.command, &exec.cfg) {
+        None => match process::spawn(&req.command, output.clone()) {
             Ok(s) => Some(s),
             Err(e) => {
                 exec.counters.spawn_failed.inc();
@@ -506,7 +572,13 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
         if exec.kill.borrow().is_some() {
             let _ = switch.send(Some(KillReason::Shutdown));
         }
-        active.insert(req.run_id, switch);
+        active.insert(
+            req.run_id,
+            ActiveRun {
+                kill: switch,
+                output: output.clone(),
+            },
+        );
     }
     let task = async move {
         let started = Started {
@@ -520,7 +592,7 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
                     Box::pin(process::watch_to_end(spawned, timeout, &e.cfg, kill))
                 }
                 (None, Some(call)) => {
-                    Box::pin(process::http_call(&e.http, call, timeout, &e.cfg, kill))
+                    Box::pin(process::http_call(&e.http, call, timeout, output, kill))
                 }
                 (None, None) => Box::pin(async { RunOutcome::failed("nothing to run".into()) }),
             };

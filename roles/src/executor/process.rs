@@ -2,7 +2,7 @@
 //! buffers, an optional timeout, and a kill that reaches every process of the group.
 
 use std::process::Stdio;
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::Duration;
 
 use nix::sys::signal::{killpg, Signal};
@@ -12,9 +12,9 @@ use tokio::process::{Child, Command};
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use super::live::{LiveOutput, Stream};
 use crate::config::ExecutorConfig;
 use crate::model::{now_millis, RunState};
-use crate::output::CappedBuffer;
 use crate::store::RunOutcome;
 
 /// A spawned run, before it is watched to the end.
@@ -22,19 +22,14 @@ pub struct Spawned {
     pub child: Child,
     pub pid: Option<u32>,
     pub started_at: i64,
-    stdout: Capture,
-    stderr: Capture,
+    output: Arc<LiveOutput>,
+    stdout: JoinHandle<()>,
+    stderr: JoinHandle<()>,
 }
 
-/// A stream being read into a shared capped buffer, so what was read is kept even if the
-/// reader has to be abandoned.
-struct Capture {
-    buf: Arc<Mutex<CappedBuffer>>,
-    task: JoinHandle<()>,
-}
-
-/// Starts `sh -c command` as the leader of a new process group, with stdin closed.
-pub fn spawn(command: &str, cfg: &ExecutorConfig) -> std::io::Result<Spawned> {
+/// Starts `sh -c command` as the leader of a new process group, with stdin closed; its output
+/// goes to `output` (shared with live readers, and kept even if a reader must be abandoned).
+pub fn spawn(command: &str, output: Arc<LiveOutput>) -> std::io::Result<Spawned> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(command)
@@ -48,40 +43,33 @@ pub fn spawn(command: &str, cfg: &ExecutorConfig) -> std::io::Result<Spawned> {
     let mut child = cmd.spawn()?;
     let started_at = now_millis();
     let pid = child.id();
-    let stdout = child.stdout.take();
-    let stderr = child.stderr.take();
-    let (head, tail) = (cfg.output_head_bytes, cfg.output_tail_bytes);
+    let stdout = capture(child.stdout.take(), output.clone(), Stream::Stdout);
+    let stderr = capture(child.stderr.take(), output.clone(), Stream::Stderr);
     Ok(Spawned {
         child,
         pid,
         started_at,
-        stdout: capture(stdout, head, tail),
-        stderr: capture(stderr, head, tail),
+        output,
+        stdout,
+        stderr,
     })
 }
 
 fn capture<R: AsyncRead + Unpin + Send + 'static>(
     pipe: Option<R>,
-    head: usize,
-    tail: usize,
-) -> Capture {
-    let buf = Arc::new(Mutex::new(CappedBuffer::new(head, tail)));
-    let shared = buf.clone();
-    let task = tokio::spawn(async move {
+    output: Arc<LiveOutput>,
+    stream: Stream,
+) -> JoinHandle<()> {
+    tokio::spawn(async move {
         let Some(mut pipe) = pipe else { return };
         let mut chunk = vec![0u8; 16 * 1024];
         loop {
             match pipe.read(&mut chunk).await {
                 Ok(0) | Err(_) => return,
-                Ok(n) => {
-                    if let Ok(mut b) = shared.lock() {
-                        b.push(&chunk[..n]);
-                    }
-                }
+                Ok(n) => output.push(stream, &chunk[..n]),
             }
         }
-    });
-    Capture { buf, task }
+    })
 }
 
 /// Why a run must stop before its process ends by itself.
@@ -96,6 +84,8 @@ pub enum KillReason {
     DeclaredLost,
     /// Its job was deleted while it ran (`job delete --force`).
     JobDeleted,
+    /// An operator asked (`run kill`, the console's Kill button).
+    Operator,
 }
 
 impl KillReason {
@@ -107,6 +97,7 @@ impl KillReason {
                 "killed: recorded lost while this executor could not reach the store"
             }
             KillReason::JobDeleted => "killed: its job was deleted",
+            KillReason::Operator => "killed: by an operator",
         }
     }
 }
@@ -182,8 +173,17 @@ pub async fn watch_to_end(
     // Output still written by background processes is collected for a short while; they are
     // not killed (a job may start a daemon on purpose), but the run does not wait for them.
     let linger = cfg.output_linger;
-    let (stdout, stdout_cut) = collect(spawned.stdout, linger).await;
-    let (stderr, stderr_cut) = collect(spawned.stderr, linger).await;
+    let stdout_open = !finished(spawned.stdout, linger).await;
+    let stderr_open = !finished(spawned.stderr, linger).await;
+    spawned.output.end();
+    let ((mut stdout, stdout_cut), (mut stderr, stderr_cut)) = spawned.output.rendered();
+    for (text, open) in [(&mut stdout, stdout_open), (&mut stderr, stderr_open)] {
+        if open {
+            text.push_str(
+                "\n[cronvisor: output still open after the job's shell exited; stopped reading]",
+            );
+        }
+    }
     RunOutcome {
         state,
         exit_code,
@@ -196,23 +196,14 @@ pub async fn watch_to_end(
     }
 }
 
-/// The captured text and the count of bytes cut.
-async fn collect(capture: Capture, linger: Duration) -> (String, i64) {
-    let abort = capture.task.abort_handle();
-    let finished = tokio::time::timeout(linger, capture.task).await.is_ok();
-    if !finished {
+/// Whether a pipe's reader reached the end within `linger` (else it is stopped).
+async fn finished(reader: JoinHandle<()>, linger: Duration) -> bool {
+    let abort = reader.abort_handle();
+    let done = tokio::time::timeout(linger, reader).await.is_ok();
+    if !done {
         abort.abort();
     }
-    let (mut text, cut) = match capture.buf.lock() {
-        Ok(b) => (b.render(), b.cut() as i64),
-        Err(_) => (String::new(), 0),
-    };
-    if !finished {
-        text.push_str(
-            "\n[cronvisor: output still open after the job's shell exited; stopped reading]",
-        );
-    }
-    (text, cut)
+    done
 }
 
 /// Makes an HTTP job's request; the status and a capped body are the run's output.
@@ -220,10 +211,9 @@ pub async fn http_call(
     client: &crate::http::client::HttpClient,
     call: crate::model::HttpCall,
     timeout: Option<Duration>,
-    cfg: &ExecutorConfig,
+    output: Arc<LiveOutput>,
     mut kill: watch::Receiver<Option<KillReason>>,
 ) -> RunOutcome {
-    let mut out = CappedBuffer::new(cfg.output_head_bytes, cfg.output_tail_bytes);
     let method = call
         .method
         .parse::<hyper::Method>()
@@ -237,7 +227,7 @@ pub async fn http_call(
         }
     };
     let killed = kill_requested(&mut kill);
-    let mut sink = |c: &[u8]| out.push(c);
+    let mut sink = |c: &[u8]| output.push(Stream::Stdout, c);
     let request = client.request_streaming(method, &call.url, &headers, body, &mut sink);
     let result = tokio::select! {
         r = request => Ok(r),
@@ -270,13 +260,15 @@ pub async fn http_call(
         Ok(Err(e)) => (RunState::Failed, None, Some(e.to_string())),
         Err((state, message)) => (state, None, Some(message)),
     };
+    output.end();
+    let ((stdout, stdout_cut), _) = output.rendered();
     RunOutcome {
         state,
         exit_code,
         error,
-        stdout: out.render(),
+        stdout,
         stderr: String::new(),
-        stdout_cut: out.cut() as i64,
+        stdout_cut,
         stderr_cut: 0,
         ended_at: now_millis(),
     }

@@ -23,6 +23,11 @@ pub struct ApiState {
     pub store: Store,
     pub default_tz: String,
     pub requests: Arc<Metric>,
+    /// For reading live output from executors and asking them to kill.
+    pub rpc: crate::http::client::HttpClient,
+    pub rpc_token: Arc<String>,
+    /// Ends live-output streams when the monitor stops.
+    pub shutdown: crate::runtime::Shutdown,
 }
 
 pub fn router(state: ApiState) -> Router {
@@ -37,6 +42,10 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/jobs/{job}/run", post(run_job))
         .route("/api/v1/runs", get(list_runs))
         .route("/api/v1/runs/{id}", get(show_run))
+        .route("/api/v1/runs/{id}/output", get(super::live::output))
+        .route("/api/v1/runs/{id}/kill", post(super::live::kill))
+        .route("/api/v1/next", get(next_instants))
+        .route("/api/v1/fleet", get(fleet))
         .route("/api/v1/alarms", get(list_alarms))
         .with_state(state)
 }
@@ -299,14 +308,18 @@ async fn list_runs(
     Ok(Json(s.store.runs(&filter).await?))
 }
 
+/// A run id from a path.
+pub(super) fn run_id(id: &str) -> Result<i64, ApiError> {
+    id.parse()
+        .map_err(|_| ApiError::field("id", format!("`{id}` is not a run id")))
+}
+
 async fn show_run(
     State(s): State<ApiState>,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {
     s.requests.inc();
-    let id: i64 = id
-        .parse()
-        .map_err(|_| ApiError::field("id", format!("`{id}` is not a run id")))?;
+    let id = run_id(&id)?;
     s.store
         .run(id)
         .await?
@@ -331,4 +344,52 @@ async fn list_alarms(
         return Err(ApiError::field("limit", "must be between 1 and 10000"));
     }
     Ok(Json(s.store.alarms(limit).await?))
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct NextQuery {
+    rule: String,
+    tz: Option<String>,
+    count: Option<usize>,
+}
+
+/// `GET /api/v1/next?rule=..&tz=..&count=..`: the upcoming instants of a rule, as the
+/// dispatcher computes them, with the rule in words (the job form previews them as you type).
+async fn next_instants(
+    State(s): State<ApiState>,
+    query: Result<Query<NextQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    s.requests.inc();
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let count = q.count.unwrap_or(5);
+    if !(1..=100).contains(&count) {
+        return Err(ApiError::field("count", "must be between 1 and 100"));
+    }
+    let tz =
+        q.tz.filter(|t| !t.trim().is_empty())
+            .unwrap_or(s.default_tz.clone());
+    let schedule = Schedule::parse(&q.rule, &tz).map_err(|e| match e {
+        crate::schedule::ScheduleError::TimeZone(_) => ApiError::field("timezone", e.to_string()),
+        _ => ApiError::field("schedule", e.to_string()),
+    })?;
+    let instants: Vec<i64> = schedule
+        .upcoming(chrono::Utc::now(), count)
+        .into_iter()
+        .map(|t| t.timestamp_millis())
+        .collect();
+    Ok(Json(json!({
+        "instants": instants,
+        "words": crate::schedule::words::describe(&q.rule),
+        "timezone": tz,
+    })))
+}
+
+/// `GET /api/v1/fleet`: executors and dispatchers as their heartbeats tell.
+async fn fleet(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+    s.requests.inc();
+    let (executors, dispatchers) = s.store.fleet_members().await?;
+    Ok(Json(
+        json!({"executors": executors, "dispatchers": dispatchers}),
+    ))
 }

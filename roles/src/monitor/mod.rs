@@ -5,6 +5,7 @@
 mod alarms;
 mod api;
 mod fleet;
+mod live;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -39,9 +40,8 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         listener,
         ..
     } = ctx;
-    let server = serve_api(
-        &config, &store, &metrics, health, listener, http_grace, &shutdown,
-    )?;
+    let state = api_state(&config, &store, &metrics, &trust, &shutdown);
+    let server = serve_api(&config, state, health, listener, http_grace, &shutdown)?;
     let lost_after = crate::config::values::ms(config.monitor.lost_after);
     let alarmer = alarms::Alarmer::new(store.clone(), config.alarm.clone(), &trust, &metrics);
     let mut fleet = fleet::Fleet::new(
@@ -97,22 +97,44 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     Ok(())
 }
 
-/// The API (token-protected) and health endpoints on the role's listener; ready once serving.
-fn serve_api(
+/// What the API handlers share.
+fn api_state(
     config: &crate::config::Config,
     store: &crate::store::Store,
     metrics: &crate::metrics::Metrics,
+    trust: &crate::http::tls::Trust,
+    shutdown: &Shutdown,
+) -> ApiState {
+    // Live output and kills go to executors with the RPC token; a monitor without it still
+    // serves everything else, and output from the store.
+    let rpc_token = crate::tokens::load(&config.data_dir, crate::tokens::RPC).unwrap_or_else(|e| {
+        tracing::warn!(error = %e, "no RPC token: live output comes from the store only");
+        String::new()
+    });
+    ApiState {
+        store: store.clone(),
+        default_tz: config.timezone.clone(),
+        requests: metrics.counter("cronvisor_api_requests_total", "", "API requests served."),
+        rpc: crate::http::client::HttpClient::with_connect_timeout(
+            Duration::from_secs(30),
+            config.dispatcher.connect_timeout,
+            trust,
+        ),
+        rpc_token: std::sync::Arc::new(rpc_token),
+        shutdown: shutdown.clone(),
+    }
+}
+
+/// The API (token-protected) and health endpoints on the role's listener; ready once serving.
+fn serve_api(
+    config: &crate::config::Config,
+    state: ApiState,
     health: crate::http::health::Health,
     listener: std::net::TcpListener,
     grace: Duration,
     shutdown: &Shutdown,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, RoleError> {
     let token = Token::new(crate::tokens::load(&config.data_dir, crate::tokens::API)?);
-    let state = ApiState {
-        store: store.clone(),
-        default_tz: config.timezone.clone(),
-        requests: metrics.counter("cronvisor_api_requests_total", "", "API requests served."),
-    };
     let api = api::router(state).layer(axum::middleware::from_fn_with_state(token, require_token));
     let app = Router::new()
         .merge(api)

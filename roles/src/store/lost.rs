@@ -160,19 +160,24 @@ impl Store {
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(", ");
-            let sql = format!("SELECT id, state FROM runs WHERE id IN ({marks})");
+            let sql = format!("SELECT id, state, kill_requested FROM runs WHERE id IN ({marks})");
             let mut query = sqlx::query(&sql);
             for id in chunk {
                 query = query.bind(*id);
             }
             let mut found = std::collections::HashMap::new();
             for row in query.fetch_all(&self.pool).await? {
-                found.insert(row.try_get::<i64, _>(0)?, row.try_get::<String, _>(1)?);
+                let kill: i64 = row.try_get(2)?;
+                found.insert(
+                    row.try_get::<i64, _>(0)?,
+                    (row.try_get::<String, _>(1)?, kill != 0),
+                );
             }
             for id in chunk {
-                match found.get(id).map(String::as_str) {
+                match found.get(id).map(|(s, k)| (s.as_str(), *k)) {
                     None => out.push((*id, GivenUp::Deleted)),
-                    Some("lost") => out.push((*id, GivenUp::Lost)),
+                    Some(("lost", _)) => out.push((*id, GivenUp::Lost)),
+                    Some((_, true)) => out.push((*id, GivenUp::KillRequested)),
                     Some(_) => {}
                 }
             }
@@ -188,4 +193,6 @@ pub enum GivenUp {
     Lost,
     /// Its job was deleted while it ran (`job delete --force`).
     Deleted,
+    /// An operator asked for it to be killed (`run kill`, the console's Kill).
+    KillRequested,
 }

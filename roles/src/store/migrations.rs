@@ -60,6 +60,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "job_names",
         include_str!("../../../migrations/sqlite/0010_job_names.sql"),
     ),
+    (
+        11,
+        "live_output",
+        include_str!("../../../migrations/sqlite/0011_live_output.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -113,6 +118,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         10,
         "job_names",
         include_str!("../../../migrations/mysql/0010_job_names.sql"),
+    ),
+    (
+        11,
+        "live_output",
+        include_str!("../../../migrations/mysql/0011_live_output.sql"),
     ),
 ];
 

@@ -3,7 +3,8 @@
 //!
 //! One room per concern, each a short `impl Store`: `jobs`, `changes` (the log dispatchers
 //! follow), `firing` (the fence), `lifecycle` (running to final), `runs_query` (listing),
-//! `presence` (heartbeats), `fleet` (shared facts), `lost` (runs whose executor went away),
+//! `presence` (heartbeats), `fleet` (shared facts), `lost` (runs whose executor went away), `live` (output and kills of runs going, the fleet as
+//! people read it),
 //! `alarms`, `retention`; `rows` decodes, `migrations` embeds the schema.
 
 mod alarms;
@@ -12,6 +13,7 @@ mod firing;
 mod fleet;
 mod jobs;
 mod lifecycle;
+mod live;
 mod lost;
 mod migrations;
 mod presence;
@@ -23,6 +25,7 @@ pub use alarms::{NewAlarm, Raised, RunEvent};
 pub use firing::{PendingRun, Recorded};
 pub use jobs::Deleted;
 pub use lifecycle::{Finished, Retry, RunOutcome, Started};
+pub use live::{ExecutorCard, KillAsk, Member};
 pub use lost::GivenUp;
 pub use runs_query::RunFilter;
 

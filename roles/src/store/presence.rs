@@ -6,18 +6,27 @@ use super::{is_unique_violation, Store, StoreError};
 use crate::model::Millis;
 
 impl Store {
-    /// An executor's heartbeat: creates or refreshes its row.
-    pub async fn heartbeat(&self, instance: &str, started_at: Millis) -> Result<(), StoreError> {
-        self.beat_in("executors", instance, started_at).await
+    /// An executor's heartbeat: creates or refreshes its row (a new row gets `card`).
+    pub async fn heartbeat(
+        &self,
+        instance: &str,
+        started_at: Millis,
+        card: &super::ExecutorCard,
+    ) -> Result<(), StoreError> {
+        if self.beat_in("executors", instance, started_at).await? {
+            self.set_executor_card(instance, card).await?;
+        }
+        Ok(())
     }
 
-    /// A heartbeat in `table` (`executors` or `dispatchers`: a constant, never input).
+    /// A heartbeat in `table` (`executors` or `dispatchers`: a constant, never input); true
+    /// when it created the row.
     async fn beat_in(
         &self,
         table: &'static str,
         instance: &str,
         started_at: Millis,
-    ) -> Result<(), StoreError> {
+    ) -> Result<bool, StoreError> {
         let now = crate::model::now_millis();
         let updated = sqlx::query(&format!(
             "UPDATE {table} SET last_seen = ? WHERE instance = ?"
@@ -36,13 +45,13 @@ impl Store {
             .bind(now)
             .execute(&self.pool)
             .await;
-            match inserted {
-                Ok(_) => {}
-                Err(e) if is_unique_violation(&e) => {}
-                Err(e) => return Err(e.into()),
-            }
+            return match inserted {
+                Ok(_) => Ok(true),
+                Err(e) if is_unique_violation(&e) => Ok(false),
+                Err(e) => Err(e.into()),
+            };
         }
-        Ok(())
+        Ok(false)
     }
 
     /// Executors that stopped heartbeating without leaving cleanly (crashed, killed, host
@@ -99,7 +108,8 @@ impl Store {
         instance: &str,
         started_at: Millis,
     ) -> Result<(), StoreError> {
-        self.beat_in("dispatchers", instance, started_at).await
+        self.beat_in("dispatchers", instance, started_at).await?;
+        Ok(())
     }
 
     /// A dispatcher stopping cleanly: it counts as present until its heartbeat ages out (a

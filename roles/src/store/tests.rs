@@ -251,7 +251,10 @@ async fn a_run_accepted_by_a_live_executor_is_not_lost_however_late_its_result()
         }
     };
     let (queued, orphan, undelivered) = (fire(1_000).await, fire(2_000).await, fire(3_000).await);
-    t.store.heartbeat("live/1", 0).await.expect("heartbeat");
+    t.store
+        .heartbeat("live/1", 0, &Default::default())
+        .await
+        .expect("heartbeat");
     t.store
         .mark_delivered("live/1", &[queued])
         .await
@@ -345,7 +348,10 @@ async fn a_run_past_its_timeout_and_grace_on_a_live_executor_is_lost_and_only_wi
             .expect("running");
         ids.push(id);
     }
-    t.store.heartbeat("live/1", 0).await.expect("heartbeat");
+    t.store
+        .heartbeat("live/1", 0, &Default::default())
+        .await
+        .expect("heartbeat");
     let far_past = now - 600_000;
     // 1 s timeout + 30 s grace: 29 s overdue. The job without a timeout has no cap.
     let lost = t

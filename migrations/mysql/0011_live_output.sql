@@ -1,0 +1,11 @@
+-- Live output and kill from the console: an executor records the address of its RPC (the monitor
+-- reads a running run's output from there) and what it serves (groups, version) for the fleet
+-- page; `kill_requested` asks whichever executor holds a run to stop it, even one the monitor
+-- cannot reach (behind NAT, or draining after a reload). Same change as
+-- migrations/sqlite/0011_live_output.sql.
+
+ALTER TABLE executors
+    ADD COLUMN url           VARCHAR(512)  NULL,
+    ADD COLUMN groups_served VARCHAR(1024) NULL,
+    ADD COLUMN version       VARCHAR(64)   NULL;
+ALTER TABLE runs ADD COLUMN kill_requested TINYINT NOT NULL DEFAULT 0;

@@ -1,0 +1,375 @@
+//! Runs while they go, for the console and the CLI: `GET /api/v1/runs/{id}/output` and
+//! `POST /api/v1/runs/{id}/kill`.
+//!
+//! The browser and the CLI only ever talk to a monitor; the monitor reads a running run's
+//! output from the executor that holds it (its RPC, long-polled) and, once the run ended or
+//! when that executor cannot be asked (gone, or draining after a reload with its RPC handed to
+//! the next generation), from the store. Both address output by byte offset in the stream the
+//! job wrote, so the SSE event id — `"<stdout offset>.<stderr offset>"` — lets a reader that
+//! reconnects (`Last-Event-ID`) resume with no line lost and none repeated, across a reload of
+//! either side.
+
+use std::collections::VecDeque;
+use std::convert::Infallible;
+use std::time::Duration;
+
+use axum::extract::{Path, Query, State};
+use axum::http::{header, HeaderMap, StatusCode};
+use axum::response::sse::{Event, KeepAlive, Sse};
+use axum::response::{IntoResponse, Response};
+use axum::Json;
+use hyper::Method;
+use serde::{Deserialize, Serialize};
+
+use super::api::ApiState;
+use crate::http::ApiError;
+use crate::model::{Run, RunState};
+use crate::output::{stored_slice_from, Piece, Reading};
+use crate::store::KillAsk;
+
+/// How long one RPC read waits at the executor for new output.
+const LONG_POLL: Duration = Duration::from_secs(15);
+/// Pause between looks at the store while no executor can be asked.
+const STORE_POLL: Duration = Duration::from_millis(500);
+/// Most bytes of one stream in one event.
+const MAX_PIECE: usize = 64 * 1024;
+
+/// Offsets into a run's two streams.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct Offsets {
+    pub stdout: u64,
+    pub stderr: u64,
+}
+
+impl Offsets {
+    /// `"12.0"`, as in an event id; None when it is not one.
+    pub fn parse(text: &str) -> Option<Offsets> {
+        let (o, e) = text.trim().split_once('.')?;
+        Some(Offsets {
+            stdout: o.parse().ok()?,
+            stderr: e.parse().ok()?,
+        })
+    }
+
+    fn id(&self) -> String {
+        format!("{}.{}", self.stdout, self.stderr)
+    }
+}
+
+/// What a reader of a run's output gets, in order.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "snake_case")]
+pub enum Chunk {
+    /// Text of one stream; `skipped` bytes were cut before it.
+    Output {
+        stream: &'static str,
+        text: String,
+        skipped: u64,
+    },
+    /// The run ended: its final record.
+    End {
+        state: RunState,
+        exit_code: Option<i64>,
+        error: Option<String>,
+    },
+}
+
+/// Follows one run's output from `at` to its end.
+struct Follower {
+    api: ApiState,
+    run_id: i64,
+    at: Offsets,
+    queue: VecDeque<(Chunk, Offsets)>,
+    ended: bool,
+    /// The executor's RPC URL, once looked up (None: it cannot be asked).
+    executor: Option<Option<String>>,
+}
+
+impl Follower {
+    fn new(api: ApiState, run_id: i64, at: Offsets) -> Follower {
+        Follower {
+            api,
+            run_id,
+            at,
+            queue: VecDeque::new(),
+            ended: false,
+            executor: None,
+        }
+    }
+
+    /// The next chunk and the offsets after it; None after the end.
+    async fn next(&mut self) -> Option<(Chunk, Offsets)> {
+        loop {
+            if let Some(c) = self.queue.pop_front() {
+                return Some(c);
+            }
+            if self.ended {
+                return None;
+            }
+            self.fill(true).await;
+        }
+    }
+
+    /// Queues what there is past `at`; with `wait`, waits (bounded) for something new, and
+    /// never answers empty-handed faster than [`STORE_POLL`] (no spinning on a quick "nothing").
+    async fn fill(&mut self, wait: bool) {
+        let began = tokio::time::Instant::now();
+        self.look(wait).await;
+        if wait && self.queue.is_empty() && !self.ended {
+            let spent = began.elapsed();
+            if spent < STORE_POLL {
+                tokio::time::sleep(STORE_POLL - spent).await;
+            }
+        }
+    }
+
+    /// One look: the store's record, then the executor (long-polled with `wait`).
+    async fn look(&mut self, wait: bool) {
+        let run = match self.api.store.run(self.run_id).await {
+            Ok(Some(run)) => run,
+            Ok(None) => {
+                self.ended = true;
+                return;
+            }
+            Err(e) => {
+                tracing::debug!(run = self.run_id, error = %e, "output: store read failed");
+                return;
+            }
+        };
+        if run.state.is_final() {
+            if !self.queue_stored(&run) {
+                self.queue.push_back((
+                    Chunk::End {
+                        state: run.state,
+                        exit_code: run.exit_code,
+                        error: run.error.clone(),
+                    },
+                    self.at,
+                ));
+                self.ended = true;
+            }
+            return;
+        }
+        match self.ask_executor(&run, wait).await {
+            // Ended at the executor and not yet recorded, the next look reads the store.
+            Some(reading) => self.take(reading.stdout, reading.stderr),
+            // No executor to ask: what it checkpointed in the store.
+            None => {
+                self.queue_stored(&run);
+            }
+        }
+    }
+
+    /// Queues stored output past `at`; true when there was some.
+    fn queue_stored(&mut self, run: &Run) -> bool {
+        let piece = |text: &Option<String>, cut: i64, at: u64| {
+            Piece::of(
+                stored_slice_from(
+                    text.as_deref().unwrap_or(""),
+                    cut.max(0) as u64,
+                    at,
+                    MAX_PIECE,
+                ),
+                true,
+            )
+        };
+        let out = piece(&run.stdout, run.stdout_cut, self.at.stdout);
+        let err = piece(&run.stderr, run.stderr_cut, self.at.stderr);
+        let before = self.queue.len();
+        self.take(out, err);
+        self.queue.len() > before
+    }
+
+    fn take(&mut self, out: Piece, err: Piece) {
+        for (stream, piece) in [("stdout", out), ("stderr", err)] {
+            if piece.text.is_empty() && piece.skipped == 0 {
+                continue;
+            }
+            if stream == "stdout" {
+                self.at.stdout = piece.next;
+            } else {
+                self.at.stderr = piece.next;
+            }
+            self.queue.push_back((
+                Chunk::Output {
+                    stream,
+                    text: piece.text,
+                    skipped: piece.skipped,
+                },
+                self.at,
+            ));
+        }
+    }
+
+    /// A read at the run's executor; None when it cannot be asked (not known, gone, not
+    /// holding the run: it ended, or the executor is another generation).
+    async fn ask_executor(&mut self, run: &Run, wait: bool) -> Option<Reading> {
+        let instance = run.executor.as_deref()?;
+        if self.executor.is_none() {
+            self.executor = Some(self.api.store.executor_url(instance).await.ok().flatten());
+        }
+        let base = self.executor.clone().flatten()?;
+        let url = format!(
+            "{}/rpc/v1/runs/{}/output?stdout={}&stderr={}&wait_ms={}",
+            base.trim_end_matches('/'),
+            self.run_id,
+            self.at.stdout,
+            self.at.stderr,
+            if wait { LONG_POLL.as_millis() } else { 0 }
+        );
+        let reply = self
+            .api
+            .rpc
+            .send(Method::GET, &url, Some(&self.api.rpc_token), None)
+            .await;
+        match reply {
+            Ok(r) if r.status.is_success() => serde_json::from_slice(&r.body).ok(),
+            Ok(_) => None,
+            Err(e) => {
+                tracing::debug!(run = self.run_id, error = %e, "output: executor not reachable");
+                None
+            }
+        }
+    }
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct OutputQuery {
+    /// Where to start, as an event id (`Last-Event-ID` wins).
+    from: Option<String>,
+}
+
+/// The output as one JSON answer (what there is now).
+#[derive(Debug, Serialize)]
+struct OutputNow {
+    state: RunState,
+    chunks: Vec<Chunk>,
+    /// Where a next read starts (`from`).
+    next: String,
+}
+
+/// `GET /api/v1/runs/{id}/output`: Server-Sent Events when asked for (`Accept:
+/// text/event-stream`) — `output` events while the run goes and one `end` event — else the
+/// output there is now as JSON.
+pub async fn output(
+    State(api): State<ApiState>,
+    Path(id): Path<String>,
+    headers: HeaderMap,
+    query: Result<Query<OutputQuery>, axum::extract::rejection::QueryRejection>,
+) -> Result<Response, ApiError> {
+    api.requests.inc();
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let run_id = super::api::run_id(&id)?;
+    let from = headers
+        .get("last-event-id")
+        .and_then(|v| v.to_str().ok())
+        .map(str::to_string)
+        .or(q.from);
+    let at = match from.as_deref().filter(|f| !f.is_empty()) {
+        None => Offsets::default(),
+        Some(f) => Offsets::parse(f).ok_or_else(|| {
+            ApiError::field(
+                "from",
+                format!("`{f}` is not an output position such as `0.0`"),
+            )
+        })?,
+    };
+    let run = api
+        .store
+        .run(run_id)
+        .await?
+        .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+    let sse = headers
+        .get(header::ACCEPT)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|a| a.contains("text/event-stream"));
+    let mut follower = Follower::new(api.clone(), run.id, at);
+    if !sse {
+        follower.fill(false).await;
+        let mut next = at;
+        let mut chunks = Vec::new();
+        while let Some((c, after)) = follower.queue.pop_front() {
+            chunks.push(c);
+            next = after;
+        }
+        return Ok(Json(OutputNow {
+            state: run.state,
+            chunks,
+            next: next.id(),
+        })
+        .into_response());
+    }
+    let stop = api.shutdown.clone();
+    let events = futures_util::stream::unfold(
+        (follower, stop, true),
+        |(mut f, mut stop, first)| async move {
+            let next = tokio::select! {
+                n = f.next() => n,
+                // A monitor stopping (reload) ends its streams; readers reconnect to the next
+                // generation from their last event id.
+                _ = crate::runtime::stopped(stop.clone()) => None,
+            };
+            let _ = stop.borrow_and_update();
+            let (chunk, at) = next?;
+            let name = match chunk {
+                Chunk::Output { .. } => "output",
+                Chunk::End { .. } => "end",
+            };
+            let mut event = Event::default()
+                .event(name)
+                .id(at.id())
+                .json_data(&chunk)
+                .unwrap_or_else(|_| Event::default().comment("unencodable chunk"));
+            if first {
+                event = event.retry(Duration::from_millis(1000));
+            }
+            Some((Ok::<Event, Infallible>(event), (f, stop, false)))
+        },
+    );
+    let mut resp = Sse::new(events)
+        .keep_alive(KeepAlive::new().interval(Duration::from_secs(15)))
+        .into_response();
+    resp.headers_mut().insert(
+        header::CACHE_CONTROL,
+        header::HeaderValue::from_static("no-store"),
+    );
+    Ok(resp)
+}
+
+/// `POST /api/v1/runs/{id}/kill`: the run ends `killed`. Asked of its executor at once and
+/// flagged in the store for one the monitor cannot reach. 202 when asked, 409 when it ended.
+pub async fn kill(
+    State(api): State<ApiState>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+    api.requests.inc();
+    let run_id = super::api::run_id(&id)?;
+    match api.store.request_kill(run_id).await? {
+        KillAsk::Missing => Err(ApiError::not_found(format!("no run {run_id}"))),
+        KillAsk::Ended(state) => Err(ApiError::new(
+            StatusCode::CONFLICT,
+            format!("run {run_id} already ended ({})", state.as_str()),
+        )),
+        KillAsk::Requested { executor } => {
+            let mut sent = false;
+            if let Some(instance) = executor {
+                if let Ok(Some(base)) = api.store.executor_url(&instance).await {
+                    let url = format!(
+                        "{}/rpc/v1/runs/{run_id}/kill?reason=operator",
+                        base.trim_end_matches('/')
+                    );
+                    sent = matches!(
+                        api.rpc.send(Method::POST, &url, Some(&api.rpc_token), None).await,
+                        Ok(r) if r.status.is_success()
+                    );
+                }
+            }
+            tracing::info!(run = run_id, at_once = sent, "kill requested");
+            Ok((
+                StatusCode::ACCEPTED,
+                Json(serde_json::json!({"run_id": run_id, "kill": "requested"})),
+            ))
+        }
+    }
+}
