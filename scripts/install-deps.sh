@@ -1,12 +1,13 @@
 #!/usr/bin/env bash
 # Installs, idempotently, what the test suite needs on a fresh Debian 12 machine: the real
 # servers the integration harness starts (MariaDB, etcd, Redis), protoc for etcd-client's build,
-# sqlite3, openssl (the TLS test's certificates), systemd's socket-activation tool, and aiosmtpd
-# (PyPI).
+# sqlite3, openssl (the TLS test's certificates), systemd's socket-activation tool, Debian's
+# chromium (the console's browser tests), and aiosmtpd and Playwright for Python (PyPI; Playwright
+# drives /usr/bin/chromium, it downloads no browser).
 set -euo pipefail
 
 pkgs=(mariadb-server mariadb-client etcd-server etcd-client redis-server
-      protobuf-compiler libprotobuf-dev sqlite3 procps systemd python3-pip openssl)
+      protobuf-compiler libprotobuf-dev sqlite3 procps systemd python3-pip openssl chromium)
 
 missing=()
 for p in "${pkgs[@]}"; do
@@ -28,6 +29,12 @@ fi
 if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
   echo "install-deps: installing aiosmtpd (PyPI)"
   python3 -m pip install --quiet aiosmtpd || python3 -m pip install --quiet --break-system-packages aiosmtpd
+fi
+
+# The console's browser tests: Playwright's Python client, driving Debian's chromium.
+if ! python3 -c "import playwright" >/dev/null 2>&1; then
+  echo "install-deps: installing playwright (PyPI)"
+  python3 -m pip install --quiet playwright || python3 -m pip install --quiet --break-system-packages playwright
 fi
 
 if ! command -v cargo-nextest >/dev/null 2>&1; then

@@ -1,7 +1,9 @@
 -- Live output and kill from the console: an executor records the address of its RPC (the monitor
 -- reads a running run's output from there) and what it serves (groups, version) for the fleet
 -- page; `kill_requested` asks whichever executor holds a run to stop it, even one the monitor
--- cannot reach (behind NAT, or draining after a reload). Same change as
+-- cannot reach (behind NAT, or draining after a reload). The console's overview counts runs by
+-- scheduled instant (`runs_by_instant`), a run page shows its retry chain (`runs_by_retry_of`).
+-- Same change as
 -- migrations/sqlite/0011_live_output.sql.
 
 ALTER TABLE executors
@@ -9,3 +11,5 @@ ALTER TABLE executors
     ADD COLUMN groups_served VARCHAR(1024) NULL,
     ADD COLUMN version       VARCHAR(64)   NULL;
 ALTER TABLE runs ADD COLUMN kill_requested TINYINT NOT NULL DEFAULT 0;
+CREATE INDEX runs_by_instant ON runs (instant);
+CREATE INDEX runs_by_retry_of ON runs (retry_of);

@@ -24,6 +24,8 @@ enum Chunk {
         text: String,
         skipped: u64,
     },
+    /// The run moved on (dispatched, running): nothing to print.
+    State {},
     End {
         state: String,
         exit_code: Option<i64>,
@@ -103,6 +105,7 @@ fn show(chunk: Chunk, ended: &mut Option<(String, Option<i64>, Option<String>)>)
                 let _ = o.flush();
             }
         }
+        Chunk::State {} => {}
         Chunk::End {
             state,
             exit_code,

@@ -7,6 +7,7 @@ mod alarms;
 mod bad_input;
 mod cli;
 mod cluster;
+mod console;
 mod docs;
 mod firing;
 mod lifecycle;

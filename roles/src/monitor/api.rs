@@ -68,7 +68,7 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-async fn find(state: &ApiState, key: &str) -> Result<Job, ApiError> {
+pub(super) async fn find(state: &ApiState, key: &str) -> Result<Job, ApiError> {
     state
         .store
         .find_job(key)
@@ -77,7 +77,7 @@ async fn find(state: &ApiState, key: &str) -> Result<Job, ApiError> {
 }
 
 /// Jobs as shown to people: with their next fire and their last run.
-async fn views(s: &ApiState, jobs: Vec<Job>) -> Result<Vec<JobView>, ApiError> {
+pub(super) async fn views(s: &ApiState, jobs: Vec<Job>) -> Result<Vec<JobView>, ApiError> {
     let ids: Vec<i64> = jobs.iter().map(|j| j.id).collect();
     let mut last = s.store.last_runs(&ids).await?;
     let now = chrono::Utc::now();
@@ -232,22 +232,22 @@ async fn run_job(
 /// `GET /api/v1/runs` filters; every one optional. `state` is a comma-separated list;
 /// `since` / `until` an RFC 3339 time, epoch milliseconds or a span back from now (`1h`);
 /// `before` the cursor (the last id of the previous page).
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
 #[serde(deny_unknown_fields)]
-struct RunsQuery {
-    job: Option<String>,
-    state: Option<String>,
-    trigger: Option<String>,
-    executor: Option<String>,
-    since: Option<String>,
-    until: Option<String>,
-    before: Option<i64>,
-    limit: Option<i64>,
+pub(super) struct RunsQuery {
+    pub job: Option<String>,
+    pub state: Option<String>,
+    pub trigger: Option<String>,
+    pub executor: Option<String>,
+    pub since: Option<String>,
+    pub until: Option<String>,
+    pub before: Option<i64>,
+    pub limit: Option<i64>,
 }
 
 impl RunsQuery {
     /// The filter, every value checked (the job is resolved by the caller).
-    fn filter(&self, job_id: Option<i64>) -> Result<RunFilter, ApiError> {
+    pub(super) fn filter(&self, job_id: Option<i64>) -> Result<RunFilter, ApiError> {
         let now = crate::model::now_millis();
         let mut states = Vec::new();
         for st in self.state.iter().flat_map(|s| s.split(',')).map(str::trim) {

@@ -66,6 +66,8 @@ pub enum Chunk {
         text: String,
         skipped: u64,
     },
+    /// The run moved on (scheduled, dispatched, running) before it ended.
+    State { state: RunState },
     /// The run ended: its final record.
     End {
         state: RunState,
@@ -83,6 +85,8 @@ struct Follower {
     ended: bool,
     /// The executor's RPC URL, once looked up (None: it cannot be asked).
     executor: Option<Option<String>>,
+    /// The last state told.
+    told: Option<RunState>,
 }
 
 impl Follower {
@@ -94,6 +98,7 @@ impl Follower {
             queue: VecDeque::new(),
             ended: false,
             executor: None,
+            told: None,
         }
     }
 
@@ -136,6 +141,11 @@ impl Follower {
                 return;
             }
         };
+        if !run.state.is_final() && self.told != Some(run.state) {
+            self.told = Some(run.state);
+            self.queue
+                .push_back((Chunk::State { state: run.state }, self.at));
+        }
         if run.state.is_final() {
             if !self.queue_stored(&run) {
                 self.queue.push_back((
@@ -250,8 +260,8 @@ struct OutputNow {
 }
 
 /// `GET /api/v1/runs/{id}/output`: Server-Sent Events when asked for (`Accept:
-/// text/event-stream`) — `output` events while the run goes and one `end` event — else the
-/// output there is now as JSON.
+/// text/event-stream`) — `state` and `output` events while the run goes, then one `end`
+/// event — else the output there is now as JSON.
 pub async fn output(
     State(api): State<ApiState>,
     Path(id): Path<String>,
@@ -314,6 +324,7 @@ pub async fn output(
             let (chunk, at) = next?;
             let name = match chunk {
                 Chunk::Output { .. } => "output",
+                Chunk::State { .. } => "state",
                 Chunk::End { .. } => "end",
             };
             let mut event = Event::default()

@@ -4,6 +4,7 @@
 
 mod alarms;
 mod api;
+mod console;
 mod fleet;
 mod live;
 
@@ -12,7 +13,6 @@ use std::time::Duration;
 
 use axum::Router;
 
-use crate::http::auth::{require_token, Token};
 use crate::model::now_millis;
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
 
@@ -41,7 +41,15 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         ..
     } = ctx;
     let state = api_state(&config, &store, &metrics, &trust, &shutdown);
-    let server = serve_api(&config, state, health, listener, http_grace, &shutdown)?;
+    let server = serve_api(
+        &config,
+        state,
+        deps.clone(),
+        health,
+        listener,
+        http_grace,
+        &shutdown,
+    )?;
     let lost_after = crate::config::values::ms(config.monitor.lost_after);
     let alarmer = alarms::Alarmer::new(store.clone(), config.alarm.clone(), &trust, &metrics);
     let mut fleet = fleet::Fleet::new(
@@ -125,19 +133,35 @@ fn api_state(
     }
 }
 
-/// The API (token-protected) and health endpoints on the role's listener; ready once serving.
+/// The API (bearer token or console session), the console and the health endpoints on the
+/// role's listener; ready once serving.
 fn serve_api(
     config: &crate::config::Config,
     state: ApiState,
+    deps: std::sync::Arc<crate::cluster::Dependencies>,
     health: crate::http::health::Health,
     listener: std::net::TcpListener,
     grace: Duration,
     shutdown: &Shutdown,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, RoleError> {
-    let token = Token::new(crate::tokens::load(&config.data_dir, crate::tokens::API)?);
-    let api = api::router(state).layer(axum::middleware::from_fn_with_state(token, require_token));
+    let sessions = console::session::Sessions::new(&crate::tokens::load(
+        &config.data_dir,
+        crate::tokens::API,
+    )?);
+    let api = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
+        sessions.clone(),
+        console::session::api_auth,
+    ));
+    let console = console::router(console::Console {
+        api: state,
+        sessions,
+        deps,
+        secure: false,
+    });
     let app = Router::new()
         .merge(api)
+        .merge(console)
+        .layer(axum::middleware::from_fn(console::security_headers))
         .merge(crate::http::health::router(health));
     let addr = listener
         .local_addr()
@@ -149,8 +173,10 @@ fn serve_api(
         shutdown.clone(),
         grace,
     ));
-    runtime::notify_ready(&format!("monitor: API on http://{addr}/api/v1"));
-    tracing::info!(api = %format!("http://{addr}/api/v1"), "monitor ready");
+    runtime::notify_ready(&format!(
+        "monitor: console on http://{addr}/, API on http://{addr}/api/v1"
+    ));
+    tracing::info!(console = %format!("http://{addr}/"), api = %format!("http://{addr}/api/v1"), "monitor ready");
     Ok(server)
 }
 

@@ -82,4 +82,39 @@ impl Store {
             .await?;
         rows.iter().map(|r| rows::run(r, false)).collect()
     }
+
+    /// Runs scheduled since `since`, counted by hour (the hour's start) and state.
+    pub async fn runs_by_hour(
+        &self,
+        since: Millis,
+    ) -> Result<Vec<(Millis, RunState, i64)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT instant - (instant % 3600000) AS hour, state, COUNT(*) FROM runs \
+             WHERE instant >= ? GROUP BY hour, state ORDER BY hour",
+        )
+        .bind(since)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let state: String = sqlx::Row::try_get(r, 1)?;
+            if let Some(st) = RunState::parse(&state) {
+                out.push((sqlx::Row::try_get(r, 0)?, st, sqlx::Row::try_get(r, 2)?));
+            }
+        }
+        Ok(out)
+    }
+
+    /// A run's retry chain: the first attempt and every retry of it, in order.
+    pub async fn retry_chain(&self, first: i64) -> Result<Vec<Run>, StoreError> {
+        let rows = sqlx::query(&format!(
+            "SELECT {RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id \
+             WHERE r.id = ? OR r.retry_of = ? ORDER BY r.id LIMIT 1000"
+        ))
+        .bind(first)
+        .bind(first)
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter().map(|r| rows::run(r, false)).collect()
+    }
 }

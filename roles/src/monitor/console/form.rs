@@ -1,0 +1,183 @@
+//! The job form, for add and edit. It has every field of the API's job body (`JobFields`), each
+//! named as there, so the API's `{"error": {"field", ...}}` lands beside its field; the page's
+//! script sends it as JSON to `POST /api/v1/jobs` or `PATCH /api/v1/jobs/{job}` — the same
+//! validation as the CLI, no second copy — and previews the rule's next instants as it is typed.
+
+use axum::extract::{Path, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use maud::{html, Markup};
+
+use super::layout::{encode, job_href, page, Section};
+use super::{Bounce, Console};
+use crate::model::{AlarmKind, Channel, Fanout, Job, Misfire, Overlap};
+use crate::monitor::api;
+
+/// One text field: label, name (as in the API), value, hint.
+fn text(label: &str, name: &str, value: &str, hint: &str) -> Markup {
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            input #(name) name=(name) data-field=(name) value=(value) aria-describedby=(format!("{name}-hint {name}-error"));
+            small.hint #(format!("{name}-hint")) { (hint) }
+            small.error #(format!("{name}-error")) data-error-for=(name) {}
+        }
+    }
+}
+
+fn number(label: &str, name: &str, value: Option<i64>, hint: &str) -> Markup {
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            input #(name) name=(name) type="number" data-field=(name) data-kind="int"
+                value=(value.map(|v| v.to_string()).unwrap_or_default()) aria-describedby=(format!("{name}-hint {name}-error"));
+            small.hint #(format!("{name}-hint")) { (hint) }
+            small.error #(format!("{name}-error")) data-error-for=(name) {}
+        }
+    }
+}
+
+fn area(label: &str, name: &str, value: &str, hint: &str, kind: &str) -> Markup {
+    html! {
+        div.field.wide {
+            label for=(name) { (label) }
+            textarea #(name) name=(name) data-field=(name) data-kind=(kind) rows="3" aria-describedby=(format!("{name}-hint {name}-error")) { (value) }
+            small.hint #(format!("{name}-hint")) { (hint) }
+            small.error #(format!("{name}-error")) data-error-for=(name) {}
+        }
+    }
+}
+
+fn choice(label: &str, name: &str, options: &[&str], current: &str) -> Markup {
+    html! {
+        div.field {
+            label for=(name) { (label) }
+            select #(name) name=(name) data-field=(name) {
+                @for o in options { option value=(o) selected[*o == current] { (o) } }
+            }
+            small.error data-error-for=(name) {}
+        }
+    }
+}
+
+fn checks(legend: &str, name: &str, options: &[&str], on: &[&str]) -> Markup {
+    html! {
+        fieldset.field.wide data-field=(name) data-kind="list" {
+            legend { (legend) }
+            @for o in options {
+                label.check { input type="checkbox" value=(o) checked[on.contains(o)]; " " (o) }
+            }
+            small.error data-error-for=(name) {}
+        }
+    }
+}
+
+fn form(job: Option<&Job>, default_tz: &str) -> Markup {
+    let j = job.cloned();
+    let get = |f: fn(&Job) -> String| j.as_ref().map(f).unwrap_or_default();
+    let (action, method) = match job {
+        Some(j) => (format!("/api/v1/jobs/{}", encode(&j.name)), "PATCH"),
+        None => ("/api/v1/jobs".to_string(), "POST"),
+    };
+    let names = |all: &[&'static str]| all.to_vec();
+    let overlap: Vec<&str> = names(&Overlap::ALL.iter().map(|o| o.as_str()).collect::<Vec<_>>());
+    let fanout: Vec<&str> = Fanout::ALL.iter().map(|o| o.as_str()).collect();
+    let misfire: Vec<&str> = Misfire::ALL.iter().map(|o| o.as_str()).collect();
+    let kinds: Vec<&str> = AlarmKind::ALL.iter().map(|o| o.as_str()).collect();
+    let channels: Vec<&str> = Channel::ALL.iter().map(|o| o.as_str()).collect();
+    let alarm_on: Vec<&str> = match &j {
+        Some(j) => j.alarm_on.iter().map(|k| k.as_str()).collect(),
+        None => crate::model::fields::DEFAULT_ALARM_ON
+            .iter()
+            .map(|k| k.as_str())
+            .collect(),
+    };
+    let alarm_channels: Vec<&str> = j
+        .as_ref()
+        .map(|j| j.alarm_channels.iter().map(|c| c.as_str()).collect())
+        .unwrap_or_default();
+    let headers = j
+        .as_ref()
+        .map(|j| {
+            j.http_headers
+                .iter()
+                .map(|(k, v)| format!("{k}: {v}"))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    let tz = j
+        .as_ref()
+        .map(|j| j.timezone.clone())
+        .unwrap_or_else(|| default_tz.to_string());
+    html! {
+        form.job #job-form data-action=(action) data-method=(method) novalidate {
+            fieldset {
+                legend { "What and when" }
+                (text("Name", "name", &get(|j| j.name.clone()), "Unique, whatever its case."))
+                (text("Rule", "schedule", &get(|j| j.schedule.clone()), "5 or 6 fields (sec min hour dom month dow), @daily, @every 90s."))
+                (text("Time zone", "timezone", &tz, "IANA name, e.g. Europe/Paris."))
+                div.field.wide #preview aria-live="polite" { strong { "Next instants" } span #preview-words {} ol #preview-list {} small.error #preview-error {} }
+                (area("Shell command", "command", &get(|j| j.command.clone().unwrap_or_default()), "Run by /bin/sh -c on the executor. Or give an HTTP URL instead.", "text"))
+            }
+            fieldset {
+                legend { "HTTP job (instead of a command)" }
+                (text("URL", "http_url", &get(|j| j.http_url.clone().unwrap_or_default()), "http:// or https://"))
+                (text("Method", "http_method", &get(|j| j.http_method.clone()), "GET, POST, ..."))
+                (area("Headers", "http_headers", &headers, "One \"Name: value\" per line.", "headers"))
+                (area("Body", "http_body", &get(|j| j.http_body.clone().unwrap_or_default()), "", "text"))
+                (number("Expected status", "http_expect_status", j.as_ref().map(|j| j.http_expect_status), "0: any 2xx."))
+            }
+            fieldset {
+                legend { "Where and how" }
+                (text("Run at", "run_at", &get(|j| j.run_at.clone().unwrap_or_default()), "A group or a host; empty: any executor."))
+                (choice("Fan-out", "fanout", &fanout, j.as_ref().map(|j| j.fanout.as_str()).unwrap_or("one")))
+                (choice("Overlap", "overlap", &overlap, j.as_ref().map(|j| j.overlap.as_str()).unwrap_or(Overlap::default().as_str())))
+                (number("Timeout (seconds)", "timeout_secs", j.as_ref().and_then(|j| j.timeout_secs), "Empty or 0: none."))
+                (number("Retries", "retries", j.as_ref().map(|j| j.retries), "Extra attempts after a failure."))
+                (number("Retry backoff (seconds)", "retry_backoff_secs", j.as_ref().map(|j| j.retry_backoff_secs), "Doubles each attempt."))
+                (choice("Misfire", "misfire", &misfire, j.as_ref().map(|j| j.misfire.as_str()).unwrap_or(Misfire::default().as_str())))
+                (number("Misfire window (seconds)", "misfire_window_secs", j.as_ref().map(|j| j.misfire_window_secs), "How late a catch-up may be."))
+            }
+            fieldset {
+                legend { "Alarms" }
+                (checks("Alarm on", "alarm_on", &kinds, &alarm_on))
+                (checks("Channels (none checked: every configured one)", "alarm_channels", &channels, &alarm_channels))
+                (text("E-mail", "admin_email", &get(|j| j.admin_email.clone().unwrap_or_default()), "Comma-separated addresses."))
+                (text("Mobile", "admin_mobile", &get(|j| j.admin_mobile.clone().unwrap_or_default()), "Comma-separated numbers."))
+            }
+            div.bar {
+                button.primary type="submit" { @if job.is_some() { "Save" } @else { "Add job" } }
+                a.button href=(job.map(|j| job_href(&j.name)).unwrap_or_else(|| "/jobs".into())) { "Cancel" }
+            }
+        }
+    }
+}
+
+pub async fn new_job(State(c): State<Console>, headers: HeaderMap) -> Result<Response, Bounce> {
+    let v = c.visitor(&headers, "/jobs/new")?;
+    let body = form(None, &c.api.default_tz);
+    Ok(Html(page("New job", Some(Section::Jobs), &v.csrf, body).into_string()).into_response())
+}
+
+pub async fn edit_job(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Response, Bounce> {
+    let v = c.visitor(&headers, &format!("{}/edit", job_href(&key)))?;
+    let job = api::find(&c.api, &key)
+        .await
+        .map_err(|e| e.into_response())?;
+    let body = form(Some(&job), &c.api.default_tz);
+    Ok(Html(
+        page(
+            &format!("Edit {}", job.name),
+            Some(Section::Jobs),
+            &v.csrf,
+            body,
+        )
+        .into_string(),
+    )
+    .into_response())
+}

@@ -1,0 +1,161 @@
+//! The frame every page shares (head, navigation, log out) and the small pieces pages repeat:
+//! times, states, durations. Everything goes through maud, which escapes every value it
+//! interpolates: a job's name or a run's output is text on the page, never markup.
+
+use maud::{html, Markup, DOCTYPE};
+
+use crate::model::{Millis, RunState};
+
+/// The console's sections, for the navigation bar.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Section {
+    Overview,
+    Jobs,
+    Runs,
+    Fleet,
+    Alarms,
+}
+
+const SECTIONS: [(Section, &str, &str); 5] = [
+    (Section::Overview, "/", "Overview"),
+    (Section::Jobs, "/jobs", "Jobs"),
+    (Section::Runs, "/runs", "Runs"),
+    (Section::Fleet, "/fleet", "Fleet"),
+    (Section::Alarms, "/alarms", "Alarms"),
+];
+
+/// A whole page: `csrf` goes in a meta tag for the script's state-changing requests.
+pub fn page(title: &str, section: Option<Section>, csrf: &str, body: Markup) -> Markup {
+    html! {
+        (DOCTYPE)
+        html lang="en" {
+            head {
+                meta charset="utf-8";
+                meta name="viewport" content="width=device-width, initial-scale=1";
+                meta name="csrf-token" content=(csrf);
+                title { (title) " · cronvisor" }
+                link rel="icon" href="data:,";
+                link rel="stylesheet" href="/static/console.css";
+                script src="/static/console.js" defer {}
+            }
+            body {
+                a.skip href="#main" { "Skip to content" }
+                header.top {
+                    a.brand href="/" { "cronvisor" }
+                    nav aria-label="Sections" {
+                        @for (s, href, name) in SECTIONS {
+                            @if Some(s) == section {
+                                a href=(href) aria-current="page" { (name) }
+                            } @else {
+                                a href=(href) { (name) }
+                            }
+                        }
+                    }
+                    @if !csrf.is_empty() {
+                        form.logout method="post" action="/logout" {
+                            input type="hidden" name="csrf" value=(csrf);
+                            button type="submit" { "Log out" }
+                        }
+                    }
+                }
+                main #main {
+                    h1 { (title) }
+                    div #notice role="alert" hidden {}
+                    (body)
+                }
+            }
+        }
+    }
+}
+
+/// A time, in UTC as text (the script shows it in the browser's zone, UTC on hover).
+pub fn time(ms: Option<Millis>) -> Markup {
+    let Some(ms) = ms else {
+        return html! { span.muted { "—" } };
+    };
+    let utc = chrono::DateTime::from_timestamp_millis(ms)
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    html! { time datetime=(utc) data-ms=(ms) title=(format!("{utc} (UTC)")) { (utc) } }
+}
+
+/// A run state as a coloured badge (colour and text: never colour alone).
+pub fn state(s: RunState) -> Markup {
+    let tone = match s {
+        RunState::Succeeded => "ok",
+        RunState::Failed | RunState::TimedOut | RunState::Lost | RunState::Missed => "bad",
+        RunState::Killed | RunState::Skipped => "warn",
+        RunState::Scheduled | RunState::Dispatched | RunState::Running => "live",
+    };
+    html! { span class=(format!("state {tone}")) data-state=(s.as_str()) { (s.as_str()) } }
+}
+
+/// A duration in short words (`850 ms`, `12 s`, `3 min 4 s`, `2 h 5 min`).
+pub fn span(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000),
+        _ => format!("{} h {} min", ms / 3_600_000, ms % 3_600_000 / 60_000),
+    }
+}
+
+/// How long a run took, or has been going.
+pub fn run_duration(started: Option<Millis>, ended: Option<Millis>) -> Markup {
+    match (started, ended) {
+        (Some(s), Some(e)) => html! { (span(e - s)) },
+        (Some(s), None) => {
+            html! { span.muted { (span(crate::model::now_millis() - s)) " so far" } }
+        }
+        _ => html! { span.muted { "—" } },
+    }
+}
+
+/// A link that keeps a query string: `href` with `pairs` whose value is not empty.
+pub fn href(path: &str, pairs: &[(&str, &str)]) -> String {
+    let q: Vec<String> = pairs
+        .iter()
+        .filter(|(_, v)| !v.is_empty())
+        .map(|(k, v)| format!("{k}={}", encode(v)))
+        .collect();
+    if q.is_empty() {
+        path.to_string()
+    } else {
+        format!("{path}?{}", q.join("&"))
+    }
+}
+
+/// Percent-encodes a URL component.
+pub fn encode(s: &str) -> String {
+    s.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
+/// A job's page.
+pub fn job_href(name: &str) -> String {
+    format!("/jobs/{}", encode(name))
+}
+
+/// A masked secret-bearing value: a URL keeps its scheme, host and path (its query and
+/// credentials may hold keys); anything else keeps a few characters.
+pub fn masked(value: &str) -> String {
+    if let Some((scheme, rest)) = value.split_once("://") {
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let base = rest.split(['?', '#']).next().unwrap_or("");
+        let hidden = if base.len() < rest.len() { "?***" } else { "" };
+        return format!("{scheme}://{base}{hidden}");
+    }
+    value.to_string()
+}
+
+/// An empty-state line.
+pub fn none(text: &str) -> Markup {
+    html! { p.muted { (text) } }
+}

@@ -1,0 +1,233 @@
+//! The web console: the back office where operators see every job, every run and its output
+//! live, served by every monitor on its `api` listener next to the API.
+//!
+//! Its boundary: pages are server-rendered HTML (maud) from the same store queries as the API;
+//! everything a page changes (run now, pause, edit, delete, kill) goes through the JSON API
+//! from a small script (`assets/console.js`), with the session cookie and a CSRF token — one
+//! validation for the CLI, scripts and the console. Assets are compiled into the binary.
+//!
+//! Every response carries a Content-Security-Policy without inline script or style, framing
+//! refused, and `nosniff`; every value on a page is escaped, and output is shown as text.
+
+mod form;
+mod layout;
+mod pages;
+pub mod session;
+
+use std::sync::Arc;
+
+use axum::extract::{Form, Query, State};
+use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
+use axum::response::{Html, IntoResponse, Redirect, Response};
+use axum::routing::get;
+use axum::Router;
+use maud::html;
+use serde::Deserialize;
+
+use super::api::ApiState;
+use session::Sessions;
+
+/// What the console's handlers share.
+#[derive(Clone)]
+pub struct Console {
+    pub api: ApiState,
+    pub sessions: Sessions,
+    pub deps: Arc<crate::cluster::Dependencies>,
+    /// Served over TLS: cookies are `Secure`.
+    pub secure: bool,
+}
+
+/// A page not shown: a redirect to the login form, or an error page.
+pub struct Bounce(Box<Response>);
+
+impl From<Response> for Bounce {
+    fn from(r: Response) -> Bounce {
+        Bounce(Box::new(r))
+    }
+}
+
+impl IntoResponse for Bounce {
+    fn into_response(self) -> Response {
+        *self.0
+    }
+}
+
+/// A logged-in person on a page.
+pub struct Visitor {
+    pub csrf: String,
+}
+
+impl Console {
+    /// The visitor of a page, or a redirect to the login form (back to `here` after).
+    fn visitor(&self, headers: &HeaderMap, here: &str) -> Result<Visitor, Bounce> {
+        match self.sessions.of(headers) {
+            Some(session) => Ok(Visitor {
+                csrf: self.sessions.csrf(&session),
+            }),
+            None => Err(Redirect::to(&layout::href("/login", &[("next", here)]))
+                .into_response()
+                .into()),
+        }
+    }
+}
+
+pub fn router(console: Console) -> Router {
+    Router::new()
+        .route("/", get(pages::overview))
+        .route("/jobs", get(pages::jobs))
+        .route("/jobs/new", get(form::new_job))
+        .route("/jobs/{job}", get(pages::job))
+        .route("/jobs/{job}/edit", get(form::edit_job))
+        .route("/runs", get(pages::runs))
+        .route("/runs/{id}", get(pages::run))
+        .route("/fleet", get(pages::fleet))
+        .route("/alarms", get(pages::alarms))
+        .route("/login", get(login_form).post(login))
+        .route("/logout", axum::routing::post(logout))
+        .route("/static/console.js", get(script))
+        .route("/static/console.css", get(style))
+        .with_state(console)
+}
+
+/// Headers every console and API response carries.
+pub async fn security_headers(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut resp = next.run(req).await;
+    let h = resp.headers_mut();
+    h.insert(
+        header::CONTENT_SECURITY_POLICY,
+        HeaderValue::from_static(
+            "default-src 'self'; script-src 'self'; style-src 'self'; img-src 'self' data:; \
+             connect-src 'self'; form-action 'self'; frame-ancestors 'none'; base-uri 'none'; \
+             object-src 'none'",
+        ),
+    );
+    h.insert(header::X_FRAME_OPTIONS, HeaderValue::from_static("DENY"));
+    h.insert(
+        header::X_CONTENT_TYPE_OPTIONS,
+        HeaderValue::from_static("nosniff"),
+    );
+    h.insert(
+        header::REFERRER_POLICY,
+        HeaderValue::from_static("same-origin"),
+    );
+    if !h.contains_key(header::CACHE_CONTROL) {
+        h.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    }
+    resp
+}
+
+const SCRIPT: &str = include_str!("assets/console.js");
+const STYLE: &str = include_str!("assets/console.css");
+
+async fn script() -> Response {
+    asset(SCRIPT, "text/javascript; charset=utf-8")
+}
+
+async fn style() -> Response {
+    asset(STYLE, "text/css; charset=utf-8")
+}
+
+fn asset(body: &'static str, kind: &'static str) -> Response {
+    (
+        [
+            (header::CONTENT_TYPE, kind),
+            (header::CACHE_CONTROL, "public, max-age=300"),
+        ],
+        body,
+    )
+        .into_response()
+}
+
+#[derive(Debug, Default, Deserialize)]
+struct LoginQuery {
+    #[serde(default)]
+    next: String,
+}
+
+/// Only a path of this site, never another origin (`//host`, `https://...`).
+fn safe_next(next: &str) -> &str {
+    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+        next
+    } else {
+        "/"
+    }
+}
+
+fn login_page(next: &str, error: Option<&str>) -> Html<String> {
+    let body = html! {
+        form.login method="post" action="/login" {
+            p { "Log in with the API token: " code { "<data_dir>/api.token" } " on the host running cronvisor." }
+            input type="hidden" name="next" value=(safe_next(next));
+            div.field {
+                label for="token" { "API token" }
+                input #token type="password" name="token" autocomplete="current-password" required autofocus;
+                @if let Some(e) = error { small.error role="alert" { (e) } }
+            }
+            button.primary type="submit" { "Log in" }
+        }
+    };
+    Html(layout::page("Log in", None, "", body).into_string())
+}
+
+async fn login_form(Query(q): Query<LoginQuery>) -> Html<String> {
+    login_page(&q.next, None)
+}
+
+#[derive(Debug, Deserialize)]
+struct LoginForm {
+    #[serde(default)]
+    token: String,
+    #[serde(default)]
+    next: String,
+}
+
+async fn login(State(c): State<Console>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
+    if !session::same_origin(&headers) {
+        return (StatusCode::FORBIDDEN, "cross-site login refused").into_response();
+    }
+    if !c.sessions.is_token(&f.token) {
+        tracing::warn!("console login refused: wrong token");
+        return (
+            StatusCode::UNAUTHORIZED,
+            login_page(&f.next, Some("That is not the API token.")),
+        )
+            .into_response();
+    }
+    match c.sessions.open() {
+        Ok((cookie, _)) => {
+            tracing::info!("console login");
+            let mut resp = Redirect::to(safe_next(&f.next)).into_response();
+            if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&cookie, c.secure)) {
+                resp.headers_mut().insert(header::SET_COOKIE, v);
+            }
+            resp
+        }
+        Err(e) => e.into_response(),
+    }
+}
+
+#[derive(Debug, Deserialize)]
+struct LogoutForm {
+    #[serde(default)]
+    csrf: String,
+}
+
+async fn logout(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Form(f): Form<LogoutForm>,
+) -> Response {
+    if let Some(s) = c.sessions.of(&headers) {
+        if f.csrf != c.sessions.csrf(&s) {
+            return (StatusCode::FORBIDDEN, "wrong CSRF token").into_response();
+        }
+    }
+    let mut resp = Redirect::to("/login").into_response();
+    if let Ok(v) = HeaderValue::from_str(&session::set_cookie("", c.secure)) {
+        resp.headers_mut().insert(header::SET_COOKIE, v);
+    }
+    resp
+}

@@ -1,0 +1,754 @@
+//! The console's read-only pages. Each reads through the same store queries and checks as the
+//! API (`api::views`, `RunsQuery::filter`, ...); what they change, they change through the API
+//! from the page's script.
+
+use std::collections::HashMap;
+
+use axum::extract::{Path, Query, State};
+use axum::http::HeaderMap;
+use axum::response::{Html, IntoResponse, Response};
+use maud::{html, Markup};
+use serde::Deserialize;
+
+use super::layout::{self, href, job_href, none, page, run_duration, state, time, Section};
+use super::{Bounce, Console, Visitor};
+use crate::model::{JobView, Run, RunState};
+use crate::monitor::api::{self, RunsQuery};
+use crate::schedule::words;
+use crate::store::RunFilter;
+
+type PageResult = Result<Response, Bounce>;
+
+fn render(title: &str, section: Option<Section>, v: &Visitor, body: Markup) -> Response {
+    Html(page(title, section, &v.csrf, body).into_string()).into_response()
+}
+
+/// An error shown as a page (a bad filter, a missing job): the same message the API gives.
+fn trouble(v: &Visitor, section: Option<Section>, e: crate::http::ApiError) -> Bounce {
+    let status = e.status;
+    let body = html! {
+        p.error {
+            @if let Some(f) = &e.field { strong { (f) ": " } }
+            (e.message)
+        }
+        p { a href="/" { "Back to the overview" } }
+    };
+    (status, render("Not possible", section, v, body))
+        .into_response()
+        .into()
+}
+
+/// Where a job runs, in words.
+fn target(job: &crate::model::Job) -> String {
+    match &job.run_at {
+        None => format!("any executor ({})", job.fanout.as_str()),
+        Some(t) => format!("{t} ({})", job.fanout.as_str()),
+    }
+}
+
+/// The rule, and under it its plain-words reading when it has one.
+fn rule(job: &crate::model::Job) -> Markup {
+    html! {
+        code { (job.schedule) }
+        @if let Some(w) = words::describe(&job.schedule) { br; span.muted { (w) } }
+    }
+}
+
+fn runs_table(runs: &[Run], with_job: bool) -> Markup {
+    if runs.is_empty() {
+        return none("No runs match.");
+    }
+    html! {
+        table.runs {
+            thead { tr {
+                th { "Run" }
+                @if with_job { th { "Job" } }
+                th { "State" } th { "Scheduled" } th { "Trigger" } th { "Attempt" }
+                th { "Executor" } th { "Duration" } th { "Exit" }
+            } }
+            tbody {
+                @for r in runs {
+                    tr {
+                        td { a href=(format!("/runs/{}", r.id)) { (r.id) } }
+                        @if with_job { td { a href=(job_href(&r.job_name)) { (r.job_name) } } }
+                        td { (state(r.state)) }
+                        td { (time(Some(r.instant))) }
+                        td { (r.trigger.as_str()) }
+                        td { (r.attempt) }
+                        td.wrap { (r.executor.as_deref().unwrap_or("—")) }
+                        td { (run_duration(r.started_at, r.ended_at)) }
+                        td { @if let Some(c) = r.exit_code { (c) } @else { "—" } }
+                    }
+                }
+            }
+        }
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Overview
+
+const HOURS: i64 = 24;
+const HOUR_MS: i64 = 3_600_000;
+
+/// Outcomes in the chart, bottom to top.
+const CHART: [(RunState, &str); 6] = [
+    (RunState::Succeeded, "ok"),
+    (RunState::Failed, "bad"),
+    (RunState::TimedOut, "bad"),
+    (RunState::Lost, "bad"),
+    (RunState::Killed, "warn"),
+    (RunState::Skipped, "warn"),
+];
+
+/// One segment of the chart: where it links, its tone, geometry and tooltip.
+struct Segment {
+    link: String,
+    tone: &'static str,
+    x: i64,
+    y: i64,
+    height: i64,
+    title: String,
+}
+
+/// Runs of the last 24 hours by hour and outcome: an SVG bar chart (attributes, no inline
+/// style: the page's CSP allows none), each segment a link to those runs.
+fn chart(counts: &[(i64, RunState, i64)], now: i64) -> Markup {
+    let first = now - now % HOUR_MS - (HOURS - 1) * HOUR_MS;
+    let mut by_hour: HashMap<i64, HashMap<RunState, i64>> = HashMap::new();
+    for (hour, st, n) in counts {
+        *by_hour.entry(*hour).or_default().entry(*st).or_default() += n;
+    }
+    let max = by_hour
+        .values()
+        .map(|m| m.values().sum::<i64>())
+        .max()
+        .unwrap_or(0)
+        .max(1);
+    let (w, h, bar) = (960, 160, 36);
+    let mut segments = Vec::new();
+    let mut labels = Vec::new();
+    for i in 0..HOURS {
+        let hour = first + i * HOUR_MS;
+        let x = i * (w / HOURS) + 2;
+        let mut y = h;
+        for (st, tone) in CHART {
+            let n = by_hour
+                .get(&hour)
+                .and_then(|m| m.get(&st))
+                .copied()
+                .unwrap_or(0);
+            if n == 0 {
+                continue;
+            }
+            let height = ((n * h) / max).max(2);
+            y -= height;
+            segments.push(Segment {
+                link: href(
+                    "/runs",
+                    &[
+                        ("state", st.as_str()),
+                        ("since", &hour.to_string()),
+                        ("until", &(hour + HOUR_MS).to_string()),
+                    ],
+                ),
+                tone,
+                x,
+                y,
+                height,
+                title: format!("{n} {}", st.as_str()),
+            });
+        }
+        if i % 3 == 0 {
+            let text = chrono::DateTime::from_timestamp_millis(hour)
+                .map(|t| t.format("%H:00").to_string())
+                .unwrap_or_default();
+            labels.push((x, hour, text));
+        }
+    }
+    html! {
+        svg.chart viewBox=(format!("0 0 {w} {}", h + 20)) role="img" aria-label="Runs per hour, last 24 hours" {
+            @for s in &segments {
+                a href=(s.link) {
+                    rect class=(format!("bar {}", s.tone)) x=(s.x) y=(s.y) width=(bar) height=(s.height) {
+                        title { (s.title) }
+                    }
+                }
+            }
+            @for (x, hour, text) in &labels {
+                text.axis x=(x) y=(h + 15) data-hour=(hour) { (text) }
+            }
+        }
+    }
+}
+
+pub async fn overview(State(c): State<Console>, headers: HeaderMap) -> PageResult {
+    let v = c.visitor(&headers, "/")?;
+    let now = crate::model::now_millis();
+    let api = &c.api;
+    let since = now - now % HOUR_MS - (HOURS - 1) * HOUR_MS;
+    let body = async {
+        let counts = api.store.runs_by_hour(since).await?;
+        let jobs = api::views(api, api.store.jobs().await?).await?;
+        let going = api
+            .store
+            .runs(&RunFilter {
+                states: vec![RunState::Dispatched, RunState::Running],
+                limit: 50,
+                ..RunFilter::default()
+            })
+            .await?;
+        let (executors, dispatchers) = api.store.fleet_members().await?;
+        let alarms = api.store.alarms(200).await?;
+        Ok::<_, crate::http::ApiError>((counts, jobs, going, executors, dispatchers, alarms))
+    }
+    .await;
+    let (counts, jobs, going, executors, dispatchers, alarms) =
+        body.map_err(|e| trouble(&v, Some(Section::Overview), e))?;
+    let mut totals: HashMap<RunState, i64> = HashMap::new();
+    for (_, st, n) in &counts {
+        *totals.entry(*st).or_default() += n;
+    }
+    let failing: Vec<&JobView> = jobs
+        .iter()
+        .filter(|j| {
+            j.last_run.as_ref().is_some_and(|r| {
+                matches!(
+                    r.state,
+                    RunState::Failed | RunState::TimedOut | RunState::Lost | RunState::Killed
+                )
+            })
+        })
+        .collect();
+    let mut next: Vec<&JobView> = jobs
+        .iter()
+        .filter(|j| !j.job.paused && j.next_fire.is_some())
+        .collect();
+    next.sort_by_key(|j| j.next_fire);
+    next.truncate(10);
+    let degraded = c.deps.snapshot();
+    let unsettled: Vec<&crate::model::Alarm> = alarms
+        .iter()
+        .filter(|a| matches!(a.status.as_str(), "pending" | "sending" | "failed"))
+        .collect();
+    let day = since.to_string();
+    let body = html! {
+        section.card {
+            h2 { "Runs, last 24 hours" }
+            p.totals {
+                @for (st, _) in CHART {
+                    a href=(href("/runs", &[("state", st.as_str()), ("since", &day)])) {
+                        (state(st)) " " strong { (totals.get(&st).copied().unwrap_or(0)) }
+                    }
+                    " "
+                }
+            }
+            (chart(&counts, now))
+        }
+        div.grid {
+            section.card {
+                h2 { "Failing now" }
+                @if failing.is_empty() { (none("No job's last run failed.")) } @else {
+                    ul { @for j in &failing { li {
+                        a href=(job_href(&j.job.name)) { (j.job.name) } " "
+                        @if let Some(r) = &j.last_run {
+                            (state(r.state)) " " a href=(format!("/runs/{}", r.id)) { "run " (r.id) }
+                        }
+                    } } }
+                }
+            }
+            section.card {
+                h2 { "Going now" }
+                @if going.is_empty() { (none("Nothing is running.")) } @else {
+                    ul { @for r in &going { li {
+                        a href=(format!("/runs/{}", r.id)) { "run " (r.id) } " of "
+                        a href=(job_href(&r.job_name)) { (r.job_name) } " " (state(r.state))
+                        " " (run_duration(r.started_at, None))
+                    } } }
+                }
+            }
+            section.card {
+                h2 { "Next fires" }
+                @if next.is_empty() { (none("No active job.")) } @else {
+                    ul { @for j in &next { li {
+                        (time(j.next_fire)) " " a href=(job_href(&j.job.name)) { (j.job.name) }
+                    } } }
+                }
+            }
+            section.card {
+                h2 { "Fleet" }
+                p {
+                    a href="/fleet" { strong { (executors.len()) } " executors, " strong { (dispatchers.iter().filter(|d| d.left_at.is_none()).count()) } " dispatchers" }
+                }
+                @if degraded.is_empty() { p { span.state.ok { "dependencies ok" } } } @else {
+                    ul { @for (name, error) in &degraded { li { span.state.bad { (name) " degraded" } " " span.muted { (error) } } } }
+                }
+            }
+            section.card {
+                h2 { "Alarms not delivered" }
+                @if unsettled.is_empty() { (none("Every alarm was delivered.")) } @else {
+                    p { a href="/alarms" { strong { (unsettled.len()) } " pending or failed" } }
+                }
+            }
+        }
+    };
+    Ok(render("Overview", Some(Section::Overview), &v, body))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Jobs
+
+#[derive(Debug, Default, Deserialize)]
+pub struct JobsQuery {
+    #[serde(default)]
+    q: String,
+    /// `active` or `paused`.
+    #[serde(default)]
+    state: String,
+    #[serde(default)]
+    target: String,
+}
+
+pub async fn jobs(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Query(q): Query<JobsQuery>,
+) -> PageResult {
+    let v = c.visitor(&headers, "/jobs")?;
+    let all = async { api::views(&c.api, c.api.store.jobs().await?).await }
+        .await
+        .map_err(|e| trouble(&v, Some(Section::Jobs), e))?;
+    let needle = q.q.trim().to_lowercase();
+    let shown: Vec<&JobView> = all
+        .iter()
+        .filter(|j| needle.is_empty() || j.job.name.to_lowercase().contains(&needle))
+        .filter(|j| match q.state.as_str() {
+            "active" => !j.job.paused,
+            "paused" => j.job.paused,
+            _ => true,
+        })
+        .filter(|j| q.target.is_empty() || j.job.run_at.as_deref() == Some(q.target.as_str()))
+        .collect();
+    let mut targets: Vec<&str> = all.iter().filter_map(|j| j.job.run_at.as_deref()).collect();
+    targets.sort_unstable();
+    targets.dedup();
+    let body = html! {
+        form.filters method="get" action="/jobs" role="search" {
+            label { "Name " input type="search" name="q" value=(q.q) placeholder="search by name"; }
+            label { "State "
+                select name="state" {
+                    @for (value, text) in [("", "any"), ("active", "active"), ("paused", "paused")] {
+                        option value=(value) selected[q.state == value] { (text) }
+                    }
+                }
+            }
+            label { "Target "
+                select name="target" {
+                    option value="" { "any" }
+                    @for t in &targets { option value=(t) selected[q.target == *t] { (t) } }
+                }
+            }
+            button type="submit" { "Filter" }
+            a.button.primary href="/jobs/new" { "New job" }
+        }
+        p.muted { (shown.len()) " of " (all.len()) " jobs" }
+        @if shown.is_empty() { (none("No job matches.")) } @else {
+            table.jobs {
+                thead { tr {
+                    th { "Name" } th { "Rule" } th { "Zone" } th { "Target" } th { "Next fire" }
+                    th { "Last run" } th { "Actions" }
+                } }
+                tbody {
+                    @for j in &shown {
+                        tr data-job=(j.job.name) {
+                            td { a href=(job_href(&j.job.name)) { (j.job.name) }
+                                @if j.job.paused { " " span.state.warn { "paused" } } }
+                            td { (rule(&j.job)) }
+                            td { (j.job.timezone) }
+                            td { (target(&j.job)) }
+                            td { @if j.job.paused { span.muted { "paused" } } @else { (time(j.next_fire)) } }
+                            td { @if let Some(r) = &j.last_run {
+                                a href=(format!("/runs/{}", r.id)) { (state(r.state)) } " " (time(r.ended_at.or(Some(r.instant))))
+                            } @else { span.muted { "never ran" } } }
+                            td.actions { (job_actions(&j.job)) }
+                        }
+                    }
+                }
+            }
+        }
+    };
+    Ok(render("Jobs", Some(Section::Jobs), &v, body))
+}
+
+/// Run now, pause/resume, edit, delete: each a request to the API from the page's script.
+fn job_actions(job: &crate::model::Job) -> Markup {
+    let base = format!("/api/v1/jobs/{}", layout::encode(&job.name));
+    html! {
+        button type="button" data-post=(format!("{base}/run")) data-then="run" { "Run now" }
+        @if job.paused {
+            button type="button" data-post=(format!("{base}/resume")) { "Resume" }
+        } @else {
+            button type="button" data-post=(format!("{base}/pause")) { "Pause" }
+        }
+        a.button href=(format!("{}/edit", job_href(&job.name))) { "Edit" }
+        button.danger type="button" data-post=(base) data-method="DELETE" data-then="/jobs"
+            data-confirm=(format!("Delete job {} and its history?", job.name)) { "Delete" }
+    }
+}
+
+pub async fn job(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> PageResult {
+    let v = c.visitor(&headers, &job_href(&key))?;
+    let found = async {
+        let job = api::find(&c.api, &key).await?;
+        let runs = c
+            .api
+            .store
+            .runs(&RunFilter {
+                job_id: Some(job.id),
+                limit: 50,
+                ..RunFilter::default()
+            })
+            .await?;
+        let mut views = api::views(&c.api, vec![job]).await?;
+        let view = views
+            .pop()
+            .ok_or_else(|| crate::http::ApiError::not_found(format!("no job `{key}`")))?;
+        Ok::<_, crate::http::ApiError>((view, runs))
+    }
+    .await;
+    let (view, runs) = found.map_err(|e| trouble(&v, Some(Section::Jobs), e))?;
+    let j = &view.job;
+    let ended: Vec<&Run> = runs.iter().filter(|r| r.state.is_final()).collect();
+    let ok = ended
+        .iter()
+        .filter(|r| r.state == RunState::Succeeded)
+        .count();
+    let mut durations: Vec<i64> = ended
+        .iter()
+        .filter_map(|r| Some(r.ended_at? - r.started_at?))
+        .collect();
+    durations.sort_unstable();
+    let pct = |p: usize| {
+        durations
+            .get((durations.len() * p / 100).min(durations.len().saturating_sub(1)))
+            .copied()
+    };
+    let settings: Vec<(&str, Markup)> = vec![
+        ("Rule", rule(j)),
+        ("Zone", html! { (j.timezone) }),
+        (
+            "Next fire",
+            if j.paused {
+                html! { span.state.warn { "paused" } }
+            } else {
+                time(view.next_fire)
+            },
+        ),
+        ("Target", html! { (target(j)) }),
+        (
+            "Work",
+            match (&j.command, &j.http_url) {
+                (Some(cmd), _) => html! { pre.command { (cmd) } },
+                (None, Some(url)) => html! { code { (j.http_method) " " (layout::masked(url)) } },
+                _ => html! { "—" },
+            },
+        ),
+        (
+            "Timeout",
+            html! { @if let Some(t) = j.timeout_secs { (layout::span(t * 1000)) } @else { "none" } },
+        ),
+        ("Overlap", html! { (j.overlap.as_str()) }),
+        (
+            "Retries",
+            html! { (j.retries) " (backoff " (j.retry_backoff_secs) " s)" },
+        ),
+        (
+            "Misfire",
+            html! { (j.misfire.as_str()) " (window " (j.misfire_window_secs) " s)" },
+        ),
+        (
+            "Alarms on",
+            html! { (j.alarm_on.iter().map(|k| k.as_str()).collect::<Vec<_>>().join(", ")) },
+        ),
+        ("Created", time(Some(j.created_at))),
+        ("Changed", time(Some(j.updated_at))),
+    ];
+    let body = html! {
+        div.actions.bar data-job=(j.name) { (job_actions(j)) }
+        div.grid {
+            section.card {
+                h2 { "Settings" }
+                dl { @for (k, val) in &settings { dt { (k) } dd { (val) } } }
+            }
+            section.card {
+                h2 { "Last " (ended.len()) " ended runs" }
+                @if ended.is_empty() { (none("No run ended yet.")) } @else {
+                    p.big { strong { (ok * 100 / ended.len()) "%" } " succeeded (" (ok) " of " (ended.len()) ")" }
+                    @if let (Some(p50), Some(p90), Some(max)) = (pct(50), pct(90), durations.last()) {
+                        p { "Duration: median " (layout::span(p50)) ", p90 " (layout::span(p90)) ", longest " (layout::span(*max)) }
+                    }
+                    p.strip aria-label="Outcomes, oldest to newest" {
+                        @for r in ended.iter().rev() { a href=(format!("/runs/{}", r.id)) title=(r.state.as_str()) { (state(r.state)) } }
+                    }
+                }
+            }
+        }
+        h2 { "Runs" }
+        p { a href=(href("/runs", &[("job", &j.name)])) { "All runs of " (j.name) } }
+        (runs_table(&runs, false))
+    };
+    Ok(render(
+        &format!("Job {}", j.name),
+        Some(Section::Jobs),
+        &v,
+        body,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Runs
+
+pub async fn runs(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Query(q): Query<RunsQuery>,
+) -> PageResult {
+    let v = c.visitor(&headers, "/runs")?;
+    let listed = async {
+        let job_id = match q.job.as_deref().filter(|j| !j.is_empty()) {
+            Some(key) => Some(api::find(&c.api, key).await?.id),
+            None => None,
+        };
+        let mut filter = q.filter(job_id)?;
+        filter.limit = q.limit.unwrap_or(50);
+        c.api.store.runs(&filter).await.map_err(Into::into)
+    }
+    .await;
+    let list = listed.map_err(|e| trouble(&v, Some(Section::Runs), e))?;
+    let s = |o: &Option<String>| o.clone().unwrap_or_default();
+    let (job, st, trig, exec, since, until) = (
+        s(&q.job),
+        s(&q.state),
+        s(&q.trigger),
+        s(&q.executor),
+        s(&q.since),
+        s(&q.until),
+    );
+    let limit = q.limit.unwrap_or(50);
+    let more = list.len() as i64 >= limit;
+    let next_page = list.last().map(|r| r.id.to_string()).unwrap_or_default();
+    let limit_text = limit.to_string();
+    let pairs = |before: &str| -> String {
+        href(
+            "/runs",
+            &[
+                ("job", &job),
+                ("state", &st),
+                ("trigger", &trig),
+                ("executor", &exec),
+                ("since", &since),
+                ("until", &until),
+                ("before", before),
+                ("limit", if limit == 50 { "" } else { &limit_text }),
+            ],
+        )
+    };
+    let body = html! {
+        form.filters method="get" action="/runs" role="search" {
+            label { "Job " input name="job" value=(job) placeholder="name"; }
+            label { "State "
+                select name="state" {
+                    option value="" { "any" }
+                    @for x in RunState::ALL { option value=(x.as_str()) selected[st == x.as_str()] { (x.as_str()) } }
+                }
+            }
+            label { "Trigger "
+                select name="trigger" {
+                    option value="" { "any" }
+                    @for x in crate::model::Trigger::ALL { option value=(x.as_str()) selected[trig == x.as_str()] { (x.as_str()) } }
+                }
+            }
+            label { "Executor " input name="executor" value=(exec) placeholder="host"; }
+            label { "Since " input name="since" value=(since) placeholder="1h, 2026-12-01T09:00:00Z"; }
+            label { "Until " input name="until" value=(until) placeholder="time"; }
+            button type="submit" { "Filter" }
+        }
+        (runs_table(&list, true))
+        nav.pager aria-label="Pages" {
+            @if q.before.is_some() { a href=(pairs("")) { "Newest" } }
+            @if more { a href=(pairs(&next_page)) rel="next" { "Older runs" } }
+        }
+    };
+    Ok(render("Runs", Some(Section::Runs), &v, body))
+}
+
+pub async fn run(
+    State(c): State<Console>,
+    headers: HeaderMap,
+    Path(id): Path<String>,
+) -> PageResult {
+    let v = c.visitor(&headers, &format!("/runs/{id}"))?;
+    let found = async {
+        let id = api::run_id(&id)?;
+        let run = c
+            .api
+            .store
+            .run(id)
+            .await?
+            .ok_or_else(|| crate::http::ApiError::not_found(format!("no run {id}")))?;
+        let chain = c
+            .api
+            .store
+            .retry_chain(run.retry_of.unwrap_or(run.id))
+            .await?;
+        Ok::<_, crate::http::ApiError>((run, chain))
+    }
+    .await;
+    let (r, chain) = found.map_err(|e| trouble(&v, Some(Section::Runs), e))?;
+    let live = !r.state.is_final();
+    let steps: [(&str, Option<i64>); 4] = [
+        ("created", Some(r.created_at)),
+        ("dispatched", r.dispatched_at),
+        ("started", r.started_at),
+        ("ended", r.ended_at),
+    ];
+    let body = html! {
+        div.bar {
+            (state(r.state)) " "
+            a href=(job_href(&r.job_name)) { (r.job_name) }
+            @if live {
+                " " button.danger #kill type="button" data-post=(format!("/api/v1/runs/{}/kill", r.id))
+                    data-confirm=(format!("Kill run {}?", r.id)) { "Kill" }
+            }
+        }
+        div.grid {
+            section.card {
+                h2 { "Run" }
+                dl #facts {
+                    dt { "Scheduled" } dd { (time(Some(r.instant))) }
+                    @for (name, at) in steps { dt { (name) } dd data-step=(name) { (time(at)) } }
+                    dt { "Duration" } dd { (run_duration(r.started_at, r.ended_at)) }
+                    dt { "Trigger" } dd { (r.trigger.as_str()) }
+                    dt { "Executor" } dd.wrap { (r.executor.as_deref().unwrap_or("—")) }
+                    dt { "Pid" } dd { @if let Some(p) = r.pid { (p) } @else { "—" } }
+                    dt { "Exit code" } dd #exit { @if let Some(c) = r.exit_code { (c) } @else { "—" } }
+                    dt { "Error" } dd #error { (r.error.as_deref().unwrap_or("—")) }
+                }
+            }
+            section.card {
+                h2 { "Attempts" }
+                p { "Attempt " (r.attempt) }
+                @if chain.len() > 1 {
+                    ol { @for a in &chain { li {
+                        @if a.id == r.id { strong { "run " (a.id) } } @else { a href=(format!("/runs/{}", a.id)) { "run " (a.id) } }
+                        " " (state(a.state))
+                    } } }
+                } @else { (none("No retries.")) }
+            }
+        }
+        section.output #output data-run=(r.id) data-live=(live) {
+            h2 { "stdout" }
+            pre #stdout tabindex="0" aria-live="polite" { @if !live {
+                (r.stdout.as_deref().unwrap_or(""))
+            } }
+            h2 { "stderr" }
+            pre #stderr tabindex="0" { @if !live { (r.stderr.as_deref().unwrap_or("")) } }
+            @if live { p.muted #follow { "Following live output…" } }
+        }
+    };
+    Ok(render(
+        &format!("Run {}", r.id),
+        Some(Section::Runs),
+        &v,
+        body,
+    ))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Fleet and alarms
+
+pub async fn fleet(State(c): State<Console>, headers: HeaderMap) -> PageResult {
+    let v = c.visitor(&headers, "/fleet")?;
+    let (executors, dispatchers) = c
+        .api
+        .store
+        .fleet_members()
+        .await
+        .map_err(|e| trouble(&v, Some(Section::Fleet), e.into()))?;
+    let degraded = c.deps.snapshot();
+    let body = html! {
+        section.card {
+            h2 { "Dependencies" }
+            @if degraded.is_empty() { p { span.state.ok { "all reachable" } } } @else {
+                ul { @for (name, error) in &degraded { li { span.state.bad { (name) } " " (error) } } }
+            }
+        }
+        h2 { "Executors" }
+        @if executors.is_empty() { (none("No executor is heartbeating.")) } @else {
+            table { thead { tr { th { "Host" } th { "Instance" } th { "Groups" } th { "Address" } th { "Version" } th { "Last heartbeat" } th { "Running" } } }
+                tbody { @for e in &executors { tr {
+                    td { (e.instance.split('/').next().unwrap_or("")) }
+                    td.wrap { a href=(href("/runs", &[("executor", &e.instance)])) { (e.instance) } }
+                    td { (e.groups.as_deref().filter(|g| !g.is_empty()).unwrap_or("—")) }
+                    td { (e.url.as_deref().unwrap_or("—")) }
+                    td { (e.version.as_deref().unwrap_or("—")) }
+                    td { (time(Some(e.last_seen))) }
+                    td { (e.running) }
+                } } }
+            }
+        }
+        h2 { "Dispatchers" }
+        @if dispatchers.is_empty() { (none("No dispatcher is heartbeating.")) } @else {
+            table { thead { tr { th { "Instance" } th { "Started" } th { "Last heartbeat" } th { "Left" } } }
+                tbody { @for d in &dispatchers { tr {
+                    td.wrap { (d.instance) }
+                    td { (time(Some(d.started_at))) }
+                    td { (time(Some(d.last_seen))) }
+                    td { (time(d.left_at)) }
+                } } }
+            }
+        }
+    };
+    Ok(render("Fleet", Some(Section::Fleet), &v, body))
+}
+
+pub async fn alarms(State(c): State<Console>, headers: HeaderMap) -> PageResult {
+    let v = c.visitor(&headers, "/alarms")?;
+    let found = async {
+        let alarms = c.api.store.alarms(200).await?;
+        let names: HashMap<i64, String> = c
+            .api
+            .store
+            .jobs()
+            .await?
+            .into_iter()
+            .map(|j| (j.id, j.name))
+            .collect();
+        Ok::<_, crate::store::StoreError>((alarms, names))
+    }
+    .await;
+    let (alarms, names) = found.map_err(|e| trouble(&v, Some(Section::Alarms), e.into()))?;
+    let body = html! {
+        @if alarms.is_empty() { (none("No alarm was raised.")) } @else {
+            table { thead { tr { th { "Raised" } th { "Kind" } th { "Job" } th { "Run" } th { "Channel" } th { "Recipient" } th { "Delivery" } th { "Attempts" } th { "Merged" } th { "Last error" } } }
+                tbody { @for a in &alarms { tr {
+                    td { (time(Some(a.created_at))) }
+                    td { (a.kind) }
+                    td { @match names.get(&a.job_id) { Some(n) => a href=(job_href(n)) { (n) }, None => span.muted { "—" } } }
+                    td { @if a.run_id > 0 { a href=(format!("/runs/{}", a.run_id)) { (a.run_id) } } @else { "—" } }
+                    td { (a.channel) }
+                    td.wrap { (layout::masked(&a.recipient)) }
+                    td { span class=(format!("state {}", match a.status.as_str() { "sent" | "recorded" => "ok", "failed" => "bad", _ => "live" })) { (a.status) } }
+                    td { (a.attempts) }
+                    td { (a.count) }
+                    td.wrap { (a.last_error.as_deref().map(layout::masked).unwrap_or_default()) }
+                } } }
+            }
+        }
+    };
+    Ok(render("Alarms", Some(Section::Alarms), &v, body))
+}

@@ -1,0 +1,318 @@
+"""The web console in a real headless Chromium (Debian's /usr/bin/chromium, driven by
+Playwright), against a running `cronvisor up` that tests/integration/console.rs started.
+
+Each check is what an operator does: log in, add a job through the form (a bad rule first),
+see it fire, open a run, watch a running job's lines arrive, kill one, page through runs; and
+what an attacker tries: a job that prints markup runs no script. A SIGHUP reload during a live
+tail loses and doubles no line.
+
+    python3 tests/browser/console_test.py --url http://127.0.0.1:PORT --token-file F --pid PID \
+        [--screenshots DIR]
+
+Exits non-zero with a message naming the check that failed. Every wait is bounded.
+"""
+
+import argparse
+import os
+import re
+import signal
+import sys
+import time
+
+from playwright.sync_api import sync_playwright, expect
+
+WAIT_MS = 20_000
+
+
+class Console:
+    def __init__(self, page, url, shots):
+        self.page = page
+        self.url = url.rstrip("/")
+        self.shots = shots
+        self.errors = []
+        self.alerts = []
+        page.on("pageerror", lambda e: self.errors.append(f"page error: {e}"))
+        # Errors in the browser's console (a CSP violation, a script error) fail the page;
+        # the 4xx answers the checks provoke on purpose are not errors of the page.
+        page.on(
+            "console",
+            lambda m: self.errors.append(f"console {m.type}: {m.text}")
+            if m.type == "error" and "Failed to load resource" not in m.text
+            else None,
+        )
+        page.on("dialog", self.dialog)
+
+    def dialog(self, d):
+        # Confirmations are the console's own (kill, delete); an alert can only be injected.
+        if d.type != "confirm":
+            self.alerts.append(f"{d.type}: {d.message}")
+        d.accept()
+
+    def go(self, path):
+        resp = self.page.goto(self.url + path)
+        assert resp is not None and resp.ok, f"{path}: {resp and resp.status}"
+        return resp
+
+    def shot(self, name):
+        if self.shots:
+            self.page.screenshot(path=os.path.join(self.shots, f"{name}.png"), full_page=True)
+
+    def clean(self, what):
+        assert not self.errors, f"{what}: {self.errors}"
+        assert not self.alerts, f"{what}: a script ran: {self.alerts}"
+        width = self.page.evaluate("document.documentElement.scrollWidth")
+        assert width <= 1280, f"{what}: {width} px wide at a 1280 px window (horizontal scroll)"
+
+
+def check(name, fn, *args):
+    started = time.monotonic()
+    fn(*args)
+    print(f"ok   {name} ({time.monotonic() - started:.1f} s)", flush=True)
+
+
+def log_in(c, token):
+    c.page.goto(c.url + "/jobs")
+    expect(c.page).to_have_url(re.compile(r"/login\?next=%2Fjobs$"))
+    c.shot("login")
+    c.page.fill("#token", "not-the-token")
+    c.page.click("button[type=submit]")
+    expect(c.page.locator(".login .error")).to_have_text("That is not the API token.")
+    c.page.fill("#token", token)
+    c.page.click("button[type=submit]")
+    expect(c.page).to_have_url(c.url + "/jobs")
+    cookie = [k for k in c.page.context.cookies() if k["name"] == "cronvisor_session"]
+    assert cookie, "no session cookie"
+    assert cookie[0]["httpOnly"], "session cookie readable by scripts"
+    assert cookie[0]["sameSite"] == "Strict", cookie[0]
+    assert c.page.evaluate("localStorage.length + sessionStorage.length") == 0
+    assert token not in c.page.content(), "the token is on the page"
+
+
+def security_headers(c):
+    resp = c.go("/")
+    h = resp.headers
+    assert "script-src 'self'" in h.get("content-security-policy", ""), h
+    assert "'unsafe-inline'" not in h.get("content-security-policy", ""), h
+    assert h.get("x-frame-options") == "DENY", h
+    assert h.get("x-content-type-options") == "nosniff", h
+    # An API call without the CSRF token is refused even with the session cookie.
+    status = c.page.evaluate(
+        "fetch('/api/v1/jobs', {method: 'POST', body: '{}',"
+        " headers: {'Content-Type': 'application/json'}}).then(r => r.status)"
+    )
+    assert status == 403, f"POST without CSRF token answered {status}"
+
+
+def add_job_through_the_form(c):
+    c.go("/jobs/new")
+    c.page.fill("#name", "browser-job")
+    c.page.fill("#schedule", "61 * * * *")
+    expect(c.page.locator("#preview-error")).not_to_be_empty(timeout=WAIT_MS)
+    c.page.fill("#command", "echo hello from the browser")
+    c.page.click("#job-form button[type=submit]")
+    err = c.page.locator('[data-error-for="schedule"]')
+    expect(err).to_contain_text("61", timeout=WAIT_MS)
+    assert c.page.url.endswith("/jobs/new"), "a bad rule left the form"
+    c.page.fill("#schedule", "*/2 * * * * *")
+    expect(err).to_be_empty()
+    expect(c.page.locator("#preview-list time")).to_have_count(5, timeout=WAIT_MS)
+    expect(c.page.locator("#preview-words")).to_contain_text("every 2 seconds")
+    c.shot("job-form")
+    c.page.click("#job-form button[type=submit]")
+    expect(c.page).to_have_url(c.url + "/jobs/browser-job", timeout=WAIT_MS)
+    c.clean("job form")
+
+
+def see_it_fire_and_open_a_run(c):
+    deadline = time.monotonic() + 20
+    while True:
+        c.go("/jobs/browser-job")
+        rows = c.page.locator("table.runs tbody tr")
+        if rows.count() > 0 and "succeeded" in rows.first.inner_text():
+            break
+        assert time.monotonic() < deadline, "browser-job never ran"
+        c.page.wait_for_timeout(500)
+    c.shot("job")
+    c.page.locator("table.runs tbody tr").first.locator("a").first.click()
+    expect(c.page.locator("#stdout")).to_have_text("hello from the browser\n", timeout=WAIT_MS)
+    c.clean("run page")
+
+
+def add_job(c, name, rule, command):
+    status = c.page.evaluate(
+        """([name, rule, command]) => fetch('/api/v1/jobs', {method: 'POST',
+             headers: {'Content-Type': 'application/json',
+                       'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content},
+             body: JSON.stringify({name: name, schedule: rule, command: command})})
+           .then(r => r.status)""",
+        [name, rule, command],
+    )
+    assert status == 201, f"adding {name}: {status}"
+
+
+def run_now(c, name):
+    """Clicks Run now on the jobs page; lands on the new run's page. Returns its id."""
+    c.go("/jobs?q=" + name)
+    c.page.locator(f'tr[data-job="{name}"] button', has_text="Run now").click()
+    expect(c.page).to_have_url(re.compile(r"/runs/\d+$"), timeout=WAIT_MS)
+    return c.page.url.rsplit("/", 1)[1]
+
+
+def watch_lines_arrive_live(c):
+    add_job(c, "live", "@yearly", "for i in $(seq 1 30); do echo tick $i; sleep 0.2; done")
+    run_now(c, "live")
+    expect(c.page.locator("#stdout")).to_contain_text("tick 3\n", timeout=WAIT_MS)
+    # The lines came while the run was going: the badge still says so.
+    badge = c.page.locator(".bar .state").first
+    assert badge.inner_text() in ("running", "dispatched"), badge.inner_text()
+    c.shot("run-live")
+    expect(c.page.locator("#output")).to_have_attribute("data-ended", "succeeded", timeout=WAIT_MS)
+    want = "".join(f"tick {i}\n" for i in range(1, 31))
+    text = c.page.locator("#stdout").text_content()
+    assert text == want, f"the live output reads:\n{text}"
+    expect(badge).to_have_text("succeeded")
+    c.clean("live run")
+
+
+def kill_a_run(c):
+    add_job(c, "sleeper", "@yearly", "echo started; sleep 300")
+    run_now(c, "sleeper")
+    expect(c.page.locator("#stdout")).to_have_text("started\n", timeout=WAIT_MS)
+    c.page.click("#kill")
+    expect(c.page.locator("#output")).to_have_attribute("data-ended", "killed", timeout=WAIT_MS)
+    expect(c.page.locator("#error")).to_have_text("killed: by an operator")
+    c.page.reload()
+    expect(c.page.locator(".bar .state").first).to_have_text("killed")
+    c.clean("kill")
+
+
+def markup_in_output_runs_no_script(c):
+    add_job(
+        c,
+        "xss",
+        "@yearly",
+        "echo '<script>window.__xss=1</script>'; "
+        "echo '<img src=x onerror=\"window.__xss=2;alert(2)\">' >&2; sleep 1",
+    )
+    run_now(c, "xss")
+    expect(c.page.locator("#output")).to_have_attribute("data-ended", "succeeded", timeout=WAIT_MS)
+    for reload in (False, True):  # live (script-appended), then server-rendered
+        if reload:
+            c.page.reload()
+        assert c.page.evaluate("window.__xss") is None, "markup from a job ran"
+        expect(c.page.locator("#stdout")).to_have_text("<script>window.__xss=1</script>\n")
+        expect(c.page.locator("#stderr")).to_contain_text("<img src=x onerror=")
+        assert c.page.locator("#output img").count() == 0
+    c.clean("xss")
+
+
+def a_reload_during_a_live_tail_loses_nothing(c, pid):
+    add_job(c, "long", "@yearly", "for i in $(seq 1 50); do echo line $i; sleep 0.1; done")
+    run_now(c, "long")
+    expect(c.page.locator("#stdout")).to_contain_text("line 5\n", timeout=WAIT_MS)
+    os.kill(pid, signal.SIGHUP)
+    expect(c.page.locator("#output")).to_have_attribute("data-ended", "succeeded", timeout=WAIT_MS)
+    text = c.page.locator("#stdout").text_content()
+    want = "".join(f"line {i}\n" for i in range(1, 51))
+    assert text == want, f"after a reload the output reads:\n{text}"
+    c.clean("reload during tail")
+
+
+def page_through_runs(c):
+    deadline = time.monotonic() + 20
+    while True:
+        c.go("/runs?limit=3")
+        first = [int(x) for x in c.page.locator("table.runs tbody tr td:first-child").all_inner_texts()]
+        if len(first) == 3 and c.page.locator("a[rel=next]").count() == 1:
+            break
+        assert time.monotonic() < deadline, "never 4 runs to page through"
+        c.page.wait_for_timeout(500)
+    c.shot("runs")
+    c.page.click("a[rel=next]")
+    second = [int(x) for x in c.page.locator("table.runs tbody tr td:first-child").all_inner_texts()]
+    assert second and max(second) < min(first), (first, second)
+    assert sorted(second, reverse=True) == second, second
+    c.page.click("text=Newest")
+    again = [int(x) for x in c.page.locator("table.runs tbody tr td:first-child").all_inner_texts()]
+    assert again[0] >= first[0], (first, again)
+    c.page.select_option("select[name=state]", "killed")
+    c.page.click("form.filters button[type=submit]")
+    expect(c.page).to_have_url(re.compile(r"state=killed"))
+    states = c.page.locator("table.runs tbody .state").all_inner_texts()
+    assert states and set(states) == {"killed"}, states
+    c.clean("runs paging")
+
+
+def every_page_renders(c):
+    for path, name in [
+        ("/", "overview"),
+        ("/jobs", "jobs"),
+        ("/fleet", "fleet"),
+        ("/alarms", "alarms"),
+        ("/jobs/browser-job/edit", "job-edit"),
+    ]:
+        c.go(path)
+        expect(c.page.locator("h1")).not_to_be_empty()
+        c.shot(name)
+        c.clean(path)
+    c.go("/")
+    assert c.page.locator("svg.chart rect").count() > 0, "no bar in the overview chart"
+    expect(c.page.locator("text=executors")).to_be_visible()
+    c.go("/fleet")
+    expect(c.page.locator("table").first).to_contain_text("127.0.0.1")
+    # Keyboard: the skip link and the navigation are reachable by Tab.
+    c.page.keyboard.press("Tab")
+    assert c.page.evaluate("document.activeElement.className") == "skip"
+
+
+def edit_and_pause_and_delete(c):
+    c.go("/jobs/browser-job/edit")
+    c.page.fill("#timeout_secs", "45")
+    c.page.click("#job-form button[type=submit]")
+    expect(c.page).to_have_url(c.url + "/jobs/browser-job", timeout=WAIT_MS)
+    expect(c.page.locator("dl")).to_contain_text("45.0 s")
+    c.page.locator(".bar button", has_text="Pause").click()
+    expect(c.page.locator(".bar button", has_text="Resume")).to_be_visible(timeout=WAIT_MS)
+    c.page.locator(".bar button", has_text="Delete").click()
+    expect(c.page).to_have_url(c.url + "/jobs", timeout=WAIT_MS)
+    assert c.page.locator('tr[data-job="browser-job"]').count() == 0
+    c.clean("edit, pause, delete")
+
+
+def main():
+    ap = argparse.ArgumentParser()
+    ap.add_argument("--url", required=True)
+    ap.add_argument("--token-file", required=True)
+    ap.add_argument("--pid", type=int, required=True)
+    ap.add_argument("--screenshots")
+    ap.add_argument("--chromium", default="/usr/bin/chromium")
+    args = ap.parse_args()
+    token = open(args.token_file).read().strip()
+    if args.screenshots:
+        os.makedirs(args.screenshots, exist_ok=True)
+    with sync_playwright() as p:
+        browser = p.chromium.launch(executable_path=args.chromium, args=["--no-sandbox"])
+        page = browser.new_page(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Paris")
+        page.set_default_timeout(WAIT_MS)
+        c = Console(page, args.url, args.screenshots)
+        check("log in with the token; session cookie HttpOnly, SameSite=Strict", log_in, c, token)
+        check("security headers and CSRF", security_headers, c)
+        check("add a job through the form, a bad rule first", add_job_through_the_form, c)
+        check("see it fire and open a run", see_it_fire_and_open_a_run, c)
+        check("a running job's lines arrive live", watch_lines_arrive_live, c)
+        check("kill a run", kill_a_run, c)
+        check("markup a job prints runs no script", markup_in_output_runs_no_script, c)
+        check("a SIGHUP during a live tail", a_reload_during_a_live_tail_loses_nothing, c, args.pid)
+        check("page through runs and filter", page_through_runs, c)
+        check("every page renders, 1280 px, keyboard", every_page_renders, c)
+        check("edit, pause and delete a job", edit_and_pause_and_delete, c)
+        browser.close()
+    print("console: all checks passed")
+
+
+if __name__ == "__main__":
+    try:
+        main()
+    except AssertionError as e:
+        print(f"FAIL {e}", file=sys.stderr)
+        sys.exit(1)
