@@ -114,8 +114,8 @@ pub enum JobCommand {
     Pause(JobRef),
     /// Fire a paused job again.
     Resume(JobRef),
-    /// Run a job now, once.
-    Run(JobRef),
+    /// Run a job now, once (--follow: print its output as it runs, exit with its outcome).
+    Run(JobRunArgs),
     /// Delete a job and its run history (refused while a run of it is going, unless --force).
     Delete(JobDeleteArgs),
 }
@@ -124,6 +124,17 @@ pub enum JobCommand {
 pub struct JobRef {
     /// Job name or id.
     pub job: String,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct JobRunArgs {
+    /// Job name or id.
+    pub job: String,
+    /// Follow the run's output until it ends, as `run tail --follow` (same exit status).
+    #[arg(long, short = 'f')]
+    pub follow: bool,
     #[command(flatten)]
     pub out: JsonFlag,
 }
@@ -188,6 +199,9 @@ pub struct RunsArgs {
     /// How many runs, newest first (1..=10000).
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub limit: i64,
+    /// Print only the run ids, one per line (for `run kill $(cronvisor runs ... -q)`).
+    #[arg(long, short = 'q', conflicts_with = "json")]
+    pub quiet: bool,
     #[command(flatten)]
     pub out: JsonFlag,
 }

@@ -68,6 +68,13 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
             let v: Value = api
                 .call(Method::POST, &format!("{}/run", job_path(&r.job)), None)
                 .await?;
+            if r.follow {
+                let Some(id) = v["run_id"].as_i64() else {
+                    anyhow::bail!("the API gave no run id");
+                };
+                let tail = crate::cli::RunTailArgs { id, follow: true };
+                return super::tail::tail(&api, &tail).await;
+            }
             if r.out.json {
                 print::json(&v)?;
             } else {
@@ -176,6 +183,10 @@ pub async fn runs(cli: &Cli, args: &RunsArgs) -> anyhow::Result<ExitCode> {
     let runs: Vec<Run> = api.call(Method::GET, &runs_query(args), None).await?;
     if args.out.json {
         print::json(&runs)?;
+    } else if args.quiet {
+        for r in &runs {
+            println!("{}", r.id);
+        }
     } else if runs.is_empty() {
         println!("no runs");
     } else {
