@@ -155,15 +155,17 @@ impl Store {
         rows.iter().map(rows::job).collect()
     }
 
-    /// The newest run of each of `job_ids` that has one (one indexed lookup per job).
+    /// The newest run of each of `job_ids` that has one (one index seek per job).
     pub async fn last_runs(&self, job_ids: &[i64]) -> Result<HashMap<i64, LastRun>, StoreError> {
         let mut out = HashMap::with_capacity(job_ids.len());
         for chunk in job_ids.chunks(500) {
             let marks = vec!["?"; chunk.len()].join(", ");
+            // One `MAX(id)` per job, each a single seek in `runs_by_job (job_id, id)`: a
+            // `GROUP BY job_id` over the IN list walks every run of those jobs instead.
             let sql = format!(
                 "SELECT r.job_id, r.id, r.state, r.instant, r.ended_at FROM runs r \
-                 JOIN (SELECT job_id, MAX(id) AS id FROM runs WHERE job_id IN ({marks}) \
-                 GROUP BY job_id) last ON last.id = r.id"
+                 WHERE r.id IN (SELECT (SELECT MAX(x.id) FROM runs x WHERE x.job_id = j.id) \
+                 FROM jobs j WHERE j.id IN ({marks}))"
             );
             let mut query = sqlx::query(&sql);
             for id in chunk {

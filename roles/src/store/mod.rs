@@ -1,7 +1,8 @@
 //! The store: jobs, their change log and runs, on SQLite (standalone) or MySQL/MariaDB
 //! (cluster), through one code path on sqlx's `Any` driver. Every statement binds its values.
 //!
-//! One room per concern, each a short `impl Store`: `jobs`, `changes` (the log dispatchers
+//! One room per concern, each a short `impl Store`: `jobs`, `jobs_query` (listing for
+//! people), `changes` (the log dispatchers
 //! follow), `firing` (the fence), `lifecycle` (running to final), `runs_query` (listing),
 //! `presence` (heartbeats), `fleet` (shared facts), `lost` (runs whose executor went away), `live` (output and kills of runs going, the fleet as
 //! people read it),
@@ -12,6 +13,7 @@ mod changes;
 mod firing;
 mod fleet;
 mod jobs;
+mod jobs_query;
 mod lifecycle;
 mod live;
 mod lost;
@@ -24,6 +26,7 @@ mod runs_query;
 pub use alarms::{NewAlarm, Raised, RunEvent};
 pub use firing::{PendingRun, Recorded};
 pub use jobs::Deleted;
+pub use jobs_query::JobFilter;
 pub use lifecycle::{Finished, Retry, RunOutcome, Started};
 pub use live::{ExecutorCard, KillAsk, Member};
 pub use lost::GivenUp;

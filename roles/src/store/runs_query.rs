@@ -24,7 +24,11 @@ pub struct RunFilter {
 impl Store {
     /// Runs matching `filter`, newest first, at most `filter.limit` (1..=10,000).
     pub async fn runs(&self, filter: &RunFilter) -> Result<Vec<Run>, StoreError> {
-        let mut sql = format!("SELECT {RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id");
+        // Two steps: the page's ids from `runs` alone, in id order, then those rows with their
+        // job names. Joined in one query, MariaDB drives it from `jobs` and sorts every run
+        // (3.7 s for the newest 50 of a million), and SQLite's plan for the same as a derived
+        // table takes 170 ms; each step alone is an index walk (docs/BENCHMARKS.md).
+        let mut sql = String::from("SELECT r.id FROM runs r");
         let mut clauses: Vec<String> = Vec::new();
         if filter.job_id.is_some() {
             clauses.push("r.job_id = ?".into());
@@ -76,11 +80,29 @@ impl Store {
         {
             query = query.bind(v);
         }
-        let rows = query
+        let ids: Vec<i64> = query
             .bind(filter.limit.clamp(1, 10_000))
             .fetch_all(&self.pool)
-            .await?;
-        rows.iter().map(|r| rows::run(r, false)).collect()
+            .await?
+            .iter()
+            .map(|r| sqlx::Row::try_get(r, 0))
+            .collect::<Result<_, _>>()?;
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let marks = vec!["?"; chunk.len()].join(", ");
+            let sql = format!(
+                "SELECT {RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id \
+                 WHERE r.id IN ({marks}) ORDER BY r.id DESC"
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                out.push(rows::run(&row, false)?);
+            }
+        }
+        Ok(out)
     }
 
     /// Runs scheduled since `since`, counted by hour (the hour's start) and state.

@@ -12,7 +12,7 @@ use serde::Deserialize;
 
 use super::layout::{self, href, job_href, none, page, run_duration, state, time, Section};
 use super::{Bounce, Console, Visitor};
-use crate::model::{JobView, Run, RunState};
+use crate::model::{Run, RunState};
 use crate::monitor::api::{self, RunsQuery};
 use crate::schedule::words;
 use crate::store::RunFilter;
@@ -182,6 +182,27 @@ fn chart(counts: &[(i64, RunState, i64)], now: i64) -> Markup {
     }
 }
 
+/// The `count` soonest fires of the active jobs: each distinct rule and zone parsed once.
+fn next_fires(rules: &[(String, String, String)], count: usize) -> Vec<(i64, String)> {
+    let now = chrono::Utc::now();
+    let mut parsed: HashMap<(&str, &str), Option<i64>> = HashMap::new();
+    let mut next: Vec<(i64, String)> = rules
+        .iter()
+        .filter_map(|(name, rule, tz)| {
+            let at = *parsed.entry((rule, tz)).or_insert_with(|| {
+                crate::schedule::Schedule::parse(rule, tz)
+                    .ok()
+                    .and_then(|s| s.next_after(now))
+                    .map(|t| t.timestamp_millis())
+            });
+            at.map(|at| (at, name.clone()))
+        })
+        .collect();
+    next.sort();
+    next.truncate(count);
+    next
+}
+
 pub async fn overview(State(c): State<Console>, headers: HeaderMap) -> PageResult {
     let v = c.visitor(&headers, "/")?;
     let now = crate::model::now_millis();
@@ -189,7 +210,8 @@ pub async fn overview(State(c): State<Console>, headers: HeaderMap) -> PageResul
     let since = now - now % HOUR_MS - (HOURS - 1) * HOUR_MS;
     let body = async {
         let counts = api.store.runs_by_hour(since).await?;
-        let jobs = api::views(api, api.store.jobs().await?).await?;
+        let failing = api.store.failing_jobs(20).await?;
+        let rules = api.store.active_rules().await?;
         let going = api
             .store
             .runs(&RunFilter {
@@ -200,32 +222,24 @@ pub async fn overview(State(c): State<Console>, headers: HeaderMap) -> PageResul
             .await?;
         let (executors, dispatchers) = api.store.fleet_members().await?;
         let alarms = api.store.alarms(200).await?;
-        Ok::<_, crate::http::ApiError>((counts, jobs, going, executors, dispatchers, alarms))
+        Ok::<_, crate::http::ApiError>((
+            counts,
+            failing,
+            rules,
+            going,
+            executors,
+            dispatchers,
+            alarms,
+        ))
     }
     .await;
-    let (counts, jobs, going, executors, dispatchers, alarms) =
+    let (counts, (failing, failing_total), rules, going, executors, dispatchers, alarms) =
         body.map_err(|e| trouble(&v, Some(Section::Overview), e))?;
     let mut totals: HashMap<RunState, i64> = HashMap::new();
     for (_, st, n) in &counts {
         *totals.entry(*st).or_default() += n;
     }
-    let failing: Vec<&JobView> = jobs
-        .iter()
-        .filter(|j| {
-            j.last_run.as_ref().is_some_and(|r| {
-                matches!(
-                    r.state,
-                    RunState::Failed | RunState::TimedOut | RunState::Lost | RunState::Killed
-                )
-            })
-        })
-        .collect();
-    let mut next: Vec<&JobView> = jobs
-        .iter()
-        .filter(|j| !j.job.paused && j.next_fire.is_some())
-        .collect();
-    next.sort_by_key(|j| j.next_fire);
-    next.truncate(10);
+    let next = next_fires(&rules, 10);
     let degraded = c.deps.snapshot();
     let unsettled: Vec<&crate::model::Alarm> = alarms
         .iter()
@@ -249,12 +263,11 @@ pub async fn overview(State(c): State<Console>, headers: HeaderMap) -> PageResul
             section.card {
                 h2 { "Failing now" }
                 @if failing.is_empty() { (none("No job's last run failed.")) } @else {
-                    ul { @for j in &failing { li {
-                        a href=(job_href(&j.job.name)) { (j.job.name) } " "
-                        @if let Some(r) = &j.last_run {
-                            (state(r.state)) " " a href=(format!("/runs/{}", r.id)) { "run " (r.id) }
-                        }
+                    ul { @for (name, r) in &failing { li {
+                        a href=(job_href(name)) { (name) } " "
+                        (state(r.state)) " " a href=(format!("/runs/{}", r.id)) { "run " (r.id) }
                     } } }
+                    @if failing_total > failing.len() { p.muted { "and " (failing_total - failing.len()) " more" } }
                 }
             }
             section.card {
@@ -270,8 +283,8 @@ pub async fn overview(State(c): State<Console>, headers: HeaderMap) -> PageResul
             section.card {
                 h2 { "Next fires" }
                 @if next.is_empty() { (none("No active job.")) } @else {
-                    ul { @for j in &next { li {
-                        (time(j.next_fire)) " " a href=(job_href(&j.job.name)) { (j.job.name) }
+                    ul { @for (at, name) in &next { li {
+                        (time(Some(*at))) " " a href=(job_href(name)) { (name) }
                     } } }
                 }
             }
@@ -298,6 +311,9 @@ pub async fn overview(State(c): State<Console>, headers: HeaderMap) -> PageResul
 // ---------------------------------------------------------------------------------------------
 // Jobs
 
+/// Jobs per page of the jobs list.
+const JOBS_PER_PAGE: usize = 100;
+
 #[derive(Debug, Default, Deserialize)]
 pub struct JobsQuery {
     #[serde(default)]
@@ -307,6 +323,9 @@ pub struct JobsQuery {
     state: String,
     #[serde(default)]
     target: String,
+    /// 1-based.
+    #[serde(default)]
+    page: Option<usize>,
 }
 
 pub async fn jobs(
@@ -315,23 +334,60 @@ pub async fn jobs(
     Query(q): Query<JobsQuery>,
 ) -> PageResult {
     let v = c.visitor(&headers, "/jobs")?;
-    let all = async { api::views(&c.api, c.api.store.jobs().await?).await }
-        .await
-        .map_err(|e| trouble(&v, Some(Section::Jobs), e))?;
-    let needle = q.q.trim().to_lowercase();
-    let shown: Vec<&JobView> = all
-        .iter()
-        .filter(|j| needle.is_empty() || j.job.name.to_lowercase().contains(&needle))
-        .filter(|j| match q.state.as_str() {
-            "active" => !j.job.paused,
-            "paused" => j.job.paused,
-            _ => true,
-        })
-        .filter(|j| q.target.is_empty() || j.job.run_at.as_deref() == Some(q.target.as_str()))
-        .collect();
-    let mut targets: Vec<&str> = all.iter().filter_map(|j| j.job.run_at.as_deref()).collect();
-    targets.sort_unstable();
-    targets.dedup();
+    let per_page = JOBS_PER_PAGE as i64;
+    let mut filter = crate::store::JobFilter {
+        name: q.q.clone(),
+        paused: match q.state.as_str() {
+            "active" => Some(false),
+            "paused" => Some(true),
+            _ => None,
+        },
+        run_at: Some(q.target.clone()).filter(|t| !t.is_empty()),
+        offset: (q.page.unwrap_or(1).max(1) as i64 - 1) * per_page,
+        limit: per_page,
+    };
+    let listed = async {
+        let (mut jobs, mut total) = c.api.store.jobs_matching(&filter).await?;
+        if jobs.is_empty() && total > 0 {
+            // Past the last page (a bookmark, the jobs went): show the last one.
+            filter.offset = (total - 1) / per_page * per_page;
+            (jobs, total) = c.api.store.jobs_matching(&filter).await?;
+        }
+        // Next fires and last runs only for the jobs shown.
+        let shown = api::views(&c.api, jobs).await?;
+        let targets = c.api.store.job_targets().await?;
+        let everything = if filter == crate::store::JobFilter::default() {
+            total
+        } else {
+            c.api
+                .store
+                .jobs_matching(&crate::store::JobFilter {
+                    limit: 1,
+                    ..Default::default()
+                })
+                .await?
+                .1
+        };
+        Ok::<_, crate::http::ApiError>((shown, total, targets, everything))
+    }
+    .await;
+    let (shown, total, targets, everything) =
+        listed.map_err(|e| trouble(&v, Some(Section::Jobs), e))?;
+    let total = total as usize;
+    let pages = total.div_ceil(JOBS_PER_PAGE).max(1);
+    let page = (filter.offset / per_page) as usize + 1;
+    let page_href = |n: usize| {
+        href(
+            "/jobs",
+            &[
+                ("q", &q.q),
+                ("state", &q.state),
+                ("target", &q.target),
+                ("page", &n.to_string()),
+            ],
+        )
+    };
+    let first = (page - 1) * JOBS_PER_PAGE;
     let body = html! {
         form.filters method="get" action="/jobs" role="search" {
             label { "Name " input type="search" name="q" value=(q.q) placeholder="search by name"; }
@@ -351,7 +407,10 @@ pub async fn jobs(
             button type="submit" { "Filter" }
             a.button.primary href="/jobs/new" { "New job" }
         }
-        p.muted { (shown.len()) " of " (all.len()) " jobs" }
+        p.muted {
+            @if total == 0 { "0 of " (everything) " jobs" }
+            @else { (first + 1) "–" (first + shown.len()) " of " (total) " matching, " (everything) " jobs in all" }
+        }
         @if shown.is_empty() { (none("No job matches.")) } @else {
             table.jobs {
                 thead { tr {
@@ -373,6 +432,13 @@ pub async fn jobs(
                             td.actions { (job_actions(&j.job)) }
                         }
                     }
+                }
+            }
+            @if pages > 1 {
+                nav.pager aria-label="Pages" {
+                    @if page > 1 { a href=(page_href(page - 1)) rel="prev" { "Previous" } }
+                    span.muted { "page " (page) " of " (pages) }
+                    @if page < pages { a href=(page_href(page + 1)) rel="next" { "Next" } }
                 }
             }
         }
