@@ -6,6 +6,8 @@ pages    10,000 jobs and 1,000,000 runs in the store (SQLite, then MariaDB), ins
          in the same invocation, the API call that reads the same data, fetched N times over
          one kept-alive connection with the session cookie (pages) or the token (API):
          server time p50 / p99 (client-side, loopback).
+viewers  the CPU the executor and the monitor spend on one such run with 0, 1, 10 and 50
+         readers of its live output (curl as the SSE client), 0 being the baseline.
 latency  a job prints a line every 25 ms with its own clock (ns); the same run is watched by
          the console in headless Chromium (Playwright; a MutationObserver timestamps each
          text node) and by `run tail --follow` (the baseline, a plain SSE client): the delay
@@ -111,9 +113,13 @@ def fill_sqlite(db, now):
     con.execute(FILL_RUNS.format(seq="WITH RECURSIVE seq(n) AS (SELECT 0 UNION ALL "
                                      f"SELECT n + 1 FROM seq WHERE n < {RUNS - 1}) ",
                                  src="seq", now=now))
+    con.execute(FAILING)
     con.commit()
     con.close()
 
+
+# The jobs the alarm scan would mark failing (the runs below fail every 20th row).
+FAILING = "UPDATE jobs SET alarm_failing = 1 WHERE id % 20 = 1"
 
 # One run per row n: job n % JOBS, an instant 2.6 s apart going back 30 days, mostly succeeded.
 FILL_RUNS = (
@@ -134,7 +140,7 @@ def fill_mariadb(servers, now):
                              for i in range(k, min(k + 2000, JOBS))) + ";"
         for k in range(0, JOBS, 2000)))
     servers.sql("USE cron; SET SESSION sql_mode=''; " + FILL_RUNS.format(
-        seq="", src=f"(SELECT seq AS n FROM seq_0_to_{RUNS - 1}) s", now=now) + ";")
+        seq="", src=f"(SELECT seq AS n FROM seq_0_to_{RUNS - 1}) s", now=now) + "; " + FAILING + ";")
 
 
 def timed(api, path, headers, n):
@@ -278,10 +284,57 @@ def latency(binary):
         print(f"| {name} | {n} | {p50:.1f} | {p99:.1f} | {mx:.1f} |")
 
 
+# ---- viewers ----------------------------------------------------------------------------
+
+def cpu_s(pid):
+    with open(f"/proc/{pid}/stat") as f:
+        fields = f.read().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
+
+
+def viewers(binary, counts=(0, 1, 10, 50)):
+    """CPU the executor and the monitor spend on one run printing 400 lines over 10 s, with
+    K readers of its live output (curl, SSE) — each reader is one long poll at the executor."""
+    inst = Up(binary)
+    rows = []
+    try:
+        inst.up()
+        with open(os.path.join(inst.data, "run", "status.json")) as f:
+            pids = {c["role"]: c["pid"] for c in json.load(f)["children"]}
+        inst.cli("job", "add", "--name", "printer", "--schedule", "@yearly", "--command", COMMAND)
+        for k in counts:
+            run_id = json.loads(inst.cli("job", "run", "printer", "--json"))["run_id"]
+            before = {r: cpu_s(pids[r]) for r in ("executor", "monitor")}
+            readers = [subprocess.Popen(
+                ["curl", "-sN", "--max-time", "60", "-H", "Accept: text/event-stream",
+                 "-H", f"Authorization: Bearer {inst.token}",
+                 f"http://{inst.api}/api/v1/runs/{run_id}/output"],
+                stdout=subprocess.DEVNULL) for _ in range(k)]
+            deadline = time.monotonic() + 60
+            while time.monotonic() < deadline:
+                state = json.loads(inst.cli("run", "show", str(run_id), "--json"))["state"]
+                if state not in ("scheduled", "dispatched", "running"):
+                    break
+                time.sleep(0.2)
+            for r in readers:
+                r.wait(timeout=60)
+            after = {r: cpu_s(pids[r]) for r in ("executor", "monitor")}
+            rows.append((k, after["executor"] - before["executor"],
+                         after["monitor"] - before["monitor"]))
+            print(f"{k:3} readers: executor {rows[-1][1]:.2f} s CPU, monitor {rows[-1][2]:.2f} s",
+                  flush=True)
+    finally:
+        inst.down()
+    print("| readers | executor CPU s | monitor CPU s |")
+    print("|---|---|---|")
+    for k, e, m in rows:
+        print(f"| {k} | {e:.2f} | {m:.2f} |")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
-    ap.add_argument("cases", nargs="*", default=["latency", "pages"])
+    ap.add_argument("cases", nargs="*", default=["latency", "viewers", "pages"])
     ap.add_argument("--repeat", type=int, default=20)
     ap.add_argument("--backends", default="sqlite,mariadb")
     args = ap.parse_args()
@@ -291,6 +344,8 @@ def main():
             pages(args.bin, args.repeat, args.backends.split(","))
         elif case == "latency":
             latency(args.bin)
+        elif case == "viewers":
+            viewers(args.bin)
         else:
             raise SystemExit(f"unknown case {case}")
 

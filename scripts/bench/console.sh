@@ -3,7 +3,7 @@
 # the API reading the same data as the baseline), and the delay from a job printing a line to
 # the line on the console page (headless Chromium) and in `run tail --follow` (the baseline).
 #
-#   scripts/bench/console.sh [latency] [pages] [--repeat N] [--backends sqlite,mariadb]
+#   scripts/bench/console.sh [latency] [viewers] [pages] [--repeat N] [--backends sqlite,mariadb]
 #
 # Builds the release binary; every case is bounded (a few minutes, most of it filling stores).
 set -euo pipefail

@@ -111,8 +111,9 @@ impl Store {
             .collect())
     }
 
-    /// Jobs whose newest run failed, timed out, was lost or killed (at most `limit`), with that
-    /// run, and how many there are in all.
+    /// Jobs failing now — whose newest run failed, timed out or was lost (at most `limit`),
+    /// with that run, and how many there are in all. The candidates are the jobs the alarm
+    /// scan marked failing (`alarm_failing`), so a healthy fleet costs no look at its runs.
     pub async fn failing_jobs(
         &self,
         limit: usize,
@@ -120,7 +121,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT j.name, r.id, r.state, r.instant, r.ended_at FROM jobs j \
              JOIN runs r ON r.id = (SELECT MAX(x.id) FROM runs x WHERE x.job_id = j.id) \
-             WHERE r.state IN ('failed', 'timed_out', 'lost', 'killed') ORDER BY r.id DESC",
+             WHERE j.alarm_failing = 1 AND r.state IN ('failed', 'timed_out', 'lost') \
+             ORDER BY r.id DESC",
         )
         .fetch_all(&self.pool)
         .await?;
