@@ -52,6 +52,16 @@ pub enum Command {
     Status(JsonFlag),
     /// List alarms (newest first) with their delivery state.
     Alarms(AlarmsArgs),
+    /// Manage users: who may log in to the console, with which role and groups (admin).
+    #[command(subcommand)]
+    User(UserCommand),
+    /// Manage named API tokens (admin).
+    #[command(subcommand)]
+    Token(TokenCommand),
+    /// The audit log: who changed what, when, from where (admin).
+    Audit(AuditArgs),
+    /// Who the CLI's token is, and what it may do.
+    Whoami(JsonFlag),
     /// Apply the store's schema migrations.
     Migrate,
     /// Configuration tools.
@@ -62,6 +72,132 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `cronvisor man > /usr/local/share/man/man1/cronvisor.1`.
     Man,
+}
+
+/// A role, as `--role` takes it.
+#[derive(Debug, Clone, Copy, clap::ValueEnum)]
+pub enum RoleArg {
+    Admin,
+    Operator,
+    Viewer,
+}
+
+impl RoleArg {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            RoleArg::Admin => "admin",
+            RoleArg::Operator => "operator",
+            RoleArg::Viewer => "viewer",
+        }
+    }
+}
+
+#[derive(Debug, Subcommand)]
+pub enum UserCommand {
+    /// Add a user; the password is read from standard input.
+    Add(UserAddArgs),
+    /// List users.
+    List(JsonFlag),
+    /// Change a user's role, groups or e-mail, or rename it.
+    Edit(UserEditArgs),
+    /// Set a user's password (read from standard input); ends its sessions.
+    Passwd(UserPasswdArgs),
+    /// Stop a user from logging in (its sessions end at once).
+    Disable(UserRef),
+    /// Let a disabled user log in again.
+    Enable(UserRef),
+    /// Delete a user.
+    Delete(UserRef),
+}
+
+#[derive(Debug, Args)]
+pub struct UserAddArgs {
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// The job groups it sees, comma-separated; default: every group.
+    #[arg(long, value_name = "G1,G2")]
+    pub groups: Option<String>,
+    #[arg(long)]
+    pub email: Option<String>,
+    /// Read the password from standard input (one line): never on the command line.
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct UserEditArgs {
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub role: Option<RoleArg>,
+    /// The job groups it sees, comma-separated; "" for every group.
+    #[arg(long, value_name = "G1,G2")]
+    pub groups: Option<String>,
+    /// "" clears it.
+    #[arg(long)]
+    pub email: Option<String>,
+    #[arg(long, value_name = "NEW_NAME")]
+    pub rename: Option<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct UserPasswdArgs {
+    pub name: String,
+    /// Read the password from standard input (one line).
+    #[arg(long, required = true)]
+    pub password_stdin: bool,
+}
+
+#[derive(Debug, Args)]
+pub struct UserRef {
+    pub name: String,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum TokenCommand {
+    /// Create a token; it is printed once (the store keeps only its hash).
+    Create(TokenCreateArgs),
+    /// List tokens: name, role, scope, creation, expiry, last use.
+    List(JsonFlag),
+    /// Revoke a token: refused at once by every monitor.
+    Revoke(UserRef),
+}
+
+#[derive(Debug, Args)]
+pub struct TokenCreateArgs {
+    #[arg(long)]
+    pub name: String,
+    #[arg(long, value_enum)]
+    pub role: RoleArg,
+    /// The job groups it sees, comma-separated; default: every group.
+    #[arg(long, value_name = "G1,G2")]
+    pub groups: Option<String>,
+    /// Expires this long from now (30d, 12h); default: never.
+    #[arg(long, value_name = "SPAN")]
+    pub expires: Option<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct AuditArgs {
+    /// Only entries about this job (name or id).
+    #[arg(long)]
+    pub job: Option<String>,
+    /// Only entries by this user (or `token:NAME`, `api.token`).
+    #[arg(long)]
+    pub user: Option<String>,
+    /// Only entries since (a span back from now: 1h, 7d; or an RFC 3339 time).
+    #[arg(long, value_name = "WHEN")]
+    pub since: Option<String>,
+    #[arg(long, default_value_t = 50, value_parser = clap::value_parser!(i64).range(1..=10_000))]
+    pub limit: i64,
+    #[command(flatten)]
+    pub out: JsonFlag,
 }
 
 #[derive(Debug, Args)]

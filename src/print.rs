@@ -140,6 +140,7 @@ pub fn job(view: &JobView) {
     let now = chrono::Utc::now().timestamp_millis();
     println!("id:         {}", j.id);
     println!("name:       {}", j.name);
+    println!("group:      {}", j.group);
     println!("schedule:   {} ({})", j.schedule, j.timezone);
     println!("state:      {}", if j.paused { "paused" } else { "active" });
     println!("next fire:  {}", next_fire(view));

@@ -1,5 +1,6 @@
 //! One module per group of subcommands.
 
+mod access;
 mod jobs;
 mod next;
 mod roles;
@@ -38,6 +39,10 @@ pub async fn run(
         Command::Job(cmd) => jobs::job(&cli, cmd).await,
         Command::Runs(args) => jobs::runs(&cli, args).await,
         Command::Alarms(args) => jobs::alarms(&cli, args).await,
+        Command::User(cmd) => access::user(&cli, cmd).await,
+        Command::Token(cmd) => access::token(&cli, cmd).await,
+        Command::Audit(args) => access::audit(&cli, args).await,
+        Command::Whoami(out) => access::whoami(&cli, *out).await,
         Command::Run(cmd) => jobs::run(&cli, cmd).await,
         Command::Next(args) => next::run(&cli, args).await,
         Command::Status(out) => status::run(&cli, *out).await,

@@ -6,8 +6,8 @@ see it fire, open a run, watch a running job's lines arrive, kill one, page thro
 what an attacker tries: a job that prints markup runs no script. A SIGHUP reload during a live
 tail loses and doubles no line.
 
-    python3 tests/browser/console_test.py --url http://127.0.0.1:PORT --token-file F --pid PID \
-        [--screenshots DIR]
+    python3 tests/browser/console_test.py --url http://127.0.0.1:PORT --pid PID \
+        --admin NAME:PASSWORD --viewer NAME:PASSWORD --operator-b NAME:PASSWORD [--screenshots DIR]
 
 Exits non-zero with a message naming the check that failed. Every wait is bounded.
 """
@@ -70,14 +70,16 @@ def check(name, fn, *args):
     print(f"ok   {name} ({time.monotonic() - started:.1f} s)", flush=True)
 
 
-def log_in(c, token):
+def log_in(c, admin, password):
     c.page.goto(c.url + "/jobs")
     expect(c.page).to_have_url(re.compile(r"/login\?next=%2Fjobs$"))
     c.shot("login")
-    c.page.fill("#token", "not-the-token")
+    c.page.fill("#name", admin)
+    c.page.fill("#password", "not-the-password")
     c.page.click("button[type=submit]")
-    expect(c.page.locator(".login .error")).to_have_text("That is not the API token.")
-    c.page.fill("#token", token)
+    expect(c.page.locator(".login .error")).to_have_text("Wrong user or password.")
+    c.page.fill("#name", admin)
+    c.page.fill("#password", password)
     c.page.click("button[type=submit]")
     expect(c.page).to_have_url(c.url + "/jobs")
     cookie = [k for k in c.page.context.cookies() if k["name"] == "cronvisor_session"]
@@ -85,7 +87,69 @@ def log_in(c, token):
     assert cookie[0]["httpOnly"], "session cookie readable by scripts"
     assert cookie[0]["sameSite"] == "Strict", cookie[0]
     assert c.page.evaluate("localStorage.length + sessionStorage.length") == 0
-    assert token not in c.page.content(), "the token is on the page"
+    assert password not in c.page.content(), "the password is on the page"
+    expect(c.page.locator("header .who")).to_contain_text(f"{admin} · admin")
+
+
+def log_in_as(browser, url, who, shots):
+    """A new browser context logged in as `who` (NAME:PASSWORD)."""
+    name, password = who.split(":", 1)
+    page = browser.new_page(viewport={"width": 1280, "height": 900})
+    page.set_default_timeout(WAIT_MS)
+    c = Console(page, url, shots)
+    c.page.goto(c.url + "/login")
+    c.page.fill("#name", name)
+    c.page.fill("#password", password)
+    c.page.click("button[type=submit]")
+    expect(c.page).to_have_url(c.url + "/")
+    return c
+
+
+def a_viewer_sees_no_button_that_changes_anything(browser, url, who):
+    v = log_in_as(browser, url, who, None)
+    v.go("/jobs")
+    expect(v.page.locator("table.jobs")).to_be_visible()
+    assert v.page.locator("button").filter(has_text=re.compile("Run now|Pause|Delete")).count() == 0
+    assert v.page.locator("text=New job").count() == 0
+    assert v.page.locator('nav a[href="/users"]').count() == 0
+    v.page.locator("table.jobs a").first.click()
+    assert v.page.locator(".bar button").count() == 0
+    # The API refuses it too, even with the session's CSRF token.
+    status = v.page.evaluate(
+        "fetch('/api/v1/jobs/live/run', {method: 'POST', headers: {'X-CSRF-Token':"
+        " document.querySelector('meta[name=csrf-token]').content}}).then(r => r.status)"
+    )
+    assert status == 403, f"a viewer's run now answered {status}"
+    resp = v.page.goto(url + "/users")
+    assert resp.status == 403, resp.status
+    v.clean("viewer")
+    v.page.close()
+
+
+def an_operator_of_another_group_sees_none_of_these_jobs(browser, url, who):
+    o = log_in_as(browser, url, who, None)
+    o.go("/jobs")
+    expect(o.page.locator("p.muted").first).to_contain_text("0 of 0 jobs")
+    resp = o.page.goto(url + "/jobs/live")
+    assert resp.status == 404, resp.status
+    o.go("/runs")
+    assert o.page.locator("table.runs").count() == 0
+    o.page.close()
+
+
+def logging_out_ends_the_session(browser, url, who):
+    c = log_in_as(browser, url, who, None)
+    cookies = c.page.context.cookies()
+    c.page.click("form.logout button")
+    expect(c.page).to_have_url(re.compile(r"/login$"))
+    # The cookie's copy is worth nothing now: the session ended in the store.
+    other = browser.new_context()
+    other.add_cookies(cookies)
+    p = other.new_page()
+    p.goto(url + "/jobs")
+    expect(p).to_have_url(re.compile(r"/login\?next="))
+    other.close()
+    c.page.close()
 
 
 def security_headers(c):
@@ -279,15 +343,43 @@ def edit_and_pause_and_delete(c):
     c.clean("edit, pause, delete")
 
 
+def users_and_audit_pages(c):
+    c.go("/users")
+    c.page.fill("#u-name", "carol")
+    c.page.select_option("#u-role", "operator")
+    c.page.fill("#u-password", "short")
+    c.page.click("#user-form button[type=submit]")
+    expect(c.page.locator('[data-error-for="password"]')).to_contain_text("8 to 1024")
+    c.page.fill("#u-password", "carol-password-1")
+    c.page.click("#user-form button[type=submit]")
+    expect(c.page.locator('tr[data-user="carol"]')).to_contain_text("operator", timeout=WAIT_MS)
+    c.page.locator('tr[data-user="carol"] button', has_text="Disable").click()
+    expect(c.page.locator('tr[data-user="carol"]')).to_contain_text("disabled", timeout=WAIT_MS)
+    c.shot("users")
+    c.go("/audit")
+    table = c.page.locator("table.audit")
+    expect(table).to_contain_text("user.add")
+    expect(table).to_contain_text("job.add")
+    expect(table).to_contain_text("run.kill")
+    expect(table).to_contain_text("login.failed")
+    c.shot("audit")
+    c.go("/audit?job=live")
+    actions = set(c.page.locator("table.audit td:nth-child(4)").all_inner_texts())
+    assert actions == {"job.add", "job.run"}, actions
+    c.clean("users and audit")
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--url", required=True)
-    ap.add_argument("--token-file", required=True)
     ap.add_argument("--pid", type=int, required=True)
+    ap.add_argument("--admin", required=True, help="NAME:PASSWORD")
+    ap.add_argument("--viewer", required=True, help="NAME:PASSWORD")
+    ap.add_argument("--operator-b", required=True, help="NAME:PASSWORD, of another group")
     ap.add_argument("--screenshots")
     ap.add_argument("--chromium", default="/usr/bin/chromium")
     args = ap.parse_args()
-    token = open(args.token_file).read().strip()
+    admin, password = args.admin.split(":", 1)
     if args.screenshots:
         os.makedirs(args.screenshots, exist_ok=True)
     with sync_playwright() as p:
@@ -295,7 +387,7 @@ def main():
         page = browser.new_page(viewport={"width": 1280, "height": 900}, timezone_id="Europe/Paris")
         page.set_default_timeout(WAIT_MS)
         c = Console(page, args.url, args.screenshots)
-        check("log in with the token; session cookie HttpOnly, SameSite=Strict", log_in, c, token)
+        check("log in as a user; session cookie HttpOnly, SameSite=Strict", log_in, c, admin, password)
         check("security headers and CSRF", security_headers, c)
         check("add a job through the form, a bad rule first", add_job_through_the_form, c)
         check("see it fire and open a run", see_it_fire_and_open_a_run, c)
@@ -305,6 +397,10 @@ def main():
         check("a SIGHUP during a live tail", a_reload_during_a_live_tail_loses_nothing, c, args.pid)
         check("page through runs and filter", page_through_runs, c)
         check("every page renders, 1280 px, keyboard", every_page_renders, c)
+        check("a viewer sees no button that changes anything", a_viewer_sees_no_button_that_changes_anything, browser, args.url, args.viewer)
+        check("an operator of another group sees none of these jobs", an_operator_of_another_group_sees_none_of_these_jobs, browser, args.url, args.operator_b)
+        check("users and audit pages", users_and_audit_pages, c)
+        check("logging out ends the session everywhere", logging_out_ends_the_session, browser, args.url, args.viewer)
         check("edit, pause and delete a job", edit_and_pause_and_delete, c)
         browser.close()
     print("console: all checks passed")

@@ -18,16 +18,20 @@ const LIMIT: Duration = Duration::from_secs(300);
 #[test]
 fn the_console_works_in_a_real_browser() {
     let cv = Cronvisor::start("console");
+    cv.add_user("ann", "admin", None, "ann-password-1");
+    cv.add_user("vic", "viewer", None, "vic-password-1");
+    cv.add_user("bob", "operator", Some("other"), "bob-password-1");
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/tests/browser/console_test.py");
     let pid = cv.child.as_ref().expect("running").id();
     let mut cmd = Command::new("python3");
     cmd.arg(script)
         .arg("--url")
         .arg(format!("http://{}", cv.endpoint("api")))
-        .arg("--token-file")
-        .arg(cv.data_dir().join("api.token"))
         .arg("--pid")
         .arg(pid.to_string())
+        .args(["--admin", "ann:ann-password-1"])
+        .args(["--viewer", "vic:vic-password-1"])
+        .args(["--operator-b", "bob:bob-password-1"])
         .stdout(Stdio::piped())
         .stderr(Stdio::piped());
     if let Ok(dir) = std::env::var("CONSOLE_SCREENSHOTS") {
@@ -83,7 +87,8 @@ fn console_pages_need_a_session_and_api_writes_need_the_csrf_token() {
     );
     assert!(forged.starts_with("HTTP/1.1 303"), "{forged}");
     // Log in: the cookie comes HttpOnly and SameSite=Strict.
-    let body = format!("token={}&next=%2Fjobs", cv.token());
+    cv.add_user("ann", "admin", None, "ann-password-1");
+    let body = "name=ann&password=ann-password-1&next=%2Fjobs".to_string();
     let login = raw(
         &api,
         &format!(
@@ -138,7 +143,7 @@ fn console_pages_need_a_session_and_api_writes_need_the_csrf_token() {
     );
     assert!(cross.starts_with("HTTP/1.1 403"), "{cross}");
     // `next` never leads off the site.
-    let off = format!("token={}&next=%2F%2Fevil.example", cv.token());
+    let off = "name=ann&password=ann-password-1&next=%2F%2Fevil.example".to_string();
     let away = raw(
         &api,
         &format!(

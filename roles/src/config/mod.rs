@@ -7,6 +7,7 @@
 //! `Option` for what may be unset; each section validates itself (`sections.rs`, `alarm.rs`).
 
 mod alarm;
+mod auth;
 mod legacy;
 mod sections;
 pub mod values;
@@ -18,6 +19,7 @@ use std::path::{Path, PathBuf};
 use serde::{Deserialize, Serialize};
 
 pub use alarm::{AlarmConfig, EmailConfig, SmsConfig, SmtpSecurity};
+pub use auth::AuthConfig;
 pub use sections::{
     ClusterConfig, DispatcherConfig, ExecutorConfig, MonitorConfig, StoreConfig, SupervisorConfig,
     TlsConfig,
@@ -111,6 +113,7 @@ pub struct Config {
     pub monitor: MonitorConfig,
     pub alarm: AlarmConfig,
     pub tls: TlsConfig,
+    pub auth: AuthConfig,
 }
 
 impl Default for Config {
@@ -139,6 +142,7 @@ impl Default for Config {
             monitor: MonitorConfig::default(),
             alarm: AlarmConfig::default(),
             tls: TlsConfig::default(),
+            auth: AuthConfig::default(),
         }
     }
 }

@@ -409,5 +409,6 @@ pub(super) fn validate_sections(c: &super::Config) -> Result<(), ConfigError> {
     c.executor.validate()?;
     c.monitor.validate(&c.executor)?;
     c.alarm.validate()?;
-    c.tls.validate()
+    c.tls.validate()?;
+    c.auth.validate()
 }

@@ -55,7 +55,7 @@ pub async fn serve(
     loop {
         tokio::select! {
             accepted = listener.accept() => {
-                let (stream, _) = match accepted {
+                let (stream, peer) = match accepted {
                     Ok(a) => a,
                     Err(e) => {
                         // EMFILE and the like: wait a little rather than spin.
@@ -65,7 +65,16 @@ pub async fn serve(
                     }
                 };
                 let _ = stream.set_nodelay(true);
-                let service = TowerToHyperService::new(router.clone());
+                // Each request knows its peer (`ConnectInfo`): the audit log, login throttling
+                // and trusted proxies need it.
+                let service = TowerToHyperService::new(tower::ServiceExt::map_request(
+                    router.clone(),
+                    move |mut req: hyper::Request<hyper::body::Incoming>| {
+                        req.extensions_mut()
+                            .insert(axum::extract::ConnectInfo(peer));
+                        req
+                    },
+                ));
                 let mut close_rx = close_rx.clone();
                 conns.spawn(async move {
                     let conn = hyper::server::conn::http1::Builder::new()

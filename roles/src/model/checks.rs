@@ -127,6 +127,7 @@ fn max_len(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
 /// Every field of a complete job.
 pub(super) fn check(job: &Job) -> Result<(), FieldError> {
     validate_name(&job.name)?;
+    check_group_name("group", &job.group)?;
     max_len("schedule", &job.schedule, MAX_SCHEDULE)?;
     Schedule::parse(&job.schedule, &job.timezone).map_err(|e| match e {
         ScheduleError::TimeZone(_) => FieldError::new("timezone", e.to_string()),
@@ -232,6 +233,32 @@ pub fn validate_name(name: &str) -> Result<(), FieldError> {
         return Err(FieldError::new(
             "name",
             "must not be all digits (numbers address jobs by id)",
+        ));
+    }
+    Ok(())
+}
+
+/// A group's name: 1 to 64 letters, digits, `-`, `_` or `.` (it is typed in scopes and URLs).
+pub fn check_group_name(field: &str, name: &str) -> Result<(), FieldError> {
+    if name.is_empty() {
+        return Err(FieldError::new(field, "must not be empty"));
+    }
+    if name.len() > super::fields::MAX_GROUP {
+        return Err(FieldError::new(
+            field,
+            format!(
+                "`{name}` is longer than {} characters",
+                super::fields::MAX_GROUP
+            ),
+        ));
+    }
+    if let Some(c) = name
+        .chars()
+        .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.')))
+    {
+        return Err(FieldError::new(
+            field,
+            format!("`{name}`: `{c}` is not allowed (letters, digits, `-`, `_`, `.`)"),
         ));
     }
     Ok(())

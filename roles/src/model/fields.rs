@@ -32,6 +32,9 @@ pub const MAX_BACKOFF_SECS: i64 = 86_400;
 pub const MAX_MISFIRE_WINDOW_SECS: i64 = 7 * 86_400;
 
 /// Defaults of a new job, in one place.
+pub const MAX_GROUP: usize = 64;
+
+pub const DEFAULT_GROUP: &str = "default";
 pub const DEFAULT_HTTP_METHOD: &str = "GET";
 pub const DEFAULT_RETRY_BACKOFF_SECS: i64 = 10;
 pub const DEFAULT_MISFIRE_WINDOW_SECS: i64 = 3600;
@@ -100,6 +103,10 @@ pub struct JobFields {
     pub name: Option<String>,
     /// Cron rule: 5 fields, 6 with seconds first, a macro such as @hourly, or an interval
     /// such as `@every 90s`.
+    /// The group the job belongs to (who may see and change it); default `default`.
+    #[arg(long, value_name = "GROUP")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub group: Option<String>,
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
@@ -213,6 +220,7 @@ fn blank(default_tz: &str) -> Job {
     Job {
         id: 0,
         name: String::new(),
+        group: DEFAULT_GROUP.to_string(),
         schedule: String::new(),
         timezone: default_tz.to_string(),
         command: None,
@@ -282,6 +290,9 @@ impl JobFields {
     fn assign(self, job: &mut Job) -> Result<(), FieldError> {
         if let Some(v) = self.name {
             job.name = v.trim().to_string();
+        }
+        if let Some(v) = self.group {
+            job.group = v.trim().to_string();
         }
         if let Some(v) = self.schedule {
             job.schedule = v.trim().to_string();

@@ -1,6 +1,7 @@
 //! The job and run records, the enums they are made of, and the dispatcher <-> executor
 //! messages. What a user submits, and its validation, is in [`fields`].
 
+pub mod access;
 mod checks;
 pub mod durations;
 pub mod fields;
@@ -23,6 +24,8 @@ pub use cronvisor_supervisor::status::now_millis;
 pub struct Job {
     pub id: i64,
     pub name: String,
+    /// Who may see and change it: users and tokens limited to groups see only theirs.
+    pub group: String,
     pub schedule: String,
     pub timezone: String,
     pub command: Option<String>,
@@ -116,6 +119,9 @@ pub struct Run {
     pub id: i64,
     pub job_id: i64,
     pub job_name: String,
+    /// Its job's group.
+    #[serde(default)]
+    pub job_group: String,
     /// The scheduled instant (for a manual run: when it was requested).
     pub instant: Millis,
     pub trigger: Trigger,

@@ -1,10 +1,14 @@
 //! `/api/v1`: jobs and runs as JSON. Every rejected input answers 400 with
 //! `{"error": {"field": ..., "message": ...}}` and stores nothing.
+//!
+//! Every handler gets the [`Caller`] (`access.rs`): reads need a role, changes `operator`, and
+//! a job or run outside the caller's groups answers exactly as a missing one (404), so ids
+//! cannot be probed. Every change is recorded in the audit log.
 
 use std::sync::Arc;
 
 use axum::body::Bytes;
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
 use axum::routing::{get, post};
 use axum::{Json, Router};
@@ -12,6 +16,7 @@ use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
 
+use super::access::Caller;
 use crate::http::ApiError;
 use crate::metrics::Metric;
 use crate::model::{parse_time_bound, Job, JobFields, JobView, Run, RunState, Trigger};
@@ -51,7 +56,7 @@ pub fn router(state: ApiState) -> Router {
 }
 
 /// Parses a JSON body, turning serde's message into a field error where it names one.
-fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+pub(super) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     serde_json::from_slice(body).map_err(|e| {
         let msg = e.to_string();
         // serde names fields as `name` in "missing field `name`" / "unknown field `x`".
@@ -68,12 +73,74 @@ fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
     })
 }
 
-pub(super) async fn find(state: &ApiState, key: &str) -> Result<Job, ApiError> {
+/// A job by name or id, if the caller may see it: one outside its groups is "no job", as a
+/// missing one.
+pub(super) async fn find(state: &ApiState, caller: &Caller, key: &str) -> Result<Job, ApiError> {
     state
         .store
         .find_job(key)
         .await?
+        .filter(|j| caller.principal.sees(&j.group))
         .ok_or_else(|| ApiError::not_found(format!("no job `{key}`")))
+}
+
+/// A run by id, if the caller may see its job.
+pub(super) async fn find_run(state: &ApiState, caller: &Caller, id: i64) -> Result<Run, ApiError> {
+    state
+        .store
+        .run(id)
+        .await?
+        .filter(|r| caller.principal.sees(&r.job_group))
+        .ok_or_else(|| ApiError::not_found(format!("no run {id}")))
+}
+
+/// A job's fields as the audit log shows them: secrets (header values, a URL's query) masked.
+fn audited(job: &Job) -> serde_json::Value {
+    let mut v = serde_json::to_value(job).unwrap_or_default();
+    if let Some(h) = v.get_mut("http_headers").and_then(|h| h.as_object_mut()) {
+        for value in h.values_mut() {
+            *value = json!("***");
+        }
+    }
+    if let Some(url) = job.http_url.as_deref() {
+        v["http_url"] = json!(super::console::masked(url));
+    }
+    if let Some(o) = v.as_object_mut() {
+        o.remove("updated_at");
+        o.remove("created_at");
+    }
+    v
+}
+
+/// The fields that changed, as `{"field": [before, after]}`.
+fn changes(before: &Job, after: &Job) -> serde_json::Value {
+    let (b, a) = (audited(before), audited(after));
+    let mut out = serde_json::Map::new();
+    if let (Some(b), Some(a)) = (b.as_object(), a.as_object()) {
+        for (k, new) in a {
+            let old = b.get(k).cloned().unwrap_or(serde_json::Value::Null);
+            if &old != new {
+                out.insert(k.clone(), json!([old, new]));
+            }
+        }
+    }
+    serde_json::Value::Object(out)
+}
+
+/// A job's group must be one the caller may use.
+fn check_group(caller: &Caller, job: &Job) -> Result<(), ApiError> {
+    if caller.principal.sees(&job.group) {
+        Ok(())
+    } else {
+        Err(ApiError {
+            status: StatusCode::FORBIDDEN,
+            field: Some("group".into()),
+            message: format!(
+                "`{}` may not use group `{}`",
+                caller.principal.name, job.group
+            ),
+        })
+    }
 }
 
 /// Jobs as shown to people: with their next fire and their last run.
@@ -107,74 +174,126 @@ async fn view(s: &ApiState, job: Job) -> Result<JobView, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "job view lost"))
 }
 
-async fn list_jobs(State(s): State<ApiState>) -> Result<Json<Vec<JobView>>, ApiError> {
+async fn list_jobs(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+) -> Result<Json<Vec<JobView>>, ApiError> {
     s.requests.inc();
-    let jobs = s.store.jobs().await?;
+    let jobs: Vec<Job> = s
+        .store
+        .jobs()
+        .await?
+        .into_iter()
+        .filter(|j| caller.principal.sees(&j.group))
+        .collect();
     Ok(Json(views(&s, jobs).await?))
 }
 
 async fn add_job(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     body: Bytes,
 ) -> Result<(StatusCode, Json<JobView>), ApiError> {
     s.requests.inc();
+    caller.require_write()?;
     let fields: JobFields = parse_body(&body)?;
-    let job = s.store.insert_job(&fields.create(&s.default_tz)?).await?;
-    tracing::info!(job = %job.name, id = job.id, schedule = %job.schedule, "job added");
+    let valid = fields.create(&s.default_tz)?;
+    check_group(&caller, &valid)?;
+    let job = s.store.insert_job(&valid).await?;
+    tracing::info!(job = %job.name, id = job.id, schedule = %job.schedule, by = %caller.principal.name, "job added");
+    caller
+        .audit(
+            &s.store,
+            "job.add",
+            format!("job {}", job.name),
+            Some(job.id),
+            json!({"after": audited(&job)}),
+        )
+        .await;
     Ok((StatusCode::CREATED, Json(view(&s, job).await?)))
 }
 
 async fn show_job(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     s.requests.inc();
-    let job = find(&s, &key).await?;
+    let job = find(&s, &caller, &key).await?;
     Ok(Json(view(&s, job).await?))
 }
 
 async fn edit_job(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
     body: Bytes,
 ) -> Result<Json<JobView>, ApiError> {
     s.requests.inc();
+    let before = find(&s, &caller, &key).await?;
+    caller.require_write()?;
     let fields: JobFields = parse_body(&body)?;
-    let job = s
-        .store
-        .update_job(&fields.apply(find(&s, &key).await?)?)
-        .await?;
-    tracing::info!(job = %job.name, "job edited");
+    let valid = fields.apply(before.clone())?;
+    check_group(&caller, &valid)?;
+    let job = s.store.update_job(&valid).await?;
+    tracing::info!(job = %job.name, by = %caller.principal.name, "job edited");
+    caller
+        .audit(
+            &s.store,
+            "job.edit",
+            format!("job {}", job.name),
+            Some(job.id),
+            changes(&before, &job),
+        )
+        .await;
     Ok(Json(view(&s, job).await?))
 }
 
-async fn set_paused(s: &ApiState, key: &str, paused: bool) -> Result<Json<JobView>, ApiError> {
-    let mut job = find(s, key).await?;
+async fn set_paused(
+    s: &ApiState,
+    caller: &Caller,
+    key: &str,
+    paused: bool,
+) -> Result<Json<JobView>, ApiError> {
+    let mut job = find(s, caller, key).await?;
+    caller.require_write()?;
     if job.paused != paused {
         let fields = JobFields {
             paused: Some(paused),
             ..JobFields::default()
         };
         job = s.store.update_job(&fields.apply(job)?).await?;
-        tracing::info!(job = %job.name, paused, "job paused state changed");
+        tracing::info!(job = %job.name, paused, by = %caller.principal.name, "job paused state changed");
+        let action = if paused { "job.pause" } else { "job.resume" };
+        caller
+            .audit(
+                &s.store,
+                action,
+                format!("job {}", job.name),
+                Some(job.id),
+                json!({}),
+            )
+            .await;
     }
     Ok(Json(view(s, job).await?))
 }
 
 async fn pause_job(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     s.requests.inc();
-    set_paused(&s, &key, true).await
+    set_paused(&s, &caller, &key, true).await
 }
 
 async fn resume_job(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
 ) -> Result<Json<JobView>, ApiError> {
     s.requests.inc();
-    set_paused(&s, &key, false).await
+    set_paused(&s, &caller, &key, false).await
 }
 
 #[derive(Debug, Deserialize)]
@@ -188,15 +307,26 @@ struct DeleteQuery {
 /// then its executors stop those runs (they are recorded nowhere: the history goes too).
 async fn delete_job(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
     query: Result<Query<DeleteQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<StatusCode, ApiError> {
     s.requests.inc();
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let job = find(&s, &key).await?;
+    let job = find(&s, &caller, &key).await?;
+    caller.require_write()?;
     match s.store.delete_job(job.id, q.force).await? {
         Deleted::Done => {
-            tracing::info!(job = %job.name, force = q.force, "job deleted");
+            tracing::info!(job = %job.name, force = q.force, by = %caller.principal.name, "job deleted");
+            caller
+                .audit(
+                    &s.store,
+                    "job.delete",
+                    format!("job {}", job.name),
+                    Some(job.id),
+                    json!({"before": audited(&job), "force": q.force}),
+                )
+                .await;
             Ok(StatusCode::NO_CONTENT)
         }
         Deleted::Missing => Err(ApiError::not_found(format!("no job `{key}`"))),
@@ -218,11 +348,22 @@ async fn delete_job(
 
 async fn run_job(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     s.requests.inc();
-    let job = find(&s, &key).await?;
+    let job = find(&s, &caller, &key).await?;
+    caller.require_write()?;
     let run_id = s.store.request_run(job.id).await?;
+    caller
+        .audit(
+            &s.store,
+            "job.run",
+            format!("job {}", job.name),
+            Some(job.id),
+            json!({"run_id": run_id}),
+        )
+        .await;
     Ok((
         StatusCode::ACCEPTED,
         Json(json!({"run_id": run_id, "job": job.name})),
@@ -290,21 +431,24 @@ impl RunsQuery {
             until: bound("until", &self.until)?,
             before: self.before,
             limit,
+            groups: None,
         })
     }
 }
 
 async fn list_runs(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<Run>>, ApiError> {
     s.requests.inc();
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let job_id = match &q.job {
-        Some(key) => Some(find(&s, key).await?.id),
+        Some(key) => Some(find(&s, &caller, key).await?.id),
         None => None,
     };
-    let filter = q.filter(job_id)?;
+    let mut filter = q.filter(job_id)?;
+    filter.groups = caller.principal.groups.clone();
     Ok(Json(s.store.runs(&filter).await?))
 }
 
@@ -316,15 +460,12 @@ pub(super) fn run_id(id: &str) -> Result<i64, ApiError> {
 
 async fn show_run(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<Json<Run>, ApiError> {
     s.requests.inc();
     let id = run_id(&id)?;
-    s.store
-        .run(id)
-        .await?
-        .map(Json)
-        .ok_or_else(|| ApiError::not_found(format!("no run {id}")))
+    Ok(Json(find_run(&s, &caller, id).await?))
 }
 
 #[derive(Debug, Deserialize)]
@@ -335,6 +476,7 @@ struct AlarmsQuery {
 
 async fn list_alarms(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<AlarmsQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<Vec<crate::model::Alarm>>, ApiError> {
     s.requests.inc();
@@ -343,7 +485,11 @@ async fn list_alarms(
     if !(1..=10_000).contains(&limit) {
         return Err(ApiError::field("limit", "must be between 1 and 10000"));
     }
-    Ok(Json(s.store.alarms(limit).await?))
+    Ok(Json(
+        s.store
+            .alarms_in(limit, caller.principal.groups.as_deref())
+            .await?,
+    ))
 }
 
 #[derive(Debug, Deserialize)]

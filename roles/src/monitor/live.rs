@@ -13,7 +13,7 @@ use std::collections::VecDeque;
 use std::convert::Infallible;
 use std::time::Duration;
 
-use axum::extract::{Path, Query, State};
+use axum::extract::{Extension, Path, Query, State};
 use axum::http::{header, HeaderMap, StatusCode};
 use axum::response::sse::{Event, KeepAlive, Sse};
 use axum::response::{IntoResponse, Response};
@@ -21,6 +21,7 @@ use axum::Json;
 use hyper::Method;
 use serde::{Deserialize, Serialize};
 
+use super::access::Caller;
 use super::api::ApiState;
 use crate::http::ApiError;
 use crate::model::{Run, RunState};
@@ -264,6 +265,7 @@ struct OutputNow {
 /// event — else the output there is now as JSON.
 pub async fn output(
     State(api): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
     headers: HeaderMap,
     query: Result<Query<OutputQuery>, axum::extract::rejection::QueryRejection>,
@@ -285,11 +287,7 @@ pub async fn output(
             )
         })?,
     };
-    let run = api
-        .store
-        .run(run_id)
-        .await?
-        .ok_or_else(|| ApiError::not_found(format!("no run {run_id}")))?;
+    let run = super::api::find_run(&api, &caller, run_id).await?;
     let sse = headers
         .get(header::ACCEPT)
         .and_then(|v| v.to_str().ok())
@@ -352,10 +350,13 @@ pub async fn output(
 /// flagged in the store for one the monitor cannot reach. 202 when asked, 409 when it ended.
 pub async fn kill(
     State(api): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
 ) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
     api.requests.inc();
     let run_id = super::api::run_id(&id)?;
+    let run = super::api::find_run(&api, &caller, run_id).await?;
+    caller.require_write()?;
     match api.store.request_kill(run_id).await? {
         KillAsk::Missing => Err(ApiError::not_found(format!("no run {run_id}"))),
         KillAsk::Ended(state) => Err(ApiError::new(
@@ -376,7 +377,16 @@ pub async fn kill(
                     );
                 }
             }
-            tracing::info!(run = run_id, at_once = sent, "kill requested");
+            tracing::info!(run = run_id, at_once = sent, by = %caller.principal.name, "kill requested");
+            caller
+                .audit(
+                    &api.store,
+                    "run.kill",
+                    format!("run {run_id}"),
+                    Some(run.job_id),
+                    serde_json::json!({"job": run.job_name}),
+                )
+                .await;
             Ok((
                 StatusCode::ACCEPTED,
                 Json(serde_json::json!({"run_id": run_id, "kill": "requested"})),

@@ -2,6 +2,8 @@
 //! use, and keeps the store bounded (run retention, change-log pruning). Health checks of runs
 //! and alarms come here too.
 
+mod access;
+mod admin;
 mod alarms;
 mod api;
 mod console;
@@ -16,6 +18,7 @@ use axum::Router;
 use crate::model::now_millis;
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
 
+pub use access::Proxy;
 pub use api::ApiState;
 
 /// How often the store is pruned.
@@ -79,7 +82,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = prune_tick.tick() => prune(&store, config.monitor.retention).await,
+            _ = prune_tick.tick() => prune(&store, config.monitor.retention, config.auth.session_idle).await,
             _ = check.tick() => {
                 let now = now_millis();
                 if !check_store(&store, &alarmer, &mut fleet, &mut store_down, now).await {
@@ -144,19 +147,23 @@ fn serve_api(
     grace: Duration,
     shutdown: &Shutdown,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, RoleError> {
-    let sessions = console::session::Sessions::new(&crate::tokens::load(
-        &config.data_dir,
-        crate::tokens::API,
-    )?);
-    let api = api::router(state.clone()).layer(axum::middleware::from_fn_with_state(
-        sessions.clone(),
-        console::session::api_auth,
-    ));
+    let mut gate = access::Gate::new(
+        state.store.clone(),
+        crate::tokens::load(&config.data_dir, crate::tokens::API)?,
+        config.auth.proxy(),
+    );
+    gate.idle = config.auth.session_idle;
+    gate.lifetime = config.auth.session_lifetime;
+    let api = api::router(state.clone())
+        .merge(admin::router(state.clone()))
+        .layer(axum::middleware::from_fn_with_state(
+            gate.clone(),
+            access::api_auth,
+        ));
     let console = console::router(console::Console {
         api: state,
-        sessions,
+        gate,
         deps,
-        secure: false,
     });
     let app = Router::new()
         .merge(api)
@@ -180,9 +187,9 @@ fn serve_api(
     Ok(server)
 }
 
-/// Deletes finished runs and settled alarms past `retention` (zero: keep all), and old
-/// change-log rows.
-async fn prune(store: &crate::store::Store, retention: Duration) {
+/// Deletes finished runs, settled alarms and audit entries past `retention` (zero: keep
+/// all), old change-log rows, and sessions expired or idle past `session_idle`.
+async fn prune(store: &crate::store::Store, retention: Duration, session_idle: Duration) {
     let now = now_millis();
     if !retention.is_zero() {
         let before = now - crate::config::values::ms(retention);
@@ -193,11 +200,22 @@ async fn prune(store: &crate::store::Store, retention: Duration) {
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning runs failed"),
         }
+        match store.prune_audit(before).await {
+            Ok(n) if n > 0 => tracing::info!(entries = n, "pruned old audit entries"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+        }
         match store.prune_alarms(before).await {
             Ok(n) if n > 0 => tracing::info!(alarms = n, "pruned old alarms"),
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning alarms failed"),
         }
+    }
+    if let Err(e) = store
+        .prune_sessions(now - crate::config::values::ms(session_idle))
+        .await
+    {
+        tracing::warn!(error = %e, "pruning sessions failed");
     }
     if let Err(e) = store.prune_changes(now - CHANGE_LOG_KEEP_MS).await {
         tracing::warn!(error = %e, "pruning the job change log failed");

@@ -219,6 +219,31 @@ impl Store {
     }
 
     /// Alarms, newest first.
+    /// The newest alarms of jobs in `groups` (`None`: all, system alarms included).
+    pub async fn alarms_in(
+        &self,
+        limit: i64,
+        groups: Option<&[String]>,
+    ) -> Result<Vec<Alarm>, StoreError> {
+        let Some(groups) = groups else {
+            return self.alarms(limit).await;
+        };
+        let marks = vec!["?"; groups.len().max(1)].join(", ");
+        let sql = format!(
+            "SELECT {ALARM_COLUMNS} FROM alarms WHERE job_id IN \
+             (SELECT id FROM jobs WHERE job_group IN ({marks})) ORDER BY id DESC LIMIT ?"
+        );
+        let mut q = sqlx::query(&sql);
+        if groups.is_empty() {
+            q = q.bind("");
+        }
+        for g in groups {
+            q = q.bind(g.clone());
+        }
+        let rows = q.bind(limit.clamp(1, 10_000)).fetch_all(&self.pool).await?;
+        rows.iter().map(rows::alarm).collect()
+    }
+
     pub async fn alarms(&self, limit: i64) -> Result<Vec<Alarm>, StoreError> {
         let rows = sqlx::query(&format!(
             "SELECT {ALARM_COLUMNS} FROM alarms ORDER BY id DESC LIMIT ?"

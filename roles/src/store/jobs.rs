@@ -25,6 +25,7 @@ pub enum Deleted {
 /// is made from. A new job field is a column here, a bind there, and its decoding in `rows.rs`.
 const FIELD_COLUMNS: &[&str] = &[
     "name",
+    "job_group",
     "schedule",
     "timezone",
     "command",
@@ -271,6 +272,7 @@ fn bind_fields<'q>(
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
     query
         .bind(&job.name)
+        .bind(&job.group)
         .bind(&job.schedule)
         .bind(&job.timezone)
         .bind(job.command.as_deref())

@@ -18,6 +18,8 @@ pub struct JobFilter {
     pub paused: Option<bool>,
     /// Jobs whose `run_at` is exactly this.
     pub run_at: Option<String>,
+    /// Only jobs of these groups (a caller's scope); `None`: every group.
+    pub groups: Option<Vec<String>>,
     pub offset: i64,
     pub limit: i64,
 }
@@ -39,15 +41,21 @@ fn like_literal(s: &str) -> String {
 impl JobFilter {
     /// The WHERE clause (fixed fragments only).
     fn clause(&self) -> String {
-        let mut clauses = Vec::new();
+        let mut clauses: Vec<String> = Vec::new();
         if !self.name.trim().is_empty() {
-            clauses.push("LOWER(name) LIKE ? ESCAPE '!'");
+            clauses.push("LOWER(name) LIKE ? ESCAPE '!'".to_string());
         }
         if self.paused.is_some() {
-            clauses.push("paused = ?");
+            clauses.push("paused = ?".into());
         }
         if self.run_at.is_some() {
-            clauses.push("run_at = ?");
+            clauses.push("run_at = ?".into());
+        }
+        if let Some(g) = &self.groups {
+            clauses.push(format!(
+                "job_group IN ({})",
+                vec!["?"; g.len().max(1)].join(", ")
+            ));
         }
         if clauses.is_empty() {
             String::new()
@@ -69,6 +77,14 @@ impl JobFilter {
         }
         if let Some(t) = &self.run_at {
             q = q.bind(t.clone());
+        }
+        if let Some(groups) = &self.groups {
+            if groups.is_empty() {
+                q = q.bind("");
+            }
+            for g in groups {
+                q = q.bind(g.clone());
+            }
         }
         q
     }
@@ -117,18 +133,23 @@ impl Store {
     pub async fn failing_jobs(
         &self,
         limit: usize,
+        groups: Option<&[String]>,
     ) -> Result<(Vec<(String, LastRun)>, usize), StoreError> {
         let rows = sqlx::query(
-            "SELECT j.name, r.id, r.state, r.instant, r.ended_at FROM jobs j \
+            "SELECT j.name, r.id, r.state, r.instant, r.ended_at, j.job_group FROM jobs j \
              JOIN runs r ON r.id = (SELECT MAX(x.id) FROM runs x WHERE x.job_id = j.id) \
              WHERE j.alarm_failing = 1 AND r.state IN ('failed', 'timed_out', 'lost') \
              ORDER BY r.id DESC",
         )
         .fetch_all(&self.pool)
         .await?;
+        let in_scope = |r: &&sqlx::any::AnyRow| {
+            groups.is_none_or(|gs| r.try_get::<String, _>(5).is_ok_and(|g| gs.contains(&g)))
+        };
+        let rows: Vec<&sqlx::any::AnyRow> = rows.iter().filter(in_scope).collect();
         let total = rows.len();
         let mut out = Vec::new();
-        for r in rows.iter().take(limit) {
+        for r in rows.into_iter().take(limit) {
             let state: String = r.try_get(2)?;
             let Some(state) = RunState::parse(&state) else {
                 continue;
@@ -146,14 +167,24 @@ impl Store {
         Ok((out, total))
     }
 
-    /// (name, rule, zone) of every active job: what the next fires are computed from.
-    pub async fn active_rules(&self) -> Result<Vec<(String, String, String)>, StoreError> {
-        let rows = sqlx::query("SELECT name, schedule, timezone FROM jobs WHERE paused = 0")
-            .fetch_all(&self.pool)
-            .await?;
-        rows.iter()
-            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?)))
-            .collect()
+    /// (name, rule, zone) of every active job in `groups` (`None`: all): what the next fires
+    /// are computed from.
+    pub async fn active_rules(
+        &self,
+        groups: Option<&[String]>,
+    ) -> Result<Vec<(String, String, String)>, StoreError> {
+        let rows =
+            sqlx::query("SELECT name, schedule, timezone, job_group FROM jobs WHERE paused = 0")
+                .fetch_all(&self.pool)
+                .await?;
+        let mut out = Vec::with_capacity(rows.len());
+        for r in &rows {
+            let group: String = r.try_get(3)?;
+            if groups.is_none_or(|gs| gs.contains(&group)) {
+                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+            }
+        }
+        Ok(out)
     }
 }
 

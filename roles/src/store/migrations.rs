@@ -65,6 +65,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "live_output",
         include_str!("../../../migrations/sqlite/0011_live_output.sql"),
     ),
+    (
+        12,
+        "access",
+        include_str!("../../../migrations/sqlite/0012_access.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -123,6 +128,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         11,
         "live_output",
         include_str!("../../../migrations/mysql/0011_live_output.sql"),
+    ),
+    (
+        12,
+        "access",
+        include_str!("../../../migrations/mysql/0012_access.sql"),
     ),
 ];
 

@@ -6,9 +6,12 @@
 //! follow), `firing` (the fence), `lifecycle` (running to final), `runs_query` (listing),
 //! `presence` (heartbeats), `fleet` (shared facts), `lost` (runs whose executor went away), `live` (output and kills of runs going, the fleet as
 //! people read it),
-//! `alarms`, `retention`; `rows` decodes, `migrations` embeds the schema.
+//! `alarms`, `retention`, and who may do what: `users` (and failed logins), `sessions`,
+//! `api_tokens`, `audit`; `rows` decodes, `migrations` embeds the schema.
 
 mod alarms;
+mod api_tokens;
+mod audit;
 mod changes;
 mod firing;
 mod fleet;
@@ -22,8 +25,11 @@ mod presence;
 mod retention;
 mod rows;
 mod runs_query;
+mod sessions;
+mod users;
 
 pub use alarms::{NewAlarm, Raised, RunEvent};
+pub use audit::{AuditFilter, NewAudit};
 pub use firing::{PendingRun, Recorded};
 pub use jobs::Deleted;
 pub use jobs_query::JobFilter;
@@ -31,6 +37,7 @@ pub use lifecycle::{Finished, Retry, RunOutcome, Started};
 pub use live::{ExecutorCard, KillAsk, Member};
 pub use lost::GivenUp;
 pub use runs_query::RunFilter;
+pub use users::UserChange;
 
 pub(crate) use changes::log_change;
 
@@ -95,7 +102,7 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 }
 
 pub(crate) const RUN_COLUMNS: &str =
-    "r.id, r.job_id, j.name AS job_name, r.instant, r.trigger_kind, r.attempt, r.retry_of, \
+    "r.id, r.job_id, j.name AS job_name, j.job_group, r.instant, r.trigger_kind, r.attempt, r.retry_of, \
      r.state, r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \
                            r.started_at, r.ended_at, r.stdout_cut, r.stderr_cut";
 

@@ -51,6 +51,7 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
     Ok(Job {
         id: r.try_get("id")?,
         name: r.try_get("name")?,
+        group: r.try_get("job_group")?,
         schedule: r.try_get("schedule")?,
         timezone: r.try_get("timezone")?,
         command: text(r, "command")?,
@@ -108,6 +109,7 @@ pub(super) fn run(r: &AnyRow, with_output: bool) -> Result<Run, StoreError> {
         id: r.try_get("id")?,
         job_id: r.try_get("job_id")?,
         job_name: r.try_get("job_name")?,
+        job_group: r.try_get("job_group")?,
         instant: r.try_get("instant")?,
         trigger: Trigger::parse(&trigger).unwrap_or(Trigger::Schedule),
         attempt: r.try_get("attempt")?,

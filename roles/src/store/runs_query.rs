@@ -19,6 +19,8 @@ pub struct RunFilter {
     /// The cursor: only runs with a smaller id (the last id of the previous page).
     pub before: Option<i64>,
     pub limit: i64,
+    /// Only runs of jobs in these groups (a caller's scope); `None`: every group.
+    pub groups: Option<Vec<String>>,
 }
 
 impl Store {
@@ -53,6 +55,13 @@ impl Store {
         if filter.before.is_some() {
             clauses.push("r.id < ?".into());
         }
+        if let Some(groups) = &filter.groups {
+            // No group at all: nothing (an empty IN list is not SQL).
+            let marks = vec!["?"; groups.len().max(1)].join(", ");
+            clauses.push(format!(
+                "r.job_id IN (SELECT id FROM jobs WHERE job_group IN ({marks}))"
+            ));
+        }
         if !clauses.is_empty() {
             sql.push_str(" WHERE ");
             sql.push_str(&clauses.join(" AND "));
@@ -79,6 +88,14 @@ impl Store {
             .flatten()
         {
             query = query.bind(v);
+        }
+        if let Some(groups) = &filter.groups {
+            if groups.is_empty() {
+                query = query.bind("");
+            }
+            for g in groups {
+                query = query.bind(g.clone());
+            }
         }
         let ids: Vec<i64> = query
             .bind(filter.limit.clamp(1, 10_000))

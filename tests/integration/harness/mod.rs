@@ -332,6 +332,35 @@ impl Cronvisor {
         self.cli_command(args).output().expect("run cli")
     }
 
+    /// Runs a CLI command with `input` on its standard input (passwords).
+    pub fn cli_input(&self, args: &[&str], input: &str) -> Output {
+        let mut child = self
+            .cli_command(args)
+            .stdin(Stdio::piped())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("spawn cli");
+        if let Some(mut stdin) = child.stdin.take() {
+            stdin.write_all(input.as_bytes()).expect("write stdin");
+        }
+        child.wait_with_output().expect("cli output")
+    }
+
+    /// `user add NAME --role ROLE [--groups G] --password-stdin`, which must succeed.
+    pub fn add_user(&self, name: &str, role: &str, groups: Option<&str>, password: &str) {
+        let mut args = vec!["user", "add", name, "--role", role, "--password-stdin"];
+        if let Some(g) = groups {
+            args.extend(["--groups", g]);
+        }
+        let out = self.cli_input(&args, &format!("{password}\n"));
+        assert!(
+            out.status.success(),
+            "user add {name}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
     /// Starts a CLI command without waiting for it.
     pub fn cli_spawn(&self, args: &[&str]) -> Child {
         self.cli_command(args)

@@ -3,7 +3,9 @@
 //! script sends it as JSON to `POST /api/v1/jobs` or `PATCH /api/v1/jobs/{job}` — the same
 //! validation as the CLI, no second copy — and previews the rule's next instants as it is typed.
 
-use axum::extract::{Path, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
@@ -154,19 +156,26 @@ fn form(job: Option<&Job>, default_tz: &str) -> Markup {
     }
 }
 
-pub async fn new_job(State(c): State<Console>, headers: HeaderMap) -> Result<Response, Bounce> {
-    let v = c.visitor(&headers, "/jobs/new")?;
+pub async fn new_job(
+    State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> Result<Response, Bounce> {
+    let v = c.visitor(&headers, peer, "/jobs/new").await?;
     let body = form(None, &c.api.default_tz);
-    Ok(Html(page("New job", Some(Section::Jobs), &v.csrf, body).into_string()).into_response())
+    Ok(Html(page("New job", Some(Section::Jobs), Some(&v), body).into_string()).into_response())
 }
 
 pub async fn edit_job(
     State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(key): Path<String>,
 ) -> Result<Response, Bounce> {
-    let v = c.visitor(&headers, &format!("{}/edit", job_href(&key)))?;
-    let job = api::find(&c.api, &key)
+    let v = c
+        .visitor(&headers, peer, &format!("{}/edit", job_href(&key)))
+        .await?;
+    let job = api::find(&c.api, &v.caller, &key)
         .await
         .map_err(|e| e.into_response())?;
     let body = form(Some(&job), &c.api.default_tz);
@@ -174,7 +183,7 @@ pub async fn edit_job(
         page(
             &format!("Edit {}", job.name),
             Some(Section::Jobs),
-            &v.csrf,
+            Some(&v),
             body,
         )
         .into_string(),

@@ -14,18 +14,31 @@ pub enum Section {
     Runs,
     Fleet,
     Alarms,
+    Audit,
+    Users,
 }
 
-const SECTIONS: [(Section, &str, &str); 5] = [
-    (Section::Overview, "/", "Overview"),
-    (Section::Jobs, "/jobs", "Jobs"),
-    (Section::Runs, "/runs", "Runs"),
-    (Section::Fleet, "/fleet", "Fleet"),
-    (Section::Alarms, "/alarms", "Alarms"),
+/// The sections, and whether only admins see them.
+const SECTIONS: [(Section, &str, &str, bool); 7] = [
+    (Section::Overview, "/", "Overview", false),
+    (Section::Jobs, "/jobs", "Jobs", false),
+    (Section::Runs, "/runs", "Runs", false),
+    (Section::Fleet, "/fleet", "Fleet", false),
+    (Section::Alarms, "/alarms", "Alarms", false),
+    (Section::Audit, "/audit", "Audit", true),
+    (Section::Users, "/users", "Users", true),
 ];
 
-/// A whole page: `csrf` goes in a meta tag for the script's state-changing requests.
-pub fn page(title: &str, section: Option<Section>, csrf: &str, body: Markup) -> Markup {
+/// A whole page for `visitor` (none: the login page). Its CSRF token goes in a meta tag for
+/// the script's state-changing requests.
+pub fn page(
+    title: &str,
+    section: Option<Section>,
+    visitor: Option<&super::Visitor>,
+    body: Markup,
+) -> Markup {
+    let csrf = visitor.map(|v| v.csrf.as_str()).unwrap_or("");
+    let admin = visitor.is_some_and(|v| v.caller.principal.is_admin());
     html! {
         (DOCTYPE)
         html lang="en" {
@@ -43,15 +56,18 @@ pub fn page(title: &str, section: Option<Section>, csrf: &str, body: Markup) -> 
                 header.top {
                     a.brand href="/" { "cronvisor" }
                     nav aria-label="Sections" {
-                        @for (s, href, name) in SECTIONS {
-                            @if Some(s) == section {
-                                a href=(href) aria-current="page" { (name) }
-                            } @else {
-                                a href=(href) { (name) }
+                        @for (s, href, name, admin_only) in SECTIONS {
+                            @if visitor.is_some() && (admin || !admin_only) {
+                                @if Some(s) == section {
+                                    a href=(href) aria-current="page" { (name) }
+                                } @else {
+                                    a href=(href) { (name) }
+                                }
                             }
                         }
                     }
-                    @if !csrf.is_empty() {
+                    @if let Some(v) = visitor {
+                        span.who { (v.caller.principal.name) " · " (v.caller.principal.access.as_str()) }
                         form.logout method="post" action="/logout" {
                             input type="hidden" name="csrf" value=(csrf);
                             button type="submit" { "Log out" }

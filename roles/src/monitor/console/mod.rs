@@ -12,11 +12,13 @@
 mod form;
 mod layout;
 mod pages;
-pub mod session;
 
+pub use layout::masked;
+
+use std::net::SocketAddr;
 use std::sync::Arc;
 
-use axum::extract::{Form, Query, State};
+use axum::extract::{ConnectInfo, Form, Query, State};
 use axum::http::{header, HeaderMap, HeaderValue, StatusCode};
 use axum::response::{Html, IntoResponse, Redirect, Response};
 use axum::routing::get;
@@ -24,17 +26,15 @@ use axum::Router;
 use maud::html;
 use serde::Deserialize;
 
+use super::access::{Caller, Gate, LoginRefused, Via};
 use super::api::ApiState;
-use session::Sessions;
 
 /// What the console's handlers share.
 #[derive(Clone)]
 pub struct Console {
     pub api: ApiState,
-    pub sessions: Sessions,
+    pub gate: Gate,
     pub deps: Arc<crate::cluster::Dependencies>,
-    /// Served over TLS: cookies are `Secure`.
-    pub secure: bool,
 }
 
 /// A page not shown: a redirect to the login form, or an error page.
@@ -55,18 +55,33 @@ impl IntoResponse for Bounce {
 /// A logged-in person on a page.
 pub struct Visitor {
     pub csrf: String,
+    pub caller: Caller,
+}
+
+impl Visitor {
+    /// Whether the page shows the buttons that change jobs and runs.
+    pub fn writes(&self) -> bool {
+        self.caller.principal.can_write()
+    }
 }
 
 impl Console {
     /// The visitor of a page, or a redirect to the login form (back to `here` after).
-    fn visitor(&self, headers: &HeaderMap, here: &str) -> Result<Visitor, Bounce> {
-        match self.sessions.of(headers) {
-            Some(session) => Ok(Visitor {
-                csrf: self.sessions.csrf(&session),
+    async fn visitor(
+        &self,
+        headers: &HeaderMap,
+        peer: SocketAddr,
+        here: &str,
+    ) -> Result<Visitor, Bounce> {
+        match self.gate.identify(headers, Some(peer)).await {
+            Ok(Some(caller)) if caller.via != Via::Bearer => Ok(Visitor {
+                csrf: caller.csrf(),
+                caller,
             }),
-            None => Err(Redirect::to(&layout::href("/login", &[("next", here)]))
+            Ok(_) => Err(Redirect::to(&layout::href("/login", &[("next", here)]))
                 .into_response()
                 .into()),
+            Err(e) => Err(e.into_response().into()),
         }
     }
 }
@@ -82,6 +97,8 @@ pub fn router(console: Console) -> Router {
         .route("/runs/{id}", get(pages::run))
         .route("/fleet", get(pages::fleet))
         .route("/alarms", get(pages::alarms))
+        .route("/audit", get(pages::audit))
+        .route("/users", get(pages::users))
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
         .route("/static/console.js", get(script))
@@ -159,17 +176,22 @@ fn safe_next(next: &str) -> &str {
 fn login_page(next: &str, error: Option<&str>) -> Html<String> {
     let body = html! {
         form.login method="post" action="/login" {
-            p { "Log in with the API token: " code { "<data_dir>/api.token" } " on the host running cronvisor." }
             input type="hidden" name="next" value=(safe_next(next));
             div.field {
-                label for="token" { "API token" }
-                input #token type="password" name="token" autocomplete="current-password" required autofocus;
+                label for="name" { "User" }
+                input #name name="name" autocomplete="username" required autofocus;
+            }
+            div.field {
+                label for="password" { "Password" }
+                input #password type="password" name="password" autocomplete="current-password" required;
                 @if let Some(e) = error { small.error role="alert" { (e) } }
             }
             button.primary type="submit" { "Log in" }
+            p.muted { "No user yet? On the host running cronvisor: "
+                code { "cronvisor user add NAME --role admin --password-stdin" } }
         }
     };
-    Html(layout::page("Log in", None, "", body).into_string())
+    Html(layout::page("Log in", None, None, body).into_string())
 }
 
 async fn login_form(Query(q): Query<LoginQuery>) -> Html<String> {
@@ -179,33 +201,88 @@ async fn login_form(Query(q): Query<LoginQuery>) -> Html<String> {
 #[derive(Debug, Deserialize)]
 struct LoginForm {
     #[serde(default)]
-    token: String,
+    name: String,
+    #[serde(default)]
+    password: String,
     #[serde(default)]
     next: String,
 }
 
-async fn login(State(c): State<Console>, headers: HeaderMap, Form(f): Form<LoginForm>) -> Response {
-    if !session::same_origin(&headers) {
+async fn login(
+    State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Form(f): Form<LoginForm>,
+) -> Response {
+    if !super::access::same_origin(&headers) {
         return (StatusCode::FORBIDDEN, "cross-site login refused").into_response();
     }
-    if !c.sessions.is_token(&f.token) {
-        tracing::warn!("console login refused: wrong token");
-        return (
-            StatusCode::UNAUTHORIZED,
-            login_page(&f.next, Some("That is not the API token.")),
-        )
-            .into_response();
-    }
-    match c.sessions.open() {
-        Ok((cookie, _)) => {
-            tracing::info!("console login");
+    let address = peer.ip().to_string();
+    let attempt = Caller {
+        principal: crate::model::access::Principal {
+            name: f.name.clone(),
+            access: crate::model::access::Access::Viewer,
+            groups: Some(Vec::new()),
+        },
+        address: Some(address.clone()),
+        via: Via::Bearer,
+    };
+    match c.gate.login(&f.name, &f.password, Some(&address)).await {
+        Ok((secret, user)) => {
+            tracing::info!(user = %user.name, "console login");
+            attempt
+                .audit(
+                    &c.api.store,
+                    "login",
+                    format!("user {}", user.name),
+                    None,
+                    serde_json::json!({}),
+                )
+                .await;
             let mut resp = Redirect::to(safe_next(&f.next)).into_response();
-            if let Ok(v) = HeaderValue::from_str(&session::set_cookie(&cookie, c.secure)) {
+            if let Ok(v) = HeaderValue::from_str(&c.gate.set_cookie(&secret)) {
                 resp.headers_mut().insert(header::SET_COOKIE, v);
             }
             resp
         }
-        Err(e) => e.into_response(),
+        Err(LoginRefused::Wrong) => {
+            tracing::warn!(user = %f.name, %address, "console login refused");
+            attempt
+                .audit(
+                    &c.api.store,
+                    "login.failed",
+                    format!("user {}", f.name),
+                    None,
+                    serde_json::json!({}),
+                )
+                .await;
+            (
+                StatusCode::UNAUTHORIZED,
+                login_page(&f.next, Some("Wrong user or password.")),
+            )
+                .into_response()
+        }
+        Err(LoginRefused::Wait(secs)) => {
+            attempt
+                .audit(
+                    &c.api.store,
+                    "login.throttled",
+                    format!("user {}", f.name),
+                    None,
+                    serde_json::json!({"wait_secs": secs}),
+                )
+                .await;
+            (
+                StatusCode::TOO_MANY_REQUESTS,
+                [(header::RETRY_AFTER, secs.to_string())],
+                login_page(
+                    &f.next,
+                    Some(&format!("Too many failed logins: try again in {secs} s.")),
+                ),
+            )
+                .into_response()
+        }
+        Err(LoginRefused::Store(e)) => e.into_response(),
     }
 }
 
@@ -217,16 +294,30 @@ struct LogoutForm {
 
 async fn logout(
     State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Form(f): Form<LogoutForm>,
 ) -> Response {
-    if let Some(s) = c.sessions.of(&headers) {
-        if f.csrf != c.sessions.csrf(&s) {
-            return (StatusCode::FORBIDDEN, "wrong CSRF token").into_response();
+    if let Ok(Some(caller)) = c.gate.identify(&headers, Some(peer)).await {
+        if let Via::Session { secret } = &caller.via {
+            if f.csrf != caller.csrf() {
+                return (StatusCode::FORBIDDEN, "wrong CSRF token").into_response();
+            }
+            // Ends the session in the store: on every monitor, for every copy of the cookie.
+            c.gate.logout(secret).await;
+            caller
+                .audit(
+                    &c.api.store,
+                    "logout",
+                    format!("user {}", caller.principal.name),
+                    None,
+                    serde_json::json!({}),
+                )
+                .await;
         }
     }
     let mut resp = Redirect::to("/login").into_response();
-    if let Ok(v) = HeaderValue::from_str(&session::set_cookie("", c.secure)) {
+    if let Ok(v) = HeaderValue::from_str(&c.gate.set_cookie("")) {
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp

@@ -4,7 +4,9 @@
 
 use std::collections::HashMap;
 
-use axum::extract::{Path, Query, State};
+use std::net::SocketAddr;
+
+use axum::extract::{ConnectInfo, Path, Query, State};
 use axum::http::HeaderMap;
 use axum::response::{Html, IntoResponse, Response};
 use maud::{html, Markup};
@@ -20,7 +22,7 @@ use crate::store::RunFilter;
 type PageResult = Result<Response, Bounce>;
 
 fn render(title: &str, section: Option<Section>, v: &Visitor, body: Markup) -> Response {
-    Html(page(title, section, &v.csrf, body).into_string()).into_response()
+    Html(page(title, section, Some(v), body).into_string()).into_response()
 }
 
 /// An error shown as a page (a bad filter, a missing job): the same message the API gives.
@@ -203,25 +205,31 @@ fn next_fires(rules: &[(String, String, String)], count: usize) -> Vec<(i64, Str
     next
 }
 
-pub async fn overview(State(c): State<Console>, headers: HeaderMap) -> PageResult {
-    let v = c.visitor(&headers, "/")?;
+pub async fn overview(
+    State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> PageResult {
+    let v = c.visitor(&headers, peer, "/").await?;
     let now = crate::model::now_millis();
     let api = &c.api;
     let since = now - now % HOUR_MS - (HOURS - 1) * HOUR_MS;
     let body = async {
         let counts = api.store.runs_by_hour(since).await?;
-        let failing = api.store.failing_jobs(20).await?;
-        let rules = api.store.active_rules().await?;
+        let scope = v.caller.principal.groups.as_deref();
+        let failing = api.store.failing_jobs(20, scope).await?;
+        let rules = api.store.active_rules(scope).await?;
         let going = api
             .store
             .runs(&RunFilter {
                 states: vec![RunState::Dispatched, RunState::Running],
                 limit: 50,
+                groups: v.caller.principal.groups.clone(),
                 ..RunFilter::default()
             })
             .await?;
         let (executors, dispatchers) = api.store.fleet_members().await?;
-        let alarms = api.store.alarms(200).await?;
+        let alarms = api.store.alarms_in(200, scope).await?;
         Ok::<_, crate::http::ApiError>((
             counts,
             failing,
@@ -330,10 +338,11 @@ pub struct JobsQuery {
 
 pub async fn jobs(
     State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<JobsQuery>,
 ) -> PageResult {
-    let v = c.visitor(&headers, "/jobs")?;
+    let v = c.visitor(&headers, peer, "/jobs").await?;
     let per_page = JOBS_PER_PAGE as i64;
     let mut filter = crate::store::JobFilter {
         name: q.q.clone(),
@@ -345,6 +354,7 @@ pub async fn jobs(
         run_at: Some(q.target.clone()).filter(|t| !t.is_empty()),
         offset: (q.page.unwrap_or(1).max(1) as i64 - 1) * per_page,
         limit: per_page,
+        groups: v.caller.principal.groups.clone(),
     };
     let listed = async {
         let (mut jobs, mut total) = c.api.store.jobs_matching(&filter).await?;
@@ -356,18 +366,16 @@ pub async fn jobs(
         // Next fires and last runs only for the jobs shown.
         let shown = api::views(&c.api, jobs).await?;
         let targets = c.api.store.job_targets().await?;
-        let everything = if filter == crate::store::JobFilter::default() {
-            total
-        } else {
-            c.api
-                .store
-                .jobs_matching(&crate::store::JobFilter {
-                    limit: 1,
-                    ..Default::default()
-                })
-                .await?
-                .1
-        };
+        let everything = c
+            .api
+            .store
+            .jobs_matching(&crate::store::JobFilter {
+                limit: 1,
+                groups: v.caller.principal.groups.clone(),
+                ..Default::default()
+            })
+            .await?
+            .1;
         Ok::<_, crate::http::ApiError>((shown, total, targets, everything))
     }
     .await;
@@ -405,7 +413,7 @@ pub async fn jobs(
                 }
             }
             button type="submit" { "Filter" }
-            a.button.primary href="/jobs/new" { "New job" }
+            @if v.writes() { a.button.primary href="/jobs/new" { "New job" } }
         }
         p.muted {
             @if total == 0 { "0 of " (everything) " jobs" }
@@ -415,7 +423,7 @@ pub async fn jobs(
             table.jobs {
                 thead { tr {
                     th { "Name" } th { "Rule" } th { "Zone" } th { "Target" } th { "Next fire" }
-                    th { "Last run" } th { "Actions" }
+                    th { "Last run" } @if v.writes() { th { "Actions" } }
                 } }
                 tbody {
                     @for j in &shown {
@@ -429,7 +437,7 @@ pub async fn jobs(
                             td { @if let Some(r) = &j.last_run {
                                 a href=(format!("/runs/{}", r.id)) { (state(r.state)) } " " (time(r.ended_at.or(Some(r.instant))))
                             } @else { span.muted { "never ran" } } }
-                            td.actions { (job_actions(&j.job)) }
+                            @if v.writes() { td.actions { (job_actions(&j.job)) } }
                         }
                     }
                 }
@@ -464,12 +472,13 @@ fn job_actions(job: &crate::model::Job) -> Markup {
 
 pub async fn job(
     State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(key): Path<String>,
 ) -> PageResult {
-    let v = c.visitor(&headers, &job_href(&key))?;
+    let v = c.visitor(&headers, peer, &job_href(&key)).await?;
     let found = async {
-        let job = api::find(&c.api, &key).await?;
+        let job = api::find(&c.api, &v.caller, &key).await?;
         let runs = c
             .api
             .store
@@ -479,6 +488,7 @@ pub async fn job(
                 ..RunFilter::default()
             })
             .await?;
+
         let mut views = api::views(&c.api, vec![job]).await?;
         let view = views
             .pop()
@@ -544,7 +554,7 @@ pub async fn job(
         ("Changed", time(Some(j.updated_at))),
     ];
     let body = html! {
-        div.actions.bar data-job=(j.name) { (job_actions(j)) }
+        @if v.writes() { div.actions.bar data-job=(j.name) { (job_actions(j)) } }
         div.grid {
             section.card {
                 h2 { "Settings" }
@@ -564,7 +574,10 @@ pub async fn job(
             }
         }
         h2 { "Runs" }
-        p { a href=(href("/runs", &[("job", &j.name)])) { "All runs of " (j.name) } }
+        p {
+            a href=(href("/runs", &[("job", &j.name)])) { "All runs of " (j.name) }
+            @if v.caller.principal.is_admin() { " · " a href=(href("/audit", &[("job", &j.name)])) { "History of changes" } }
+        }
         (runs_table(&runs, false))
     };
     Ok(render(
@@ -580,17 +593,19 @@ pub async fn job(
 
 pub async fn runs(
     State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Query(q): Query<RunsQuery>,
 ) -> PageResult {
-    let v = c.visitor(&headers, "/runs")?;
+    let v = c.visitor(&headers, peer, "/runs").await?;
     let listed = async {
         let job_id = match q.job.as_deref().filter(|j| !j.is_empty()) {
-            Some(key) => Some(api::find(&c.api, key).await?.id),
+            Some(key) => Some(api::find(&c.api, &v.caller, key).await?.id),
             None => None,
         };
         let mut filter = q.filter(job_id)?;
         filter.limit = q.limit.unwrap_or(50);
+        filter.groups = v.caller.principal.groups.clone();
         c.api.store.runs(&filter).await.map_err(Into::into)
     }
     .await;
@@ -654,18 +669,14 @@ pub async fn runs(
 
 pub async fn run(
     State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
     Path(id): Path<String>,
 ) -> PageResult {
-    let v = c.visitor(&headers, &format!("/runs/{id}"))?;
+    let v = c.visitor(&headers, peer, &format!("/runs/{id}")).await?;
     let found = async {
         let id = api::run_id(&id)?;
-        let run = c
-            .api
-            .store
-            .run(id)
-            .await?
-            .ok_or_else(|| crate::http::ApiError::not_found(format!("no run {id}")))?;
+        let run = api::find_run(&c.api, &v.caller, id).await?;
         let chain = c
             .api
             .store
@@ -686,7 +697,7 @@ pub async fn run(
         div.bar {
             (state(r.state)) " "
             a href=(job_href(&r.job_name)) { (r.job_name) }
-            @if live {
+            @if live && v.writes() {
                 " " button.danger #kill type="button" data-post=(format!("/api/v1/runs/{}/kill", r.id))
                     data-confirm=(format!("Kill run {}?", r.id)) { "Kill" }
             }
@@ -737,8 +748,12 @@ pub async fn run(
 // ---------------------------------------------------------------------------------------------
 // Fleet and alarms
 
-pub async fn fleet(State(c): State<Console>, headers: HeaderMap) -> PageResult {
-    let v = c.visitor(&headers, "/fleet")?;
+pub async fn fleet(
+    State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> PageResult {
+    let v = c.visitor(&headers, peer, "/fleet").await?;
     let (executors, dispatchers) = c
         .api
         .store
@@ -782,10 +797,18 @@ pub async fn fleet(State(c): State<Console>, headers: HeaderMap) -> PageResult {
     Ok(render("Fleet", Some(Section::Fleet), &v, body))
 }
 
-pub async fn alarms(State(c): State<Console>, headers: HeaderMap) -> PageResult {
-    let v = c.visitor(&headers, "/alarms")?;
+pub async fn alarms(
+    State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> PageResult {
+    let v = c.visitor(&headers, peer, "/alarms").await?;
     let found = async {
-        let alarms = c.api.store.alarms(200).await?;
+        let alarms = c
+            .api
+            .store
+            .alarms_in(200, v.caller.principal.groups.as_deref())
+            .await?;
         let names: HashMap<i64, String> = c
             .api
             .store
@@ -817,4 +840,150 @@ pub async fn alarms(State(c): State<Console>, headers: HeaderMap) -> PageResult 
         }
     };
     Ok(render("Alarms", Some(Section::Alarms), &v, body))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Audit and users (admins)
+
+/// Admin pages: anyone else gets the same "not possible" page as a missing object.
+fn admin_only(v: &Visitor, section: Section) -> Result<(), Bounce> {
+    v.caller
+        .require_admin()
+        .map_err(|e| trouble(v, Some(section), e))
+}
+
+#[derive(Debug, Default, Deserialize)]
+pub struct AuditQuery {
+    #[serde(default)]
+    job: String,
+    #[serde(default)]
+    user: String,
+    #[serde(default)]
+    since: String,
+    before: Option<i64>,
+}
+
+pub async fn audit(
+    State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Query(q): Query<AuditQuery>,
+) -> PageResult {
+    let v = c.visitor(&headers, peer, "/audit").await?;
+    admin_only(&v, Section::Audit)?;
+    let found = async {
+        let filter = crate::monitor::admin::audit_filter(
+            &c.api, &v.caller, &q.job, &q.user, &q.since, q.before, 100,
+        )
+        .await?;
+        c.api
+            .store
+            .audit(&filter)
+            .await
+            .map_err(crate::http::ApiError::from)
+    }
+    .await;
+    let entries = found.map_err(|e| trouble(&v, Some(Section::Audit), e))?;
+    let next = entries.last().map(|e| e.id.to_string()).unwrap_or_default();
+    let body = html! {
+        form.filters method="get" action="/audit" role="search" {
+            label { "Job " input name="job" value=(q.job) placeholder="name"; }
+            label { "User " input name="user" value=(q.user) placeholder="name or token:NAME"; }
+            label { "Since " input name="since" value=(q.since) placeholder="1h, 2026-12-01T09:00:00Z"; }
+            button type="submit" { "Filter" }
+        }
+        @if entries.is_empty() { (none("Nothing recorded.")) } @else {
+            table.audit { thead { tr { th { "When" } th { "Who" } th { "From" } th { "Action" } th { "Object" } th { "Details" } } }
+                tbody { @for e in &entries { tr {
+                    td { (time(Some(e.at))) }
+                    td.wrap { (e.actor) }
+                    td { (e.address.as_deref().unwrap_or("—")) }
+                    td { code { (e.action) } }
+                    td.wrap { (e.object) }
+                    td.wrap { code { (e.details.to_string()) } }
+                } } }
+            }
+            @if entries.len() == 100 {
+                nav.pager { a rel="next" href=(href("/audit", &[("job", &q.job), ("user", &q.user), ("since", &q.since), ("before", &next)])) { "Older entries" } }
+            }
+        }
+    };
+    Ok(render("Audit log", Some(Section::Audit), &v, body))
+}
+
+pub async fn users(
+    State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+) -> PageResult {
+    let v = c.visitor(&headers, peer, "/users").await?;
+    admin_only(&v, Section::Users)?;
+    let found = async {
+        Ok::<_, crate::store::StoreError>((c.api.store.users().await?, c.api.store.tokens().await?))
+    }
+    .await;
+    let (users, tokens) = found.map_err(|e| trouble(&v, Some(Section::Users), e.into()))?;
+    let scope = |g: &Option<Vec<String>>| {
+        g.as_ref()
+            .map(|g| g.join(", "))
+            .unwrap_or_else(|| "every group".into())
+    };
+    let roles: Vec<&str> = crate::model::access::Access::ALL
+        .iter()
+        .map(|a| a.as_str())
+        .collect();
+    let body = html! {
+        h2 { "Users" }
+        table.users { thead { tr { th { "Name" } th { "Role" } th { "Groups" } th { "E-mail" } th { "State" } th { "Last login" } th { "Actions" } } }
+            tbody { @for u in &users { tr data-user=(u.name) {
+                td { (u.name) }
+                td { (u.access.as_str()) }
+                td { (scope(&u.groups)) }
+                td { (u.email.as_deref().unwrap_or("—")) }
+                td { @if u.active { span.state.ok { "active" } } @else { span.state.warn { "disabled" } } }
+                td { (time(u.last_login_at)) }
+                td.actions {
+                    @let base = format!("/api/v1/users/{}", layout::encode(&u.name));
+                    @if u.active {
+                        button type="button" data-post=(base.clone()) data-method="PATCH" data-body=r#"{"active":false}"# { "Disable" }
+                    } @else {
+                        button type="button" data-post=(base.clone()) data-method="PATCH" data-body=r#"{"active":true}"# { "Enable" }
+                    }
+                    button.danger type="button" data-post=(base) data-method="DELETE" data-confirm=(format!("Delete user {}?", u.name)) { "Delete" }
+                }
+            } } }
+        }
+        form.job #user-form data-action="/api/v1/users" data-method="POST" data-then="/users" novalidate {
+            fieldset {
+                legend { "Add a user" }
+                div.field { label for="u-name" { "Name" } input #u-name data-field="name"; small.error data-error-for="name" {} }
+                div.field { label for="u-role" { "Role" }
+                    select #u-role data-field="role" { @for r in &roles { option value=(r) selected[*r == "viewer"] { (r) } } }
+                    small.error data-error-for="role" {} }
+                div.field { label for="u-groups" { "Groups" } input #u-groups data-field="groups" placeholder="empty: every group"; small.error data-error-for="groups" {} }
+                div.field { label for="u-email" { "E-mail" } input #u-email data-field="email"; small.error data-error-for="email" {} }
+                div.field { label for="u-password" { "Password" } input #u-password type="password" autocomplete="new-password" data-field="password"; small.error data-error-for="password" {} }
+                div.field { button.primary type="submit" { "Add user" } }
+            }
+        }
+        h2 { "API tokens" }
+        @if tokens.is_empty() { (none("No named token. Create one: cronvisor token create --name NAME --role ROLE")) } @else {
+            table.tokens { thead { tr { th { "Name" } th { "Role" } th { "Groups" } th { "Created" } th { "By" } th { "Expires" } th { "Last used" } th { "State" } th { "Actions" } } }
+                tbody { @for t in &tokens { tr data-token=(t.name) {
+                    td { (t.name) }
+                    td { (t.access.as_str()) }
+                    td { (scope(&t.groups)) }
+                    td { (time(Some(t.created_at))) }
+                    td { (t.created_by) }
+                    td { (time(t.expires_at)) }
+                    td { (time(t.last_used_at)) }
+                    td { @if t.revoked_at.is_some() { span.state.bad { "revoked" } } @else { span.state.ok { "live" } } }
+                    td.actions { @if t.revoked_at.is_none() {
+                        button.danger type="button" data-post=(format!("/api/v1/tokens/{}", layout::encode(&t.name))) data-method="DELETE" data-confirm=(format!("Revoke token {}?", t.name)) { "Revoke" }
+                    } }
+                } } }
+            }
+        }
+    };
+    Ok(render("Users and tokens", Some(Section::Users), &v, body))
 }

@@ -58,7 +58,8 @@
     ev.preventDefault();
     if (b.dataset.confirm && !window.confirm(b.dataset.confirm)) { return; }
     b.disabled = true;
-    const r = await api(b.dataset.method || "POST", b.dataset.post);
+    const body = b.dataset.body ? JSON.parse(b.dataset.body) : undefined;
+    const r = await api(b.dataset.method || "POST", b.dataset.post, body);
     b.disabled = false;
     if (!r.ok) {
       const e = errorOf(r);
@@ -155,7 +156,9 @@
         });
       }
       const r = await api(form.dataset.method, form.dataset.action, body);
-      if (r.ok && r.data && r.data.name) {
+      if (r.ok && form.dataset.then) {
+        window.location.assign(form.dataset.then);
+      } else if (r.ok && r.data && r.data.name) {
         window.location.assign("/jobs/" + encodeURIComponent(r.data.name));
       } else if (!r.ok) {
         showError(errorOf(r));
@@ -252,8 +255,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
-    const form = document.getElementById("job-form");
-    if (form) { setupForm(form); }
+    document.querySelectorAll("form[data-action]").forEach(setupForm);
     const output = document.getElementById("output");
     if (output && output.dataset.live === "true") { follow(output); }
   });

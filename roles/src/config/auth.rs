@@ -1,0 +1,109 @@
+//! `[auth]`: console sessions and the trusted-proxy login (single sign-on behind a company
+//! proxy that authenticates people and passes their name in a header).
+
+use std::net::IpAddr;
+use std::time::Duration;
+
+use serde::{Deserialize, Serialize};
+
+use super::values::duration;
+use super::{invalid, ConfigError};
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AuthConfig {
+    /// A console session ends after this long unused. Default "2h".
+    #[serde(with = "duration")]
+    pub session_idle: Duration,
+    /// ... and this long after login whatever happens. Default "12h".
+    #[serde(with = "duration")]
+    pub session_lifetime: Duration,
+    /// A header naming the logged-in user, set by an authenticating proxy (e.g.
+    /// `X-Forwarded-User`). Default none: no proxy login.
+    #[serde(
+        with = "super::values::optional",
+        skip_serializing_if = "Option::is_none"
+    )]
+    pub proxy_header: Option<String>,
+    /// The proxies' addresses or networks (`10.0.0.5`, `10.0.0.0/8`): the header is believed
+    /// only from them, and refused (and recorded) from anywhere else.
+    pub trusted_proxies: Vec<String>,
+    /// Create a viewer for a proxy user unknown here (else such a user is refused).
+    pub proxy_creates_viewers: bool,
+}
+
+impl Default for AuthConfig {
+    fn default() -> Self {
+        AuthConfig {
+            session_idle: Duration::from_secs(2 * 3600),
+            session_lifetime: Duration::from_secs(12 * 3600),
+            proxy_header: None,
+            trusted_proxies: Vec::new(),
+            proxy_creates_viewers: false,
+        }
+    }
+}
+
+/// `10.0.0.0/8`, `10.0.0.5` (a /32), `::1`.
+pub fn parse_net(text: &str) -> Result<(IpAddr, u8), String> {
+    let (ip, bits) = match text.trim().split_once('/') {
+        Some((ip, bits)) => (ip, Some(bits)),
+        None => (text.trim(), None),
+    };
+    let ip: IpAddr = ip
+        .parse()
+        .map_err(|_| format!("`{text}` is not an address or network (10.0.0.0/8)"))?;
+    let max = if ip.is_ipv4() { 32 } else { 128 };
+    let bits = match bits {
+        None => max,
+        Some(b) => b
+            .parse::<u8>()
+            .ok()
+            .filter(|b| *b <= max)
+            .ok_or_else(|| format!("`{text}`: the prefix must be 0 to {max}"))?,
+    };
+    Ok((ip, bits))
+}
+
+impl AuthConfig {
+    pub(super) fn validate(&self) -> Result<(), ConfigError> {
+        if self.session_idle.is_zero() || self.session_lifetime.is_zero() {
+            return Err(invalid(
+                "auth.session_idle",
+                "sessions must last more than 0s",
+            ));
+        }
+        for t in &self.trusted_proxies {
+            parse_net(t).map_err(|m| invalid("auth.trusted_proxies", m))?;
+        }
+        if let Some(h) = &self.proxy_header {
+            if axum::http::HeaderName::from_bytes(h.as_bytes()).is_err() {
+                return Err(invalid(
+                    "auth.proxy_header",
+                    format!("`{h}` is not a header name"),
+                ));
+            }
+            if self.trusted_proxies.is_empty() {
+                return Err(invalid(
+                    "auth.trusted_proxies",
+                    "must name the proxies when auth.proxy_header is set (else anyone could send it)",
+                ));
+            }
+        }
+        Ok(())
+    }
+
+    /// The proxy login, when configured (validated: bad entries cannot remain).
+    pub fn proxy(&self) -> Option<crate::monitor::Proxy> {
+        let header = self.proxy_header.clone()?;
+        Some(crate::monitor::Proxy {
+            header: header.to_ascii_lowercase(),
+            trusted: self
+                .trusted_proxies
+                .iter()
+                .filter_map(|t| parse_net(t).ok())
+                .collect(),
+            creates_viewers: self.proxy_creates_viewers,
+        })
+    }
+}

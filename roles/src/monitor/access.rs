@@ -1,0 +1,551 @@
+//! Who a request comes from, and what it may do.
+//!
+//! A request is authenticated by exactly one of: a bearer token — the install's `api.token`
+//! (admin of everything, so no install breaks) or a named API token (its hash looked up on
+//! every request: a revoked or expired one is refused at once by every monitor); a console
+//! session cookie (its hash looked up in the store); or, when configured, a trusted proxy's
+//! user header, believed only from the configured proxy addresses. The result, a [`Caller`],
+//! goes into the request's extensions; handlers check its role and scope.
+//!
+//! A session's state-changing requests must carry its CSRF token (derived from the session's
+//! secret, which only the cookie holds) and come from the same origin.
+
+use std::net::{IpAddr, SocketAddr};
+use std::sync::Arc;
+use std::time::Duration;
+
+use axum::extract::{ConnectInfo, Request, State};
+use axum::http::{header, HeaderMap, Method, StatusCode};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use ring::digest;
+
+use crate::http::ApiError;
+use crate::model::access::{check_password, Access, Principal, User};
+use crate::store::{NewAudit, Store};
+
+/// The session cookie's name.
+pub const COOKIE: &str = "cronvisor_session";
+/// Failed logins allowed before each further attempt must wait.
+const FREE_FAILURES: i64 = 5;
+/// The longest wait between attempts.
+const MAX_WAIT_SECS: i64 = 300;
+
+/// SHA-256, hex: how tokens and session secrets are stored.
+pub fn sha256_hex(text: &str) -> String {
+    digest::digest(&digest::SHA256, text.as_bytes())
+        .as_ref()
+        .iter()
+        .map(|b| format!("{b:02x}"))
+        .collect()
+}
+
+/// A random secret, hex (32 bytes: tokens, session ids).
+pub fn random_secret() -> Result<String, ApiError> {
+    let mut bytes = [0u8; 32];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no randomness available"))?;
+    Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
+}
+
+/// Compares without an early exit, so the time taken does not reveal a matching prefix.
+fn same(a: &[u8], b: &[u8]) -> bool {
+    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
+}
+
+/// An Argon2id hash (PHC string) of `password`, off the async threads.
+pub async fn hash_password(password: String) -> Result<String, ApiError> {
+    check_password(&password)?;
+    let mut salt = [0u8; 16];
+    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
+        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no randomness available"))?;
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHasher, SaltString};
+        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
+        argon2::Argon2::default()
+            .hash_password(password.as_bytes(), &salt)
+            .map(|h| h.to_string())
+            .map_err(|e| e.to_string())
+    })
+    .await
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
+    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))
+}
+
+/// Whether `password` matches the PHC string `hash` (a malformed hash matches nothing).
+async fn verify_password(password: String, hash: String) -> bool {
+    tokio::task::spawn_blocking(move || {
+        use argon2::password_hash::{PasswordHash, PasswordVerifier};
+        PasswordHash::new(&hash).is_ok_and(|h| {
+            argon2::Argon2::default()
+                .verify_password(password.as_bytes(), &h)
+                .is_ok()
+        })
+    })
+    .await
+    .unwrap_or(false)
+}
+
+/// How a caller got in.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Via {
+    Bearer,
+    /// A console session; the secret is the cookie's value.
+    Session {
+        secret: String,
+    },
+    Proxy,
+}
+
+/// An authenticated request's caller.
+#[derive(Debug, Clone)]
+pub struct Caller {
+    pub principal: Principal,
+    /// The client's address (the proxy's when via a proxy).
+    pub address: Option<String>,
+    pub via: Via,
+}
+
+impl Caller {
+    /// Changing jobs and runs: operators and admins.
+    pub fn require_write(&self) -> Result<(), ApiError> {
+        if self.principal.can_write() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "`{}` is a {}: it may read, not change",
+                    self.principal.name,
+                    self.principal.access.as_str()
+                ),
+            ))
+        }
+    }
+
+    /// Users, tokens and the audit log: admins.
+    pub fn require_admin(&self) -> Result<(), ApiError> {
+        if self.principal.is_admin() {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                "only an admin may do this",
+            ))
+        }
+    }
+
+    /// The CSRF token of a session caller (empty otherwise).
+    pub fn csrf(&self) -> String {
+        match &self.via {
+            Via::Session { secret } => csrf_of(secret),
+            _ => String::new(),
+        }
+    }
+
+    /// Records what this caller did.
+    pub async fn audit(
+        &self,
+        store: &Store,
+        action: &str,
+        object: String,
+        job_id: Option<i64>,
+        details: serde_json::Value,
+    ) {
+        let entry = NewAudit {
+            actor: &self.principal.name,
+            address: self.address.as_deref(),
+            action,
+            object,
+            job_id,
+            details,
+        };
+        if let Err(e) = store.record_audit(&entry).await {
+            tracing::error!(error = %e, action, "cannot record the audit entry");
+        }
+    }
+}
+
+/// The CSRF token of a session secret.
+pub fn csrf_of(secret: &str) -> String {
+    sha256_hex(&format!("cronvisor csrf:{secret}"))
+}
+
+/// Trusted-proxy login: a header believed only from these addresses.
+#[derive(Debug, Clone)]
+pub struct Proxy {
+    pub header: String,
+    pub trusted: Vec<(IpAddr, u8)>,
+    /// Create a viewer for an unknown name (else it is refused).
+    pub creates_viewers: bool,
+}
+
+impl Proxy {
+    fn trusts(&self, ip: IpAddr) -> bool {
+        self.trusted
+            .iter()
+            .any(|(net, bits)| in_net(ip, *net, *bits))
+    }
+}
+
+/// Whether `ip` is in `net/bits`.
+pub fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(bits.min(32)))
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(bits.min(128)))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
+/// Everything authentication needs; cheap to clone.
+#[derive(Clone)]
+pub struct Gate {
+    pub store: Store,
+    install_token: Arc<String>,
+    pub idle: Duration,
+    pub lifetime: Duration,
+    pub proxy: Option<Arc<Proxy>>,
+    /// Served over TLS: cookies are `Secure`.
+    pub secure: bool,
+}
+
+impl std::fmt::Debug for Gate {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Gate(<redacted>)")
+    }
+}
+
+/// Why a login was refused.
+#[derive(Debug)]
+pub enum LoginRefused {
+    Wrong,
+    /// Too many failures: try again after this many seconds.
+    Wait(i64),
+    Store(ApiError),
+}
+
+impl Gate {
+    pub fn new(store: Store, install_token: String, proxy: Option<Proxy>) -> Gate {
+        Gate {
+            store,
+            install_token: Arc::new(install_token),
+            idle: Duration::from_secs(2 * 3600),
+            lifetime: Duration::from_secs(12 * 3600),
+            proxy: proxy.map(Arc::new),
+            secure: false,
+        }
+    }
+
+    /// The caller of a request, if it authenticates; an error for a proxy header from an
+    /// address that is not a trusted proxy.
+    pub async fn identify(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<Option<Caller>, ApiError> {
+        let address = peer.map(|p| p.ip().to_string());
+        if let Some(given) = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+        {
+            let given = given.trim();
+            if same(given.as_bytes(), self.install_token.as_bytes()) {
+                return Ok(Some(Caller {
+                    principal: Principal::install_token(),
+                    address,
+                    via: Via::Bearer,
+                }));
+            }
+            let token = self.store.token_by_hash(&sha256_hex(given)).await?;
+            return Ok(token.map(|t| Caller {
+                principal: Principal {
+                    name: format!("token:{}", t.name),
+                    access: t.access,
+                    groups: t.groups,
+                },
+                address,
+                via: Via::Bearer,
+            }));
+        }
+        if let Some(proxy) = &self.proxy {
+            if let Some(name) = headers
+                .get(proxy.header.as_str())
+                .and_then(|v| v.to_str().ok())
+            {
+                return self.via_proxy(proxy, name.trim(), peer, address).await;
+            }
+        }
+        let Some(secret) = cookie(headers, COOKIE) else {
+            return Ok(None);
+        };
+        let Some(user_id) = self
+            .store
+            .session_user(&sha256_hex(&secret), self.idle.as_millis() as i64)
+            .await?
+        else {
+            return Ok(None);
+        };
+        let Some(user) = self.store.user_by_id(user_id).await?.filter(|u| u.active) else {
+            return Ok(None);
+        };
+        Ok(Some(Caller {
+            principal: principal_of(&user),
+            address,
+            via: Via::Session { secret },
+        }))
+    }
+
+    async fn via_proxy(
+        &self,
+        proxy: &Proxy,
+        name: &str,
+        peer: Option<SocketAddr>,
+        address: Option<String>,
+    ) -> Result<Option<Caller>, ApiError> {
+        let trusted = peer.is_some_and(|p| proxy.trusts(p.ip()));
+        if !trusted {
+            let refused = Caller {
+                principal: Principal {
+                    name: name.to_string(),
+                    access: Access::Viewer,
+                    groups: Some(Vec::new()),
+                },
+                address,
+                via: Via::Proxy,
+            };
+            refused
+                .audit(
+                    &self.store,
+                    "login.proxy_refused",
+                    format!("header {}", proxy.header),
+                    None,
+                    serde_json::json!({"reason": "not from a trusted proxy"}),
+                )
+                .await;
+            tracing::warn!(peer = ?peer, header = %proxy.header, "proxy user header from an untrusted address refused");
+            return Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!("`{}` is only believed from a trusted proxy", proxy.header),
+            ));
+        }
+        let user = match self.store.user_named(name).await? {
+            Some((u, _)) => u,
+            None if proxy.creates_viewers => {
+                let hash = hash_password(random_secret()?).await?;
+                let created = self
+                    .store
+                    .insert_user(&crate::store::UserChange {
+                        name: Some(name.to_string()),
+                        access: Some(Access::Viewer),
+                        password_hash: Some(hash),
+                        ..Default::default()
+                    })
+                    .await?;
+                tracing::info!(user = %name, "viewer created for a proxy login");
+                created
+            }
+            None => return Ok(None),
+        };
+        Ok(user.active.then(|| Caller {
+            principal: principal_of(&user),
+            address,
+            via: Via::Proxy,
+        }))
+    }
+
+    /// Checks a login; on success opens a session and returns its secret (the cookie's value).
+    pub async fn login(
+        &self,
+        name: &str,
+        password: &str,
+        address: Option<&str>,
+    ) -> Result<(String, User), LoginRefused> {
+        let subjects = [
+            format!("user:{}", name.to_lowercase()),
+            format!("addr:{}", address.unwrap_or("?")),
+        ];
+        let now = crate::model::now_millis();
+        for s in &subjects {
+            let (failures, last) = self
+                .store
+                .login_failures(s)
+                .await
+                .map_err(|e| LoginRefused::Store(e.into()))?;
+            if failures >= FREE_FAILURES {
+                let wait = (1i64 << (failures - FREE_FAILURES).min(9)).min(MAX_WAIT_SECS);
+                let left = wait - (now - last) / 1000;
+                if left > 0 {
+                    return Err(LoginRefused::Wait(left));
+                }
+            }
+        }
+        let found = self
+            .store
+            .user_named(name)
+            .await
+            .map_err(|e| LoginRefused::Store(e.into()))?;
+        // An unknown user costs the same hash as a known one: timing tells no names.
+        let (user, hash) = match found {
+            Some((u, h)) if u.active => (Some(u), h),
+            _ => (None, DUMMY_HASH.to_string()),
+        };
+        let ok = verify_password(password.to_string(), hash).await && user.is_some();
+        let Some(user) = user.filter(|_| ok) else {
+            for s in &subjects {
+                let _ = self.store.add_login_failure(s).await;
+            }
+            return Err(LoginRefused::Wrong);
+        };
+        for s in &subjects {
+            let _ = self.store.clear_login_failures(s).await;
+        }
+        let secret = random_secret().map_err(LoginRefused::Store)?;
+        let expires = now + self.lifetime.as_millis() as i64;
+        self.store
+            .open_session(&sha256_hex(&secret), user.id, expires, address)
+            .await
+            .map_err(|e| LoginRefused::Store(e.into()))?;
+        let _ = self.store.note_login(user.id).await;
+        Ok((secret, user))
+    }
+
+    /// Ends the session whose secret this is, on every monitor.
+    pub async fn logout(&self, secret: &str) {
+        if let Err(e) = self.store.end_session(&sha256_hex(secret)).await {
+            tracing::warn!(error = %e, "cannot end a session");
+        }
+    }
+
+    /// The `Set-Cookie` value for a session secret (empty: the cookie is cleared).
+    pub fn set_cookie(&self, secret: &str) -> String {
+        let max_age = if secret.is_empty() {
+            0
+        } else {
+            self.lifetime.as_secs()
+        };
+        let secure = if self.secure { "; Secure" } else { "" };
+        format!("{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+    }
+}
+
+/// An Argon2id hash of a random password nobody knows, verified against for unknown users.
+const DUMMY_HASH: &str =
+    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3s3Ei0mIOEkUwHi0b8m5l3dS0Qy2wN7l0FqWqkqQZ0Y";
+
+fn principal_of(user: &User) -> Principal {
+    Principal {
+        name: user.name.clone(),
+        access: user.access,
+        groups: user.groups.clone(),
+    }
+}
+
+/// A cookie's value from the `Cookie` headers.
+pub fn cookie(headers: &HeaderMap, name: &str) -> Option<String> {
+    headers
+        .get_all(header::COOKIE)
+        .iter()
+        .filter_map(|v| v.to_str().ok())
+        .flat_map(|v| v.split(';'))
+        .filter_map(|kv| kv.trim().split_once('='))
+        .find(|(k, _)| *k == name)
+        .map(|(_, v)| v.to_string())
+}
+
+/// Whether a state-changing request comes from this site: no `Origin` (not a browser's
+/// cross-site request) or one naming the host it was sent to.
+pub fn same_origin(headers: &HeaderMap) -> bool {
+    let Some(origin) = headers.get(header::ORIGIN).and_then(|v| v.to_str().ok()) else {
+        return true;
+    };
+    let host = headers
+        .get(header::HOST)
+        .and_then(|v| v.to_str().ok())
+        .unwrap_or("");
+    let origin_host = origin
+        .strip_prefix("http://")
+        .or_else(|| origin.strip_prefix("https://"))
+        .unwrap_or("");
+    !host.is_empty() && origin_host == host
+}
+
+/// The peer of a request.
+pub fn peer_of(req: &Request) -> Option<SocketAddr> {
+    req.extensions()
+        .get::<ConnectInfo<SocketAddr>>()
+        .map(|c| c.0)
+}
+
+/// Middleware of the API: authenticates, checks a session's CSRF token and origin on
+/// state-changing requests, and hands the [`Caller`] to the handlers.
+pub async fn api_auth(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
+    let peer = peer_of(&req);
+    let caller = match gate.identify(req.headers(), peer).await {
+        Ok(Some(c)) => c,
+        Ok(None) => {
+            return ApiError::new(
+                StatusCode::UNAUTHORIZED,
+                "missing, wrong, expired or revoked token (or no session)",
+            )
+            .into_response()
+        }
+        Err(e) => return e.into_response(),
+    };
+    let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    if let (false, Via::Session { secret }) = (safe, &caller.via) {
+        let given = req
+            .headers()
+            .get("x-csrf-token")
+            .and_then(|v| v.to_str().ok())
+            .unwrap_or("");
+        if !same(given.as_bytes(), csrf_of(secret).as_bytes()) || !same_origin(req.headers()) {
+            return ApiError::new(
+                StatusCode::FORBIDDEN,
+                "missing or wrong CSRF token (reload the page)",
+            )
+            .into_response();
+        }
+    }
+    req.extensions_mut().insert(caller);
+    next.run(req).await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn networks_match_by_prefix() {
+        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
+        assert!(in_net(ip("10.1.2.3"), ip("10.0.0.0"), 8));
+        assert!(!in_net(ip("11.1.2.3"), ip("10.0.0.0"), 8));
+        assert!(in_net(ip("127.0.0.1"), ip("127.0.0.1"), 32));
+        assert!(in_net(ip("::1"), ip("::1"), 128));
+        assert!(!in_net(ip("::1"), ip("127.0.0.1"), 0));
+    }
+
+    #[tokio::test]
+    async fn passwords_hash_and_verify() {
+        let hash = hash_password("correct horse".into()).await.expect("hash");
+        assert!(hash.starts_with("$argon2id$"));
+        assert!(verify_password("correct horse".into(), hash.clone()).await);
+        assert!(!verify_password("wrong horse".into(), hash).await);
+        assert!(!verify_password("x".into(), DUMMY_HASH.into()).await);
+        assert!(hash_password("short".into()).await.is_err());
+    }
+}
