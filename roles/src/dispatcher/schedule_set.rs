@@ -215,6 +215,7 @@ pub(crate) mod tests {
         Job {
             id,
             name: format!("j{id}"),
+            group: "default".into(),
             schedule: rule.into(),
             timezone: "UTC".into(),
             command: Some("true".into()),

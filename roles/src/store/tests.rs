@@ -384,6 +384,7 @@ async fn every_job_field_is_stored_and_read_back_as_given() {
     let t = temp_store("fields").await;
     let given = JobFields {
         name: Some("web".into()),
+        group: Some("web-team".into()),
         schedule: Some("*/7 * * * *".into()),
         timezone: Some("Europe/Paris".into()),
         command: None,
