@@ -3,6 +3,7 @@
 
 mod harness;
 
+mod access;
 mod alarms;
 mod bad_input;
 mod cli;

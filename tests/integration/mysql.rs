@@ -20,12 +20,17 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
         [
             "_sqlx_migrations",
             "alarms",
+            "api_tokens",
+            "audit",
             "dispatchers",
             "executors",
             "fleet_state",
             "job_changes",
             "jobs",
-            "runs"
+            "login_failures",
+            "runs",
+            "sessions",
+            "users"
         ]
     );
     let unique = db
@@ -45,4 +50,15 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
         .expect("count");
     let counts: Vec<&str> = rows.split_whitespace().collect();
     assert_eq!(counts[0], counts[1], "duplicate instants: {rows}");
+}
+
+#[test]
+fn scopes_hold_on_mariadb_too() {
+    let db = MariaDb::start();
+    db.migrate();
+    let cv = Cronvisor::start_with(
+        "mysql-access",
+        &format!("[store]\nurl = \"{}\"\n", db.url()),
+    );
+    crate::access::walk_every_route_out_of_scope(&cv);
 }

@@ -332,6 +332,13 @@ impl Cronvisor {
         self.cli_command(args).output().expect("run cli")
     }
 
+    /// A CLI command authenticated by `token` (`CRONVISOR_TOKEN`) instead of the admin's.
+    pub fn cli_command_with_token(&self, args: &[&str], token: &str) -> Command {
+        let mut cmd = self.cli_command(args);
+        cmd.env("CRONVISOR_TOKEN", token);
+        cmd
+    }
+
     /// Runs a CLI command with `input` on its standard input (passwords).
     pub fn cli_input(&self, args: &[&str], input: &str) -> Output {
         let mut child = self
