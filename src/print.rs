@@ -175,6 +175,9 @@ pub fn job(view: &JobView) {
         }
         None => println!("command:    {}", j.command.as_deref().unwrap_or("-")),
     }
+    for (k, v) in &j.env {
+        println!("env:        {k}={v}");
+    }
     println!(
         "timeout:    {}",
         j.timeout_secs

@@ -87,9 +87,14 @@ impl RoleContext {
         })
     }
 
-    /// How long a stopping role keeps serving open connections (answering `Connection: close`).
-    pub fn http_grace(&self) -> std::time::Duration {
-        self.config.supervisor.http_close_grace
+    /// How this role serves HTTP: the drain's grace (how long a stopping role keeps serving
+    /// open connections, answering `Connection: close`) and the limits against hostile clients.
+    pub fn http_options(&self) -> crate::http::server::Options {
+        crate::http::server::Options {
+            grace: self.config.supervisor.http_close_grace,
+            header_read_timeout: self.config.http.header_read_timeout,
+            max_connections: self.config.http.max_connections,
+        }
     }
 
     /// Whom this role's outbound https trusts (`tls.ca_file` is read now).
@@ -109,6 +114,12 @@ impl RoleContext {
             draining: self.draining.clone(),
             deps: self.deps.clone(),
             configured: self.config.cluster.dependencies(),
+            detail_tokens: Arc::new(
+                [crate::tokens::API, crate::tokens::RPC]
+                    .iter()
+                    .filter_map(|f| crate::tokens::load(&self.config.data_dir, f).ok())
+                    .collect(),
+            ),
         }
     }
 }

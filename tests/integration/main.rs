@@ -17,5 +17,6 @@ mod mysql;
 mod output;
 mod policies;
 mod reload;
+mod security;
 mod systemd;
 mod tls;

@@ -21,8 +21,8 @@ use serde::{Deserialize, Serialize};
 pub use alarm::{AlarmConfig, EmailConfig, SmsConfig, SmtpSecurity};
 pub use auth::AuthConfig;
 pub use sections::{
-    ClusterConfig, DispatcherConfig, ExecutorConfig, MonitorConfig, StoreConfig, SupervisorConfig,
-    TlsConfig,
+    ClusterConfig, DispatcherConfig, ExecutorConfig, HttpConfig, MonitorConfig, StoreConfig,
+    SupervisorConfig, TlsConfig,
 };
 
 use crate::schedule;
@@ -113,6 +113,7 @@ pub struct Config {
     pub monitor: MonitorConfig,
     pub alarm: AlarmConfig,
     pub tls: TlsConfig,
+    pub http: HttpConfig,
     pub auth: AuthConfig,
 }
 
@@ -142,6 +143,7 @@ impl Default for Config {
             monitor: MonitorConfig::default(),
             alarm: AlarmConfig::default(),
             tls: TlsConfig::default(),
+            http: HttpConfig::default(),
             auth: AuthConfig::default(),
         }
     }

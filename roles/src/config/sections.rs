@@ -334,6 +334,11 @@ pub struct ExecutorConfig {
     /// How often the executor records that it is alive. Default "2s".
     #[serde(with = "duration")]
     pub heartbeat: Duration,
+    /// Names of the executor's environment variables passed on to jobs (e.g. `["HTTP_PROXY"]`).
+    /// Jobs otherwise start from a clean environment: PATH, HOME, USER, LOGNAME, SHELL, LANG,
+    /// TZ (the job's zone), CRONVISOR_JOB, CRONVISOR_RUN_ID, CRONVISOR_INSTANT,
+    /// CRONVISOR_ATTEMPT, and the job's own `env`. Default none.
+    pub pass_env: Vec<String>,
 }
 
 impl Default for ExecutorConfig {
@@ -344,6 +349,7 @@ impl Default for ExecutorConfig {
             kill_grace: Duration::from_secs(5),
             output_linger: Duration::from_secs(1),
             heartbeat: Duration::from_secs(2),
+            pass_env: Vec::new(),
         }
     }
 }
@@ -356,6 +362,14 @@ impl ExecutorConfig {
                 "executor.output_head_bytes",
                 "head and tail cannot both be 0",
             ));
+        }
+        for name in &self.pass_env {
+            if name.is_empty() || name.contains(['=', '\0']) {
+                return Err(invalid(
+                    "executor.pass_env",
+                    format!("`{name}` is not a variable name"),
+                ));
+            }
         }
         Ok(())
     }
@@ -400,6 +414,38 @@ impl MonitorConfig {
     }
 }
 
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HttpConfig {
+    /// A client must send a request's headers within this long, from when its connection opens
+    /// and again after each response (so idle keep-alive connections close after it too).
+    /// Default "20s".
+    #[serde(with = "duration")]
+    pub header_read_timeout: Duration,
+    /// Connections open at once per listener; beyond it new ones wait to be accepted.
+    /// Default 4096.
+    pub max_connections: usize,
+}
+
+impl Default for HttpConfig {
+    fn default() -> Self {
+        HttpConfig {
+            header_read_timeout: Duration::from_secs(20),
+            max_connections: 4096,
+        }
+    }
+}
+
+impl HttpConfig {
+    fn validate(&self) -> Result<(), ConfigError> {
+        at_least("http.header_read_timeout", self.header_read_timeout, MS)?;
+        if self.max_connections < 16 {
+            return Err(invalid("http.max_connections", "must be at least 16"));
+        }
+        Ok(())
+    }
+}
+
 /// Every section's own checks, in the order of the file.
 pub(super) fn validate_sections(c: &super::Config) -> Result<(), ConfigError> {
     c.cluster.validate(&c.store)?;
@@ -410,5 +456,6 @@ pub(super) fn validate_sections(c: &super::Config) -> Result<(), ConfigError> {
     c.monitor.validate(&c.executor)?;
     c.alarm.validate()?;
     c.tls.validate()?;
+    c.http.validate()?;
     c.auth.validate()
 }

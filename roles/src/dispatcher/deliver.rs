@@ -227,6 +227,8 @@ fn request_of(o: &Outgoing) -> Option<RunRequest> {
         command,
         http,
         timeout_secs: o.job.timeout_secs,
+        timezone: o.job.timezone.clone(),
+        env: o.job.env.clone(),
         attempt: o.attempt,
         retry_of: o.retry_of,
         retries: o.job.retries,

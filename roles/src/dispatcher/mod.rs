@@ -101,13 +101,13 @@ impl Dispatcher {
         load_all(&store, &mut set).await?;
         jobs_gauge.set(set.len() as i64);
 
-        let grace = ctx.http_grace();
+        let options = ctx.http_options();
         let health = ctx.health();
         let server = tokio::spawn(crate::http::server::serve(
             ctx.listener,
             crate::http::health::router(health),
             shutdown.clone(),
-            grace,
+            options,
         ));
         let me = Instance::this(&host);
         let heartbeat = Heartbeat::start(

@@ -216,6 +216,7 @@ pub(crate) mod tests {
             id,
             name: format!("j{id}"),
             group: "default".into(),
+            env: Default::default(),
             schedule: rule.into(),
             timezone: "UTC".into(),
             command: Some("true".into()),

@@ -210,12 +210,12 @@ impl Serving {
             .with_state(exec.clone())
             .layer(axum::middleware::from_fn_with_state(token, require_token));
         let app = rpc.merge(crate::http::health::router(ctx.health()));
-        let grace = ctx.http_grace();
+        let options = ctx.http_options();
         let server = tokio::spawn(crate::http::server::serve(
             ctx.listener,
             app,
             shutdown.clone(),
-            grace,
+            options,
         ));
         // Alive before ready: the monitor never sees this executor's runs without a heartbeat.
         let card = crate::store::ExecutorCard {
@@ -539,7 +539,11 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
     let output = live::LiveOutput::new(exec.cfg.output_head_bytes, exec.cfg.output_tail_bytes);
     let spawned = match &req.http {
         Some(_) => None,
-        None => match process::spawn(&req.command, output.clone()) {
+        None => match process::spawn(
+            &req.command,
+            process::job_env(&req, &exec.cfg.pass_env),
+            output.clone(),
+        ) {
             Ok(s) => Some(s),
             Err(e) => {
                 exec.counters.spawn_failed.inc();

@@ -27,12 +27,78 @@ pub struct Spawned {
     stderr: JoinHandle<()>,
 }
 
-/// Starts `sh -c command` as the leader of a new process group, with stdin closed; its output
-/// goes to `output` (shared with live readers, and kept even if a reader must be abandoned).
-pub fn spawn(command: &str, output: Arc<LiveOutput>) -> std::io::Result<Spawned> {
+/// The PATH a job gets when the executor has none.
+const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/sbin:/bin";
+
+/// A job's whole environment: nothing of the executor's (its tokens, the store's URL, the
+/// SMTP password, `NOTIFY_SOCKET` are cronvisor's, not the job's) but a documented base, the
+/// variables the operator passes on (`executor.pass_env`), and the job's own `env`.
+pub fn job_env(req: &crate::model::RunRequest, pass: &[String]) -> Vec<(String, String)> {
+    let from_executor = |name: &str| std::env::var(name).ok();
+    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
+        .ok()
+        .flatten();
+    let mut env: Vec<(String, String)> = vec![
+        (
+            "PATH".into(),
+            from_executor("PATH").unwrap_or_else(|| DEFAULT_PATH.into()),
+        ),
+        (
+            "HOME".into(),
+            me.as_ref()
+                .map(|u| u.dir.display().to_string())
+                .unwrap_or_else(|| "/".into()),
+        ),
+        (
+            "USER".into(),
+            me.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+        ),
+        (
+            "LOGNAME".into(),
+            me.as_ref().map(|u| u.name.clone()).unwrap_or_default(),
+        ),
+        ("SHELL".into(), "/bin/sh".into()),
+        (
+            "LANG".into(),
+            from_executor("LANG").unwrap_or_else(|| "C.UTF-8".into()),
+        ),
+        ("TZ".into(), req.timezone.clone()),
+        ("CRONVISOR_JOB".into(), req.job_name.clone()),
+        ("CRONVISOR_RUN_ID".into(), req.run_id.to_string()),
+        (
+            "CRONVISOR_INSTANT".into(),
+            chrono::DateTime::from_timestamp_millis(req.instant)
+                .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Millis, true))
+                .unwrap_or_default(),
+        ),
+        ("CRONVISOR_ATTEMPT".into(), req.attempt.to_string()),
+    ];
+    for name in pass {
+        if let Some(v) = from_executor(name) {
+            env.retain(|(k, _)| k != name);
+            env.push((name.clone(), v));
+        }
+    }
+    for (k, v) in &req.env {
+        env.retain(|(name, _)| name != k);
+        env.push((k.clone(), v.clone()));
+    }
+    env
+}
+
+/// Starts `sh -c command` as the leader of a new process group, with stdin closed and the
+/// environment `env` only; its output goes to `output` (shared with live readers, and kept even
+/// if a reader must be abandoned).
+pub fn spawn(
+    command: &str,
+    env: Vec<(String, String)>,
+    output: Arc<LiveOutput>,
+) -> std::io::Result<Spawned> {
     let mut cmd = Command::new("/bin/sh");
     cmd.arg("-c")
         .arg(command)
+        .env_clear()
+        .envs(env)
         .stdin(Stdio::null())
         .stdout(Stdio::piped())
         .stderr(Stdio::piped())

@@ -26,7 +26,7 @@ impl std::fmt::Debug for Token {
 }
 
 /// Compares without an early exit, so the time taken does not reveal a matching prefix.
-fn same(a: &[u8], b: &[u8]) -> bool {
+pub(crate) fn same(a: &[u8], b: &[u8]) -> bool {
     if a.len() != b.len() {
         return false;
     }

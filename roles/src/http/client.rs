@@ -63,8 +63,10 @@ impl HttpClient {
             .https_or_http()
             .enable_http1()
             .wrap_connector(connector);
+        // Below the servers' `http.header_read_timeout` (20 s), which closes idle connections:
+        // a connection is never reused just as the server closes it.
         let inner = Client::builder(TokioExecutor::new())
-            .pool_idle_timeout(Duration::from_secs(30))
+            .pool_idle_timeout(Duration::from_secs(10))
             .build(connector);
         HttpClient { inner, timeout }
     }

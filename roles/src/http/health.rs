@@ -1,5 +1,9 @@
 //! `GET /healthz` (the process is alive), `GET /readyz` (its dependencies answer and it is not
 //! draining) and `GET /metrics` (Prometheus text), the same on every role.
+//!
+//! `/readyz` tells anyone only `ready`, `degraded`, `draining` or `not ready` (load balancers
+//! need no more); what is degraded and why — error texts that name hosts, ports and users —
+//! only a caller with the API or RPC token sees.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,6 +30,23 @@ pub struct Health {
     /// The dependencies configured (`cronvisor_dependency_up` is reported for these only: a
     /// standalone system has no etcd to be up).
     pub configured: Vec<&'static str>,
+    /// Bearer tokens that see `/readyz`'s details.
+    pub detail_tokens: Arc<Vec<String>>,
+}
+
+impl Health {
+    fn sees_details(&self, headers: &axum::http::HeaderMap) -> bool {
+        let given = headers
+            .get(header::AUTHORIZATION)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| v.strip_prefix("Bearer "))
+            .unwrap_or("");
+        !given.is_empty()
+            && self
+                .detail_tokens
+                .iter()
+                .any(|t| super::auth::same(t.as_bytes(), given.as_bytes()))
+    }
 }
 
 pub fn router(health: Health) -> Router {
@@ -40,7 +61,8 @@ async fn healthz(State(h): State<Health>) -> impl IntoResponse {
     Json(json!({"status": "ok", "role": h.role, "pid": std::process::id()}))
 }
 
-async fn readyz(State(h): State<Health>) -> impl IntoResponse {
+async fn readyz(State(h): State<Health>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+    let details = h.sees_details(&headers);
     if h.draining.load(Ordering::Relaxed) {
         return (
             StatusCode::SERVICE_UNAVAILABLE,
@@ -55,17 +77,21 @@ async fn readyz(State(h): State<Health>) -> impl IntoResponse {
             } else {
                 "degraded"
             };
-            (
-                StatusCode::OK,
-                Json(
-                    json!({"status": status, "role": h.role, "store": "ok", "degraded": degraded}),
-                ),
-            )
+            let body = if details {
+                json!({"status": status, "role": h.role, "store": "ok", "degraded": degraded})
+            } else {
+                json!({"status": status, "role": h.role})
+            };
+            (StatusCode::OK, Json(body))
         }
-        Err(e) => (
-            StatusCode::SERVICE_UNAVAILABLE,
-            Json(json!({"status": "degraded", "role": h.role, "store": e.to_string()})),
-        ),
+        Err(e) => {
+            let body = if details {
+                json!({"status": "not ready", "role": h.role, "store": e.to_string()})
+            } else {
+                json!({"status": "not ready", "role": h.role})
+            };
+            (StatusCode::SERVICE_UNAVAILABLE, Json(body))
+        }
     }
 }
 

@@ -26,14 +26,31 @@ use tokio::task::JoinSet;
 
 use crate::runtime::{Shutdown, Stop};
 
+/// How a listener is served.
+///
+/// Against hostile or broken clients: a connection must send a request's headers within
+/// `header_read_timeout` — from when it opens, and again after each response, so an idle
+/// keep-alive connection is closed after that long too (slow-loris and idle floods cost a
+/// bounded time each) — and at most `max_connections` are open at once; beyond that, new ones
+/// wait in the kernel's accept queue rather than exhaust the process's descriptors. Bodies are
+/// bounded by axum's default limit (2 MiB) on every route that reads one.
+#[derive(Debug, Clone, Copy)]
+pub struct Options {
+    pub grace: Duration,
+    pub header_read_timeout: Duration,
+    pub max_connections: usize,
+}
+
 /// Serves `router` on `listener` until a stop is requested, then drains as described above
 /// (a fast stop skips the grace period).
 pub async fn serve(
     listener: std::net::TcpListener,
     router: Router,
     shutdown: Shutdown,
-    grace: Duration,
+    options: Options,
 ) -> std::io::Result<()> {
+    let grace = options.grace;
+    let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let closing = Arc::new(AtomicBool::new(false));
@@ -53,6 +70,14 @@ pub async fn serve(
     let stop = crate::runtime::stopped(shutdown.clone());
     tokio::pin!(stop);
     loop {
+        // A slot first: at the cap, connections wait in the accept queue.
+        let slot = tokio::select! {
+            slot = slots.clone().acquire_owned() => match slot {
+                Ok(s) => s,
+                Err(_) => break,
+            },
+            _ = &mut stop => break,
+        };
         tokio::select! {
             accepted = listener.accept() => {
                 let (stream, peer) = match accepted {
@@ -76,8 +101,12 @@ pub async fn serve(
                     },
                 ));
                 let mut close_rx = close_rx.clone();
+                let header_timeout = options.header_read_timeout;
                 conns.spawn(async move {
+                    let _slot = slot;
                     let conn = hyper::server::conn::http1::Builder::new()
+                        .timer(hyper_util::rt::TokioTimer::new())
+                        .header_read_timeout(header_timeout)
                         .serve_connection(TokioIo::new(stream), service);
                     tokio::pin!(conn);
                     tokio::select! {

@@ -210,6 +210,73 @@ pub(super) fn headers(lines: &[HeaderLine]) -> Result<BTreeMap<String, String>, 
     Ok(out)
 }
 
+/// The masked form of a secret value, as people see it; sent back, it keeps the value.
+pub const MASK: &str = "***";
+
+/// A job's environment from `NAME=VALUE` lines (`current` gives the values kept by `***`).
+pub(super) fn env(
+    lines: &[super::fields::EnvLine],
+    current: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, FieldError> {
+    let mut out = BTreeMap::new();
+    for line in lines.iter().filter(|l| !l.0.trim().is_empty()) {
+        let Some((k, v)) = line.0.split_once('=') else {
+            return Err(FieldError::new(
+                "env",
+                format!("`{}`: expected NAME=VALUE", line.0),
+            ));
+        };
+        let k = k.trim();
+        let mut chars = k.chars();
+        let valid = chars
+            .next()
+            .is_some_and(|c| c.is_ascii_alphabetic() || c == '_')
+            && chars.all(|c| c.is_ascii_alphanumeric() || c == '_');
+        if !valid {
+            return Err(FieldError::new(
+                "env",
+                format!("`{k}` is not a variable name (letters, digits, `_`)"),
+            ));
+        }
+        if k.starts_with("CRONVISOR_") {
+            return Err(FieldError::new(
+                "env",
+                format!("`{k}`: CRONVISOR_* variables are cronvisor's own"),
+            ));
+        }
+        let value = if v == MASK {
+            match current.get(k) {
+                Some(old) => old.clone(),
+                None => {
+                    return Err(FieldError::new(
+                        "env",
+                        format!("`{k}={MASK}` keeps a value, but `{k}` has none"),
+                    ))
+                }
+            }
+        } else {
+            v.to_string()
+        };
+        if value.len() > super::fields::MAX_ENV_VALUE || value.contains('\0') {
+            return Err(FieldError::new(
+                "env",
+                format!(
+                    "`{k}`: a value is at most {} bytes, without NUL",
+                    super::fields::MAX_ENV_VALUE
+                ),
+            ));
+        }
+        out.insert(k.to_string(), value);
+    }
+    if out.len() > super::fields::MAX_ENV {
+        return Err(FieldError::new(
+            "env",
+            format!("more than {} variables", super::fields::MAX_ENV),
+        ));
+    }
+    Ok(out)
+}
+
 pub fn validate_name(name: &str) -> Result<(), FieldError> {
     if name.is_empty() {
         return Err(FieldError::new("name", "must not be empty"));

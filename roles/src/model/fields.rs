@@ -25,6 +25,8 @@ pub const MAX_RUN_AT: usize = 255;
 pub const MAX_COMMAND: usize = 64 * 1024;
 pub const MAX_HTTP_BODY: usize = 64 * 1024;
 pub const MAX_HEADERS: usize = 64;
+pub const MAX_ENV: usize = 64;
+pub const MAX_ENV_VALUE: usize = 4096;
 pub const MAX_RECIPIENTS: usize = 1024;
 pub const MAX_TIMEOUT_SECS: i64 = 30 * 86_400;
 pub const MAX_RETRIES: i64 = 100;
@@ -69,6 +71,41 @@ impl HeaderLine {
 }
 
 /// Serde for `Option<Vec<HeaderLine>>` as `{"Name": "value", ...}`.
+/// `NAME=VALUE`, as `--env` takes it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct EnvLine(pub String);
+
+impl std::str::FromStr for EnvLine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<EnvLine, String> {
+        if !s.trim().is_empty() && !s.contains('=') {
+            return Err(format!("`{s}`: expected NAME=VALUE"));
+        }
+        Ok(EnvLine(s.to_string()))
+    }
+}
+
+mod env_map {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<EnvLine>>, s: S) -> Result<S::Ok, S::Error> {
+        let map: Option<BTreeMap<&str, &str>> = v
+            .as_ref()
+            .map(|lines| lines.iter().filter_map(|l| l.0.split_once('=')).collect());
+        map.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(d: D) -> Result<Option<Vec<EnvLine>>, D::Error> {
+        let map: Option<BTreeMap<String, String>> = Option::deserialize(d)?;
+        Ok(map.map(|m| {
+            m.into_iter()
+                .map(|(k, v)| EnvLine(format!("{k}={v}")))
+                .collect()
+        }))
+    }
+}
+
 mod header_map {
     use super::*;
     use serde::{Deserializer, Serializer};
@@ -141,6 +178,11 @@ pub struct JobFields {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_method: Option<String>,
     /// HTTP job header, "Name: value" (repeatable; replaces all headers; "" for none).
+    /// Environment variables of the job's process (repeatable `--env NAME=VALUE`; in JSON an
+    /// object). Shown as `***`; a value `***` keeps the current one.
+    #[arg(long = "env", value_name = "NAME=VALUE")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "env_map")]
+    pub env: Option<Vec<EnvLine>>,
     #[arg(long = "http-header", value_name = "NAME: VALUE")]
     #[serde(default, skip_serializing_if = "Option::is_none", with = "header_map")]
     pub http_headers: Option<Vec<HeaderLine>>,
@@ -227,6 +269,7 @@ fn blank(default_tz: &str) -> Job {
         http_url: None,
         http_method: DEFAULT_HTTP_METHOD.to_string(),
         http_headers: BTreeMap::new(),
+        env: BTreeMap::new(),
         http_body: None,
         http_expect_status: 0,
         timeout_secs: None,
@@ -320,6 +363,9 @@ impl JobFields {
         }
         if let Some(lines) = self.http_headers {
             job.http_headers = headers(&lines)?;
+        }
+        if let Some(lines) = self.env {
+            job.env = super::checks::env(&lines, &job.env)?;
         }
         if let Some(v) = self.http_body {
             job.http_body = (!v.is_empty()).then_some(v);

@@ -36,6 +36,10 @@ pub struct Job {
     pub http_headers: std::collections::BTreeMap<String, String>,
     pub http_body: Option<String>,
     pub http_expect_status: i64,
+    /// Environment variables of the job's process, besides the clean base the executor sets.
+    /// Secrets to people: serialized with every value masked.
+    #[serde(serialize_with = "masked_values", default)]
+    pub env: std::collections::BTreeMap<String, String>,
     pub timeout_secs: Option<i64>,
     pub run_at: Option<String>,
     /// With `run_at` (or none: every executor): one run on one executor, or one per executor.
@@ -55,6 +59,23 @@ pub struct Job {
     pub admin_mobile: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
+}
+
+/// Serializes a map with every value shown as `***`.
+fn utc() -> String {
+    "UTC".into()
+}
+
+fn masked_values<S: serde::Serializer>(
+    map: &std::collections::BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(map.len()))?;
+    for k in map.keys() {
+        m.serialize_entry(k, checks::MASK)?;
+    }
+    m.end()
 }
 
 /// A bound of a time range, as typed by a person or put in a URL: an RFC 3339 instant
@@ -183,6 +204,12 @@ pub struct RunRequest {
     #[serde(default)]
     pub http: Option<HttpCall>,
     pub timeout_secs: Option<i64>,
+    /// The job's IANA zone: the run's `TZ`.
+    #[serde(default = "utc")]
+    pub timezone: String,
+    /// The job's own environment variables.
+    #[serde(default)]
+    pub env: std::collections::BTreeMap<String, String>,
     /// Which attempt this is (1 = first).
     #[serde(default = "first_attempt")]
     pub attempt: i64,

@@ -33,7 +33,7 @@ const CHANGE_LOG_KEEP_MS: i64 = 3_600_000;
 pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> {
     let trust = ctx.trust()?;
     let health = ctx.health();
-    let http_grace = ctx.http_grace();
+    let http_options = ctx.http_options();
     let RoleContext {
         config,
         store,
@@ -50,7 +50,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         deps.clone(),
         health,
         listener,
-        http_grace,
+        http_options,
         &shutdown,
     )?;
     let lost_after = crate::config::values::ms(config.monitor.lost_after);
@@ -144,7 +144,7 @@ fn serve_api(
     deps: std::sync::Arc<crate::cluster::Dependencies>,
     health: crate::http::health::Health,
     listener: std::net::TcpListener,
-    grace: Duration,
+    options: crate::http::server::Options,
     shutdown: &Shutdown,
 ) -> Result<tokio::task::JoinHandle<std::io::Result<()>>, RoleError> {
     let mut gate = access::Gate::new(
@@ -178,7 +178,7 @@ fn serve_api(
         listener,
         app,
         shutdown.clone(),
-        grace,
+        options,
     ));
     runtime::notify_ready(&format!(
         "monitor: console on http://{addr}/, API on http://{addr}/api/v1"

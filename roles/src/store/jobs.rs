@@ -32,6 +32,7 @@ const FIELD_COLUMNS: &[&str] = &[
     "http_url",
     "http_method",
     "http_headers",
+    "env",
     "http_body",
     "http_expect_status",
     "timeout_secs",
@@ -279,6 +280,7 @@ fn bind_fields<'q>(
         .bind(job.http_url.as_deref())
         .bind(&job.http_method)
         .bind(serde_json::to_string(&job.http_headers).unwrap_or_else(|_| "{}".into()))
+        .bind(serde_json::to_string(&job.env).unwrap_or_else(|_| "{}".into()))
         .bind(job.http_body.as_deref())
         .bind(job.http_expect_status)
         .bind(job.timeout_secs)

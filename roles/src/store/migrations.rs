@@ -70,6 +70,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "access",
         include_str!("../../../migrations/sqlite/0012_access.sql"),
     ),
+    (
+        13,
+        "job_env",
+        include_str!("../../../migrations/sqlite/0013_job_env.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -133,6 +138,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         12,
         "access",
         include_str!("../../../migrations/mysql/0012_access.sql"),
+    ),
+    (
+        13,
+        "job_env",
+        include_str!("../../../migrations/mysql/0013_job_env.sql"),
     ),
 ];
 

@@ -59,6 +59,7 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
         http_method: r.try_get("http_method")?,
         http_headers: serde_json::from_str(&text(r, "http_headers")?.unwrap_or_default())
             .unwrap_or_default(),
+        env: serde_json::from_str(&text(r, "env")?.unwrap_or_default()).unwrap_or_default(),
         http_body: text(r, "http_body")?,
         http_expect_status: r.try_get("http_expect_status")?,
         timeout_secs: r.try_get("timeout_secs")?,

@@ -385,6 +385,7 @@ async fn every_job_field_is_stored_and_read_back_as_given() {
     let given = JobFields {
         name: Some("web".into()),
         group: Some("web-team".into()),
+        env: Some(vec![crate::model::fields::EnvLine("REGION=eu".into())]),
         schedule: Some("*/7 * * * *".into()),
         timezone: Some("Europe/Paris".into()),
         command: None,

@@ -149,6 +149,8 @@ pub struct Cronvisor {
     pub child: Option<Child>,
     /// The binary `up` runs from (a private copy for self-upgrade tests).
     bin: PathBuf,
+    /// Set in `up`'s environment.
+    extra_env: Vec<(String, String)>,
 }
 
 impl Cronvisor {
@@ -184,6 +186,31 @@ impl Cronvisor {
             dir,
             child: None,
             bin: PathBuf::from(BIN),
+            extra_env: Vec::new(),
+        };
+        cv.spawn();
+        cv
+    }
+
+    /// As [`Cronvisor::start_with`], with `env` set in `up`'s environment (and so its roles').
+    pub fn start_with_env(tag: &str, overrides: &str, env: &[(&str, &str)]) -> Cronvisor {
+        let dir = TempDir::new(tag);
+        let base = format!(
+            "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
+             dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n",
+            dir.0.join("var").display()
+        );
+        std::fs::write(dir.0.join("cronvisor.toml"), merge_toml(&base, overrides))
+            .expect("write config");
+        std::fs::create_dir_all(dir.0.join("var")).expect("data dir");
+        let mut cv = Cronvisor {
+            dir,
+            child: None,
+            bin: PathBuf::from(BIN),
+            extra_env: env
+                .iter()
+                .map(|(k, v)| (k.to_string(), v.to_string()))
+                .collect(),
         };
         cv.spawn();
         cv
@@ -205,6 +232,7 @@ impl Cronvisor {
             dir,
             child: None,
             bin,
+            extra_env: Vec::new(),
         };
         cv.spawn();
         cv
@@ -223,6 +251,7 @@ impl Cronvisor {
             .env_remove("CRONVISOR_DATA_DIR")
             .env_remove("CRONVISOR_TOKEN")
             .env("RUST_LOG", "info")
+            .envs(self.extra_env.iter().map(|(k, v)| (k.as_str(), v.as_str())))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(log)

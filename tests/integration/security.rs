@@ -1,0 +1,232 @@
+//! What a job or a client sends cannot reach cronvisor's secrets (issue 13): a job starts from
+//! a clean environment, its own `env` values are masked to people, and the servers hold under
+//! idle and slow clients.
+
+use std::collections::BTreeMap;
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::harness::{http, wait_for, Cronvisor};
+
+/// `NAME=VALUE` lines of a run's output (`env`), as a map.
+fn env_of(output: &str) -> BTreeMap<String, String> {
+    output
+        .lines()
+        .filter_map(|l| l.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn a_job_sees_a_clean_environment_and_none_of_cronvisors_secrets() {
+    let cv = Cronvisor::start_with_env(
+        "security-env",
+        "[executor]\npass_env = [\"CV_PASSED\"]\n",
+        &[
+            ("CV_PASSED", "yes"),
+            ("CV_NOT_PASSED", "no"),
+            ("CRONVISOR_SMTP_PASSWORD", "smtp-secret"),
+            ("CRONVISOR_STORE_URL", ""),
+        ],
+    );
+    cv.add_job(
+        "envjob",
+        "@yearly",
+        "env",
+        &[
+            "--tz",
+            "Europe/Paris",
+            "--env",
+            "MY_VAR=hello",
+            "--env",
+            "TOKEN=job-secret",
+        ],
+    );
+    let id = cv.run_now("envjob");
+    let run = cv.wait_run(&id, "the run", |s| s == "succeeded");
+    let env = env_of(run["stdout"].as_str().unwrap_or(""));
+    for (k, v) in [
+        ("TZ", "Europe/Paris"),
+        ("MY_VAR", "hello"),
+        ("TOKEN", "job-secret"),
+        ("CV_PASSED", "yes"),
+        ("CRONVISOR_JOB", "envjob"),
+        ("CRONVISOR_RUN_ID", id.as_str()),
+        ("CRONVISOR_ATTEMPT", "1"),
+        ("SHELL", "/bin/sh"),
+    ] {
+        assert_eq!(env.get(k).map(String::as_str), Some(v), "{k} in {env:?}");
+    }
+    assert!(env
+        .get("CRONVISOR_INSTANT")
+        .is_some_and(|t| t.ends_with('Z')));
+    for k in ["PATH", "HOME", "USER", "LOGNAME", "LANG"] {
+        assert!(env.contains_key(k), "{k} missing: {env:?}");
+    }
+    // Nothing else: not the executor's variables, its notify socket, or cronvisor's secrets.
+    let allowed = [
+        "TZ",
+        "MY_VAR",
+        "TOKEN",
+        "CV_PASSED",
+        "CRONVISOR_JOB",
+        "CRONVISOR_RUN_ID",
+        "CRONVISOR_ATTEMPT",
+        "CRONVISOR_INSTANT",
+        "SHELL",
+        "PATH",
+        "HOME",
+        "USER",
+        "LOGNAME",
+        "LANG",
+        "PWD",
+        "SHLVL",
+        "_",
+        "OLDPWD",
+    ];
+    let extra: Vec<&String> = env
+        .keys()
+        .filter(|k| !allowed.contains(&k.as_str()))
+        .collect();
+    assert!(extra.is_empty(), "the job saw {extra:?}");
+    let text = run["stdout"].as_str().unwrap_or("");
+    assert!(
+        !text.contains("smtp-secret") && !text.contains("NOTIFY_SOCKET"),
+        "{text}"
+    );
+    assert!(!text.contains(&cv.token()), "the API token reached a job");
+}
+
+#[test]
+fn job_env_values_are_masked_to_people_and_kept_by_the_mask() {
+    let cv = Cronvisor::start("security-env-mask");
+    cv.add_job(
+        "masked",
+        "@yearly",
+        "echo $API_KEY",
+        &["--env", "API_KEY=s3cret"],
+    );
+    let shown = cv.ok(&["job", "show", "masked"]);
+    assert!(shown.contains("env:        API_KEY=***"), "{shown}");
+    let json: Value = cv.json(&["job", "show", "masked"]);
+    assert_eq!(json["env"]["API_KEY"], "***");
+    // `***` keeps the value without anyone seeing it; the job still gets it.
+    cv.ok(&[
+        "job",
+        "edit",
+        "masked",
+        "--env",
+        "API_KEY=***",
+        "--timeout",
+        "30s",
+    ]);
+    let id = cv.run_now("masked");
+    let run = cv.wait_run(&id, "the run", |s| s == "succeeded");
+    assert_eq!(run["stdout"], "s3cret\n");
+    cv.ok(&["job", "edit", "masked", "--env", "API_KEY=rotated"]);
+    let id = cv.run_now("masked");
+    assert_eq!(
+        cv.wait_run(&id, "the run", |s| s == "succeeded")["stdout"],
+        "rotated\n"
+    );
+    let audit = cv.ok(&["audit", "--job", "masked", "--json"]);
+    assert!(
+        !audit.contains("s3cret") && !audit.contains("rotated"),
+        "{audit}"
+    );
+    for (args, message) in [
+        (
+            vec!["--env", "NOPE=***"],
+            "error: env: `NOPE=***` keeps a value, but `NOPE` has none\n",
+        ),
+        (
+            vec!["--env", "CRONVISOR_TOKEN=x"],
+            "error: env: `CRONVISOR_TOKEN`: CRONVISOR_* variables are cronvisor's own\n",
+        ),
+        (
+            vec!["--env", "1BAD=x"],
+            "error: env: `1BAD` is not a variable name (letters, digits, `_`)\n",
+        ),
+    ] {
+        let mut a = vec!["job", "edit", "masked"];
+        a.extend(args);
+        let out = cv.cli(&a);
+        assert_eq!(String::from_utf8_lossy(&out.stderr), message);
+    }
+}
+
+/// Open descriptors of a process.
+fn fds(pid: u32) -> usize {
+    std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .map(|d| d.count())
+        .unwrap_or(0)
+}
+
+#[test]
+fn idle_and_slow_clients_cannot_starve_the_servers() {
+    use std::io::{Read, Write};
+    use std::net::TcpStream;
+    let cv = Cronvisor::start_with(
+        "security-slowloris",
+        "[http]\nheader_read_timeout = \"2s\"\nmax_connections = 64\n",
+    );
+    cv.add_job("still", "@yearly", "echo still here", &[]);
+    let executor = cv.child_pid("executor").expect("executor pid");
+    let before = fds(executor);
+    // 200 idle connections to the executor's RPC and 200 to the API: three times the cap.
+    let mut idle = Vec::new();
+    for addr in [cv.endpoint("rpc"), cv.endpoint("api")] {
+        let addr: std::net::SocketAddr = addr.parse().expect("addr");
+        for _ in 0..200 {
+            if let Ok(s) = TcpStream::connect_timeout(&addr, Duration::from_millis(200)) {
+                idle.push(s);
+            }
+        }
+    }
+    // The executor holds at most the cap of them.
+    let held = fds(executor);
+    assert!(
+        held <= before + 64 + 8,
+        "executor fds: {before} before, {held} with idle clients"
+    );
+    // A slow-loris client (headers never finished) is cut off after the header timeout.
+    let mut slow = TcpStream::connect(cv.endpoint("rpc")).expect("connect");
+    slow.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\n")
+        .expect("write");
+    slow.set_read_timeout(Some(Duration::from_secs(30)))
+        .expect("timeout");
+    let mut buf = [0u8; 64];
+    let started = std::time::Instant::now();
+    let n = slow.read(&mut buf).unwrap_or(0);
+    assert_eq!(n, 0, "the slow client got an answer instead of a close");
+    assert!(
+        started.elapsed() < Duration::from_secs(25),
+        "closed only after {:?}",
+        started.elapsed()
+    );
+    // Runs still run, the API still answers, a reload still completes.
+    let id = cv.run_now("still");
+    let run = cv.wait_run(&id, "the run", |s| s == "succeeded");
+    assert_eq!(run["stdout"], "still here\n");
+    assert!(cv.cli(&["reload"]).status.success(), "{}", cv.log());
+    drop(idle);
+    // `/readyz` tells strangers only the state; the details are for token holders.
+    let (code, body) = http(&cv.endpoint("api"), "GET", "/readyz", None, None);
+    assert_eq!(code, 200);
+    let v: Value = serde_json::from_str(&body).expect("json");
+    assert_eq!(v, serde_json::json!({"status": "ready", "role": "monitor"}));
+    let (_, body) = http(
+        &cv.endpoint("api"),
+        "GET",
+        "/readyz",
+        Some(&cv.token()),
+        None,
+    );
+    assert!(body.contains("\"store\":\"ok\""), "{body}");
+    wait_for(
+        Duration::from_secs(10),
+        "the executor to let go of the idle clients",
+        || (fds(cv.child_pid("executor").unwrap_or(executor)) <= before + 8).then_some(()),
+    );
+}
