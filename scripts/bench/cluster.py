@@ -119,6 +119,7 @@ class Host:
         for f, t in (("api.token", API_TOKEN), ("rpc.token", RPC_TOKEN)):
             with open(f"{data}/{f}", "w") as fh:
                 fh.write(t)
+            os.chmod(f"{data}/{f}", 0o600)
         self.data = data
         roles_toml = ", ".join(f'"{r}"' for r in roles)
         config = f"{self.dir}/cronvisor.toml"

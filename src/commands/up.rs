@@ -167,6 +167,17 @@ pub async fn run(
 /// store. The lock is held until this process exits (an exec in place drops it with the fd and
 /// the new image takes it again at once).
 async fn prepare(config: Config) -> anyhow::Result<(Config, nix::fcntl::Flock<std::fs::File>)> {
+    // What is created here (the data dir, the store's files, the tokens) is the owner's only;
+    // the umask is restored before the roles (and so the jobs) start.
+    let umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let prepared = prepare_data_dir(config).await;
+    nix::sys::stat::umask(umask);
+    prepared
+}
+
+async fn prepare_data_dir(
+    config: Config,
+) -> anyhow::Result<(Config, nix::fcntl::Flock<std::fs::File>)> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
     let data_dir = config
@@ -177,6 +188,12 @@ async fn prepare(config: Config) -> anyhow::Result<(Config, nix::fcntl::Flock<st
         data_dir: data_dir.clone(),
         ..config
     };
+    // The data dir holds the store, the tokens and the control socket: its owner's only.
+    std::fs::set_permissions(
+        &data_dir,
+        std::os::unix::fs::PermissionsExt::from_mode(0o700),
+    )
+    .with_context(|| format!("making {} private (0700)", data_dir.display()))?;
     let lock = lock_data_dir(&data_dir)?;
     warn_without_alarm_channels(&config);
     tokens::ensure(&data_dir, tokens::API)?;

@@ -73,8 +73,15 @@ impl Cluster {
             store_url,
         );
         let cv = Cronvisor::start_prepared(&format!("cl-{name}"), &overrides, |data| {
-            std::fs::write(data.join("api.token"), API_TOKEN).expect("api token");
-            std::fs::write(data.join("rpc.token"), RPC_TOKEN).expect("rpc token");
+            for (file, token) in [("api.token", API_TOKEN), ("rpc.token", RPC_TOKEN)] {
+                std::fs::write(data.join(file), token).expect("token");
+                // Token files others can read are refused, as ssh refuses such keys.
+                std::fs::set_permissions(
+                    data.join(file),
+                    std::os::unix::fs::PermissionsExt::from_mode(0o600),
+                )
+                .expect("chmod token");
+            }
         });
         self.hosts.insert(name.to_string(), cv);
     }

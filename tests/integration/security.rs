@@ -230,3 +230,26 @@ fn idle_and_slow_clients_cannot_starve_the_servers() {
         || (fds(cv.child_pid("executor").unwrap_or(executor)) <= before + 8).then_some(()),
     );
 }
+
+#[test]
+fn the_data_dir_is_private_and_an_exposed_token_is_refused() {
+    use std::os::unix::fs::PermissionsExt;
+    let cv = Cronvisor::start("security-files");
+    let mode =
+        |p: &std::path::Path| std::fs::metadata(p).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode(&cv.data_dir()), 0o700, "data dir");
+    for f in ["api.token", "rpc.token", "cronvisor.db"] {
+        assert_eq!(mode(&cv.data_dir().join(f)), 0o600, "{f}");
+    }
+    let token = cv.data_dir().join("api.token");
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let out = cv.cli(&["job", "list"]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("can be read by others (mode 644)") && err.contains("chmod 600"),
+        "{err}"
+    );
+    std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
+    cv.ok(&["job", "list"]);
+}
