@@ -1,6 +1,10 @@
 //! The local control socket (`<data_dir>/run/control.sock`, mode 0600): one JSON request line,
 //! one JSON answer line. `{"cmd":"reload"}` answers when the new generation serves or was rolled
 //! back; `{"cmd":"status"}` answers at once.
+//!
+//! The socket is created 0600 (under a 0077 umask, not chmod after bind: no window where others
+//! may connect), and each peer's uid is checked (the supervisor's own user or root); a client
+//! must send its line within [`REQUEST_TIMEOUT`], and accept errors (EMFILE) back off.
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
@@ -12,6 +16,9 @@ use tokio::sync::{mpsc, oneshot};
 
 use crate::supervise::Request;
 
+/// How long a control client has to send its request line.
+const REQUEST_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(10);
+
 #[derive(Debug, Serialize, Deserialize)]
 pub struct Command {
     pub cmd: String,
@@ -21,13 +28,29 @@ pub struct Command {
 /// is removed when the returned guard drops.
 pub fn serve(path: &Path, requests: mpsc::Sender<Request>) -> std::io::Result<SocketGuard> {
     let _ = std::fs::remove_file(path);
-    let listener = UnixListener::bind(path)?;
+    let umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
+    let bound = UnixListener::bind(path);
+    nix::sys::stat::umask(umask);
+    let listener = bound?;
     std::fs::set_permissions(path, std::fs::Permissions::from_mode(0o600))?;
+    let me = nix::unistd::getuid().as_raw();
     tokio::spawn(async move {
         loop {
-            let Ok((stream, _)) = listener.accept().await else {
-                continue;
+            let stream = match listener.accept().await {
+                Ok((stream, _)) => stream,
+                Err(e) => {
+                    tracing::warn!(error = %e, "control socket accept failed");
+                    tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+                    continue;
+                }
             };
+            match stream.peer_cred().map(|c| c.uid()) {
+                Ok(uid) if uid == me || uid == 0 => {}
+                other => {
+                    tracing::warn!(peer = ?other, "control connection from another user refused");
+                    continue;
+                }
+            }
             let requests = requests.clone();
             tokio::spawn(async move {
                 if let Err(e) = answer(stream, requests).await {
@@ -50,8 +73,16 @@ impl Drop for SocketGuard {
 async fn answer(stream: UnixStream, requests: mpsc::Sender<Request>) -> std::io::Result<()> {
     let (read, mut write) = stream.into_split();
     let mut line = String::new();
-    // A request is one short line; anything longer is not ours.
-    let n = BufReader::new(read.take(4096)).read_line(&mut line).await?;
+    // A request is one short line; anything longer is not ours; a silent client is let go.
+    let n = match tokio::time::timeout(
+        REQUEST_TIMEOUT,
+        BufReader::new(read.take(4096)).read_line(&mut line),
+    )
+    .await
+    {
+        Ok(n) => n?,
+        Err(_) => return Ok(()),
+    };
     if n == 0 {
         return Ok(());
     }
