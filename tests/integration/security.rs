@@ -253,3 +253,50 @@ fn the_data_dir_is_private_and_an_exposed_token_is_refused() {
     std::fs::set_permissions(&token, std::fs::Permissions::from_mode(0o600)).expect("chmod");
     cv.ok(&["job", "list"]);
 }
+
+#[test]
+fn secret_http_headers_are_masked_to_people_but_sent_as_set() {
+    let target = crate::harness::capture::Capture::start(0);
+    let cv = Cronvisor::start("security-headers");
+    let url = format!("http://{}/hook", target.addr);
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "hook",
+        "--schedule",
+        "@yearly",
+        "--http-url",
+        &url,
+        "--http-header",
+        "Authorization: Bearer s3cret",
+        "--http-header",
+        "X-Team: ops",
+    ]);
+    let shown: Value = cv.json(&["job", "show", "hook"]);
+    assert_eq!(shown["http_headers"]["Authorization"], "***");
+    assert_eq!(
+        shown["http_headers"]["X-Team"], "ops",
+        "plain headers stay readable"
+    );
+    assert!(!cv.ok(&["job", "show", "hook"]).contains("s3cret"));
+    // `***` keeps the value; the request still carries it.
+    cv.ok(&[
+        "job",
+        "edit",
+        "hook",
+        "--http-header",
+        "Authorization: ***",
+        "--http-header",
+        "X-Team: dev",
+    ]);
+    let id = cv.run_now("hook");
+    cv.wait_run(&id, "the call", |s| s == "succeeded");
+    let sent = target.requests();
+    let headers = &sent.last().expect("a request").headers;
+    assert!(
+        headers.iter().any(|h| h == "authorization: Bearer s3cret"),
+        "{headers:?}"
+    );
+    assert!(headers.iter().any(|h| h == "x-team: dev"), "{headers:?}");
+}

@@ -182,7 +182,29 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
     Ok(())
 }
 
-pub(super) fn headers(lines: &[HeaderLine]) -> Result<BTreeMap<String, String>, FieldError> {
+/// Whether a header's value is a secret to people (credentials, keys, signatures): shown as
+/// [`MASK`] by the API, the CLI and the console.
+pub fn secret_header(name: &str) -> bool {
+    let n = name.to_ascii_lowercase();
+    [
+        "auth",
+        "token",
+        "secret",
+        "key",
+        "password",
+        "cookie",
+        "signature",
+        "credential",
+    ]
+    .iter()
+    .any(|w| n.contains(w))
+}
+
+/// HTTP headers from `Name: value` lines (`current` gives the values kept by [`MASK`]).
+pub(super) fn headers(
+    lines: &[HeaderLine],
+    current: &BTreeMap<String, String>,
+) -> Result<BTreeMap<String, String>, FieldError> {
     let mut out = BTreeMap::new();
     for line in lines.iter().filter(|l| !l.0.trim().is_empty()) {
         let Some((k, v)) = line.split() else {
@@ -199,7 +221,21 @@ pub(super) fn headers(lines: &[HeaderLine]) -> Result<BTreeMap<String, String>, 
                 format!("invalid header `{k}`"),
             ));
         }
-        out.insert(k.to_string(), v.to_string());
+        let value = if v == MASK {
+            let kept = current
+                .iter()
+                .find(|(name, _)| name.eq_ignore_ascii_case(k))
+                .map(|(_, v)| v.clone());
+            kept.ok_or_else(|| {
+                FieldError::new(
+                    "http_headers",
+                    format!("`{k}: {MASK}` keeps a value, but `{k}` has none"),
+                )
+            })?
+        } else {
+            v.to_string()
+        };
+        out.insert(k.to_string(), value);
     }
     if out.len() > MAX_HEADERS {
         return Err(FieldError::new(

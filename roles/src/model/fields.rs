@@ -362,7 +362,7 @@ impl JobFields {
             job.http_method = v.trim().to_ascii_uppercase();
         }
         if let Some(lines) = self.http_headers {
-            job.http_headers = headers(&lines)?;
+            job.http_headers = headers(&lines, &job.http_headers)?;
         }
         if let Some(lines) = self.env {
             job.env = super::checks::env(&lines, &job.env)?;

@@ -7,7 +7,7 @@ pub mod durations;
 pub mod fields;
 mod kinds;
 
-pub use checks::validate_name;
+pub use checks::{secret_header, validate_name, MASK};
 pub use fields::{JobFields, ValidJob, DEFAULT_ALARM_ON};
 pub use kinds::{join, AlarmKind, Channel, Fanout, Misfire, Overlap, RunState, Trigger};
 
@@ -33,6 +33,8 @@ pub struct Job {
     /// HTTP jobs: method (default GET), headers, body, and the status that means success
     /// (0: any 2xx).
     pub http_method: String,
+    /// Serialized with secret values (`Authorization`, `*token*`, `*key*`, ...) masked.
+    #[serde(serialize_with = "masked_secret_headers", default)]
     pub http_headers: std::collections::BTreeMap<String, String>,
     pub http_body: Option<String>,
     pub http_expect_status: i64,
@@ -64,6 +66,23 @@ pub struct Job {
 /// Serializes a map with every value shown as `***`.
 fn utc() -> String {
     "UTC".into()
+}
+
+/// Serializes headers with the values of secret ones shown as `***`.
+fn masked_secret_headers<S: serde::Serializer>(
+    map: &std::collections::BTreeMap<String, String>,
+    s: S,
+) -> Result<S::Ok, S::Error> {
+    use serde::ser::SerializeMap;
+    let mut m = s.serialize_map(Some(map.len()))?;
+    for (k, v) in map {
+        if checks::secret_header(k) {
+            m.serialize_entry(k, checks::MASK)?;
+        } else {
+            m.serialize_entry(k, v)?;
+        }
+    }
+    m.end()
 }
 
 fn masked_values<S: serde::Serializer>(

@@ -12,6 +12,8 @@ use std::time::Duration;
 pub struct Captured {
     pub method: String,
     pub path: String,
+    /// Header lines as sent (`Name: value`).
+    pub headers: Vec<String>,
     pub body: String,
 }
 
@@ -48,11 +50,13 @@ impl Capture {
                 let method = parts.next().unwrap_or("").to_string();
                 let path = parts.next().unwrap_or("").to_string();
                 let mut len = 0usize;
+                let mut headers = Vec::new();
                 loop {
                     let mut h = String::new();
                     if reader.read_line(&mut h).unwrap_or(0) == 0 || h.trim().is_empty() {
                         break;
                     }
+                    headers.push(h.trim_end().to_string());
                     if let Some(v) = h.to_ascii_lowercase().strip_prefix("content-length:") {
                         len = v.trim().parse().unwrap_or(0);
                     }
@@ -63,6 +67,7 @@ impl Capture {
                     v.push(Captured {
                         method,
                         path,
+                        headers,
                         body: String::from_utf8_lossy(&body).to_string(),
                     });
                 }

@@ -98,12 +98,30 @@ fn form(job: Option<&Job>, default_tz: &str) -> Markup {
         .as_ref()
         .map(|j| j.alarm_channels.iter().map(|c| c.as_str()).collect())
         .unwrap_or_default();
+    // Secret values are never put on the page: `***` stands for them, and sent back keeps them.
     let headers = j
         .as_ref()
         .map(|j| {
             j.http_headers
                 .iter()
-                .map(|(k, v)| format!("{k}: {v}"))
+                .map(|(k, v)| {
+                    let shown = if crate::model::secret_header(k) {
+                        crate::model::MASK
+                    } else {
+                        v.as_str()
+                    };
+                    format!("{k}: {shown}")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    let env = j
+        .as_ref()
+        .map(|j| {
+            j.env
+                .keys()
+                .map(|k| format!("{k}={}", crate::model::MASK))
                 .collect::<Vec<_>>()
                 .join("\n")
         })
@@ -121,12 +139,13 @@ fn form(job: Option<&Job>, default_tz: &str) -> Markup {
                 (text("Time zone", "timezone", &tz, "IANA name, e.g. Europe/Paris."))
                 div.field.wide #preview aria-live="polite" { strong { "Next instants" } span #preview-words {} ol #preview-list {} small.error #preview-error {} }
                 (area("Shell command", "command", &get(|j| j.command.clone().unwrap_or_default()), "Run by /bin/sh -c on the executor. Or give an HTTP URL instead.", "text"))
+                (area("Environment", "env", &env, "One NAME=VALUE per line; values are shown as ***, and *** keeps the value.", "env"))
             }
             fieldset {
                 legend { "HTTP job (instead of a command)" }
                 (text("URL", "http_url", &get(|j| j.http_url.clone().unwrap_or_default()), "http:// or https://"))
                 (text("Method", "http_method", &get(|j| j.http_method.clone()), "GET, POST, ..."))
-                (area("Headers", "http_headers", &headers, "One \"Name: value\" per line.", "headers"))
+                (area("Headers", "http_headers", &headers, "One \"Name: value\" per line; secret values show as ***, and *** keeps them.", "headers"))
                 (area("Body", "http_body", &get(|j| j.http_body.clone().unwrap_or_default()), "", "text"))
                 (number("Expected status", "http_expect_status", j.as_ref().map(|j| j.http_expect_status), "0: any 2xx."))
             }

@@ -87,6 +87,15 @@
         .filter(function (c) { return c.checked; })
         .map(function (c) { return c.value; });
     }
+    if (kind === "env") {
+      const out = {};
+      el.value.split("\n").forEach(function (line) {
+        const i = line.indexOf("=");
+        if (line.trim() && i > 0) { out[line.slice(0, i).trim()] = line.slice(i + 1); }
+        else if (line.trim()) { out[line.trim()] = ""; }
+      });
+      return out;
+    }
     if (kind === "headers") {
       const out = {};
       el.value.split("\n").forEach(function (line) {
