@@ -711,3 +711,39 @@ fn an_executor_cut_off_from_the_store_takes_no_runs_until_it_is_back() {
         (n[0][0] != "0").then_some(())
     });
 }
+
+#[test]
+fn a_forged_done_key_in_redis_does_not_silence_an_instant() {
+    let mut c = Cluster::start();
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host("e1", &["executor"]);
+    let jobs = c.every_second_jobs("forged", 1, &["d1"]);
+    let job = jobs[0];
+    // Someone with access to Redis marks the next seconds of the job as already fired.
+    let first = (now_ms() / 1000 + 3) * 1000;
+    let instants: Vec<i64> = (0..5).map(|i| first + i * 1000).collect();
+    for t in &instants {
+        let key = format!("cronvisor:fire:{job}:{t}");
+        assert_eq!(
+            c.redis
+                .cli(&["SET", &key, "done", "PX", "60000"])
+                .as_deref()
+                .map(str::trim),
+            Some("OK")
+        );
+    }
+    // Each forged instant still gets its run, exactly once, through the store's fence.
+    let last = *instants.last().expect("instants");
+    wait_for(
+        Duration::from_secs(30),
+        "the forged instants to be fired",
+        || {
+            let rows = c.sql(&format!(
+                "SELECT COUNT(DISTINCT instant), COUNT(*) FROM cron.runs WHERE job_id = {job} \
+             AND instant BETWEEN {first} AND {last}"
+            ));
+            (rows[0][0] == "5").then_some(())
+        },
+    );
+    c.assert_exactly_once(&jobs, first - 2000, last);
+}

@@ -150,15 +150,40 @@ impl Firer {
     ) {
         tokio::time::sleep(lock.ttl() + Duration::from_millis(250)).await;
         let keys: Vec<(i64, Millis)> = theirs.iter().map(|(j, t)| (j.id, *t)).collect();
-        let orphans: Vec<(Arc<Job>, Millis)> = match lock.settled(&keys).await {
-            Ok(done) => theirs
-                .into_iter()
-                .zip(done)
-                .filter(|(_, d)| !d)
-                .map(|(f, _)| f)
-                .collect(),
-            Err(_) => theirs,
+        // A `done` key is believed only if the store has the run: anyone who can write to Redis
+        // could set one, and must not silence an instant that way.
+        let done = match lock.settled(&keys).await {
+            Ok(done) => done,
+            Err(_) => vec![false; keys.len()],
         };
+        let claimed: Vec<(i64, Millis)> = keys
+            .iter()
+            .zip(&done)
+            .filter(|(_, d)| **d)
+            .map(|(k, _)| *k)
+            .collect();
+        let recorded: std::collections::HashSet<(i64, Millis)> =
+            match self.store.recorded_among(&claimed).await {
+                Ok(found) => claimed
+                    .into_iter()
+                    .zip(found)
+                    .filter(|(_, f)| *f)
+                    .map(|(k, _)| k)
+                    .collect(),
+                // Store unreadable: the fence decides (it refuses a second record).
+                Err(_) => std::collections::HashSet::new(),
+            };
+        let forged = done.iter().filter(|d| **d).count() - recorded.len();
+        if forged > 0 {
+            tracing::warn!(
+                instants = forged,
+                "fire locks say done but the store has no run: firing through the fence"
+            );
+        }
+        let orphans: Vec<(Arc<Job>, Millis)> = theirs
+            .into_iter()
+            .filter(|(j, t)| !recorded.contains(&(j.id, *t)))
+            .collect();
         if orphans.is_empty() {
             return;
         }

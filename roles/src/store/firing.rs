@@ -304,3 +304,22 @@ fn fire_token() -> String {
         .get_or_init(|| crate::instance::Instance::this(&crate::instance::identity()).to_string());
     format!("{prefix}/{}", NEXT.fetch_add(1, Ordering::Relaxed))
 }
+
+impl Store {
+    /// Which of these (job, instant) pairs have a run recorded (any state, any target).
+    pub async fn recorded_among(&self, keys: &[(i64, Millis)]) -> Result<Vec<bool>, StoreError> {
+        let mut found = std::collections::HashSet::new();
+        for chunk in keys.chunks(200) {
+            let clauses = vec!["(job_id = ? AND instant = ?)"; chunk.len()].join(" OR ");
+            let sql = format!("SELECT job_id, instant FROM runs WHERE {clauses}");
+            let mut q = sqlx::query(&sql);
+            for (job, instant) in chunk {
+                q = q.bind(*job).bind(*instant);
+            }
+            for row in q.fetch_all(&self.pool).await? {
+                found.insert((row.try_get::<i64, _>(0)?, row.try_get::<i64, _>(1)?));
+            }
+        }
+        Ok(keys.iter().map(|k| found.contains(k)).collect())
+    }
+}
