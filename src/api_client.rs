@@ -23,6 +23,13 @@ impl Api {
     /// URL: `--api-url` / `CRONVISOR_API_URL`, else `<data_dir>/endpoints.json` written by `up`,
     /// else the configured `api` listener. Token: `CRONVISOR_TOKEN`, else `<data_dir>/api.token`.
     pub fn from_cli(cli: &Cli, config: &Config) -> anyhow::Result<Api> {
+        let chosen = cli.api_url.is_some()
+            || cli.config.is_some()
+            || cli.data_dir.is_some()
+            || std::env::var_os("CRONVISOR_DATA_DIR").is_some();
+        if !chosen {
+            trust_default_data_dir(&config.data_dir)?;
+        }
         let base = match &cli.api_url {
             Some(u) => u.trim_end_matches('/').to_string(),
             None => {
@@ -116,6 +123,34 @@ impl Api {
             .request_streaming(Method::GET, &url, &headers, Vec::new(), on_chunk)
             .await?)
     }
+}
+
+/// The default data dir (`./var`, relative to wherever the CLI runs) names the API address and
+/// the token the CLI sends: it is used only if this user owns it and nobody else can write it,
+/// so a directory planted in a shared place cannot lure the token to another server.
+fn trust_default_data_dir(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(dir) else {
+        return Ok(()); // not there: the token read fails with its own message
+    };
+    let me = nix::unistd::getuid().as_raw();
+    if meta.uid() != me {
+        bail!(
+            "refusing the data dir {}: it belongs to uid {}, not to you (uid {me}); pass \
+             --data-dir, --config or --api-url to choose one",
+            dir.display(),
+            meta.uid()
+        );
+    }
+    if meta.mode() & 0o022 != 0 {
+        bail!(
+            "refusing the data dir {}: others can write it (mode {:o}); `chmod 700` it or pass \
+             --data-dir",
+            dir.display(),
+            meta.mode() & 0o777
+        );
+    }
+    Ok(())
 }
 
 /// Percent-encodes a path segment (job names are plain, but ids and names pass through here).

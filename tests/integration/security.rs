@@ -300,3 +300,45 @@ fn secret_http_headers_are_masked_to_people_but_sent_as_set() {
     );
     assert!(headers.iter().any(|h| h == "x-team: dev"), "{headers:?}");
 }
+
+#[test]
+fn the_cli_sends_its_token_only_where_its_user_chose() {
+    use std::os::unix::fs::PermissionsExt;
+    // A `var` planted in a shared place by another user, naming their server.
+    let dir = crate::harness::TempDir::new("security-planted");
+    let var = dir.0.join("var");
+    std::fs::create_dir_all(&var).expect("var");
+    std::fs::write(var.join("endpoints.json"), r#"{"api": "127.0.0.1:9"}"#).expect("endpoints");
+    std::fs::write(var.join("api.token"), "planted").expect("token");
+    std::fs::set_permissions(
+        var.join("api.token"),
+        std::fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod");
+    nix::unistd::chown(&var, Some(nix::unistd::Uid::from_raw(65534)), None).expect("chown");
+    let run = |extra: &[&str]| {
+        std::process::Command::new(crate::harness::BIN)
+            .args(extra)
+            .args(["job", "list"])
+            .current_dir(&dir.0)
+            .env_remove("CRONVISOR_CONFIG")
+            .env_remove("CRONVISOR_DATA_DIR")
+            .env_remove("CRONVISOR_API_URL")
+            .env("CRONVISOR_TOKEN", "the-users-own-token")
+            .output()
+            .expect("cli")
+    };
+    let out = run(&[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("refusing the data dir ./var: it belongs to uid 65534"),
+        "{err}"
+    );
+    nix::unistd::chown(&var, Some(nix::unistd::getuid()), None).expect("chown back");
+    std::fs::set_permissions(&var, std::fs::Permissions::from_mode(0o777)).expect("chmod");
+    let err = String::from_utf8_lossy(&run(&[]).stderr).to_string();
+    assert!(err.contains("others can write it (mode 777)"), "{err}");
+    // Chosen explicitly, it is used (and then fails to connect, as it names nothing).
+    let err = String::from_utf8_lossy(&run(&["--data-dir", "var"]).stderr).to_string();
+    assert!(err.contains("is cronvisor up?"), "{err}");
+}
