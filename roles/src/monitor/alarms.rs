@@ -403,15 +403,18 @@ impl Alarmer {
                     .await
             }
             "sms" => {
-                let fill = |t: &str| {
-                    let mut out = t.to_string();
-                    for k in ["job", "run", "state", "kind", "host", "time", "link"] {
-                        out = out.replace(&format!("{{{k}}}"), &field(k));
-                    }
-                    out.replace("{count}", &alarm.count.to_string())
-                        .replace("{mobile}", &alarm.recipient)
-                };
+                let values: Vec<(&str, String)> =
+                    ["job", "run", "state", "kind", "host", "time", "link"]
+                        .iter()
+                        .map(|k| (*k, field(k)))
+                        .chain([
+                            ("count", alarm.count.to_string()),
+                            ("mobile", alarm.recipient.clone()),
+                        ])
+                        .collect();
                 let sms = &self.cfg.sms;
+                let body_kind = Escape::for_body(&sms.body, &sms.headers);
+                let fill = |t: &str, how: Escape| fill_template(t, &values, how);
                 let url = sms
                     .url
                     .as_deref()
@@ -423,10 +426,15 @@ impl Alarmer {
                 let headers: Vec<(String, String)> = sms
                     .headers
                     .iter()
-                    .map(|(k, v)| (k.clone(), fill(v)))
+                    .map(|(k, v)| (k.clone(), fill(v, Escape::Header)))
                     .collect();
                 self.client
-                    .request(method, &fill(url), &headers, fill(&sms.body).into_bytes())
+                    .request(
+                        method,
+                        &fill(url, Escape::Url),
+                        &headers,
+                        fill(&sms.body, body_kind).into_bytes(),
+                    )
                     .await
             }
             "email" => return self.send_email(alarm, &text).await,
@@ -438,6 +446,87 @@ impl Alarmer {
             Err(e) => Err(DeliveryError::Http(e)),
         }
     }
+}
+
+/// How a value is written where an SMS gateway's template puts it: a job's name or an error
+/// text must not break out of a URL, a JSON string or a header.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Escape {
+    /// Percent-encoded (the URL, a form body).
+    Url,
+    /// Inside a JSON string (a JSON body).
+    Json,
+    /// A header value: no line breaks.
+    Header,
+    /// A plain-text body: as is.
+    Text,
+}
+
+impl Escape {
+    /// A JSON body (by its `Content-Type`, or its shape), a form body, or text.
+    fn for_body(body: &str, headers: &std::collections::BTreeMap<String, String>) -> Escape {
+        let kind = headers
+            .iter()
+            .find(|(k, _)| k.eq_ignore_ascii_case("content-type"))
+            .map(|(_, v)| v.to_ascii_lowercase())
+            .unwrap_or_default();
+        let t = body.trim_start();
+        if kind.contains("json") || t.starts_with('{') || t.starts_with('[') {
+            Escape::Json
+        } else if kind.contains("x-www-form-urlencoded") {
+            Escape::Url
+        } else {
+            Escape::Text
+        }
+    }
+
+    fn apply(self, v: &str) -> String {
+        match self {
+            Escape::Url => v
+                .bytes()
+                .map(|b| match b {
+                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                        (b as char).to_string()
+                    }
+                    _ => format!("%{b:02X}"),
+                })
+                .collect(),
+            Escape::Json => {
+                let quoted = serde_json::to_string(v).unwrap_or_default();
+                quoted[1..quoted.len().saturating_sub(1).max(1)].to_string()
+            }
+            Escape::Header => v.replace(['\r', '\n'], " "),
+            Escape::Text => v.to_string(),
+        }
+    }
+}
+
+/// `template` with each `{name}` replaced by its value, escaped `how`. One pass: a value that
+/// contains `{job}` is not expanded again.
+fn fill_template(template: &str, values: &[(&str, String)], how: Escape) -> String {
+    let mut out = String::with_capacity(template.len());
+    let mut rest = template;
+    while let Some(open) = rest.find('{') {
+        out.push_str(&rest[..open]);
+        let after = &rest[open + 1..];
+        match after.find('}').and_then(|close| {
+            values
+                .iter()
+                .find(|(k, _)| *k == &after[..close])
+                .map(|v| (close, v))
+        }) {
+            Some((close, (_, v))) => {
+                out.push_str(&how.apply(v));
+                rest = &after[close + 1..];
+            }
+            None => {
+                out.push('{');
+                rest = after;
+            }
+        }
+    }
+    out.push_str(rest);
+    out
 }
 
 /// Why an alarm was not delivered: recorded with the alarm (`last_error`) and retried.
@@ -563,5 +652,40 @@ mod tests {
         };
         assert_eq!(count("recovered"), 2, "{raised:?}");
         assert_eq!(count("failed"), 2, "{raised:?}");
+    }
+
+    #[test]
+    fn sms_templates_escape_what_they_insert_for_where_it_goes() {
+        use super::{fill_template, Escape};
+        let values = vec![
+            ("job", "a&b=c \"q\"\n{mobile}".to_string()),
+            ("mobile", "+15551234".to_string()),
+        ];
+        assert_eq!(
+            fill_template(
+                "https://sms/send?to={mobile}&text={job}",
+                &values,
+                Escape::Url
+            ),
+            "https://sms/send?to=%2B15551234&text=a%26b%3Dc%20%22q%22%0A%7Bmobile%7D"
+        );
+        let json = fill_template(
+            r#"{"to": "{mobile}", "text": "{job}"}"#,
+            &values,
+            Escape::Json,
+        );
+        let parsed: serde_json::Value = serde_json::from_str(&json).expect("still JSON");
+        assert_eq!(parsed["text"], "a&b=c \"q\"\n{mobile}");
+        assert_eq!(
+            fill_template("X {job}", &values, Escape::Header),
+            "X a&b=c \"q\" {mobile}"
+        );
+        assert_eq!(
+            fill_template("{unknown} {", &values, Escape::Text),
+            "{unknown} {"
+        );
+        let headers = std::collections::BTreeMap::new();
+        assert_eq!(Escape::for_body(r#"{"a": 1}"#, &headers), Escape::Json);
+        assert_eq!(Escape::for_body("job {job}", &headers), Escape::Text);
     }
 }
