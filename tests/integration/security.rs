@@ -342,3 +342,29 @@ fn the_cli_sends_its_token_only_where_its_user_chose() {
     let err = String::from_utf8_lossy(&run(&["--data-dir", "var"]).stderr).to_string();
     assert!(err.contains("is cronvisor up?"), "{err}");
 }
+
+#[test]
+fn a_full_executor_refuses_runs_and_says_why() {
+    let cv = Cronvisor::start_with(
+        "security-max-running",
+        "[executor]\nmax_running = 1\n[dispatcher]\ndelivery_timeout = \"3s\"\nconnect_timeout = \"1s\"\n",
+    );
+    cv.add_job("hog", "@yearly", "sleep 30", &[]);
+    cv.add_job("next", "@yearly", "echo next", &[]);
+    let hog = cv.run_now("hog");
+    cv.wait_running_pid(&hog);
+    let id = cv.run_now("next");
+    let run = cv.wait_run(&id, "the refused run to be recorded", |s| s == "failed");
+    let error = run["error"].as_str().unwrap_or("");
+    assert!(
+        error.contains("no executor took the run") && error.contains("executor.max_running = 1"),
+        "{error}"
+    );
+    cv.ok(&["run", "kill", &hog]);
+    cv.wait_run(&hog, "the hog to be killed", |s| s == "killed");
+    let id = cv.run_now("next");
+    assert_eq!(
+        cv.wait_run(&id, "a run with room", |s| s == "succeeded")["stdout"],
+        "next\n"
+    );
+}

@@ -339,6 +339,11 @@ pub struct ExecutorConfig {
     /// TZ (the job's zone), CRONVISOR_JOB, CRONVISOR_RUN_ID, CRONVISOR_INSTANT,
     /// CRONVISOR_ATTEMPT, and the job's own `env`. Default none.
     pub pass_env: Vec<String>,
+    /// Runs going at once on this executor; when that many are going it refuses more (503), so
+    /// dispatchers send them to another executor of the target — with none, a run not taken
+    /// within `dispatcher.delivery_timeout` is recorded failed with the reason. A burst sent in
+    /// one request is taken whole. Default 0: no limit.
+    pub max_running: usize,
 }
 
 impl Default for ExecutorConfig {
@@ -350,6 +355,7 @@ impl Default for ExecutorConfig {
             output_linger: Duration::from_secs(1),
             heartbeat: Duration::from_secs(2),
             pass_env: Vec::new(),
+            max_running: 0,
         }
     }
 }

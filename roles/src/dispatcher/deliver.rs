@@ -255,10 +255,16 @@ async fn send_batch(
     {
         // Runs it could not start, the executor recorded itself.
         Ok(r) if r.status.is_success() => Sent::Taken(serde_json::from_slice(&r.body).ok()),
-        Ok(r) if r.status == hyper::StatusCode::SERVICE_UNAVAILABLE => Sent::Elsewhere(format!(
-            "executor {} busy or stopping ({})",
-            executor.id, r.status
-        )),
+        Ok(r) if r.status == hyper::StatusCode::SERVICE_UNAVAILABLE => {
+            // Its reason (stopping, cut off from the store, full) goes into the record.
+            let why = serde_json::from_slice::<crate::http::ErrorBody>(&r.body)
+                .map(|b| b.error.message)
+                .unwrap_or_else(|_| "busy or stopping".into());
+            Sent::Elsewhere(format!(
+                "executor {} refused: {why} ({})",
+                executor.id, r.status
+            ))
+        }
         Ok(r) => Sent::Refused(format!("{} {}", r.status, String::from_utf8_lossy(&r.body))),
         Err(e) if e.never_sent() => Sent::Elsewhere(e.to_string()),
         Err(e) => Sent::Again(e.to_string()),

@@ -473,6 +473,17 @@ async fn accept_runs(
             "executor cut off from the store: taking no runs until it can record them",
         ));
     }
+    let max = exec.cfg.max_running;
+    if max > 0 {
+        let going = exec.active.lock().map(|a| a.len()).unwrap_or(0);
+        if going >= max {
+            // Another executor of the target may have room; the dispatcher fails over.
+            return Err(ApiError::new(
+                StatusCode::SERVICE_UNAVAILABLE,
+                format!("executor full: {going} runs going (executor.max_running = {max})"),
+            ));
+        }
+    }
     // Each run is started on its own task, so a burst's spawns (a fork/exec each) spread over
     // every worker thread instead of queueing on this one.
     let mut starts = JoinSet::new();
