@@ -40,7 +40,7 @@ impl Api {
                 let addr = from_file
                     .or_else(|| config.listeners.get("api").map(|a| a.to_string()))
                     .ok_or_else(|| anyhow!("no API address: pass --api-url"))?;
-                format!("http://{addr}")
+                format!("{}://{addr}", config.tls.scheme())
             }
         };
         let token = tokens::load(&config.data_dir, tokens::API)?;

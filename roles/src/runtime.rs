@@ -89,12 +89,17 @@ impl RoleContext {
 
     /// How this role serves HTTP: the drain's grace (how long a stopping role keeps serving
     /// open connections, answering `Connection: close`) and the limits against hostile clients.
-    pub fn http_options(&self) -> crate::http::server::Options {
-        crate::http::server::Options {
+    pub fn http_options(&self) -> Result<crate::http::server::Options, crate::http::tls::TlsError> {
+        let tls = match (&self.config.tls.cert_file, &self.config.tls.key_file) {
+            (Some(cert), Some(key)) => Some(crate::http::tls::server_config(cert, key)?),
+            _ => None,
+        };
+        Ok(crate::http::server::Options {
             grace: self.config.supervisor.http_close_grace,
             header_read_timeout: self.config.http.header_read_timeout,
             max_connections: self.config.http.max_connections,
-        }
+            tls,
+        })
     }
 
     /// Whom this role's outbound https trusts (`tls.ca_file` is read now).

@@ -27,7 +27,7 @@ pub async fn run(cli: &Cli, role: Role, mut inherited: Inherited) -> anyhow::Res
             // The supervisor passes the local executor's address; started by hand, the config's.
             let url = std::env::var("CRONVISOR_EXECUTOR_URL").unwrap_or_else(|_| {
                 match ctx.config.listeners.get(Role::Executor.listener()) {
-                    Some(rpc) => format!("http://{rpc}"),
+                    Some(rpc) => format!("{}://{rpc}", ctx.config.tls.scheme()),
                     None => String::new(),
                 }
             });

@@ -105,7 +105,7 @@ pub async fn run(
             &data_dir,
             config_path.as_deref(),
             &config.roles,
-            &rpc_addr,
+            &format!("{}://{rpc_addr}", config.tls.scheme()),
         ),
         run_dir: run_dir.clone(),
         ready_timeout: s.ready_timeout,
@@ -148,7 +148,7 @@ pub async fn run(
         adopted,
         move |status| {
             tracing::info!(
-                api = %format!("http://{api}/api/v1"),
+                api = %format!("{}://{api}/api/v1", config.tls.scheme()),
                 data_dir = %data_shown,
                 store = %store_shown,
                 token = %format!("{data_shown}/{}", tokens::API),
@@ -294,7 +294,7 @@ fn child_specs(
     data_dir: &Path,
     config: Option<&Path>,
     roles: &[Role],
-    rpc_addr: &str,
+    executor_url: &str,
 ) -> Vec<ChildSpec> {
     let mut common: Vec<OsString> = vec!["--data-dir".into(), data_dir.into()];
     if let Some(c) = config {
@@ -310,7 +310,7 @@ fn child_specs(
             let env = if *role == Role::Dispatcher {
                 vec![(
                     "CRONVISOR_EXECUTOR_URL".to_string(),
-                    format!("http://{rpc_addr}"),
+                    executor_url.to_string(),
                 )]
             } else {
                 Vec::new()
@@ -366,7 +366,7 @@ fn reconfigure(
             &data_dir,
             config_path.as_deref(),
             &config.roles,
-            &rpc_addr,
+            &format!("{}://{rpc_addr}", config.tls.scheme()),
         ))
     })
 }

@@ -73,3 +73,69 @@ fn https_jobs_and_webhooks_trust_the_configured_ca_and_check_the_name() {
         .count();
     assert_eq!(pings, 1, "only the trusted name was answered");
 }
+
+/// The serial number of the certificate `addr` presents.
+fn served_serial(addr: &str) -> String {
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(format!(
+            "openssl s_client -connect {addr} </dev/null 2>/dev/null | openssl x509 -noout -serial"
+        ))
+        .output()
+        .expect("openssl");
+    String::from_utf8_lossy(&out.stdout).trim().to_string()
+}
+
+#[test]
+fn every_listener_serves_https_and_a_reload_picks_up_rotated_certificates() {
+    use std::io::{Read, Write};
+    let certs = crate::harness::TempDir::new("tls-listeners");
+    crate::harness::tls::make_certificates(&certs.0, "server");
+    let path = |f: &str| certs.0.join(f).display().to_string();
+    let cv = Cronvisor::start_with(
+        "tls-listeners",
+        &format!(
+            "[tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\n",
+            path("ca.pem"),
+            path("server.pem"),
+            path("server.key")
+        ),
+    );
+    // The CLI, the dispatcher (to the executor) and the monitor (live output) all go over
+    // https, verifying the certificate against the configured CA.
+    cv.add_job("secure", "@yearly", "echo over tls", &[]);
+    let id = cv.run_now("secure");
+    let run = cv.wait_run(&id, "the run over https", finished);
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(cv.ok(&["run", "tail", &id]), "over tls\n");
+    // Plain http gets no answer from any listener.
+    for listener in ["api", "rpc", "dispatch"] {
+        let mut s = std::net::TcpStream::connect(cv.endpoint(listener)).expect("connect");
+        s.set_read_timeout(Some(Duration::from_secs(10)))
+            .expect("timeout");
+        s.write_all(b"GET /healthz HTTP/1.1\r\nHost: x\r\nConnection: close\r\n\r\n")
+            .expect("write");
+        let mut out = Vec::new();
+        let _ = s.read_to_end(&mut out);
+        assert!(
+            !out.starts_with(b"HTTP/1.1 200"),
+            "{listener} answered plain http"
+        );
+    }
+    // Rotate: new files in place, then a reload; the new generation serves the new certificate.
+    let before = served_serial(&cv.endpoint("api"));
+    assert!(before.starts_with("serial="), "{before}");
+    crate::harness::tls::make_certificates(&certs.0, "rotated");
+    std::fs::copy(certs.0.join("rotated.pem"), certs.0.join("server.pem")).expect("cert");
+    std::fs::copy(certs.0.join("rotated.key"), certs.0.join("server.key")).expect("key");
+    assert!(cv.cli(&["reload"]).status.success(), "{}", cv.log());
+    wait_for(Duration::from_secs(10), "the rotated certificate", || {
+        let now = served_serial(&cv.endpoint("api"));
+        (now.starts_with("serial=") && now != before).then_some(())
+    });
+    let id = cv.run_now("secure");
+    assert_eq!(
+        cv.wait_run(&id, "a run after rotation", finished)["state"],
+        "succeeded"
+    );
+}

@@ -37,6 +37,15 @@ pub struct TlsConfig {
     /// starts (a reload picks up a changed file). Default none.
     #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
     pub ca_file: Option<PathBuf>,
+    /// With `key_file`: every listener (API and console, executor RPC, dispatcher health)
+    /// serves https with this certificate chain (PEM), and clients reach them over https,
+    /// verifying against Mozilla's roots and `ca_file`. Read when a role starts, so a reload
+    /// picks up rotated files. Default none: http.
+    #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
+    pub cert_file: Option<PathBuf>,
+    /// The private key of `cert_file` (PEM).
+    #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
+    pub key_file: Option<PathBuf>,
 }
 
 impl TlsConfig {
@@ -44,7 +53,29 @@ impl TlsConfig {
         if let Some(f) = &self.ca_file {
             crate::http::tls::load_ca_file(f).map_err(|e| invalid("tls.ca_file", e.to_string()))?;
         }
+        match (&self.cert_file, &self.key_file) {
+            (None, None) => {}
+            (Some(c), Some(k)) => {
+                crate::http::tls::server_config(c, k)
+                    .map_err(|e| invalid("tls.cert_file", e.to_string()))?;
+            }
+            (Some(_), None) => {
+                return Err(invalid("tls.key_file", "is required with tls.cert_file"))
+            }
+            (None, Some(_)) => {
+                return Err(invalid("tls.cert_file", "is required with tls.key_file"))
+            }
+        }
         Ok(())
+    }
+
+    /// The scheme clients use to reach this install's listeners.
+    pub fn scheme(&self) -> &'static str {
+        if self.cert_file.is_some() {
+            "https"
+        } else {
+            "http"
+        }
     }
 }
 

@@ -101,7 +101,7 @@ impl Dispatcher {
         load_all(&store, &mut set).await?;
         jobs_gauge.set(set.len() as i64);
 
-        let options = ctx.http_options();
+        let options = ctx.http_options()?;
         let health = ctx.health();
         let server = tokio::spawn(crate::http::server::serve(
             ctx.listener,

@@ -210,7 +210,7 @@ impl Serving {
             .with_state(exec.clone())
             .layer(axum::middleware::from_fn_with_state(token, require_token));
         let app = rpc.merge(crate::http::health::router(ctx.health()));
-        let options = ctx.http_options();
+        let options = ctx.http_options()?;
         let server = tokio::spawn(crate::http::server::serve(
             ctx.listener,
             app,
@@ -219,7 +219,11 @@ impl Serving {
         ));
         // Alive before ready: the monitor never sees this executor's runs without a heartbeat.
         let card = crate::store::ExecutorCard {
-            url: format!("http://{}", advertised(&ctx.config, &addr)),
+            url: format!(
+                "{}://{}",
+                ctx.config.tls.scheme(),
+                advertised(&ctx.config, &addr)
+            ),
             groups: crate::cluster::groups_of(&ctx.config.machine, &host).join(","),
             version: env!("CARGO_PKG_VERSION").to_string(),
         };
@@ -346,7 +350,7 @@ fn register_in_etcd(
     }
     let info = crate::cluster::ExecutorInfo {
         id: format!("{host}@{advertised}"),
-        url: format!("http://{advertised}"),
+        url: format!("{}://{advertised}", cfg.tls.scheme()),
         groups: crate::cluster::groups_of(&cfg.machine, &host),
         host,
         version: env!("CARGO_PKG_VERSION").to_string(),

@@ -34,11 +34,42 @@ use crate::runtime::{Shutdown, Stop};
 /// bounded time each) — and at most `max_connections` are open at once; beyond that, new ones
 /// wait in the kernel's accept queue rather than exhaust the process's descriptors. Bodies are
 /// bounded by axum's default limit (2 MiB) on every route that reads one.
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone)]
 pub struct Options {
     pub grace: Duration,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// Serve https with this (`tls.cert_file`), else http.
+    pub tls: Option<Arc<rustls::ServerConfig>>,
+}
+
+/// One connection, over plain TCP or TLS, until it ends or the drain asks it to close.
+async fn serve_connection<IO, S>(
+    io: IO,
+    service: S,
+    header_timeout: Duration,
+    mut close_rx: watch::Receiver<bool>,
+) where
+    IO: tokio::io::AsyncRead + tokio::io::AsyncWrite + Unpin + Send + 'static,
+    S: hyper::service::HttpService<hyper::body::Incoming> + Send,
+    S::Future: Send + 'static,
+    S::ResBody: Send + 'static,
+    <S::ResBody as hyper::body::Body>::Data: Send,
+    <S::ResBody as hyper::body::Body>::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+    S::Error: Into<Box<dyn std::error::Error + Send + Sync>>,
+{
+    let conn = hyper::server::conn::http1::Builder::new()
+        .timer(hyper_util::rt::TokioTimer::new())
+        .header_read_timeout(header_timeout)
+        .serve_connection(TokioIo::new(io), service);
+    tokio::pin!(conn);
+    tokio::select! {
+        _ = conn.as_mut() => {}
+        _ = async { let _ = close_rx.wait_for(|c| *c).await; } => {
+            conn.as_mut().graceful_shutdown();
+            let _ = conn.await;
+        }
+    }
 }
 
 /// Serves `router` on `listener` until a stop is requested, then drains as described above
@@ -100,20 +131,23 @@ pub async fn serve(
                         req
                     },
                 ));
-                let mut close_rx = close_rx.clone();
+                let close_rx = close_rx.clone();
                 let header_timeout = options.header_read_timeout;
+                let tls = options.tls.clone();
                 conns.spawn(async move {
                     let _slot = slot;
-                    let conn = hyper::server::conn::http1::Builder::new()
-                        .timer(hyper_util::rt::TokioTimer::new())
-                        .header_read_timeout(header_timeout)
-                        .serve_connection(TokioIo::new(stream), service);
-                    tokio::pin!(conn);
-                    tokio::select! {
-                        _ = conn.as_mut() => {}
-                        _ = async { let _ = close_rx.wait_for(|c| *c).await; } => {
-                            conn.as_mut().graceful_shutdown();
-                            let _ = conn.await;
+                    match tls {
+                        None => serve_connection(stream, service, header_timeout, close_rx).await,
+                        Some(tls) => {
+                            // The handshake counts against the header timeout too.
+                            let accept = tokio_rustls::TlsAcceptor::from(tls).accept(stream);
+                            match tokio::time::timeout(header_timeout, accept).await {
+                                Ok(Ok(stream)) => {
+                                    serve_connection(stream, service, header_timeout, close_rx).await
+                                }
+                                Ok(Err(e)) => tracing::debug!(error = %e, %peer, "TLS handshake failed"),
+                                Err(_) => tracing::debug!(%peer, "TLS handshake timed out"),
+                            }
                         }
                     }
                 });

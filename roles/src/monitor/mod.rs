@@ -33,7 +33,7 @@ const CHANGE_LOG_KEEP_MS: i64 = 3_600_000;
 pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> {
     let trust = ctx.trust()?;
     let health = ctx.health();
-    let http_options = ctx.http_options();
+    let http_options = ctx.http_options()?;
     let RoleContext {
         config,
         store,
@@ -154,6 +154,8 @@ fn serve_api(
     );
     gate.idle = config.auth.session_idle;
     gate.lifetime = config.auth.session_lifetime;
+    // Served over https: the session cookie is `Secure`.
+    gate.secure = config.tls.cert_file.is_some();
     let api = api::router(state.clone())
         .merge(admin::router(state.clone()))
         .layer(axum::middleware::from_fn_with_state(
@@ -180,10 +182,11 @@ fn serve_api(
         shutdown.clone(),
         options,
     ));
+    let scheme = config.tls.scheme();
     runtime::notify_ready(&format!(
-        "monitor: console on http://{addr}/, API on http://{addr}/api/v1"
+        "monitor: console on {scheme}://{addr}/, API on {scheme}://{addr}/api/v1"
     ));
-    tracing::info!(console = %format!("http://{addr}/"), api = %format!("http://{addr}/api/v1"), "monitor ready");
+    tracing::info!(console = %format!("{scheme}://{addr}/"), api = %format!("{scheme}://{addr}/api/v1"), "monitor ready");
     Ok(server)
 }
 

@@ -57,17 +57,17 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
     );
 }
 
-impl TlsServer {
-    pub fn start() -> TlsServer {
-        let dir = TempDir::new("tls");
-        let d = dir.0.as_path();
-        let ec = [
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:prime256v1",
-            "-nodes",
-        ];
+/// A throwaway CA (`ca.pem`) and a certificate for 127.0.0.1 it signed (`server.pem`,
+/// `server.key`, 0600) in `d`; `prefix` names a second certificate of the same CA.
+pub fn make_certificates(d: &std::path::Path, prefix: &str) {
+    let ec = [
+        "-newkey",
+        "ec",
+        "-pkeyopt",
+        "ec_paramgen_curve:prime256v1",
+        "-nodes",
+    ];
+    if !d.join("ca.pem").exists() {
         let mut ca = vec![
             "req",
             "-x509",
@@ -79,36 +79,54 @@ impl TlsServer {
         ca.extend(ec);
         ca.extend(["-keyout", "ca.key", "-out", "ca.pem"]);
         openssl(d, &ca);
-        let mut csr = vec!["req", "-subj", "/CN=127.0.0.1"];
-        csr.extend(ec);
-        csr.extend(["-keyout", "server.key", "-out", "server.csr"]);
-        openssl(d, &csr);
-        std::fs::write(
-            d.join("server.ext"),
-            "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
-             extendedKeyUsage = serverAuth\n",
-        )
-        .expect("write server.ext");
-        openssl(
-            d,
-            &[
-                "x509",
-                "-req",
-                "-days",
-                "2",
-                "-in",
-                "server.csr",
-                "-CA",
-                "ca.pem",
-                "-CAkey",
-                "ca.key",
-                "-CAcreateserial",
-                "-extfile",
-                "server.ext",
-                "-out",
-                "server.pem",
-            ],
-        );
+    }
+    let (key, csr, pem) = (
+        format!("{prefix}.key"),
+        format!("{prefix}.csr"),
+        format!("{prefix}.pem"),
+    );
+    let mut req = vec!["req", "-subj", "/CN=127.0.0.1"];
+    req.extend(ec);
+    req.extend(["-keyout", key.as_str(), "-out", csr.as_str()]);
+    openssl(d, &req);
+    std::fs::write(
+        d.join("server.ext"),
+        "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
+         extendedKeyUsage = serverAuth\n",
+    )
+    .expect("write server.ext");
+    openssl(
+        d,
+        &[
+            "x509",
+            "-req",
+            "-days",
+            "2",
+            "-in",
+            &csr,
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-CAcreateserial",
+            "-extfile",
+            "server.ext",
+            "-out",
+            &pem,
+        ],
+    );
+    std::fs::set_permissions(
+        d.join(&key),
+        std::os::unix::fs::PermissionsExt::from_mode(0o600),
+    )
+    .expect("chmod key");
+}
+
+impl TlsServer {
+    pub fn start() -> TlsServer {
+        let dir = TempDir::new("tls");
+        let d = dir.0.as_path();
+        make_certificates(d, "server");
         let log = d.join("requests.jsonl");
         let mut child = Command::new("python3")
             .args(["-c", SERVER])
