@@ -77,6 +77,27 @@ pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErro
     Ok(certs)
 }
 
+/// The server side of https: the certificate chain and key of `tls.cert_file` / `key_file`.
+pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    use rustls::pki_types::PrivateKeyDer;
+    let certs = load_ca_file(cert)?;
+    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Certificates {
+        path: key.to_path_buf(),
+        reason: format!("no private key: {e}"),
+    })?;
+    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let config = rustls::ServerConfig::builder_with_provider(provider)
+        .with_safe_default_protocol_versions()
+        .map_err(|e| TlsError::Setup(e.to_string()))?
+        .with_no_client_auth()
+        .with_single_cert(certs, key)
+        .map_err(|e| TlsError::Certificates {
+            path: cert.to_path_buf(),
+            reason: e.to_string(),
+        })?;
+    Ok(Arc::new(config))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -98,25 +119,4 @@ mod tests {
         assert!(Trust::load(None).is_ok(), "Mozilla's roots alone");
         let _ = std::fs::remove_dir_all(&dir);
     }
-}
-
-/// The server side of https: the certificate chain and key of `tls.cert_file` / `key_file`.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
-    use rustls::pki_types::PrivateKeyDer;
-    let certs = load_ca_file(cert)?;
-    let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Certificates {
-        path: key.to_path_buf(),
-        reason: format!("no private key: {e}"),
-    })?;
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
-        .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Setup(e.to_string()))?
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .map_err(|e| TlsError::Certificates {
-            path: cert.to_path_buf(),
-            reason: e.to_string(),
-        })?;
-    Ok(Arc::new(config))
 }
