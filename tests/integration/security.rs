@@ -368,3 +368,38 @@ fn a_full_executor_refuses_runs_and_says_why() {
         "next\n"
     );
 }
+
+#[test]
+fn recipients_are_refused_unless_they_look_like_what_they_are() {
+    let cv = Cronvisor::start("security-recipients");
+    for (flag, value, message) in [
+        (
+            "--admin-mobile",
+            "555&to=evil",
+            "error: admin_mobile: `555&to=evil` is not a phone number (+ and 3 to 20 digits)\n",
+        ),
+        (
+            "--admin-email",
+            "ops",
+            "error: admin_email: `ops` is not an e-mail address\n",
+        ),
+    ] {
+        let out = cv.cli(&[
+            "job",
+            "add",
+            "--name",
+            "r",
+            "--schedule",
+            "@yearly",
+            "--command",
+            "true",
+            flag,
+            value,
+        ]);
+        assert_eq!(String::from_utf8_lossy(&out.stderr), message);
+    }
+    assert!(cv
+        .json(&["job", "list"])
+        .as_array()
+        .is_some_and(|a| a.is_empty()));
+}

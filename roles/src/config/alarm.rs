@@ -60,6 +60,10 @@ impl AlarmConfig {
         if self.sms.method.parse::<hyper::Method>().is_err() {
             return Err(invalid("alarm.sms.method", "not an HTTP method"));
         }
+        for (i, n) in self.sms.to.iter().enumerate() {
+            crate::model::check_mobiles("mobile", n)
+                .map_err(|e| invalid(&format!("alarm.sms.to[{i}]"), e.message))?;
+        }
         if self.email.smtp_host.is_some()
             && self.email.from.parse::<lettre::message::Mailbox>().is_err()
         {

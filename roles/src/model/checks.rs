@@ -179,6 +179,50 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
             max_len(field, v, MAX_RECIPIENTS)?;
         }
     }
+    if let Some(v) = &job.admin_email {
+        check_emails("admin_email", v)?;
+    }
+    if let Some(v) = &job.admin_mobile {
+        check_mobiles("admin_mobile", v)?;
+    }
+    Ok(())
+}
+
+/// Comma-separated e-mail addresses, each `local@domain` without spaces.
+pub fn check_emails(field: &str, text: &str) -> Result<(), FieldError> {
+    for a in text.split(',').map(str::trim).filter(|a| !a.is_empty()) {
+        let ok = a.len() <= 254
+            && !a.contains(char::is_whitespace)
+            && a.split_once('@')
+                .is_some_and(|(l, d)| !l.is_empty() && !d.is_empty() && !d.contains('@'));
+        if !ok {
+            return Err(FieldError::new(
+                field,
+                format!("`{a}` is not an e-mail address"),
+            ));
+        }
+    }
+    Ok(())
+}
+
+/// Comma-separated phone numbers: an optional `+`, then 3 to 20 digits (short codes too;
+/// spaces and `-` allowed between them). They go into SMS gateway requests, so nothing else is.
+pub fn check_mobiles(field: &str, text: &str) -> Result<(), FieldError> {
+    for n in text.split(',').map(str::trim).filter(|n| !n.is_empty()) {
+        let body = n.strip_prefix('+').unwrap_or(n);
+        let digits = body.chars().filter(char::is_ascii_digit).count();
+        let ok = body
+            .chars()
+            .all(|c| c.is_ascii_digit() || c == ' ' || c == '-')
+            && body.starts_with(|c: char| c.is_ascii_digit())
+            && (3..=20).contains(&digits);
+        if !ok {
+            return Err(FieldError::new(
+                field,
+                format!("`{n}` is not a phone number (+ and 3 to 20 digits)"),
+            ));
+        }
+    }
     Ok(())
 }
 

@@ -7,7 +7,7 @@ pub mod durations;
 pub mod fields;
 mod kinds;
 
-pub use checks::{secret_header, validate_name, MASK};
+pub use checks::{check_emails, check_mobiles, secret_header, validate_name, MASK};
 pub use fields::{JobFields, ValidJob, DEFAULT_ALARM_ON};
 pub use kinds::{join, AlarmKind, Channel, Fanout, Misfire, Overlap, RunState, Trigger};
 

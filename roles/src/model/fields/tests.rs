@@ -240,3 +240,17 @@ fn headers_travel_as_a_json_object() {
     let back: JobFields = serde_json::from_value(v).expect("back");
     assert_eq!(back, f);
 }
+
+#[test]
+fn recipients_have_their_formats() {
+    use crate::model::{check_emails, check_mobiles};
+    assert!(check_mobiles("admin_mobile", "+33 6 12-34-56-78, 100").is_ok());
+    for bad in ["12", "555&to=evil", "+", "abc", "5550100; 5550101"] {
+        let e = check_mobiles("admin_mobile", bad).expect_err(bad);
+        assert_eq!(e.field, "admin_mobile");
+    }
+    assert!(check_emails("admin_email", "a@x, ops@example.com").is_ok());
+    for bad in ["nobody", "a b@x", "@x", "a@", "a@b@c"] {
+        assert!(check_emails("admin_email", bad).is_err(), "{bad}");
+    }
+}
