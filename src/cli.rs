@@ -343,9 +343,28 @@ pub struct RunsArgs {
 }
 
 #[derive(Debug, Args)]
+#[command(args_conflicts_with_subcommands = true)]
 pub struct AlarmsArgs {
+    #[command(subcommand)]
+    pub cmd: Option<AlarmsCommand>,
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(i64).range(1..=10_000))]
     pub limit: i64,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum AlarmsCommand {
+    /// Send a test alarm now to the recipients of every configured channel (admin); exits
+    /// non-zero when a delivery failed or no channel is configured.
+    Test(AlarmsTestArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct AlarmsTestArgs {
+    /// Only these channels (webhook, sms, email), comma-separated.
+    #[arg(long, value_delimiter = ',')]
+    pub channels: Vec<String>,
     #[command(flatten)]
     pub out: JsonFlag,
 }

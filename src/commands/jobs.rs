@@ -233,6 +233,9 @@ pub async fn run(cli: &Cli, cmd: &RunCommand) -> anyhow::Result<ExitCode> {
 
 pub async fn alarms(cli: &Cli, args: &crate::cli::AlarmsArgs) -> anyhow::Result<ExitCode> {
     let api = api(cli)?;
+    if let Some(crate::cli::AlarmsCommand::Test(t)) = &args.cmd {
+        return test_alarms(&api, t).await;
+    }
     let alarms: Vec<Alarm> = api
         .call(
             Method::GET,
@@ -266,4 +269,48 @@ pub async fn alarms(cli: &Cli, args: &crate::cli::AlarmsArgs) -> anyhow::Result<
         &alarms,
     );
     Ok(ExitCode::SUCCESS)
+}
+
+/// `alarms test`: one line per delivery, and a status that says whether all went out.
+async fn test_alarms(api: &Api, t: &crate::cli::AlarmsTestArgs) -> anyhow::Result<ExitCode> {
+    let v: Value = api
+        .call(
+            Method::POST,
+            "/api/v1/alarms/test",
+            Some(json!({"channels": t.channels})),
+        )
+        .await?;
+    if t.out.json {
+        print::json(&v)?;
+    }
+    let deliveries = v["deliveries"].as_array().cloned().unwrap_or_default();
+    if deliveries.is_empty() {
+        eprintln!(
+            "no alarm channel configured (alarm.webhook_urls, alarm.sms.url with alarm.sms.to, \
+             alarm.email.smtp_host with alarm.email.to)"
+        );
+        return Ok(ExitCode::FAILURE);
+    }
+    let mut all = true;
+    for d in &deliveries {
+        let ok = d["delivered"].as_bool().unwrap_or(false);
+        all &= ok;
+        if !t.out.json {
+            let outcome = if ok {
+                "delivered".to_string()
+            } else {
+                format!("failed: {}", d["error"].as_str().unwrap_or("?"))
+            };
+            println!(
+                "{} {} {outcome}",
+                d["channel"].as_str().unwrap_or("?"),
+                d["recipient"].as_str().unwrap_or("?")
+            );
+        }
+    }
+    Ok(if all {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::FAILURE
+    })
 }

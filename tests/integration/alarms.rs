@@ -424,3 +424,64 @@ fn no_dispatcher_is_alarmed_once_and_the_missed_instants_once_when_one_returns()
     }
     assert!(cv.runs("catch-up").iter().all(|r| r["state"] != "missed"));
 }
+
+#[test]
+fn alarms_test_sends_one_to_every_channel_and_says_how_each_went() {
+    let capture = Capture::start(1);
+    let cv = Cronvisor::start_with("alarms-test", &alarm_config(&capture));
+    // The first delivery fails (the listener answers 500 once): the exit status says so.
+    let out = cv.cli(&["alarms", "test"]);
+    assert!(!out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    let lines: Vec<&str> = text.lines().collect();
+    assert_eq!(lines.len(), 2, "{text}");
+    assert_eq!(
+        lines[0],
+        format!(
+            "webhook http://{}/hook failed: answered 500 Internal Server Error",
+            capture.addr
+        )
+    );
+    assert_eq!(lines[1], "sms 100 delivered");
+    let out = cv.cli(&["alarms", "test", "--channels", "webhook"]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout),
+        format!("webhook http://{}/hook delivered\n", capture.addr)
+    );
+    let hooks: Vec<_> = capture
+        .requests()
+        .into_iter()
+        .filter(|r| r.path == "/hook")
+        .collect();
+    assert!(
+        hooks
+            .last()
+            .is_some_and(|h| h.body.contains("a test alarm, sent by api.token")),
+        "{hooks:?}"
+    );
+    // Nothing was stored as an alarm; the audit log has it.
+    assert!(cv
+        .json(&["alarms"])
+        .as_array()
+        .is_some_and(|a| a.is_empty()));
+    assert!(cv.ok(&["audit"]).contains("alarm.test"));
+    let bad = cv.cli(&["alarms", "test", "--channels", "pager"]);
+    assert!(String::from_utf8_lossy(&bad.stderr).starts_with("error: channels: "));
+}
+
+#[test]
+fn alarms_test_without_a_channel_says_so() {
+    let cv = Cronvisor::start("alarms-test-none");
+    let out = cv.cli(&["alarms", "test"]);
+    assert!(!out.status.success());
+    assert!(
+        String::from_utf8_lossy(&out.stderr).starts_with("no alarm channel configured"),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}

@@ -28,6 +28,7 @@ pub fn router(state: ApiState) -> Router {
         .route("/api/v1/tokens", get(list_tokens).post(create_token))
         .route("/api/v1/tokens/{name}", axum::routing::delete(revoke_token))
         .route("/api/v1/audit", get(list_audit))
+        .route("/api/v1/alarms/test", post(test_alarm))
         .with_state(state)
 }
 
@@ -428,4 +429,55 @@ async fn list_audit(
     )
     .await?;
     Ok(Json(s.store.audit(&filter).await?))
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct TestAlarmBody {
+    /// Only these channels (webhook, sms, email); default every configured one.
+    #[serde(default)]
+    channels: Vec<String>,
+}
+
+/// `POST /api/v1/alarms/test`: a test alarm to every configured channel's global recipients,
+/// sent now (not stored); each delivery's outcome. Admins only; recorded in the audit log.
+async fn test_alarm(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    b: Bytes,
+) -> Result<Json<serde_json::Value>, ApiError> {
+    caller.require_admin()?;
+    let given: TestAlarmBody = if b.is_empty() {
+        TestAlarmBody::default()
+    } else {
+        body(&b)?
+    };
+    let channels = crate::model::Channel::parse_list(&given.channels)
+        .map_err(|m| ApiError::field("channels", m))?;
+    let alarmer = s
+        .alarmer
+        .as_ref()
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no alarmer here"))?;
+    let sent = alarmer.send_test(&channels, &caller.principal.name).await;
+    let deliveries: Vec<serde_json::Value> = sent
+        .iter()
+        .map(|(channel, recipient, result)| {
+            json!({
+                "channel": channel,
+                "recipient": super::console::masked(recipient),
+                "delivered": result.is_ok(),
+                "error": result.as_ref().err().map(|e| super::console::masked(&e.to_string())),
+            })
+        })
+        .collect();
+    caller
+        .audit(
+            &s.store,
+            "alarm.test",
+            "alarm channels".into(),
+            None,
+            json!({"deliveries": deliveries.len()}),
+        )
+        .await;
+    Ok(Json(json!({ "deliveries": deliveries })))
 }

@@ -129,22 +129,55 @@ impl Alarmer {
     /// effort; each monitor sends its own). `store_back` follows through the store when it
     /// returns. Returns how many deliveries succeeded.
     pub async fn send_store_down(&self, error: &str) -> usize {
+        tracing::error!(error, "store unreachable: alarming directly (not stored)");
+        let sent = self
+            .send_direct(
+                "store_down",
+                &format!("the store is unreachable: {error}"),
+                &[],
+            )
+            .await;
+        for (channel, _, result) in &sent {
+            if let Err(e) = result {
+                tracing::warn!(channel, error = %e, "store_down alarm not delivered");
+            }
+        }
+        sent.iter().filter(|(_, _, r)| r.is_ok()).count()
+    }
+
+    /// `alarms test`: a test alarm sent at once to the global recipients of every configured
+    /// channel (or of `channels`), not stored; each delivery's outcome.
+    pub async fn send_test(
+        &self,
+        channels: &[Channel],
+        by: &str,
+    ) -> Vec<(&'static str, String, Result<(), DeliveryError>)> {
+        self.send_direct("test", &format!("a test alarm, sent by {by}"), channels)
+            .await
+    }
+
+    /// Sends an alarm of `kind` to the global recipients now, without storing it.
+    async fn send_direct(
+        &self,
+        kind: &str,
+        subject: &str,
+        channels: &[Channel],
+    ) -> Vec<(&'static str, String, Result<(), DeliveryError>)> {
         let now = now_millis();
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let details = json!({
             "job": "(cronvisor)",
             "run": 0,
-            "state": "store_down",
-            "kind": "store_down",
+            "state": kind,
+            "kind": kind,
             "host": self.host,
             "time": time,
             "link": self.cfg.console_url,
-            "error": format!("the store is unreachable: {error}"),
+            "error": subject,
             "exit_code": null,
         });
-        tracing::error!(error, "store unreachable: alarming directly (not stored)");
-        let mut delivered = 0;
-        for (channel, recipient) in self.targets(None, None, &[]) {
+        let mut out = Vec::new();
+        for (channel, recipient) in self.targets(None, None, channels) {
             if channel == "none" {
                 continue;
             }
@@ -152,9 +185,9 @@ impl Alarmer {
                 id: 0,
                 job_id: 0,
                 run_id: 0,
-                kind: "store_down".to_string(),
+                kind: kind.to_string(),
                 channel: channel.to_string(),
-                recipient,
+                recipient: recipient.clone(),
                 status: "sending".to_string(),
                 attempts: 0,
                 last_error: None,
@@ -163,18 +196,14 @@ impl Alarmer {
                 created_at: now,
                 updated_at: now,
             };
-            match self.send(&alarm).await {
-                Ok(()) => {
-                    self.sent.inc();
-                    delivered += 1;
-                }
-                Err(e) => {
-                    self.failed.inc();
-                    tracing::warn!(channel, error = %e, "store_down alarm not delivered");
-                }
+            let result = self.send(&alarm).await;
+            match &result {
+                Ok(()) => self.sent.inc(),
+                Err(_) => self.failed.inc(),
             }
+            out.push((channel, recipient, result));
         }
-        delivered
+        out
     }
 
     /// Where an alarm goes: every webhook; the SMS gateway for the job's mobiles and

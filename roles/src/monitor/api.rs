@@ -33,6 +33,8 @@ pub struct ApiState {
     pub rpc_token: Arc<String>,
     /// Ends live-output streams when the monitor stops.
     pub shutdown: crate::runtime::Shutdown,
+    /// Sends test alarms (`POST /api/v1/alarms/test`).
+    pub alarmer: Option<Arc<super::alarms::Alarmer>>,
 }
 
 pub fn router(state: ApiState) -> Router {

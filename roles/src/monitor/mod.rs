@@ -43,7 +43,14 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         listener,
         ..
     } = ctx;
-    let state = api_state(&config, &store, &metrics, &trust, &shutdown);
+    let alarmer = std::sync::Arc::new(alarms::Alarmer::new(
+        store.clone(),
+        config.alarm.clone(),
+        &trust,
+        &metrics,
+    ));
+    let mut state = api_state(&config, &store, &metrics, &trust, &shutdown);
+    state.alarmer = Some(alarmer.clone());
     let server = serve_api(
         &config,
         state,
@@ -54,7 +61,6 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         &shutdown,
     )?;
     let lost_after = crate::config::values::ms(config.monitor.lost_after);
-    let alarmer = alarms::Alarmer::new(store.clone(), config.alarm.clone(), &trust, &metrics);
     let mut fleet = fleet::Fleet::new(
         store.clone(),
         lost_after,
@@ -133,6 +139,7 @@ fn api_state(
         ),
         rpc_token: std::sync::Arc::new(rpc_token),
         shutdown: shutdown.clone(),
+        alarmer: None,
     }
 }
 
