@@ -485,3 +485,66 @@ fn alarms_test_without_a_channel_says_so() {
         String::from_utf8_lossy(&out.stderr)
     );
 }
+
+#[test]
+fn chat_robots_get_the_alarm_in_their_own_format_signed_when_they_have_a_secret() {
+    let capture = Capture::start(0);
+    let a = &capture.addr;
+    let cv = Cronvisor::start_with(
+        "alarms-robots",
+        &format!(
+            "[monitor]\ncheck_interval_ms = 100\n[alarm]\nrobots = [\
+             {{kind = \"dingtalk\", url = \"http://{a}/ding?access_token=t\", secret = \"SEC\"}}, \
+             {{kind = \"feishu\", url = \"http://{a}/feishu\", secret = \"SEC\"}}, \
+             {{kind = \"wecom\", url = \"http://{a}/wecom?key=k\"}}, \
+             {{kind = \"slack\", url = \"http://{a}/slack\"}}]\n"
+        ),
+    );
+    cv.add_job("broken", "@yearly", "exit 3", &[]);
+    let id = cv.run_now("broken");
+    cv.wait_run(&id, "the failure", |s| s == "failed");
+    let seen = wait_for(Duration::from_secs(20), "the four robots", || {
+        let r = capture.requests();
+        (r.len() >= 4).then_some(r)
+    });
+    let by_path = |p: &str| {
+        seen.iter()
+            .find(|r| r.path.starts_with(p))
+            .unwrap_or_else(|| panic!("no request to {p}: {seen:?}"))
+            .clone()
+    };
+    let ding = by_path("/ding");
+    assert!(
+        ding.path.contains("&timestamp=") && ding.path.contains("&sign="),
+        "{}",
+        ding.path
+    );
+    let body: Value = serde_json::from_str(&ding.body).expect("json");
+    assert_eq!(body["msgtype"], "text");
+    assert!(
+        body["text"]["content"]
+            .as_str()
+            .unwrap_or("")
+            .contains("`broken` failed"),
+        "{body}"
+    );
+    let feishu: Value = serde_json::from_str(&by_path("/feishu").body).expect("json");
+    assert_eq!(feishu["msg_type"], "text");
+    assert!(
+        feishu["sign"].is_string() && feishu["timestamp"].is_string(),
+        "{feishu}"
+    );
+    let wecom: Value = serde_json::from_str(&by_path("/wecom").body).expect("json");
+    assert!(wecom["text"]["content"]
+        .as_str()
+        .unwrap_or("")
+        .contains("broken"));
+    let slack: Value = serde_json::from_str(&by_path("/slack").body).expect("json");
+    assert!(slack["text"].as_str().unwrap_or("").contains("broken"));
+    // Listed with their URLs masked (the query holds the robot's token).
+    let listed = cv.ok(&["alarms"]);
+    assert!(
+        !listed.contains("access_token=t") && !listed.contains("key=k"),
+        "{listed}"
+    );
+}

@@ -26,8 +26,35 @@ pub struct AlarmConfig {
     /// Webhooks: each gets a JSON POST with the run's details and a `text` field. http:// or
     /// https:// URLs. Default none.
     pub webhook_urls: Vec<String>,
+    /// Chat robots (`[[alarm.robots]]`): DingTalk, Feishu/Lark, WeCom or Slack incoming
+    /// webhooks, each sent the alarm's text in the message format its service expects (and
+    /// signed, for DingTalk and Feishu, when a `secret` is given). They count as the `webhook`
+    /// channel. Default none.
+    pub robots: Vec<Robot>,
     pub sms: SmsConfig,
     pub email: EmailConfig,
+}
+
+named! {
+    /// The chat services a robot can be.
+    pub enum RobotKind {
+        Dingtalk = "dingtalk",
+        Feishu = "feishu",
+        Wecom = "wecom",
+        Slack = "slack",
+    }
+}
+
+/// One chat robot.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Robot {
+    pub kind: RobotKind,
+    /// The robot's webhook URL (it usually holds the robot's token: shown masked).
+    pub url: String,
+    /// The signing secret (DingTalk "加签", Feishu signature verification); none: unsigned.
+    #[serde(default, with = "optional", skip_serializing_if = "Option::is_none")]
+    pub secret: Option<String>,
 }
 
 impl Default for AlarmConfig {
@@ -37,6 +64,7 @@ impl Default for AlarmConfig {
             merge_window: Duration::from_secs(300),
             max_attempts: 10,
             webhook_urls: Vec::new(),
+            robots: Vec::new(),
             sms: SmsConfig::default(),
             email: EmailConfig::default(),
         }
@@ -46,13 +74,26 @@ impl Default for AlarmConfig {
 impl AlarmConfig {
     /// Whether any channel can deliver.
     pub fn any_channel(&self) -> bool {
-        !self.webhook_urls.is_empty() || self.sms.url.is_some() || self.email.smtp_host.is_some()
+        !self.webhook_urls.is_empty()
+            || !self.robots.is_empty()
+            || self.sms.url.is_some()
+            || self.email.smtp_host.is_some()
     }
 
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         for (i, url) in self.webhook_urls.iter().enumerate() {
             check_url(url)
                 .map_err(|reason| invalid(&format!("alarm.webhook_urls[{i}]"), reason))?;
+        }
+        for (i, r) in self.robots.iter().enumerate() {
+            check_url(&r.url)
+                .map_err(|reason| invalid(&format!("alarm.robots[{i}].url"), reason))?;
+            if r.secret.is_some() && matches!(r.kind, RobotKind::Wecom | RobotKind::Slack) {
+                return Err(invalid(
+                    &format!("alarm.robots[{i}].secret"),
+                    format!("{} robots are not signed", r.kind.as_str()),
+                ));
+            }
         }
         if let Some(url) = &self.sms.url {
             check_url(url).map_err(|reason| invalid("alarm.sms.url", reason))?;

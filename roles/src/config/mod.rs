@@ -18,7 +18,7 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use alarm::{AlarmConfig, EmailConfig, SmsConfig, SmtpSecurity};
+pub use alarm::{AlarmConfig, EmailConfig, Robot, RobotKind, SmsConfig, SmtpSecurity};
 pub use auth::AuthConfig;
 pub use sections::{
     ClusterConfig, DispatcherConfig, ExecutorConfig, HttpConfig, MonitorConfig, StoreConfig,

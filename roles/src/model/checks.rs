@@ -410,3 +410,15 @@ pub fn check_group_name(field: &str, name: &str) -> Result<(), FieldError> {
     }
     Ok(())
 }
+
+/// A URL as people may see it: scheme, host and path — not its query or credentials, which
+/// may hold keys. Anything that is not a URL is returned as is.
+pub fn masked_url(value: &str) -> String {
+    if let Some((scheme, rest)) = value.split_once("://") {
+        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
+        let base = rest.split(['?', '#']).next().unwrap_or("");
+        let hidden = if base.len() < rest.len() { "?***" } else { "" };
+        return format!("{scheme}://{base}{hidden}");
+    }
+    value.to_string()
+}

@@ -7,7 +7,7 @@ pub mod durations;
 pub mod fields;
 mod kinds;
 
-pub use checks::{check_emails, check_mobiles, secret_header, validate_name, MASK};
+pub use checks::{check_emails, check_mobiles, masked_url, secret_header, validate_name, MASK};
 pub use fields::{JobFields, ValidJob, DEFAULT_ALARM_ON};
 pub use kinds::{join, AlarmKind, Channel, Fanout, Misfire, Overlap, RunState, Trigger};
 
@@ -64,6 +64,10 @@ pub struct Job {
 }
 
 /// Serializes a map with every value shown as `***`.
+fn masked_recipient<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Error> {
+    s.serialize_str(&checks::masked_url(v))
+}
+
 fn utc() -> String {
     "UTC".into()
 }
@@ -198,6 +202,8 @@ pub struct Alarm {
     pub kind: String,
     /// webhook, sms, or none (recorded only: no channel configured).
     pub channel: String,
+    /// Serialized masked: a webhook's or robot's URL keeps no query (it may hold a key).
+    #[serde(serialize_with = "masked_recipient")]
     pub recipient: String,
     /// pending, sending, sent, failed or recorded.
     pub status: String,

@@ -229,6 +229,7 @@ impl Alarmer {
             .cfg
             .webhook_urls
             .iter()
+            .chain(self.cfg.robots.iter().map(|r| &r.url))
             .map(|u| ("webhook", u.clone()))
             .collect();
         if self.cfg.sms.url.is_some() {
@@ -391,6 +392,45 @@ impl Alarmer {
             .map_err(DeliveryError::Smtp)
     }
 
+    /// A chat robot: the message in its service's format, signed when it has a secret; the
+    /// service's own error code (it answers 200 with one) counts as a failed delivery.
+    async fn send_robot(
+        &self,
+        robot: &crate::config::Robot,
+        text: &str,
+    ) -> Result<(), DeliveryError> {
+        let (url, body) = robot_request(robot, text, now_millis());
+        let reply = self
+            .client
+            .send(
+                Method::POST,
+                &url,
+                None,
+                Some(body.to_string().into_bytes()),
+            )
+            .await
+            .map_err(DeliveryError::Http)?;
+        if !reply.status.is_success() {
+            return Err(DeliveryError::Status(reply.status));
+        }
+        let answer: serde_json::Value = serde_json::from_slice(&reply.body).unwrap_or_default();
+        let code = answer
+            .get("errcode")
+            .or_else(|| answer.get("code"))
+            .and_then(|c| c.as_i64())
+            .unwrap_or(0);
+        if code != 0 {
+            let message = answer
+                .get("errmsg")
+                .or_else(|| answer.get("msg"))
+                .and_then(|m| m.as_str())
+                .unwrap_or("")
+                .to_string();
+            return Err(DeliveryError::Robot { code, message });
+        }
+        Ok(())
+    }
+
     async fn send(&self, alarm: &Alarm) -> Result<(), DeliveryError> {
         let d = &alarm.details;
         let field = |k: &str| match &d[k] {
@@ -419,6 +459,9 @@ impl Alarmer {
         );
         let reply = match alarm.channel.as_str() {
             "webhook" => {
+                if let Some(robot) = self.cfg.robots.iter().find(|r| r.url == alarm.recipient) {
+                    return self.send_robot(robot, &text).await;
+                }
                 let mut body = d.clone();
                 body["text"] = json!(text);
                 body["count"] = json!(alarm.count);
@@ -474,6 +517,55 @@ impl Alarmer {
             Ok(r) => Err(DeliveryError::Status(r.status)),
             Err(e) => Err(DeliveryError::Http(e)),
         }
+    }
+}
+
+/// HMAC-SHA256 of `message` under `key`, base64.
+fn hmac_base64(key: &[u8], message: &[u8]) -> String {
+    use base64::Engine;
+    let key = ring::hmac::Key::new(ring::hmac::HMAC_SHA256, key);
+    base64::engine::general_purpose::STANDARD.encode(ring::hmac::sign(&key, message).as_ref())
+}
+
+/// The URL and body a robot is sent `text` with at `now` (ms), in its service's format:
+/// DingTalk and WeCom `{"msgtype":"text","text":{"content"}}`, Feishu/Lark
+/// `{"msg_type":"text","content":{"text"}}`, Slack `{"text"}`. Signed when the robot has a
+/// secret: DingTalk in the URL (`timestamp`, `sign` = HMAC of "timestamp\nsecret" under the
+/// secret), Feishu in the body (`timestamp` in seconds, `sign` = HMAC of "" under
+/// "timestamp\nsecret").
+fn robot_request(
+    robot: &crate::config::Robot,
+    text: &str,
+    now: i64,
+) -> (String, serde_json::Value) {
+    use crate::config::RobotKind;
+    match robot.kind {
+        RobotKind::Dingtalk => {
+            let mut url = robot.url.clone();
+            if let Some(secret) = &robot.secret {
+                let sign = hmac_base64(secret.as_bytes(), format!("{now}\n{secret}").as_bytes());
+                let sep = if url.contains('?') { '&' } else { '?' };
+                url = format!(
+                    "{url}{sep}timestamp={now}&sign={}",
+                    Escape::Url.apply(&sign)
+                );
+            }
+            (url, json!({"msgtype": "text", "text": {"content": text}}))
+        }
+        RobotKind::Feishu => {
+            let mut body = json!({"msg_type": "text", "content": {"text": text}});
+            if let Some(secret) = &robot.secret {
+                let secs = now / 1000;
+                body["timestamp"] = json!(secs.to_string());
+                body["sign"] = json!(hmac_base64(format!("{secs}\n{secret}").as_bytes(), b""));
+            }
+            (robot.url.clone(), body)
+        }
+        RobotKind::Wecom => (
+            robot.url.clone(),
+            json!({"msgtype": "text", "text": {"content": text}}),
+        ),
+        RobotKind::Slack => (robot.url.clone(), json!({"text": text})),
     }
 }
 
@@ -576,6 +668,8 @@ pub enum DeliveryError {
     Smtp(#[source] lettre::transport::smtp::Error),
     #[error("`{0}` is not an HTTP method")]
     Method(String),
+    #[error("the robot refused the message: code {code} {message}")]
+    Robot { code: i64, message: String },
     #[error("no channel `{0}`")]
     NoChannel(String),
     #[error("answered {0}")]
@@ -716,5 +810,41 @@ mod tests {
         let headers = std::collections::BTreeMap::new();
         assert_eq!(Escape::for_body(r#"{"a": 1}"#, &headers), Escape::Json);
         assert_eq!(Escape::for_body("job {job}", &headers), Escape::Text);
+    }
+
+    #[test]
+    fn robots_get_their_format_and_signature() {
+        use crate::config::{Robot, RobotKind};
+        let robot = |kind, secret: Option<&str>| Robot {
+            kind,
+            url: "https://robot.example/send?access_token=t".into(),
+            secret: secret.map(str::to_string),
+        };
+        let (url, body) = super::robot_request(
+            &robot(RobotKind::Dingtalk, Some("SEC")),
+            "hi",
+            1_700_000_000_000,
+        );
+        assert_eq!(
+            body,
+            serde_json::json!({"msgtype": "text", "text": {"content": "hi"}})
+        );
+        // DingTalk's documented signature: base64(HMAC-SHA256("timestamp\nsecret")), URL-encoded.
+        let expected = super::hmac_base64(b"SEC", b"1700000000000\nSEC");
+        assert!(url.starts_with(
+            "https://robot.example/send?access_token=t&timestamp=1700000000000&sign="
+        ));
+        assert!(url.ends_with(&super::Escape::Url.apply(&expected)), "{url}");
+        let (_, body) = super::robot_request(
+            &robot(RobotKind::Feishu, Some("SEC")),
+            "hi",
+            1_700_000_000_000,
+        );
+        assert_eq!(body["msg_type"], "text");
+        assert_eq!(body["content"]["text"], "hi");
+        assert_eq!(body["timestamp"], "1700000000");
+        assert_eq!(body["sign"], super::hmac_base64(b"1700000000\nSEC", b""));
+        let (_, body) = super::robot_request(&robot(RobotKind::Slack, None), "hi", 0);
+        assert_eq!(body, serde_json::json!({"text": "hi"}));
     }
 }

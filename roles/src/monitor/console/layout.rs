@@ -160,15 +160,9 @@ pub fn job_href(name: &str) -> String {
 }
 
 /// A masked secret-bearing value: a URL keeps its scheme, host and path (its query and
-/// credentials may hold keys); anything else keeps a few characters.
+/// credentials may hold keys); anything else as is.
 pub fn masked(value: &str) -> String {
-    if let Some((scheme, rest)) = value.split_once("://") {
-        let rest = rest.rsplit_once('@').map_or(rest, |(_, host)| host);
-        let base = rest.split(['?', '#']).next().unwrap_or("");
-        let hidden = if base.len() < rest.len() { "?***" } else { "" };
-        return format!("{scheme}://{base}{hidden}");
-    }
-    value.to_string()
+    crate::model::masked_url(value)
 }
 
 /// An empty-state line.
