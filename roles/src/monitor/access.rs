@@ -20,6 +20,7 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ring::digest;
 
+use crate::http::auth::same;
 use crate::http::ApiError;
 use crate::model::access::{check_password, Access, Principal, User};
 use crate::store::{NewAudit, Store};
@@ -46,11 +47,6 @@ pub fn random_secret() -> Result<String, ApiError> {
     ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut bytes)
         .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no randomness available"))?;
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
-}
-
-/// Compares without an early exit, so the time taken does not reveal a matching prefix.
-fn same(a: &[u8], b: &[u8]) -> bool {
-    a.len() == b.len() && a.iter().zip(b).fold(0u8, |acc, (x, y)| acc | (x ^ y)) == 0
 }
 
 /// An Argon2id hash (PHC string) of `password`, off the async threads.

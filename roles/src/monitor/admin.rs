@@ -454,11 +454,7 @@ async fn test_alarm(
     };
     let channels = crate::model::Channel::parse_list(&given.channels)
         .map_err(|m| ApiError::field("channels", m))?;
-    let alarmer = s
-        .alarmer
-        .as_ref()
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no alarmer here"))?;
-    let sent = alarmer.send_test(&channels, &caller.principal.name).await;
+    let sent = s.alarmer.send_test(&channels, &caller.principal.name).await;
     let deliveries: Vec<serde_json::Value> = sent
         .iter()
         .map(|(channel, recipient, result)| {

@@ -34,7 +34,7 @@ pub struct ApiState {
     /// Ends live-output streams when the monitor stops.
     pub shutdown: crate::runtime::Shutdown,
     /// Sends test alarms (`POST /api/v1/alarms/test`).
-    pub alarmer: Option<Arc<super::alarms::Alarmer>>,
+    pub alarmer: Arc<super::alarms::Alarmer>,
 }
 
 pub fn router(state: ApiState) -> Router {

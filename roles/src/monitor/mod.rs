@@ -49,8 +49,14 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         &trust,
         &metrics,
     ));
-    let mut state = api_state(&config, &store, &metrics, &trust, &shutdown);
-    state.alarmer = Some(alarmer.clone());
+    let state = api_state(
+        &config,
+        &store,
+        &metrics,
+        &trust,
+        &shutdown,
+        alarmer.clone(),
+    );
     let server = serve_api(
         &config,
         state,
@@ -121,6 +127,7 @@ fn api_state(
     metrics: &crate::metrics::Metrics,
     trust: &crate::http::tls::Trust,
     shutdown: &Shutdown,
+    alarmer: std::sync::Arc<alarms::Alarmer>,
 ) -> ApiState {
     // Live output and kills go to executors with the RPC token; a monitor without it still
     // serves everything else, and output from the store.
@@ -139,7 +146,7 @@ fn api_state(
         ),
         rpc_token: std::sync::Arc::new(rpc_token),
         shutdown: shutdown.clone(),
-        alarmer: None,
+        alarmer,
     }
 }
 
