@@ -123,6 +123,72 @@ impl Schedule {
         }
     }
 
+    /// The latest instant at or before `at`.
+    pub fn last_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        match &self.rule {
+            Rule::Cron(cron) => {
+                let local = at.with_timezone(&self.tz);
+                cron.find_previous_occurrence(&local, true)
+                    .ok()
+                    .map(|t| t.with_timezone(&Utc))
+            }
+            Rule::Every(ms) => {
+                DateTime::from_timestamp_millis(at.timestamp_millis().div_euclid(*ms) * ms)
+            }
+        }
+    }
+
+    /// The instants in `(after, until]`: the latest and how many, at the cost of at most
+    /// `cap` schedule steps whatever the span (a week of every-second instants is 604,800).
+    /// Past the cap the count is extrapolated from the steps walked and marked inexact.
+    pub fn tally(&self, after: DateTime<Utc>, until: DateTime<Utc>, cap: u32) -> Option<Tally> {
+        let latest = self.last_at_or_before(until).filter(|t| *t > after)?;
+        let (from, to) = (after.timestamp_millis(), latest.timestamp_millis());
+        if let Rule::Every(ms) = &self.rule {
+            let count = (to.div_euclid(*ms) - from.div_euclid(*ms)).max(1) as u64;
+            return Some(Tally {
+                latest: to,
+                count,
+                exact: true,
+            });
+        }
+        let mut cursor = after;
+        let mut first = None;
+        let mut count = 0u64;
+        for _ in 0..cap {
+            match self.next_after(cursor) {
+                Some(t) if t <= latest && t > cursor => {
+                    first.get_or_insert(t);
+                    cursor = t;
+                    count += 1;
+                }
+                _ => {
+                    return Some(Tally {
+                        latest: to,
+                        count: count.max(1),
+                        exact: true,
+                    })
+                }
+            }
+        }
+        let Some(first) = first.filter(|_| cursor < latest && count > 1) else {
+            return Some(Tally {
+                latest: to,
+                count,
+                exact: true,
+            });
+        };
+        // The mean gap between the instants walked, over the part not walked.
+        let gap = (cursor - first).num_milliseconds() as f64 / (count - 1) as f64;
+        let rest = ((to - cursor.timestamp_millis()) as f64 / gap.max(1.0)).round() as u64;
+        let estimate = count + rest;
+        Some(Tally {
+            latest: to,
+            count: estimate.max(count),
+            exact: false,
+        })
+    }
+
     /// The next `count` instants strictly after `after`.
     pub fn upcoming(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
         let mut out = Vec::with_capacity(count);
@@ -141,6 +207,27 @@ impl Schedule {
 
     pub fn timezone(&self) -> Tz {
         self.tz
+    }
+}
+
+/// The instants of a span, counted at a bounded cost: see [`Schedule::tally`].
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Tally {
+    /// The latest instant of the span (ms).
+    pub latest: i64,
+    pub count: u64,
+    /// False when `count` was extrapolated (a span of more than the cap's instants).
+    pub exact: bool,
+}
+
+impl std::fmt::Display for Tally {
+    /// "12" or "about 604800": the count as a person reads it in a `missed` reason.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        if self.exact {
+            write!(f, "{}", self.count)
+        } else {
+            write!(f, "about {}", self.count)
+        }
     }
 }
 

@@ -21,6 +21,7 @@ use crate::instance::Instance;
 use crate::model::{now_millis, Job, Trigger};
 use crate::presence::{Heartbeat, Presence};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
+use crate::schedule::Tally;
 
 use crate::cluster::fire_lock::FireLock;
 use crate::cluster::registry::{self, EtcdSettings, Registry};
@@ -164,7 +165,8 @@ impl Dispatcher {
             }
         };
         let mut catch_up = Vec::new();
-        for (job, instant, count) in self.set.misfired(&last, now_millis() - grace) {
+        for (job, tally) in self.set.misfired(&last, now_millis() - grace) {
+            let (instant, count) = (tally.latest, tally);
             if job.misfire == crate::model::Misfire::RunOnce {
                 catch_up.push((job, instant));
                 continue;
@@ -209,7 +211,7 @@ impl Dispatcher {
                 );
             }
             last_now = now;
-            let (late, due) = split_late(self.set.pop_due(now), now - late_grace);
+            let schedule_set::Popped { due, late } = self.set.pop_due(now, now - late_grace);
             if !late.is_empty() {
                 self.misfire_late(late, now);
             }
@@ -230,17 +232,11 @@ impl Dispatcher {
     /// Instants found due past the grace (paused, clock stepped forward), per job: the
     /// misfire policy applies as after downtime — `run_once` fires the latest once, `skip`
     /// records it `missed` with the count. Both under the store's fence.
-    fn misfire_late(&mut self, late: Due, now: i64) {
-        let mut per_job: std::collections::BTreeMap<i64, (Arc<Job>, i64, u64)> =
-            std::collections::BTreeMap::new();
-        for (job, instant) in late {
-            let e = per_job.entry(job.id).or_insert((job, instant, 0));
-            e.1 = e.1.max(instant);
-            e.2 += 1;
-        }
+    fn misfire_late(&mut self, late: Vec<(Arc<Job>, Tally)>, now: i64) {
         let mut run_once = Vec::new();
-        for (_, (job, latest, count)) in per_job {
-            tracing::warn!(job = %job.name, count, late_ms = now - latest,
+        for (job, count) in late {
+            let latest = count.latest;
+            tracing::warn!(job = %job.name, count = %count, late_ms = now - latest,
                 "instants found due late (paused, or the clock stepped): misfire policy applies");
             if job.misfire == crate::model::Misfire::RunOnce {
                 run_once.push((job, latest));
@@ -334,14 +330,6 @@ impl Dispatcher {
         self.store.close().await;
         tracing::info!("dispatcher stopped");
     }
-}
-
-/// Instants of jobs, as the schedule hands them out.
-type Due = Vec<(Arc<Job>, i64)>;
-
-/// Splits due instants into (late: due before `late_before`, on time).
-fn split_late(due: Due, late_before: i64) -> (Due, Due) {
-    due.into_iter().partition(|(_, t)| *t < late_before)
 }
 
 /// Where runs go: the executors registered in etcd (cluster mode), or the local one. Ready

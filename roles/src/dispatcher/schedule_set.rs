@@ -13,7 +13,11 @@ use std::sync::Arc;
 use chrono::{DateTime, Utc};
 
 use crate::model::{Job, Millis};
-use crate::schedule::Schedule;
+use crate::schedule::{Schedule, Tally};
+
+/// Schedule steps spent counting one job's missed instants at start-up: the latest and the
+/// count are all the policy needs, so a week's outage costs no more than a minute's.
+const MISFIRE_STEPS: u32 = 10_000;
 
 struct Entry {
     job: Arc<Job>,
@@ -135,11 +139,7 @@ impl ScheduleSet {
     /// heap will fire (those after the job was planned), so none is both. For each job with
     /// any: (job, latest missed instant, how many). `run_once` jobs run the latest once; the
     /// others record it `missed`. Never a storm of catch-up runs.
-    pub fn misfired(
-        &self,
-        last: &HashMap<i64, Millis>,
-        until: Millis,
-    ) -> Vec<(Arc<Job>, Millis, u64)> {
+    pub fn misfired(&self, last: &HashMap<i64, Millis>, until: Millis) -> Vec<(Arc<Job>, Tally)> {
         let mut out = Vec::new();
         for (id, entry) in &self.entries {
             let job = &entry.job;
@@ -150,22 +150,11 @@ impl ScheduleSet {
                 .unwrap_or(job.updated_at)
                 .max(job.updated_at)
                 .max(until - job.misfire_window_secs.saturating_mul(1000));
-            let mut cursor = from;
-            let mut latest = None;
-            let mut count = 0u64;
-            // Bounded walk: a window of a week of every-second instants is the worst case.
-            for _ in 0..700_000 {
-                match entry.schedule.next_after(to_utc(cursor)) {
-                    Some(t) if t.timestamp_millis() <= until => {
-                        cursor = t.timestamp_millis();
-                        latest = Some(cursor);
-                        count += 1;
-                    }
-                    _ => break,
-                }
-            }
-            if let Some(t) = latest {
-                out.push((job.clone(), t, count));
+            if let Some(t) = entry
+                .schedule
+                .tally(to_utc(from), to_utc(until), MISFIRE_STEPS)
+            {
+                out.push((job.clone(), t));
             }
         }
         out
@@ -184,8 +173,11 @@ impl ScheduleSet {
 
     /// Removes and returns every (job, instant) due at `now`, scheduling each job's next
     /// instant strictly after the one returned (never after `now`: a late loop does not skip).
-    pub fn pop_due(&mut self, now: Millis) -> Vec<(Arc<Job>, Millis)> {
-        let mut due = Vec::new();
+    /// Instants before `late_before` (the loop fell behind: paused, clock stepped) come back
+    /// counted, one [`Tally`] per job, not one by one: a clock stepped a week forward costs
+    /// a bounded count, not 604,800 entries per every-second job.
+    pub fn pop_due(&mut self, now: Millis, late_before: Millis) -> Popped {
+        let mut popped = Popped::default();
         while let Some(Reverse((t, id, g))) = self.heap.peek().copied() {
             if t > now {
                 break;
@@ -197,13 +189,35 @@ impl ScheduleSet {
             if entry.generation != g {
                 continue;
             }
-            due.push((entry.job.clone(), t));
-            if let Some(next) = entry.schedule.next_after(to_utc(t)) {
+            let fired = if t < late_before {
+                let until = to_utc(late_before - 1);
+                let tally = entry
+                    .schedule
+                    .tally(to_utc(t - 1), until, MISFIRE_STEPS)
+                    .unwrap_or(Tally {
+                        latest: t,
+                        count: 1,
+                        exact: true,
+                    });
+                popped.late.push((entry.job.clone(), tally));
+                tally.latest
+            } else {
+                popped.due.push((entry.job.clone(), t));
+                t
+            };
+            if let Some(next) = entry.schedule.next_after(to_utc(fired)) {
                 self.heap.push(Reverse((next.timestamp_millis(), id, g)));
             }
         }
-        due
+        popped
     }
+}
+
+/// What [`ScheduleSet::pop_due`] found due: on time, and late (counted per job).
+#[derive(Debug, Default)]
+pub struct Popped {
+    pub due: Vec<(Arc<Job>, Millis)>,
+    pub late: Vec<(Arc<Job>, Tally)>,
 }
 
 #[cfg(test)]
@@ -255,7 +269,7 @@ pub(crate) mod tests {
         let mut got: Vec<(i64, Millis, u64)> = s
             .misfired(&last, 100_500)
             .into_iter()
-            .map(|(j, t, n)| (j.id, t, n))
+            .map(|(j, t)| (j.id, t.latest, t.count))
             .collect();
         got.sort_unstable();
         // Both jobs missed 91..=100 s: ten instants, the latest reported once per job.
@@ -263,14 +277,16 @@ pub(crate) mod tests {
         // Asked up to a later time, still only what the heap will not fire (planned at 100 s).
         let later = s.misfired(&last, 103_000);
         assert!(
-            later.iter().all(|(_, t, n)| *t == 100_000 && *n == 10),
+            later
+                .iter()
+                .all(|(_, t)| t.latest == 100_000 && t.count == 10),
             "{later:?}"
         );
         // A long downtime: only the latest instant, within the window, once.
         let last: HashMap<i64, Millis> = [(1, 0)].into_iter().collect();
         let long = s.misfired(&last, 1_000_000_000);
-        let once = long.iter().find(|(j, _, _)| j.id == 1).expect("job 1");
-        assert_eq!(once.2, 60, "only the 60 s window counts");
+        let once = long.iter().find(|(j, _)| j.id == 1).expect("job 1");
+        assert_eq!(once.1.count, 60, "only the 60 s window counts");
         let mut s2 = ScheduleSet::default();
         let mut hourly = job(3, "0 0 * * * *");
         hourly.misfire = Misfire::RunOnce;
@@ -278,6 +294,49 @@ pub(crate) mod tests {
         s2.extend(vec![hourly], 5_400_000);
         // Last hour boundary was 30 minutes ago: out of a 60 s window.
         assert!(s2.misfired(&HashMap::new(), 5_400_000).is_empty());
+    }
+
+    #[test]
+    fn a_week_of_missed_every_second_instants_is_counted_without_walking_it() {
+        let week = 7 * 86_400_000;
+        let mut s = ScheduleSet::default();
+        let mut cron = job(1, "* * * * * *");
+        cron.misfire_window_secs = 7 * 86_400;
+        let mut every = job(2, "@every 1s");
+        every.misfire_window_secs = 7 * 86_400;
+        let mut sparse = job(3, "0 0 12 * * *");
+        sparse.misfire_window_secs = 7 * 86_400;
+        s.extend(vec![cron, every, sparse], week);
+        let last: HashMap<i64, Millis> = [(1, 0), (2, 0), (3, 0)].into_iter().collect();
+        let mut got: Vec<(i64, Tally)> = s
+            .misfired(&last, week)
+            .into_iter()
+            .map(|(j, t)| (j.id, t))
+            .collect();
+        got.sort_unstable_by_key(|(id, _)| *id);
+        // 604,800 instants each for the every-second rules: the latest is exact, the count
+        // of the cron form extrapolated from 10,000 steps, that of `@every` computed.
+        assert_eq!(got[0].1.latest, week);
+        assert_eq!(got[0].1.count, 604_800);
+        assert!(!got[0].1.exact);
+        assert_eq!(got[0].1.to_string(), "about 604800");
+        assert_eq!(
+            got[1].1,
+            Tally {
+                latest: week,
+                count: 604_800,
+                exact: true
+            }
+        );
+        // Noon of days 1..=7 (12:00 on day 0 is after the last record at 00:00, too).
+        assert_eq!(
+            got[2].1,
+            Tally {
+                latest: 6 * 86_400_000 + 43_200_000,
+                count: 7,
+                exact: true
+            }
+        );
     }
 
     #[test]
@@ -295,22 +354,63 @@ pub(crate) mod tests {
         s.upsert(3, None, 0);
         assert_eq!(s.next_instant(), Some(1000));
         let due: Vec<(i64, Millis)> = s
-            .pop_due(2000)
+            .pop_due(2000, 0)
+            .due
             .into_iter()
             .map(|(j, t)| (j.id, t))
             .collect();
         assert_eq!(due, vec![(1, 1000), (1, 2000), (2, 2000)]);
-        assert!(s.pop_due(2000).is_empty());
+        assert!(s.pop_due(2000, 0).due.is_empty());
         // Pausing drops the job; its stale heap items are skipped.
         let mut paused = job(1, "* * * * * *");
         paused.paused = true;
         s.upsert(1, Some(paused), 2000);
-        let due: Vec<i64> = s.pop_due(4000).into_iter().map(|(j, _)| j.id).collect();
+        let due: Vec<i64> = s
+            .pop_due(4000, 0)
+            .due
+            .into_iter()
+            .map(|(j, _)| j.id)
+            .collect();
         assert_eq!(due, vec![2]);
         // Deleting removes it entirely.
         s.upsert(2, None, 4000);
         assert_eq!(s.next_instant(), None);
         assert_eq!(s.len(), 0);
         assert!(s.rules.is_empty(), "unused rules are dropped");
+    }
+
+    #[test]
+    fn instants_found_late_come_back_counted_per_job() {
+        let mut s = ScheduleSet::default();
+        s.extend(vec![job(1, "* * * * * *"), job(2, "0 0 * * * *")], 0);
+        // A clock stepped a day forward: now = 86,400 s, grace 5 s.
+        let now = 86_400_000;
+        let popped = s.pop_due(now, now - 5000);
+        let mut late: Vec<(i64, Tally)> = popped.late.iter().map(|(j, t)| (j.id, *t)).collect();
+        late.sort_unstable_by_key(|(id, _)| *id);
+        // Before 86,395 s is late: 1 s ..= 86,394 s for the every-second job (counted from
+        // 10,000 steps), hours 1..=23 for the hourly one.
+        assert_eq!(late[0].1.latest, now - 6000);
+        assert_eq!(late[0].1.count, 86_394);
+        assert_eq!(
+            late[1].1,
+            Tally {
+                latest: 23 * 3_600_000,
+                count: 23,
+                exact: true
+            }
+        );
+        // From 86,395 s on time, one by one; the hour at 86,400 s too.
+        let due: Vec<(i64, Millis)> = popped.due.iter().map(|(j, t)| (j.id, *t)).collect();
+        let on_time: Vec<Millis> = (86_395..=86_400).map(|s| s * 1000).collect();
+        assert_eq!(
+            due.iter()
+                .filter(|(id, _)| *id == 1)
+                .map(|(_, t)| *t)
+                .collect::<Vec<_>>(),
+            on_time
+        );
+        assert_eq!(due.iter().filter(|(id, _)| *id == 2).count(), 1);
+        assert!(s.pop_due(now, now - 5000).due.is_empty());
     }
 }
