@@ -65,31 +65,32 @@ impl Alarmer {
     pub async fn scan(&self) -> Result<(), StoreError> {
         let mut failing: std::collections::HashMap<i64, bool> = std::collections::HashMap::new();
         for ev in self.store.unchecked_runs(500).await? {
-            if !self.store.claim_checked(ev.run_id).await? {
-                continue;
-            }
             let was_failing = *failing.entry(ev.job_id).or_insert(true);
-            let kind = if ev.state == "succeeded" {
-                if !was_failing {
-                    continue;
-                }
-                "recovered".to_string()
-            } else {
-                ev.state.clone()
+            let (kind, now_failing) = match ev.state.as_str() {
+                "succeeded" if was_failing => ("recovered", Some(false)),
+                "succeeded" => ("", None),
+                "failed" | "timed_out" | "lost" => (ev.state.as_str(), Some(true)),
+                other => (other, None),
             };
-            match kind.as_str() {
-                "recovered" => {
-                    failing.insert(ev.job_id, false);
-                    self.store.set_failing(ev.job_id, false).await?
-                }
-                "failed" | "timed_out" | "lost" => {
-                    failing.insert(ev.job_id, true);
-                    self.store.set_failing(ev.job_id, true).await?
-                }
-                _ => {}
+            let alarms = if AlarmKind::parse(kind).is_some_and(|k| ev.alarm_on.contains(&k)) {
+                self.run_alarms(&ev, kind)
+            } else {
+                Vec::new()
+            };
+            let job_failing = now_failing.map(|f| (ev.job_id, f));
+            let Some(raised) = self
+                .store
+                .check_run(ev.run_id, job_failing, &alarms, self.merge_since())
+                .await?
+            else {
+                continue;
+            };
+            if let Some(f) = now_failing {
+                failing.insert(ev.job_id, f);
             }
-            if AlarmKind::parse(&kind).is_some_and(|k| ev.alarm_on.contains(&k)) {
-                self.raise(&ev, &kind).await?;
+            self.raised.add(alarms.len() as u64);
+            for r in raised {
+                log_raised(r, &ev, kind);
             }
         }
         self.store.check_plain_successes().await?;
@@ -106,6 +107,16 @@ impl Alarmer {
     }
 
     async fn record_system(&self, kind: &str, subject: &str) -> Result<(), StoreError> {
+        let alarms = self.system_alarms(kind, subject);
+        tracing::warn!(kind, subject, "system alarm raised");
+        self.store.raise_alarms(&alarms, self.merge_since()).await?;
+        self.raised.add(alarms.len() as u64);
+        Ok(())
+    }
+
+    /// The alarms (one per recipient) of a system event, stored with job and run 0 — by
+    /// [`Alarmer::raise_system`], or in the transaction that removes a process found gone.
+    pub fn system_alarms(&self, kind: &str, subject: &str) -> Vec<NewAlarm> {
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
         let details = json!({
             "job": "(cronvisor)",
@@ -118,10 +129,18 @@ impl Alarmer {
             "error": subject,
             "exit_code": null,
         });
-        tracing::warn!(kind, subject, "system alarm raised");
-        self.record(0, 0, kind, &details, self.targets(None, None, &[]))
-            .await?;
-        Ok(())
+        new_alarms(0, 0, kind, &details, self.targets(None, None, &[]))
+    }
+
+    /// Since when a repeat of an alarm is folded into it.
+    pub fn merge_since(&self) -> i64 {
+        now_millis() - crate::config::values::ms(self.cfg.merge_window)
+    }
+
+    /// Counts the system alarms of `events` stored elsewhere (with a process found gone).
+    pub fn count_system_raised(&self, events: usize) {
+        let per_event = self.targets(None, None, &[]).len();
+        self.raised.add((events * per_event) as u64);
     }
 
     /// The store itself is unreachable, so this alarm cannot be stored and retried like the
@@ -255,38 +274,8 @@ impl Alarmer {
         t
     }
 
-    /// Stores one alarm per target (merged into a recent one where there is).
-    async fn record(
-        &self,
-        job_id: i64,
-        run_id: i64,
-        kind: &str,
-        details: &serde_json::Value,
-        targets: Vec<(&'static str, String)>,
-    ) -> Result<Vec<Raised>, StoreError> {
-        let merge_since = now_millis() - crate::config::values::ms(self.cfg.merge_window);
-        let mut out = Vec::with_capacity(targets.len());
-        for (channel, recipient) in targets {
-            self.raised.inc();
-            let alarm = NewAlarm {
-                job_id,
-                run_id,
-                kind: kind.to_string(),
-                channel: channel.to_string(),
-                recipient,
-                status: if channel == "none" {
-                    "recorded"
-                } else {
-                    "pending"
-                },
-                details: details.clone(),
-            };
-            out.push(self.store.raise_alarm(&alarm, merge_since).await?);
-        }
-        Ok(out)
-    }
-
-    async fn raise(&self, ev: &RunEvent, kind: &str) -> Result<(), StoreError> {
+    /// The alarms (one per recipient) of a run's outcome.
+    fn run_alarms(&self, ev: &RunEvent, kind: &str) -> Vec<NewAlarm> {
         let time = ev
             .ended_at
             .and_then(chrono::DateTime::from_timestamp_millis)
@@ -313,20 +302,7 @@ impl Alarmer {
             ev.admin_email.as_deref(),
             &ev.alarm_channels,
         );
-        for raised in self
-            .record(ev.job_id, ev.run_id, kind, &details, targets)
-            .await?
-        {
-            match raised {
-                Raised::Merged(id) => {
-                    tracing::debug!(alarm = id, job = %ev.job_name, kind, "alarm merged")
-                }
-                Raised::New(id) => {
-                    tracing::warn!(alarm = id, job = %ev.job_name, run = ev.run_id, kind, "alarm raised")
-                }
-            }
-        }
-        Ok(())
+        new_alarms(ev.job_id, ev.run_id, kind, &details, targets)
     }
 
     /// Delivers the alarms that are due.
@@ -702,6 +678,41 @@ fn smtp_transport(cfg: &AlarmConfig) -> Option<Smtp> {
         ));
     }
     Some(builder.build())
+}
+
+/// One alarm per target: `none` (no channel) is kept for the record only.
+fn new_alarms(
+    job_id: i64,
+    run_id: i64,
+    kind: &str,
+    details: &serde_json::Value,
+    targets: Vec<(&'static str, String)>,
+) -> Vec<NewAlarm> {
+    targets
+        .into_iter()
+        .map(|(channel, recipient)| NewAlarm {
+            job_id,
+            run_id,
+            kind: kind.to_string(),
+            channel: channel.to_string(),
+            recipient,
+            status: if channel == "none" {
+                "recorded"
+            } else {
+                "pending"
+            },
+            details: details.clone(),
+        })
+        .collect()
+}
+
+fn log_raised(raised: Raised, ev: &RunEvent, kind: &str) {
+    match raised {
+        Raised::Merged(id) => tracing::debug!(alarm = id, job = %ev.job_name, kind, "alarm merged"),
+        Raised::New(id) => {
+            tracing::warn!(alarm = id, job = %ev.job_name, run = ev.run_id, kind, "alarm raised")
+        }
+    }
 }
 
 #[cfg(test)]

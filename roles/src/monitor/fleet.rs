@@ -82,10 +82,17 @@ impl Fleet {
             }
             Err(e) => tracing::warn!(error = %e, "cannot check for lost runs"),
         }
-        let executors = self.store.expire_executors(stale).await;
-        alarm_gone(alarmer, "executor", executors).await;
-        let dispatchers = self.store.expire_dispatchers(stale).await;
-        alarm_gone(alarmer, "dispatcher", dispatchers).await;
+        let merge_since = alarmer.merge_since();
+        let executors = self
+            .store
+            .expire_executors(stale, &gone_alarms(alarmer, "executor"), merge_since)
+            .await;
+        count_gone(alarmer, "executor", executors);
+        let dispatchers = self
+            .store
+            .expire_dispatchers(stale, &gone_alarms(alarmer, "dispatcher"), merge_since)
+            .await;
+        count_gone(alarmer, "dispatcher", dispatchers);
         let seen = match self.store.dispatchers_seen(stale).await {
             Ok(n) => n,
             Err(e) => {
@@ -195,21 +202,22 @@ impl Fleet {
     }
 }
 
-/// One `<role>_lost` alarm per process that stopped without leaving.
-async fn alarm_gone(
-    alarmer: &Alarmer,
-    role: &str,
-    gone: Result<Vec<String>, crate::store::StoreError>,
-) {
+/// One `<role>_lost` alarm per process that stopped without leaving, stored with the removal
+/// of its row.
+fn gone_alarms<'a>(
+    alarmer: &'a Alarmer,
+    role: &'a str,
+) -> impl Fn(&str) -> Vec<crate::store::NewAlarm> + Send + Sync + 'a {
+    move |instance| {
+        let subject = format!("{role} {instance} stopped without leaving");
+        tracing::warn!(kind = %format!("{role}_lost"), subject, "system alarm raised");
+        alarmer.system_alarms(&format!("{role}_lost"), &subject)
+    }
+}
+
+fn count_gone(alarmer: &Alarmer, role: &str, gone: Result<Vec<String>, crate::store::StoreError>) {
     match gone {
-        Ok(gone) => {
-            for instance in gone {
-                let subject = format!("{role} {instance} stopped without leaving");
-                alarmer
-                    .raise_system(&format!("{role}_lost"), &subject)
-                    .await;
-            }
-        }
+        Ok(gone) => alarmer.count_system_raised(gone.len()),
         Err(e) => tracing::warn!(error = %e, role, "cannot check for silent processes"),
     }
 }

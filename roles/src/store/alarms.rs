@@ -80,23 +80,40 @@ impl Store {
             .collect()
     }
 
-    /// Takes a run for alarm processing; false when another monitor took it.
-    pub async fn claim_checked(&self, run_id: i64) -> Result<bool, StoreError> {
-        let n = sqlx::query("UPDATE runs SET alarm_checked = 1 WHERE id = ? AND alarm_checked = 0")
-            .bind(run_id)
-            .execute(&self.pool)
-            .await?
-            .rows_affected();
-        Ok(n == 1)
-    }
-
-    pub async fn set_failing(&self, job_id: i64, failing: bool) -> Result<(), StoreError> {
-        sqlx::query("UPDATE jobs SET alarm_failing = ? WHERE id = ?")
-            .bind(i64::from(failing))
-            .bind(job_id)
-            .execute(&self.pool)
-            .await?;
-        Ok(())
+    /// Looks at one final run, in one transaction: claims it (false when another monitor
+    /// took it), records whether its job is now failing, and stores its alarms. A store error
+    /// anywhere leaves the run unclaimed for the next scan, so no alarm is lost between the
+    /// claim and its rows.
+    pub async fn check_run(
+        &self,
+        run_id: i64,
+        job_failing: Option<(i64, bool)>,
+        alarms: &[NewAlarm],
+        merge_since: Millis,
+    ) -> Result<Option<Vec<Raised>>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let claimed =
+            sqlx::query("UPDATE runs SET alarm_checked = 1 WHERE id = ? AND alarm_checked = 0")
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+        if claimed != 1 {
+            return Ok(None);
+        }
+        if let Some((job_id, failing)) = job_failing {
+            sqlx::query("UPDATE jobs SET alarm_failing = ? WHERE id = ?")
+                .bind(i64::from(failing))
+                .bind(job_id)
+                .execute(&mut *tx)
+                .await?;
+        }
+        let mut raised = Vec::with_capacity(alarms.len());
+        for a in alarms {
+            raised.push(raise_on(&mut tx, a, merge_since).await?);
+        }
+        tx.commit().await?;
+        Ok(Some(raised))
     }
 
     /// Marks looked-at, in bulk, the successes that cannot raise anything (their job is not
@@ -111,51 +128,21 @@ impl Store {
         .rows_affected())
     }
 
-    /// Records an alarm, or folds it into the same job's alarm of the same kind for the same
-    /// recipient raised since `merge_since`.
-    pub async fn raise_alarm(
+    /// Records alarms (one per recipient), each folded into the same job's alarm of the
+    /// same kind for the same recipient raised since `merge_since` where there is one: all or
+    /// none.
+    pub async fn raise_alarms(
         &self,
-        a: &NewAlarm,
+        alarms: &[NewAlarm],
         merge_since: Millis,
-    ) -> Result<Raised, StoreError> {
-        let now = crate::model::now_millis();
-        let existing = sqlx::query(
-            "SELECT id FROM alarms WHERE job_id = ? AND kind = ? AND channel = ? AND recipient = ? \
-             AND created_at >= ? ORDER BY id DESC LIMIT 1",
-        )
-        .bind(a.job_id)
-        .bind(&a.kind)
-        .bind(&a.channel)
-        .bind(&a.recipient)
-        .bind(merge_since)
-        .fetch_optional(&self.pool)
-        .await?;
-        if let Some(row) = existing {
-            let id: i64 = row.try_get(0)?;
-            sqlx::query("UPDATE alarms SET count = count + 1, updated_at = ? WHERE id = ?")
-                .bind(now)
-                .bind(id)
-                .execute(&self.pool)
-                .await?;
-            return Ok(Raised::Merged(id));
+    ) -> Result<Vec<Raised>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let mut raised = Vec::with_capacity(alarms.len());
+        for a in alarms {
+            raised.push(raise_on(&mut tx, a, merge_since).await?);
         }
-        let r = sqlx::query(
-            "INSERT INTO alarms (job_id, run_id, kind, channel, recipient, status, details, \
-             created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-        )
-        .bind(a.job_id)
-        .bind(a.run_id)
-        .bind(&a.kind)
-        .bind(&a.channel)
-        .bind(&a.recipient)
-        .bind(a.status)
-        .bind(a.details.to_string())
-        .bind(now)
-        .bind(now)
-        .bind(now)
-        .execute(&self.pool)
-        .await?;
-        Ok(Raised::New(r.last_insert_id().unwrap_or(0)))
+        tx.commit().await?;
+        Ok(raised)
     }
 
     /// Alarms to deliver now: pending and due, or stuck `sending` (a monitor died mid-way)
@@ -253,4 +240,50 @@ impl Store {
         .await?;
         rows.iter().map(rows::alarm).collect()
     }
+}
+
+/// One alarm, merged or inserted, on the caller's transaction.
+pub(super) async fn raise_on(
+    conn: &mut sqlx::AnyConnection,
+    a: &NewAlarm,
+    merge_since: Millis,
+) -> Result<Raised, StoreError> {
+    let now = crate::model::now_millis();
+    let existing = sqlx::query(
+        "SELECT id FROM alarms WHERE job_id = ? AND kind = ? AND channel = ? AND recipient = ? \
+         AND created_at >= ? ORDER BY id DESC LIMIT 1",
+    )
+    .bind(a.job_id)
+    .bind(&a.kind)
+    .bind(&a.channel)
+    .bind(&a.recipient)
+    .bind(merge_since)
+    .fetch_optional(&mut *conn)
+    .await?;
+    if let Some(row) = existing {
+        let id: i64 = row.try_get(0)?;
+        sqlx::query("UPDATE alarms SET count = count + 1, updated_at = ? WHERE id = ?")
+            .bind(now)
+            .bind(id)
+            .execute(&mut *conn)
+            .await?;
+        return Ok(Raised::Merged(id));
+    }
+    let r = sqlx::query(
+        "INSERT INTO alarms (job_id, run_id, kind, channel, recipient, status, details, \
+         created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(a.job_id)
+    .bind(a.run_id)
+    .bind(&a.kind)
+    .bind(&a.channel)
+    .bind(&a.recipient)
+    .bind(a.status)
+    .bind(a.details.to_string())
+    .bind(now)
+    .bind(now)
+    .bind(now)
+    .execute(&mut *conn)
+    .await?;
+    Ok(Raised::New(r.last_insert_id().unwrap_or(0)))
 }

@@ -36,6 +36,7 @@ pub use jobs_query::JobFilter;
 pub use lifecycle::{Finished, Retry, RunOutcome, Started};
 pub use live::{ExecutorCard, KillAsk, Member};
 pub use lost::GivenUp;
+pub use presence::AlarmsFor;
 pub use runs_query::RunFilter;
 pub use users::UserChange;
 

@@ -2,8 +2,12 @@
 
 use sqlx::Row;
 
+use super::NewAlarm;
 use super::{is_unique_violation, Store, StoreError};
 use crate::model::Millis;
+
+/// The alarms to store with a process found gone (its instance id given).
+pub type AlarmsFor<'a> = dyn Fn(&str) -> Vec<NewAlarm> + Send + Sync + 'a;
 
 impl Store {
     /// An executor's heartbeat: creates or refreshes its row (a new row gets `card`).
@@ -55,8 +59,14 @@ impl Store {
     }
 
     /// Executors that stopped heartbeating without leaving cleanly (crashed, killed, host
-    /// gone). Each is removed by exactly one caller, which gets it back to alarm about it.
-    pub async fn expire_executors(&self, stale_before: Millis) -> Result<Vec<String>, StoreError> {
+    /// gone). Each is removed by exactly one caller, in the transaction that stores its
+    /// alarms (`alarms_for` the instance), so a store error cannot drop a row unalarmed.
+    pub async fn expire_executors(
+        &self,
+        stale_before: Millis,
+        alarms_for: &AlarmsFor<'_>,
+        merge_since: Millis,
+    ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT instance FROM executors WHERE last_seen < ?")
             .bind(stale_before)
             .fetch_all(&self.pool)
@@ -65,30 +75,39 @@ impl Store {
             .iter()
             .map(|r| Ok((r.try_get::<String, _>(0)?, true)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.remove_stale("executors", stale, stale_before).await
+        self.remove_stale("executors", stale, stale_before, alarms_for, merge_since)
+            .await
     }
 
-    /// Deletes the `stale` rows of `table` (a constant) still stale; returns the instances
-    /// this caller deleted and flagged (several monitors: each row goes to one of them).
+    /// Deletes the `stale` rows of `table` (a constant) still stale, each with the alarms of
+    /// the flagged ones in the same transaction; returns the instances this caller deleted
+    /// and flagged (several monitors: each row goes to one of them).
     async fn remove_stale(
         &self,
         table: &'static str,
         stale: Vec<(String, bool)>,
         stale_before: Millis,
+        alarms_for: &AlarmsFor<'_>,
+        merge_since: Millis,
     ) -> Result<Vec<String>, StoreError> {
         let mut gone = Vec::new();
         for (instance, flagged) in stale {
+            let mut tx = self.pool.begin().await?;
             let n = sqlx::query(&format!(
                 "DELETE FROM {table} WHERE instance = ? AND last_seen < ?"
             ))
             .bind(&instance)
             .bind(stale_before)
-            .execute(&self.pool)
+            .execute(&mut *tx)
             .await?
             .rows_affected();
             if n == 1 && flagged {
+                for alarm in alarms_for(&instance) {
+                    super::alarms::raise_on(&mut tx, &alarm, merge_since).await?;
+                }
                 gone.push(instance);
             }
+            tx.commit().await?;
         }
         Ok(gone)
     }
@@ -150,6 +169,8 @@ impl Store {
     pub async fn expire_dispatchers(
         &self,
         stale_before: Millis,
+        alarms_for: &AlarmsFor<'_>,
+        merge_since: Millis,
     ) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query("SELECT instance, left_at FROM dispatchers WHERE last_seen < ?")
             .bind(stale_before)
@@ -162,6 +183,7 @@ impl Store {
                 Ok((r.try_get::<String, _>(0)?, left.is_none()))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.remove_stale("dispatchers", stale, stale_before).await
+        self.remove_stale("dispatchers", stale, stale_before, alarms_for, merge_since)
+            .await
     }
 }

@@ -291,8 +291,32 @@ async fn a_dispatcher_that_left_counts_until_stale_and_only_a_silent_one_is_repo
     // Both stale: each removed once, only the one that did not leave is reported.
     let stale = now + 1;
     assert_eq!(s.dispatchers_seen(stale).await.expect("seen"), 0);
-    assert_eq!(s.expire_dispatchers(stale).await.expect("expire"), ["b"]);
-    assert!(s.expire_dispatchers(stale).await.expect("again").is_empty());
+    let alarm = |instance: &str| {
+        vec![NewAlarm {
+            job_id: 0,
+            run_id: 0,
+            kind: "dispatcher_lost".into(),
+            channel: "none".into(),
+            recipient: instance.into(),
+            status: "recorded",
+            details: serde_json::json!({}),
+        }]
+    };
+    assert_eq!(
+        s.expire_dispatchers(stale, &alarm, 0)
+            .await
+            .expect("expire"),
+        ["b"]
+    );
+    assert!(s
+        .expire_dispatchers(stale, &alarm, 0)
+        .await
+        .expect("again")
+        .is_empty());
+    // The alarm was stored with the removal: one, for b.
+    let alarms = s.alarms(10).await.expect("alarms");
+    let lost: Vec<&str> = alarms.iter().map(|a| a.recipient.as_str()).collect();
+    assert_eq!(lost, ["b"]);
 }
 
 #[tokio::test]
@@ -488,11 +512,11 @@ async fn settled_alarms_are_pruned_by_retention_and_pending_ones_kept() {
         details: serde_json::json!({}),
     };
     t.store
-        .raise_alarm(&raise("recorded", "failed"), 0)
+        .raise_alarms(&[raise("recorded", "failed")], 0)
         .await
         .expect("recorded");
     t.store
-        .raise_alarm(&raise("pending", "lost"), 0)
+        .raise_alarms(&[raise("pending", "lost")], 0)
         .await
         .expect("pending");
     let later = crate::model::now_millis() + 1_000;
@@ -507,4 +531,76 @@ async fn settled_alarms_are_pruned_by_retention_and_pending_ones_kept() {
         .collect();
     assert_eq!(left, ["lost"], "a pending alarm is kept whatever its age");
     assert_eq!(t.store.prune_alarms(0).await.expect("prune"), 0);
+}
+
+#[tokio::test]
+async fn a_store_error_while_raising_leaves_the_run_and_its_alarm_to_the_next_scan() {
+    let t = temp_store("alarm-claim").await;
+    let job = t.store.insert_job(&spec("a")).await.expect("job").id;
+    let Recorded::New(run) = t
+        .store
+        .record_missed(job, 5_000, "missed: 1 instant(s)")
+        .await
+        .expect("missed")
+    else {
+        panic!("not new")
+    };
+    let alarm = NewAlarm {
+        job_id: job,
+        run_id: run,
+        kind: "missed".into(),
+        channel: "none".into(),
+        recipient: String::new(),
+        status: "recorded",
+        details: serde_json::json!({}),
+    };
+    sqlx::query(
+        "CREATE TRIGGER refuse_alarm BEFORE INSERT ON alarms \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&t.store.pool)
+    .await
+    .expect("trigger");
+    let failed = t
+        .store
+        .check_run(run, Some((job, true)), std::slice::from_ref(&alarm), 0)
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    // Nothing of it applied: the run is still to look at, the job not marked failing.
+    let unchecked: Vec<i64> = t
+        .store
+        .unchecked_runs(10)
+        .await
+        .expect("unchecked")
+        .iter()
+        .map(|e| e.run_id)
+        .collect();
+    assert_eq!(unchecked, [run]);
+    let failing: i64 = sqlx::query_scalar("SELECT alarm_failing FROM jobs WHERE id = ?")
+        .bind(job)
+        .fetch_one(&t.store.pool)
+        .await
+        .expect("flag");
+    assert_eq!(failing, 0);
+    sqlx::query("DROP TRIGGER refuse_alarm")
+        .execute(&t.store.pool)
+        .await
+        .expect("drop");
+    let raised = t
+        .store
+        .check_run(run, Some((job, true)), std::slice::from_ref(&alarm), 0)
+        .await
+        .expect("check");
+    assert!(
+        matches!(raised.as_deref(), Some([Raised::New(_)])),
+        "{raised:?}"
+    );
+    assert_eq!(t.store.alarms(10).await.expect("alarms").len(), 1);
+    // Claimed once: a second monitor gets nothing.
+    let again = t
+        .store
+        .check_run(run, None, &[alarm], 0)
+        .await
+        .expect("again");
+    assert!(again.is_none());
 }
