@@ -243,3 +243,96 @@ fn fired_by_names_the_configured_host() {
     let fired_by = cv.sqlite("SELECT fired_by FROM runs ORDER BY id LIMIT 1");
     assert!(fired_by.starts_with("cron74/"), "{fired_by}");
 }
+
+/// Holds SQLite's write lock (another process, as a backup tool or a stuck writer would) for
+/// the given seconds: `locked` on stdout once held.
+const HOLD_WRITE_LOCK: &str = "import sqlite3, sys, time
+c = sqlite3.connect(sys.argv[1], isolation_level=None, timeout=30)
+c.execute('BEGIN EXCLUSIVE')
+print('locked', flush=True)
+time.sleep(float(sys.argv[2]))
+c.execute('ROLLBACK')
+";
+
+/// The store unavailable for writes while instants come due, longer than the delivery timeout:
+/// the instants are held, and once the store is back every second is accounted for — a
+/// `missed` record with the count (`skip`), one catch-up run (`run_once`) — never a gap.
+#[test]
+fn instants_due_while_the_store_is_unavailable_are_recorded_once_it_is_back() {
+    let cv = Cronvisor::start_with(
+        "store-away",
+        "[dispatcher]\ndelivery_timeout = \"3s\"\nconnect_timeout = \"1s\"\nlate_grace = \"2s\"\n",
+    );
+    cv.add_job("skipper", "* * * * * *", "true", &[]);
+    cv.add_job("catcher", "* * * * * *", "true", &["--misfire", "run_once"]);
+    cv.wait_succeeded("skipper", 2);
+    cv.wait_succeeded("catcher", 1);
+    let db = cv.data_dir().join("cronvisor.db");
+    let mut locker = std::process::Command::new("python3")
+        .args(["-c", HOLD_WRITE_LOCK])
+        .arg(&db)
+        .arg("14")
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("python3");
+    let mut line = String::new();
+    std::io::BufRead::read_line(
+        &mut std::io::BufReader::new(locker.stdout.take().expect("stdout")),
+        &mut line,
+    )
+    .expect("read");
+    assert_eq!(line.trim(), "locked");
+    let locked_at = now_ms();
+    let status = locker.wait().expect("locker ends");
+    assert!(status.success());
+    let released_at = now_ms();
+    let skipper = wait_for(
+        Duration::from_secs(40),
+        "the missed record and runs after the outage",
+        || {
+            let runs = cv.runs("skipper");
+            (runs
+                .iter()
+                .any(|r| r["state"] == "missed" && ms(r, "instant") > locked_at + 5000)
+                && runs
+                    .iter()
+                    .any(|r| r["state"] == "succeeded" && ms(r, "instant") > released_at + 3000))
+            .then_some(runs)
+        },
+    );
+    assert_every_second_accounted_for(&skipper);
+    let missed: Vec<&serde_json::Value> =
+        skipper.iter().filter(|r| r["state"] == "missed").collect();
+    // Held by the failed records, or found late by a loop whose store calls waited.
+    let reason = |r: &serde_json::Value| r["error"].as_str().unwrap_or("").to_string();
+    assert!(
+        missed
+            .iter()
+            .any(|r| reason(r).contains("the store was unavailable")),
+        "{missed:?}"
+    );
+    assert!(
+        missed.iter().all(|r| {
+            let e = reason(r);
+            e.contains("the store was unavailable") || e.contains("this dispatcher was")
+        }),
+        "{missed:?}"
+    );
+    let catcher = wait_for(Duration::from_secs(20), "the catch-up run", || {
+        let runs = cv.runs("catcher");
+        runs.iter()
+            .any(|r| r["trigger"] == "misfire" && r["state"] == "succeeded")
+            .then_some(runs)
+    });
+    // Every instant of the outage is either fired before the lock, the catch-up run, or
+    // fired after: none fired twice, and one catch-up (or one per failed attempt to record).
+    let mut instants: Vec<i64> = catcher.iter().map(|r| ms(r, "instant")).collect();
+    let n = instants.len();
+    instants.sort_unstable();
+    instants.dedup();
+    assert_eq!(instants.len(), n, "an instant fired twice: {catcher:?}");
+    assert!(
+        catcher.iter().filter(|r| r["trigger"] == "misfire").count() >= 1,
+        "{catcher:?}"
+    );
+}

@@ -45,6 +45,8 @@ pub struct Firer {
     pub(super) lock_lost: Arc<Metric>,
     pub(super) fenced: Arc<Metric>,
     pub(super) no_executor: Arc<Metric>,
+    /// Instants the store could not take, until it can.
+    pub(super) backlog: super::backlog::Backlog,
 }
 
 impl Firer {
@@ -103,6 +105,7 @@ impl Firer {
                 "",
                 "Instants recorded missed because their target had no live executor.",
             ),
+            backlog: Default::default(),
         }
     }
 
@@ -248,11 +251,14 @@ impl Firer {
                 }
                 Err(e) => {
                     self.record_failures.inc();
-                    tracing::error!(fires = keys.len(), error = %e, "instants not fired: store unavailable");
+                    tracing::error!(fires = keys.len(), error = %e,
+                        "instants not recorded: store unavailable; held until it is back");
                     // Give the locks back: another dispatcher's second look retries them.
                     if let (true, Some(lock)) = (locked, &self.lock) {
                         let _ = lock.release(&lock_keys).await;
                     }
+                    let planned = plan.into_iter().map(|(job, instant, _)| (job, instant));
+                    self.backlog.hold(planned.chain(homeless));
                     return;
                 }
             }
@@ -265,7 +271,9 @@ impl Firer {
             );
             tracing::warn!(job = %job.name, instant, %reason, "instant not run");
             if let Err(e) = self.store.record_missed(job.id, instant, &reason).await {
-                tracing::error!(job = %job.name, error = %e, "cannot record the missed instant");
+                tracing::error!(job = %job.name, error = %e,
+                    "cannot record the missed instant; held until the store is back");
+                self.backlog.hold([(job, instant)]);
             }
         }
         if let (true, Some(lock)) = (locked, &self.lock) {

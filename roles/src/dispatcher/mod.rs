@@ -5,6 +5,7 @@
 //! Job changes and manual runs are picked up from the store's change log every
 //! `poll_interval_ms`, without a restart.
 
+mod backlog;
 mod changes;
 mod deliver;
 mod fire;
@@ -213,7 +214,7 @@ impl Dispatcher {
             last_now = now;
             let schedule_set::Popped { due, late } = self.set.pop_due(now, now - late_grace);
             if !late.is_empty() {
-                self.misfire_late(late, now);
+                self.misfire_late(late, now, Behind::Paused);
             }
             if !due.is_empty() {
                 self.fires
@@ -229,34 +230,59 @@ impl Dispatcher {
         }
     }
 
-    /// Instants found due past the grace (paused, clock stepped forward), per job: the
-    /// misfire policy applies as after downtime — `run_once` fires the latest once, `skip`
-    /// records it `missed` with the count. Both under the store's fence.
-    fn misfire_late(&mut self, late: Vec<(Arc<Job>, Tally)>, now: i64) {
+    /// Instants found due past the grace (paused, clock stepped forward, or held while the
+    /// store was away), per job: the misfire policy applies as after downtime — `run_once`
+    /// fires the latest once, `skip` records it `missed` with the count. Both under the
+    /// store's fence; a record that fails is held again.
+    fn misfire_late(&mut self, late: Vec<(Arc<Job>, Tally)>, now: i64, why: Behind) {
         let mut run_once = Vec::new();
         for (job, count) in late {
             let latest = count.latest;
-            tracing::warn!(job = %job.name, count = %count, late_ms = now - latest,
-                "instants found due late (paused, or the clock stepped): misfire policy applies");
+            tracing::warn!(job = %job.name, count = %count, late_ms = now - latest, cause = why.cause(),
+                "instants found due late: misfire policy applies");
             if job.misfire == crate::model::Misfire::RunOnce {
                 run_once.push((job, latest));
                 continue;
             }
-            let store = self.store.clone();
+            let firer = self.firer.clone();
             let reason = format!(
-                "missed: {count} instant(s) came due while this dispatcher was {} s behind \
-                 (paused, or its clock stepped; misfire = skip)",
-                (now - latest) / 1000
+                "missed: {count} instant(s) came due while {} (misfire = skip)",
+                why.reason((now - latest) / 1000)
             );
             self.fires.spawn(async move {
-                if let Err(e) = store.record_missed(job.id, latest, &reason).await {
-                    tracing::warn!(job = %job.name, error = %e, "cannot record missed instants");
+                if let Err(e) = firer.store.record_missed(job.id, latest, &reason).await {
+                    tracing::warn!(job = %job.name, error = %e,
+                        "cannot record missed instants; held until the store is back");
+                    firer.backlog.hold_counted(job, count);
                 }
             });
         }
         if !run_once.is_empty() {
             self.fires
                 .spawn(self.firer.clone().fire_due(run_once, Trigger::Misfire));
+        }
+    }
+
+    /// Instants held while the store was away: once it may take them again, each fires if
+    /// still within the grace, or follows its job's misfire policy.
+    fn release_held(&mut self, now: i64) {
+        if self.firer.backlog.is_empty() {
+            return;
+        }
+        let late_before = now - crate::config::values::ms(self.config.dispatcher.late_grace);
+        let set = &self.set;
+        let held = self.firer.backlog.release(late_before, |id| set.job(id));
+        tracing::info!(
+            on_time = held.on_time.len(),
+            late_jobs = held.late.len(),
+            "recording the instants held while the store was unavailable"
+        );
+        if !held.late.is_empty() {
+            self.misfire_late(held.late, now, Behind::StoreAway);
+        }
+        if !held.on_time.is_empty() {
+            self.fires
+                .spawn(self.firer.clone().fire_due(held.on_time, Trigger::Schedule));
         }
     }
 
@@ -282,6 +308,7 @@ impl Dispatcher {
         }
         match self.store.pending_runs(now_millis()).await {
             Ok(pending) => {
+                self.release_held(now_millis());
                 for run in pending {
                     let f = self.firer.clone();
                     let job = self.set.job(run.job_id);
@@ -329,6 +356,36 @@ impl Dispatcher {
         }
         self.store.close().await;
         tracing::info!("dispatcher stopped");
+    }
+}
+
+/// Why instants were found late, for the log and the `missed` record.
+#[derive(Debug, Clone, Copy)]
+enum Behind {
+    /// The loop fell behind: the host paused, or the clock stepped forward.
+    Paused,
+    /// The store could not take their records.
+    StoreAway,
+}
+
+impl Behind {
+    fn cause(self) -> &'static str {
+        match self {
+            Behind::Paused => "paused or clock stepped",
+            Behind::StoreAway => "store unavailable",
+        }
+    }
+
+    fn reason(self, behind_secs: i64) -> String {
+        match self {
+            Behind::Paused => {
+                format!("this dispatcher was {behind_secs} s behind (paused, its clock stepped, or its \
+                 store slow to answer)")
+            }
+            Behind::StoreAway => {
+                format!("the store was unavailable (recorded {behind_secs} s after the latest)")
+            }
+        }
     }
 }
 
