@@ -548,3 +548,62 @@ fn chat_robots_get_the_alarm_in_their_own_format_signed_when_they_have_a_secret(
         "{listed}"
     );
 }
+
+/// A planned stop (SIGTERM, started again later) is no alarm storm: each job's missed
+/// instants are recorded `missed` as after a crash, but the stop raises one summary alarm
+/// instead of one per job. (The crash case, alarmed per job, is the test above.)
+#[test]
+fn a_planned_stop_raises_one_summary_alarm_not_one_per_job() {
+    let capture = Capture::start(0);
+    let cfg = format!(
+        "[alarm]\nwebhook_urls = [\"http://{}/hook\"]\n",
+        capture.addr
+    );
+    let mut cv = Cronvisor::start_with("planned-stop", &cfg);
+    let jobs: Vec<String> = (1..=5).map(|i| format!("tick{i}")).collect();
+    for job in &jobs {
+        cv.add_job(job, "* * * * * *", "true", &[]);
+    }
+    for job in &jobs {
+        cv.wait_succeeded(job, 1);
+    }
+    cv.stop_with(libc::SIGTERM, Duration::from_secs(20));
+    // Downtime across several instants (this sleep *is* the stop under test).
+    std::thread::sleep(Duration::from_millis(3500));
+    cv.restart();
+    let hooks_of = |kind: &str| -> Vec<Value> {
+        capture
+            .requests()
+            .iter()
+            .filter(|r| r.path == "/hook")
+            .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+            .filter(|v| v["kind"] == kind)
+            .collect()
+    };
+    let summary = wait_for(Duration::from_secs(20), "the summary alarm", || {
+        hooks_of("stopped").pop()
+    });
+    let text = summary["text"].as_str().unwrap_or("");
+    assert!(text.contains("of 5 job(s) missed"), "{summary}");
+    assert!(text.contains("planned stop"), "{summary}");
+    for job in &jobs {
+        let missed: Vec<Value> = cv
+            .runs(job)
+            .into_iter()
+            .filter(|r| r["state"] == "missed")
+            .collect();
+        assert_eq!(missed.len(), 1, "{job}: {missed:?}");
+        let reason = missed[0]["error"].as_str().unwrap_or("");
+        assert!(reason.contains("while no dispatcher ran"), "{reason}");
+    }
+    wait_for(Duration::from_secs(10), "every alarm delivered", || {
+        let alarms = cv.json(&["alarms"]);
+        alarms
+            .as_array()?
+            .iter()
+            .all(|a| a["status"] == "sent")
+            .then_some(())
+    });
+    assert_eq!(hooks_of("stopped").len(), 1, "{:?}", capture.requests());
+    assert!(hooks_of("missed").is_empty(), "{:?}", capture.requests());
+}

@@ -4,7 +4,7 @@
 
 mod access;
 mod admin;
-mod alarms;
+pub(crate) mod alarms;
 mod api;
 mod console;
 mod fleet;

@@ -177,7 +177,7 @@ impl Store {
         instant: Millis,
         reason: &str,
     ) -> Result<Recorded, StoreError> {
-        self.record_final(job_id, instant, RunState::Skipped, reason)
+        self.record_final(job_id, instant, RunState::Skipped, reason, false)
             .await
     }
 
@@ -190,6 +190,7 @@ impl Store {
         instant: Millis,
         state: RunState,
         reason: &str,
+        alarm_checked: bool,
     ) -> Result<Recorded, StoreError> {
         let now = crate::model::now_millis();
         let insert = match self.backend {
@@ -198,8 +199,8 @@ impl Store {
         };
         let sql = format!(
             "{insert} INTO runs (job_id, instant, target, trigger_kind, state, error, stdout, \
-             stderr, created_at, dispatched_at, ended_at, fired_by) \
-             VALUES (?, ?, '', ?, ?, ?, '', '', ?, ?, ?, ?)"
+             stderr, created_at, dispatched_at, ended_at, fired_by, alarm_checked) \
+             VALUES (?, ?, '', ?, ?, ?, '', '', ?, ?, ?, ?, ?)"
         );
         let done = sqlx::query(&sql)
             .bind(job_id)
@@ -211,6 +212,7 @@ impl Store {
             .bind(now)
             .bind(now)
             .bind(fire_token())
+            .bind(i64::from(alarm_checked))
             .execute(&self.pool)
             .await?;
         if done.rows_affected() == 0 {
@@ -240,7 +242,20 @@ impl Store {
         instant: Millis,
         reason: &str,
     ) -> Result<Recorded, StoreError> {
-        self.record_final(job_id, instant, RunState::Missed, reason)
+        self.record_final(job_id, instant, RunState::Missed, reason, false)
+            .await
+    }
+
+    /// As [`Store::record_missed`], for instants missed while the system was stopped on
+    /// purpose: recorded the same, but not alarmed one by one (the stop's one summary alarm
+    /// covers them).
+    pub async fn record_missed_in_stop(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        reason: &str,
+    ) -> Result<Recorded, StoreError> {
+        self.record_final(job_id, instant, RunState::Missed, reason, true)
             .await
     }
 

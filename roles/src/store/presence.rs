@@ -164,6 +164,23 @@ impl Store {
             .collect()
     }
 
+    /// How the last dispatcher other than `me` stopped: `Some(left_at)` when it left cleanly
+    /// (a planned stop: SIGTERM, `cronvisor down`), `None` when it went silent (a crash) or
+    /// none is on record. Rows stay until the monitor forgets them, `lost_after` after their
+    /// last beat, and a starting monitor waits that long first, so a restart finds them.
+    pub async fn last_clean_stop(&self, me: &str) -> Result<Option<Millis>, StoreError> {
+        let row = sqlx::query(
+            "SELECT left_at FROM dispatchers WHERE instance <> ? ORDER BY last_seen DESC LIMIT 1",
+        )
+        .bind(me)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(match row {
+            Some(r) => r.try_get::<Option<i64>, _>(0)?,
+            None => None,
+        })
+    }
+
     /// Removes dispatchers silent since `stale_before`; returns those that had not left
     /// cleanly (crashed, killed, host gone), each to exactly one caller.
     pub async fn expire_dispatchers(
