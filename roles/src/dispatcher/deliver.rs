@@ -202,8 +202,21 @@ impl Firer {
                 .push(a.run_id);
         }
         for (instance, ids) in by_instance {
-            if let Err(e) = self.store.mark_delivered(instance, &ids).await {
-                tracing::warn!(runs = ids.len(), error = %e, "cannot record which executor took the runs");
+            // Without it the monitor takes the runs for never delivered and marks them lost
+            // once `undelivered_after` passes: worth a few tries over a store hiccup.
+            let mut pause = std::time::Duration::from_millis(100);
+            for attempt in 1..=5 {
+                match self.store.mark_delivered(instance, &ids).await {
+                    Ok(()) => break,
+                    Err(e) if attempt < 5 => {
+                        tracing::debug!(runs = ids.len(), attempt, error = %e,
+                            "cannot record which executor took the runs; trying again");
+                        tokio::time::sleep(pause).await;
+                        pause *= 2;
+                    }
+                    Err(e) => tracing::warn!(runs = ids.len(), error = %e,
+                        "cannot record which executor took the runs"),
+                }
             }
         }
     }

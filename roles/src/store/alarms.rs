@@ -91,6 +91,17 @@ impl Store {
         alarms: &[NewAlarm],
         merge_since: Millis,
     ) -> Result<Option<Vec<Raised>>, StoreError> {
+        super::retry_transient(|| self.check_run_once(run_id, job_failing, alarms, merge_since))
+            .await
+    }
+
+    async fn check_run_once(
+        &self,
+        run_id: i64,
+        job_failing: Option<(i64, bool)>,
+        alarms: &[NewAlarm],
+        merge_since: Millis,
+    ) -> Result<Option<Vec<Raised>>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let claimed =
             sqlx::query("UPDATE runs SET alarm_checked = 1 WHERE id = ? AND alarm_checked = 0")
@@ -117,21 +128,46 @@ impl Store {
     }
 
     /// Marks looked-at, in bulk, the successes that cannot raise anything (their job is not
-    /// failing), so the scan stays small whatever the run rate.
+    /// failing), so the scan stays small whatever the run rate. The rows are found by a
+    /// plain read and updated by id in id order: an UPDATE with a join condition would lock
+    /// every row it examines and deadlock with the result writes of a busy InnoDB store.
     pub async fn check_plain_successes(&self) -> Result<u64, StoreError> {
-        Ok(sqlx::query(
-            "UPDATE runs SET alarm_checked = 1 WHERE alarm_checked = 0 AND state = 'succeeded' \
-             AND job_id IN (SELECT id FROM jobs WHERE alarm_failing = 0)",
+        let ids: Vec<i64> = sqlx::query_scalar(
+            "SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.alarm_checked = 0 \
+             AND r.state = 'succeeded' AND j.alarm_failing = 0 ORDER BY r.id LIMIT 5000",
         )
-        .execute(&self.pool)
-        .await?
-        .rows_affected())
+        .fetch_all(&self.pool)
+        .await?;
+        let mut checked = 0;
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "UPDATE runs SET alarm_checked = 1 WHERE alarm_checked = 0 AND id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            checked += super::retry_transient(|| async {
+                let mut q = sqlx::query(&sql);
+                for id in chunk {
+                    q = q.bind(*id);
+                }
+                Ok(q.execute(&self.pool).await?.rows_affected())
+            })
+            .await?;
+        }
+        Ok(checked)
     }
 
     /// Records alarms (one per recipient), each folded into the same job's alarm of the
     /// same kind for the same recipient raised since `merge_since` where there is one: all or
     /// none.
     pub async fn raise_alarms(
+        &self,
+        alarms: &[NewAlarm],
+        merge_since: Millis,
+    ) -> Result<Vec<Raised>, StoreError> {
+        super::retry_transient(|| self.raise_alarms_once(alarms, merge_since)).await
+    }
+
+    async fn raise_alarms_once(
         &self,
         alarms: &[NewAlarm],
         merge_since: Millis,

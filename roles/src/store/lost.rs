@@ -43,17 +43,25 @@ impl Store {
     /// Notes the executor instance that accepted dispatched runs (the ones it has not written
     /// anything for yet).
     pub async fn mark_delivered(&self, instance: &str, run_ids: &[i64]) -> Result<(), StoreError> {
-        for ids in run_ids.chunks(500) {
+        let mut sorted = run_ids.to_vec();
+        sorted.sort_unstable();
+        for ids in sorted.chunks(500) {
             let sql = format!(
                 "UPDATE runs SET executor = ? WHERE state = 'dispatched' AND executor IS NULL \
                  AND id IN ({})",
                 vec!["?"; ids.len()].join(", ")
             );
-            let mut q = sqlx::query(&sql).bind(instance);
-            for id in ids {
-                q = q.bind(*id);
-            }
-            q.execute(&self.pool).await?;
+            // Ids in order, so two writers lock the rows in the same order; a deadlock with
+            // a result write is tried again rather than reported.
+            super::retry_transient(|| async {
+                let mut q = sqlx::query(&sql).bind(instance);
+                for id in ids {
+                    q = q.bind(*id);
+                }
+                q.execute(&self.pool).await?;
+                Ok(())
+            })
+            .await?;
         }
         Ok(())
     }

@@ -70,19 +70,45 @@ impl StoreError {
     /// The store answered and refused this write (a constraint, a value it cannot hold): doing
     /// it again changes nothing. Not an outage, a deadlock or a busy database, which pass.
     pub fn is_refusal(&self) -> bool {
+        matches!(self, StoreError::Db(sqlx::Error::Database(_))) && !self.is_transient()
+    }
+
+    /// A deadlock, a lock wait timeout or a busy database: the same statement may well pass
+    /// a moment later. MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout, 1020 record
+    /// changed since read, 1412 table definition changed, 1180/1181 commit/rollback failed.
+    /// SQLite: the BUSY and LOCKED families.
+    pub fn is_transient(&self) -> bool {
         let StoreError::Db(sqlx::Error::Database(d)) = self else {
             return false;
         };
         let code = d.code().map(|c| c.to_string()).unwrap_or_default();
-        // MySQL/MariaDB: 1213 deadlock, 1205 lock wait timeout, 1020 record changed since read,
-        // 1412 table definition changed, 1180/1181 commit/rollback failed. SQLite: the BUSY
-        // and LOCKED families.
-        let transient = matches!(
+        matches!(
             code.as_str(),
             "1213" | "1205" | "1020" | "1412" | "1180" | "1181"
-        ) || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6));
-        !transient
+        ) || code.parse::<u32>().is_ok_and(|c| matches!(c & 0xff, 5 | 6))
     }
+}
+
+/// Runs `op` again, a few times with a short growing pause, while it fails with a transient
+/// error (a deadlock between two writers is normal running for InnoDB, not a fault): the
+/// caller sees an error only when it lasts or is of another kind.
+pub(crate) async fn retry_transient<T, F, Fut>(mut op: F) -> Result<T, StoreError>
+where
+    F: FnMut() -> Fut,
+    Fut: std::future::Future<Output = Result<T, StoreError>>,
+{
+    let mut pause = std::time::Duration::from_millis(5);
+    for _ in 0..4 {
+        match op().await {
+            Err(e) if e.is_transient() => {
+                tracing::debug!(error = %e, "transient store error; trying again");
+                tokio::time::sleep(pause).await;
+                pause *= 3;
+            }
+            done => return done,
+        }
+    }
+    op().await
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
