@@ -100,7 +100,10 @@ class Servers:
         return r.stdout
 
     def questions(self):
-        out = self.sql("SHOW GLOBAL STATUS LIKE 'Questions'")
+        return self.status("Questions")
+
+    def status(self, name):
+        out = self.sql(f"SHOW GLOBAL STATUS LIKE '{name}'")
         return int(out.split()[1])
 
     def close(self):
@@ -208,12 +211,18 @@ def phase(binary, servers, dispatchers, n, measure_propagation=False):
         t0 = (int(time.time()) + 2) * 1000
         time.sleep(max(0, t0 / 1000 - time.time()))
         q0 = servers.questions()
+        dl0 = servers.status("Innodb_deadlocks")
         rt0 = sum(h.metric("cronvisor_redis_round_trips_total") for h in hosts)
         time.sleep(WINDOW_S)
         t1 = t0 + WINDOW_S * 1000
         q1 = servers.questions()
         rt1 = sum(h.metric("cronvisor_redis_round_trips_total") for h in hosts)
         time.sleep(4)  # the window's last runs end and are recorded
+        deadlocks = servers.status("Innodb_deadlocks") - dl0
+        if deadlocks and os.environ.get("CLUSTER_BENCH_DEADLOCKS"):
+            status = servers.sql("SHOW ENGINE INNODB STATUS").replace("\\n", "\n")
+            start = status.find("LATEST DETECTED DEADLOCK")
+            print(status[start:status.find("TRANSACTIONS", start)], file=sys.stderr)
         cpu = {h.name: sum(proc_stats(p)[0] for p in h.pids.values()) for h in hosts}
         prop = propagation(hosts) if measure_propagation else None
     finally:
@@ -243,6 +252,7 @@ def phase(binary, servers, dispatchers, n, measure_propagation=False):
         "cpu": cpu,
         "states": states,
         "propagation": prop,
+        "deadlocks": deadlocks,
     }
 
 
@@ -266,7 +276,8 @@ def main():
                     results_p.extend(r["propagation"])
                 results.append(r)
                 print(f"dispatchers={d} N={n}: {r['rate']:.0f}/s p99 {r['p99']} ms "
-                      f"doubled {r['doubled']} missing {r['missing']} states {r['states']}",
+                      f"doubled {r['doubled']} missing {r['missing']} states {r['states']} "
+                      f"deadlocks {r['deadlocks']}",
                       file=sys.stderr)
                 if r["missing"] or r["not_succeeded"] > n:
                     break
@@ -279,13 +290,13 @@ def main():
               f"during the first 3-dispatcher phase's tail): p50 {pct(results_p, 50):.0f} ms, "
               f"max {max(results_p):.0f} ms\n")
     print("| dispatchers | N jobs/s | succeeded/s | doubled | missing | not succeeded | lateness p50 / p99 | "
-          "Redis round trips / fire | MySQL statements / fire | CPU s of its roles per host (whole phase) |")
-    print("|---|---|---|---|---|---|---|---|---|---|")
+          "Redis round trips / fire | MySQL statements / fire | InnoDB deadlocks | CPU s of its roles per host (whole phase) |")
+    print("|---|---|---|---|---|---|---|---|---|---|---|")
     for r in results:
         cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(r["cpu"].items()))
         print(f"| {r['dispatchers']} | {r['n']} | {r['rate']:.0f} | {r['doubled']} | {r['missing']} | "
               f"{r['not_succeeded']} | {r['p50']} / {r['p99']} ms | {r['redis_rt']:.3f} | "
-              f"{r['mysql_st']:.2f} | {cpu} |")
+              f"{r['mysql_st']:.2f} | {r['deadlocks']} | {cpu} |")
 
 
 if __name__ == "__main__":

@@ -43,8 +43,12 @@ impl Store {
     /// [`Store::finish_run`] for many runs, in one transaction, with the retry each failure
     /// earns inserted in the same transaction (so a result is never recorded without its retry).
     pub async fn finish_runs(&self, results: &[Finished]) -> Result<(), StoreError> {
+        // In id order, as every writer of several runs locks them (the delivered marks too):
+        // two transactions that lock rows in the same order cannot deadlock.
+        let mut ordered: Vec<&Finished> = results.iter().collect();
+        ordered.sort_unstable_by_key(|f| f.run_id);
         let mut tx = self.pool.begin().await?;
-        for f in results {
+        for f in ordered {
             finish_query(f.run_id, &f.outcome, f.started.as_ref())
                 .execute(&mut *tx)
                 .await?;

@@ -1,0 +1,166 @@
+"""The chaos checker: the whole history of the window from the store and the jobs' execution
+log, against what the schedule says should have happened."""
+import os
+import re
+import subprocess
+import sys
+
+FINAL = {"succeeded", "failed", "timed_out", "killed", "lost", "skipped", "missed"}
+
+
+def instants(rule, t0, t1):
+    """The instants (ms) of a seconds-first rule in [t0, t1): the rules the suite uses only
+    restrict the seconds field (`*`, `*/N`, `S`)."""
+    sec = rule.split()[0]
+    if sec == "*":
+        secs = set(range(60))
+    elif sec.startswith("*/"):
+        secs = set(range(0, 60, int(sec[2:])))
+    else:
+        secs = {int(sec)}
+    out = []
+    t = (t0 + 999) // 1000
+    while t * 1000 < t1:
+        if t % 60 in secs:
+            out.append(t * 1000)
+        t += 1
+    return out
+
+
+def covered_by(rec):
+    """How many instants back a record accounts for: a `missed` record its count (`None`: as
+    many as the gap), a `misfire` catch-up run the whole gap before it, any other record one."""
+    if rec["state"] == "missed":
+        m = re.match(r"missed: (about )?(\d+) instant", rec["error"])
+        if m and not m.group(1):
+            return int(m.group(2))
+        return None
+    if rec["trigger"] == "misfire":
+        return None
+    return 1
+
+
+def runs(servers):
+    rows = servers.sql(
+        "SELECT r.id, j.name, r.instant, r.target, r.state, r.trigger_kind, r.attempt, "
+        "COALESCE(r.retry_of, 0), REPLACE(REPLACE(COALESCE(r.error, ''), '\\t', ' '), '\\n', ' '), "
+        "COALESCE(r.started_at, 0), COALESCE(r.ended_at, 0) "
+        "FROM cron.runs r JOIN cron.jobs j ON j.id = r.job_id ORDER BY r.id").splitlines()
+    out = []
+    for line in rows:
+        f = line.split("\t")
+        out.append({"id": int(f[0]), "job": f[1], "instant": int(f[2]), "target": f[3],
+                    "state": f[4], "trigger": f[5], "attempt": int(f[6]),
+                    "retry_of": int(f[7]), "error": f[8], "started_at": int(f[9]),
+                    "ended_at": int(f[10])})
+    return out
+
+
+def execlog(path):
+    """run id -> {"starts": [ms], "ends": [ms], "job": name}."""
+    out = {}
+    with open(path) as f:
+        for line in f:
+            p = line.split()
+            if len(p) != 5:
+                continue
+            kind, job, run_id, _attempt, at = p
+            e = out.setdefault(int(run_id), {"job": job, "starts": [], "ends": []})
+            e["starts" if kind == "S" else "ends"].append(int(at))
+    return out
+
+
+def check(servers, jobs, log_path, tmp, t0, t1):
+    anomalies = []
+
+    def anomaly(kind, detail):
+        anomalies.append((kind, detail))
+
+    all_runs = runs(servers)
+    executed = execlog(log_path)
+    checked = 0
+    for name, rule, _cmd, extra in jobs:
+        fanout = "all" in extra and "--fanout" in extra
+        first = [r for r in all_runs if r["job"] == name and r["retry_of"] == 0
+                 and r["trigger"] in ("schedule", "misfire")]
+        expected = instants(rule, t0, t1)
+        expected_set = set(expected)
+        checked += len(expected)
+        by_instant = {}
+        for r in first:
+            by_instant.setdefault(r["instant"], []).append(r)
+        # No record for an instant the schedule does not have.
+        for r in first:
+            if t0 <= r["instant"] < t1 and r["instant"] not in expected_set:
+                anomaly("extra_instant", f"{name} run {r['id']} at {r['instant']}")
+        # Exactly one record per (instant, target).
+        for t, recs in by_instant.items():
+            targets = [r["target"] for r in recs]
+            if len(targets) != len(set(targets)) or (not fanout and len(recs) > 1):
+                anomaly("doubled", f"{name} at {t}: runs {[r['id'] for r in recs]}")
+        # Every instant: its record, or covered by the misfire record after it.
+        recorded = sorted(by_instant)
+        for t in expected:
+            if t in by_instant:
+                continue
+            later = [x for x in recorded if x > t]
+            if not later:
+                anomaly("missing", f"{name} at {t}: no record at or after it")
+                continue
+            nxt = later[0]
+            # A `missed` record of N covers the N instants up to and including its own.
+            span = len(instants(rule, t, nxt + 1))
+            covers = [covered_by(r) for r in by_instant[nxt]]
+            if not any(c is None or c >= span for c in covers):
+                anomaly("missing", f"{name} at {t}: next record {nxt} covers {covers}, span {span}")
+    # Final states only, once everything settled.
+    for r in all_runs:
+        if r["instant"] < t1 and r["state"] not in FINAL:
+            anomaly("not_final", f"{r['job']} run {r['id']} {r['state']}")
+    # What really ran: each run at most once; a forbid job never twice at once.
+    for run_id, e in executed.items():
+        if len(e["starts"]) > 1:
+            anomaly("executed_twice", f"{e['job']} run {run_id} started {len(e['starts'])} times")
+    forbid = sorted((min(e["starts"]), max(e["ends"]) if e["ends"] else None, rid)
+                    for rid, e in executed.items() if e["job"] == "forbid" and e["starts"])
+    by_id = {r["id"]: r for r in all_runs}
+    for (s1, e1, r1), (s2, _e2, r2) in zip(forbid, forbid[1:]):
+        end1 = e1 or (by_id.get(r1, {}).get("ended_at") or None)
+        if end1 is not None and s2 < end1:
+            anomaly("overlap", f"forbid runs {r1} and {r2} ran at once ({end1 - s2} ms)")
+    # Lost runs whose process really ended (its executor was paused or cut off past
+    # lost_after): reported, as the system chose to presume that executor gone.
+    ran_but_lost = [rid for rid, e in executed.items()
+                    if e["ends"] and by_id.get(rid, {}).get("state") == "lost"]
+    # No job process outlives the run: nothing of the suite still running.
+    left = subprocess.run(["pgrep", "-f", f"{tmp}/exec.log"], capture_output=True,
+                          text=True).stdout.split()
+    left = [p for p in left if int(p) != os.getpid()]
+    if left:
+        anomaly("leftover_process", f"pids {left}")
+    states = {}
+    for r in all_runs:
+        if t0 <= r["instant"] < t1:
+            states[r["state"]] = states.get(r["state"], 0) + 1
+    return {"anomalies": anomalies, "instants": checked, "states": states,
+            "ran_but_lost": len(ran_but_lost), "executed": len(executed)}
+
+
+def print_report(result, seed, minutes):
+    faults = result["faults"]
+    print(f"\nchaos run: seed {seed}, {minutes} min of faults\n")
+    print("| fault | injected |\n|---|---|")
+    for k in sorted(faults):
+        print(f"| {k} | {faults[k]} |")
+    print(f"\ninstants checked: {result['instants']}; runs executed: {result['executed']}; "
+          f"records by state: {result['states']}; lost though their process ended: "
+          f"{result['ran_but_lost']}\n")
+    kinds = {}
+    for kind, _ in result["anomalies"]:
+        kinds[kind] = kinds.get(kind, 0) + 1
+    print("| anomaly | count |\n|---|---|")
+    for k in ("missing", "doubled", "extra_instant", "not_final", "executed_twice", "overlap",
+              "leftover_process"):
+        print(f"| {k} | {kinds.get(k, 0)} |")
+    for kind, detail in result["anomalies"][:50]:
+        print(f"  {kind}: {detail}", file=sys.stderr)

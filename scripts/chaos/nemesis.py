@@ -1,0 +1,172 @@
+"""The nemesis: faults chosen at random from a seed, each held for a few seconds and healed,
+one at a time or overlapping, logged with their start and end."""
+import os
+import random
+import signal
+import time
+
+
+class Nemesis:
+    KINDS = [
+        "kill_role", "pause_role", "kill_host", "cut_store", "cut_store_hang", "cut_etcd",
+        "cut_redis", "cut_hosts", "restart_etcd", "restart_redis", "restart_mariadb",
+        "reload", "upgrade",
+    ]
+
+    def __init__(self, seed, net, servers, hosts, log):
+        self.rng = random.Random(seed)
+        self.net, self.servers, self.hosts = net, servers, hosts
+        self.log = log
+        self.active = []  # (heal_at, kind, undo)
+        self.counts = {}
+
+    def note(self, kind, what):
+        self.counts[kind] = self.counts.get(kind, 0) + 1
+        self.log.append({"at": int(time.time() * 1000), "kind": kind, "what": what})
+
+    def step(self):
+        """Heals what is due, then maybe injects one more fault (at most two at a time)."""
+        now = time.monotonic()
+        for item in [a for a in self.active if a[0] <= now]:
+            self.active.remove(item)
+            item[2]()
+        if len(self.active) >= 2 or self.rng.random() < 0.4:
+            return
+        kind = self.rng.choice(self.KINDS)
+        hold = self.rng.uniform(2, 9)
+        undo = getattr(self, kind)(hold)
+        if undo is not None:
+            self.active.append((now + hold, kind, undo))
+
+    def heal_all(self):
+        for _, _, undo in self.active:
+            undo()
+        self.active.clear()
+        self.net.heal_all()
+        for s in self.servers.all().values():
+            if not s.alive():
+                s.start()
+        for h in self.hosts:
+            if not h.alive():
+                h.start()
+            for pid in h.role_pids().values():
+                try:
+                    os.kill(pid, signal.SIGCONT)
+                except ProcessLookupError:
+                    pass
+
+    def host(self, alive=True):
+        hosts = [h for h in self.hosts if h.alive() == alive]
+        return self.rng.choice(hosts) if hosts else None
+
+    # -- the faults: each returns its undo, or None when it heals by itself --
+
+    def kill_role(self, _hold):
+        h = self.host()
+        if h is None:
+            return None
+        role = self.rng.choice(["dispatcher", "executor", "monitor"])
+        pid = h.role_pids().get(role)
+        if pid:
+            try:
+                os.kill(pid, signal.SIGKILL)
+            except ProcessLookupError:
+                return None
+            self.note("kill_role", f"{h.name} {role} {pid}")
+        return None
+
+    def pause_role(self, hold):
+        h = self.host()
+        if h is None:
+            return None
+        role = self.rng.choice(["dispatcher", "executor", "monitor"])
+        pid = h.role_pids().get(role)
+        if not pid:
+            return None
+        try:
+            os.kill(pid, signal.SIGSTOP)
+        except ProcessLookupError:
+            return None
+        self.note("pause_role", f"{h.name} {role} {pid} {hold:.1f}s")
+
+        def undo():
+            try:
+                os.kill(pid, signal.SIGCONT)
+            except ProcessLookupError:
+                pass
+        return undo
+
+    def kill_host(self, _hold):
+        if sum(h.alive() for h in self.hosts) < 2:
+            return None
+        h = self.host()
+        h.kill()
+        self.note("kill_host", h.name)
+        return h.start
+
+    def _cut(self, kind, peer, hang, hold):
+        h = self.host()
+        if h is None or not self.net.cut(h.name, peer, hang):
+            return None
+        self.note(kind, f"{h.name} from {peer} {hold:.1f}s")
+        return lambda: self.net.heal(h.name, peer, hang)
+
+    def cut_store(self, hold):
+        return self._cut("cut_store", "db", False, hold)
+
+    def cut_store_hang(self, hold):
+        return self._cut("cut_store_hang", "db", True, hold)
+
+    def cut_etcd(self, hold):
+        return self._cut("cut_etcd", "etcd", self.rng.random() < 0.5, hold)
+
+    def cut_redis(self, hold):
+        return self._cut("cut_redis", "redis", self.rng.random() < 0.5, hold)
+
+    def cut_hosts(self, hold):
+        a = self.host()
+        others = [h for h in self.hosts if h is not a]
+        if a is None or not others:
+            return None
+        b = self.rng.choice(others)
+        hang = self.rng.random() < 0.5
+        if not self.net.cut(a.name, b.name, hang):
+            return None
+        self.note("cut_hosts", f"{a.name} from {b.name} {'hang' if hang else 'fast'} {hold:.1f}s")
+        return lambda: self.net.heal(a.name, b.name, hang)
+
+    def _restart(self, kind, server, hold):
+        if not server.alive():
+            return None
+        server.kill()
+        self.note(kind, f"down {hold:.1f}s")
+        return server.start
+
+    def restart_etcd(self, hold):
+        return self._restart("restart_etcd", self.servers.etcd, hold)
+
+    def restart_redis(self, hold):
+        return self._restart("restart_redis", self.servers.redis, hold)
+
+    def restart_mariadb(self, hold):
+        return self._restart("restart_mariadb", self.servers.db, min(hold, 5))
+
+    def reload(self, _hold):
+        h = self.host()
+        if h is None:
+            return None
+        h.proc.send_signal(signal.SIGHUP)
+        self.note("reload", h.name)
+        return None
+
+    def upgrade(self, _hold):
+        h = self.host()
+        if h is None:
+            return None
+        try:
+            h.cli("reload", "--upgrade")
+        except RuntimeError as e:
+            self.note("upgrade_refused", f"{h.name}: {e}")
+            return None
+        self.note("upgrade", h.name)
+        return None
