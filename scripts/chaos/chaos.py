@@ -106,6 +106,7 @@ def main():
                 h.kill()
         if servers:
             servers.close()
+        net.kill_all()
         net.down()
         if code == 0 and not a.keep:
             cleanup_dir(tmp)

@@ -132,18 +132,30 @@ def check(servers, jobs, log_path, tmp, t0, t1):
     # lost_after): reported, as the system chose to presume that executor gone.
     ran_but_lost = [rid for rid, e in executed.items()
                     if e["ends"] and by_id.get(rid, {}).get("state") == "lost"]
-    # No job process outlives the run: nothing of the suite still running.
-    left = subprocess.run(["pgrep", "-f", f"{tmp}/exec.log"], capture_output=True,
+    # No job process outlives its run: a process of the suite still going whose run is
+    # recorded final is a leftover (its executor died and nothing stopped its group).
+    pids = subprocess.run(["pgrep", "-f", f"{tmp}/exec.log"], capture_output=True,
                           text=True).stdout.split()
-    left = [p for p in left if int(p) != os.getpid()]
-    if left:
-        anomaly("leftover_process", f"pids {left}")
-    states = {}
+    for pid in pids:
+        try:
+            with open(f"/proc/{pid}/environ", "rb") as f:
+                env = dict(kv.split(b"=", 1) for kv in f.read().split(b"\0") if b"=" in kv)
+        except OSError:
+            continue
+        rid = int(env.get(b"CRONVISOR_RUN_ID", b"0") or 0)
+        run = by_id.get(rid)
+        if run and run["state"] in FINAL:
+            anomaly("leftover_process", f"pid {pid} of run {rid} ({run['job']}, {run['state']})")
+    states, reasons = {}, {}
     for r in all_runs:
         if t0 <= r["instant"] < t1:
             states[r["state"]] = states.get(r["state"], 0) + 1
+            if r["state"] not in ("succeeded", "skipped"):
+                why = re.sub(r"\d+", "N", r["error"])[:90]
+                key = f"{r['state']}: {why}"
+                reasons[key] = reasons.get(key, 0) + 1
     return {"anomalies": anomalies, "instants": checked, "states": states,
-            "ran_but_lost": len(ran_but_lost), "executed": len(executed)}
+            "ran_but_lost": len(ran_but_lost), "executed": len(executed), "reasons": reasons}
 
 
 def print_report(result, seed, minutes):
@@ -155,6 +167,10 @@ def print_report(result, seed, minutes):
     print(f"\ninstants checked: {result['instants']}; runs executed: {result['executed']}; "
           f"records by state: {result['states']}; lost though their process ended: "
           f"{result['ran_but_lost']}\n")
+    print("| outcome other than success | count |\n|---|---|")
+    for k, n in sorted(result["reasons"].items(), key=lambda kv: -kv[1]):
+        print(f"| {k} | {n} |")
+    print()
     kinds = {}
     for kind, _ in result["anomalies"]:
         kinds[kind] = kinds.get(kind, 0) + 1

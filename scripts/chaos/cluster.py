@@ -9,6 +9,8 @@ import subprocess
 import time
 
 API_TOKEN = "chaos-api-token"
+# Every server ever started, so that a failed start-up still tears them all down.
+STARTED = []
 RPC_TOKEN = "chaos-rpc-token"
 
 
@@ -36,6 +38,8 @@ class Server:
 
     def start(self):
         log = open(self.logpath, "a")
+        if self not in STARTED:
+            STARTED.append(self)
         self.proc = subprocess.Popen(self.net.prefix(self.machine) + self.argv, stdout=log, stderr=log,
                                      start_new_session=True)
         wait(self.name, self.ready, 90)
@@ -52,6 +56,13 @@ class Server:
 class Servers:
     def __init__(self, net, tmp):
         self.net, self.tmp = net, tmp
+        try:
+            self._start_all(net, tmp)
+        except BaseException:
+            self.close()
+            raise
+
+    def _start_all(self, net, tmp):
         ip = net.addr["etcd"]
         env3 = dict(os.environ, ETCDCTL_API="3")
         url, purl = f"http://{ip}:2379", f"http://{ip}:2380"
@@ -67,7 +78,8 @@ class Servers:
         ip = net.addr["redis"]
         self.redis_url = f"redis://{ip}:6379/0"
         self.redis = Server(net, "redis", "redis", [
-            "redis-server", "--port", "6379", "--bind", ip, "--save", "", "--appendonly", "no",
+            "redis-server", "--port", "6379", "--bind", ip, "--protected-mode", "no",
+            "--save", "", "--appendonly", "no",
             "--dir", tmp], f"{tmp}/redis.log", lambda: self.redis_cli("PING").strip() == "PONG")
         self.sock = f"{tmp}/mysql.sock"
         subprocess.run(["mariadb-install-db", "--no-defaults", "--user=root",
@@ -108,7 +120,7 @@ class Servers:
         return {"etcd": self.etcd, "redis": self.redis, "mariadb": self.db}
 
     def close(self):
-        for s in (self.http, self.db, self.redis, self.etcd):
+        for s in reversed(STARTED):
             s.kill()
 
 

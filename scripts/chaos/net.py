@@ -47,6 +47,18 @@ class Net:
             sh("ip", "-n", ns, "link", "set", inner, "up")
             sh("ip", "-n", ns, "link", "set", "lo", "up")
 
+    def kill_all(self):
+        """Kills every process left in the run's namespaces."""
+        import os
+        import signal
+        for ns in self.ns.values():
+            pids = sh("ip", "netns", "pids", ns, check=False).stdout.split()
+            for pid in pids:
+                try:
+                    os.kill(int(pid), signal.SIGKILL)
+                except (ProcessLookupError, ValueError):
+                    pass
+
     def down(self, quiet=True):
         for ns in self.ns.values():
             sh("ip", "netns", "del", ns, check=False)

@@ -558,6 +558,30 @@ fn etcd_outage_keeps_firing_and_a_new_executor_gets_work_after() {
     );
 }
 
+/// A dispatcher host reloaded while etcd is away: the new dispatcher cannot read the registry,
+/// and fires to the executors the store heard from lately instead of recording every instant
+/// `missed` ("no executor") until etcd returns (found by the chaos suite).
+#[test]
+fn a_dispatcher_started_while_etcd_is_away_fires_to_the_executors_the_store_knows() {
+    let mut c = Cluster::start();
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host("e1", &["executor"]);
+    let jobs = c.every_second_jobs("w", 3, &["d1"]);
+    let_time_pass(Duration::from_secs(2));
+    c.etcd.stop();
+    wait_for(Duration::from_secs(10), "readyz to report etcd", || {
+        c.readyz("d1", "dispatch")["degraded"]["etcd"]
+            .is_string()
+            .then_some(())
+    });
+    c.get("d1").ok(&["reload"]);
+    let from = now_ms() + 1000;
+    let_time_pass(Duration::from_secs(5));
+    let to = now_ms() - 1000;
+    c.etcd.resume();
+    c.assert_all_succeeded_once(&jobs, from, to);
+}
+
 #[test]
 fn mariadb_restart_loses_and_doubles_nothing() {
     let (mut c, jobs) = Cluster::two_dispatchers_one_executor("m");

@@ -84,6 +84,21 @@ impl Registry {
         self.loaded.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// Fills a registry that etcd has not loaded yet (etcd away when this dispatcher started:
+    /// a reload during an etcd outage) with executors known some other way; the first read
+    /// of etcd replaces them. False when etcd got there first.
+    pub fn seed(&self, executors: Vec<ExecutorInfo>) -> bool {
+        let mut live = match self.live.write() {
+            Ok(l) => l,
+            Err(p) => p.into_inner(),
+        };
+        if self.is_loaded() {
+            return false;
+        }
+        *live = Arc::new(executors);
+        true
+    }
+
     /// Takes the registry's entries by key. Two processes of the same executor (the old and
     /// the new generation of a reload) count once.
     fn replace(&self, set: BTreeMap<String, ExecutorInfo>) {

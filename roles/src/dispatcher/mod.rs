@@ -482,7 +482,62 @@ async fn executor_registry(
         }
     });
     let _ = loaded.await;
+    if !registry.is_loaded() {
+        seed_from_store(ctx, &registry).await;
+    }
     registry
+}
+
+/// etcd away at start-up (a reload during an etcd outage): rather than fire to nobody until it
+/// returns, fire to the executors whose heartbeats the store has lately, as a running
+/// dispatcher fires to the last executors it knew. etcd's first answer replaces them.
+async fn seed_from_store(ctx: &RoleContext, registry: &Registry) {
+    let since = now_millis() - crate::config::values::ms(ctx.config.monitor.lost_after);
+    let members = match ctx.store.fleet_members().await {
+        Ok((executors, _)) => executors,
+        Err(e) => {
+            tracing::warn!(error = %e, "etcd and the store unreachable: no executor known yet");
+            return;
+        }
+    };
+    // Two generations of one executor (a reload) are one entry, as in etcd.
+    let known: Vec<ExecutorInfo> = members
+        .into_iter()
+        .filter(|m| m.last_seen >= since)
+        .filter_map(|m| {
+            let url = m.url.filter(|u| !u.is_empty())?;
+            // The heartbeat instance is `host/address/pid`; the registry names `host@address`.
+            let mut parts = m.instance.splitn(3, '/');
+            let (host, address) = (parts.next()?, parts.next()?);
+            let id = format!("{host}@{address}");
+            Some((
+                id.clone(),
+                ExecutorInfo {
+                    id,
+                    url,
+                    host: host.to_string(),
+                    groups: m
+                        .groups
+                        .unwrap_or_default()
+                        .split(',')
+                        .filter(|g| !g.is_empty())
+                        .map(str::to_string)
+                        .collect(),
+                    version: m.version.unwrap_or_default(),
+                    capacity: 0,
+                },
+            ))
+        })
+        .collect::<std::collections::BTreeMap<String, ExecutorInfo>>()
+        .into_values()
+        .collect();
+    let n = known.len();
+    if registry.seed(known) {
+        tracing::warn!(
+            executors = n,
+            "etcd unreachable at start: firing to the executors the store heard from lately"
+        );
+    }
 }
 
 /// The Redis fire lock, when `redis_url` is set (a bad URL means the store fence alone).
