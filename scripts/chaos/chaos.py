@@ -66,7 +66,8 @@ def main():
         os.chmod(execlog, 0o666)
         for name, rule, tail, extra in JOBS:
             mark = f'"$CRONVISOR_JOB $CRONVISOR_RUN_ID $CRONVISOR_ATTEMPT $(date +%s%3N)"'
-            command = f"echo S {mark} >> {execlog}; {tail}; rc=$?; echo E {mark} >> {execlog}; exit $rc"
+            command = (f"echo S {mark} >> {execlog}; {tail}; rc=$?; "
+                       f"echo E {mark} $rc >> {execlog}; exit $rc")
             hosts[0].cli("job", "add", "--name", name, "--schedule", rule, "--command", command,
                          *extra)
         hosts[0].cli("job", "add", "--name", "http", "--schedule", "*/2 * * * * *",

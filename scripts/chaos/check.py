@@ -62,11 +62,13 @@ def execlog(path):
     with open(path) as f:
         for line in f:
             p = line.split()
-            if len(p) != 5:
+            if len(p) not in (5, 6):
                 continue
-            kind, job, run_id, _attempt, at = p
-            e = out.setdefault(int(run_id), {"job": job, "starts": [], "ends": []})
+            kind, job, run_id, _attempt, at = p[:5]
+            e = out.setdefault(int(run_id), {"job": job, "starts": [], "ends": [], "rc": None})
             e["starts" if kind == "S" else "ends"].append(int(at))
+            if kind == "E" and len(p) == 6:
+                e["rc"] = int(p[5])
     return out
 
 
@@ -121,6 +123,21 @@ def check(servers, jobs, log_path, tmp, t0, t1):
     for run_id, e in executed.items():
         if len(e["starts"]) > 1:
             anomaly("executed_twice", f"{e['job']} run {run_id} started {len(e['starts'])} times")
+    # An instant whose job ran to success is never run again (by a retry of a run presumed
+    # lost, say): a doubled payroll cannot be undone.
+    by_id_all = {r["id"]: r for r in all_runs}
+    per_instant = {}
+    for rid, e in executed.items():
+        run = by_id_all.get(rid)
+        if run and e["starts"]:
+            key = (run["job"], run["instant"], run["target"])
+            per_instant.setdefault(key, []).append((min(e["starts"]), e["rc"], rid))
+    for key, execs in per_instant.items():
+        execs.sort()
+        for (s1, rc1, r1), (s2, _rc2, r2) in zip(execs, execs[1:]):
+            if rc1 == 0:
+                anomaly("ran_again_after_success",
+                        f"{key[0]} at {key[1]}: run {r1} succeeded, run {r2} ran it again")
     forbid = sorted((min(e["starts"]), max(e["ends"]) if e["ends"] else None, rid)
                     for rid, e in executed.items() if e["job"] == "forbid" and e["starts"])
     by_id = {r["id"]: r for r in all_runs}
@@ -175,8 +192,8 @@ def print_report(result, seed, minutes):
     for kind, _ in result["anomalies"]:
         kinds[kind] = kinds.get(kind, 0) + 1
     print("| anomaly | count |\n|---|---|")
-    for k in ("missing", "doubled", "extra_instant", "not_final", "executed_twice", "overlap",
-              "leftover_process"):
+    for k in ("missing", "doubled", "extra_instant", "not_final", "executed_twice",
+              "ran_again_after_success", "overlap", "leftover_process"):
         print(f"| {k} | {kinds.get(k, 0)} |")
     for kind, detail in result["anomalies"][:50]:
         print(f"  {kind}: {detail}", file=sys.stderr)

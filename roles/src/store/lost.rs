@@ -83,11 +83,16 @@ impl Store {
     ) -> Result<Vec<i64>, StoreError> {
         let silent = sqlx::query(
             "SELECT r.id FROM runs r LEFT JOIN executors e ON e.instance = r.executor \
-             WHERE (r.state IN ('running', 'dispatched') AND r.executor IS NOT NULL \
-                    AND (e.instance IS NULL OR e.last_seen < ?)) \
-             OR (r.state = 'dispatched' AND r.executor IS NULL AND r.dispatched_at < ?)",
+             WHERE r.state IN ('running', 'dispatched') AND r.executor IS NOT NULL \
+             AND (e.instance IS NULL OR e.last_seen < ?)",
         )
         .bind(stale_before)
+        .fetch_all(&self.pool)
+        .await?;
+        let undelivered = sqlx::query(
+            "SELECT id FROM runs WHERE state = 'dispatched' AND executor IS NULL \
+             AND dispatched_at < ?",
+        )
         .bind(dispatched_before)
         .fetch_all(&self.pool)
         .await?;
@@ -102,16 +107,26 @@ impl Store {
         .fetch_all(&self.pool)
         .await?;
         let mut marked = Vec::new();
-        for (rows, error) in [
-            (silent, "lost: its executor stopped answering before the run ended"),
+        // Only a run no executor took is retried: one an executor took may have run to its end
+        // (an executor paused or cut off is presumed gone, not known to be), and a retry then
+        // runs the job twice for one instant. Its `lost` alarm asks a person instead.
+        for (rows, error, retry) in [
+            (
+                silent,
+                "lost: its executor stopped answering before the run ended (not retried: it may \
+                 have run to its end)",
+                false,
+            ),
+            (undelivered, "lost: no executor took the run", true),
             (
                 overdue,
                 "lost: still running past its timeout and the kill grace (its executor could not end it)",
+                false,
             ),
         ] {
             for r in &rows {
                 let id: i64 = r.try_get(0)?;
-                if self.lose(id, error, now).await? {
+                if self.lose(id, error, retry, now).await? {
                     marked.push(id);
                 }
             }
@@ -120,8 +135,14 @@ impl Store {
     }
 
     /// Marks one run `lost` with `error` unless it ended meanwhile, with the retry the job
-    /// allows, in one transaction. True when this caller marked it.
-    async fn lose(&self, id: i64, error: &str, now: Millis) -> Result<bool, StoreError> {
+    /// allows when `retry`, in one transaction. True when this caller marked it.
+    async fn lose(
+        &self,
+        id: i64,
+        error: &str,
+        retry: bool,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
         let mut tx = self.pool.begin().await?;
         let n = sqlx::query(
             "UPDATE runs SET state = 'lost', ended_at = ?, error = ? \
@@ -133,8 +154,7 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if n == 1 {
-            // A lost run is retried like a failed one when the job allows another attempt.
+        if n == 1 && retry {
             let run = sqlx::query(
                     "SELECT r.job_id, r.instant, r.attempt, r.retry_of, j.retries, \
                      j.retry_backoff_secs FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = ?",
