@@ -27,7 +27,9 @@ impl Store {
     }
 
     /// Records a run's final state and output (and, when given, who started it and when).
-    /// A final state is never overwritten.
+    /// A final state is never overwritten, but for `lost` by the run's own executor when the
+    /// run ended by itself (the executor was paused or cut off, not gone): the truth replaces
+    /// the presumption, noted in the error.
     pub async fn finish_run(
         &self,
         run_id: i64,
@@ -160,15 +162,21 @@ pub(super) fn finish_query<'q>(
     outcome: &'q RunOutcome,
     started: Option<&'q Started>,
 ) -> sqlx::query::Query<'q, sqlx::Any, sqlx::any::AnyArguments<'q>> {
+    // `error` first: MySQL evaluates assignments in order, each seeing the ones before, and
+    // this one reads the state the run had.
     sqlx::query(
-        "UPDATE runs SET state = ?, exit_code = ?, error = ?, stdout = ?, stderr = ?, \
+        "UPDATE runs SET error = CASE WHEN state = 'lost' THEN \
+         COALESCE(?, 'its result arrived after it was presumed lost') ELSE ? END, \
+         state = ?, exit_code = ?, stdout = ?, stderr = ?, \
          stdout_cut = ?, stderr_cut = ?, ended_at = ?, executor = COALESCE(?, executor), \
          pid = COALESCE(?, pid), started_at = COALESCE(?, started_at) \
-         WHERE id = ? AND state IN ('scheduled', 'dispatched', 'running')",
+         WHERE id = ? AND (state IN ('scheduled', 'dispatched', 'running') \
+         OR (state = 'lost' AND executor = ? AND ? IN ('succeeded', 'failed', 'timed_out')))",
     )
+    .bind(outcome.error.as_deref())
+    .bind(outcome.error.as_deref())
     .bind(outcome.state.as_str())
     .bind(outcome.exit_code)
-    .bind(outcome.error.as_deref())
     .bind(outcome.stdout.as_str())
     .bind(outcome.stderr.as_str())
     .bind(outcome.stdout_cut)
@@ -178,6 +186,8 @@ pub(super) fn finish_query<'q>(
     .bind(started.and_then(|s| s.pid))
     .bind(started.map(|s| s.started_at))
     .bind(run_id)
+    .bind(started.map(|s| s.executor.as_str()))
+    .bind(outcome.state.as_str())
 }
 
 /// Inserts the next attempt of a run, under the fence (a retry recorded twice is kept once).

@@ -604,3 +604,74 @@ async fn a_store_error_while_raising_leaves_the_run_and_its_alarm_to_the_next_sc
         .expect("again");
     assert!(again.is_none());
 }
+
+#[tokio::test]
+async fn a_late_result_of_a_run_presumed_lost_replaces_the_presumption() {
+    let t = temp_store("late-result").await;
+    let job = t.store.insert_job(&spec("a")).await.expect("job");
+    let mut ids = Vec::new();
+    for instant in [1_000, 2_000, 3_000] {
+        match t
+            .store
+            .record_fire(job.id, instant, "", Trigger::Schedule, RunState::Dispatched)
+            .await
+            .expect("fire")
+        {
+            Recorded::New(id) => ids.push(id),
+            Recorded::AlreadyFired => panic!("fired twice"),
+        }
+    }
+    t.store
+        .mark_delivered("paused/1", &ids)
+        .await
+        .expect("delivered");
+    // Its executor was silent past lost_after (paused, cut off): all three presumed lost.
+    let now = crate::model::now_millis();
+    let mut lost = t
+        .store
+        .mark_lost(now + 1, now + 60_000, 60_000)
+        .await
+        .expect("lost");
+    lost.sort_unstable();
+    assert_eq!(lost, ids);
+    let ended = |state: RunState| RunOutcome {
+        state,
+        exit_code: Some(0),
+        error: None,
+        stdout: "done\n".into(),
+        stderr: String::new(),
+        stdout_cut: 0,
+        stderr_cut: 0,
+        ended_at: now,
+    };
+    let by = |executor: &str| Started {
+        executor: executor.into(),
+        pid: Some(7),
+        started_at: now - 10,
+    };
+    // Its own executor reports it ran to the end: the truth is recorded, with a note.
+    t.store
+        .finish_run(ids[0], &ended(RunState::Succeeded), Some(&by("paused/1")))
+        .await
+        .expect("late result");
+    let run = t.store.run(ids[0]).await.expect("get").expect("run");
+    assert_eq!(run.state, RunState::Succeeded);
+    assert_eq!(
+        run.error.as_deref(),
+        Some("its result arrived after it was presumed lost")
+    );
+    // Another executor's word does not count, nor a kill (the executor stopping a run it
+    // found recorded lost): those stay lost.
+    t.store
+        .finish_run(ids[1], &ended(RunState::Succeeded), Some(&by("other/2")))
+        .await
+        .expect("other");
+    t.store
+        .finish_run(ids[2], &ended(RunState::Killed), Some(&by("paused/1")))
+        .await
+        .expect("killed");
+    for id in &ids[1..] {
+        let run = t.store.run(*id).await.expect("get").expect("run");
+        assert_eq!(run.state, RunState::Lost, "{id}");
+    }
+}
