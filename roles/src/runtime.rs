@@ -158,14 +158,16 @@ pub fn shutdown_on_signals() -> Result<Shutdown, RoleError> {
     let (tx, rx) = watch::channel(None);
     tokio::spawn(async move {
         let mut check = tokio::time::interval(PARENT_CHECK);
+        let mut orphaned = false;
         loop {
             let kind = tokio::select! {
                 _ = term.recv() => Stop::Graceful,
                 _ = int.recv() => Stop::Fast,
                 _ = check.tick() => {
-                    if nix::unistd::getppid() == parent {
+                    if orphaned || nix::unistd::getppid() == parent {
                         continue;
                     }
+                    orphaned = true;
                     tracing::warn!("supervisor gone; draining");
                     Stop::Graceful
                 }

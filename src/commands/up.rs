@@ -78,7 +78,7 @@ pub async fn run(
         return Ok(ExitCode::SUCCESS);
     }
     crate::logging::init(config.log_format);
-    let (config, _one_supervisor) = prepare(config).await?;
+    let (config, _one_supervisor) = prepare(config, adopted.is_some()).await?;
     let listeners = open(&config, &mut inherited)?;
     let data_dir = config.data_dir.clone();
 
@@ -166,17 +166,23 @@ pub async fn run(
 /// The data dir, made and resolved, locked for this supervisor, with its tokens and a migrated
 /// store. The lock is held until this process exits (an exec in place drops it with the fd and
 /// the new image takes it again at once).
-async fn prepare(config: Config) -> anyhow::Result<(Config, nix::fcntl::Flock<std::fs::File>)> {
+/// `upgrading`: this image took over a running supervisor's roles (`reload --upgrade`), so it
+/// must not exit for a store that is away for a moment — the roles ride over that.
+async fn prepare(
+    config: Config,
+    upgrading: bool,
+) -> anyhow::Result<(Config, nix::fcntl::Flock<std::fs::File>)> {
     // What is created here (the data dir, the store's files, the tokens) is the owner's only;
     // the umask is restored before the roles (and so the jobs) start.
     let umask = nix::sys::stat::umask(nix::sys::stat::Mode::from_bits_truncate(0o077));
-    let prepared = prepare_data_dir(config).await;
+    let prepared = prepare_data_dir(config, upgrading).await;
     nix::sys::stat::umask(umask);
     prepared
 }
 
 async fn prepare_data_dir(
     config: Config,
+    upgrading: bool,
 ) -> anyhow::Result<(Config, nix::fcntl::Flock<std::fs::File>)> {
     std::fs::create_dir_all(&config.data_dir)
         .with_context(|| format!("creating data dir {}", config.data_dir.display()))?;
@@ -199,13 +205,27 @@ async fn prepare_data_dir(
     tokens::ensure(&data_dir, tokens::API)?;
     tokens::ensure(&data_dir, tokens::RPC)?;
 
+    match migrate(&config).await {
+        Ok(()) => {}
+        // The roles it adopted run on the schema as it is, and every role rides over a store
+        // outage: exiting here would leave them without a supervisor.
+        Err(e) if upgrading => tracing::warn!(
+            error = format!("{e:#}"),
+            "upgraded with the store away: migrations wait for the next start"
+        ),
+        Err(e) => return Err(e),
+    }
+    Ok((config, lock))
+}
+
+async fn migrate(config: &Config) -> anyhow::Result<()> {
     let store_url = config.store_url();
     let store = Store::connect(&store_url, 1)
         .await
         .with_context(|| format!("opening the store {}", super::redact_url(&store_url)))?;
     store.migrate().await.context("migrating the store")?;
     store.close().await;
-    Ok((config, lock))
+    Ok(())
 }
 
 /// The listeners of the roles this host runs (a listener of a role it does not run is not

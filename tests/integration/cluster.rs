@@ -582,6 +582,30 @@ fn a_dispatcher_started_while_etcd_is_away_fires_to_the_executors_the_store_know
     c.assert_all_succeeded_once(&jobs, from, to);
 }
 
+/// `reload --upgrade` while the store is away (found by the chaos suite): the new image could
+/// not migrate and exited, leaving its adopted roles without a supervisor — the host was dead.
+/// It goes on instead, and the host fires again once the store is back.
+#[test]
+fn an_upgrade_while_the_store_is_away_keeps_the_host_running() {
+    let mut c = Cluster::start();
+    c.host("d1", &["dispatcher", "monitor", "executor"]);
+    let jobs = c.every_second_jobs("u", 3, &["d1"]);
+    let_time_pass(Duration::from_secs(2));
+    c.db.stop();
+    let upgrade = c.get("d1").cli(&["reload", "--upgrade"]);
+    eprintln!(
+        "upgrade with the store away: {}",
+        String::from_utf8_lossy(&upgrade.stderr)
+    );
+    c.db.resume();
+    let status = c.get("d1").status();
+    assert_eq!(status["phase"], "ready", "{status}");
+    let from = now_ms() + 3000;
+    let_time_pass(Duration::from_secs(9));
+    let to = now_ms() - 1000;
+    c.assert_all_succeeded_once(&jobs, from, to);
+}
+
 #[test]
 fn mariadb_restart_loses_and_doubles_nothing() {
     let (mut c, jobs) = Cluster::two_dispatchers_one_executor("m");
