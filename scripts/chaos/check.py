@@ -141,10 +141,19 @@ def check(servers, jobs, log_path, tmp, t0, t1):
     forbid = sorted((min(e["starts"]), max(e["ends"]) if e["ends"] else None, rid)
                     for rid, e in executed.items() if e["job"] == "forbid" and e["starts"])
     by_id = {r["id"]: r for r in all_runs}
+    presumed = []
     for (s1, e1, r1), (s2, _e2, r2) in zip(forbid, forbid[1:]):
         end1 = e1 or (by_id.get(r1, {}).get("ended_at") or None)
         if end1 is not None and s2 < end1:
-            anomaly("overlap", f"forbid runs {r1} and {r2} ran at once ({end1 - s2} ms)")
+            first = by_id.get(r1, {})
+            detail = (f"forbid runs {r1} and {r2} ran at once ({end1 - s2} ms); "
+                      f"{r1} is {first.get('state')}: {first.get('error', '')[:80]}")
+            # The first was presumed lost (its executor silent past lost_after: paused or cut
+            # off) while it went on: the documented limit of `forbid` across a partition.
+            if "presumed lost" in first.get("error", "") or first.get("state") == "lost":
+                presumed.append(detail)
+            else:
+                anomaly("overlap", detail)
     # Lost runs whose process really ended (its executor was paused or cut off past
     # lost_after): reported, as the system chose to presume that executor gone.
     ran_but_lost = [rid for rid, e in executed.items()
@@ -172,7 +181,8 @@ def check(servers, jobs, log_path, tmp, t0, t1):
                 key = f"{r['state']}: {why}"
                 reasons[key] = reasons.get(key, 0) + 1
     return {"anomalies": anomalies, "instants": checked, "states": states,
-            "ran_but_lost": len(ran_but_lost), "executed": len(executed), "reasons": reasons}
+            "ran_but_lost": len(ran_but_lost), "executed": len(executed), "reasons": reasons,
+            "overlap_presumed_lost": presumed}
 
 
 def print_report(result, seed, minutes):
@@ -183,7 +193,8 @@ def print_report(result, seed, minutes):
         print(f"| {k} | {faults[k]} |")
     print(f"\ninstants checked: {result['instants']}; runs executed: {result['executed']}; "
           f"records by state: {result['states']}; lost though their process ended: "
-          f"{result['ran_but_lost']}\n")
+          f"{result['ran_but_lost']}; forbid runs beside one presumed lost (not an anomaly: "
+          f"the documented limit across a partition): {len(result['overlap_presumed_lost'])}\n")
     print("| outcome other than success | count |\n|---|---|")
     for k, n in sorted(result["reasons"].items(), key=lambda kv: -kv[1]):
         print(f"| {k} | {n} |")

@@ -204,6 +204,11 @@ class Host:
             raise RuntimeError(f"cronvisor {' '.join(args)}: {r.stderr.strip()}")
         return r.stdout
 
+    def cli_spawn(self, *args):
+        return subprocess.Popen(self.net.prefix(self.name) + [self.binary, "--config",
+                                                             self.config, *args],
+                                stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+
     def stop(self):
         if self.alive():
             self.proc.send_signal(signal.SIGTERM)

@@ -31,9 +31,19 @@ pub struct AlarmConfig {
     /// signed, for DingTalk and Feishu, when a `secret` is given). They count as the `webhook`
     /// channel. Default none.
     pub robots: Vec<Robot>,
+    /// The text of an alarm on every channel (the webhook's `text`, robots, e-mail, Twilio),
+    /// with {job} {run} {state} {kind} {host} {time} {link} {count} {error}, and {times}
+    /// (" x3" when merged, else empty) and {because} (": <error>" when there is one), so it
+    /// can be written in the operators' own language. Default
+    /// "cronvisor: job `{job}` {kind}{times} (run {run}, state {state}) on {host} at {time}{because} {link}".
+    pub text: String,
     pub sms: SmsConfig,
     pub email: EmailConfig,
 }
+
+/// The default alarm text (what every channel said before texts were templates).
+pub const DEFAULT_TEXT: &str =
+    "cronvisor: job `{job}` {kind}{times} (run {run}, state {state}) on {host} at {time}{because} {link}";
 
 named! {
     /// The chat services a robot can be.
@@ -65,6 +75,7 @@ impl Default for AlarmConfig {
             max_attempts: 10,
             webhook_urls: Vec::new(),
             robots: Vec::new(),
+            text: DEFAULT_TEXT.to_string(),
             sms: SmsConfig::default(),
             email: EmailConfig::default(),
         }
@@ -76,7 +87,7 @@ impl AlarmConfig {
     pub fn any_channel(&self) -> bool {
         !self.webhook_urls.is_empty()
             || !self.robots.is_empty()
-            || self.sms.url.is_some()
+            || self.sms.enabled()
             || self.email.smtp_host.is_some()
     }
 
@@ -95,16 +106,7 @@ impl AlarmConfig {
                 ));
             }
         }
-        if let Some(url) = &self.sms.url {
-            check_url(url).map_err(|reason| invalid("alarm.sms.url", reason))?;
-        }
-        if self.sms.method.parse::<hyper::Method>().is_err() {
-            return Err(invalid("alarm.sms.method", "not an HTTP method"));
-        }
-        for (i, n) in self.sms.to.iter().enumerate() {
-            crate::model::check_mobiles("mobile", n)
-                .map_err(|e| invalid(&format!("alarm.sms.to[{i}]"), e.message))?;
-        }
+        self.sms.validate()?;
         if self.email.smtp_host.is_some()
             && self.email.from.parse::<lettre::message::Mailbox>().is_err()
         {
@@ -117,33 +119,184 @@ impl AlarmConfig {
     }
 }
 
-/// An HTTP SMS gateway. `body` and `url` may contain {job} {run} {state} {kind} {host} {time}
-/// {link} {count} {mobile}; one request per recipient.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+named! {
+    /// Which service sends the SMS alarms.
+    #[derive(Default)]
+    pub enum SmsProvider {
+        /// A templated HTTP request to any gateway (`url`, `method`, `headers`, `body`).
+        #[default]
+        Http = "http",
+        /// Aliyun SMS (`SendSms`, RPC signature): `key_id`, `key_secret`, `sign_name`,
+        /// `template` (the template code) and `params` (a table of template variables).
+        Aliyun = "aliyun",
+        /// Tencent Cloud SMS (`SendSms` 2021-01-11, TC3-HMAC-SHA256): `key_id` (SecretId),
+        /// `key_secret` (SecretKey), `app_id` (SmsSdkAppId), `sign_name`, `template` (the
+        /// template id), `region` and `params` (a list).
+        Tencent = "tencent",
+        /// Twilio Messaging: `key_id` (Account SID), `key_secret` (Auth Token), `from`.
+        Twilio = "twilio",
+    }
+}
+
+/// The template variables a provider's registered template gets: named (Aliyun's
+/// `TemplateParam`) or in order (Tencent's `TemplateParamSet`). Values are alarm templates.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum SmsParams {
+    Named(BTreeMap<String, String>),
+    Ordered(Vec<String>),
+}
+
+/// SMS alarms, one message per recipient. The `http` provider's `body`, `url` and header
+/// values may contain {job} {run} {state} {kind} {host} {time} {link} {count} {error}
+/// {mobile}; so may the `params` of the others.
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct SmsConfig {
-    /// Gateway URL (http:// or https://). None disables SMS. Default none.
+    /// "http" (default), "aliyun", "tencent" or "twilio".
+    pub provider: SmsProvider,
+    /// `http`: the gateway URL (http:// or https://); none disables SMS. The others: their
+    /// service's endpoint, only to reach another one (a private region, a test server).
+    /// Default none.
     #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
     pub url: Option<String>,
-    /// Default "POST".
+    /// `http`: default "POST".
     pub method: String,
-    /// Extra request headers. Default none.
+    /// `http`: extra request headers. Default none.
     pub headers: BTreeMap<String, String>,
-    /// Request body template. Default "{job}: {kind} ({state}) at {time} {link}".
+    /// `http`: the request body template. Default "{job}: {kind} ({state}) at {time} {link}".
     pub body: String,
     /// Numbers alarmed for every job, besides each job's `admin_mobile`. Default none.
     pub to: Vec<String>,
+    /// The access key id (Aliyun AccessKeyId, Tencent SecretId, Twilio Account SID).
+    #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
+    pub key_id: Option<String>,
+    /// Its secret (AccessKeySecret, SecretKey, Auth Token). Environment override:
+    /// CRONVISOR_SMS_KEY_SECRET. Never logged nor shown.
+    pub key_secret: String,
+    /// Aliyun and Tencent: the registered signature name.
+    #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
+    pub sign_name: Option<String>,
+    /// Aliyun: the template code (`SMS_...`); Tencent: the template id.
+    #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
+    pub template: Option<String>,
+    /// Tencent: the SMS application's SdkAppId.
+    #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
+    pub app_id: Option<String>,
+    /// Aliyun RegionId (default "cn-hangzhou"), Tencent region (default "ap-guangzhou").
+    #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
+    /// Twilio: the sending number (E.164) or messaging service.
+    #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
+    pub from: Option<String>,
+    /// The registered template's variables. Default for Aliyun
+    /// `{job = "{job}", kind = "{kind}", time = "{time}"}`, for Tencent
+    /// `["{job}", "{kind}", "{time}"]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<SmsParams>,
+}
+
+impl std::fmt::Debug for SmsConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SmsConfig")
+            .field("provider", &self.provider)
+            .field("url", &self.url.as_deref().map(crate::model::masked_url))
+            .field("to", &self.to)
+            .field("key_id", &self.key_id)
+            .field(
+                "key_secret",
+                &if self.key_secret.is_empty() {
+                    ""
+                } else {
+                    "<redacted>"
+                },
+            )
+            .field("sign_name", &self.sign_name)
+            .field("template", &self.template)
+            .finish_non_exhaustive()
+    }
 }
 
 impl Default for SmsConfig {
     fn default() -> Self {
         SmsConfig {
+            provider: SmsProvider::Http,
             url: None,
             method: "POST".to_string(),
             headers: BTreeMap::new(),
             body: "{job}: {kind} ({state}) at {time} {link}".to_string(),
             to: Vec::new(),
+            key_id: None,
+            key_secret: String::new(),
+            sign_name: None,
+            template: None,
+            app_id: None,
+            region: None,
+            from: None,
+            params: None,
         }
+    }
+}
+
+impl SmsConfig {
+    /// Whether SMS alarms can be sent at all.
+    pub fn enabled(&self) -> bool {
+        match self.provider {
+            SmsProvider::Http => self.url.is_some(),
+            _ => self.key_id.is_some(),
+        }
+    }
+
+    fn validate(&self) -> Result<(), ConfigError> {
+        if let Some(url) = &self.url {
+            check_url(url).map_err(|reason| invalid("alarm.sms.url", reason))?;
+        }
+        if self.method.parse::<hyper::Method>().is_err() {
+            return Err(invalid("alarm.sms.method", "not an HTTP method"));
+        }
+        for (i, n) in self.to.iter().enumerate() {
+            crate::model::check_mobiles("mobile", n)
+                .map_err(|e| invalid(&format!("alarm.sms.to[{i}]"), e.message))?;
+        }
+        let provider = self.provider.as_str();
+        let need = |field: &str, v: bool| -> Result<(), ConfigError> {
+            if v {
+                Ok(())
+            } else {
+                Err(invalid(
+                    &format!("alarm.sms.{field}"),
+                    format!("required with provider = \"{provider}\""),
+                ))
+            }
+        };
+        let has = |v: &Option<String>| v.as_deref().is_some_and(|s| !s.trim().is_empty());
+        match self.provider {
+            SmsProvider::Http => return Ok(()),
+            SmsProvider::Aliyun => {
+                need("sign_name", has(&self.sign_name))?;
+                need("template", has(&self.template))?;
+                if matches!(self.params, Some(SmsParams::Ordered(_))) {
+                    return Err(invalid(
+                        "alarm.sms.params",
+                        "Aliyun templates take named variables: a table, e.g. {job = \"{job}\"}",
+                    ));
+                }
+            }
+            SmsProvider::Tencent => {
+                need("app_id", has(&self.app_id))?;
+                need("sign_name", has(&self.sign_name))?;
+                need("template", has(&self.template))?;
+                if matches!(self.params, Some(SmsParams::Named(_))) {
+                    return Err(invalid(
+                        "alarm.sms.params",
+                        "Tencent templates take variables in order: a list, e.g. [\"{job}\"]",
+                    ));
+                }
+            }
+            SmsProvider::Twilio => need("from", has(&self.from))?,
+        }
+        need("key_id", has(&self.key_id))?;
+        need("key_secret", !self.key_secret.is_empty())
     }
 }
 
@@ -181,6 +334,9 @@ pub struct EmailConfig {
     pub from: String,
     /// Addresses alarmed for every job, besides each job's `admin_email`. Default none.
     pub to: Vec<String>,
+    /// The subject template (the placeholders of `alarm.text`). Default
+    /// "[cronvisor] {job}: {kind}".
+    pub subject: String,
 }
 
 impl std::fmt::Debug for EmailConfig {
@@ -200,6 +356,7 @@ impl std::fmt::Debug for EmailConfig {
             )
             .field("from", &self.from)
             .field("to", &self.to)
+            .field("subject", &self.subject)
             .finish()
     }
 }
@@ -214,6 +371,7 @@ impl Default for EmailConfig {
             password: String::new(),
             from: "cronvisor@localhost".to_string(),
             to: Vec::new(),
+            subject: "[cronvisor] {job}: {kind}".to_string(),
         }
     }
 }

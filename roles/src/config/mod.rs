@@ -18,7 +18,9 @@ use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
 
-pub use alarm::{AlarmConfig, EmailConfig, Robot, RobotKind, SmsConfig, SmtpSecurity};
+pub use alarm::{
+    AlarmConfig, EmailConfig, Robot, RobotKind, SmsConfig, SmsParams, SmsProvider, SmtpSecurity,
+};
 pub use auth::AuthConfig;
 pub use sections::{
     ClusterConfig, DispatcherConfig, ExecutorConfig, HttpConfig, MonitorConfig, StoreConfig,
@@ -182,7 +184,7 @@ impl Config {
     }
 
     /// Environment overrides: `CRONVISOR_DATA_DIR`, `CRONVISOR_STORE_URL`, `CRONVISOR_TIMEZONE`,
-    /// `CRONVISOR_LOG_FORMAT`, `CRONVISOR_SMTP_PASSWORD`, `CRONVISOR_HOST`,
+    /// `CRONVISOR_LOG_FORMAT`, `CRONVISOR_SMTP_PASSWORD`, `CRONVISOR_SMS_KEY_SECRET`, `CRONVISOR_HOST`,
     /// `CRONVISOR_REDIS_URL`, `CRONVISOR_ETCD_ENDPOINTS`. An empty value unsets.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let set = |v: String| Some(v).filter(|v| !v.trim().is_empty());
@@ -202,6 +204,9 @@ impl Config {
                     format!("`{v}`: one of {}", LogFormat::names()),
                 )
             })?;
+        }
+        if let Some(v) = get("CRONVISOR_SMS_KEY_SECRET") {
+            self.alarm.sms.key_secret = v;
         }
         if let Some(v) = get("CRONVISOR_SMTP_PASSWORD") {
             self.alarm.email.password = v;

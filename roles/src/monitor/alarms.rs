@@ -251,7 +251,7 @@ impl Alarmer {
             .chain(self.cfg.robots.iter().map(|r| &r.url))
             .map(|u| ("webhook", u.clone()))
             .collect();
-        if self.cfg.sms.url.is_some() {
+        if self.cfg.sms.enabled() {
             t.extend(
                 list(mobiles, &self.cfg.sms.to)
                     .into_iter()
@@ -296,6 +296,7 @@ impl Alarmer {
             "link": link,
             "error": ev.error,
             "exit_code": ev.exit_code,
+            "mobiles": ev.admin_mobile,
         });
         let targets = self.targets(
             ev.admin_mobile.as_deref(),
@@ -335,10 +336,14 @@ impl Alarmer {
         Ok(())
     }
 
-    async fn send_email(&self, alarm: &Alarm, text: &str) -> Result<(), DeliveryError> {
+    async fn send_email(
+        &self,
+        alarm: &Alarm,
+        subject: &str,
+        text: &str,
+    ) -> Result<(), DeliveryError> {
         use lettre::AsyncTransport;
         let smtp = self.smtp.as_ref().ok_or(DeliveryError::NoSmtp)?;
-        let job = alarm.details["job"].as_str().unwrap_or("");
         let message = lettre::Message::builder()
             .from(
                 self.cfg
@@ -359,7 +364,7 @@ impl Alarmer {
                     value: alarm.recipient.clone(),
                     source,
                 })?)
-            .subject(format!("[cronvisor] {job}: {}", alarm.kind))
+            .subject(subject)
             .body(text.to_string())
             .map_err(DeliveryError::Message)?;
         smtp.send(message)
@@ -374,8 +379,9 @@ impl Alarmer {
         &self,
         robot: &crate::config::Robot,
         text: &str,
+        mobiles: &[String],
     ) -> Result<(), DeliveryError> {
-        let (url, body) = robot_request(robot, text, now_millis());
+        let (url, body) = robot_request(robot, text, mobiles, now_millis());
         let reply = self
             .client
             .send(
@@ -414,29 +420,39 @@ impl Alarmer {
             serde_json::Value::Null => String::new(),
             v => v.to_string(),
         };
-        let text = format!(
-            "cronvisor: job `{}` {}{} (run {}, state {}) on {} at {}{} {}",
-            field("job"),
-            alarm.kind,
-            if alarm.count > 1 {
-                format!(" x{}", alarm.count)
-            } else {
-                String::new()
-            },
-            field("run"),
-            field("state"),
-            field("host"),
-            field("time"),
-            match field("error") {
-                e if e.is_empty() => String::new(),
-                e => format!(": {e}"),
-            },
-            field("link"),
-        );
+        let error = field("error");
+        let values: Vec<(&str, String)> = ["job", "run", "state", "kind", "host", "time", "link"]
+            .iter()
+            .map(|k| (*k, field(k)))
+            .chain([
+                ("count", alarm.count.to_string()),
+                (
+                    "times",
+                    if alarm.count > 1 {
+                        format!(" x{}", alarm.count)
+                    } else {
+                        String::new()
+                    },
+                ),
+                (
+                    "because",
+                    if error.is_empty() {
+                        String::new()
+                    } else {
+                        format!(": {error}")
+                    },
+                ),
+                ("error", error.clone()),
+                ("mobile", alarm.recipient.clone()),
+            ])
+            .collect();
+        let fill = |t: &str, how: Escape| fill_template(t, &values, how);
+        let text = fill(&self.cfg.text, Escape::Text);
         let reply = match alarm.channel.as_str() {
             "webhook" => {
                 if let Some(robot) = self.cfg.robots.iter().find(|r| r.url == alarm.recipient) {
-                    return self.send_robot(robot, &text).await;
+                    let mobiles = mobiles_of(d);
+                    return self.send_robot(robot, &text, &mobiles).await;
                 }
                 let mut body = d.clone();
                 body["text"] = json!(text);
@@ -450,19 +466,14 @@ impl Alarmer {
                     )
                     .await
             }
+            "sms" if self.cfg.sms.provider != crate::config::SmsProvider::Http => {
+                return self
+                    .send_sms_provider(alarm, &text, &|t| fill(t, Escape::Text))
+                    .await;
+            }
             "sms" => {
-                let values: Vec<(&str, String)> =
-                    ["job", "run", "state", "kind", "host", "time", "link"]
-                        .iter()
-                        .map(|k| (*k, field(k)))
-                        .chain([
-                            ("count", alarm.count.to_string()),
-                            ("mobile", alarm.recipient.clone()),
-                        ])
-                        .collect();
                 let sms = &self.cfg.sms;
                 let body_kind = Escape::for_body(&sms.body, &sms.headers);
-                let fill = |t: &str, how: Escape| fill_template(t, &values, how);
                 let url = sms
                     .url
                     .as_deref()
@@ -485,7 +496,10 @@ impl Alarmer {
                     )
                     .await
             }
-            "email" => return self.send_email(alarm, &text).await,
+            "email" => {
+                let subject = fill(&self.cfg.email.subject, Escape::Header);
+                return self.send_email(alarm, &subject, &text).await;
+            }
             other => return Err(DeliveryError::NoChannel(other.to_string())),
         };
         match reply {
@@ -494,6 +508,49 @@ impl Alarmer {
             Err(e) => Err(DeliveryError::Http(e)),
         }
     }
+
+    /// An SMS through Aliyun, Tencent Cloud or Twilio: the provider's own request, and its
+    /// answer read as it documents (an error code in a 200 is a failed delivery).
+    async fn send_sms_provider(
+        &self,
+        alarm: &Alarm,
+        text: &str,
+        fill: &(dyn Fn(&str) -> String + Sync),
+    ) -> Result<(), DeliveryError> {
+        let cfg = &self.cfg.sms;
+        let request = super::sms::request(
+            cfg,
+            &alarm.recipient,
+            text,
+            fill,
+            chrono::Utc::now(),
+            &super::sms::nonce(),
+        )
+        .ok_or(DeliveryError::NoChannel("sms".into()))?;
+        let reply = self
+            .client
+            .request(request.method, &request.url, &request.headers, request.body)
+            .await
+            .map_err(DeliveryError::Http)?;
+        match super::sms::read_answer(cfg.provider, reply.status, &reply.body) {
+            Err(refused) => Err(DeliveryError::Provider(refused)),
+            Ok(true) => Ok(()),
+            Ok(false) if reply.status.is_success() => Ok(()),
+            Ok(false) => Err(DeliveryError::Status(reply.status)),
+        }
+    }
+}
+
+/// The job's mobiles an alarm carries (for a robot's @-mentions).
+fn mobiles_of(details: &serde_json::Value) -> Vec<String> {
+    details["mobiles"]
+        .as_str()
+        .unwrap_or("")
+        .split(',')
+        .map(str::trim)
+        .filter(|m| !m.is_empty())
+        .map(str::to_string)
+        .collect()
 }
 
 /// HMAC-SHA256 of `message` under `key`, base64.
@@ -512,9 +569,17 @@ fn hmac_base64(key: &[u8], message: &[u8]) -> String {
 fn robot_request(
     robot: &crate::config::Robot,
     text: &str,
+    mobiles: &[String],
     now: i64,
 ) -> (String, serde_json::Value) {
     use crate::config::RobotKind;
+    // DingTalk highlights a mention only when the text names the number too.
+    let dingtalk_text = if mobiles.is_empty() {
+        text.to_string()
+    } else {
+        let at: Vec<String> = mobiles.iter().map(|m| format!("@{m}")).collect();
+        format!("{text} {}", at.join(" "))
+    };
     match robot.kind {
         RobotKind::Dingtalk => {
             let mut url = robot.url.clone();
@@ -526,7 +591,11 @@ fn robot_request(
                     Escape::Url.apply(&sign)
                 );
             }
-            (url, json!({"msgtype": "text", "text": {"content": text}}))
+            let mut body = json!({"msgtype": "text", "text": {"content": dingtalk_text}});
+            if !mobiles.is_empty() {
+                body["at"] = json!({"atMobiles": mobiles, "isAtAll": false});
+            }
+            (url, body)
         }
         RobotKind::Feishu => {
             let mut body = json!({"msg_type": "text", "content": {"text": text}});
@@ -537,10 +606,13 @@ fn robot_request(
             }
             (robot.url.clone(), body)
         }
-        RobotKind::Wecom => (
-            robot.url.clone(),
-            json!({"msgtype": "text", "text": {"content": text}}),
-        ),
+        RobotKind::Wecom => {
+            let mut body = json!({"msgtype": "text", "text": {"content": text}});
+            if !mobiles.is_empty() {
+                body["text"]["mentioned_mobile_list"] = json!(mobiles);
+            }
+            (robot.url.clone(), body)
+        }
         RobotKind::Slack => (robot.url.clone(), json!({"text": text})),
     }
 }
@@ -646,6 +718,8 @@ pub enum DeliveryError {
     Method(String),
     #[error("the robot refused the message: code {code} {message}")]
     Robot { code: i64, message: String },
+    #[error("{0}")]
+    Provider(#[source] super::sms::Refused),
     #[error("no channel `{0}`")]
     NoChannel(String),
     #[error("answered {0}")]
@@ -834,6 +908,7 @@ mod tests {
         let (url, body) = super::robot_request(
             &robot(RobotKind::Dingtalk, Some("SEC")),
             "hi",
+            &[],
             1_700_000_000_000,
         );
         assert_eq!(
@@ -849,13 +924,27 @@ mod tests {
         let (_, body) = super::robot_request(
             &robot(RobotKind::Feishu, Some("SEC")),
             "hi",
+            &[],
             1_700_000_000_000,
         );
         assert_eq!(body["msg_type"], "text");
         assert_eq!(body["content"]["text"], "hi");
         assert_eq!(body["timestamp"], "1700000000");
         assert_eq!(body["sign"], super::hmac_base64(b"1700000000\nSEC", b""));
-        let (_, body) = super::robot_request(&robot(RobotKind::Slack, None), "hi", 0);
+        let (_, body) = super::robot_request(&robot(RobotKind::Slack, None), "hi", &[], 0);
         assert_eq!(body, serde_json::json!({"text": "hi"}));
+        // @-mentions of the job's mobiles where the service has them.
+        let mobiles = vec!["13800000001".to_string()];
+        let (_, body) = super::robot_request(&robot(RobotKind::Dingtalk, None), "hi", &mobiles, 0);
+        assert_eq!(body["text"]["content"], "hi @13800000001");
+        assert_eq!(
+            body["at"],
+            serde_json::json!({"atMobiles": ["13800000001"], "isAtAll": false})
+        );
+        let (_, body) = super::robot_request(&robot(RobotKind::Wecom, None), "hi", &mobiles, 0);
+        assert_eq!(
+            body["text"]["mentioned_mobile_list"],
+            serde_json::json!(["13800000001"])
+        );
     }
 }

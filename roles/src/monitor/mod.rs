@@ -9,6 +9,7 @@ mod api;
 mod console;
 mod fleet;
 mod live;
+mod sms;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
