@@ -22,5 +22,6 @@ mod output;
 mod policies;
 mod reload;
 mod security;
+mod sms;
 mod systemd;
 mod tls;
