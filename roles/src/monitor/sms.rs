@@ -433,6 +433,19 @@ mod tests {
     }
 
     #[test]
+    fn the_key_secret_never_shows_in_logs() {
+        let cfg = SmsConfig {
+            provider: SmsProvider::Tencent,
+            key_id: Some("AKID-x".into()),
+            key_secret: "the-secret-itself".into(),
+            ..SmsConfig::default()
+        };
+        let shown = format!("{cfg:?}");
+        assert!(!shown.contains("the-secret-itself"), "{shown}");
+        assert!(shown.contains("<redacted>"), "{shown}");
+    }
+
+    #[test]
     fn provider_errors_in_a_200_are_refusals_with_their_message() {
         let ok = hyper::StatusCode::OK;
         assert_eq!(
