@@ -336,3 +336,75 @@ fn instants_due_while_the_store_is_unavailable_are_recorded_once_it_is_back() {
         "{catcher:?}"
     );
 }
+
+/// libfaketime, preloaded into the supervisor and its roles; the offset in `file` is read
+/// again at every clock reading, so a test can step the wall clock of running processes (the
+/// monotonic clock, which timers use, is left alone: as when NTP steps a host's clock).
+fn faketime_env(file: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "LD_PRELOAD",
+            "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1".to_string(),
+        ),
+        ("FAKETIME_TIMESTAMP_FILE", file.display().to_string()),
+        ("FAKETIME_NO_CACHE", "1".to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ]
+}
+
+/// The wall clock stepped under a running system (issue 16, item 2): forward 20 s — the
+/// instants stepped over follow the misfire policy (one `missed` record with the count), not
+/// a burst of 20 runs; back 3 s — logged, no instant fired twice, firing resumes.
+#[test]
+fn a_clock_stepped_forward_or_back_neither_bursts_nor_fires_twice() {
+    let clock = crate::harness::TempDir::new("faketime");
+    let offset = clock.0.join("offset");
+    std::fs::write(&offset, "+0\n").expect("offset");
+    let env = faketime_env(&offset);
+    let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
+    let cv = Cronvisor::start_with_env("clock-step", "[dispatcher]\nlate_grace = \"2s\"\n", &env);
+    cv.add_job("tick", "* * * * * *", "true", &[]);
+    cv.wait_succeeded("tick", 2);
+    std::fs::write(&offset, "+20\n").expect("step forward");
+    let runs = wait_for(Duration::from_secs(20), "the missed record", || {
+        let runs = cv.runs("tick");
+        runs.iter().any(|r| r["state"] == "missed").then_some(runs)
+    });
+    let missed: Vec<&serde_json::Value> = runs.iter().filter(|r| r["state"] == "missed").collect();
+    assert_eq!(missed.len(), 1, "{missed:?}");
+    let reason = missed[0]["error"].as_str().unwrap_or("");
+    assert!(reason.contains("behind"), "{reason}");
+    let count: i64 = reason
+        .strip_prefix("missed: ")
+        .and_then(|r| r.split_whitespace().next())
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(0);
+    assert!((15..=21).contains(&count), "{reason}");
+    // No burst: the instants still within the 2 s grace fire at once (three at most), the
+    // others were counted into the missed record.
+    let mut created: Vec<i64> = runs
+        .iter()
+        .filter(|r| r["state"] != "missed")
+        .map(|r| ms(r, "created_at"))
+        .collect();
+    created.sort_unstable();
+    assert!(
+        created.windows(4).all(|w| w[3] - w[0] >= 100),
+        "a burst: {created:?}"
+    );
+    let before_back = runs.iter().map(|r| ms(r, "instant")).max().unwrap_or(0);
+    std::fs::write(&offset, "+17\n").expect("step back");
+    let runs = wait_for(Duration::from_secs(20), "firing to resume", || {
+        let runs = cv.runs("tick");
+        runs.iter()
+            .any(|r| r["state"] == "succeeded" && ms(r, "instant") > before_back + 1000)
+            .then_some(runs)
+    });
+    let mut instants: Vec<i64> = runs.iter().map(|r| ms(r, "instant")).collect();
+    let n = instants.len();
+    instants.sort_unstable();
+    instants.dedup();
+    assert_eq!(instants.len(), n, "an instant fired twice");
+    assert_every_second_accounted_for(&runs);
+    assert!(cv.log().contains("the clock stepped back"), "logged");
+}
