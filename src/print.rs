@@ -140,6 +140,9 @@ pub fn job(view: &JobView) {
     let now = chrono::Utc::now().timestamp_millis();
     println!("id:         {}", j.id);
     println!("name:       {}", j.name);
+    if let Some(d) = &j.description {
+        println!("about:      {d}");
+    }
     println!("group:      {}", j.group);
     println!("schedule:   {} ({})", j.schedule, j.timezone);
     println!("state:      {}", if j.paused { "paused" } else { "active" });

@@ -172,6 +172,24 @@ def check(servers, jobs, log_path, tmp, t0, t1):
         run = by_id.get(rid)
         if run and run["state"] in FINAL:
             anomaly("leftover_process", f"pid {pid} of run {rid} ({run['job']}, {run['state']})")
+    # Each fault's alarm once: a process gone is alarmed once (whichever monitor notices), and
+    # a dependency's outages alternate down / back, never twice down in a row.
+    rows = servers.sql(
+        "SELECT id, kind, REPLACE(COALESCE(JSON_UNQUOTE(JSON_EXTRACT(details, '$.error')), ''), "
+        "'\t', ' ') FROM cron.alarms WHERE job_id = 0 ORDER BY id").splitlines()
+    seen_gone, dep_state, system = {}, {}, {}
+    for line in rows:
+        _id, kind, subject = (line.split("\t") + ["", "", ""])[:3]
+        system[kind] = system.get(kind, 0) + 1
+        if kind.endswith("_lost"):
+            seen_gone[subject] = seen_gone.get(subject, 0) + 1
+            if seen_gone[subject] == 2:
+                anomaly("alarm_twice", f"{kind}: {subject}")
+        elif kind in ("dependency_down", "dependency_back"):
+            dep = subject.split()[0] if subject else "?"
+            if dep_state.get(dep) == kind:
+                anomaly("alarm_twice", f"{kind} twice in a row for {dep}: {subject}")
+            dep_state[dep] = kind
     states, reasons = {}, {}
     for r in all_runs:
         if t0 <= r["instant"] < t1:
@@ -182,7 +200,7 @@ def check(servers, jobs, log_path, tmp, t0, t1):
                 reasons[key] = reasons.get(key, 0) + 1
     return {"anomalies": anomalies, "instants": checked, "states": states,
             "ran_but_lost": len(ran_but_lost), "executed": len(executed), "reasons": reasons,
-            "overlap_presumed_lost": presumed}
+            "overlap_presumed_lost": presumed, "system_alarms": system}
 
 
 def print_report(result, seed, minutes):
@@ -195,6 +213,10 @@ def print_report(result, seed, minutes):
           f"records by state: {result['states']}; lost though their process ended: "
           f"{result['ran_but_lost']}; forbid runs beside one presumed lost (not an anomaly: "
           f"the documented limit across a partition): {len(result['overlap_presumed_lost'])}\n")
+    print("| system alarm | raised |\n|---|---|")
+    for k, n in sorted(result["system_alarms"].items()):
+        print(f"| {k} | {n} |")
+    print()
     print("| outcome other than success | count |\n|---|---|")
     for k, n in sorted(result["reasons"].items(), key=lambda kv: -kv[1]):
         print(f"| {k} | {n} |")
@@ -204,7 +226,7 @@ def print_report(result, seed, minutes):
         kinds[kind] = kinds.get(kind, 0) + 1
     print("| anomaly | count |\n|---|---|")
     for k in ("missing", "doubled", "extra_instant", "not_final", "executed_twice",
-              "ran_again_after_success", "overlap", "leftover_process"):
+              "ran_again_after_success", "overlap", "leftover_process", "alarm_twice"):
         print(f"| {k} | {kinds.get(k, 0)} |")
     for kind, detail in result["anomalies"][:50]:
         print(f"  {kind}: {detail}", file=sys.stderr)

@@ -9,6 +9,7 @@ import subprocess
 import time
 
 API_TOKEN = "chaos-api-token"
+FAKETIME = "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1"
 # Every server ever started, so that a failed start-up still tears them all down.
 STARTED = []
 RPC_TOKEN = "chaos-rpc-token"
@@ -137,26 +138,60 @@ class Host:
                 fh.write(t)
             os.chmod(f"{self.data}/{f}", 0o600)
         ip = net.addr[name]
+        # The host reaches its dependencies through a relay of its own (scripts/chaos/relay.py),
+        # which the nemesis slows down or makes lossy.
+        self.link = f"{self.dir}/link-mode"
+        self.set_link("ok")
+        self.relay_targets = [f"13306={net.addr['db']}:3306", f"16379={net.addr['redis']}:6379",
+                              f"12379={net.addr['etcd']}:2379"]
+        self.relay = None
         self.config = f"{self.dir}/cronvisor.toml"
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{self.data}"\nhost = "{name}"\n'
                     '[machine]\nall = ["h1", "h2", "h3"]\n'
                     f'[listeners]\napi = "{ip}:7070"\nrpc = "{ip}:7071"\ndispatch = "{ip}:7072"\n'
-                    f'[cluster]\netcd_endpoints = ["{servers.etcd_url}"]\n'
-                    f'redis_url = "{servers.redis_url}"\n'
-                    f'[store]\nurl = "{servers.db_url}"\nmax_connections = 8\n'
+                    '[cluster]\netcd_endpoints = ["http://127.0.0.1:12379"]\n'
+                    'redis_url = "redis://127.0.0.1:16379/0"\n'
+                    '[store]\nurl = "mysql://app:app-pw@127.0.0.1:13306/cron"\n'
+                    'max_connections = 8\n'
                     '[monitor]\nlost_after = "6s"\n'
                     '[executor]\nheartbeat = "1s"\n'
                     '[supervisor]\nrestart_backoff_initial_ms = 500\n')
         self.proc = None
         self.pids = {}
+        # The host's wall clock, as libfaketime reads it at every clock reading: the nemesis
+        # steps it by writing an offset here (the monotonic clock stays, as under NTP).
+        self.clock = f"{self.dir}/clock-offset"
+        self.set_clock(0)
         self.start()
 
+    def set_link(self, mode):
+        with open(self.link, "w") as f:
+            f.write(mode + "\n")
+
+    def start_relay(self):
+        if self.relay is not None and self.relay.poll() is None:
+            return
+        here = os.path.dirname(os.path.abspath(__file__))
+        self.relay = subprocess.Popen(self.net.prefix(self.name) + [
+            "python3", f"{here}/relay.py", self.link, *self.relay_targets],
+            stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        self.relay.stdout.readline()
+
+    def set_clock(self, offset_s):
+        with open(self.clock, "w") as f:
+            f.write(f"{offset_s:+d}\n")
+
     def start(self):
+        self.start_relay()
         log = open(f"{self.dir}/up.log", "a")
+        env = dict(os.environ, RUST_LOG="warn")
+        if os.path.exists(FAKETIME):
+            env.update(LD_PRELOAD=FAKETIME, FAKETIME_TIMESTAMP_FILE=self.clock,
+                       FAKETIME_NO_CACHE="1", FAKETIME_DONT_FAKE_MONOTONIC="1")
         self.proc = subprocess.Popen(self.net.prefix(self.name) + [
             self.binary, "--config", self.config, "up"], stdout=subprocess.DEVNULL, stderr=log,
-            env=dict(os.environ, RUST_LOG="warn"), start_new_session=True)
+            env=env, start_new_session=True)
         wait(f"host {self.name}", self.ready, 90)
 
     def ready(self):

@@ -10,7 +10,7 @@ class Nemesis:
     KINDS = [
         "kill_role", "pause_role", "kill_host", "cut_store", "cut_store_hang", "cut_etcd",
         "cut_redis", "cut_hosts", "restart_etcd", "restart_redis", "restart_mariadb",
-        "reload", "upgrade",
+        "reload", "upgrade", "clock_step", "slow_link", "lossy_link",
     ]
 
     def __init__(self, seed, net, servers, hosts, log):
@@ -47,6 +47,8 @@ class Nemesis:
             if not s.alive():
                 s.start()
         for h in self.hosts:
+            h.set_clock(0)
+            h.set_link("ok")
             if not h.alive():
                 h.start()
             for pid in h.role_pids().values():
@@ -150,6 +152,37 @@ class Nemesis:
 
     def restart_mariadb(self, hold):
         return self._restart("restart_mariadb", self.servers.db, min(hold, 5))
+
+    def slow_link(self, hold):
+        """Delays everything between one host and its dependencies (its relay)."""
+        h = self.host()
+        if h is None:
+            return None
+        ms = self.rng.choice([50, 200, 800])
+        h.set_link(f"delay {ms}")
+        self.note("slow_link", f"{h.name} +{ms} ms for {hold:.1f}s")
+        return lambda: h.set_link("ok")
+
+    def lossy_link(self, hold):
+        """Stalls a share of the chunks between one host and its dependencies for 1 s, as
+        lost segments do."""
+        h = self.host()
+        if h is None:
+            return None
+        p = self.rng.choice([0.05, 0.2, 0.5])
+        h.set_link(f"loss {p}")
+        self.note("lossy_link", f"{h.name} {p:.0%} for {hold:.1f}s")
+        return lambda: h.set_link("ok")
+
+    def clock_step(self, hold):
+        """Steps one host's wall clock forward or back by a few seconds, then back to true."""
+        h = self.host()
+        if h is None:
+            return None
+        step = self.rng.choice([-6, -3, 3, 6, 12])
+        h.set_clock(step)
+        self.note("clock_step", f"{h.name} {step:+d}s for {hold:.1f}s")
+        return lambda: h.set_clock(0)
 
     def reload(self, _hold):
         h = self.host()

@@ -171,6 +171,9 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
         1,
         MAX_MISFIRE_WINDOW_SECS,
     )?;
+    if let Some(v) = &job.description {
+        max_len("description", v, MAX_DESCRIPTION)?;
+    }
     for (field, v) in [
         ("admin_email", &job.admin_email),
         ("admin_mobile", &job.admin_mobile),

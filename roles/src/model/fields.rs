@@ -28,6 +28,7 @@ pub const MAX_HEADERS: usize = 64;
 pub const MAX_ENV: usize = 64;
 pub const MAX_ENV_VALUE: usize = 4096;
 pub const MAX_RECIPIENTS: usize = 1024;
+pub const MAX_DESCRIPTION: usize = 4096;
 pub const MAX_TIMEOUT_SECS: i64 = 30 * 86_400;
 pub const MAX_RETRIES: i64 = 100;
 pub const MAX_BACKOFF_SECS: i64 = 86_400;
@@ -225,6 +226,10 @@ pub struct JobFields {
     #[arg(long, value_delimiter = ',', value_name = "CHANNELS")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_channels: Option<Vec<String>>,
+    /// What the job is for, in words (shown in `job show` and the console; "" for none).
+    #[arg(long, value_name = "TEXT")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub description: Option<String>,
     /// Extra alarm e-mail recipients of this job, comma-separated ("" for none).
     #[arg(long, value_name = "ADDRESSES")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -283,6 +288,7 @@ fn blank(default_tz: &str) -> Job {
         misfire_window_secs: DEFAULT_MISFIRE_WINDOW_SECS,
         alarm_on: DEFAULT_ALARM_ON.to_vec(),
         alarm_channels: Vec::new(),
+        description: None,
         admin_email: None,
         admin_mobile: None,
         created_at: 0,
@@ -394,6 +400,9 @@ impl JobFields {
         if let Some(v) = self.alarm_channels {
             job.alarm_channels =
                 Channel::parse_list(&v).map_err(|m| FieldError::new("alarm_channels", m))?;
+        }
+        if let Some(v) = self.description {
+            job.description = non_empty(v);
         }
         if let Some(v) = self.admin_email {
             job.admin_email = non_empty(v);

@@ -56,6 +56,8 @@ pub struct Job {
     pub alarm_on: Vec<AlarmKind>,
     /// Channels this job's alarms use; empty: every configured one.
     pub alarm_channels: Vec<Channel>,
+    /// What the job is for, in words.
+    pub description: Option<String>,
     /// Extra recipients of this job's alarms (the original's admin_email / admin_mobile).
     pub admin_email: Option<String>,
     pub admin_mobile: Option<String>,

@@ -46,6 +46,7 @@ const FIELD_COLUMNS: &[&str] = &[
     "misfire_window_secs",
     "alarm_on",
     "alarm_channels",
+    "description",
     "admin_email",
     "admin_mobile",
     "updated_at",
@@ -294,6 +295,7 @@ fn bind_fields<'q>(
         .bind(job.misfire_window_secs)
         .bind(crate::model::join(&job.alarm_on))
         .bind(crate::model::join(&job.alarm_channels))
+        .bind(job.description.as_deref())
         .bind(job.admin_email.as_deref())
         .bind(job.admin_mobile.as_deref())
         .bind(now)

@@ -75,6 +75,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "job_env",
         include_str!("../../../migrations/sqlite/0013_job_env.sql"),
     ),
+    (
+        14,
+        "job_description",
+        include_str!("../../../migrations/sqlite/0014_job_description.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -143,6 +148,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         13,
         "job_env",
         include_str!("../../../migrations/mysql/0013_job_env.sql"),
+    ),
+    (
+        14,
+        "job_description",
+        include_str!("../../../migrations/mysql/0014_job_description.sql"),
     ),
 ];
 

@@ -135,6 +135,7 @@ fn form(job: Option<&Job>, default_tz: &str) -> Markup {
             fieldset {
                 legend { "What and when" }
                 (text("Name", "name", &get(|j| j.name.clone()), "Unique, whatever its case."))
+                (text("Description", "description", &get(|j| j.description.clone().unwrap_or_default()), "What it is for, in words."))
                 (text("Rule", "schedule", &get(|j| j.schedule.clone()), "5 or 6 fields (sec min hour dom month dow), @daily, @every 90s."))
                 (text("Time zone", "timezone", &tz, "IANA name, e.g. Europe/Paris."))
                 div.field.wide #preview aria-live="polite" { strong { "Next instants" } span #preview-words {} ol #preview-list {} small.error #preview-error {} }
