@@ -67,6 +67,9 @@ pub enum Command {
     /// Configuration tools.
     #[command(subcommand)]
     Config(ConfigCommand),
+    /// Bring jobs in from elsewhere.
+    #[command(subcommand)]
+    Import(ImportCommand),
     /// Print a shell completion script (e.g. `cronvisor completions bash >
     /// /etc/bash_completion.d/cronvisor`).
     Completions(CompletionsArgs),
@@ -198,6 +201,31 @@ pub struct AuditArgs {
     pub limit: i64,
     #[command(flatten)]
     pub out: JsonFlag,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ImportCommand {
+    /// A crontab's lines as jobs: a user crontab (`crontab -l > FILE`) or a system one
+    /// (/etc/crontab, /etc/cron.d/*, with a user column). MAILTO, CRON_TZ / TZ, SHELL and PATH
+    /// lines apply to the lines after them; each job is named FILE-LINE and keeps its line in
+    /// its description; `@reboot` is reported, not imported.
+    Crontab(ImportCrontabArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportCrontabArgs {
+    /// The crontab file.
+    pub file: std::path::PathBuf,
+    /// Where the jobs run (a [machine] group or a host).
+    #[arg(long, value_name = "GROUP|HOST")]
+    pub run_at: Option<String>,
+    /// Print what would be added; add nothing.
+    #[arg(long)]
+    pub dry_run: bool,
+    /// The file has a user column (as /etc/crontab and /etc/cron.d/* have; those paths are
+    /// recognised without it).
+    #[arg(long)]
+    pub system: bool,
 }
 
 #[derive(Debug, Args)]

@@ -10,7 +10,7 @@ use crate::api_client::{segment, Api};
 use crate::cli::{Cli, JobAddArgs, JobCommand, JobDeleteArgs, JobEditArgs, RunCommand, RunsArgs};
 use crate::print;
 
-fn api(cli: &Cli) -> anyhow::Result<Api> {
+pub fn api(cli: &Cli) -> anyhow::Result<Api> {
     let config = super::load_config(cli)?;
     Api::from_cli(cli, &config)
 }

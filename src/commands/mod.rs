@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 mod access;
+mod import;
 mod jobs;
 mod next;
 mod roles;
@@ -14,7 +15,7 @@ use anyhow::Context;
 use cronvisor_roles::config::{Config, Role};
 use cronvisor_supervisor::activation::Inherited;
 
-use crate::cli::{Cli, Command, ConfigCommand};
+use crate::cli::{Cli, Command, ConfigCommand, ImportCommand};
 
 /// The config of this invocation: file (or defaults), environment, then `--data-dir`.
 pub fn load_config(cli: &Cli) -> anyhow::Result<Config> {
@@ -45,6 +46,7 @@ pub async fn run(
         Command::Whoami(out) => access::whoami(&cli, *out).await,
         Command::Run(cmd) => jobs::run(&cli, cmd).await,
         Command::Next(args) => next::run(&cli, args).await,
+        Command::Import(ImportCommand::Crontab(args)) => import::crontab(&cli, args).await,
         Command::Status(out) => status::run(&cli, *out).await,
         Command::Reload(args) => status::reload(&cli, args).await,
         Command::Migrate => {

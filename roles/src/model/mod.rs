@@ -8,7 +8,7 @@ pub mod fields;
 mod kinds;
 
 pub use checks::{check_emails, check_mobiles, masked_url, secret_header, validate_name, MASK};
-pub use fields::{JobFields, ValidJob, DEFAULT_ALARM_ON};
+pub use fields::{EnvLine, JobFields, ValidJob, DEFAULT_ALARM_ON};
 pub use kinds::{join, AlarmKind, Channel, Fanout, Misfire, Overlap, RunState, Trigger};
 
 use serde::{Deserialize, Serialize};
