@@ -40,6 +40,8 @@ pub enum RoleError {
     Signal(std::io::Error),
     #[error("config key `tls.ca_file`: {0}")]
     Tls(#[from] crate::http::tls::TlsError),
+    #[error(transparent)]
+    RunAs(#[from] crate::executor::process::RunAsError),
 }
 
 /// Everything a role needs, prepared before it starts serving.

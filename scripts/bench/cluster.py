@@ -132,7 +132,7 @@ class Host:
                     f'[cluster]\netcd_endpoints = ["{servers.etcd}"]\n'
                     f'redis_url = "redis://127.0.0.1:{servers.redis_port}/0"\n'
                     f'[store]\nurl = "{servers.db_url}"\nmax_connections = 8\n'
-                    '[monitor]\nretention = "0"\n')
+                    '[monitor]\nretention = "0"\n[executor]\nrun_as = "root"\n')
         self.log = open(f"{self.dir}/up.log", "w")
         self.proc = subprocess.Popen([binary, "--config", config, "up"], stdout=subprocess.DEVNULL,
                                      stderr=self.log, env=dict(os.environ, RUST_LOG="warn"))

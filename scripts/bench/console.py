@@ -44,7 +44,7 @@ class Up:
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{self.data}"\n[listeners]\napi = "127.0.0.1:0"\n'
                     'rpc = "127.0.0.1:0"\ndispatch = "127.0.0.1:0"\n'
-                    '[monitor]\nretention = "0"\n' + store_toml + extra)
+                    '[monitor]\nretention = "0"\n[executor]\nrun_as = "root"\n' + store_toml + extra)
         self.cli("migrate")
         self.proc = None
 

@@ -61,7 +61,7 @@ class Instance:
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{self.data}"\n[listeners]\napi = "127.0.0.1:0"\n'
                     'rpc = "127.0.0.1:0"\ndispatch = "127.0.0.1:0"\n'
-                    '[monitor]\nretention = "0"\n' + extra_config)
+                    '[monitor]\nretention = "0"\n[executor]\nrun_as = "root"\n' + extra_config)
         subprocess.run([self.binary, "--config", self.config, "migrate"], check=True,
                        stdout=subprocess.DEVNULL, timeout=60)
         self.db = os.path.join(self.data, "cronvisor.db")

@@ -59,7 +59,7 @@ class Cronvisor:
         self.config = os.path.join(self.tmp.name, "cronvisor.toml")
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{self.data}"\n[listeners]\napi = "127.0.0.1:{self.port}"\n'
-                    'rpc = "127.0.0.1:0"\ndispatch = "127.0.0.1:0"\n')
+                    'rpc = "127.0.0.1:0"\ndispatch = "127.0.0.1:0"\n[executor]\nrun_as = "root"\n')
         self.log = open(os.path.join(self.tmp.name, "up.log"), "w")
         self.proc = subprocess.Popen([binary, "--config", self.config, "up"],
                                      stdout=subprocess.DEVNULL, stderr=self.log,

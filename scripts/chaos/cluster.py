@@ -155,7 +155,7 @@ class Host:
                     '[store]\nurl = "mysql://app:app-pw@127.0.0.1:13306/cron"\n'
                     'max_connections = 8\n'
                     '[monitor]\nlost_after = "6s"\n'
-                    '[executor]\nheartbeat = "1s"\n'
+                    '[executor]\nheartbeat = "1s"\nrun_as = "root"\n'
                     '[supervisor]\nrestart_backoff_initial_ms = 500\n')
         self.proc = None
         self.pids = {}

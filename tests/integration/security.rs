@@ -403,3 +403,48 @@ fn recipients_are_refused_unless_they_look_like_what_they_are() {
         .as_array()
         .is_some_and(|a| a.is_empty()));
 }
+
+/// A root executor runs jobs as `executor.run_as` (default `nobody`): the job's uid, HOME and
+/// USER are that user's, and it cannot read the data dir — the tokens, the SQLite store.
+#[test]
+fn a_root_executors_jobs_run_as_the_unprivileged_user_and_cannot_read_its_secrets() {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the executor is not root here, so jobs run as its own user");
+        return;
+    }
+    let cv = Cronvisor::start_with("run-as", "[executor]\nrun_as = \"nobody\"\n");
+    let data = cv.data_dir();
+    let token = std::fs::read_to_string(data.join("api.token")).expect("token");
+    cv.add_job(
+        "peek",
+        "@yearly",
+        &format!(
+            "id -un; id -G; echo HOME=$HOME USER=$USER; pwd; \
+             for f in api.token rpc.token cronvisor.db; do cat {d}/$f >/dev/null 2>&1 && echo read $f || echo denied $f; done",
+            d = data.display()
+        ),
+        &[],
+    );
+    let id = cv.run_now("peek");
+    let run = cv.wait_run(&id, "the run", |s| s == "succeeded");
+    let out = run["stdout"].as_str().unwrap_or("").to_string();
+    let lines: Vec<&str> = out.lines().collect();
+    assert_eq!(lines[0], "nobody", "{out}");
+    assert!(
+        !lines[1].split_whitespace().any(|g| g == "0"),
+        "root's group kept: {out}"
+    );
+    assert_eq!(lines[2], "HOME=/nonexistent USER=nobody", "{out}");
+    assert_eq!(lines[3], "/", "{out}");
+    assert_eq!(
+        &lines[4..],
+        [
+            "denied api.token",
+            "denied rpc.token",
+            "denied cronvisor.db"
+        ],
+        "{out}"
+    );
+    assert!(!out.contains(token.trim()));
+}

@@ -375,6 +375,12 @@ pub struct ExecutorConfig {
     /// within `dispatcher.delivery_timeout` is recorded failed with the reason. A burst sent in
     /// one request is taken whole. Default 0: no limit.
     pub max_running: usize,
+    /// The user jobs run as when the executor runs as root: its uid and primary group (the
+    /// root's supplementary groups are dropped), its HOME, USER and LOGNAME, and its home (or
+    /// `/`) as the working directory. "root" keeps root. An executor not running as root runs
+    /// jobs as itself. Default "nobody" (Debian's unprivileged user), so that a job cannot read
+    /// the data dir (tokens, the SQLite store) or anything else only root may.
+    pub run_as: String,
 }
 
 impl Default for ExecutorConfig {
@@ -387,12 +393,19 @@ impl Default for ExecutorConfig {
             heartbeat: Duration::from_secs(2),
             pass_env: Vec::new(),
             max_running: 0,
+            run_as: "nobody".to_string(),
         }
     }
 }
 
 impl ExecutorConfig {
     fn validate(&self) -> Result<(), ConfigError> {
+        if self.run_as.trim().is_empty() {
+            return Err(invalid(
+                "executor.run_as",
+                "a user name (\"root\" to keep running jobs as root)",
+            ));
+        }
         at_least("executor.heartbeat", self.heartbeat, MS)?;
         if self.output_head_bytes + self.output_tail_bytes == 0 {
             return Err(invalid(

@@ -7,7 +7,7 @@
 
 mod live;
 mod orphans;
-mod process;
+pub(crate) mod process;
 mod recorder;
 
 use std::collections::{HashMap, HashSet, VecDeque};
@@ -78,6 +78,8 @@ struct Executor {
     /// refused (503) so dispatchers send them to an executor that can record their results.
     store_ok: Arc<std::sync::atomic::AtomicBool>,
     cfg: ExecutorConfig,
+    /// Whom jobs run as (`executor.run_as`, when this executor is root).
+    run_as: Option<process::RunAs>,
     /// Tells every running run to stop (fast stop, or drain timeout reached).
     kill: watch::Sender<Option<KillReason>>,
     runs: Mutex<JoinSet<()>>,
@@ -185,6 +187,10 @@ impl Serving {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let (kill, _) = watch::channel(None);
+        let run_as = process::RunAs::resolve(&ctx.config.executor.run_as)?;
+        if let Some(u) = &run_as {
+            tracing::info!(user = %u.user.name, uid = u.user.uid.as_raw(), "jobs run as");
+        }
         let (recorder, recorder_task) = Recorder::start(ctx.store.clone());
         // The instance id names this process (a restarted or reloaded executor is another
         // one), so the monitor can tell whose runs were lost.
@@ -193,6 +199,7 @@ impl Serving {
             store: ctx.store.clone(),
             store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             cfg: ctx.config.executor.clone(),
+            run_as,
             kill,
             runs: Mutex::new(JoinSet::new()),
             active: Mutex::new(HashMap::new()),
@@ -556,7 +563,8 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
         Some(_) => None,
         None => match process::spawn(
             &req.command,
-            process::job_env(&req, &exec.cfg.pass_env),
+            process::job_env(&req, &exec.cfg.pass_env, exec.run_as.as_ref()),
+            exec.run_as.as_ref(),
             output.clone(),
         ) {
             Ok(s) => Some(s),

@@ -33,11 +33,18 @@ const DEFAULT_PATH: &str = "/usr/local/sbin:/usr/local/bin:/usr/sbin:/usr/bin:/s
 /// A job's whole environment: nothing of the executor's (its tokens, the store's URL, the
 /// SMTP password, `NOTIFY_SOCKET` are cronvisor's, not the job's) but a documented base, the
 /// variables the operator passes on (`executor.pass_env`), and the job's own `env`.
-pub fn job_env(req: &crate::model::RunRequest, pass: &[String]) -> Vec<(String, String)> {
+pub fn job_env(
+    req: &crate::model::RunRequest,
+    pass: &[String],
+    run_as: Option<&RunAs>,
+) -> Vec<(String, String)> {
     let from_executor = |name: &str| std::env::var(name).ok();
-    let me = nix::unistd::User::from_uid(nix::unistd::getuid())
-        .ok()
-        .flatten();
+    let me = match run_as {
+        Some(u) => Some(u.user.clone()),
+        None => nix::unistd::User::from_uid(nix::unistd::getuid())
+            .ok()
+            .flatten(),
+    };
     let mut env: Vec<(String, String)> = vec![
         (
             "PATH".into(),
@@ -89,9 +96,39 @@ pub fn job_env(req: &crate::model::RunRequest, pass: &[String]) -> Vec<(String, 
 /// Starts `sh -c command` as the leader of a new process group, with stdin closed and the
 /// environment `env` only; its output goes to `output` (shared with live readers, and kept even
 /// if a reader must be abandoned).
+/// The unprivileged user a root executor runs jobs as (`executor.run_as`).
+#[derive(Debug, Clone)]
+pub struct RunAs {
+    pub user: nix::unistd::User,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RunAsError {
+    #[error("executor.run_as: no user `{0}` on this host")]
+    NoSuchUser(String),
+    #[error("executor.run_as: looking up `{0}`: {1}")]
+    Lookup(String, #[source] nix::Error),
+}
+
+impl RunAs {
+    /// Whom jobs run as: `None` when they run as the executor's own user (it is not root, or
+    /// `run_as = "root"`).
+    pub fn resolve(name: &str) -> Result<Option<RunAs>, RunAsError> {
+        if !nix::unistd::geteuid().is_root() || name == "root" {
+            return Ok(None);
+        }
+        match nix::unistd::User::from_name(name) {
+            Ok(Some(user)) => Ok(Some(RunAs { user })),
+            Ok(None) => Err(RunAsError::NoSuchUser(name.to_string())),
+            Err(e) => Err(RunAsError::Lookup(name.to_string(), e)),
+        }
+    }
+}
+
 pub fn spawn(
     command: &str,
     env: Vec<(String, String)>,
+    run_as: Option<&RunAs>,
     output: Arc<LiveOutput>,
 ) -> std::io::Result<Spawned> {
     let mut cmd = Command::new("/bin/sh");
@@ -105,7 +142,16 @@ pub fn spawn(
         .process_group(0)
         .kill_on_drop(false);
     // No pre_exec hook here (it would turn posix_spawn into fork): the executor marked every
-    // inherited descriptor close-on-exec at start-up instead (`cloexec_from`).
+    // inherited descriptor close-on-exec at start-up instead (`cloexec_from`). A root
+    // executor's jobs drop to `run_as` (std then clears root's supplementary groups).
+    if let Some(u) = run_as {
+        cmd.uid(u.user.uid.as_raw()).gid(u.user.gid.as_raw());
+        cmd.current_dir(if u.user.dir.is_dir() {
+            u.user.dir.as_path()
+        } else {
+            std::path::Path::new("/")
+        });
+    }
     let mut child = cmd.spawn()?;
     let started_at = now_millis();
     let pid = child.id();

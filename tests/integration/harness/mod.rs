@@ -175,7 +175,8 @@ impl Cronvisor {
         let base = format!(
             "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
              dispatch = \"127.0.0.1:0\"\n[supervisor]\ndrain_timeout_secs = 10\n\
-             restart_backoff_initial_ms = 50\n[dispatcher]\npoll_interval_ms = 100\n",
+             restart_backoff_initial_ms = 50\n[dispatcher]\npoll_interval_ms = 100\n\
+             [executor]\nrun_as = \"root\"\n",
             dir.0.join("var").display()
         );
         std::fs::write(dir.0.join("cronvisor.toml"), merge_toml(&base, overrides))
@@ -197,7 +198,8 @@ impl Cronvisor {
         let dir = TempDir::new(tag);
         let base = format!(
             "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
-             dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n",
+             dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n\
+             [executor]\nrun_as = \"root\"\n",
             dir.0.join("var").display()
         );
         std::fs::write(dir.0.join("cronvisor.toml"), merge_toml(&base, overrides))
@@ -224,7 +226,8 @@ impl Cronvisor {
         std::fs::copy(BIN, &bin).expect("copy binary");
         let base = format!(
             "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
-             dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n",
+             dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n\
+             [executor]\nrun_as = \"root\"\n",
             dir.0.join("var").display()
         );
         std::fs::write(dir.0.join("cronvisor.toml"), base).expect("write config");
