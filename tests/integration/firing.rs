@@ -408,3 +408,38 @@ fn a_clock_stepped_forward_or_back_neither_bursts_nor_fires_twice() {
     assert_every_second_accounted_for(&runs);
     assert!(cv.log().contains("the clock stepped back"), "logged");
 }
+
+/// A hole in a job's history — an instant with no record while the next ones fired as usual
+/// (a dispatcher locked it and died before recording it: found by the chaos suite, seed 11) —
+/// is found by the monitor's gap check and recorded `missed`, once the dispatchers are done
+/// with it.
+#[test]
+fn an_instant_that_fell_between_dispatchers_is_recorded_missed_by_the_gap_check() {
+    let cv = Cronvisor::start_with(
+        "gap-check",
+        "[dispatcher]\ndelivery_timeout = \"2s\"\nconnect_timeout = \"500ms\"\nlate_grace = \"1s\"\n\
+         [cluster]\nlock_ttl = \"1s\"\n",
+    );
+    cv.add_job("tick", "* * * * * *", "true", &[]);
+    let runs = cv.wait_succeeded("tick", 2);
+    // The record of one instant vanishes, as if its dispatcher had never written it.
+    let hole = runs
+        .iter()
+        .filter(|r| r["state"] == "succeeded")
+        .map(|r| ms(r, "instant"))
+        .max()
+        .unwrap_or(0);
+    cv.sqlite(&format!("DELETE FROM runs WHERE instant = {hole}"));
+    let run = wait_for(Duration::from_secs(45), "the gap check's record", || {
+        cv.runs("tick")
+            .into_iter()
+            .find(|r| ms(r, "instant") == hole)
+    });
+    assert_eq!(run["state"], "missed", "{run}");
+    assert!(
+        run["error"].as_str().unwrap_or("").contains("gap check"),
+        "{run}"
+    );
+    // Only that one: every other second has its record.
+    assert_every_second_accounted_for(&cv.runs("tick"));
+}

@@ -198,14 +198,14 @@ fn a_bad_config_on_reload_changes_nothing() {
     let good = std::fs::read_to_string(cv.config_path()).expect("config");
     std::fs::write(
         cv.config_path(),
-        format!("{good}\n[executor]\nkill_grace = 3\n"),
+        format!("{good}\n[monitor]\ncheck_interval = 3\n"),
     )
     .expect("write");
     let out = cv.cli(&["reload"]);
     // The CLI itself reads the config to find the data dir: the error names the key either way.
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert!(!out.status.success());
-    assert!(stderr.contains("kill_grace"), "{stderr}");
+    assert!(stderr.contains("check_interval"), "{stderr}");
 
     // A config the CLI can read but the supervisor refuses: a listener moved.
     std::fs::write(

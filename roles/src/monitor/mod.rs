@@ -8,6 +8,7 @@ pub(crate) mod alarms;
 mod api;
 mod console;
 mod fleet;
+mod gaps;
 mod live;
 mod sms;
 
@@ -87,6 +88,12 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             shutdown.clone(),
         ));
     }
+    // Instants this old are the dispatchers' no more: delivery, a record held over a store
+    // hiccup, a second look after a lock's TTL.
+    let settle = 2 * crate::config::values::ms(config.dispatcher.delivery_timeout)
+        + crate::config::values::ms(config.cluster.lock_ttl)
+        + crate::config::values::ms(config.dispatcher.late_grace);
+    let mut gaps = gaps::Gaps::new(store.clone(), settle, now_millis());
     let mut check = tokio::time::interval(config.monitor.check_interval);
     // Since when the store has not answered (and the first error), to alarm its outage.
     let mut store_down: Option<(i64, String)> = None;
@@ -98,9 +105,14 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             _ = prune_tick.tick() => prune(&store, config.monitor.retention, config.auth.session_idle).await,
             _ = check.tick() => {
                 let now = now_millis();
+                let was_down = store_down.is_some();
                 if !check_store(&store, &alarmer, &mut fleet, &mut store_down, now).await {
                     continue;
                 }
+                if was_down {
+                    gaps.wait(now);
+                }
+                gaps.check(now).await;
                 if let Err(e) = alarmer.scan().await {
                     tracing::warn!(error = %e, "alarm scan failed");
                 }

@@ -1,0 +1,178 @@
+//! The gap check: a scheduled instant old enough that every dispatcher is done with it, yet
+//! with no record — while a later instant of the same job was fired as usual — fell between
+//! dispatchers (one locked it and died before recording it, say). The monitor records it
+//! `missed` ("no dispatcher recorded it"), alarmed like any missed instant, so that a hole in a
+//! job's history is never silent. Under the store's fence: several monitors record it once, and
+//! a dispatcher that records it after all finds it taken.
+//!
+//! Instants the misfire policy answered (a `missed: N instant(s) …` record, a `misfire` run)
+//! are covered back to the record before, and instants after a job's last record are left to
+//! the dispatchers (the `dispatchers_down` alarm covers none firing at all).
+
+use std::collections::HashMap;
+
+use crate::model::Millis;
+use crate::schedule::Schedule;
+use crate::store::{Mark, Store};
+
+/// Schedule steps per job and check: a minute of every-second instants is 60.
+const MAX_STEPS: usize = 600;
+
+/// The reason of a hole's record: "missed: 1 instant(s)" as every missed record counts.
+pub const GAP_REASON: &str =
+    "missed: 1 instant(s) that no dispatcher recorded (found by the monitor's gap check)";
+
+/// How often the check runs.
+const EVERY: Millis = 10_000;
+
+pub struct Gaps {
+    store: Store,
+    /// Instants younger than this are the dispatchers' still (delivery, held records, a second
+    /// look after a lock's TTL).
+    settle: Millis,
+    /// How far back one check looks.
+    window: Millis,
+    /// Where the last check ended.
+    checked_until: Millis,
+    /// No check before this (the store just came back: held instants are being recorded; or
+    /// the last check was less than `EVERY` ago).
+    quiet_until: Millis,
+    schedules: HashMap<(String, String), Option<Schedule>>,
+}
+
+impl Gaps {
+    pub fn new(store: Store, settle: Millis, now: Millis) -> Gaps {
+        Gaps {
+            store,
+            settle,
+            window: 60_000,
+            checked_until: now - settle,
+            quiet_until: now + settle,
+            schedules: HashMap::new(),
+        }
+    }
+
+    /// The store was away: give the dispatchers `settle` to record what they held.
+    pub fn wait(&mut self, now: Millis) {
+        self.quiet_until = now + self.settle;
+    }
+
+    /// Records the holes found since the last check; returns how many.
+    pub async fn check(&mut self, now: Millis) -> usize {
+        if now < self.quiet_until {
+            return 0;
+        }
+        let until = now - self.settle;
+        let from = self.checked_until.max(until - self.window);
+        if until <= from {
+            return 0;
+        }
+        let found = match self.find(from, until, now).await {
+            Ok(found) => found,
+            Err(e) => {
+                tracing::warn!(error = %e, "gap check: cannot read the schedule or the runs");
+                return 0;
+            }
+        };
+        let mut recorded = 0;
+        for (job, instant) in found {
+            match self.store.record_missed(job, instant, GAP_REASON).await {
+                Ok(crate::store::Recorded::New(_)) => {
+                    recorded += 1;
+                    tracing::warn!(job, instant, "gap check: an instant had no record");
+                }
+                Ok(crate::store::Recorded::AlreadyFired) => {}
+                Err(e) => {
+                    tracing::warn!(error = %e, "gap check: cannot record a missed instant");
+                    return recorded;
+                }
+            }
+        }
+        self.checked_until = until;
+        self.quiet_until = now + EVERY;
+        recorded
+    }
+
+    /// The (job, instant) of `(from, until]` with no record, followed by a plain one.
+    async fn find(
+        &mut self,
+        from: Millis,
+        until: Millis,
+        now: Millis,
+    ) -> Result<Vec<(i64, Millis)>, crate::store::StoreError> {
+        let jobs = self.store.scheduled_jobs().await?;
+        // The span's records, and those after it up to now (what follows a hole).
+        let marks = self.store.marks_between(from, now).await?;
+        let mut out = Vec::new();
+        for job in jobs {
+            let key = (job.schedule.clone(), job.timezone.clone());
+            let schedule = self
+                .schedules
+                .entry(key)
+                .or_insert_with(|| Schedule::parse(&job.schedule, &job.timezone).ok());
+            let Some(schedule) = schedule else { continue };
+            let start = from.max(job.updated_at);
+            let empty = Vec::new();
+            let marks = marks.get(&job.id).unwrap_or(&empty);
+            out.extend(
+                holes(schedule, start, until, marks)
+                    .into_iter()
+                    .map(|t| (job.id, t)),
+            );
+        }
+        Ok(out)
+    }
+}
+
+/// The instants of `schedule` in `(start, until]` without a mark, whose next mark is a plain
+/// record (not the misfire policy's answer for the gap).
+fn holes(schedule: &Schedule, start: Millis, until: Millis, marks: &[Mark]) -> Vec<Millis> {
+    let mut out = Vec::new();
+    let mut cursor = start;
+    for _ in 0..MAX_STEPS {
+        let Some(t) = chrono::DateTime::from_timestamp_millis(cursor)
+            .and_then(|c| schedule.next_after(c))
+            .map(|t| t.timestamp_millis())
+            .filter(|t| *t <= until)
+        else {
+            break;
+        };
+        cursor = t;
+        if marks.iter().any(|m| m.instant == t) {
+            continue;
+        }
+        match marks.iter().find(|m| m.instant > t) {
+            Some(next) if !next.covers_gap => out.push(t),
+            _ => {}
+        }
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_hole_is_an_instant_without_a_record_before_a_plain_one() {
+        let every = Schedule::parse("* * * * * *", "UTC").expect("rule");
+        let mark = |s: i64, covers_gap: bool| Mark {
+            instant: s * 1000,
+            covers_gap,
+        };
+        // 1, 2 fired; 3, 4 nothing; 5 fired: 3 and 4 are holes.
+        let marks = [mark(1, false), mark(2, false), mark(5, false)];
+        assert_eq!(holes(&every, 0, 5000, &marks), [3000, 4000]);
+        // The misfire policy answered for them: no hole.
+        let marks = [
+            mark(1, false),
+            mark(2, false),
+            mark(5, true),
+            mark(6, false),
+        ];
+        assert!(holes(&every, 0, 6000, &marks).is_empty());
+        // Nothing after them yet: the dispatchers' business still.
+        let marks = [mark(1, false)];
+        assert!(holes(&every, 0, 3000, &marks).is_empty());
+    }
+}

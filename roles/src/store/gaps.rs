@@ -1,0 +1,82 @@
+//! What the monitor's gap check reads: the jobs that fire on a schedule, and the scheduled
+//! records of a span of instants (through the `runs_by_instant` index).
+
+use std::collections::HashMap;
+
+use sqlx::Row;
+
+use super::{Store, StoreError};
+use crate::model::Millis;
+
+/// A scheduled record, as the gap check sees it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Mark {
+    pub instant: Millis,
+    /// A misfire policy's `missed` record or `misfire` catch-up run: the answer for every
+    /// instant since the record before it.
+    pub covers_gap: bool,
+}
+
+/// A job that fires on its schedule.
+#[derive(Debug, Clone)]
+pub struct Scheduled {
+    pub id: i64,
+    pub schedule: String,
+    pub timezone: String,
+    pub updated_at: Millis,
+}
+
+impl Store {
+    pub async fn scheduled_jobs(&self) -> Result<Vec<Scheduled>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT id, schedule, timezone, updated_at FROM jobs WHERE paused = 0 \
+             AND (command IS NOT NULL OR http_url IS NOT NULL)",
+        )
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok(Scheduled {
+                    id: r.try_get(0)?,
+                    schedule: r.try_get(1)?,
+                    timezone: r.try_get(2)?,
+                    updated_at: r.try_get(3)?,
+                })
+            })
+            .collect()
+    }
+
+    /// The scheduled records (fired, skipped, missed, caught up) with instants in
+    /// `[from, to]`, per job, in instant order.
+    pub async fn marks_between(
+        &self,
+        from: Millis,
+        to: Millis,
+    ) -> Result<HashMap<i64, Vec<Mark>>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT job_id, instant, state, trigger_kind, COALESCE(error, '') FROM runs \
+             WHERE instant >= ? \
+             AND instant <= ? AND trigger_kind IN ('schedule', 'misfire') ORDER BY instant",
+        )
+        .bind(from)
+        .bind(to)
+        .fetch_all(&self.pool)
+        .await?;
+        let mut out: HashMap<i64, Vec<Mark>> = HashMap::new();
+        for r in &rows {
+            let state: String = r.try_get(2)?;
+            let trigger: String = r.try_get(3)?;
+            let error: String = r.try_get(4)?;
+            // A `missed` record of the misfire policy ("missed: N instant(s) ...") stands for
+            // the instants before it; one of an instant with no executor, for itself.
+            out.entry(r.try_get(0)?).or_default().push(Mark {
+                instant: r.try_get(1)?,
+                covers_gap: trigger == "misfire"
+                    || (state == "missed"
+                        && error.starts_with("missed:")
+                        && !error.contains("gap check")),
+            });
+        }
+        Ok(out)
+    }
+}
