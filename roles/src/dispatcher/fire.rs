@@ -210,6 +210,47 @@ impl Firer {
             return;
         }
         let lock_keys: Vec<(i64, Millis)> = due.iter().map(|(j, t)| (j.id, *t)).collect();
+        // `forbid` jobs are checked and recorded in one transaction each, so that two
+        // dispatchers cannot both find no run going and both start one.
+        let (forbid, due): (Vec<_>, Vec<_>) = due
+            .into_iter()
+            .partition(|(j, _)| j.overlap == Overlap::Forbid && j.fanout == Fanout::One);
+        let mut exclusive = Vec::with_capacity(forbid.len());
+        for (job, instant) in forbid {
+            if self.targets.candidates(&job).is_empty() {
+                // No executor: recorded `missed` below, with the others.
+                exclusive.push(Err((job, instant)));
+                continue;
+            }
+            match self.store.fire_forbid(job.id, instant, trigger).await {
+                Ok(crate::store::Forbid::New(run_id)) => {
+                    self.fired.inc();
+                    exclusive.push(Ok(Outgoing {
+                        run_id,
+                        job,
+                        instant,
+                        attempt: 1,
+                        retry_of: None,
+                        pinned: None,
+                    }));
+                }
+                Ok(crate::store::Forbid::Skipped) => {}
+                Ok(crate::store::Forbid::AlreadyFired) => self.duplicates.inc(),
+                Err(e) => {
+                    tracing::warn!(job = %job.name, error = %e,
+                        "cannot record the instant; held until the store is back");
+                    self.backlog.hold([(job, instant)]);
+                }
+            }
+        }
+        let mut due = due;
+        let mut ready = Vec::new();
+        for e in exclusive {
+            match e {
+                Ok(o) => ready.push(o),
+                Err(homeless) => due.push(homeless),
+            }
+        }
         // One row per run: `fanout = all` gives one per live executor of the target.
         let mut keys: Vec<(i64, Millis, String)> = Vec::with_capacity(due.len());
         let mut plan: Vec<(Arc<Job>, Millis, Option<ExecutorInfo>)> = Vec::with_capacity(due.len());
@@ -259,6 +300,8 @@ impl Firer {
                     }
                     let planned = plan.into_iter().map(|(job, instant, _)| (job, instant));
                     self.backlog.hold(planned.chain(homeless));
+                    // The forbid jobs' runs are recorded: they still go.
+                    self.deliver(ready, started).await;
                     return;
                 }
             }
@@ -296,6 +339,7 @@ impl Firer {
                 Recorded::AlreadyFired => self.duplicates.inc(),
             }
         }
+        batch.extend(ready);
         self.deliver(batch, started).await;
     }
 

@@ -115,6 +115,85 @@ impl Store {
             .collect())
     }
 
+    /// Fires one instant of an `overlap = forbid` job: in one transaction that holds the job's
+    /// row, either records it `dispatched` (no run of the job going) or `skipped` with the
+    /// runs going as the reason. Two dispatchers firing two instants of the job at once are
+    /// serialized here, so at most one of them starts (a check before the insert would let
+    /// both through: found by the chaos suite).
+    pub async fn fire_forbid(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        trigger: Trigger,
+    ) -> Result<Forbid, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // A write to the job's row takes its lock (InnoDB's row lock, SQLite's write lock).
+        sqlx::query("UPDATE jobs SET paused = paused WHERE id = ?")
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        let going: Vec<i64> = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE job_id = ? AND state IN ('dispatched', 'running') \
+             ORDER BY id",
+        )
+        .bind(job_id)
+        .fetch_all(&mut *tx)
+        .await?;
+        let now = crate::model::now_millis();
+        let insert = match self.backend {
+            Backend::MySql => "INSERT IGNORE",
+            Backend::Sqlite => "INSERT OR IGNORE",
+        };
+        let token = fire_token();
+        let (state, error, ended) = if going.is_empty() {
+            (RunState::Dispatched, None, None)
+        } else {
+            let ids: Vec<String> = going.iter().map(i64::to_string).collect();
+            (
+                RunState::Skipped,
+                Some(format!(
+                    "skipped: run {} still going (overlap = forbid)",
+                    ids.join(", ")
+                )),
+                Some(now),
+            )
+        };
+        let sql = format!(
+            "{insert} INTO runs (job_id, instant, target, trigger_kind, state, error, created_at, \
+             dispatched_at, ended_at, fired_by, stdout, stderr) VALUES (?, ?, '', ?, ?, ?, ?, ?, ?, ?, '', '')"
+        );
+        let done = sqlx::query(&sql)
+            .bind(job_id)
+            .bind(instant)
+            .bind(trigger.as_str())
+            .bind(state.as_str())
+            .bind(error.as_deref())
+            .bind(now)
+            .bind(now)
+            .bind(ended)
+            .bind(token.as_str())
+            .execute(&mut *tx)
+            .await?;
+        if done.rows_affected() == 0 {
+            tx.commit().await?;
+            return Ok(Forbid::AlreadyFired);
+        }
+        let id: i64 = sqlx::query_scalar(
+            "SELECT id FROM runs WHERE job_id = ? AND instant = ? AND target = '' AND fired_by = ?",
+        )
+        .bind(job_id)
+        .bind(instant)
+        .bind(token.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(if going.is_empty() {
+            Forbid::New(id)
+        } else {
+            Forbid::Skipped
+        })
+    }
+
     /// Records a manual run request (`job run`): a `scheduled` run that a dispatcher claims.
     pub async fn request_run(&self, job_id: i64) -> Result<i64, StoreError> {
         // Two requests in the same millisecond are two runs: move to the next free instant.
@@ -294,6 +373,17 @@ pub enum Recorded {
     /// This caller created the run: it must deliver it.
     New(i64),
     /// The (job, instant, target) run exists already: someone else fired it.
+    AlreadyFired,
+}
+
+/// The result of firing an instant of a `forbid` job.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Forbid {
+    /// Recorded `dispatched`: deliver it.
+    New(i64),
+    /// Recorded `skipped`: a run of the job is going.
+    Skipped,
+    /// Someone else recorded the instant.
     AlreadyFired,
 }
 

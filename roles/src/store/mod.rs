@@ -31,7 +31,7 @@ mod users;
 
 pub use alarms::{NewAlarm, Raised, RunEvent};
 pub use audit::{AuditFilter, NewAudit};
-pub use firing::{PendingRun, Recorded};
+pub use firing::{Forbid, PendingRun, Recorded};
 pub use gaps::{Mark, Scheduled};
 pub use jobs::Deleted;
 pub use jobs_query::JobFilter;

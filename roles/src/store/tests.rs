@@ -676,3 +676,35 @@ async fn a_late_result_of_a_run_presumed_lost_replaces_the_presumption() {
         assert_eq!(run.state, RunState::Lost, "{id}");
     }
 }
+
+/// Found by the chaos suite: two dispatchers firing two instants of a `forbid` job at once
+/// both found no run going and both started one. Checked and recorded together, one starts
+/// and the other is skipped, whoever is first.
+#[tokio::test]
+async fn two_forbid_fires_at_once_start_one_run() {
+    let t = temp_store("forbid-race").await;
+    let mut f = fields("f");
+    f.overlap = Some(crate::model::Overlap::Forbid);
+    let job = t
+        .store
+        .insert_job(&f.create("UTC").expect("valid"))
+        .await
+        .expect("job")
+        .id;
+    let (a, b) = tokio::join!(
+        t.store.fire_forbid(job, 1_000, Trigger::Schedule),
+        t.store.fire_forbid(job, 2_000, Trigger::Schedule)
+    );
+    let mut got = [a.expect("a"), b.expect("b")];
+    got.sort_by_key(|g| matches!(g, Forbid::Skipped));
+    assert!(matches!(got[0], Forbid::New(_)), "{got:?}");
+    assert_eq!(got[1], Forbid::Skipped, "{got:?}");
+    // The same instant again: taken.
+    assert_eq!(
+        t.store
+            .fire_forbid(job, 1_000, Trigger::Schedule)
+            .await
+            .expect("again"),
+        Forbid::AlreadyFired
+    );
+}
