@@ -50,6 +50,30 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
         .expect("count");
     let counts: Vec<&str> = rows.split_whitespace().collect();
     assert_eq!(counts[0], counts[1], "duplicate instants: {rows}");
+    // A forbid job every second that runs 1.5 s: fired in its own transaction on MariaDB too,
+    // every other instant skipped, never two at once.
+    cv.add_job("slow", "* * * * * *", "sleep 1.5", &["--overlap", "forbid"]);
+    let runs = crate::harness::wait_for(std::time::Duration::from_secs(20), "skips", || {
+        let runs = cv.runs("slow");
+        (runs.iter().any(|r| r["state"] == "skipped")
+            && runs.iter().filter(|r| r["state"] == "succeeded").count() >= 2)
+            .then_some(runs)
+    });
+    let mut spans: Vec<(i64, i64)> = runs
+        .iter()
+        .filter(|r| r["state"] == "succeeded")
+        .map(|r| {
+            (
+                crate::harness::ms(r, "started_at"),
+                crate::harness::ms(r, "ended_at"),
+            )
+        })
+        .collect();
+    spans.sort_unstable();
+    assert!(
+        spans.windows(2).all(|w| w[1].0 >= w[0].1),
+        "two forbid runs at once: {spans:?}"
+    );
 }
 
 #[test]
