@@ -8,6 +8,17 @@ use serde_json::Value;
 use crate::harness::capture::Capture;
 use crate::harness::{wait_for, Cronvisor};
 
+/// The webhook bodies `capture` received of alarms of `kind`.
+fn hooks_of(capture: &Capture, kind: &str) -> Vec<Value> {
+    capture
+        .requests()
+        .iter()
+        .filter(|r| r.path == "/hook")
+        .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
+        .filter(|v| v["kind"] == kind)
+        .collect()
+}
+
 fn alarm_config(capture: &Capture) -> String {
     format!(
         "[monitor]\ncheck_interval_ms = 100\n[alarm]\nwebhook_urls = [\"http://{a}/hook\"]\n\
@@ -368,15 +379,7 @@ fn no_dispatcher_is_alarmed_once_and_the_missed_instants_once_when_one_returns()
     unsafe {
         libc::kill(dispatcher as i32, libc::SIGKILL);
     }
-    let hooks_of = |kind: &str| -> Vec<Value> {
-        capture
-            .requests()
-            .iter()
-            .filter(|r| r.path == "/hook")
-            .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
-            .filter(|v| v["kind"] == kind)
-            .collect()
-    };
+    let hooks_of = |kind: &str| hooks_of(&capture, kind);
     // The alarm of `kind` (within `secs`), whose text says `says`.
     let hook_saying = |kind: &str, secs: u64, says: &str| -> Value {
         let hook = wait_for(Duration::from_secs(secs), kind, || hooks_of(kind).pop());
@@ -571,15 +574,7 @@ fn a_planned_stop_raises_one_summary_alarm_not_one_per_job() {
     // Downtime across several instants (this sleep *is* the stop under test).
     std::thread::sleep(Duration::from_millis(3500));
     cv.restart();
-    let hooks_of = |kind: &str| -> Vec<Value> {
-        capture
-            .requests()
-            .iter()
-            .filter(|r| r.path == "/hook")
-            .filter_map(|r| serde_json::from_str::<Value>(&r.body).ok())
-            .filter(|v| v["kind"] == kind)
-            .collect()
-    };
+    let hooks_of = |kind: &str| hooks_of(&capture, kind);
     let summary = wait_for(Duration::from_secs(20), "the summary alarm", || {
         hooks_of("stopped").pop()
     });

@@ -7,6 +7,19 @@ pub mod health;
 pub mod server;
 pub mod tls;
 
+/// RFC 3986 percent-encoding, unreserved characters kept (a space is `%20`, `*` is `%2A`, `~`
+/// stays): a URL component, a form value, and what Aliyun's signature encodes.
+pub fn percent_encode(v: &str) -> String {
+    v.bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
+                (b as char).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect()
+}
+
 use axum::http::StatusCode;
 use axum::response::{IntoResponse, Response};
 use axum::Json;

@@ -651,15 +651,7 @@ impl Escape {
 
     fn apply(self, v: &str) -> String {
         match self {
-            Escape::Url => v
-                .bytes()
-                .map(|b| match b {
-                    b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                        (b as char).to_string()
-                    }
-                    _ => format!("%{b:02X}"),
-                })
-                .collect(),
+            Escape::Url => crate::http::percent_encode(v),
             Escape::Json => {
                 let quoted = serde_json::to_string(v).unwrap_or_default();
                 quoted[1..quoted.len().saturating_sub(1).max(1)].to_string()

@@ -13,6 +13,7 @@ use hyper::Method;
 use serde_json::json;
 
 use crate::config::{SmsConfig, SmsParams, SmsProvider};
+use crate::http::percent_encode;
 
 const ALIYUN_ENDPOINT: &str = "https://dysmsapi.aliyuncs.com/";
 const TENCENT_ENDPOINT: &str = "https://sms.tencentcloudapi.com/";
@@ -226,19 +227,6 @@ pub fn read_answer(
             Ok(false)
         }
     }
-}
-
-/// RFC 3986 percent-encoding (unreserved characters kept), as both Aliyun's signature and
-/// form bodies want it: a space is `%20`, `*` is `%2A`, `~` stays.
-pub fn percent_encode(v: &str) -> String {
-    v.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
 }
 
 /// Aliyun's signed query: the common parameters and `business` ones, sorted, encoded, with

@@ -144,14 +144,7 @@ pub fn href(path: &str, pairs: &[(&str, &str)]) -> String {
 
 /// Percent-encodes a URL component.
 pub fn encode(s: &str) -> String {
-    s.bytes()
-        .map(|b| match b {
-            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' | b'~' => {
-                (b as char).to_string()
-            }
-            _ => format!("%{b:02X}"),
-        })
-        .collect()
+    crate::http::percent_encode(s)
 }
 
 /// A job's page.
