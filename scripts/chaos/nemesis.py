@@ -8,7 +8,7 @@ import time
 
 class Nemesis:
     KINDS = [
-        "kill_role", "pause_role", "kill_host", "cut_store", "cut_store_hang", "cut_etcd",
+        "kill_role", "pause_role", "kill_supervisor", "kill_host", "cut_store", "cut_store_hang", "cut_etcd",
         "cut_redis", "cut_hosts", "restart_etcd", "restart_redis", "restart_mariadb",
         "reload", "upgrade", "clock_step", "slow_link", "lossy_link",
     ]
@@ -96,6 +96,24 @@ class Nemesis:
                 os.kill(pid, signal.SIGCONT)
             except ProcessLookupError:
                 pass
+        return undo
+
+    def kill_supervisor(self, _hold):
+        """kill -9 of one host's supervisor alone: its roles find themselves orphaned and
+        drain; the host is started again when the fault heals."""
+        if sum(h.alive() for h in self.hosts) < 2:
+            return None
+        h = self.host()
+        try:
+            os.kill(h.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            return None
+        h.proc.wait(timeout=30)
+        self.note("kill_supervisor", h.name)
+
+        def undo():
+            h.kill()  # whatever of it is still draining
+            h.start()
         return undo
 
     def kill_host(self, _hold):
