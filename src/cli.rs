@@ -210,6 +210,15 @@ pub enum ImportCommand {
     /// lines apply to the lines after them; each job is named FILE-LINE and keeps its line in
     /// its description; `@reboot` is reported, not imported.
     Crontab(ImportCrontabArgs),
+    /// The `[machine]` groups of the system cronvisor replaces (its conf.ini:
+    /// `phpgroup = 192.168.2.74|192.168.2.75`), printed as cronvisor's TOML.
+    GocronConfig(ImportGocronConfigArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportGocronConfigArgs {
+    /// Its conf.ini.
+    pub file: std::path::PathBuf,
 }
 
 #[derive(Debug, Args)]

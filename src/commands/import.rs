@@ -262,6 +262,60 @@ pub async fn crontab(cli: &Cli, a: &ImportCrontabArgs) -> anyhow::Result<ExitCod
     })
 }
 
+/// `import gocron-config conf.ini`: the `[machine]` section of the system cronvisor replaces
+/// (`phpgroup = 192.168.2.74|192.168.2.75`) as cronvisor's `[machine]` groups, in TOML.
+pub fn gocron_config(text: &str) -> Result<String, String> {
+    let mut section = String::new();
+    let mut groups: Vec<(String, Vec<String>)> = Vec::new();
+    for (i, raw) in text.lines().enumerate() {
+        let line = raw.trim();
+        if line.is_empty() || line.starts_with('#') || line.starts_with(';') {
+            continue;
+        }
+        if let Some(name) = line.strip_prefix('[').and_then(|l| l.strip_suffix(']')) {
+            section = name.trim().to_ascii_lowercase();
+            continue;
+        }
+        if section != "machine" {
+            continue;
+        }
+        let Some((name, hosts)) = line.split_once('=') else {
+            return Err(format!("line {}: expected `group = host|host`", i + 1));
+        };
+        let hosts: Vec<String> = hosts
+            .split('|')
+            .map(str::trim)
+            .filter(|h| !h.is_empty())
+            .map(str::to_string)
+            .collect();
+        if hosts.is_empty() {
+            return Err(format!(
+                "line {}: group `{}` names no host",
+                i + 1,
+                name.trim()
+            ));
+        }
+        groups.push((name.trim().to_string(), hosts));
+    }
+    if groups.is_empty() {
+        return Err("no [machine] section with groups".into());
+    }
+    let mut out = String::from("[machine]\n");
+    for (name, hosts) in groups {
+        let quoted: Vec<String> = hosts.iter().map(|h| format!("{h:?}")).collect();
+        out.push_str(&format!("{name:?} = [{}]\n", quoted.join(", ")));
+    }
+    Ok(out)
+}
+
+pub fn gocron_config_command(a: &crate::cli::ImportGocronConfigArgs) -> anyhow::Result<ExitCode> {
+    let text = std::fs::read_to_string(&a.file)
+        .with_context(|| format!("reading {}", a.file.display()))?;
+    let toml = gocron_config(&text).map_err(|e| anyhow::anyhow!("{}: {e}", a.file.display()))?;
+    print!("{toml}");
+    Ok(ExitCode::SUCCESS)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -310,6 +364,20 @@ mod tests {
             Some("/usr/local/bin/backup --date=$(date +%F)")
         );
         assert!(matches!(&lines[2], Line::Skipped { line: 8, why } if why.contains("@reboot")));
+    }
+
+    #[test]
+    fn gocron_machine_groups_become_toml_groups() {
+        let ini = "[mysql]\nhost = 127.0.0.1\n\n[machine]\nphpgroup = 192.168.2.74|192.168.2.75\n\
+                   ; a comment\npcrongroup = 192.168.3.206 | 192.168.3.198\n";
+        let toml = gocron_config(ini).expect("groups");
+        assert_eq!(
+            toml,
+            "[machine]\n\"phpgroup\" = [\"192.168.2.74\", \"192.168.2.75\"]\n\
+             \"pcrongroup\" = [\"192.168.3.206\", \"192.168.3.198\"]\n"
+        );
+        assert!(gocron_config("[machine]\nempty = \n").is_err());
+        assert!(gocron_config("[mysql]\nhost = x\n").is_err());
     }
 
     #[test]

@@ -47,6 +47,7 @@ pub async fn run(
         Command::Run(cmd) => jobs::run(&cli, cmd).await,
         Command::Next(args) => next::run(&cli, args).await,
         Command::Import(ImportCommand::Crontab(args)) => import::crontab(&cli, args).await,
+        Command::Import(ImportCommand::GocronConfig(args)) => import::gocron_config_command(args),
         Command::Status(out) => status::run(&cli, *out).await,
         Command::Reload(args) => status::reload(&cli, args).await,
         Command::Migrate => {
