@@ -213,6 +213,20 @@ pub enum ImportCommand {
     /// The `[machine]` groups of the system cronvisor replaces (its conf.ini:
     /// `phpgroup = 192.168.2.74|192.168.2.75`), printed as cronvisor's TOML.
     GocronConfig(ImportGocronConfigArgs),
+    /// The jobs of the system cronvisor replaces, from its MySQL table `tb_cron_schedule`:
+    /// rule, command (or the URL of a curl/wget job), state, runat, the overflow policy (as
+    /// overlap), alarm recipients and remark.
+    Gocron(ImportGocronArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct ImportGocronArgs {
+    /// Its database, e.g. mysql://user:password@host:3306/gocron.
+    #[arg(long, value_name = "URL")]
+    pub from: String,
+    /// Print what would be added; add nothing.
+    #[arg(long)]
+    pub dry_run: bool,
 }
 
 #[derive(Debug, Args)]

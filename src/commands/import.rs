@@ -262,6 +262,107 @@ pub async fn crontab(cli: &Cli, a: &ImportCrontabArgs) -> anyhow::Result<ExitCod
     })
 }
 
+/// A job of the system cronvisor replaces, as cronvisor's fields: `shell` runs `cmd`, `curl`
+/// and `wget` fetch it as an HTTP job; `state` 1 is active, anything else paused; the overflow
+/// policy becomes the overlap one (1 skip and alarm = `forbid` alarming `skipped`, 2 kill the
+/// previous = `replace`, 3 skip silently = `forbid`, 4 both run = `allow`).
+pub fn gocron_job(g: &cronvisor_roles::store::GocronJob) -> JobFields {
+    use cronvisor_roles::model::Overlap;
+    let name = if cronvisor_roles::model::validate_name(&g.job_name).is_ok() {
+        g.job_name.clone()
+    } else {
+        format!("gocron-{}", g.jobid)
+    };
+    let mut description = format!("gocron job {}: {}", g.jobid, g.job_name);
+    if let Some(r) = &g.remark {
+        description.push_str(&format!(" — {r}"));
+    }
+    let http = matches!(g.querytype.trim(), "curl" | "wget");
+    let (overlap, alarm_skipped) = match g.overflow {
+        1 => (Overlap::Forbid, true),
+        2 => (Overlap::Replace, false),
+        3 => (Overlap::Forbid, false),
+        _ => (Overlap::Allow, false),
+    };
+    let alarm_on = alarm_skipped.then(|| {
+        cronvisor_roles::model::DEFAULT_ALARM_ON
+            .iter()
+            .map(|k| k.as_str().to_string())
+            .chain(["skipped".to_string()])
+            .collect()
+    });
+    JobFields {
+        name: Some(name),
+        description: Some(description),
+        schedule: Some(g.rule.trim().to_string()),
+        command: (!http).then(|| g.cmd.clone()),
+        http_url: http.then(|| g.cmd.trim().to_string()),
+        run_at: g.runat.clone(),
+        overlap: Some(overlap),
+        alarm_on,
+        admin_mobile: g.admin_mobile.clone(),
+        admin_email: g.admin_email.clone(),
+        paused: Some(g.state != 1),
+        ..JobFields::default()
+    }
+}
+
+pub async fn gocron(cli: &Cli, a: &crate::cli::ImportGocronArgs) -> anyhow::Result<ExitCode> {
+    let source = cronvisor_roles::store::Store::connect(&a.from, 1)
+        .await
+        .with_context(|| format!("connecting to {}", super::redact_url(&a.from)))?;
+    let jobs = source
+        .gocron_jobs()
+        .await
+        .context("reading tb_cron_schedule")?;
+    source.close().await;
+    let api = if a.dry_run {
+        None
+    } else {
+        Some(super::jobs::api(cli)?)
+    };
+    let (mut created, mut failed) = (0, 0);
+    for g in &jobs {
+        let fields = gocron_job(g);
+        let name = fields.name.clone().unwrap_or_default();
+        let what = fields
+            .command
+            .clone()
+            .or(fields.http_url.clone())
+            .unwrap_or_default();
+        let rule = fields.schedule.clone().unwrap_or_default();
+        let Some(api) = &api else {
+            println!("would add `{name}`: {rule}  {what}");
+            created += 1;
+            continue;
+        };
+        let answer: anyhow::Result<serde_json::Value> = api
+            .call(
+                Method::POST,
+                "/api/v1/jobs",
+                Some(serde_json::to_value(&fields)?),
+            )
+            .await;
+        match answer {
+            Ok(_) => {
+                created += 1;
+                println!("added `{name}`: {rule}  {what}");
+            }
+            Err(e) => {
+                failed += 1;
+                println!("gocron job {} not added: {e:#}", g.jobid);
+            }
+        }
+    }
+    let verb = if a.dry_run { "would add" } else { "added" };
+    println!("{verb} {created} job(s); {failed} refused");
+    Ok(if failed > 0 {
+        ExitCode::FAILURE
+    } else {
+        ExitCode::SUCCESS
+    })
+}
+
 /// `import gocron-config conf.ini`: the `[machine]` section of the system cronvisor replaces
 /// (`phpgroup = 192.168.2.74|192.168.2.75`) as cronvisor's `[machine]` groups, in TOML.
 pub fn gocron_config(text: &str) -> Result<String, String> {

@@ -48,6 +48,7 @@ pub async fn run(
         Command::Next(args) => next::run(&cli, args).await,
         Command::Import(ImportCommand::Crontab(args)) => import::crontab(&cli, args).await,
         Command::Import(ImportCommand::GocronConfig(args)) => import::gocron_config_command(args),
+        Command::Import(ImportCommand::Gocron(args)) => import::gocron(&cli, args).await,
         Command::Status(out) => status::run(&cli, *out).await,
         Command::Reload(args) => status::reload(&cli, args).await,
         Command::Migrate => {

@@ -86,3 +86,62 @@ fn scopes_hold_on_mariadb_too() {
     );
     crate::access::walk_every_route_out_of_scope(&cv);
 }
+
+/// The jobs of the system cronvisor replaces come over from its MySQL table
+/// `tb_cron_schedule`: each querytype, state and overflow policy as cronvisor's fields.
+#[test]
+fn gocron_jobs_come_over_from_its_mysql_table() {
+    let db = MariaDb::start();
+    db.sql_root(
+        "SET NAMES utf8mb4; CREATE TABLE cron.tb_cron_schedule (jobid INT PRIMARY KEY, job_name VARCHAR(64), \
+         cmd TEXT, rule VARCHAR(64), querytype VARCHAR(16), state TINYINT, runat VARCHAR(64), \
+         overflow TINYINT, admin_mobile VARCHAR(255), admin_email VARCHAR(255), \
+         remark VARCHAR(255)) DEFAULT CHARSET = utf8mb4; \
+         INSERT INTO cron.tb_cron_schedule VALUES \
+         (1, 'backup', '/usr/local/bin/backup', '0 30 2 * * *', 'shell', 1, 'phpgroup', 1, \
+          '13800000001', 'ops@example.com', 'nightly'), \
+         (2, '清理缓存', 'http://127.0.0.1:9/flush', '0 */5 * * * *', 'curl', 1, NULL, 2, '', '', NULL), \
+         (3, 'old', 'echo old', '*/10 * * * * *', 'shell', 0, NULL, 3, NULL, NULL, NULL), \
+         (4, 'both', 'echo both', '@every 1m', 'shell', 1, NULL, 4, NULL, NULL, NULL);",
+    )
+    .expect("gocron's table");
+    let cv = Cronvisor::start_with("gocron-import", "[machine]\nphpgroup = [\"localhost\"]\n");
+    let out = cv.cli(&["import", "gocron", "--from", &db.url(), "--dry-run"]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{text}");
+    assert!(text.ends_with("would add 4 job(s); 0 refused\n"), "{text}");
+    assert!(cv
+        .json(&["job", "list"])
+        .as_array()
+        .is_some_and(|a| a.is_empty()));
+    let out = cv.cli(&["import", "gocron", "--from", &db.url()]);
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(
+        !text.contains("app-pw"),
+        "the password stays out of the output"
+    );
+    let backup = cv.json(&["job", "show", "backup"]);
+    assert_eq!(backup["overlap"], "forbid");
+    assert!(backup["alarm_on"]
+        .as_array()
+        .is_some_and(|a| a.iter().any(|k| k == "skipped")));
+    assert_eq!(backup["run_at"], "phpgroup");
+    assert_eq!(backup["schedule"], "0 30 2 * * *");
+    assert_eq!(backup["description"], "gocron job 1: backup — nightly");
+    assert_eq!(backup["admin_email"], "ops@example.com");
+    let flush = cv.json(&["job", "show", "gocron-2"]);
+    assert_eq!(flush["http_url"], "http://127.0.0.1:9/flush");
+    assert_eq!(flush["overlap"], "replace");
+    assert_eq!(flush["description"], "gocron job 2: 清理缓存");
+    let old = cv.json(&["job", "show", "old"]);
+    assert_eq!(
+        (old["paused"].clone(), old["overlap"].clone()),
+        (true.into(), "forbid".into())
+    );
+    assert_eq!(cv.json(&["job", "show", "both"])["overlap"], "allow");
+}
