@@ -143,6 +143,9 @@ pub fn job(view: &JobView) {
     if let Some(d) = &j.description {
         println!("about:      {d}");
     }
+    if let Some(u) = &j.run_as {
+        println!("runs as:    {u}");
+    }
     println!("group:      {}", j.group);
     println!("schedule:   {} ({})", j.schedule, j.timezone);
     println!("state:      {}", if j.paused { "paused" } else { "active" });

@@ -448,3 +448,48 @@ fn a_root_executors_jobs_run_as_the_unprivileged_user_and_cannot_read_its_secret
     );
     assert!(!out.contains(token.trim()));
 }
+
+/// A job may name its own user, one of the executor's `allowed_users`; any other fails with
+/// the reason, and a name that is no user name is refused at once.
+#[test]
+fn a_job_runs_as_its_own_user_only_from_the_allowed_ones() {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the executor is not root here");
+        return;
+    }
+    let cv = Cronvisor::start_with(
+        "run-as-job",
+        "[executor]\nrun_as = \"nobody\"\nallowed_users = [\"daemon\"]\n",
+    );
+    cv.add_job("as-daemon", "@yearly", "id -un", &["--run-as", "daemon"]);
+    let id = cv.run_now("as-daemon");
+    let run = cv.wait_run(&id, "the run", |s| s == "succeeded");
+    assert_eq!(run["stdout"], "daemon\n");
+    cv.add_job("as-bin", "@yearly", "id -un", &["--run-as", "bin"]);
+    let id = cv.run_now("as-bin");
+    let run = cv.wait_run(&id, "the refusal", |s| s == "failed");
+    assert_eq!(
+        run["error"], "run_as `bin` is not in this executor's executor.allowed_users",
+        "{run}"
+    );
+    let bad = cv.cli(&[
+        "job",
+        "add",
+        "--name",
+        "x",
+        "--schedule",
+        "@daily",
+        "--command",
+        "true",
+        "--run-as",
+        "not a user",
+    ]);
+    assert!(!bad.status.success());
+    assert!(
+        String::from_utf8_lossy(&bad.stderr)
+            .starts_with("error: run_as: `not a user` is not a user name"),
+        "{}",
+        String::from_utf8_lossy(&bad.stderr)
+    );
+}

@@ -381,6 +381,9 @@ pub struct ExecutorConfig {
     /// jobs as itself. Default "nobody" (Debian's unprivileged user), so that a job cannot read
     /// the data dir (tokens, the SQLite store) or anything else only root may.
     pub run_as: String,
+    /// The users a job may name as its own `run_as` on this executor (root only). A job naming
+    /// another one fails with the reason. Default none.
+    pub allowed_users: Vec<String>,
 }
 
 impl Default for ExecutorConfig {
@@ -394,6 +397,7 @@ impl Default for ExecutorConfig {
             pass_env: Vec::new(),
             max_running: 0,
             run_as: "nobody".to_string(),
+            allowed_users: Vec::new(),
         }
     }
 }

@@ -246,6 +246,7 @@ fn request_of(o: &Outgoing) -> Option<RunRequest> {
         retry_of: o.retry_of,
         retries: o.job.retries,
         retry_backoff_secs: o.job.retry_backoff_secs,
+        run_as: o.job.run_as.clone(),
     })
 }
 

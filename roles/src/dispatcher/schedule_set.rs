@@ -250,6 +250,7 @@ pub(crate) mod tests {
             misfire_window_secs: 3600,
             alarm_on: Vec::new(),
             alarm_channels: Vec::new(),
+            run_as: None,
             description: None,
             admin_email: None,
             admin_mobile: None,

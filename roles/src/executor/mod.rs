@@ -559,12 +559,24 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
     // A shell command's process, or nothing yet for an HTTP job (its request starts in the
     // task below).
     let output = live::LiveOutput::new(exec.cfg.output_head_bytes, exec.cfg.output_tail_bytes);
+    let job_user = match req.run_as.as_deref() {
+        None => exec.run_as.clone(),
+        Some(name) => match process::RunAs::for_job(name, &exec.cfg.allowed_users) {
+            Ok(user) => user,
+            Err(reason) => {
+                exec.counters.spawn_failed.inc();
+                exec.recorder
+                    .finish(req.run_id, RunOutcome::failed(reason), None, None);
+                return Err(req.run_id);
+            }
+        },
+    };
     let spawned = match &req.http {
         Some(_) => None,
         None => match process::spawn(
             &req.command,
-            process::job_env(&req, &exec.cfg.pass_env, exec.run_as.as_ref()),
-            exec.run_as.as_ref(),
+            process::job_env(&req, &exec.cfg.pass_env, job_user.as_ref()),
+            job_user.as_ref(),
             output.clone(),
         ) {
             Ok(s) => Some(s),

@@ -125,6 +125,34 @@ impl RunAs {
     }
 }
 
+impl RunAs {
+    /// The user of a job that names its own (`run_as`): one of `allowed`, and one this
+    /// executor can become. `Ok(None)`: the executor's own user. `Err`: why the run fails.
+    pub fn for_job(name: &str, allowed: &[String]) -> Result<Option<RunAs>, String> {
+        if !allowed.iter().any(|u| u == name) {
+            return Err(format!(
+                "run_as `{name}` is not in this executor's executor.allowed_users"
+            ));
+        }
+        if !nix::unistd::geteuid().is_root() {
+            let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
+                .ok()
+                .flatten()
+                .map(|u| u.name);
+            return match me {
+                Some(me) if me == name => Ok(None),
+                _ => Err(format!(
+                    "run_as `{name}`: this executor is not root and cannot run jobs as another user"
+                )),
+            };
+        }
+        if name == "root" {
+            return Ok(None);
+        }
+        RunAs::resolve(name).map_err(|e| e.to_string())
+    }
+}
+
 pub fn spawn(
     command: &str,
     env: Vec<(String, String)>,

@@ -171,6 +171,18 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
         1,
         MAX_MISFIRE_WINDOW_SECS,
     )?;
+    if let Some(u) = &job.run_as {
+        let ok = !u.is_empty()
+            && u.len() <= 32
+            && u.chars()
+                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'));
+        if !ok {
+            return Err(FieldError::new(
+                "run_as",
+                format!("`{u}` is not a user name (letters, digits, `-`, `_`, `.`; 32 at most)"),
+            ));
+        }
+    }
     if let Some(v) = &job.description {
         max_len("description", v, MAX_DESCRIPTION)?;
     }

@@ -226,6 +226,11 @@ pub struct JobFields {
     #[arg(long, value_delimiter = ',', value_name = "CHANNELS")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub alarm_channels: Option<Vec<String>>,
+    /// The user the job runs as on a root executor, one of its `executor.allowed_users` ("" for
+    /// the executor's `run_as`).
+    #[arg(long = "run-as", value_name = "USER")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
     /// What the job is for, in words (shown in `job show` and the console; "" for none).
     #[arg(long, value_name = "TEXT")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -288,6 +293,7 @@ fn blank(default_tz: &str) -> Job {
         misfire_window_secs: DEFAULT_MISFIRE_WINDOW_SECS,
         alarm_on: DEFAULT_ALARM_ON.to_vec(),
         alarm_channels: Vec::new(),
+        run_as: None,
         description: None,
         admin_email: None,
         admin_mobile: None,
@@ -400,6 +406,9 @@ impl JobFields {
         if let Some(v) = self.alarm_channels {
             job.alarm_channels =
                 Channel::parse_list(&v).map_err(|m| FieldError::new("alarm_channels", m))?;
+        }
+        if let Some(v) = self.run_as {
+            job.run_as = non_empty(v);
         }
         if let Some(v) = self.description {
             job.description = non_empty(v);

@@ -56,6 +56,8 @@ pub struct Job {
     pub alarm_on: Vec<AlarmKind>,
     /// Channels this job's alarms use; empty: every configured one.
     pub alarm_channels: Vec<Channel>,
+    /// The user it runs as on a root executor (one of `executor.allowed_users`).
+    pub run_as: Option<String>,
     /// What the job is for, in words.
     pub description: Option<String>,
     /// Extra recipients of this job's alarms (the original's admin_email / admin_mobile).
@@ -248,6 +250,9 @@ pub struct RunRequest {
     pub retries: i64,
     #[serde(default)]
     pub retry_backoff_secs: i64,
+    /// The job's own user (checked against the executor's `allowed_users`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_as: Option<String>,
 }
 
 /// The request of an HTTP job.

@@ -46,6 +46,7 @@ const FIELD_COLUMNS: &[&str] = &[
     "misfire_window_secs",
     "alarm_on",
     "alarm_channels",
+    "run_as",
     "description",
     "admin_email",
     "admin_mobile",
@@ -295,6 +296,7 @@ fn bind_fields<'q>(
         .bind(job.misfire_window_secs)
         .bind(crate::model::join(&job.alarm_on))
         .bind(crate::model::join(&job.alarm_channels))
+        .bind(job.run_as.as_deref())
         .bind(job.description.as_deref())
         .bind(job.admin_email.as_deref())
         .bind(job.admin_mobile.as_deref())

@@ -80,6 +80,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "job_description",
         include_str!("../../../migrations/sqlite/0014_job_description.sql"),
     ),
+    (
+        15,
+        "job_run_as",
+        include_str!("../../../migrations/sqlite/0015_job_run_as.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -153,6 +158,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         14,
         "job_description",
         include_str!("../../../migrations/mysql/0014_job_description.sql"),
+    ),
+    (
+        15,
+        "job_run_as",
+        include_str!("../../../migrations/mysql/0015_job_run_as.sql"),
     ),
 ];
 

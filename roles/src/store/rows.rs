@@ -86,6 +86,7 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("alarm_on: {e}")))?,
         alarm_channels: Channel::parse_list(&[r.try_get::<String, _>("alarm_channels")?])
             .map_err(|e| StoreError::Corrupt(format!("alarm_channels: {e}")))?,
+        run_as: text(r, "run_as")?,
         description: text(r, "description")?,
         admin_email: text(r, "admin_email")?,
         admin_mobile: text(r, "admin_mobile")?,

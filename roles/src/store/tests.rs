@@ -428,6 +428,7 @@ async fn every_job_field_is_stored_and_read_back_as_given() {
         misfire_window_secs: Some(600),
         alarm_on: Some(vec!["failed".into(), "recovered".into()]),
         alarm_channels: Some(vec!["sms".into()]),
+        run_as: Some("daemon".into()),
         description: Some("line 3 of /etc/crontab".into()),
         admin_email: Some("a@example.com".into()),
         admin_mobile: Some("5550100".into()),

@@ -136,6 +136,7 @@ fn form(job: Option<&Job>, default_tz: &str) -> Markup {
                 legend { "What and when" }
                 (text("Name", "name", &get(|j| j.name.clone()), "Unique, whatever its case."))
                 (text("Description", "description", &get(|j| j.description.clone().unwrap_or_default()), "What it is for, in words."))
+                (text("Run as", "run_as", &get(|j| j.run_as.clone().unwrap_or_default()), "A user of the executors' allowed_users; empty: their run_as."))
                 (text("Rule", "schedule", &get(|j| j.schedule.clone()), "5 or 6 fields (sec min hour dom month dow), @daily, @every 90s."))
                 (text("Time zone", "timezone", &tz, "IANA name, e.g. Europe/Paris."))
                 div.field.wide #preview aria-live="polite" { strong { "Next instants" } span #preview-words {} ol #preview-list {} small.error #preview-error {} }
