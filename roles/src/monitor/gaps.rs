@@ -71,6 +71,7 @@ impl Gaps {
             Ok(found) => found,
             Err(e) => {
                 tracing::warn!(error = %e, "gap check: cannot read the schedule or the runs");
+                self.quiet_until = now + EVERY;
                 return 0;
             }
         };

@@ -54,7 +54,7 @@ impl Store {
         to: Millis,
     ) -> Result<HashMap<i64, Vec<Mark>>, StoreError> {
         let rows = sqlx::query(
-            "SELECT job_id, instant, state, trigger_kind, COALESCE(error, '') FROM runs \
+            "SELECT job_id, instant, state, trigger_kind, error FROM runs \
              WHERE instant >= ? \
              AND instant <= ? AND trigger_kind IN ('schedule', 'misfire') ORDER BY instant",
         )
@@ -66,7 +66,7 @@ impl Store {
         for r in &rows {
             let state: String = r.try_get(2)?;
             let trigger: String = r.try_get(3)?;
-            let error: String = r.try_get(4)?;
+            let error = super::rows::text_at(r, 4)?.unwrap_or_default();
             // A `missed` record of the misfire policy ("missed: N instant(s) ...") stands for
             // the instants before it; one of an instant with no executor, for itself.
             out.entry(r.try_get(0)?).or_default().push(Mark {
