@@ -82,13 +82,15 @@ def main():
         t1 = int(time.time() * 1000)
         nemesis.heal_all()
         # Settle: every run of the window ends (lost ones after lost_after, replaced ones
-        # after their kill grace), retries fire, held instants are recorded.
-        settle_until = time.monotonic() + 60
+        # after their kill grace), retries fire, held instants are recorded, and the monitors'
+        # gap check (which waits 2 x delivery timeout + lock TTL + late grace after an instant,
+        # and as long after a monitor starts) has been over the window's last instants.
+        settle_until = time.monotonic() + 120
         while time.monotonic() < settle_until:
             open_runs = servers.sql(
                 f"SELECT COUNT(*) FROM cron.runs WHERE instant < {t1} AND state IN "
                 "('scheduled', 'dispatched', 'running')").strip()
-            if open_runs == "0" and time.monotonic() > settle_until - 40:
+            if open_runs == "0" and time.monotonic() > settle_until - 45:
                 break
             time.sleep(1)
         result = check(servers, JOBS + [("http", "*/2 * * * * *", None, [])], execlog, tmp,

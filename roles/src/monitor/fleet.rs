@@ -100,32 +100,40 @@ impl Fleet {
                 return;
             }
         };
-        // The outage began when the last dispatcher was last heard from.
+        // The outage began when the last dispatcher was last heard from. Each flip is stored
+        // with its alarm, in one transaction.
+        let lost_after_s = self.lost_after / 1000;
+        let merge_since = alarmer.merge_since();
         let flip = if seen == 0 {
-            self.store
-                .flip_fleet_state("dispatchers", "up", "down", stale)
-                .await
-        } else {
-            self.store
-                .flip_fleet_state("dispatchers", "down", "up", now)
-                .await
-        };
-        match flip {
-            Ok(Some(_)) if seen == 0 => {
+            let down = |_since| {
                 let subject = format!(
-                    "no dispatcher has been heard from for {} s: no job fires until one runs \
-                     again; the instants missed meanwhile are then recorded `missed`, or run once \
-                     where a job's misfire policy says so",
-                    self.lost_after / 1000
+                    "no dispatcher has been heard from for {lost_after_s} s: no job fires until \
+                     one runs again; the instants missed meanwhile are then recorded `missed`, or \
+                     run once where a job's misfire policy says so"
                 );
-                alarmer.raise_system("dispatchers_down", &subject).await;
-            }
-            Ok(Some(since)) => {
+                alarmer.system_alarms("dispatchers_down", &subject)
+            };
+            self.store
+                .flip_fleet_state_alarmed("dispatchers", "up", "down", stale, &down, merge_since)
+                .await
+                .map(|f| f.map(|_| "dispatchers_down"))
+        } else {
+            let back = |since: Millis| {
                 let subject = format!(
                     "a dispatcher runs again after {} s without any",
                     (now - since) / 1000
                 );
-                alarmer.raise_system("dispatchers_back", &subject).await;
+                alarmer.system_alarms("dispatchers_back", &subject)
+            };
+            self.store
+                .flip_fleet_state_alarmed("dispatchers", "down", "up", now, &back, merge_since)
+                .await
+                .map(|f| f.map(|_| "dispatchers_back"))
+        };
+        match flip {
+            Ok(Some(kind)) => {
+                tracing::warn!(kind, "system alarm raised");
+                alarmer.count_system_raised(1);
             }
             Ok(None) => {}
             Err(e) => tracing::warn!(error = %e, "cannot record the dispatchers' state"),
@@ -180,24 +188,37 @@ impl Fleet {
     /// shared fact `dependency:<name>`.
     async fn dependency(&self, alarmer: &Alarmer, dep: &str, down: Option<&str>, now: Millis) {
         let fact = format!("dependency:{dep}");
+        let merge_since = alarmer.merge_since();
+        let alarms = |since: Millis| match down {
+            Some(error) => {
+                alarmer.system_alarms("dependency_down", &format!("{dep} unreachable: {error}"))
+            }
+            None => alarmer.system_alarms(
+                "dependency_back",
+                &format!("{dep} reachable again after {} s", (now - since) / 1000),
+            ),
+        };
+        let (from, to, at) = match down {
+            Some(_) => ("up", "down", now),
+            None => ("down", "up", now),
+        };
+        // The flip and its alarm in one transaction: a store error between them cannot leave
+        // the fact flipped and the alarm unwritten (found by the chaos suite, seed 23).
         let flipped = match self.store.ensure_fleet_fact(&fact).await {
-            Ok(()) => match down {
-                Some(_) => self.store.flip_fleet_state(&fact, "up", "down", now).await,
-                None => self.store.flip_fleet_state(&fact, "down", "up", now).await,
-            },
+            Ok(()) => {
+                self.store
+                    .flip_fleet_state_alarmed(&fact, from, to, at, &alarms, merge_since)
+                    .await
+            }
             Err(e) => Err(e),
         };
-        match (flipped, down) {
-            (Ok(Some(_)), Some(error)) => {
-                let subject = format!("{dep} unreachable: {error}");
-                alarmer.raise_system("dependency_down", &subject).await;
+        match flipped {
+            Ok(Some(_)) => {
+                tracing::warn!(dep, down = down.is_some(), "system alarm raised");
+                alarmer.count_system_raised(1);
             }
-            (Ok(Some(since)), None) => {
-                let subject = format!("{dep} reachable again after {} s", (now - since) / 1000);
-                alarmer.raise_system("dependency_back", &subject).await;
-            }
-            (Ok(None), _) => {}
-            (Err(e), _) => tracing::warn!(error = %e, dep, "cannot record the dependency's state"),
+            Ok(None) => {}
+            Err(e) => tracing::warn!(error = %e, dep, "cannot record the dependency's state"),
         }
     }
 }

@@ -3,7 +3,7 @@
 
 use sqlx::Row;
 
-use super::{is_unique_violation, Store, StoreError};
+use super::{is_unique_violation, NewAlarm, Store, StoreError};
 use crate::model::Millis;
 
 impl Store {
@@ -41,10 +41,27 @@ impl Store {
         to: &str,
         now: Millis,
     ) -> Result<Option<Millis>, StoreError> {
+        self.flip_fleet_state_alarmed(name, from, to, now, &|_| Vec::new(), 0)
+            .await
+    }
+
+    /// [`Store::flip_fleet_state`] with the alarms of the flip (`alarms` of the state's
+    /// previous `since`) stored in the same transaction: a store error cannot flip the fact
+    /// and lose its alarm.
+    pub async fn flip_fleet_state_alarmed(
+        &self,
+        name: &str,
+        from: &str,
+        to: &str,
+        now: Millis,
+        alarms: &(dyn Fn(Millis) -> Vec<NewAlarm> + Send + Sync),
+        merge_since: Millis,
+    ) -> Result<Option<Millis>, StoreError> {
+        let mut tx = self.pool.begin().await?;
         let Some(row) = sqlx::query("SELECT since FROM fleet_state WHERE name = ? AND state = ?")
             .bind(name)
             .bind(from)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *tx)
             .await?
         else {
             return Ok(None);
@@ -58,9 +75,16 @@ impl Store {
         .bind(name)
         .bind(from)
         .bind(since)
-        .execute(&self.pool)
+        .execute(&mut *tx)
         .await?
         .rows_affected();
-        Ok((n == 1).then_some(since))
+        if n != 1 {
+            return Ok(None);
+        }
+        for alarm in alarms(since) {
+            super::alarms::raise_on(&mut tx, &alarm, merge_since).await?;
+        }
+        tx.commit().await?;
+        Ok(Some(since))
     }
 }

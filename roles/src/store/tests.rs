@@ -709,3 +709,57 @@ async fn two_forbid_fires_at_once_start_one_run() {
         Forbid::AlreadyFired
     );
 }
+
+/// Found by the chaos suite: a dependency's fact flipped `down` while its alarm failed to be
+/// written, so two `dependency_back` came in a row. Flip and alarm are one transaction.
+#[tokio::test]
+async fn a_fleet_fact_flips_with_its_alarm_or_not_at_all() {
+    let t = temp_store("flip-alarm").await;
+    t.store
+        .ensure_fleet_fact("dependency:etcd")
+        .await
+        .expect("fact");
+    let alarm = |_since: crate::model::Millis| {
+        vec![NewAlarm {
+            job_id: 0,
+            run_id: 0,
+            kind: "dependency_down".into(),
+            channel: "none".into(),
+            recipient: String::new(),
+            status: "recorded",
+            details: serde_json::json!({}),
+        }]
+    };
+    sqlx::query(
+        "CREATE TRIGGER refuse_alarm BEFORE INSERT ON alarms \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END",
+    )
+    .execute(&t.store.pool)
+    .await
+    .expect("trigger");
+    let failed = t
+        .store
+        .flip_fleet_state_alarmed("dependency:etcd", "up", "down", 5, &alarm, 0)
+        .await;
+    assert!(failed.is_err(), "{failed:?}");
+    assert_eq!(
+        t.store
+            .fleet_fact("dependency:etcd")
+            .await
+            .expect("fact")
+            .as_deref(),
+        Some("up"),
+        "not flipped without its alarm"
+    );
+    sqlx::query("DROP TRIGGER refuse_alarm")
+        .execute(&t.store.pool)
+        .await
+        .expect("drop");
+    let flipped = t
+        .store
+        .flip_fleet_state_alarmed("dependency:etcd", "up", "down", 5, &alarm, 0)
+        .await
+        .expect("flip");
+    assert!(flipped.is_some());
+    assert_eq!(t.store.alarms(10).await.expect("alarms").len(), 1);
+}
