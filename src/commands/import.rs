@@ -202,6 +202,39 @@ fn job_stem(path: &Path) -> String {
     }
 }
 
+/// Adds one imported job through the API, or — without an API (`--dry-run`) — says what it
+/// would add; one line either way. False when the API refused it (the reason is printed).
+async fn add_one(api: Option<&crate::api_client::Api>, fields: &JobFields) -> anyhow::Result<bool> {
+    let name = fields.name.clone().unwrap_or_default();
+    let rule = fields.schedule.clone().unwrap_or_default();
+    let what = fields
+        .command
+        .clone()
+        .or(fields.http_url.clone())
+        .unwrap_or_default();
+    let Some(api) = api else {
+        println!("would add `{name}`: {rule}  {what}");
+        return Ok(true);
+    };
+    let answer: anyhow::Result<serde_json::Value> = api
+        .call(
+            Method::POST,
+            "/api/v1/jobs",
+            Some(serde_json::to_value(fields)?),
+        )
+        .await;
+    match answer {
+        Ok(_) => {
+            println!("added `{name}`: {rule}  {what}");
+            Ok(true)
+        }
+        Err(e) => {
+            println!("`{name}` not added: {e:#}");
+            Ok(false)
+        }
+    }
+}
+
 /// Whether `path` is a system crontab (with a user column): `/etc/crontab`, `/etc/cron.d/*`.
 fn is_system(path: &Path) -> bool {
     path == Path::new("/etc/crontab") || path.parent() == Some(Path::new("/etc/cron.d"))
@@ -224,33 +257,10 @@ pub async fn crontab(cli: &Cli, a: &ImportCrontabArgs) -> anyhow::Result<ExitCod
                 skipped += 1;
                 println!("line {line}: skipped: {why}");
             }
-            Line::Job(fields) => {
-                let name = fields.name.clone().unwrap_or_default();
-                let rule = fields.schedule.clone().unwrap_or_default();
-                let command = fields.command.clone().unwrap_or_default();
-                let Some(api) = &api else {
-                    println!("would add `{name}`: {rule}  {command}");
-                    created += 1;
-                    continue;
-                };
-                let answer: anyhow::Result<serde_json::Value> = api
-                    .call(
-                        Method::POST,
-                        "/api/v1/jobs",
-                        Some(serde_json::to_value(fields.as_ref())?),
-                    )
-                    .await;
-                match answer {
-                    Ok(_) => {
-                        created += 1;
-                        println!("added `{name}`: {rule}  {command}");
-                    }
-                    Err(e) => {
-                        failed += 1;
-                        println!("`{name}` not added: {e:#}");
-                    }
-                }
-            }
+            Line::Job(fields) => match add_one(api.as_ref(), fields).await? {
+                true => created += 1,
+                false => failed += 1,
+            },
         }
     }
     let verb = if a.dry_run { "would add" } else { "added" };
@@ -323,35 +333,9 @@ pub async fn gocron(cli: &Cli, a: &crate::cli::ImportGocronArgs) -> anyhow::Resu
     };
     let (mut created, mut failed) = (0, 0);
     for g in &jobs {
-        let fields = gocron_job(g);
-        let name = fields.name.clone().unwrap_or_default();
-        let what = fields
-            .command
-            .clone()
-            .or(fields.http_url.clone())
-            .unwrap_or_default();
-        let rule = fields.schedule.clone().unwrap_or_default();
-        let Some(api) = &api else {
-            println!("would add `{name}`: {rule}  {what}");
-            created += 1;
-            continue;
-        };
-        let answer: anyhow::Result<serde_json::Value> = api
-            .call(
-                Method::POST,
-                "/api/v1/jobs",
-                Some(serde_json::to_value(&fields)?),
-            )
-            .await;
-        match answer {
-            Ok(_) => {
-                created += 1;
-                println!("added `{name}`: {rule}  {what}");
-            }
-            Err(e) => {
-                failed += 1;
-                println!("gocron job {} not added: {e:#}", g.jobid);
-            }
+        match add_one(api.as_ref(), &gocron_job(g)).await? {
+            true => created += 1,
+            false => failed += 1,
         }
     }
     let verb = if a.dry_run { "would add" } else { "added" };
