@@ -125,10 +125,10 @@ def check(servers, jobs, log_path, tmp, t0, t1):
             anomaly("executed_twice", f"{e['job']} run {run_id} started {len(e['starts'])} times")
     # An instant whose job ran to success is never run again (by a retry of a run presumed
     # lost, say): a doubled payroll cannot be undone.
-    by_id_all = {r["id"]: r for r in all_runs}
+    by_id = {r["id"]: r for r in all_runs}
     per_instant = {}
     for rid, e in executed.items():
-        run = by_id_all.get(rid)
+        run = by_id.get(rid)
         if run and e["starts"]:
             key = (run["job"], run["instant"], run["target"])
             per_instant.setdefault(key, []).append((min(e["starts"]), e["rc"], rid))
@@ -140,7 +140,6 @@ def check(servers, jobs, log_path, tmp, t0, t1):
                         f"{key[0]} at {key[1]}: run {r1} succeeded, run {r2} ran it again")
     forbid = sorted((min(e["starts"]), max(e["ends"]) if e["ends"] else None, rid)
                     for rid, e in executed.items() if e["job"] == "forbid" and e["starts"])
-    by_id = {r["id"]: r for r in all_runs}
     presumed = []
     for (s1, e1, r1), (s2, _e2, r2) in zip(forbid, forbid[1:]):
         end1 = e1 or (by_id.get(r1, {}).get("ended_at") or None)

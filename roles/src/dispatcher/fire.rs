@@ -212,27 +212,27 @@ impl Firer {
         let lock_keys: Vec<(i64, Millis)> = due.iter().map(|(j, t)| (j.id, *t)).collect();
         // `forbid` jobs are checked and recorded in one transaction each, so that two
         // dispatchers cannot both find no run going and both start one.
-        let (forbid, due): (Vec<_>, Vec<_>) = due
+        let (forbid, mut due): (Vec<_>, Vec<_>) = due
             .into_iter()
             .partition(|(j, _)| j.overlap == Overlap::Forbid && j.fanout == Fanout::One);
-        let mut exclusive = Vec::with_capacity(forbid.len());
+        let mut ready = Vec::with_capacity(forbid.len());
         for (job, instant) in forbid {
             if self.targets.candidates(&job).is_empty() {
                 // No executor: recorded `missed` below, with the others.
-                exclusive.push(Err((job, instant)));
+                due.push((job, instant));
                 continue;
             }
             match self.store.fire_forbid(job.id, instant, trigger).await {
                 Ok(crate::store::Forbid::New(run_id)) => {
                     self.fired.inc();
-                    exclusive.push(Ok(Outgoing {
+                    ready.push(Outgoing {
                         run_id,
                         job,
                         instant,
                         attempt: 1,
                         retry_of: None,
                         pinned: None,
-                    }));
+                    });
                 }
                 Ok(crate::store::Forbid::Skipped) => {}
                 Ok(crate::store::Forbid::AlreadyFired) => self.duplicates.inc(),
@@ -241,14 +241,6 @@ impl Firer {
                         "cannot record the instant; held until the store is back");
                     self.backlog.hold([(job, instant)]);
                 }
-            }
-        }
-        let mut due = due;
-        let mut ready = Vec::new();
-        for e in exclusive {
-            match e {
-                Ok(o) => ready.push(o),
-                Err(homeless) => due.push(homeless),
             }
         }
         // One row per run: `fanout = all` gives one per live executor of the target.

@@ -22,6 +22,9 @@ const MAX_STEPS: usize = 600;
 pub const GAP_REASON: &str =
     "missed: 1 instant(s) that no dispatcher recorded (found by the monitor's gap check)";
 
+/// How far back one check looks (a monitor that was away longer leaves the rest).
+const WINDOW: Millis = 60_000;
+
 /// How often the check runs.
 const EVERY: Millis = 10_000;
 
@@ -30,8 +33,6 @@ pub struct Gaps {
     /// Instants younger than this are the dispatchers' still (delivery, held records, a second
     /// look after a lock's TTL).
     settle: Millis,
-    /// How far back one check looks.
-    window: Millis,
     /// Where the last check ended.
     checked_until: Millis,
     /// No check before this (the store just came back: held instants are being recorded; or
@@ -45,7 +46,6 @@ impl Gaps {
         Gaps {
             store,
             settle,
-            window: 60_000,
             checked_until: now - settle,
             quiet_until: now + settle,
             schedules: HashMap::new(),
@@ -63,7 +63,7 @@ impl Gaps {
             return 0;
         }
         let until = now - self.settle;
-        let from = self.checked_until.max(until - self.window);
+        let from = self.checked_until.max(until - WINDOW);
         if until <= from {
             return 0;
         }
@@ -104,6 +104,12 @@ impl Gaps {
         let jobs = self.store.scheduled_jobs().await?;
         // The span's records, and those after it up to now (what follows a hole).
         let marks = self.store.marks_between(from, now).await?;
+        // Parsed rules of the jobs there are now: the cache never outgrows the job table.
+        let live: std::collections::HashSet<(String, String)> = jobs
+            .iter()
+            .map(|j| (j.schedule.clone(), j.timezone.clone()))
+            .collect();
+        self.schedules.retain(|k, _| live.contains(k));
         let mut out = Vec::new();
         for job in jobs {
             let key = (job.schedule.clone(), job.timezone.clone());

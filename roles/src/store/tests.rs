@@ -35,6 +35,33 @@ pub(crate) fn fields(name: &str) -> JobFields {
     }
 }
 
+/// An alarm kept for the record only (channel `none`).
+fn recorded_alarm(job_id: i64, run_id: i64, kind: &str, recipient: &str) -> NewAlarm {
+    NewAlarm {
+        job_id,
+        run_id,
+        kind: kind.into(),
+        channel: "none".into(),
+        recipient: recipient.into(),
+        status: "recorded",
+        details: serde_json::json!({}),
+    }
+}
+
+/// Makes the store refuse (`true`) or take again (`false`) every new alarm row.
+async fn refuse_alarms(t: &TempStore, refuse: bool) {
+    let sql = if refuse {
+        "CREATE TRIGGER refuse_alarm BEFORE INSERT ON alarms \
+         BEGIN SELECT RAISE(ABORT, 'refused'); END"
+    } else {
+        "DROP TRIGGER refuse_alarm"
+    };
+    sqlx::query(sql)
+        .execute(&t.store.pool)
+        .await
+        .expect("trigger");
+}
+
 /// Fires `instant` of `job` as a dispatcher does; it must be the first to.
 async fn fire_new(store: &Store, job: i64, instant: i64) -> i64 {
     match store
@@ -291,17 +318,7 @@ async fn a_dispatcher_that_left_counts_until_stale_and_only_a_silent_one_is_repo
     // Both stale: each removed once, only the one that did not leave is reported.
     let stale = now + 1;
     assert_eq!(s.dispatchers_seen(stale).await.expect("seen"), 0);
-    let alarm = |instance: &str| {
-        vec![NewAlarm {
-            job_id: 0,
-            run_id: 0,
-            kind: "dispatcher_lost".into(),
-            channel: "none".into(),
-            recipient: instance.into(),
-            status: "recorded",
-            details: serde_json::json!({}),
-        }]
-    };
+    let alarm = |instance: &str| vec![recorded_alarm(0, 0, "dispatcher_lost", instance)];
     assert_eq!(
         s.expire_dispatchers(stale, &alarm, 0)
             .await
@@ -505,13 +522,8 @@ async fn a_skipped_or_missed_instant_is_final_from_its_first_write_and_fenced() 
 async fn settled_alarms_are_pruned_by_retention_and_pending_ones_kept() {
     let t = temp_store("prune-alarms").await;
     let raise = |status: &'static str, kind: &str| NewAlarm {
-        job_id: 1,
-        run_id: 1,
-        kind: kind.to_string(),
-        channel: "none".into(),
-        recipient: String::new(),
         status,
-        details: serde_json::json!({}),
+        ..recorded_alarm(1, 1, kind, "")
     };
     t.store
         .raise_alarms(&[raise("recorded", "failed")], 0)
@@ -547,22 +559,8 @@ async fn a_store_error_while_raising_leaves_the_run_and_its_alarm_to_the_next_sc
     else {
         panic!("not new")
     };
-    let alarm = NewAlarm {
-        job_id: job,
-        run_id: run,
-        kind: "missed".into(),
-        channel: "none".into(),
-        recipient: String::new(),
-        status: "recorded",
-        details: serde_json::json!({}),
-    };
-    sqlx::query(
-        "CREATE TRIGGER refuse_alarm BEFORE INSERT ON alarms \
-         BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    )
-    .execute(&t.store.pool)
-    .await
-    .expect("trigger");
+    let alarm = recorded_alarm(job, run, "missed", "");
+    refuse_alarms(&t, true).await;
     let failed = t
         .store
         .check_run(run, Some((job, true)), std::slice::from_ref(&alarm), 0)
@@ -584,10 +582,7 @@ async fn a_store_error_while_raising_leaves_the_run_and_its_alarm_to_the_next_sc
         .await
         .expect("flag");
     assert_eq!(failing, 0);
-    sqlx::query("DROP TRIGGER refuse_alarm")
-        .execute(&t.store.pool)
-        .await
-        .expect("drop");
+    refuse_alarms(&t, false).await;
     let raised = t
         .store
         .check_run(run, Some((job, true)), std::slice::from_ref(&alarm), 0)
@@ -719,24 +714,8 @@ async fn a_fleet_fact_flips_with_its_alarm_or_not_at_all() {
         .ensure_fleet_fact("dependency:etcd")
         .await
         .expect("fact");
-    let alarm = |_since: crate::model::Millis| {
-        vec![NewAlarm {
-            job_id: 0,
-            run_id: 0,
-            kind: "dependency_down".into(),
-            channel: "none".into(),
-            recipient: String::new(),
-            status: "recorded",
-            details: serde_json::json!({}),
-        }]
-    };
-    sqlx::query(
-        "CREATE TRIGGER refuse_alarm BEFORE INSERT ON alarms \
-         BEGIN SELECT RAISE(ABORT, 'refused'); END",
-    )
-    .execute(&t.store.pool)
-    .await
-    .expect("trigger");
+    let alarm = |_since: crate::model::Millis| vec![recorded_alarm(0, 0, "dependency_down", "")];
+    refuse_alarms(&t, true).await;
     let failed = t
         .store
         .flip_fleet_state_alarmed("dependency:etcd", "up", "down", 5, &alarm, 0)
@@ -751,10 +730,7 @@ async fn a_fleet_fact_flips_with_its_alarm_or_not_at_all() {
         Some("up"),
         "not flipped without its alarm"
     );
-    sqlx::query("DROP TRIGGER refuse_alarm")
-        .execute(&t.store.pool)
-        .await
-        .expect("drop");
+    refuse_alarms(&t, false).await;
     let flipped = t
         .store
         .flip_fleet_state_alarmed("dependency:etcd", "up", "down", 5, &alarm, 0)
