@@ -152,6 +152,35 @@ fn the_cli_names_the_field_and_exits_non_zero() {
         .expect("config check");
     assert!(!out.status.success());
     assert!(String::from_utf8_lossy(&out.stderr).contains("`timezone`"));
+    // The SMS providers' and run_as keys name themselves and say why.
+    for (config, expected) in [
+        (
+            "[alarm.sms]\nprovider = \"aliyun\"\nkey_id = \"LTAI\"\nkey_secret = \"s\"\ntemplate = \"SMS_1\"\n",
+            "config key `alarm.sms.sign_name`: required with provider = \"aliyun\"",
+        ),
+        (
+            "[alarm.sms]\nprovider = \"tencent\"\nkey_id = \"AKID\"\nkey_secret = \"s\"\n\
+             app_id = \"1\"\nsign_name = \"c\"\ntemplate = \"1\"\nparams = { job = \"{job}\" }\n",
+            "config key `alarm.sms.params`: Tencent templates take variables in order",
+        ),
+        (
+            "[alarm.sms]\nprovider = \"twilio\"\nkey_id = \"AC\"\nfrom = \"+1500\"\n",
+            "config key `alarm.sms.key_secret`: required with provider = \"twilio\"",
+        ),
+        ("[executor]\nrun_as = \" \"\n", "config key `executor.run_as`"),
+    ] {
+        std::fs::write(cv.dir.0.join("bad.toml"), config).expect("write");
+        let out = std::process::Command::new(crate::harness::BIN)
+            .args(["--config"])
+            .arg(cv.dir.0.join("bad.toml"))
+            .args(["config", "check"])
+            .env_remove("CRONVISOR_SMS_KEY_SECRET")
+            .output()
+            .expect("config check");
+        let stderr = String::from_utf8_lossy(&out.stderr);
+        assert!(!out.status.success(), "{config}");
+        assert!(stderr.contains(expected), "{config}: {stderr}");
+    }
 }
 
 #[test]

@@ -466,6 +466,11 @@ fn a_job_runs_as_its_own_user_only_from_the_allowed_ones() {
     let id = cv.run_now("as-daemon");
     let run = cv.wait_run(&id, "the run", |s| s == "succeeded");
     assert_eq!(run["stdout"], "daemon\n");
+    assert!(
+        cv.ok(&["job", "show", "as-daemon"])
+            .contains("\nruns as:    daemon\n"),
+        "job show says whom it runs as"
+    );
     cv.add_job("as-bin", "@yearly", "id -un", &["--run-as", "bin"]);
     let id = cv.run_now("as-bin");
     let run = cv.wait_run(&id, "the refusal", |s| s == "failed");
