@@ -126,35 +126,51 @@ fn sigint_stops_fast_and_records_the_running_job_killed() {
     );
 }
 
-#[test]
-fn a_retried_rpc_never_starts_a_run_twice() {
-    let cv = Cronvisor::start("rpc-retry");
-    let rpc = cv.endpoint("rpc");
+/// A run on record as `dispatched` (what a dispatcher does before it sends it), for a request
+/// sent to the executor by hand; its id.
+fn dispatched_run(cv: &Cronvisor, job: &str, id: i64, state: &str, executor: &str) -> i64 {
+    cv.add_job(job, "@yearly", "true", &[]);
+    let executor = if executor.is_empty() {
+        "NULL".to_string()
+    } else {
+        format!("'{executor}'")
+    };
+    cv.sqlite(&format!(
+        "INSERT INTO runs (id, job_id, instant, target, trigger_kind, state, executor, \
+         created_at, dispatched_at, stdout, stderr) SELECT {id}, id, 1000, '', 'manual', \
+         '{state}', {executor}, 1000, 1000, '', '' FROM jobs WHERE name = '{job}'"
+    ));
+    id
+}
+
+/// Posts one run request for `run_id` to the executor; the answer.
+fn post_run(cv: &Cronvisor, run_id: i64, marker: &std::path::Path) -> serde_json::Value {
     let token = std::fs::read_to_string(cv.data_dir().join("rpc.token")).expect("rpc token");
-    let marker = cv.dir.0.join("marker");
     let body = serde_json::json!({"runs": [{
-        "run_id": 424242, "job_id": 1, "job_name": "x", "instant": 0,
+        "run_id": run_id, "job_id": 1, "job_name": "x", "instant": 1000,
         "command": format!("echo once >> {}", marker.display()), "timeout_secs": null
     }]})
     .to_string();
-    let (code, first) = http(
-        &rpc,
+    let (code, reply) = http(
+        &cv.endpoint("rpc"),
         "POST",
         "/rpc/v1/runs",
         Some(token.trim()),
         Some(&body),
     );
-    assert_eq!(code, 202, "{first}");
-    let (code, second) = http(
-        &rpc,
-        "POST",
-        "/rpc/v1/runs",
-        Some(token.trim()),
-        Some(&body),
-    );
-    assert_eq!(code, 202, "{second}");
-    let second: serde_json::Value = serde_json::from_str(&second).expect("json");
-    assert_eq!(second["accepted"][0]["run_id"], 424242);
+    assert_eq!(code, 202, "{reply}");
+    serde_json::from_str(&reply).expect("json")
+}
+
+#[test]
+fn a_retried_rpc_never_starts_a_run_twice() {
+    let cv = Cronvisor::start("rpc-retry");
+    let marker = cv.dir.0.join("marker");
+    let id = dispatched_run(&cv, "x", 424242, "dispatched", "");
+    let first = post_run(&cv, id, &marker);
+    assert!(first["accepted"][0]["pid"].is_i64(), "started: {first}");
+    let second = post_run(&cv, id, &marker);
+    assert_eq!(second["accepted"][0]["run_id"], id);
     assert!(
         second["accepted"][0]["pid"].is_null(),
         "not started again: {second}"
@@ -165,6 +181,32 @@ fn a_retried_rpc_never_starts_a_run_twice() {
             .filter(|t| !t.is_empty())
     });
     assert_eq!(text, "once\n");
+}
+
+/// Found by the chaos suite: a request that reaches an executor late (its process was paused
+/// with the request in its socket, and the dispatcher gave up and sent the run elsewhere) is
+/// not run again. The executor starts a run only once the store names it the run's executor.
+#[test]
+fn a_request_for_a_run_taken_elsewhere_or_ended_is_not_run() {
+    let cv = Cronvisor::start("rpc-late");
+    let marker = cv.dir.0.join("marker");
+    let taken = dispatched_run(&cv, "taken", 5001, "dispatched", "other/127.0.0.1:1/1");
+    let reply = post_run(&cv, taken, &marker);
+    assert_eq!(
+        reply["accepted"][0]["executor"], "other/127.0.0.1:1/1",
+        "answered with the executor that has it: {reply}"
+    );
+    assert!(reply["accepted"][0]["pid"].is_null(), "{reply}");
+    let failed = dispatched_run(&cv, "gave-up", 5002, "failed", "");
+    let reply = post_run(&cv, failed, &marker);
+    assert_eq!(reply["not_started"], serde_json::json!([failed]), "{reply}");
+    assert_eq!(reply["accepted"], serde_json::json!([]), "{reply}");
+    // The answer comes after the spawns: nothing was spawned for either.
+    assert!(!marker.exists(), "a late request was run");
+    assert_eq!(
+        cv.sqlite(&format!("SELECT state FROM runs WHERE id = {failed}")),
+        "failed\n"
+    );
 }
 
 #[test]
@@ -192,4 +234,58 @@ fn a_job_inherits_no_descriptor_but_its_standard_streams() {
             "fd {fd} -> {target} leaked into the job:\n{out}"
         );
     }
+}
+
+/// The chaos suite's stale request, end to end: an executor paused (SIGSTOP) with a run's
+/// request in its socket, whose sender's connection stays open (its FIN lost in a partition, as
+/// in the chaos run); meanwhile the dispatcher gives up and records the run `failed`. Resumed,
+/// the executor reads the request and does not run it: the store has the run ended.
+#[test]
+fn a_paused_executor_does_not_run_a_request_the_dispatcher_gave_up_on() {
+    use std::io::{Read, Write};
+    let cv = Cronvisor::start("stale-request");
+    let marker = cv.dir.0.join("marker");
+    let id = dispatched_run(&cv, "late", 7001, "dispatched", "");
+    let pid = cv.child_pid("executor").expect("executor") as i32;
+    // SAFETY: kill(2) of the executor child (stop, then continue).
+    unsafe {
+        libc::kill(pid, libc::SIGSTOP);
+    }
+    let token = std::fs::read_to_string(cv.data_dir().join("rpc.token")).expect("rpc token");
+    let body = serde_json::json!({"runs": [{
+        "run_id": id, "job_id": 1, "job_name": "late", "instant": 1000,
+        "command": format!("echo ran >> {}", marker.display()), "timeout_secs": null
+    }]})
+    .to_string();
+    let mut conn = std::net::TcpStream::connect(cv.endpoint("rpc")).expect("connect");
+    conn.set_read_timeout(Some(Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        conn,
+        "POST /rpc/v1/runs HTTP/1.1\r\nhost: x\r\nauthorization: Bearer {}\r\n\
+         content-type: application/json\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+        token.trim(),
+        body.len()
+    )
+    .expect("send");
+    // What a dispatcher that gave up on the request records.
+    cv.sqlite(&format!(
+        "UPDATE runs SET state = 'failed', error = 'no executor took the run' WHERE id = {id}"
+    ));
+    unsafe {
+        libc::kill(pid, libc::SIGCONT);
+    }
+    let mut reply = String::new();
+    conn.read_to_string(&mut reply)
+        .expect("the executor's answer");
+    assert!(reply.starts_with("HTTP/1.1 202"), "{reply}");
+    assert!(
+        reply.contains(&format!("\"not_started\":[{id}]")),
+        "{reply}"
+    );
+    assert!(!marker.exists(), "the request given up on was run");
+    assert_eq!(
+        cv.sqlite(&format!("SELECT state FROM runs WHERE id = {id}")),
+        "failed\n"
+    );
 }

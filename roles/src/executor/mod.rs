@@ -5,6 +5,7 @@
 //! what is left and records it `killed`; on SIGINT it kills and records at once. Either way no
 //! run it started is left `running`.
 
+mod accept;
 mod live;
 mod orphans;
 pub(crate) mod process;
@@ -18,15 +19,14 @@ use std::time::Duration;
 use axum::extract::State;
 use axum::http::StatusCode;
 use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Router;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
 use crate::config::ExecutorConfig;
 use crate::http::auth::{require_token, Token};
-use crate::http::ApiError;
 use crate::metrics::Metric;
-use crate::model::{BatchAccepted, RunAccepted, RunBatch, RunRequest, RunState};
+use crate::model::{RunAccepted, RunRequest, RunState};
 use crate::presence::{Heartbeat, Presence};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown, Stop};
 use crate::store::{GivenUp, Retry, RunOutcome, Started, Store};
@@ -88,6 +88,9 @@ struct Executor {
     /// The role's stop signal (live-output readers stop waiting on it).
     shutdown: Shutdown,
     seen: Mutex<Seen>,
+    /// Runs whose claim failed with a store error (it may have been written): their claims
+    /// are read again until the store answers (`accept::resolve_unsure`).
+    unsure: Mutex<Vec<RunRequest>>,
     recorder: Recorder,
     counters: Counters,
     /// For HTTP jobs; each job's own timeout bounds its request.
@@ -171,6 +174,8 @@ struct Serving {
     leave: watch::Sender<bool>,
     registration: Option<tokio::task::JoinHandle<()>>,
     given_up: tokio::task::JoinHandle<()>,
+    /// Reads again the claims a store error left unsure (`accept::resolve_unsure`).
+    resolver: tokio::task::JoinHandle<()>,
     recorder_task: tokio::task::JoinHandle<()>,
 }
 
@@ -205,13 +210,14 @@ impl Serving {
             active: Mutex::new(HashMap::new()),
             shutdown: shutdown.clone(),
             seen: Mutex::new(Seen::default()),
+            unsure: Mutex::new(Vec::new()),
             recorder,
             counters: Counters::new(&ctx.metrics),
             http: crate::http::client::HttpClient::new(Duration::from_secs(86_400), &ctx.trust()?),
         });
 
         let rpc = Router::new()
-            .route("/rpc/v1/runs", post(accept_runs))
+            .route("/rpc/v1/runs", post(accept::accept_runs))
             .route("/rpc/v1/runs/{id}/kill", post(kill_run))
             .route("/rpc/v1/runs/{id}/output", get(live::read_output))
             .with_state(exec.clone())
@@ -261,6 +267,7 @@ impl Serving {
             exec.clone(),
             (ctx.config.monitor.lost_after / 2).max(Duration::from_millis(100)),
         ));
+        let resolver = tokio::spawn(accept::resolve_unsure(exec.clone()));
         runtime::notify_ready(&format!("executor {} serving", exec.id));
         tracing::info!(executor = %exec.id, "executor ready");
         Ok(Serving {
@@ -273,6 +280,7 @@ impl Serving {
             leave,
             registration,
             given_up,
+            resolver,
             recorder_task,
         })
     }
@@ -297,6 +305,8 @@ impl Serving {
         // The check holds the executor too: end it, so the recorder sees the last sender go.
         self.given_up.abort();
         let _ = self.given_up.await;
+        self.resolver.abort();
+        let _ = self.resolver.await;
         drop(self.exec);
         if tokio::time::timeout(Duration::from_secs(30), self.recorder_task)
             .await
@@ -462,68 +472,6 @@ async fn stop_given_up(exec: Arc<Executor>, every: Duration) {
             Err(e) => tracing::debug!(error = %e, "cannot check for runs given up on"),
         }
     }
-}
-
-/// `POST /rpc/v1/runs`: spawn each run now and answer with the pids; each run is watched in the
-/// background. A run id seen before is acknowledged, not started again.
-async fn accept_runs(
-    State(exec): State<Arc<Executor>>,
-    Json(batch): Json<RunBatch>,
-) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
-    if exec.kill.borrow().is_some() {
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "executor stopping",
-        ));
-    }
-    if !exec.store_ok.load(Ordering::Relaxed) {
-        // Taken now, these runs' results could not be recorded, and the monitor would soon
-        // mark them lost (and retry them) although they ran: let another executor take them.
-        return Err(ApiError::new(
-            StatusCode::SERVICE_UNAVAILABLE,
-            "executor cut off from the store: taking no runs until it can record them",
-        ));
-    }
-    let max = exec.cfg.max_running;
-    if max > 0 {
-        let going = exec.active.lock().map(|a| a.len()).unwrap_or(0);
-        if going >= max {
-            // Another executor of the target may have room; the dispatcher fails over.
-            return Err(ApiError::new(
-                StatusCode::SERVICE_UNAVAILABLE,
-                format!("executor full: {going} runs going (executor.max_running = {max})"),
-            ));
-        }
-    }
-    // Each run is started on its own task, so a burst's spawns (a fork/exec each) spread over
-    // every worker thread instead of queueing on this one.
-    let mut starts = JoinSet::new();
-    let mut reply = BatchAccepted::default();
-    for req in batch.runs {
-        let first = exec
-            .seen
-            .lock()
-            .map(|mut s| s.first_time(req.run_id))
-            .unwrap_or(true);
-        if !first {
-            reply.accepted.push(RunAccepted {
-                run_id: req.run_id,
-                executor: exec.id.clone(),
-                pid: None,
-            });
-            continue;
-        }
-        let exec = exec.clone();
-        starts.spawn(async move { start(&exec, req) });
-    }
-    while let Some(started) = starts.join_next().await {
-        match started {
-            Ok(Ok(accepted)) => reply.accepted.push(accepted),
-            Ok(Err(run_id)) => reply.failed.push(run_id),
-            Err(e) => tracing::error!(error = %e, "a run's start task failed"),
-        }
-    }
-    Ok((StatusCode::ACCEPTED, Json(reply)))
 }
 
 #[derive(Debug, serde::Deserialize)]

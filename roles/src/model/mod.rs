@@ -282,6 +282,10 @@ pub struct RunBatch {
 pub struct BatchAccepted {
     pub accepted: Vec<RunAccepted>,
     pub failed: Vec<i64>,
+    /// Runs not started because the store has them ended, started or deleted (a request that
+    /// reached the executor late). Nothing to send again.
+    #[serde(default)]
+    pub not_started: Vec<i64>,
 }
 
 /// The executor's answer for one run of a batch.

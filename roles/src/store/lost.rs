@@ -1,5 +1,5 @@
-//! Runs whose executor went away: who took which run, the runs marked lost, and the runs an
-//! executor must stop because the store gave up on them.
+//! Runs whose executor went away: the process groups left behind, the runs marked lost, and
+//! the runs an executor must stop because the store gave up on them.
 
 use sqlx::Row;
 
@@ -38,34 +38,6 @@ impl Store {
                 ))
             })
             .collect()
-    }
-
-    /// Notes the executor instance that accepted dispatched runs (the ones it has not written
-    /// anything for yet).
-    pub async fn mark_delivered(&self, instance: &str, run_ids: &[i64]) -> Result<(), StoreError> {
-        let mut sorted = run_ids.to_vec();
-        sorted.sort_unstable();
-        for ids in sorted.chunks(500) {
-            // The condition on the state is in the SET, not the WHERE, so that only the
-            // primary key can find the rows: through the state index InnoDB would lock the
-            // index entry before the row, the reverse of a result write, and the two deadlock
-            // (seen at 25 runs/s). Ids in order; a deadlock left is tried again.
-            let sql = format!(
-                "UPDATE runs SET executor = CASE WHEN state = 'dispatched' AND executor IS NULL \
-                 THEN ? ELSE executor END WHERE id IN ({})",
-                vec!["?"; ids.len()].join(", ")
-            );
-            super::retry_transient(|| async {
-                let mut q = sqlx::query(&sql).bind(instance);
-                for id in ids {
-                    q = q.bind(*id);
-                }
-                q.execute(&self.pool).await?;
-                Ok(())
-            })
-            .await?;
-        }
-        Ok(())
     }
 
     /// Marks `lost` the runs that cannot end any more: `running` or accepted (`dispatched` with

@@ -13,6 +13,7 @@ mod alarms;
 mod api_tokens;
 mod audit;
 mod changes;
+mod claims;
 mod firing;
 mod fleet;
 mod gaps;
@@ -32,6 +33,7 @@ mod users;
 
 pub use alarms::{NewAlarm, Raised, RunEvent};
 pub use audit::{AuditFilter, NewAudit};
+pub use claims::Claim;
 pub use firing::{Forbid, PendingRun, Recorded};
 pub use gaps::{Mark, Scheduled};
 pub use gocron::GocronJob;

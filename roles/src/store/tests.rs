@@ -739,3 +739,55 @@ async fn a_fleet_fact_flips_with_its_alarm_or_not_at_all() {
     assert!(flipped.is_some());
     assert_eq!(t.store.alarms(10).await.expect("alarms").len(), 1);
 }
+
+/// Found by the chaos suite (a paused executor's late request): a run is started only by the
+/// executor the store names, and only while it is `dispatched`.
+#[tokio::test]
+async fn a_run_is_claimed_by_one_executor_and_an_ended_run_by_none() {
+    let t = temp_store("claims").await;
+    let job = t
+        .store
+        .insert_job(&fields("c").create("UTC").expect("valid"))
+        .await
+        .expect("job");
+    let fire = |instant| {
+        let store = t.store.clone();
+        async move {
+            match store
+                .record_fire(job.id, instant, "", Trigger::Schedule, RunState::Dispatched)
+                .await
+                .expect("fire")
+            {
+                Recorded::New(id) => id,
+                Recorded::AlreadyFired => panic!("fired twice"),
+            }
+        }
+    };
+    let (run, ended) = (fire(1_000).await, fire(2_000).await);
+    t.store.fail_run(ended, "gave up").await.expect("fail");
+    let (asked_a, asked_b) = ([run, ended, 999_999], [run]);
+    let (a, b) = tokio::join!(
+        t.store.claim_runs("a/1", &asked_a),
+        t.store.claim_runs("b/2", &asked_b)
+    );
+    let (a, b) = (a.expect("a"), b.expect("b"));
+    let winner = if a[&run] == Claim::Mine { "a/1" } else { "b/2" };
+    let (mine, theirs) = if winner == "a/1" { (&a, &b) } else { (&b, &a) };
+    assert_eq!(mine[&run], Claim::Mine);
+    assert_eq!(theirs[&run], Claim::Taken(winner.to_string()));
+    assert_eq!(a[&ended], Claim::Over, "an ended run is nobody's");
+    assert_eq!(a[&999_999], Claim::Over, "a deleted run is nobody's");
+    // Asking again (after an error, say) reads the same.
+    let again = t.store.claim_runs(winner, &[run]).await.expect("again");
+    assert_eq!(again[&run], Claim::Mine);
+    t.store
+        .mark_running(run, winner, None, 1)
+        .await
+        .expect("running");
+    let started = t.store.claim_runs(winner, &[run]).await.expect("started");
+    assert_eq!(
+        started[&run],
+        Claim::Over,
+        "a started run is not started again"
+    );
+}
