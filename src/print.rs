@@ -146,6 +146,9 @@ pub fn job(view: &JobView) {
     if let Some(u) = &j.run_as {
         println!("runs as:    {u}");
     }
+    if !j.limits.is_none() {
+        println!("limits:     {}", limits(&j.limits));
+    }
     println!("group:      {}", j.group);
     println!("schedule:   {} ({})", j.schedule, j.timezone);
     println!("state:      {}", if j.paused { "paused" } else { "active" });
@@ -294,6 +297,24 @@ pub fn run(r: &Run) {
             println!();
         }
     }
+}
+
+/// "open files 64, address space 512 MiB, CPU 10m".
+fn limits(l: &cronvisor_roles::model::Limits) -> String {
+    let mut parts = Vec::new();
+    if let Some(n) = l.max_open_files {
+        parts.push(format!("open files {n}"));
+    }
+    if let Some(n) = l.max_address_space_mb {
+        parts.push(format!("address space {n} MiB"));
+    }
+    if let Some(t) = l.max_cpu_secs {
+        parts.push(format!(
+            "CPU {}",
+            cronvisor_roles::model::durations::secs_text(t)
+        ));
+    }
+    parts.join(", ")
 }
 
 #[cfg(test)]

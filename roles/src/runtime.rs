@@ -91,9 +91,19 @@ impl RoleContext {
 
     /// How this role serves HTTP: the drain's grace (how long a stopping role keeps serving
     /// open connections, answering `Connection: close`) and the limits against hostile clients.
-    pub fn http_options(&self) -> Result<crate::http::server::Options, crate::http::tls::TlsError> {
-        let tls = match (&self.config.tls.cert_file, &self.config.tls.key_file) {
-            (Some(cert), Some(key)) => Some(crate::http::tls::server_config(cert, key)?),
+    /// The executors' RPC asks for client certificates under `tls.client_auth`
+    /// (`require_client_cert`); the other listeners serve people and probes.
+    pub fn http_options(
+        &self,
+        require_client_cert: bool,
+    ) -> Result<crate::http::server::Options, crate::http::tls::TlsError> {
+        let tls_config = &self.config.tls;
+        let client_ca = tls_config
+            .ca_file
+            .as_deref()
+            .filter(|_| require_client_cert && tls_config.client_auth);
+        let tls = match (&tls_config.cert_file, &tls_config.key_file) {
+            (Some(cert), Some(key)) => Some(crate::http::tls::server_config(cert, key, client_ca)?),
             _ => None,
         };
         Ok(crate::http::server::Options {
@@ -107,6 +117,18 @@ impl RoleContext {
     /// Whom this role's outbound https trusts (`tls.ca_file` is read now).
     pub fn trust(&self) -> Result<crate::http::tls::Trust, crate::http::tls::TlsError> {
         crate::http::tls::Trust::load(self.config.tls.ca_file.as_deref())
+    }
+
+    /// The trust of this role's calls to executors: under `tls.client_auth`, presenting
+    /// `tls.cert_file` as its client certificate.
+    pub fn rpc_trust(&self) -> Result<crate::http::tls::Trust, crate::http::tls::TlsError> {
+        let tls = &self.config.tls;
+        match (&tls.cert_file, &tls.key_file, tls.client_auth) {
+            (Some(cert), Some(key), true) => {
+                crate::http::tls::Trust::with_identity(tls.ca_file.as_deref(), cert, key)
+            }
+            _ => self.trust(),
+        }
     }
 
     pub fn data_dir(&self) -> PathBuf {

@@ -22,7 +22,7 @@ use croner::Cron;
 mod fields;
 pub mod words;
 
-#[derive(Debug, thiserror::Error, PartialEq)]
+#[derive(Debug, Clone, thiserror::Error, PartialEq)]
 pub enum ScheduleError {
     #[error("invalid cron rule `{rule}`: {reason}")]
     Rule { rule: String, reason: String },

@@ -249,21 +249,53 @@ def case_sustained(binary, out, raw):
                 "; ".join(results) + f"; raw spawn rate {raw:.0f}/s", ""))
 
 
-def case_scale(binary, out, raw):
-    rng = random.Random(2)
-    jobs, rules = [], {}
-    for i in range(100_000):
+def scale_rules(n, distinct, rng):
+    """`n` rules each firing once an hour at a random (second, minute) today: `S M * * * *`
+    (3,600 distinct among them), or with `distinct` each rule's text its own — `S M * D * *`
+    with D a random set of days of the month that includes today's (UTC). Returns the rules
+    and, per (second, minute), the job ids (1-based, in insertion order)."""
+    today = time.gmtime().tm_mday
+    others = [d for d in range(1, 32) if d != today]
+    rules, seen, by_sm = [], set(), {}
+    while len(rules) < n:
         s, m = rng.randrange(60), rng.randrange(60)
-        jobs.append(f"{s} {m} * * * *")
-        rules[i + 1] = ((lambda x: lambda v: v == x)(s), m)
-    inst = Instance(binary, jobs)
+        if distinct:
+            days = sorted(rng.sample(others, rng.randrange(1, 7)) + [today])
+            rule = f"{s} {m} * {','.join(map(str, days))} * *"
+            if rule in seen:
+                continue
+            seen.add(rule)
+        else:
+            rule = f"{s} {m} * * * *"
+        rules.append(rule)
+        by_sm.setdefault((s, m), []).append(len(rules))
+    return rules, by_sm
+
+
+def hourly_instants(by_sm, t0_ms, t1_ms):
+    """Expected (job_id, instant) over [t0, t1) for the rules of `scale_rules`."""
+    expected = set()
+    for sec in range((t0_ms + 999) // 1000, (t1_ms + 999) // 1000):
+        tm = time.gmtime(sec)
+        for job_id in by_sm.get((tm.tm_sec, tm.tm_min), ()):
+            expected.add((job_id, sec * 1000))
+    return expected
+
+
+def case_scale(binary, out, raw, n=100_000, distinct=False):
+    rules, by_sm = scale_rules(n, distinct, random.Random(2))
+    inst = Instance(binary, rules)
     try:
         ready, t0, t1, stats = window(inst, 60)
-        r = analyse(inst, second_rule_instants(rules, t0, t1), t0, t1)
+        if time.gmtime(t0 // 1000).tm_mday != time.gmtime(t1 // 1000).tm_mday:
+            raise RuntimeError("the window crossed midnight UTC: run the case again")
+        r = analyse(inst, hourly_instants(by_sm, t0, t1), t0, t1)
     finally:
         inst.close()
     b50, b99 = spawn_order_bound(r["rows"], raw)
-    out.append(("scale: 100,000 jobs hourly, minute and second random (~28 fires/s), 60 s",
+    kind = "each rule distinct" if distinct else "3,600 distinct rules"
+    out.append((f"scale: {n:,} jobs hourly ({kind}), minute and second random "
+                f"(~{n / 3600:.0f} fires/s), 60 s",
                 f"ready (schedule loaded) in {ready:.2f} s; {r['runs']} runs; p50 {r['p50']} ms, "
                 f"p99 {r['p99']} ms, max {r['max']} ms (spawn-order bound p99 {b99} ms); "
                 f"doubled {r['doubled']}, missed {r['missed']}",
@@ -365,6 +397,12 @@ def main():
             case_sustained(a.bin, out, raw)
         elif c == "scale":
             case_scale(a.bin, out, raw)
+        elif c == "scale-distinct":
+            case_scale(a.bin, out, raw, distinct=True)
+        elif c == "million":
+            case_scale(a.bin, out, raw, n=1_000_000)
+        elif c == "million-distinct":
+            case_scale(a.bin, out, raw, n=1_000_000, distinct=True)
         elif c == "http":
             case_http(a.bin, out, raw)
     print(f"\n{time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, `scripts/bench/fire.sh {' '.join(a.cases)}`\n")

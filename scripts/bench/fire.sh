@@ -3,7 +3,9 @@
 # Lateness = the executor's spawn time of the process minus the scheduled instant.
 #
 #   scripts/bench/fire.sh [case ...]     cases: raw precision burst sustained scale (default)
-#                                        and http (HTTP jobs over http vs https)
+#                                        and http (HTTP jobs over http vs https),
+#                                        scale-distinct, million, million-distinct (1,000,000
+#                                        jobs: about 3 minutes each)
 #
 # Builds the release binary, then runs scripts/bench/fire.py, which starts `cronvisor up` on
 # loopback ports in a temp dir per case, and prints a Markdown table for docs/BENCHMARKS.md.

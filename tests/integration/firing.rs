@@ -443,3 +443,32 @@ fn an_instant_that_fell_between_dispatchers_is_recorded_missed_by_the_gap_check(
     // Only that one: every other second has its record.
     assert_every_second_accounted_for(&cv.runs("tick"));
 }
+
+/// A fleet past the memory bounds (`dispatcher.jobs_kept`, `rules_kept`; here 0, so every
+/// job is past them): each job fires from its schedule alone, read whole from the store when
+/// it fires, and an edit reaches its next runs as usual.
+#[test]
+fn a_dispatcher_that_keeps_no_whole_job_fires_each_from_the_store() {
+    let cv = Cronvisor::start_with("bounded", "[dispatcher]\njobs_kept = 0\nrules_kept = 0\n");
+    cv.add_job("old", "* * * * * *", "echo before", &[]);
+    cv.wait_succeeded("old", 2);
+    cv.ok(&["job", "edit", "old", "--command", "echo after"]);
+    let runs = wait_for(
+        Duration::from_secs(20),
+        "a run of the edited command",
+        || {
+            let runs = cv.runs("old");
+            let newest = runs.iter().find(|r| r["state"] == "succeeded")?;
+            let shown = cv.json(&["run", "show", &newest["id"].to_string()]);
+            (shown["stdout"] == "after\n").then_some(runs)
+        },
+    );
+    let mut per_instant: BTreeMap<i64, usize> = BTreeMap::new();
+    for r in &runs {
+        *per_instant.entry(ms(r, "instant")).or_default() += 1;
+    }
+    assert!(per_instant.values().all(|&n| n == 1), "{per_instant:?}");
+    // A manual run of a job not kept is read from the store too.
+    let id = cv.run_now("old");
+    cv.wait_run(&id, "the manual run", |s| s == "succeeded");
+}

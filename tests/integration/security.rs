@@ -498,3 +498,95 @@ fn a_job_runs_as_its_own_user_only_from_the_allowed_ones() {
         String::from_utf8_lossy(&bad.stderr)
     );
 }
+
+/// A job runs with its user's supplementary groups (what `id -G` shows a login of that user),
+/// and none of root's.
+#[test]
+fn a_job_has_its_users_supplementary_groups() {
+    // SAFETY: geteuid(2) has no preconditions.
+    if unsafe { libc::geteuid() } != 0 {
+        eprintln!("skipped: the executor is not root here");
+        return;
+    }
+    // A system user in a group of its own besides its primary one (made once per machine).
+    let run = |args: &[&str]| {
+        std::process::Command::new(args[0])
+            .args(&args[1..])
+            .output()
+            .expect("run")
+    };
+    run(&["groupadd", "-f", "cvtest-extra"]);
+    if !run(&["id", "cvtest-job"]).status.success() {
+        let made = run(&[
+            "useradd",
+            "--system",
+            "--no-create-home",
+            "--gid",
+            "nogroup",
+            "--groups",
+            "cvtest-extra",
+            "cvtest-job",
+        ]);
+        assert!(made.status.success(), "{made:?}");
+    }
+    let expected = String::from_utf8_lossy(&run(&["id", "-G", "cvtest-job"]).stdout)
+        .trim()
+        .to_string();
+    assert!(expected.contains(' '), "two groups at least: {expected}");
+    let cv = Cronvisor::start_with("groups", "[executor]\nrun_as = \"cvtest-job\"\n");
+    cv.add_job("groups", "@yearly", "id -un; id -G", &[]);
+    let id = cv.run_now("groups");
+    let run = cv.wait_run(&id, "the run", |s| s == "succeeded");
+    assert_eq!(run["stdout"], format!("cvtest-job\n{expected}\n"), "{run}");
+}
+
+/// A job's limits (`ulimit` as cron operators know it) are set on its process; a CPU limit
+/// stops a job that spins past it; an out-of-range limit is refused naming the field.
+#[test]
+fn a_jobs_limits_are_set_on_its_process() {
+    let cv = Cronvisor::start("limits");
+    cv.add_job(
+        "limited",
+        "@yearly",
+        "ulimit -n; ulimit -v; ulimit -t",
+        &[
+            "--max-open-files",
+            "64",
+            "--max-address-space-mb",
+            "512",
+            "--max-cpu",
+            "1m",
+        ],
+    );
+    assert!(
+        cv.ok(&["job", "show", "limited"])
+            .contains("\nlimits:     open files 64, address space 512 MiB, CPU 1m\n"),
+        "job show says the limits"
+    );
+    let id = cv.run_now("limited");
+    let run = cv.wait_run(&id, "the run", |s| s == "succeeded");
+    assert_eq!(run["stdout"], "64\n524288\n60\n", "{run}");
+
+    cv.add_job(
+        "spin",
+        "@yearly",
+        "while :; do :; done",
+        &["--max-cpu", "1s"],
+    );
+    let id = cv.run_now("spin");
+    let run = cv.wait_run(&id, "the CPU limit to stop it", |s| s == "failed");
+    assert!(
+        run["error"].as_str().unwrap_or("").contains("SIGXCPU"),
+        "{run}"
+    );
+
+    // 0 unsets a limit.
+    cv.ok(&["job", "edit", "limited", "--max-open-files", "0"]);
+    assert!(cv
+        .ok(&["job", "show", "limited"])
+        .contains("\nlimits:     address space 512 MiB, CPU 1m\n"));
+    let bad = cv.cli(&["job", "edit", "limited", "--max-open-files", "2"]);
+    assert!(!bad.status.success());
+    let err = String::from_utf8_lossy(&bad.stderr);
+    assert!(err.starts_with("error: max_open_files: "), "{err}");
+}

@@ -139,3 +139,65 @@ fn every_listener_serves_https_and_a_reload_picks_up_rotated_certificates() {
         "succeeded"
     );
 }
+
+/// Mutual TLS (`tls.client_auth`): the executor's RPC takes only clients with a certificate of
+/// the CA. The dispatcher and the monitor present theirs (runs and live output work); a
+/// client with the RPC token but no certificate does not get past the handshake.
+#[test]
+fn under_client_auth_the_rpc_takes_only_clients_with_a_certificate_of_the_ca() {
+    let certs = crate::harness::TempDir::new("mtls");
+    crate::harness::tls::make_certificates(&certs.0, "server");
+    crate::harness::tls::make_certificates(&certs.0, "client");
+    let path = |f: &str| certs.0.join(f).display().to_string();
+    let cv = Cronvisor::start_with(
+        "mtls",
+        &format!(
+            "[tls]\nca_file = \"{}\"\ncert_file = \"{}\"\nkey_file = \"{}\"\nclient_auth = true\n",
+            path("ca.pem"),
+            path("server.pem"),
+            path("server.key")
+        ),
+    );
+    cv.add_job("mutual", "@yearly", "echo both ways", &[]);
+    let id = cv.run_now("mutual");
+    let run = cv.wait_run(&id, "the run over mutual TLS", finished);
+    assert_eq!(run["state"], "succeeded", "{run}");
+    assert_eq!(cv.ok(&["run", "tail", &id]), "both ways\n");
+    let token = std::fs::read_to_string(cv.data_dir().join("rpc.token")).expect("rpc token");
+    let (host, port) = cv
+        .endpoint("rpc")
+        .rsplit_once(':')
+        .map(|(h, p)| (h.to_string(), p.to_string()))
+        .expect("addr");
+    let ask = |with_cert: bool| {
+        let script = "import socket, ssl, sys\n\
+            c = ssl.create_default_context(cafile=sys.argv[3])\n\
+            if sys.argv[5] == 'yes': c.load_cert_chain(sys.argv[6], sys.argv[7])\n\
+            s = c.wrap_socket(socket.create_connection((sys.argv[1], int(sys.argv[2])), timeout=10), server_hostname=sys.argv[1])\n\
+            s.sendall(('GET /readyz HTTP/1.1\\r\\nHost: x\\r\\nAuthorization: Bearer ' + sys.argv[4] + '\\r\\nConnection: close\\r\\n\\r\\n').encode())\n\
+            print(s.recv(12).decode())\n";
+        std::process::Command::new("python3")
+            .args(["-c", script, &host, &port, &path("ca.pem"), token.trim()])
+            .arg(if with_cert { "yes" } else { "no" })
+            .args([path("client.pem"), path("client.key")])
+            .output()
+            .expect("python3")
+    };
+    let with = ask(true);
+    assert_eq!(
+        String::from_utf8_lossy(&with.stdout).trim(),
+        "HTTP/1.1 200",
+        "{with:?}"
+    );
+    let without = ask(false);
+    assert!(
+        !without.status.success(),
+        "answered without a client certificate: {without:?}"
+    );
+    assert!(
+        String::from_utf8_lossy(&without.stderr)
+            .to_lowercase()
+            .contains("certificate"),
+        "{without:?}"
+    );
+}

@@ -46,6 +46,11 @@ pub struct TlsConfig {
     /// The private key of `cert_file` (PEM).
     #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
     pub key_file: Option<PathBuf>,
+    /// Mutual TLS on the executors' RPC: they accept only clients with a certificate signed
+    /// by `ca_file` (not by a public root), and dispatchers and monitors present `cert_file`
+    /// as theirs (it needs the clientAuth usage too). Needs `ca_file`, `cert_file` and
+    /// `key_file`. Default false.
+    pub client_auth: bool,
 }
 
 impl TlsConfig {
@@ -56,7 +61,7 @@ impl TlsConfig {
         match (&self.cert_file, &self.key_file) {
             (None, None) => {}
             (Some(c), Some(k)) => {
-                crate::http::tls::server_config(c, k)
+                crate::http::tls::server_config(c, k, None)
                     .map_err(|e| invalid("tls.cert_file", e.to_string()))?;
             }
             (Some(_), None) => {
@@ -65,6 +70,13 @@ impl TlsConfig {
             (None, Some(_)) => {
                 return Err(invalid("tls.cert_file", "is required with tls.key_file"))
             }
+        }
+        if self.client_auth && (self.ca_file.is_none() || self.cert_file.is_none()) {
+            return Err(invalid(
+                "tls.client_auth",
+                "needs tls.ca_file (the CA of the clients' certificates) and tls.cert_file / \
+                 tls.key_file (the certificate this install presents)",
+            ));
         }
         Ok(())
     }
@@ -315,6 +327,13 @@ pub struct DispatcherConfig {
     /// while the delivery timeout lasts, and avoided for a while after. Default "2s".
     #[serde(with = "duration")]
     pub connect_timeout: Duration,
+    /// Whole jobs kept in memory (about 600 bytes each). Beyond them a job is read from the
+    /// store when it fires, one query per burst; its schedule is always in memory (about 100
+    /// bytes a job). Default 100000.
+    pub jobs_kept: usize,
+    /// Distinct parsed rules kept in memory (about 5 KB each); a rarer one is parsed again
+    /// when its job fires (about 17 µs). Default 4096.
+    pub rules_kept: usize,
 }
 
 impl Default for DispatcherConfig {
@@ -325,6 +344,8 @@ impl Default for DispatcherConfig {
             resync_interval: Duration::from_secs(300),
             late_grace: Duration::from_secs(5),
             connect_timeout: Duration::from_secs(2),
+            jobs_kept: 100_000,
+            rules_kept: 4096,
         }
     }
 }

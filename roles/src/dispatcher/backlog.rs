@@ -69,16 +69,17 @@ impl Backlog {
     }
 
     /// Takes everything held, split at `late_before`. Jobs deleted or paused meanwhile are
-    /// dropped through `current` (the schedule's version of each job, `None` when gone).
+    /// dropped through `current` (the job to fire for an id and its held version, `None` when
+    /// gone).
     pub fn release(
         &self,
         late_before: Millis,
-        current: impl Fn(i64) -> Option<Arc<Job>>,
+        current: impl Fn(i64, &Arc<Job>) -> Option<Arc<Job>>,
     ) -> Released {
         let held = std::mem::take(&mut *self.lock());
         let mut out = Released::default();
         for (id, h) in held {
-            let Some(job) = current(id) else {
+            let Some(job) = current(id, &h.job) else {
                 tracing::info!(job = %h.job.name, "held instants dropped: the job is gone or paused");
                 continue;
             };
@@ -146,7 +147,7 @@ mod tests {
         b.hold((3590..=3600).map(|s| (a.clone(), s * 1000)));
         b.hold([(gone.clone(), 5000)]);
         assert_eq!(b.lock()[&1].recent.len(), RECENT, "bounded");
-        let r = b.release(3_598_000, |id| (id == 1).then(|| a.clone()));
+        let r = b.release(3_598_000, |id, _| (id == 1).then(|| a.clone()));
         assert!(b.is_empty());
         let on_time: Vec<Millis> = r.on_time.iter().map(|(_, t)| *t).collect();
         assert_eq!(on_time, [3_598_000, 3_599_000, 3_600_000]);
@@ -161,7 +162,7 @@ mod tests {
         );
         // A counted run whose record failed again is held as it was.
         b.hold_counted(a.clone(), r.late[0].1);
-        let again = b.release(i64::MAX, |_| Some(a.clone()));
+        let again = b.release(i64::MAX, |_, _| Some(a.clone()));
         assert_eq!(again.late[0].1.count, 3597);
     }
 }

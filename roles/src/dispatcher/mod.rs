@@ -12,6 +12,7 @@ mod fire;
 pub(crate) mod schedule_set;
 mod targets;
 
+use std::collections::HashMap;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
@@ -91,7 +92,7 @@ impl Dispatcher {
             fire_lock(&ctx, &host),
             token,
             &ctx.config.dispatcher,
-            &trust,
+            &ctx.rpc_trust()?,
             &ctx.metrics,
         ));
         let jobs_gauge = ctx.metrics.gauge(
@@ -102,11 +103,12 @@ impl Dispatcher {
 
         // Read the change sequence before the jobs, so no change between the two is missed.
         let cursor = ChangeCursor::new(store.last_change().await?);
-        let mut set = ScheduleSet::default();
+        let d = &ctx.config.dispatcher;
+        let mut set = ScheduleSet::with_limits(d.jobs_kept, d.rules_kept);
         load_all(&store, &mut set).await?;
         jobs_gauge.set(set.len() as i64);
 
-        let options = ctx.http_options()?;
+        let options = ctx.http_options(false)?;
         let health = ctx.health();
         let server = tokio::spawn(crate::http::server::serve(
             ctx.listener,
@@ -181,7 +183,9 @@ impl Dispatcher {
         };
         let mut catch_up = Vec::new();
         let (mut jobs, mut instants) = (0u64, 0u64);
-        for (job, tally) in self.set.misfired(&last, now_millis() - grace) {
+        let missed = self.set.misfired(&last, now_millis() - grace);
+        let jobs_of = self.jobs_of(missed.iter().map(|(id, _)| *id)).await;
+        for (job, tally) in with_jobs(missed, &jobs_of) {
             let (instant, count) = (tally.latest, tally);
             if job.misfire == crate::model::Misfire::RunOnce {
                 catch_up.push((job, instant));
@@ -266,6 +270,10 @@ impl Dispatcher {
             }
             last_now = now;
             let schedule_set::Popped { due, late } = self.set.pop_due(now, now - late_grace);
+            let jobs_of = self
+                .jobs_of(due.iter().map(|d| d.0).chain(late.iter().map(|l| l.0)))
+                .await;
+            let (due, late) = (with_jobs(due, &jobs_of), with_jobs(late, &jobs_of));
             if !late.is_empty() {
                 self.misfire_late(late, now, Behind::Paused);
             }
@@ -324,7 +332,11 @@ impl Dispatcher {
         }
         let late_before = now - crate::config::values::ms(self.config.dispatcher.late_grace);
         let set = &self.set;
-        let held = self.firer.backlog.release(late_before, |id| set.job(id));
+        // A job still scheduled fires with its current version if kept, else as held.
+        let held = self.firer.backlog.release(late_before, |id, held| {
+            set.job(id)
+                .or_else(|| set.contains(id).then(|| held.clone()))
+        });
         tracing::info!(
             on_time = held.on_time.len(),
             late_jobs = held.late.len(),
@@ -337,6 +349,38 @@ impl Dispatcher {
             self.fires
                 .spawn(self.firer.clone().fire_due(held.on_time, Trigger::Schedule));
         }
+    }
+
+    /// The whole jobs of `ids`: the ones the schedule keeps, and the others read from the
+    /// store in one query (a fleet larger than `dispatcher.jobs_kept`). A job deleted meanwhile is
+    /// absent; a store error leaves the unkept ones out, logged: the instants they had are
+    /// then recorded `missed` by the monitor's gap check, never silently lost.
+    async fn jobs_of(&self, ids: impl Iterator<Item = i64>) -> HashMap<i64, Arc<Job>> {
+        let mut out = HashMap::new();
+        let mut fetch = Vec::new();
+        for id in ids {
+            match self.set.job(id) {
+                Some(job) => {
+                    out.insert(id, job);
+                }
+                None => fetch.push(id),
+            }
+        }
+        if fetch.is_empty() {
+            return out;
+        }
+        fetch.sort_unstable();
+        fetch.dedup();
+        match self.store.jobs_by_ids(&fetch).await {
+            Ok(jobs) => {
+                for job in jobs {
+                    out.insert(job.id, Arc::new(job));
+                }
+            }
+            Err(e) => tracing::error!(jobs = fetch.len(), error = %e,
+                "cannot read the jobs that came due; the monitor's gap check records their instants"),
+        }
+        out
     }
 
     /// How long until the earliest instant. Microseconds, so the wake-up is not rounded a
@@ -576,26 +620,42 @@ fn may_be_firing(other: &str, me: &Instance, host: &str) -> bool {
 }
 
 /// Replaces the schedule with every job in the store, read in pages so that a large fleet is
-/// never held twice in memory.
+/// never held twice in memory: whole jobs while the schedule keeps them, then only what plans
+/// their instants.
 async fn load_all(
     store: &crate::store::Store,
     set: &mut ScheduleSet,
 ) -> Result<(), crate::store::StoreError> {
     const PAGE: i64 = 5000;
     set.clear();
+    set.reserve(store.count_jobs().await?.max(0) as usize);
     let mut after = 0;
     loop {
-        let page = store.jobs_page(after, PAGE).await?;
-        let Some(last) = page.last().map(|j| j.id) else {
-            return Ok(());
+        let room = set.room_for_jobs() as i64;
+        let (last, len) = if room > 0 {
+            let page = store.jobs_page(after, PAGE.min(room)).await?;
+            let (last, len) = (page.last().map(|j| j.id), page.len() as i64);
+            set.extend(page, now_millis());
+            (last, len == PAGE.min(room))
+        } else {
+            let page = store.planned_page(after, PAGE).await?;
+            let (last, len) = (page.last().map(|j| j.id), page.len() as i64);
+            set.extend_planned(page, now_millis());
+            (last, len == PAGE)
         };
-        let full = page.len() as i64 == PAGE;
-        set.extend(page, now_millis());
-        if !full {
-            return Ok(());
+        match (last, len) {
+            (Some(last), true) => after = last,
+            _ => return Ok(()),
         }
-        after = last;
     }
+}
+
+/// Each id's job beside its item; the ones whose job could not be read are left out.
+fn with_jobs<T>(items: Vec<(i64, T)>, jobs: &HashMap<i64, Arc<Job>>) -> Vec<(Arc<Job>, T)> {
+    items
+        .into_iter()
+        .filter_map(|(id, t)| jobs.get(&id).map(|j| (j.clone(), t)))
+        .collect()
 }
 
 /// Applies the job changes logged since the cursor. If the log was pruned past it, resyncs
@@ -635,14 +695,15 @@ async fn reconcile(
     let mut corrected = 0;
     let mut after = 0;
     loop {
-        let page = store.jobs_page(after, PAGE).await?;
+        let page = store.planned_page(after, PAGE).await?;
         let full = page.len() as i64 == PAGE;
-        for job in page {
-            after = job.id;
-            seen.insert(job.id);
-            if !set.is_current(&job) {
+        for planned in page {
+            after = planned.id;
+            seen.insert(planned.id);
+            if !set.is_current(&planned) {
                 corrected += 1;
-                set.upsert(job.id, Some(job), now_millis());
+                let job = store.job(planned.id).await?;
+                set.upsert(planned.id, job, now_millis());
             }
         }
         if !full {
@@ -725,5 +786,46 @@ mod tests {
             Some("*/5 * * * * *")
         );
         assert_eq!(reconcile(&t.store, &mut set).await.expect("resync"), 0);
+    }
+
+    /// A fleet past `dispatcher.jobs_kept`: the first jobs are kept whole, the others only by
+    /// their schedule, read whole from the store when they fire; the resync still corrects an
+    /// edit the change log missed on either.
+    #[tokio::test]
+    async fn jobs_past_the_bound_are_scheduled_and_read_whole_when_they_fire() {
+        let t = temp_store("bounded").await;
+        let mut ids = Vec::new();
+        for name in ["a", "b", "c"] {
+            ids.push(t.store.insert_job(&spec(name)).await.expect("job").id);
+        }
+        let mut set = ScheduleSet::with_limits(1, 0);
+        load_all(&t.store, &mut set).await.expect("load");
+        assert_eq!(set.len(), 3);
+        assert!(set.job(ids[0]).is_some());
+        assert!(set.job(ids[1]).is_none() && set.job(ids[2]).is_none());
+        let fetched = t.store.jobs_by_ids(&ids[1..]).await.expect("by ids");
+        let jobs: HashMap<i64, Arc<Job>> =
+            fetched.into_iter().map(|j| (j.id, Arc::new(j))).collect();
+        let both = with_jobs(vec![(ids[1], 1), (ids[2], 2), (999_999, 3)], &jobs);
+        assert_eq!(
+            both.iter()
+                .map(|(j, n)| (j.name.as_str(), *n))
+                .collect::<Vec<_>>(),
+            vec![("b", 1), ("c", 2)],
+            "a job deleted meanwhile is left out"
+        );
+        assert_eq!(reconcile(&t.store, &mut set).await.expect("resync"), 0);
+        let c = t.store.job(ids[2]).await.expect("read").expect("c");
+        let patch = JobFields {
+            paused: Some(true),
+            ..JobFields::default()
+        };
+        std::thread::sleep(std::time::Duration::from_millis(2));
+        t.store
+            .update_job(&patch.apply(c).expect("patch"))
+            .await
+            .expect("update");
+        assert_eq!(reconcile(&t.store, &mut set).await.expect("resync"), 1);
+        assert_eq!(set.len(), 2, "the paused job left the schedule");
     }
 }

@@ -223,7 +223,7 @@ impl Serving {
             .with_state(exec.clone())
             .layer(axum::middleware::from_fn_with_state(token, require_token));
         let app = rpc.merge(crate::http::health::router(ctx.health()));
-        let options = ctx.http_options()?;
+        let options = ctx.http_options(true)?;
         let server = tokio::spawn(crate::http::server::serve(
             ctx.listener,
             app,
@@ -525,6 +525,7 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
             &req.command,
             process::job_env(&req, &exec.cfg.pass_env, job_user.as_ref()),
             job_user.as_ref(),
+            req.limits,
             output.clone(),
         ) {
             Ok(s) => Some(s),

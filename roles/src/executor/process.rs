@@ -14,7 +14,7 @@ use tokio::task::JoinHandle;
 
 use super::live::{LiveOutput, Stream};
 use crate::config::ExecutorConfig;
-use crate::model::{now_millis, RunState};
+use crate::model::{now_millis, Limits, RunState};
 use crate::store::RunOutcome;
 
 /// A spawned run, before it is watched to the end.
@@ -100,6 +100,9 @@ pub fn job_env(
 #[derive(Debug, Clone)]
 pub struct RunAs {
     pub user: nix::unistd::User,
+    /// Its groups (`getgrouplist`: the primary one and every group that lists it), set before
+    /// exec so a job has its user's supplementary groups and none of root's.
+    pub groups: Vec<libc::gid_t>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -117,11 +120,21 @@ impl RunAs {
         if !nix::unistd::geteuid().is_root() || name == "root" {
             return Ok(None);
         }
-        match nix::unistd::User::from_name(name) {
-            Ok(Some(user)) => Ok(Some(RunAs { user })),
-            Ok(None) => Err(RunAsError::NoSuchUser(name.to_string())),
-            Err(e) => Err(RunAsError::Lookup(name.to_string(), e)),
-        }
+        let user = match nix::unistd::User::from_name(name) {
+            Ok(Some(user)) => user,
+            Ok(None) => return Err(RunAsError::NoSuchUser(name.to_string())),
+            Err(e) => return Err(RunAsError::Lookup(name.to_string(), e)),
+        };
+        let groups = std::ffi::CString::new(name)
+            .map_err(|_| RunAsError::NoSuchUser(name.to_string()))
+            .and_then(|c| {
+                nix::unistd::getgrouplist(&c, user.gid)
+                    .map_err(|e| RunAsError::Lookup(name.to_string(), e))
+            })?
+            .into_iter()
+            .map(|g| g.as_raw())
+            .collect();
+        Ok(Some(RunAs { user, groups }))
     }
 }
 
@@ -157,6 +170,7 @@ pub fn spawn(
     command: &str,
     env: Vec<(String, String)>,
     run_as: Option<&RunAs>,
+    limits: Limits,
     output: Arc<LiveOutput>,
 ) -> std::io::Result<Spawned> {
     let mut cmd = Command::new("/bin/sh");
@@ -169,16 +183,42 @@ pub fn spawn(
         .stderr(Stdio::piped())
         .process_group(0)
         .kill_on_drop(false);
-    // No pre_exec hook here (it would turn posix_spawn into fork): the executor marked every
-    // inherited descriptor close-on-exec at start-up instead (`cloexec_from`). A root
-    // executor's jobs drop to `run_as` (std then clears root's supplementary groups).
+    // Descriptors need no pre_exec hook (it would turn posix_spawn into fork): the executor
+    // marked every inherited one close-on-exec at start-up (`cloexec_from`). Credentials and
+    // limits do: a root executor's jobs drop to `run_as` with its groups, and a job's limits
+    // are set, in the child before exec (a spawn with a user is a fork already).
     if let Some(u) = run_as {
-        cmd.uid(u.user.uid.as_raw()).gid(u.user.gid.as_raw());
         cmd.current_dir(if u.user.dir.is_dir() {
             u.user.dir.as_path()
         } else {
             std::path::Path::new("/")
         });
+    }
+    if run_as.is_some() || !limits.is_none() {
+        let credentials =
+            run_as.map(|u| (u.user.uid.as_raw(), u.user.gid.as_raw(), u.groups.clone()));
+        let rlimits = rlimits(limits);
+        // SAFETY: the hook runs in the forked child before exec, and only makes system calls
+        // (setrlimit, setgroups, setgid, setuid) on values computed before the fork: no
+        // allocation, no lock, nothing that is not async-signal-safe.
+        unsafe {
+            cmd.pre_exec(move || {
+                for (resource, limit) in &rlimits {
+                    if libc::setrlimit(*resource, limit) != 0 {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                if let Some((uid, gid, groups)) = &credentials {
+                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0
+                        || libc::setgid(*gid) != 0
+                        || libc::setuid(*uid) != 0
+                    {
+                        return Err(std::io::Error::last_os_error());
+                    }
+                }
+                Ok(())
+            });
+        }
     }
     let mut child = cmd.spawn()?;
     let started_at = now_millis();
@@ -193,6 +233,46 @@ pub fn spawn(
         stdout,
         stderr,
     })
+}
+
+/// "killed by signal 24 (SIGXCPU)": the number as the kernel gives it, the name as people
+/// know it (SIGXCPU is a CPU limit, SIGKILL often the OOM killer).
+fn killed_by(sig: i32) -> String {
+    match Signal::try_from(sig) {
+        Ok(s) => format!("killed by signal {sig} ({})", s.as_str()),
+        Err(_) => format!("killed by signal {sig}"),
+    }
+}
+
+/// The `setrlimit` calls of a job's limits: soft and hard alike, but for CPU time, whose hard
+/// limit (SIGKILL) comes five CPU seconds after the soft one (SIGXCPU, which a job may catch to
+/// clean up).
+fn rlimits(l: Limits) -> Vec<(libc::__rlimit_resource_t, libc::rlimit)> {
+    let both = |v: u64| libc::rlimit {
+        rlim_cur: v,
+        rlim_max: v,
+    };
+    let mut out = Vec::new();
+    if let Some(n) = l.max_open_files {
+        out.push((libc::RLIMIT_NOFILE, both(n.max(0) as u64)));
+    }
+    if let Some(mb) = l.max_address_space_mb {
+        out.push((
+            libc::RLIMIT_AS,
+            both((mb.max(0) as u64).saturating_mul(1 << 20)),
+        ));
+    }
+    if let Some(s) = l.max_cpu_secs {
+        let soft = s.max(0) as u64;
+        out.push((
+            libc::RLIMIT_CPU,
+            libc::rlimit {
+                rlim_cur: soft,
+                rlim_max: soft.saturating_add(5),
+            },
+        ));
+    }
+    out
 }
 
 fn capture<R: AsyncRead + Unpin + Send + 'static>(
@@ -294,7 +374,7 @@ pub async fn watch_to_end(
                 None => {
                     use std::os::unix::process::ExitStatusExt;
                     let sig = s.signal().unwrap_or(0);
-                    (RunState::Failed, None, Some(format!("killed by signal {sig}")))
+                    (RunState::Failed, None, Some(killed_by(sig)))
                 }
             },
             Err(e) => (RunState::Failed, None, Some(format!("waiting for the process: {e}"))),

@@ -31,16 +31,7 @@ pub struct Trust(Arc<ClientConfig>);
 impl Trust {
     /// Mozilla's roots plus the certificates of `ca_file` (a PEM file), if any.
     pub fn load(ca_file: Option<&Path>) -> Result<Trust, TlsError> {
-        let mut roots = RootCertStore::empty();
-        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
-        if let Some(ca_file) = ca_file {
-            for cert in load_ca_file(ca_file)? {
-                roots.add(cert).map_err(|e| TlsError::Certificates {
-                    path: ca_file.to_path_buf(),
-                    reason: e.to_string(),
-                })?;
-            }
-        }
+        let roots = roots(ca_file)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
@@ -50,10 +41,47 @@ impl Trust {
         Ok(Trust(Arc::new(config)))
     }
 
+    /// As [`Trust::load`], presenting `cert` / `key` as the client's certificate: for the
+    /// executors' RPC under mutual TLS, never for the services jobs and alarms call.
+    pub fn with_identity(
+        ca_file: Option<&Path>,
+        cert: &Path,
+        key: &Path,
+    ) -> Result<Trust, TlsError> {
+        let roots = roots(ca_file)?;
+        let (certs, key) = identity(cert, key)?;
+        let provider = Arc::new(rustls::crypto::ring::default_provider());
+        let config = ClientConfig::builder_with_provider(provider)
+            .with_safe_default_protocol_versions()
+            .map_err(|e| TlsError::Setup(e.to_string()))?
+            .with_root_certificates(roots)
+            .with_client_auth_cert(certs, key)
+            .map_err(|e| TlsError::Certificates {
+                path: cert.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        Ok(Trust(Arc::new(config)))
+    }
+
     /// A copy of the client config for one connector.
     pub(crate) fn client_config(&self) -> ClientConfig {
         (*self.0).clone()
     }
+}
+
+/// Mozilla's roots plus the certificates of `ca_file`.
+fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+    let mut roots = RootCertStore::empty();
+    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if let Some(ca_file) = ca_file {
+        for cert in load_ca_file(ca_file)? {
+            roots.add(cert).map_err(|e| TlsError::Certificates {
+                path: ca_file.to_path_buf(),
+                reason: e.to_string(),
+            })?;
+        }
+    }
+    Ok(roots)
 }
 
 /// The certificates of a PEM file: at least one, every one parseable.
@@ -77,19 +105,58 @@ pub fn load_ca_file(path: &Path) -> Result<Vec<CertificateDer<'static>>, TlsErro
     Ok(certs)
 }
 
-/// The server side of https: the certificate chain and key of `tls.cert_file` / `key_file`.
-pub fn server_config(cert: &Path, key: &Path) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+/// A certificate chain and its private key, from PEM files.
+fn identity(
+    cert: &Path,
+    key: &Path,
+) -> Result<
+    (
+        Vec<CertificateDer<'static>>,
+        rustls::pki_types::PrivateKeyDer<'static>,
+    ),
+    TlsError,
+> {
     use rustls::pki_types::PrivateKeyDer;
     let certs = load_ca_file(cert)?;
     let key = PrivateKeyDer::from_pem_file(key).map_err(|e| TlsError::Certificates {
         path: key.to_path_buf(),
         reason: format!("no private key: {e}"),
     })?;
+    Ok((certs, key))
+}
+
+/// The server side of https: the certificate chain and key of `tls.cert_file` / `key_file`;
+/// with `client_ca`, only clients whose certificate that CA signed get through the handshake.
+pub fn server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: Option<&Path>,
+) -> Result<Arc<rustls::ServerConfig>, TlsError> {
+    let (certs, key) = identity(cert, key)?;
     let provider = Arc::new(rustls::crypto::ring::default_provider());
-    let config = rustls::ServerConfig::builder_with_provider(provider)
+    let builder = rustls::ServerConfig::builder_with_provider(provider.clone())
         .with_safe_default_protocol_versions()
-        .map_err(|e| TlsError::Setup(e.to_string()))?
-        .with_no_client_auth()
+        .map_err(|e| TlsError::Setup(e.to_string()))?;
+    let builder = match client_ca {
+        None => builder.with_no_client_auth(),
+        Some(ca) => {
+            let mut roots = RootCertStore::empty();
+            for c in load_ca_file(ca)? {
+                roots.add(c).map_err(|e| TlsError::Certificates {
+                    path: ca.to_path_buf(),
+                    reason: e.to_string(),
+                })?;
+            }
+            let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+                Arc::new(roots),
+                provider,
+            )
+            .build()
+            .map_err(|e| TlsError::Setup(e.to_string()))?;
+            builder.with_client_cert_verifier(verifier)
+        }
+    };
+    let config = builder
         .with_single_cert(certs, key)
         .map_err(|e| TlsError::Certificates {
             path: cert.to_path_buf(),

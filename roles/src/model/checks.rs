@@ -186,6 +186,15 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
     if let Some(v) = &job.description {
         max_len("description", v, MAX_DESCRIPTION)?;
     }
+    if let Some(n) = job.limits.max_open_files {
+        range("max_open_files", n, 3, MAX_OPEN_FILES)?;
+    }
+    if let Some(n) = job.limits.max_address_space_mb {
+        range("max_address_space_mb", n, 1, MAX_ADDRESS_SPACE_MB)?;
+    }
+    if let Some(t) = job.limits.max_cpu_secs {
+        range_secs("max_cpu_secs", t, 1, MAX_TIMEOUT_SECS)?;
+    }
     for (field, v) in [
         ("admin_email", &job.admin_email),
         ("admin_mobile", &job.admin_mobile),

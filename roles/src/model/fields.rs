@@ -33,6 +33,10 @@ pub const MAX_TIMEOUT_SECS: i64 = 30 * 86_400;
 pub const MAX_RETRIES: i64 = 100;
 pub const MAX_BACKOFF_SECS: i64 = 86_400;
 pub const MAX_MISFIRE_WINDOW_SECS: i64 = 7 * 86_400;
+/// Linux's own ceiling of open files per process (`fs.nr_open`'s default).
+pub const MAX_OPEN_FILES: i64 = 1_048_576;
+/// A TiB of address space.
+pub const MAX_ADDRESS_SPACE_MB: i64 = 1_048_576;
 
 /// Defaults of a new job, in one place.
 pub const MAX_GROUP: usize = 64;
@@ -235,6 +239,19 @@ pub struct JobFields {
     #[arg(long, value_name = "TEXT")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub description: Option<String>,
+    /// Most files the job's process may have open (`ulimit -n`; 0 for the executor's own).
+    #[arg(long = "max-open-files", value_name = "N")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_files: Option<i64>,
+    /// Address space of the job's process in MiB (`ulimit -v`: allocations past it fail; 0 for
+    /// none).
+    #[arg(long = "max-address-space-mb", value_name = "MIB")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_address_space_mb: Option<i64>,
+    /// CPU time of the job's process (`ulimit -t`, e.g. 10m: then SIGXCPU; 0 for none).
+    #[arg(long = "max-cpu", value_name = "DURATION", value_parser = parse_duration_secs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cpu_secs: Option<i64>,
     /// Extra alarm e-mail recipients of this job, comma-separated ("" for none).
     #[arg(long, value_name = "ADDRESSES")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -295,6 +312,7 @@ fn blank(default_tz: &str) -> Job {
         alarm_channels: Vec::new(),
         run_as: None,
         description: None,
+        limits: super::Limits::default(),
         admin_email: None,
         admin_mobile: None,
         created_at: 0,
@@ -412,6 +430,19 @@ impl JobFields {
         }
         if let Some(v) = self.description {
             job.description = non_empty(v);
+        }
+        // 0 unsets a limit, as "" unsets a text.
+        for (field, value) in [
+            (&mut job.limits.max_open_files, self.max_open_files),
+            (
+                &mut job.limits.max_address_space_mb,
+                self.max_address_space_mb,
+            ),
+            (&mut job.limits.max_cpu_secs, self.max_cpu_secs),
+        ] {
+            if let Some(v) = value {
+                *field = (v != 0).then_some(v);
+            }
         }
         if let Some(v) = self.admin_email {
             job.admin_email = non_empty(v);

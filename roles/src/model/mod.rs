@@ -60,11 +60,36 @@ pub struct Job {
     pub run_as: Option<String>,
     /// What the job is for, in words.
     pub description: Option<String>,
+    /// Resource limits of its process (commands only).
+    #[serde(flatten)]
+    pub limits: Limits,
     /// Extra recipients of this job's alarms (the original's admin_email / admin_mobile).
     pub admin_email: Option<String>,
     pub admin_mobile: Option<String>,
     pub created_at: Millis,
     pub updated_at: Millis,
+}
+
+/// A job's resource limits (`setrlimit` on its shell before exec), as cron operators know them
+/// from `ulimit`; unset means the executor's own.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Limits {
+    /// Open files (`ulimit -n`, RLIMIT_NOFILE).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_open_files: Option<i64>,
+    /// Address space in MiB (`ulimit -v`, RLIMIT_AS): allocations past it fail.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_address_space_mb: Option<i64>,
+    /// CPU seconds (`ulimit -t`, RLIMIT_CPU): past it the process gets SIGXCPU, and SIGKILL
+    /// five seconds of CPU later.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub max_cpu_secs: Option<i64>,
+}
+
+impl Limits {
+    pub fn is_none(&self) -> bool {
+        *self == Limits::default()
+    }
 }
 
 /// Serializes a map with every value shown as `***`.
@@ -253,6 +278,9 @@ pub struct RunRequest {
     /// The job's own user (checked against the executor's `allowed_users`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as: Option<String>,
+    /// The job's resource limits.
+    #[serde(default, skip_serializing_if = "Limits::is_none")]
+    pub limits: Limits,
 }
 
 /// The request of an HTTP job.

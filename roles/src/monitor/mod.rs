@@ -34,8 +34,10 @@ const CHANGE_LOG_KEEP_MS: i64 = 3_600_000;
 /// the fleet checks — and finally the drain.
 pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> {
     let trust = ctx.trust()?;
+    // Calls to executors (live output, kills) present the client certificate under mTLS.
+    let rpc_trust = ctx.rpc_trust()?;
     let health = ctx.health();
-    let http_options = ctx.http_options()?;
+    let http_options = ctx.http_options(false)?;
     let RoleContext {
         config,
         store,
@@ -55,7 +57,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         &config,
         &store,
         &metrics,
-        &trust,
+        &rpc_trust,
         &shutdown,
         alarmer.clone(),
     );
@@ -138,7 +140,7 @@ fn api_state(
     config: &crate::config::Config,
     store: &crate::store::Store,
     metrics: &crate::metrics::Metrics,
-    trust: &crate::http::tls::Trust,
+    rpc_trust: &crate::http::tls::Trust,
     shutdown: &Shutdown,
     alarmer: std::sync::Arc<alarms::Alarmer>,
 ) -> ApiState {
@@ -155,7 +157,7 @@ fn api_state(
         rpc: crate::http::client::HttpClient::with_connect_timeout(
             Duration::from_secs(30),
             config.dispatcher.connect_timeout,
-            trust,
+            rpc_trust,
         ),
         rpc_token: std::sync::Arc::new(rpc_token),
         shutdown: shutdown.clone(),

@@ -27,23 +27,29 @@ pub struct Scheduled {
 }
 
 impl Store {
-    pub async fn scheduled_jobs(&self) -> Result<Vec<Scheduled>, StoreError> {
-        let rows = sqlx::query(
-            "SELECT id, schedule, timezone, updated_at FROM jobs WHERE paused = 0 \
-             AND (command IS NOT NULL OR http_url IS NOT NULL)",
-        )
-        .fetch_all(&self.pool)
-        .await?;
-        rows.iter()
-            .map(|r| {
-                Ok(Scheduled {
+    /// The jobs of `ids` that are scheduled (not paused, with something to run).
+    pub async fn scheduled_jobs(&self, ids: &[i64]) -> Result<Vec<Scheduled>, StoreError> {
+        let mut out = Vec::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT id, schedule, timezone, updated_at FROM jobs WHERE paused = 0 \
+                 AND (command IS NOT NULL OR http_url IS NOT NULL) AND id IN ({})",
+                vec!["?"; chunk.len()].join(", ")
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                out.push(Scheduled {
                     id: r.try_get(0)?,
                     schedule: r.try_get(1)?,
                     timezone: r.try_get(2)?,
                     updated_at: r.try_get(3)?,
-                })
-            })
-            .collect()
+                });
+            }
+        }
+        Ok(out)
     }
 
     /// The scheduled records (fired, skipped, missed, caught up) with instants in

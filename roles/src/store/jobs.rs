@@ -48,6 +48,9 @@ const FIELD_COLUMNS: &[&str] = &[
     "alarm_channels",
     "run_as",
     "description",
+    "max_open_files",
+    "max_address_space_mb",
+    "max_cpu_secs",
     "admin_email",
     "admin_mobile",
     "updated_at",
@@ -298,6 +301,9 @@ fn bind_fields<'q>(
         .bind(crate::model::join(&job.alarm_channels))
         .bind(job.run_as.as_deref())
         .bind(job.description.as_deref())
+        .bind(job.limits.max_open_files)
+        .bind(job.limits.max_address_space_mb)
+        .bind(job.limits.max_cpu_secs)
         .bind(job.admin_email.as_deref())
         .bind(job.admin_mobile.as_deref())
         .bind(now)

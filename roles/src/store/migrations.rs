@@ -85,6 +85,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "job_run_as",
         include_str!("../../../migrations/sqlite/0015_job_run_as.sql"),
     ),
+    (
+        16,
+        "job_limits",
+        include_str!("../../../migrations/sqlite/0016_job_limits.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -163,6 +168,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         15,
         "job_run_as",
         include_str!("../../../migrations/mysql/0015_job_run_as.sql"),
+    ),
+    (
+        16,
+        "job_limits",
+        include_str!("../../../migrations/mysql/0016_job_limits.sql"),
     ),
 ];
 

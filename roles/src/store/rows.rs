@@ -88,6 +88,11 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
             .map_err(|e| StoreError::Corrupt(format!("alarm_channels: {e}")))?,
         run_as: text(r, "run_as")?,
         description: text(r, "description")?,
+        limits: crate::model::Limits {
+            max_open_files: r.try_get("max_open_files")?,
+            max_address_space_mb: r.try_get("max_address_space_mb")?,
+            max_cpu_secs: r.try_get("max_cpu_secs")?,
+        },
         admin_email: text(r, "admin_email")?,
         admin_mobile: text(r, "admin_mobile")?,
         created_at: r.try_get("created_at")?,

@@ -92,7 +92,7 @@ pub fn make_certificates(d: &std::path::Path, prefix: &str) {
     std::fs::write(
         d.join("server.ext"),
         "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
-         extendedKeyUsage = serverAuth\n",
+         extendedKeyUsage = serverAuth, clientAuth\n",
     )
     .expect("write server.ext");
     openssl(
