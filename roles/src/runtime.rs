@@ -42,6 +42,8 @@ pub enum RoleError {
     Tls(#[from] crate::http::tls::TlsError),
     #[error(transparent)]
     RunAs(#[from] crate::executor::process::RunAsError),
+    #[error(transparent)]
+    Cluster(#[from] crate::cluster::ClusterError),
 }
 
 /// Everything a role needs, prepared before it starts serving.

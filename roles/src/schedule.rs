@@ -58,6 +58,21 @@ const MAX_EVERY_SECS: i64 = 366 * 86_400;
 
 impl Schedule {
     pub fn parse(rule: &str, timezone: &str) -> Result<Schedule, ScheduleError> {
+        let schedule = Schedule::parse_stored(rule, timezone)?;
+        // A rule that parses but never matches (e.g. 30 February) would spin the search forever.
+        if schedule.next_after(Utc::now()).is_none() {
+            return Err(ScheduleError::Rule {
+                rule: rule.to_string(),
+                reason: "it never fires".to_string(),
+            });
+        }
+        Ok(schedule)
+    }
+
+    /// A rule already checked by [`Schedule::parse`] when its job was stored: parsed without
+    /// the search for a first instant (the dispatcher parses a million at start-up, and a rule
+    /// that never fires just gets no instant).
+    pub fn parse_stored(rule: &str, timezone: &str) -> Result<Schedule, ScheduleError> {
         let tz = parse_timezone(timezone)?;
         let rule_err = |reason: String| ScheduleError::Rule {
             rule: rule.to_string(),
@@ -92,15 +107,10 @@ impl Schedule {
             .build()
             .parse(rule)
             .map_err(|e| rule_err(fields::explain(trimmed).unwrap_or_else(|| e.to_string())))?;
-        let schedule = Schedule {
+        Ok(Schedule {
             rule: Rule::Cron(Box::new(cron)),
             tz,
-        };
-        // A rule that parses but never matches (e.g. 30 February) would spin the search forever.
-        if schedule.next_after(Utc::now()).is_none() {
-            return Err(rule_err("it never fires".to_string()));
-        }
-        Ok(schedule)
+        })
     }
 
     /// The first instant strictly after `after`.

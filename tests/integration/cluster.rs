@@ -23,12 +23,20 @@ struct Cluster {
     db: MariaDb,
     /// The `cronvisor up` processes, by host name.
     hosts: BTreeMap<String, Cronvisor>,
+    /// Added to every host's `[cluster]` table.
+    cluster_keys: String,
+    /// Further tables of every host's config.
+    tables: String,
 }
 
 impl Cluster {
     fn start() -> Cluster {
-        let etcd = Etcd::start();
-        let redis = Redis::start();
+        Cluster::start_on(Etcd::start(), Redis::start(), String::new(), String::new())
+    }
+
+    /// On these etcd and Redis, with `cluster_keys` added to every host's `[cluster]` and
+    /// `tables` (further TOML tables) to its config.
+    fn start_on(etcd: Etcd, redis: Redis, cluster_keys: String, tables: String) -> Cluster {
         let db = MariaDb::start();
         // Migrated once, as an operator would (`cronvisor migrate`), before the hosts start.
         db.migrate();
@@ -37,6 +45,8 @@ impl Cluster {
             redis,
             db,
             hosts: BTreeMap::new(),
+            cluster_keys,
+            tables,
         }
     }
 
@@ -63,14 +73,16 @@ impl Cluster {
         let overrides = format!(
             "roles = [{}]\nhost = \"{name}\"\n\
              [cluster]\netcd_endpoints = [\"{}\"]\nredis_url = \"{}\"\nlease_ttl_secs = {LEASE_TTL_SECS}\n\
-             call_timeout_ms = 1000\nlock_ttl_ms = 1500\n\
+             call_timeout_ms = 1000\nlock_ttl_ms = 1500\n{}\
              [store]\nurl = \"{}\"\n\
              [machine]\ng1 = [\"e1\"]\nboth = [\"e1\", \"e2\", \"e3\"]\n\
-             [executor]\nheartbeat_ms = 500\n[monitor]\nlost_after_ms = 3000\n",
+             [executor]\nheartbeat_ms = 500\n[monitor]\nlost_after_ms = 3000\n{}",
             roles.join(", "),
             self.etcd.endpoint(),
             self.redis.url(),
+            self.cluster_keys,
             store_url,
+            self.tables,
         );
         let cv = Cronvisor::start_prepared(&format!("cl-{name}"), &overrides, |data| {
             for (file, token) in [("api.token", API_TOKEN), ("rpc.token", RPC_TOKEN)] {
@@ -794,4 +806,57 @@ fn a_forged_done_key_in_redis_does_not_silence_an_instant() {
         },
     );
     c.assert_exactly_once(&jobs, first - 2000, last);
+}
+
+/// etcd over https with its auth on, Redis over TLS with an ACL user (the default user off):
+/// a cluster whose hosts trust the CA (`tls.ca_file`) and log in (`cluster.etcd_user` and its
+/// password, the user and password in `rediss://`) registers, locks and fires as any other.
+#[test]
+fn a_cluster_reaches_etcd_and_redis_over_tls_with_their_users() {
+    let certs = crate::harness::TempDir::new("cluster-tls");
+    crate::harness::tls::make_certificates(&certs.0, "server");
+    let secured = crate::harness::services::Secured {
+        certs: certs.0.clone(),
+        user: "cv",
+        password: "s3cret-pass",
+    };
+    let etcd = Etcd::start_secure(&secured);
+    let redis = Redis::start_secure(&secured);
+    assert!(redis.url().starts_with("rediss://cv:"));
+    let mut c = Cluster::start_on(
+        etcd,
+        redis,
+        format!(
+            "etcd_user = \"cv\"\netcd_password = \"{}\"\n",
+            secured.password
+        ),
+        format!(
+            "[tls]\nca_file = \"{}\"\n",
+            certs.0.join("ca.pem").display()
+        ),
+    );
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host("e1", &["executor"]);
+    wait_for(
+        Duration::from_secs(20),
+        "the executor registered in etcd",
+        || (!c.etcd.keys("/cronvisor/executors/").is_empty()).then_some(()),
+    );
+    let jobs = c.every_second_jobs("tls", 3, &["d1"]);
+    let from = now_ms();
+    let_time_pass(Duration::from_secs(6));
+    let to = now_ms() - 1000;
+    c.assert_all_succeeded_once(&jobs, from, to);
+    // The fire locks went through the TLS Redis, as that user.
+    let locks = c
+        .redis
+        .cli(&["--scan", "--pattern", "cronvisor:fire:*"])
+        .unwrap_or_default();
+    assert!(!locks.trim().is_empty(), "no fire lock in Redis");
+    // And nothing is degraded: the dispatcher's registry and lock, the monitor's probes.
+    for listener in ["dispatch", "api"] {
+        wait_for(Duration::from_secs(10), "ready, not degraded", || {
+            (c.readyz("d1", listener)["status"] == "ready").then_some(())
+        });
+    }
 }

@@ -67,14 +67,13 @@ fn key(job_id: i64, instant: Millis) -> String {
 impl FireLock {
     /// Parses the URL; connects lazily. `owner` must be unique per dispatcher process.
     pub fn new(
-        url: &str,
+        client: redis::Client,
         owner: String,
         ttl: Duration,
         timeout: Duration,
         deps: Arc<Dependencies>,
         round_trips: Arc<crate::metrics::Metric>,
     ) -> Result<FireLock, ClusterError> {
-        let client = redis::Client::open(url).map_err(ClusterError::redis("redis url"))?;
         Ok(FireLock {
             client,
             conn: tokio::sync::Mutex::new(None),

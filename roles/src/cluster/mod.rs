@@ -8,6 +8,7 @@
 pub mod fire_lock;
 pub mod probe;
 pub mod registry;
+pub mod secure;
 
 use std::collections::BTreeMap;
 use std::sync::Mutex;
@@ -40,6 +41,9 @@ pub enum ClusterError {
     /// etcd ended a watch or a lease on its side.
     #[error("{0}")]
     Ended(String),
+    /// The TLS files of the cluster's dependencies cannot be read.
+    #[error("cluster TLS: {0}")]
+    Setup(String),
 }
 
 impl ClusterError {
@@ -133,6 +137,20 @@ pub fn groups_of(machine: &BTreeMap<String, Vec<String>>, host: &str) -> Vec<Str
         .filter(|(_, hosts)| hosts.iter().any(|h| h == host))
         .map(|(g, _)| g.clone())
         .collect()
+}
+
+/// A URL as it may be shown: `rediss://cv:***@host:6379/0` for one with a password.
+pub fn without_password(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user_info, host)) if user_info.contains(':') => {
+                let user = user_info.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
 }
 
 #[cfg(test)]

@@ -24,7 +24,12 @@ pub fn probed(cfg: &ClusterConfig) -> Vec<&'static str> {
     names
 }
 
-pub async fn watch(cfg: ClusterConfig, deps: Arc<Dependencies>, shutdown: Shutdown) {
+pub async fn watch(
+    cfg: ClusterConfig,
+    secure: super::secure::Secure,
+    deps: Arc<Dependencies>,
+    shutdown: Shutdown,
+) {
     let timeout = cfg.call_timeout;
     let stop = crate::runtime::stopped(shutdown);
     tokio::pin!(stop);
@@ -39,11 +44,11 @@ pub async fn watch(cfg: ClusterConfig, deps: Arc<Dependencies>, shutdown: Shutdo
             _ = &mut stop => return,
         }
         if let Some(url) = &cfg.redis_url {
-            let outcome = redis(url, timeout, &mut redis_conn).await;
+            let outcome = redis(&secure, url, timeout, &mut redis_conn).await;
             record(&deps, "redis", outcome);
         }
         if cfg.enabled() {
-            let outcome = etcd(&cfg.etcd_endpoints, timeout, &mut etcd_client).await;
+            let outcome = etcd(&secure, &cfg.etcd_endpoints, timeout, &mut etcd_client).await;
             record(&deps, "etcd", outcome);
         }
         deps.mark_probed();
@@ -62,6 +67,7 @@ fn record(deps: &Dependencies, name: &'static str, outcome: Result<(), ClusterEr
 }
 
 async fn redis(
+    secure: &super::secure::Secure,
     url: &str,
     timeout: Duration,
     kept: &mut Option<redis::aio::MultiplexedConnection>,
@@ -69,7 +75,7 @@ async fn redis(
     let mut conn = match kept.take() {
         Some(c) => c,
         None => {
-            let client = redis::Client::open(url).map_err(ClusterError::redis("redis url"))?;
+            let client = secure.redis_client(url)?;
             let config = redis::AsyncConnectionConfig::new()
                 .set_connection_timeout(Some(timeout))
                 .set_response_timeout(Some(timeout));
@@ -88,6 +94,7 @@ async fn redis(
 }
 
 async fn etcd(
+    secure: &super::secure::Secure,
     endpoints: &[String],
     timeout: Duration,
     kept: &mut Option<etcd_client::Client>,
@@ -95,9 +102,12 @@ async fn etcd(
     let mut client = match kept.take() {
         Some(c) => c,
         None => {
-            let options = etcd_client::ConnectOptions::new()
-                .with_connect_timeout(timeout)
-                .with_timeout(timeout);
+            let options = secure.etcd_options(
+                endpoints,
+                etcd_client::ConnectOptions::new()
+                    .with_connect_timeout(timeout)
+                    .with_timeout(timeout),
+            );
             etcd_client::Client::connect(endpoints, Some(options))
                 .await
                 .map_err(ClusterError::etcd("etcd unreachable"))?

@@ -25,6 +25,8 @@ pub struct EtcdSettings {
     pub lease_ttl_secs: i64,
     /// Per-call timeout, and the keep-alive timeout that notices a vanished server.
     pub timeout: Duration,
+    /// TLS and credentials.
+    pub secure: super::secure::Secure,
 }
 
 impl EtcdSettings {
@@ -33,11 +35,14 @@ impl EtcdSettings {
     }
 
     async fn connect(&self) -> Result<Client, ClusterError> {
-        let options = ConnectOptions::new()
-            .with_connect_timeout(self.timeout)
-            .with_timeout(self.timeout)
-            .with_keep_alive(KEEP_ALIVE, self.timeout)
-            .with_keep_alive_while_idle(true);
+        let options = self.secure.etcd_options(
+            &self.endpoints,
+            ConnectOptions::new()
+                .with_connect_timeout(self.timeout)
+                .with_timeout(self.timeout)
+                .with_keep_alive(KEEP_ALIVE, self.timeout)
+                .with_keep_alive_while_idle(true),
+        );
         Client::connect(&self.endpoints, Some(options))
             .await
             .map_err(ClusterError::etcd(format!(

@@ -93,7 +93,7 @@ impl TlsConfig {
 
 /// Cluster mode: etcd for the executor registry, Redis for the fire lock. With no etcd
 /// endpoint the host is standalone (its dispatcher sends to its own executor).
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct ClusterConfig {
     /// etcd client URLs, e.g. `["http://10.0.0.1:2379"]`. Default none (standalone).
@@ -120,6 +120,40 @@ pub struct ClusterConfig {
     /// address the `rpc` listener is bound to (which must then not be a wildcard address).
     #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
     pub advertise_rpc: Option<SocketAddr>,
+    /// etcd user (etcd's auth enabled); its password comes from `etcd_password`, better given
+    /// as `CRONVISOR_ETCD_PASSWORD`. Default none.
+    #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
+    pub etcd_user: Option<String>,
+    /// The password of `etcd_user`. Environment override: `CRONVISOR_ETCD_PASSWORD`. Never
+    /// logged.
+    #[serde(with = "optional", skip_serializing_if = "Option::is_none")]
+    pub etcd_password: Option<String>,
+}
+
+impl std::fmt::Debug for ClusterConfig {
+    /// Without the secrets: etcd's password, and the password in a Redis URL.
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ClusterConfig")
+            .field("etcd_endpoints", &self.etcd_endpoints)
+            .field("etcd_prefix", &self.etcd_prefix)
+            .field("lease_ttl", &self.lease_ttl)
+            .field("call_timeout", &self.call_timeout)
+            .field(
+                "redis_url",
+                &self
+                    .redis_url
+                    .as_deref()
+                    .map(crate::cluster::without_password),
+            )
+            .field("lock_ttl", &self.lock_ttl)
+            .field("advertise_rpc", &self.advertise_rpc)
+            .field("etcd_user", &self.etcd_user)
+            .field(
+                "etcd_password",
+                &self.etcd_password.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl Default for ClusterConfig {
@@ -132,6 +166,8 @@ impl Default for ClusterConfig {
             redis_url: None,
             lock_ttl: Duration::from_secs(3),
             advertise_rpc: None,
+            etcd_user: None,
+            etcd_password: None,
         }
     }
 }

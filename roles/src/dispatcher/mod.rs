@@ -513,6 +513,7 @@ async fn executor_registry(
         prefix: cfg.cluster.etcd_prefix.clone(),
         lease_ttl_secs: cfg.cluster.lease_ttl_secs(),
         timeout: call_timeout,
+        secure: secure(cfg),
     };
     tokio::spawn(registry::watch(
         settings,
@@ -584,12 +585,28 @@ async fn seed_from_store(ctx: &RoleContext, registry: &Registry) {
     }
 }
 
+/// The TLS and credentials of etcd and Redis; a CA or key file that cannot be read leaves them
+/// without (logged), and their calls then fail verification, as etcd and Redis go degraded.
+fn secure(cfg: &crate::config::Config) -> crate::cluster::secure::Secure {
+    crate::cluster::secure::Secure::of(cfg).unwrap_or_else(|e| {
+        tracing::error!(error = %e, "cannot read the cluster's TLS files");
+        Default::default()
+    })
+}
+
 /// The Redis fire lock, when `redis_url` is set (a bad URL means the store fence alone).
 fn fire_lock(ctx: &RoleContext, host: &str) -> Option<Arc<FireLock>> {
     let cluster = &ctx.config.cluster;
     let url = cluster.redis_url.as_deref()?;
+    let client = match secure(&ctx.config).redis_client(url) {
+        Ok(c) => c,
+        Err(e) => {
+            tracing::error!(error = %e, "no fire lock; firing on the store fence alone");
+            return None;
+        }
+    };
     match FireLock::new(
-        url,
+        client,
         Instance::this(host).to_string(),
         cluster.lock_ttl,
         cluster.call_timeout,

@@ -69,7 +69,7 @@ impl Rules {
             }
             return Ok((id, schedule));
         }
-        let schedule = Arc::new(Schedule::parse(text, zone)?);
+        let schedule = Arc::new(Schedule::parse_stored(text, zone)?);
         Ok((self.insert(text, tz, schedule.clone()), schedule))
     }
 
@@ -109,7 +109,7 @@ impl Rules {
             Some(Some(Rule {
                 parsed: Some(s), ..
             })) => Ok(s.clone()),
-            Some(Some(r)) => Ok(Arc::new(Schedule::parse(&r.text, r.tz.name())?)),
+            Some(Some(r)) => Ok(Arc::new(Schedule::parse_stored(&r.text, r.tz.name())?)),
             _ => Err(ScheduleError::Rule {
                 rule: format!("#{id}"),
                 reason: "no such rule".into(),
@@ -303,7 +303,7 @@ impl ScheduleSet {
         new.dedup();
         let parse = move |k: &(&'a str, &'a str)| {
             let tz = crate::schedule::parse_timezone(k.1)?;
-            let schedule = Arc::new(Schedule::parse(k.0, k.1)?);
+            let schedule = Arc::new(Schedule::parse_stored(k.0, k.1)?);
             let plan = plan(&schedule, now);
             Ok((tz, schedule, plan))
         };

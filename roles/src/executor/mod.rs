@@ -380,6 +380,10 @@ fn register_in_etcd(
         prefix: cfg.cluster.etcd_prefix.clone(),
         lease_ttl_secs: cfg.cluster.lease_ttl_secs(),
         timeout: cfg.cluster.call_timeout,
+        secure: crate::cluster::secure::Secure::of(cfg).unwrap_or_else(|e| {
+            tracing::error!(error = %e, "cannot read the cluster's TLS files");
+            Default::default()
+        }),
     };
     tokio::spawn(crate::cluster::registry::register(
         settings, info, deps, leave,

@@ -127,9 +127,9 @@ impl Gaps {
                 None if self.schedules.len() < RULES_KEPT => self
                     .schedules
                     .entry(key)
-                    .or_insert_with(|| Schedule::parse(&job.schedule, &job.timezone).ok()),
+                    .or_insert_with(|| Schedule::parse_stored(&job.schedule, &job.timezone).ok()),
                 None => {
-                    parsed = Schedule::parse(&job.schedule, &job.timezone).ok();
+                    parsed = Schedule::parse_stored(&job.schedule, &job.timezone).ok();
                     &parsed
                 }
             };

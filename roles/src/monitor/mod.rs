@@ -84,8 +84,10 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         crate::cluster::probe::probed(&config.cluster),
     );
     if config.cluster.enabled() || config.cluster.redis_url.is_some() {
+        let secure = crate::cluster::secure::Secure::of(&config)?;
         tokio::spawn(crate::cluster::probe::watch(
             config.cluster.clone(),
+            secure,
             deps.clone(),
             shutdown.clone(),
         ));

@@ -65,31 +65,104 @@ impl Drop for Server {
 pub struct Redis {
     pub port: u16,
     server: Server,
+    /// redis-cli's arguments for TLS and the user, when it has them.
+    cli_auth: Vec<String>,
+    /// `redis://`, or `rediss://user:password@`.
+    url_start: String,
     _dir: TempDir,
+}
+
+/// How a secured server is reached: the CA of its certificate, and a user's credentials.
+pub struct Secured {
+    /// `ca.pem`, `server.pem`, `server.key` (see `tls::make_certificates`).
+    pub certs: PathBuf,
+    pub user: &'static str,
+    pub password: &'static str,
 }
 
 impl Redis {
     pub fn start() -> Redis {
+        Redis::start_with(None)
+    }
+
+    /// TLS only (no plain port), and the default user off: only `user` with its password.
+    pub fn start_secure(s: &Secured) -> Redis {
+        Redis::start_with(Some(s))
+    }
+
+    fn start_with(secured: Option<&Secured>) -> Redis {
         let program = require("redis-server", "redis-server");
         let dir = TempDir::new("redis");
         let port = free_port();
-        let args = [
-            "--port",
-            &port.to_string(),
-            "--bind",
-            "127.0.0.1",
-            "--save",
-            "",
-            "--appendonly",
-            "no",
-            "--dir",
-            &dir.0.display().to_string(),
-        ]
-        .iter()
-        .map(|s| s.to_string())
-        .collect();
+        let mut args: Vec<String> = Vec::new();
+        let mut cli_auth = Vec::new();
+        match secured {
+            None => args.extend(["--port".to_string(), port.to_string()]),
+            Some(s) => {
+                let f = |n: &str| s.certs.join(n).display().to_string();
+                args.extend(
+                    [
+                        "--port",
+                        "0",
+                        "--tls-port",
+                        &port.to_string(),
+                        "--tls-cert-file",
+                        &f("server.pem"),
+                        "--tls-key-file",
+                        &f("server.key"),
+                        "--tls-ca-cert-file",
+                        &f("ca.pem"),
+                        "--tls-auth-clients",
+                        "optional",
+                        "--user",
+                        "default",
+                        "off",
+                        "--user",
+                        s.user,
+                        "on",
+                        &format!(">{}", s.password),
+                        "~*",
+                        "&*",
+                        "+@all",
+                    ]
+                    .map(str::to_string),
+                );
+                cli_auth.extend(
+                    [
+                        "--tls",
+                        "--cacert",
+                        &f("ca.pem"),
+                        "--user",
+                        s.user,
+                        "--pass",
+                        s.password,
+                        "--no-auth-warning",
+                    ]
+                    .map(str::to_string),
+                );
+            }
+        }
+        args.extend(
+            [
+                "--bind",
+                "127.0.0.1",
+                "--save",
+                "",
+                "--appendonly",
+                "no",
+                "--dir",
+                &dir.0.display().to_string(),
+            ]
+            .map(|s| s.to_string()),
+        );
+        let url_start = match secured {
+            None => "redis://".to_string(),
+            Some(s) => format!("rediss://{}:{}@", s.user, s.password),
+        };
         let mut r = Redis {
             port,
+            cli_auth,
+            url_start,
             server: Server {
                 name: "redis-server",
                 program,
@@ -104,7 +177,7 @@ impl Redis {
     }
 
     pub fn url(&self) -> String {
-        format!("redis://127.0.0.1:{}/0", self.port)
+        format!("{}127.0.0.1:{}/0", self.url_start, self.port)
     }
 
     pub fn stop(&mut self) {
@@ -123,6 +196,7 @@ impl Redis {
     pub fn cli(&self, args: &[&str]) -> Option<String> {
         let out = Command::new(require("redis-cli", "redis-tools"))
             .args(["-h", "127.0.0.1", "-p", &self.port.to_string()])
+            .args(&self.cli_auth)
             .args(args)
             .output()
             .ok()?;
@@ -136,16 +210,60 @@ impl Redis {
 pub struct Etcd {
     pub port: u16,
     server: Server,
+    scheme: &'static str,
+    /// etcdctl's arguments for TLS and the user, when it has them.
+    ctl_auth: Vec<String>,
     _dir: TempDir,
 }
 
 impl Etcd {
     pub fn start() -> Etcd {
+        Etcd::start_with(None)
+    }
+
+    /// https only, with auth enabled: `root` and `user` (read-write on `/cronvisor`) have
+    /// `password`.
+    pub fn start_secure(s: &Secured) -> Etcd {
+        let mut e = Etcd::start_with(Some(s));
+        let role_cmds: [&[&str]; 6] = [
+            &[
+                "user",
+                "add",
+                "root",
+                &format!("--new-user-password={}", s.password),
+            ],
+            &["role", "add", "cronvisor"],
+            &[
+                "role",
+                "grant-permission",
+                "cronvisor",
+                "--prefix=true",
+                "readwrite",
+                "/cronvisor",
+            ],
+            &[
+                "user",
+                "add",
+                s.user,
+                &format!("--new-user-password={}", s.password),
+            ],
+            &["user", "grant-role", s.user, "cronvisor"],
+            &["auth", "enable"],
+        ];
+        for args in role_cmds {
+            assert!(e.ctl(args).is_some(), "etcdctl {args:?}");
+        }
+        e.ctl_auth.push(format!("--user=root:{}", s.password));
+        e
+    }
+
+    fn start_with(secured: Option<&Secured>) -> Etcd {
         let program = require("etcd", "etcd-server");
         let dir = TempDir::new("etcd");
         let port = free_port();
         let peer = free_port();
-        let client_url = format!("http://127.0.0.1:{port}");
+        let scheme = if secured.is_some() { "https" } else { "http" };
+        let client_url = format!("{scheme}://127.0.0.1:{port}");
         let peer_url = format!("http://127.0.0.1:{peer}");
         let args = vec![
             "--name".to_string(),
@@ -165,8 +283,20 @@ impl Etcd {
             "--log-level".to_string(),
             "warn".to_string(),
         ];
+        let mut args = args;
+        let mut ctl_auth = Vec::new();
+        if let Some(s) = secured {
+            let f = |n: &str| s.certs.join(n).display().to_string();
+            args.extend([
+                format!("--cert-file={}", f("server.pem")),
+                format!("--key-file={}", f("server.key")),
+            ]);
+            ctl_auth.push(format!("--cacert={}", f("ca.pem")));
+        }
         let mut e = Etcd {
             port,
+            scheme,
+            ctl_auth,
             server: Server {
                 name: "etcd",
                 program,
@@ -181,7 +311,7 @@ impl Etcd {
     }
 
     pub fn endpoint(&self) -> String {
-        format!("http://127.0.0.1:{}", self.port)
+        format!("{}://127.0.0.1:{}", self.scheme, self.port)
     }
 
     pub fn stop(&mut self) {
@@ -202,6 +332,7 @@ impl Etcd {
             .env("ETCDCTL_API", "3")
             .arg(format!("--endpoints={}", self.endpoint()))
             .arg("--command-timeout=2s")
+            .args(&self.ctl_auth)
             .args(args)
             .output()
             .ok()?;
