@@ -31,13 +31,24 @@ struct Cluster {
 
 impl Cluster {
     fn start() -> Cluster {
-        Cluster::start_on(Etcd::start(), Redis::start(), String::new(), String::new())
+        Cluster::start_on(
+            Etcd::start(),
+            Redis::start(),
+            MariaDb::start(),
+            String::new(),
+            String::new(),
+        )
     }
 
-    /// On these etcd and Redis, with `cluster_keys` added to every host's `[cluster]` and
-    /// `tables` (further TOML tables) to its config.
-    fn start_on(etcd: Etcd, redis: Redis, cluster_keys: String, tables: String) -> Cluster {
-        let db = MariaDb::start();
+    /// On these servers, with `cluster_keys` added to every host's `[cluster]` and `tables`
+    /// (further TOML tables) to its config.
+    fn start_on(
+        etcd: Etcd,
+        redis: Redis,
+        db: MariaDb,
+        cluster_keys: String,
+        tables: String,
+    ) -> Cluster {
         // Migrated once, as an operator would (`cronvisor migrate`), before the hosts start.
         db.migrate();
         Cluster {
@@ -808,11 +819,13 @@ fn a_forged_done_key_in_redis_does_not_silence_an_instant() {
     c.assert_exactly_once(&jobs, first - 2000, last);
 }
 
-/// etcd over https with its auth on, Redis over TLS with an ACL user (the default user off):
-/// a cluster whose hosts trust the CA (`tls.ca_file`) and log in (`cluster.etcd_user` and its
-/// password, the user and password in `rediss://`) registers, locks and fires as any other.
+/// Every dependency over TLS, each with its user: etcd over https with its auth on, Redis over
+/// TLS with an ACL user (the default user off), MariaDB taking TLS only. A cluster whose hosts
+/// trust the CA (`tls.ca_file`, and `ssl-ca` in the store URL) and log in (`cluster.etcd_user`
+/// and its password, the user and password in `rediss://` and `mysql://`) registers, locks,
+/// records and fires as any other.
 #[test]
-fn a_cluster_reaches_etcd_and_redis_over_tls_with_their_users() {
+fn a_cluster_reaches_etcd_redis_and_mariadb_over_tls_with_their_users() {
     let certs = crate::harness::TempDir::new("cluster-tls");
     crate::harness::tls::make_certificates(&certs.0, "server");
     let secured = crate::harness::services::Secured {
@@ -823,9 +836,36 @@ fn a_cluster_reaches_etcd_and_redis_over_tls_with_their_users() {
     let etcd = Etcd::start_secure(&secured);
     let redis = Redis::start_secure(&secured);
     assert!(redis.url().starts_with("rediss://cv:"));
+    let db = MariaDb::start_secure(&certs.0);
+    assert!(db.url().contains("ssl-mode=verify_identity"));
+    // The server refuses a client without TLS.
+    let plain = std::process::Command::new("mariadb")
+        .args([
+            "--no-defaults",
+            "-h",
+            "127.0.0.1",
+            "-P",
+            &db.port.to_string(),
+        ])
+        .args([
+            "-u",
+            "app",
+            "-papp-pw",
+            "--skip-ssl",
+            "-e",
+            "SELECT 1",
+            "cron",
+        ])
+        .output()
+        .expect("mariadb client");
+    assert!(
+        !plain.status.success(),
+        "MariaDB took a connection without TLS"
+    );
     let mut c = Cluster::start_on(
         etcd,
         redis,
+        db,
         format!(
             "etcd_user = \"cv\"\netcd_password = \"{}\"\n",
             secured.password

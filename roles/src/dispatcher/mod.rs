@@ -105,7 +105,14 @@ impl Dispatcher {
         let cursor = ChangeCursor::new(store.last_change().await?);
         let d = &ctx.config.dispatcher;
         let mut set = ScheduleSet::with_limits(d.jobs_kept, d.rules_kept);
+        let loading = std::time::Instant::now();
         load_all(&store, &mut set).await?;
+        tracing::info!(
+            jobs = set.len(),
+            rules = set.rules_len(),
+            ms = loading.elapsed().as_millis() as u64,
+            "schedule loaded"
+        );
         jobs_gauge.set(set.len() as i64);
 
         let options = ctx.http_options(false)?;

@@ -206,6 +206,11 @@ impl ScheduleSet {
         self.entries.len()
     }
 
+    /// How many distinct (rule, zone) the scheduled jobs have.
+    pub fn rules_len(&self) -> usize {
+        self.rules.by_key.len()
+    }
+
     /// How many whole jobs this schedule may still keep.
     pub fn room_for_jobs(&self) -> usize {
         self.keep_jobs.saturating_sub(self.jobs.len())

@@ -12,6 +12,8 @@ pub struct MariaDb {
     child: Option<Child>,
     socket: String,
     server: Command,
+    /// The CA of its certificate, when it takes TLS only.
+    tls_ca: Option<std::path::PathBuf>,
     dir: TempDir,
 }
 
@@ -27,6 +29,16 @@ fn require(bin: &str) -> String {
 
 impl MariaDb {
     pub fn start() -> MariaDb {
+        MariaDb::start_with(None)
+    }
+
+    /// TLS only (`require_secure_transport`), with the certificate of `certs` (`server.pem`,
+    /// `server.key`, signed by `ca.pem`); the app user must use TLS too.
+    pub fn start_secure(certs: &std::path::Path) -> MariaDb {
+        MariaDb::start_with(Some(certs))
+    }
+
+    fn start_with(certs: Option<&std::path::Path>) -> MariaDb {
         let install = require("mariadb-install-db");
         let server = require("mariadbd");
         let dir = TempDir::new("mariadb");
@@ -60,19 +72,28 @@ impl MariaDb {
             .arg(format!("--socket={socket}"))
             .arg(format!("--port={port}"))
             .arg(format!("--pid-file={}", dir.0.join("pid").display()));
+        if let Some(c) = certs {
+            command
+                .arg(format!("--ssl-cert={}", c.join("server.pem").display()))
+                .arg(format!("--ssl-key={}", c.join("server.key").display()))
+                .arg(format!("--ssl-ca={}", c.join("ca.pem").display()))
+                .arg("--require-secure-transport=ON");
+        }
         let mut db = MariaDb {
             port,
             child: None,
             socket,
             server: command,
+            tls_ca: certs.map(|c| c.join("ca.pem")),
             dir,
         };
         db.resume();
-        db.sql_root(
+        db.sql_root(&format!(
             "CREATE DATABASE cron; \
-             CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-pw'; \
+             CREATE USER 'app'@'127.0.0.1' IDENTIFIED BY 'app-pw'{}; \
              GRANT ALL ON cron.* TO 'app'@'127.0.0.1';",
-        )
+            if certs.is_some() { " REQUIRE SSL" } else { "" }
+        ))
         .expect("create app user");
         db
     }
@@ -138,7 +159,14 @@ impl MariaDb {
     }
 
     pub fn url(&self) -> String {
-        format!("mysql://app:app-pw@127.0.0.1:{}/cron", self.port)
+        match &self.tls_ca {
+            None => format!("mysql://app:app-pw@127.0.0.1:{}/cron", self.port),
+            Some(ca) => format!(
+                "mysql://app:app-pw@127.0.0.1:{}/cron?ssl-mode=verify_identity&ssl-ca={}",
+                self.port,
+                ca.display()
+            ),
+        }
     }
 }
 
