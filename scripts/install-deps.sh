@@ -33,6 +33,12 @@ if ! python3 -c "import aiosmtpd" >/dev/null 2>&1; then
   python3 -m pip install --quiet aiosmtpd || python3 -m pip install --quiet --break-system-packages aiosmtpd
 fi
 
+# The Kubernetes manifests' offline check: the Kubernetes schemas, bundled.
+if ! python3 -c "import kubernetes_validate" >/dev/null 2>&1; then
+  echo "install-deps: installing kubernetes-validate (PyPI)"
+  python3 -m pip install --quiet kubernetes-validate || python3 -m pip install --quiet --break-system-packages kubernetes-validate
+fi
+
 # The console's browser tests: Playwright's Python client, driving Debian's chromium.
 if ! python3 -c "import playwright" >/dev/null 2>&1; then
   echo "install-deps: installing playwright (PyPI)"

@@ -185,8 +185,8 @@ impl Config {
 
     /// Environment overrides: `CRONVISOR_DATA_DIR`, `CRONVISOR_STORE_URL`, `CRONVISOR_TIMEZONE`,
     /// `CRONVISOR_LOG_FORMAT`, `CRONVISOR_SMTP_PASSWORD`, `CRONVISOR_SMS_KEY_SECRET`, `CRONVISOR_HOST`,
-    /// `CRONVISOR_REDIS_URL`, `CRONVISOR_ETCD_ENDPOINTS`, `CRONVISOR_ETCD_PASSWORD`. An empty
-    /// value unsets.
+    /// `CRONVISOR_REDIS_URL`, `CRONVISOR_ETCD_ENDPOINTS`, `CRONVISOR_ETCD_PASSWORD`,
+    /// `CRONVISOR_ADVERTISE_RPC`. An empty value unsets.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let set = |v: String| Some(v).filter(|v| !v.trim().is_empty());
         if let Some(v) = get("CRONVISOR_DATA_DIR") {
@@ -220,6 +220,17 @@ impl Config {
         }
         if let Some(v) = get("CRONVISOR_ETCD_PASSWORD") {
             self.cluster.etcd_password = set(v);
+        }
+        if let Some(v) = get("CRONVISOR_ADVERTISE_RPC") {
+            self.cluster.advertise_rpc = match set(v) {
+                None => None,
+                Some(v) => Some(v.trim().parse().map_err(|_| {
+                    invalid(
+                        "CRONVISOR_ADVERTISE_RPC",
+                        format!("`{v}` is not an address with a port, such as 10.0.0.5:7071"),
+                    )
+                })?),
+            };
         }
         if let Some(v) = get("CRONVISOR_ETCD_ENDPOINTS") {
             self.cluster.etcd_endpoints = v

@@ -142,7 +142,7 @@ impl Store {
         for chunk in ids.chunks(500) {
             let sql = format!(
                 "UPDATE runs SET alarm_checked = 1 WHERE alarm_checked = 0 AND id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
+                super::placeholders(chunk.len())
             );
             checked += super::retry_transient(|| async {
                 let mut q = sqlx::query(&sql);

@@ -40,7 +40,7 @@ impl Store {
         for ids in sorted.chunks(500) {
             let sql = format!(
                 "SELECT id, state, executor FROM runs WHERE id IN ({})",
-                vec!["?"; ids.len()].join(", ")
+                super::placeholders(ids.len())
             );
             let mut q = sqlx::query(&sql);
             for id in ids {
@@ -74,7 +74,7 @@ impl Store {
             let sql = format!(
                 "UPDATE runs SET executor = CASE WHEN state = 'dispatched' AND executor IS NULL \
                  THEN ? ELSE executor END WHERE id IN ({})",
-                vec!["?"; ids.len()].join(", ")
+                super::placeholders(ids.len())
             );
             super::retry_transient(|| async {
                 let mut q = sqlx::query(&sql).bind(instance);

@@ -90,7 +90,7 @@ impl Store {
                 let sql = format!(
                     "SELECT id, job_id, target FROM runs WHERE instant = ? AND fired_by = ? \
                      AND job_id IN ({})",
-                    vec!["?"; ids.len()].join(", ")
+                    super::placeholders(ids.len())
                 );
                 let mut q = sqlx::query(&sql).bind(instant).bind(token.as_str());
                 for id in ids {

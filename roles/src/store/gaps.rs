@@ -34,7 +34,7 @@ impl Store {
             let sql = format!(
                 "SELECT id, schedule, timezone, updated_at FROM jobs WHERE paused = 0 \
                  AND (command IS NOT NULL OR http_url IS NOT NULL) AND id IN ({})",
-                vec!["?"; chunk.len()].join(", ")
+                super::placeholders(chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {

@@ -166,7 +166,7 @@ impl Store {
     pub async fn last_runs(&self, job_ids: &[i64]) -> Result<HashMap<i64, LastRun>, StoreError> {
         let mut out = HashMap::with_capacity(job_ids.len());
         for chunk in job_ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
+            let marks = super::placeholders(chunk.len());
             // One `MAX(id)` per job, each a single seek in `runs_by_job (job_id, id)`: a
             // `GROUP BY job_id` over the IN list walks every run of those jobs instead.
             let sql = format!(

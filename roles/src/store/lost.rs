@@ -161,7 +161,7 @@ impl Store {
     pub async fn given_up_among(&self, ids: &[i64]) -> Result<Vec<(i64, GivenUp)>, StoreError> {
         let mut out = Vec::new();
         for chunk in ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
+            let marks = super::placeholders(chunk.len());
             let sql = format!("SELECT id, state, kill_requested FROM runs WHERE id IN ({marks})");
             let mut query = sqlx::query(&sql);
             for id in chunk {

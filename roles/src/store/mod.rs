@@ -97,6 +97,12 @@ impl StoreError {
     }
 }
 
+/// `?, ?, ?` — the bound parameters of an `IN (...)` list of `n` values (every value bound,
+/// never written into the SQL).
+pub(crate) fn placeholders(n: usize) -> String {
+    vec!["?"; n].join(", ")
+}
+
 /// Runs `op` again, a few times with a short growing pause, while it fails with a transient
 /// error (a deadlock between two writers is normal running for InnoDB, not a fault): the
 /// caller sees an error only when it lasts or is of another kind.

@@ -73,7 +73,7 @@ impl Store {
             let sql = format!(
                 "SELECT {} FROM jobs WHERE id IN ({})",
                 *JOB_COLUMNS,
-                vec!["?"; chunk.len()].join(", ")
+                super::placeholders(chunk.len())
             );
             let mut q = sqlx::query(&sql);
             for id in chunk {

@@ -36,7 +36,7 @@ impl Store {
             clauses.push("r.job_id = ?".into());
         }
         if !filter.states.is_empty() {
-            let marks = vec!["?"; filter.states.len()].join(", ");
+            let marks = super::placeholders(filter.states.len());
             clauses.push(format!("r.state IN ({marks})"));
         }
         if filter.trigger.is_some() {
@@ -106,7 +106,7 @@ impl Store {
             .collect::<Result<_, _>>()?;
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
-            let marks = vec!["?"; chunk.len()].join(", ");
+            let marks = super::placeholders(chunk.len());
             let sql = format!(
                 "SELECT {RUN_COLUMNS} FROM runs r JOIN jobs j ON j.id = r.job_id \
                  WHERE r.id IN ({marks}) ORDER BY r.id DESC"
