@@ -158,6 +158,19 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_redis_url_is_shown_without_its_password() {
+        assert_eq!(
+            without_password("rediss://cv:s3cret@10.0.0.2:6380/0"),
+            "rediss://cv:***@10.0.0.2:6380/0"
+        );
+        assert_eq!(
+            without_password("redis://10.0.0.2:6379/0"),
+            "redis://10.0.0.2:6379/0"
+        );
+        assert_eq!(without_password("redis://:pw@h:1"), "redis://:***@h:1");
+    }
+
+    #[test]
     fn groups_are_those_listing_the_host() {
         let mut m = BTreeMap::new();
         m.insert("php".to_string(), vec!["a".to_string(), "b".to_string()]);

@@ -419,4 +419,30 @@ mod tests {
             .expect("env");
         assert_eq!(c.data_dir, PathBuf::from("/tmp/x"));
     }
+
+    /// What a Kubernetes pod gets from the downward API (`$(POD_IP):7071`), and what a typo
+    /// gets: the variable named with the reason.
+    #[test]
+    fn the_advertised_rpc_address_and_the_etcd_password_come_from_the_environment() {
+        let mut c = Config::default();
+        c.apply_env(|k| match k {
+            "CRONVISOR_ADVERTISE_RPC" => Some("10.0.0.5:7071".into()),
+            "CRONVISOR_ETCD_PASSWORD" => Some("pw".into()),
+            _ => None,
+        })
+        .expect("env");
+        assert_eq!(
+            c.cluster.advertise_rpc,
+            Some("10.0.0.5:7071".parse().expect("addr"))
+        );
+        assert_eq!(c.cluster.etcd_password.as_deref(), Some("pw"));
+        assert!(
+            !format!("{:?}", c.cluster).contains("pw\""),
+            "the password is redacted"
+        );
+        let err = Config::default()
+            .apply_env(|k| (k == "CRONVISOR_ADVERTISE_RPC").then(|| "10.0.0.5".to_string()))
+            .expect_err("no port");
+        assert!(err.to_string().contains("CRONVISOR_ADVERTISE_RPC"), "{err}");
+    }
 }
