@@ -25,18 +25,6 @@ pub(crate) async fn temp_store(tag: &str) -> TempStore {
     TempStore { store, dir }
 }
 
-/// A scheduled fire of `job` at `instant`, recorded `dispatched`; its run id.
-async fn dispatched(store: &Store, job: i64, instant: i64) -> i64 {
-    match store
-        .record_fire(job, instant, "", Trigger::Schedule, RunState::Dispatched)
-        .await
-        .expect("fire")
-    {
-        Recorded::New(id) => id,
-        Recorded::AlreadyFired => panic!("fired twice"),
-    }
-}
-
 pub(crate) fn fields(name: &str) -> JobFields {
     JobFields {
         name: Some(name.into()),
@@ -276,7 +264,7 @@ async fn deleting_a_job_is_logged_for_dispatchers() {
 async fn a_run_accepted_by_a_live_executor_is_not_lost_however_late_its_result() {
     let t = temp_store("lost").await;
     let job = t.store.insert_job(&spec("a")).await.expect("job");
-    let fire = |instant| dispatched(&t.store, job.id, instant);
+    let fire = |instant| fire_new(&t.store, job.id, instant);
     let (queued, orphan, undelivered) = (fire(1_000).await, fire(2_000).await, fire(3_000).await);
     t.store
         .heartbeat("live/1", 0, &Default::default())
@@ -753,7 +741,7 @@ async fn a_run_is_claimed_by_one_executor_and_an_ended_run_by_none() {
         .insert_job(&fields("c").create("UTC").expect("valid"))
         .await
         .expect("job");
-    let fire = |instant| dispatched(&t.store, job.id, instant);
+    let fire = |instant| fire_new(&t.store, job.id, instant);
     let (run, ended) = (fire(1_000).await, fire(2_000).await);
     t.store.fail_run(ended, "gave up").await.expect("fail");
     let (asked_a, asked_b) = ([run, ended, 999_999], [run]);
