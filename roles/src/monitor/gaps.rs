@@ -13,7 +13,7 @@ use std::collections::HashMap;
 
 use crate::model::Millis;
 use crate::schedule::Schedule;
-use crate::store::{Mark, Store};
+use crate::store::{Covers, Mark, Store};
 
 /// Schedule steps per job and check: a minute of every-second instants is 60.
 const MAX_STEPS: usize = 600;
@@ -147,29 +147,52 @@ impl Gaps {
     }
 }
 
-/// The instants of `schedule` in `(start, until]` without a mark, whose next mark is a plain
-/// record (not the misfire policy's answer for the gap).
+/// The instants of `schedule` in `(start, until]` without a mark that the mark after them
+/// does not answer for: a plain record answers for itself, a `missed: N` record for its N
+/// instants, a catch-up run for the whole gap before it.
 fn holes(schedule: &Schedule, start: Millis, until: Millis, marks: &[Mark]) -> Vec<Millis> {
     let mut out = Vec::new();
     let mut cursor = start;
     for _ in 0..MAX_STEPS {
-        let Some(t) = chrono::DateTime::from_timestamp_millis(cursor)
-            .and_then(|c| schedule.next_after(c))
-            .map(|t| t.timestamp_millis())
-            .filter(|t| *t <= until)
-        else {
+        let Some(t) = next_instant(schedule, cursor).filter(|t| *t <= until) else {
             break;
         };
         cursor = t;
         if marks.iter().any(|m| m.instant == t) {
             continue;
         }
-        match marks.iter().find(|m| m.instant > t) {
-            Some(next) if !next.covers_gap => out.push(t),
+        match marks
+            .iter()
+            .find(|m| m.instant > t)
+            .map(|m| (m.instant, m.covers))
+        {
+            Some((next, Covers::Instants(n))) if span(schedule, t, next) > n => out.push(t),
             _ => {}
         }
     }
     out
+}
+
+fn next_instant(schedule: &Schedule, after: Millis) -> Option<Millis> {
+    chrono::DateTime::from_timestamp_millis(after)
+        .and_then(|c| schedule.next_after(c))
+        .map(|t| t.timestamp_millis())
+}
+
+/// How many instants from `from` to `to`, both included (at most MAX_STEPS are counted).
+fn span(schedule: &Schedule, from: Millis, to: Millis) -> u64 {
+    let mut count = 1;
+    let mut cursor = from;
+    while count < MAX_STEPS as u64 {
+        match next_instant(schedule, cursor).filter(|t| *t <= to) {
+            Some(t) => {
+                count += 1;
+                cursor = t;
+            }
+            None => break,
+        }
+    }
+    count
 }
 
 #[cfg(test)]
@@ -179,23 +202,57 @@ mod tests {
     #[test]
     fn a_hole_is_an_instant_without_a_record_before_a_plain_one() {
         let every = Schedule::parse("* * * * * *", "UTC").expect("rule");
-        let mark = |s: i64, covers_gap: bool| Mark {
+        let mark = |s: i64, covers: Covers| Mark {
             instant: s * 1000,
-            covers_gap,
+            covers,
         };
+        let plain = Covers::Instants(1);
         // 1, 2 fired; 3, 4 nothing; 5 fired: 3 and 4 are holes.
-        let marks = [mark(1, false), mark(2, false), mark(5, false)];
+        let marks = [mark(1, plain), mark(2, plain), mark(5, plain)];
         assert_eq!(holes(&every, 0, 5000, &marks), [3000, 4000]);
-        // The misfire policy answered for them: no hole.
-        let marks = [
-            mark(1, false),
-            mark(2, false),
-            mark(5, true),
-            mark(6, false),
-        ];
-        assert!(holes(&every, 0, 6000, &marks).is_empty());
+        // The misfire policy answered for them (a catch-up run, or a count of 3): no hole.
+        for covers in [Covers::Gap, Covers::Instants(3)] {
+            let marks = [
+                mark(1, plain),
+                mark(2, plain),
+                mark(5, covers),
+                mark(6, plain),
+            ];
+            assert!(holes(&every, 0, 6000, &marks).is_empty(), "{covers:?}");
+        }
         // Nothing after them yet: the dispatchers' business still.
-        let marks = [mark(1, false)];
+        let marks = [mark(1, plain)];
         assert!(holes(&every, 0, 3000, &marks).is_empty());
+    }
+
+    /// Found by the chaos suite (seed 2): a dispatcher holding two instants over a store
+    /// outage was killed; another recorded "missed: 1 instant(s)" for the next one, and the
+    /// gap check took that for the answer to the whole gap. A count answers for its instants
+    /// only: the two before it are holes.
+    #[test]
+    fn a_missed_record_answers_only_for_its_count() {
+        let every = Schedule::parse("* * * * * *", "UTC").expect("rule");
+        let marks = [
+            Mark {
+                instant: 8000,
+                covers: Covers::Instants(1),
+            },
+            Mark {
+                instant: 11_000,
+                covers: Covers::Instants(1),
+            },
+        ];
+        assert_eq!(holes(&every, 7000, 11_000, &marks), [9000, 10_000]);
+        let marks = [
+            Mark {
+                instant: 8000,
+                covers: Covers::Instants(1),
+            },
+            Mark {
+                instant: 11_000,
+                covers: Covers::Instants(2),
+            },
+        ];
+        assert_eq!(holes(&every, 7000, 11_000, &marks), [9000]);
     }
 }

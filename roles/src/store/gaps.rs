@@ -12,9 +12,39 @@ use crate::model::Millis;
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Mark {
     pub instant: Millis,
-    /// A misfire policy's `missed` record or `misfire` catch-up run: the answer for every
-    /// instant since the record before it.
-    pub covers_gap: bool,
+    /// Which instants it stands for, counting back from its own.
+    pub covers: Covers,
+}
+
+/// The instants a record answers for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Covers {
+    /// The misfire policy's `missed: N instant(s) …` record with an exact count: its own
+    /// instant and the N − 1 before it (a plain record is `Instants(1)`).
+    Instants(u64),
+    /// A `misfire` catch-up run, or a count extrapolated ("about N"): every instant since the
+    /// record before it.
+    Gap,
+}
+
+impl Covers {
+    /// What a record of this state, trigger and error answers for.
+    fn of(state: &str, trigger: &str, error: &str) -> Covers {
+        if trigger == "misfire" {
+            return Covers::Gap;
+        }
+        let Some(count) = error
+            .strip_prefix("missed: ")
+            .filter(|_| state == "missed" && !error.contains("gap check"))
+        else {
+            return Covers::Instants(1);
+        };
+        match count.split_whitespace().next().map(str::parse::<u64>) {
+            Some(Ok(n)) => Covers::Instants(n.max(1)),
+            // "about N": extrapolated, so it stands for the whole gap.
+            _ => Covers::Gap,
+        }
+    }
 }
 
 /// A job that fires on its schedule.
@@ -74,15 +104,52 @@ impl Store {
             let trigger: String = r.try_get(3)?;
             let error = super::rows::text_at(r, 4)?.unwrap_or_default();
             // A `missed` record of the misfire policy ("missed: N instant(s) ...") stands for
-            // the instants before it; one of an instant with no executor, for itself.
+            // its N instants; one of an instant with no executor, for itself.
             out.entry(r.try_get(0)?).or_default().push(Mark {
                 instant: r.try_get(1)?,
-                covers_gap: trigger == "misfire"
-                    || (state == "missed"
-                        && error.starts_with("missed:")
-                        && !error.contains("gap check")),
+                covers: Covers::of(&state, &trigger, &error),
             });
         }
         Ok(out)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Covers;
+
+    #[test]
+    fn a_record_answers_for_what_its_reason_counts() {
+        let of = Covers::of;
+        assert_eq!(of("succeeded", "schedule", ""), Covers::Instants(1));
+        assert_eq!(
+            of(
+                "missed",
+                "schedule",
+                "missed: 3 instant(s) came due while the store was unavailable"
+            ),
+            Covers::Instants(3)
+        );
+        assert_eq!(
+            of(
+                "missed",
+                "schedule",
+                "missed: about 604800 instant(s) passed while no dispatcher ran"
+            ),
+            Covers::Gap
+        );
+        assert_eq!(of("succeeded", "misfire", ""), Covers::Gap);
+        assert_eq!(
+            of(
+                "missed",
+                "schedule",
+                "missed: 1 instant(s) that no dispatcher recorded (found by the monitor's gap check)"
+            ),
+            Covers::Instants(1)
+        );
+        assert_eq!(
+            of("missed", "schedule", "no executor: group g has none"),
+            Covers::Instants(1)
+        );
     }
 }

@@ -36,7 +36,7 @@ pub use alarms::{NewAlarm, Raised, RunEvent};
 pub use audit::{AuditFilter, NewAudit};
 pub use claims::Claim;
 pub use firing::{Forbid, PendingRun, Recorded};
-pub use gaps::{Mark, Scheduled};
+pub use gaps::{Covers, Mark, Scheduled};
 pub use gocron::GocronJob;
 pub use jobs::Deleted;
 pub use jobs_query::JobFilter;
