@@ -135,11 +135,16 @@ fn dispatched_run(cv: &Cronvisor, job: &str, id: i64, state: &str, executor: &st
     } else {
         format!("'{executor}'")
     };
-    cv.sqlite(&format!(
-        "INSERT INTO runs (id, job_id, instant, target, trigger_kind, state, executor, \
-         created_at, dispatched_at, stdout, stderr) SELECT {id}, id, 1000, '', 'manual', \
-         '{state}', {executor}, 1000, 1000, '', '' FROM jobs WHERE name = '{job}'"
-    ));
+    // Again while another role holds SQLite's write lock: the CLI does not wait for it.
+    wait_for(Duration::from_secs(10), "the run on record", || {
+        cv.sqlite(&format!(
+            "INSERT OR IGNORE INTO runs (id, job_id, instant, target, trigger_kind, state, \
+             executor, created_at, dispatched_at, stdout, stderr) SELECT {id}, id, 1000, '', \
+             'manual', '{state}', {executor}, 1000, 1000, '', '' FROM jobs WHERE name = '{job}'"
+        ));
+        (cv.sqlite(&format!("SELECT state FROM runs WHERE id = {id}")) == format!("{state}\n"))
+            .then_some(())
+    });
     id
 }
 
@@ -268,10 +273,14 @@ fn a_paused_executor_does_not_run_a_request_the_dispatcher_gave_up_on() {
         body.len()
     )
     .expect("send");
-    // What a dispatcher that gave up on the request records.
-    cv.sqlite(&format!(
-        "UPDATE runs SET state = 'failed', error = 'no executor took the run' WHERE id = {id}"
-    ));
+    // What a dispatcher that gave up on the request records (again while another role holds
+    // SQLite's write lock: the CLI does not wait for it).
+    wait_for(Duration::from_secs(10), "the run recorded failed", || {
+        cv.sqlite(&format!(
+            "UPDATE runs SET state = 'failed', error = 'no executor took the run' WHERE id = {id}"
+        ));
+        (cv.sqlite(&format!("SELECT state FROM runs WHERE id = {id}")) == "failed\n").then_some(())
+    });
     unsafe {
         libc::kill(pid, libc::SIGCONT);
     }

@@ -162,7 +162,9 @@ impl Firer {
             };
             match sent {
                 Sent::Taken(reply) => {
-                    if let Some(reply) = reply {
+                    // An executor that claims has named itself in the store already: one
+                    // write per batch fewer on the firing path.
+                    if let Some(reply) = reply.filter(|r| !r.claimed) {
                         self.note_delivered(&reply).await;
                     }
                 }

@@ -64,9 +64,7 @@ impl Rules {
         let tz = crate::schedule::parse_timezone(zone)?;
         if let Some(&id) = self.by_key.get(&(Arc::from(text), tz)) {
             let schedule = self.schedule(id)?;
-            if let Some(Some(r)) = self.slots.get_mut(id as usize) {
-                r.users += 1;
-            }
+            self.count_user(id);
             return Ok((id, schedule));
         }
         let schedule = Arc::new(Schedule::parse_stored(text, zone)?);
@@ -114,6 +112,13 @@ impl Rules {
                 rule: format!("#{id}"),
                 reason: "no such rule".into(),
             }),
+        }
+    }
+
+    /// One user more.
+    fn count_user(&mut self, id: u32) {
+        if let Some(Some(r)) = self.slots.get_mut(id as usize) {
+            r.users += 1;
         }
     }
 
@@ -498,14 +503,6 @@ impl ScheduleSet {
             }
         }
         popped
-    }
-}
-
-impl Rules {
-    fn count_user(&mut self, id: u32) {
-        if let Some(Some(r)) = self.slots.get_mut(id as usize) {
-            r.users += 1;
-        }
     }
 }
 

@@ -32,7 +32,10 @@ pub(super) async fn accept_runs(
     Json(batch): Json<RunBatch>,
 ) -> Result<(StatusCode, Json<BatchAccepted>), ApiError> {
     refuse_when_unable(&exec)?;
-    let mut reply = BatchAccepted::default();
+    let mut reply = BatchAccepted {
+        claimed: true,
+        ..BatchAccepted::default()
+    };
     let fresh = not_seen_before(&exec, batch.runs, &mut reply);
     if fresh.is_empty() {
         return Ok((StatusCode::ACCEPTED, Json(reply)));

@@ -314,6 +314,10 @@ pub struct BatchAccepted {
     /// reached the executor late). Nothing to send again.
     #[serde(default)]
     pub not_started: Vec<i64>,
+    /// The executor claimed the runs in the store itself (its claim names it): the dispatcher
+    /// need not note who took them. False from an executor that does not claim.
+    #[serde(default)]
+    pub claimed: bool,
 }
 
 /// The executor's answer for one run of a batch.

@@ -232,27 +232,19 @@ mod tests {
     #[test]
     fn a_missed_record_answers_only_for_its_count() {
         let every = Schedule::parse("* * * * * *", "UTC").expect("rule");
-        let marks = [
-            Mark {
-                instant: 8000,
-                covers: Covers::Instants(1),
-            },
-            Mark {
-                instant: 11_000,
-                covers: Covers::Instants(1),
-            },
-        ];
-        assert_eq!(holes(&every, 7000, 11_000, &marks), [9000, 10_000]);
-        let marks = [
-            Mark {
-                instant: 8000,
-                covers: Covers::Instants(1),
-            },
-            Mark {
-                instant: 11_000,
-                covers: Covers::Instants(2),
-            },
-        ];
-        assert_eq!(holes(&every, 7000, 11_000, &marks), [9000]);
+        let marks = |last_counts: u64| {
+            [
+                Mark {
+                    instant: 8000,
+                    covers: Covers::Instants(1),
+                },
+                Mark {
+                    instant: 11_000,
+                    covers: Covers::Instants(last_counts),
+                },
+            ]
+        };
+        assert_eq!(holes(&every, 7000, 11_000, &marks(1)), [9000, 10_000]);
+        assert_eq!(holes(&every, 7000, 11_000, &marks(2)), [9000]);
     }
 }
