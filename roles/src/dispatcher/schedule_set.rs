@@ -4,9 +4,10 @@
 //! needed.
 //!
 //! Sized for a million jobs. An entry holds only what plans instants (about 50 bytes); rules
-//! are interned by (rule, zone), so a repeated rule is one string; croner's parsed form (about
-//! 5 KB, its year bitfield alone is 5,000 bytes) is kept for the first `dispatcher.rules_kept`
-//! distinct rules, and the others are parsed again when their job fires (~17 µs). Whole jobs
+//! are interned by (rule, zone), so a repeated rule is one string; the parsed form is kept for
+//! the first `dispatcher.rules_kept` distinct rules, and the others are parsed again when their
+//! job fires: about a microsecond for a plain rule in UTC or a fixed zone (the compact form),
+//! ~17 µs for croner's (about 5 KB, its year bitfield alone is 5,000 bytes). Whole jobs
 //! are kept for the first `dispatcher.jobs_kept` jobs; the others are read from the store when
 //! they fire, one query per burst ([`ScheduleSet::job`] says which are kept).
 

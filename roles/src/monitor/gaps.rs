@@ -238,7 +238,11 @@ mod tests {
                 mark(5, covers),
                 mark(6, plain),
             ];
-            assert_eq!(holes(&every, 0, 6000, &marks), Found::default(), "{covers:?}");
+            assert_eq!(
+                holes(&every, 0, 6000, &marks),
+                Found::default(),
+                "{covers:?}"
+            );
         }
         // Nothing after them yet: the dispatchers' business still.
         let marks = [mark(1, plain)];
