@@ -4,12 +4,12 @@
 # sqlite3, openssl (the TLS test's certificates), systemd's socket-activation tool, Debian's
 # chromium (the console's browser tests), and aiosmtpd and Playwright for Python (PyPI; Playwright
 # drives /usr/bin/chromium, it downloads no browser), and iproute2 for the chaos suite's network
-# namespaces, and faketime for the clock-step test.
+# namespaces, faketime for the clock-step test, and prometheus for promtool (alert rules).
 set -euo pipefail
 
 pkgs=(mariadb-server mariadb-client etcd-server etcd-client redis-server
       protobuf-compiler libprotobuf-dev sqlite3 procps systemd python3-pip openssl chromium
-      iproute2 faketime)
+      iproute2 faketime prometheus)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -18,6 +18,7 @@ mod firing;
 mod kubernetes;
 mod lifecycle;
 mod live;
+mod metrics;
 mod mysql;
 mod output;
 mod policies;

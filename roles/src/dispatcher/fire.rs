@@ -45,6 +45,9 @@ pub struct Firer {
     pub(super) lock_lost: Arc<Metric>,
     pub(super) fenced: Arc<Metric>,
     pub(super) no_executor: Arc<Metric>,
+    pub(super) lateness: Arc<crate::metrics::Histogram>,
+    pub(super) store_write: Arc<crate::metrics::Histogram>,
+    pub(super) lock_time: Arc<crate::metrics::Histogram>,
     /// Instants the store could not take, until it can.
     pub(super) backlog: super::backlog::Backlog,
 }
@@ -105,6 +108,21 @@ impl Firer {
                 "",
                 "Instants recorded missed because their target had no live executor.",
             ),
+            lateness: metrics.histogram(
+                "cronvisor_fire_lateness_seconds",
+                "From a run's scheduled instant to its record in the store (this dispatcher's fires).",
+                crate::metrics::LATENCY_BUCKETS,
+            ),
+            store_write: metrics.histogram(
+                "cronvisor_store_write_seconds",
+                "Round trip of recording a burst's runs in the store (one transaction).",
+                crate::metrics::LATENCY_BUCKETS,
+            ),
+            lock_time: metrics.histogram(
+                "cronvisor_redis_lock_seconds",
+                "Round trip of taking a burst's fire locks in Redis (one pipeline).",
+                crate::metrics::LATENCY_BUCKETS,
+            ),
             backlog: Default::default(),
         }
     }
@@ -120,7 +138,10 @@ impl Firer {
             return self.fire_fenced(due, trigger, false).await;
         };
         let keys: Vec<(i64, Millis)> = due.iter().map(|(j, t)| (j.id, *t)).collect();
-        match lock.acquire(&keys).await {
+        let locking = Instant::now();
+        let acquired = lock.acquire(&keys).await;
+        self.lock_time.observe(locking.elapsed().as_secs_f64());
+        match acquired {
             Ok(won) => {
                 let (mine, theirs): (Vec<_>, Vec<_>) =
                     due.into_iter().zip(won).partition(|(_, w)| *w);
@@ -225,6 +246,8 @@ impl Firer {
             match self.store.fire_forbid(job.id, instant, trigger).await {
                 Ok(crate::store::Forbid::New(run_id)) => {
                     self.fired.inc();
+                    self.lateness
+                        .observe_millis(instant, crate::model::now_millis());
                     ready.push(Outgoing {
                         run_id,
                         job,
@@ -271,11 +294,13 @@ impl Firer {
             if keys.is_empty() {
                 break Vec::new();
             }
-            match self
+            let writing = Instant::now();
+            let written = self
                 .store
                 .record_fires(&keys, trigger, RunState::Dispatched)
-                .await
-            {
+                .await;
+            self.store_write.observe(writing.elapsed().as_secs_f64());
+            match written {
                 Ok(r) => break r,
                 Err(e) if started.elapsed() < self.delivery_timeout => {
                     tracing::warn!(fires = keys.len(), error = %e, "cannot record fires; retrying");
@@ -319,6 +344,8 @@ impl Firer {
             match rec {
                 Recorded::New(run_id) => {
                     self.fired.inc();
+                    self.lateness
+                        .observe_millis(instant, crate::model::now_millis());
                     batch.push(Outgoing {
                         run_id,
                         job,

@@ -46,6 +46,7 @@ struct Counters {
     spawn_failed: Arc<Metric>,
     running: Arc<Metric>,
     finished: HashMap<&'static str, Arc<Metric>>,
+    spawn_time: Arc<crate::metrics::Histogram>,
 }
 
 /// Run ids this executor has accepted: a set for lookups, a queue for eviction order.
@@ -349,6 +350,11 @@ impl Counters {
             ),
             running: m.gauge("cronvisor_runs_running", "", "Runs in progress."),
             finished,
+            spawn_time: m.histogram(
+                "cronvisor_spawn_seconds",
+                "Time to start a run's process (fork, limits, user, exec).",
+                crate::metrics::LATENCY_BUCKETS,
+            ),
         }
     }
 }
@@ -523,6 +529,7 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
             }
         },
     };
+    let spawning = std::time::Instant::now();
     let spawned = match &req.http {
         Some(_) => None,
         None => match process::spawn(
@@ -545,6 +552,11 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
             }
         },
     };
+    if spawned.is_some() {
+        exec.counters
+            .spawn_time
+            .observe(spawning.elapsed().as_secs_f64());
+    }
     exec.counters.started.inc();
     exec.counters.running.inc();
     let pid = spawned.as_ref().and_then(|s| s.pid).map(i64::from);

@@ -1,6 +1,9 @@
 //! `GET /healthz` (the process is alive), `GET /readyz` (its dependencies answer and it is not
 //! draining) and `GET /metrics` (Prometheus text), the same on every role.
 //!
+//! The monitor's `/metrics` adds each job's series (`monitor/job_metrics.rs`) for a caller
+//! with the API token.
+//!
 //! `/readyz` tells anyone only `ready`, `degraded`, `draining` or `not ready` (load balancers
 //! need no more); what is degraded and why — error texts that name hosts, ports and users —
 //! only a caller with the API or RPC token sees.
@@ -95,8 +98,23 @@ async fn readyz(State(h): State<Health>, headers: axum::http::HeaderMap) -> impl
     }
 }
 
-async fn metrics(State(h): State<Health>) -> impl IntoResponse {
+async fn metrics(State(h): State<Health>, headers: axum::http::HeaderMap) -> impl IntoResponse {
     let mut text = h.metrics.render();
+    // Job names and groups are the operators' business: the per-job series go to a scraper
+    // with the API token only (Prometheus: `authorization: {credentials_file: ...}`).
+    if h.role == "monitor" && h.sees_details(&headers) {
+        let started = std::time::Instant::now();
+        match crate::monitor::job_metrics::render(&h.store, &mut text).await {
+            Ok(()) => text.push_str(&format!(
+                "# HELP cronvisor_job_metrics_seconds Time spent reading and rendering the per-job series of this scrape.\n\
+                 # TYPE cronvisor_job_metrics_seconds gauge\n\
+                 cronvisor_job_metrics_seconds{{role=\"monitor\"}} {}\n",
+                started.elapsed().as_secs_f64()
+            )),
+            // The role's own series still answer; the store's outage shows in them.
+            Err(e) => tracing::warn!(error = %e, "per-job metrics: cannot read the store"),
+        }
+    }
     let degraded = h.deps.snapshot();
     if !h.configured.is_empty() {
         text.push_str(

@@ -143,12 +143,12 @@ pub struct JobFields {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub name: Option<String>,
-    /// Cron rule: 5 fields, 6 with seconds first, a macro such as @hourly, or an interval
-    /// such as `@every 90s`.
     /// The group the job belongs to (who may see and change it); default `default`.
     #[arg(long, value_name = "GROUP")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub group: Option<String>,
+    /// Cron rule: 5 fields, 6 with seconds first, a macro such as @hourly, or an interval
+    /// such as `@every 90s`.
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,

@@ -9,6 +9,7 @@ mod api;
 mod console;
 mod fleet;
 mod gaps;
+pub mod job_metrics;
 mod live;
 mod sms;
 
@@ -99,6 +100,11 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         + crate::config::values::ms(config.dispatcher.late_grace);
     let mut gaps = gaps::Gaps::new(store.clone(), settle, now_millis());
     let mut check = tokio::time::interval(config.monitor.check_interval);
+    let check_time = metrics.histogram(
+        "cronvisor_monitor_check_seconds",
+        "One pass of the monitor's checks (store, gaps, alarms, deliveries, fleet).",
+        crate::metrics::LATENCY_BUCKETS,
+    );
     // Since when the store has not answered (and the first error), to alarm its outage.
     let mut store_down: Option<(i64, String)> = None;
     let mut prune_tick = tokio::time::interval(PRUNE_EVERY);
@@ -125,6 +131,7 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
                 }
                 fleet.dependencies(&alarmer, &deps, now).await;
                 fleet.check(&alarmer, now).await;
+                check_time.observe_millis(now, now_millis());
             }
             _ = &mut stop => break,
         }
@@ -244,6 +251,9 @@ async fn prune(store: &crate::store::Store, retention: Duration, session_idle: D
             Ok(_) => {}
             Err(e) => tracing::warn!(error = %e, "pruning alarms failed"),
         }
+    }
+    if let Err(e) = store.prune_job_stats().await {
+        tracing::warn!(error = %e, "pruning the counts of deleted jobs failed");
     }
     if let Err(e) = store
         .prune_sessions(now - crate::config::values::ms(session_idle))

@@ -4,8 +4,9 @@
 
 use sqlx::Row;
 
+use super::job_stats::Counted;
 use super::{rows, Store, StoreError};
-use crate::model::{Alarm, AlarmKind, Channel, Millis};
+use crate::model::{Alarm, AlarmKind, Channel, Millis, RunState};
 
 /// A final run a monitor has not looked at yet.
 #[derive(Debug, Clone)]
@@ -112,6 +113,8 @@ impl Store {
         if claimed != 1 {
             return Ok(None);
         }
+        let run = counted(&mut tx, run_id).await?;
+        super::job_stats::count(&mut tx, self.backend, &run).await?;
         if let Some((job_id, failing)) = job_failing {
             sqlx::query("UPDATE jobs SET alarm_failing = ? WHERE id = ?")
                 .bind(i64::from(failing))
@@ -132,26 +135,67 @@ impl Store {
     /// plain read and updated by id in id order: an UPDATE with a join condition would lock
     /// every row it examines and deadlock with the result writes of a busy InnoDB store.
     pub async fn check_plain_successes(&self) -> Result<u64, StoreError> {
-        let ids: Vec<i64> = sqlx::query_scalar(
-            "SELECT r.id FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.alarm_checked = 0 \
-             AND r.state = 'succeeded' AND j.alarm_failing = 0 ORDER BY r.id LIMIT 5000",
+        let rows = sqlx::query(
+            "SELECT r.id, r.job_id, r.started_at, r.ended_at FROM runs r JOIN jobs j \
+             ON j.id = r.job_id WHERE r.alarm_checked = 0 AND r.state = 'succeeded' \
+             AND j.alarm_failing = 0 ORDER BY r.id LIMIT 5000",
         )
         .fetch_all(&self.pool)
         .await?;
+        let mut runs = Vec::with_capacity(rows.len());
+        for r in &rows {
+            runs.push((
+                r.try_get::<i64, _>(0)?,
+                Counted {
+                    job_id: r.try_get(1)?,
+                    state: RunState::Succeeded,
+                    started_at: r.try_get(2)?,
+                    ended_at: r.try_get(3)?,
+                },
+            ));
+        }
         let mut checked = 0;
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "UPDATE runs SET alarm_checked = 1 WHERE alarm_checked = 0 AND id IN ({})",
-                super::placeholders(chunk.len())
-            );
-            checked += super::retry_transient(|| async {
-                let mut q = sqlx::query(&sql);
-                for id in chunk {
-                    q = q.bind(*id);
-                }
-                Ok(q.execute(&self.pool).await?.rows_affected())
-            })
-            .await?;
+        for chunk in runs.chunks(500) {
+            checked += super::retry_transient(|| self.check_successes_once(chunk)).await?;
+        }
+        Ok(checked)
+    }
+
+    /// Claims and counts a chunk of successes in one transaction; when another monitor took
+    /// some of them meanwhile, one by one (so each is counted by the monitor that claimed it).
+    async fn check_successes_once(&self, chunk: &[(i64, Counted)]) -> Result<u64, StoreError> {
+        let sql = format!(
+            "UPDATE runs SET alarm_checked = 1 WHERE alarm_checked = 0 AND id IN ({})",
+            super::placeholders(chunk.len())
+        );
+        let mut tx = self.pool.begin().await?;
+        let mut q = sqlx::query(&sql);
+        for (id, _) in chunk {
+            q = q.bind(*id);
+        }
+        let claimed = q.execute(&mut *tx).await?.rows_affected();
+        if claimed == chunk.len() as u64 {
+            for (_, run) in chunk {
+                super::job_stats::count(&mut tx, self.backend, run).await?;
+            }
+            tx.commit().await?;
+            return Ok(claimed);
+        }
+        tx.rollback().await?;
+        let mut checked = 0;
+        for (id, run) in chunk {
+            let mut tx = self.pool.begin().await?;
+            let one =
+                sqlx::query("UPDATE runs SET alarm_checked = 1 WHERE id = ? AND alarm_checked = 0")
+                    .bind(*id)
+                    .execute(&mut *tx)
+                    .await?
+                    .rows_affected();
+            if one == 1 {
+                super::job_stats::count(&mut tx, self.backend, run).await?;
+                checked += 1;
+            }
+            tx.commit().await?;
         }
         Ok(checked)
     }
@@ -322,4 +366,20 @@ pub(super) async fn raise_on(
     .execute(&mut *conn)
     .await?;
     Ok(Raised::New(r.last_insert_id().unwrap_or(0)))
+}
+
+/// What a claimed run counts as (read in the claiming transaction).
+async fn counted(conn: &mut sqlx::AnyConnection, run_id: i64) -> Result<Counted, StoreError> {
+    let r = sqlx::query("SELECT job_id, state, started_at, ended_at FROM runs WHERE id = ?")
+        .bind(run_id)
+        .fetch_one(&mut *conn)
+        .await?;
+    let state: String = r.try_get(1)?;
+    Ok(Counted {
+        job_id: r.try_get(0)?,
+        state: RunState::parse(&state)
+            .ok_or_else(|| StoreError::Corrupt(format!("run {run_id}: state `{state}`")))?,
+        started_at: r.try_get(2)?,
+        ended_at: r.try_get(3)?,
+    })
 }

@@ -90,6 +90,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "job_limits",
         include_str!("../../../migrations/sqlite/0016_job_limits.sql"),
     ),
+    (
+        17,
+        "job_stats",
+        include_str!("../../../migrations/sqlite/0017_job_stats.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -173,6 +178,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         16,
         "job_limits",
         include_str!("../../../migrations/mysql/0016_job_limits.sql"),
+    ),
+    (
+        17,
+        "job_stats",
+        include_str!("../../../migrations/mysql/0017_job_stats.sql"),
     ),
 ];
 

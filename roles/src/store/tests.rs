@@ -770,3 +770,41 @@ async fn a_run_is_claimed_by_one_executor_and_an_ended_run_by_none() {
         "a started run is not started again"
     );
 }
+
+/// A final run counts once in its job's stats, whichever path checks it and however often
+/// (two monitors scanning at once try twice).
+#[tokio::test]
+async fn a_final_run_counts_once_in_its_jobs_stats() {
+    let t = temp_store("job-stats").await;
+    let job = t.store.insert_job(&spec("counted")).await.expect("job").id;
+    let Recorded::New(missed) = t
+        .store
+        .record_missed(job, 5_000, "missed: 1 instant(s)")
+        .await
+        .expect("missed")
+    else {
+        panic!("not new")
+    };
+    for _ in 0..2 {
+        t.store
+            .check_run(missed, None, &[], 0)
+            .await
+            .expect("check");
+    }
+    t.store
+        .record_fire(job, 6_000, "", Trigger::Schedule, RunState::Succeeded)
+        .await
+        .expect("success");
+    for _ in 0..2 {
+        t.store.check_plain_successes().await.expect("successes");
+    }
+    let stats = t.store.job_stats().await.expect("stats");
+    let counts: std::collections::HashMap<RunState, i64> =
+        stats[0].by_state.iter().copied().collect();
+    assert_eq!(counts[&RunState::Missed], 1);
+    assert_eq!(counts[&RunState::Succeeded], 1);
+    assert_eq!(counts[&RunState::Failed], 0);
+    // A deleted job's counts go with the pruning pass.
+    t.store.delete_job(job, true).await.expect("delete");
+    assert_eq!(t.store.prune_job_stats().await.expect("prune"), 1);
+}

@@ -1,0 +1,178 @@
+//! Per-job Prometheus metrics, served by the monitor's `/metrics` from the store's
+//! `job_stats` (one row per job, counted when a run is checked): what a cron fleet's alerts
+//! are written on — "backup has not succeeded for 26 h", "this job's runs fail".
+//!
+//! Every monitor serves the same per-job series (they come from the store): aggregate with
+//! `max by (job, group)`, not `sum`.
+
+use std::collections::HashMap;
+use std::fmt::Write;
+use std::sync::{Arc, Mutex, OnceLock};
+
+use crate::model::now_millis;
+use crate::schedule::Schedule;
+use crate::store::{JobStats, Store, StoreError, DURATION_BUCKETS};
+
+/// Parsed rules kept between scrapes (croner's form is ~5 KB; a compact one 32 bytes).
+const RULES_KEPT: usize = 4096;
+
+type Rules = Mutex<HashMap<(String, String), Option<Arc<Schedule>>>>;
+
+fn rules() -> &'static Rules {
+    static RULES: OnceLock<Rules> = OnceLock::new();
+    RULES.get_or_init(|| Mutex::new(HashMap::new()))
+}
+
+/// The per-job series, appended to `out`.
+pub async fn render(store: &Store, out: &mut String) -> Result<(), StoreError> {
+    let jobs = store.job_stats().await?;
+    let now = chrono::DateTime::from_timestamp_millis(now_millis()).unwrap_or_default();
+    let labels: Vec<String> = jobs
+        .iter()
+        .map(|j| format!("job=\"{}\",group=\"{}\"", escape(&j.name), escape(&j.group)))
+        .collect();
+    header(
+        out,
+        "cronvisor_job_runs_total",
+        "counter",
+        "Runs of the job by final state (counted when the monitor checks them).",
+    );
+    for (j, l) in jobs.iter().zip(&labels) {
+        for (state, n) in &j.by_state {
+            let _ = writeln!(out, "cronvisor_job_runs_total{{{l},state=\"{state}\"}} {n}");
+        }
+    }
+    gauge_of(
+        out,
+        &jobs,
+        &labels,
+        "cronvisor_job_last_success_timestamp_seconds",
+        "When the job's last successful run ended (Unix seconds).",
+        |j| j.last_success_at,
+    );
+    gauge_of(
+        out,
+        &jobs,
+        &labels,
+        "cronvisor_job_last_end_timestamp_seconds",
+        "When the job's last run ended, whatever its state (Unix seconds).",
+        |j| j.last_end_at,
+    );
+    header(
+        out,
+        "cronvisor_job_run_duration_seconds",
+        "histogram",
+        "Durations of the job's runs that started and ended.",
+    );
+    for (j, l) in jobs.iter().zip(&labels) {
+        let mut cumulative = 0;
+        for (i, bound) in DURATION_BUCKETS.iter().enumerate() {
+            cumulative += j.durations[i];
+            let _ = writeln!(
+                out,
+                "cronvisor_job_run_duration_seconds_bucket{{{l},le=\"{bound}\"}} {cumulative}"
+            );
+        }
+        cumulative += j.durations[DURATION_BUCKETS.len()];
+        let _ = writeln!(
+            out,
+            "cronvisor_job_run_duration_seconds_bucket{{{l},le=\"+Inf\"}} {cumulative}"
+        );
+        let _ = writeln!(
+            out,
+            "cronvisor_job_run_duration_seconds_sum{{{l}}} {}",
+            j.duration_ms_sum as f64 / 1000.0
+        );
+        let _ = writeln!(
+            out,
+            "cronvisor_job_run_duration_seconds_count{{{l}}} {cumulative}"
+        );
+    }
+    let next: Vec<Option<i64>> = jobs.iter().map(|j| next_fire(j, now)).collect();
+    header(
+        out,
+        "cronvisor_job_next_fire_timestamp_seconds",
+        "gauge",
+        "The job's next scheduled instant (Unix seconds); absent while it is paused.",
+    );
+    for (n, l) in next.iter().zip(&labels) {
+        if let Some(t) = n {
+            let _ = writeln!(
+                out,
+                "cronvisor_job_next_fire_timestamp_seconds{{{l}}} {}",
+                *t / 1000
+            );
+        }
+    }
+    header(
+        out,
+        "cronvisor_job_paused",
+        "gauge",
+        "1 while the job is paused.",
+    );
+    for (j, l) in jobs.iter().zip(&labels) {
+        let _ = writeln!(out, "cronvisor_job_paused{{{l}}} {}", u8::from(j.paused));
+    }
+    Ok(())
+}
+
+fn header(out: &mut String, name: &str, kind: &str, help: &str) {
+    let _ = writeln!(out, "# HELP {name} {help}");
+    let _ = writeln!(out, "# TYPE {name} {kind}");
+}
+
+fn gauge_of(
+    out: &mut String,
+    jobs: &[JobStats],
+    labels: &[String],
+    name: &str,
+    help: &str,
+    value: impl Fn(&JobStats) -> Option<i64>,
+) {
+    header(out, name, "gauge", help);
+    for (j, l) in jobs.iter().zip(labels) {
+        if let Some(ms) = value(j) {
+            let _ = writeln!(out, "{name}{{{l}}} {}", ms as f64 / 1000.0);
+        }
+    }
+}
+
+fn next_fire(job: &JobStats, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
+    if job.paused {
+        return None;
+    }
+    let key = (job.schedule.clone(), job.timezone.clone());
+    let mut rules = rules().lock().ok()?;
+    let schedule = match rules.get(&key) {
+        Some(s) => s.clone(),
+        None => {
+            let parsed = Schedule::parse_stored(&job.schedule, &job.timezone)
+                .ok()
+                .map(Arc::new);
+            if rules.len() < RULES_KEPT {
+                rules.insert(key, parsed.clone());
+            }
+            parsed
+        }
+    };
+    drop(rules);
+    schedule?.next_after(now).map(|t| t.timestamp_millis())
+}
+
+/// A label value as the text format wants it: `\`, `"` and newlines escaped.
+fn escape(value: &str) -> String {
+    value
+        .replace('\\', "\\\\")
+        .replace('"', "\\\"")
+        .replace('\n', "\\n")
+}
+
+#[cfg(test)]
+mod tests {
+    use super::escape;
+
+    #[test]
+    fn label_values_are_escaped() {
+        assert_eq!(escape("a\"b\\c\nd"), "a\\\"b\\\\c\\nd");
+    }
+}
