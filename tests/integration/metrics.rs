@@ -138,6 +138,12 @@ fn the_monitor_serves_per_job_series_that_the_shipped_alerts_and_dashboard_use()
     ] {
         assert!(value(&all, series).is_some_and(|v| v >= 1.0), "{series}");
     }
+    assert!(value(&all, "cronvisor_results_waiting{role=\"executor\"}").is_some());
+    assert!(value(
+        &all,
+        "cronvisor_output_bytes_total{role=\"executor\",kept=\"true\"}"
+    )
+    .is_some());
     // The alert rules and the dashboard name only series that exist (Redis's lock timing
     // exists in a cluster with Redis only: its TYPE line is registered whatever the mode).
     let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));

@@ -47,6 +47,8 @@ struct Counters {
     running: Arc<Metric>,
     finished: HashMap<&'static str, Arc<Metric>>,
     spawn_time: Arc<crate::metrics::Histogram>,
+    output_kept: Arc<Metric>,
+    output_cut: Arc<Metric>,
 }
 
 /// Run ids this executor has accepted: a set for lookups, a queue for eviction order.
@@ -197,7 +199,14 @@ impl Serving {
         if let Some(u) = &run_as {
             tracing::info!(user = %u.user.name, uid = u.user.uid.as_raw(), "jobs run as");
         }
-        let (recorder, recorder_task) = Recorder::start(ctx.store.clone());
+        let (recorder, recorder_task) = Recorder::start(
+            ctx.store.clone(),
+            ctx.metrics.gauge(
+                "cronvisor_results_waiting",
+                "",
+                "Run results queued for the store (they wait there while it is away).",
+            ),
+        );
         // The instance id names this process (a restarted or reloaded executor is another
         // one), so the monitor can tell whose runs were lost.
         let exec = Arc::new(Executor {
@@ -354,6 +363,16 @@ impl Counters {
                 "cronvisor_spawn_seconds",
                 "Time to start a run's process (fork, limits, user, exec).",
                 crate::metrics::LATENCY_BUCKETS,
+            ),
+            output_kept: m.counter(
+                "cronvisor_output_bytes_total",
+                "kept=\"true\"",
+                "Bytes of run output, kept in the run's record or cut (past the head and tail caps).",
+            ),
+            output_cut: m.counter(
+                "cronvisor_output_bytes_total",
+                "kept=\"false\"",
+                "Bytes of run output, kept in the run's record or cut (past the head and tail caps).",
             ),
         }
     }
@@ -616,6 +635,12 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
         if let Some(c) = e.counters.finished.get(outcome.state.as_str()) {
             c.inc();
         }
+        e.counters
+            .output_kept
+            .add((outcome.stdout.len() + outcome.stderr.len()) as u64);
+        e.counters
+            .output_cut
+            .add(u64::try_from(outcome.stdout_cut + outcome.stderr_cut).unwrap_or(0));
         tracing::debug!(run = req.run_id, job = %req.job_name, state = outcome.state.as_str(), "run finished");
         if let Ok(mut active) = e.active.lock() {
             active.remove(&req.run_id);

@@ -15,6 +15,7 @@ use std::time::Duration;
 use tokio::sync::mpsc;
 use tokio::task::JoinHandle;
 
+use crate::metrics::Metric;
 use crate::store::{Finished, Retry, RunOutcome, Started, Store};
 
 /// Most results written in one transaction.
@@ -27,13 +28,39 @@ pub const KEEP_OUTPUT: usize = 1000;
 #[derive(Clone)]
 pub struct Recorder {
     tx: mpsc::UnboundedSender<Finished>,
-    waiting: Arc<AtomicUsize>,
+    waiting: Waiting,
+}
+
+/// How many results wait, with its gauge (`cronvisor_results_waiting`).
+#[derive(Clone)]
+struct Waiting {
+    count: Arc<AtomicUsize>,
+    gauge: Arc<Metric>,
+}
+
+impl Waiting {
+    /// One more; returns how many waited before it.
+    fn add(&self) -> usize {
+        let before = self.count.fetch_add(1, Ordering::Relaxed);
+        self.gauge
+            .set(i64::try_from(before + 1).unwrap_or(i64::MAX));
+        before
+    }
+
+    fn done(&self, n: usize) {
+        let before = self.count.fetch_sub(n, Ordering::Relaxed);
+        self.gauge
+            .set(i64::try_from(before.saturating_sub(n)).unwrap_or(0));
+    }
 }
 
 impl Recorder {
-    pub fn start(store: Store) -> (Recorder, JoinHandle<()>) {
+    pub fn start(store: Store, gauge: Arc<Metric>) -> (Recorder, JoinHandle<()>) {
         let (tx, rx) = mpsc::unbounded_channel();
-        let waiting = Arc::new(AtomicUsize::new(0));
+        let waiting = Waiting {
+            count: Arc::new(AtomicUsize::new(0)),
+            gauge,
+        };
         (
             Recorder {
                 tx,
@@ -51,7 +78,7 @@ impl Recorder {
         started: Option<Started>,
         retry: Option<Retry>,
     ) {
-        let waiting = self.waiting.fetch_add(1, Ordering::Relaxed);
+        let waiting = self.waiting.add();
         if waiting >= KEEP_OUTPUT {
             let dropped = (outcome.stdout.len() + outcome.stderr.len()) as i64;
             outcome.stdout =
@@ -71,23 +98,19 @@ impl Recorder {
     }
 }
 
-async fn write_loop(
-    store: Store,
-    mut rx: mpsc::UnboundedReceiver<Finished>,
-    waiting: Arc<AtomicUsize>,
-) {
+async fn write_loop(store: Store, mut rx: mpsc::UnboundedReceiver<Finished>, waiting: Waiting) {
     let mut batch = Vec::with_capacity(BATCH);
     while rx.recv_many(&mut batch, BATCH).await > 0 {
         let mut delay = Duration::from_millis(50);
         while !batch.is_empty() {
             match store.finish_runs(&batch).await {
                 Ok(()) => {
-                    waiting.fetch_sub(batch.len(), Ordering::Relaxed);
+                    waiting.done(batch.len());
                     batch.clear();
                 }
                 Err(e) if e.is_refusal() => {
                     let written = write_each(&store, &batch).await;
-                    waiting.fetch_sub(written, Ordering::Relaxed);
+                    waiting.done(written);
                     batch.drain(..written);
                 }
                 Err(e) => {
@@ -156,9 +179,13 @@ mod tests {
     #[test]
     fn past_the_bound_waiting_results_keep_their_state_but_not_their_output() {
         let (tx, mut rx) = mpsc::unbounded_channel();
+        let gauge = crate::metrics::Metrics::new("executor").gauge("g", "", "waiting");
         let recorder = Recorder {
             tx,
-            waiting: Arc::new(AtomicUsize::new(0)),
+            waiting: Waiting {
+                count: Arc::new(AtomicUsize::new(0)),
+                gauge: gauge.clone(),
+            },
         };
         for id in 0..=KEEP_OUTPUT as i64 {
             let mut outcome = RunOutcome::failed(String::new());
@@ -170,6 +197,11 @@ mod tests {
             got.push(f);
         }
         assert_eq!(got.len(), KEEP_OUTPUT + 1);
+        assert_eq!(
+            gauge.get(),
+            KEEP_OUTPUT as i64 + 1,
+            "the gauge counts what waits"
+        );
         assert_eq!(
             got[KEEP_OUTPUT - 1].outcome.stdout.len(),
             100,
