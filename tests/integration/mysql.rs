@@ -26,6 +26,7 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
             "executors",
             "fleet_state",
             "job_changes",
+            "job_stats",
             "jobs",
             "login_failures",
             "runs",

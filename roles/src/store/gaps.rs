@@ -14,6 +14,9 @@ pub struct Mark {
     pub instant: Millis,
     /// Which instants it stands for, counting back from its own.
     pub covers: Covers,
+    /// When it was written (a record just written may be the first of several a dispatcher
+    /// is writing after holding them).
+    pub recorded_at: Millis,
 }
 
 /// The instants a record answers for.
@@ -90,7 +93,7 @@ impl Store {
         to: Millis,
     ) -> Result<HashMap<i64, Vec<Mark>>, StoreError> {
         let rows = sqlx::query(
-            "SELECT job_id, instant, state, trigger_kind, error FROM runs \
+            "SELECT job_id, instant, state, trigger_kind, error, created_at FROM runs \
              WHERE instant >= ? \
              AND instant <= ? AND trigger_kind IN ('schedule', 'misfire') ORDER BY instant",
         )
@@ -108,6 +111,7 @@ impl Store {
             out.entry(r.try_get(0)?).or_default().push(Mark {
                 instant: r.try_get(1)?,
                 covers: Covers::of(&state, &trigger, &error),
+                recorded_at: r.try_get(5)?,
             });
         }
         Ok(out)
