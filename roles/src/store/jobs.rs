@@ -91,6 +91,12 @@ fn name_taken(name: &str, existing: &str) -> StoreError {
 impl Store {
     /// Inserts a validated job and logs the change, in one transaction.
     pub async fn insert_job(&self, job: &ValidJob) -> Result<Job, StoreError> {
+        // A read then a write in one transaction: SQLite refuses the write (BUSY_SNAPSHOT)
+        // when another writer committed in between; the whole transaction is tried again.
+        super::retry_transient(|| self.insert_job_once(job)).await
+    }
+
+    async fn insert_job_once(&self, job: &ValidJob) -> Result<Job, StoreError> {
         let now = crate::model::now_millis();
         let mut tx = self.pool.begin().await?;
         if let Some(existing) = name_in_use(&mut tx, &job.name, None).await? {
@@ -198,6 +204,12 @@ impl Store {
 
     /// Stores an edited job (every field, the name included) and logs the change.
     pub async fn update_job(&self, job: &ValidJob) -> Result<Job, StoreError> {
+        // A read then a write in one transaction: SQLite refuses the write (BUSY_SNAPSHOT)
+        // when another writer committed in between; the whole transaction is tried again.
+        super::retry_transient(|| self.update_job_once(job)).await
+    }
+
+    async fn update_job_once(&self, job: &ValidJob) -> Result<Job, StoreError> {
         let now = crate::model::now_millis();
         let mut tx = self.pool.begin().await?;
         if let Some(existing) = name_in_use(&mut tx, &job.name, Some(job.id)).await? {
@@ -223,6 +235,12 @@ impl Store {
     /// going is left alone unless `force`: then those runs go with it, and their executors,
     /// which look for runs the store gave up on, stop them.
     pub async fn delete_job(&self, id: i64, force: bool) -> Result<Deleted, StoreError> {
+        // A read then a write in one transaction: SQLite refuses the write (BUSY_SNAPSHOT)
+        // when another writer committed in between; the whole transaction is tried again.
+        super::retry_transient(|| self.delete_job_once(id, force)).await
+    }
+
+    async fn delete_job_once(&self, id: i64, force: bool) -> Result<Deleted, StoreError> {
         let now = crate::model::now_millis();
         let mut tx = self.pool.begin().await?;
         let going: Vec<i64> = sqlx::query(&format!(
