@@ -204,8 +204,7 @@ impl Store {
 
     /// Stores an edited job (every field, the name included) and logs the change.
     pub async fn update_job(&self, job: &ValidJob) -> Result<Job, StoreError> {
-        // A read then a write in one transaction: SQLite refuses the write (BUSY_SNAPSHOT)
-        // when another writer committed in between; the whole transaction is tried again.
+        // Tried again whole on a transient error, as `insert_job`.
         super::retry_transient(|| self.update_job_once(job)).await
     }
 
@@ -235,8 +234,7 @@ impl Store {
     /// going is left alone unless `force`: then those runs go with it, and their executors,
     /// which look for runs the store gave up on, stop them.
     pub async fn delete_job(&self, id: i64, force: bool) -> Result<Deleted, StoreError> {
-        // A read then a write in one transaction: SQLite refuses the write (BUSY_SNAPSHOT)
-        // when another writer committed in between; the whole transaction is tried again.
+        // Tried again whole on a transient error, as `insert_job`.
         super::retry_transient(|| self.delete_job_once(id, force)).await
     }
 
