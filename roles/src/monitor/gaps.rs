@@ -92,7 +92,11 @@ impl Gaps {
         // Holes seen for the first time are suspects, and left open for the next check.
         let (confirmed, first_seen): (Vec<_>, Vec<_>) =
             found.into_iter().partition(|h| self.suspects.contains(h));
-        let open = earliest(open, first_seen.iter().map(|(_, t)| *t).min());
+        let open = first_seen
+            .iter()
+            .map(|(_, t)| *t)
+            .min()
+            .map_or(open, |t| Some(open.map_or(t, |o| o.min(t))));
         self.suspects = first_seen.into_iter().collect();
         let mut recorded = 0;
         for (job, instant) in confirmed {
@@ -159,7 +163,7 @@ impl Gaps {
             let empty = Vec::new();
             let marks = marks.get(&job.id).unwrap_or(&empty);
             let settled = now - self.settle;
-            let mut found = holes(schedule, start, until, marks);
+            let mut found = holes(schedule, start, until, marks, settled);
             // A record written recently but long after its instant: a dispatcher is writing
             // what it held (a store outage the monitor may not have seen, as when SQLite is
             // write-locked but readable). It may not be done: look again later.
@@ -167,21 +171,17 @@ impl Gaps {
                 .iter()
                 .any(|m| m.recorded_at > settled && m.recorded_at - m.instant > CATCHING_UP);
             if catching_up && !found.holes.is_empty() {
-                found.open = earliest(found.open, Some(found.holes[0]));
+                let first = found.holes[0];
+                found.open = Some(found.open.map_or(first, |o| o.min(first)));
                 found.holes.clear();
             }
             out.extend(found.holes.into_iter().map(|t| (job.id, t)));
-            first_open = earliest(first_open, found.open);
+            first_open = match (first_open, found.open) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         Ok((out, first_open))
-    }
-}
-
-/// The earlier of two instants, either of which may be unset.
-fn earliest(a: Option<Millis>, b: Option<Millis>) -> Option<Millis> {
-    match (a, b) {
-        (Some(a), Some(b)) => Some(a.min(b)),
-        (a, b) => a.or(b),
     }
 }
 
@@ -196,8 +196,17 @@ struct Found {
 
 /// The instants of `schedule` in `(start, until]` without a mark that the mark after them
 /// does not answer for: a plain record answers for itself, a `missed: N` record for its N
-/// instants, a catch-up run for the whole gap before it.
-fn holes(schedule: &Schedule, start: Millis, until: Millis, marks: &[Mark]) -> Found {
+/// instants, a catch-up run for the whole gap before it. A mark written after `settled`
+/// proves nothing yet (left open): a dispatcher that held instants over a store outage
+/// writes them in more than one go (found by `firing::instants_due_while_the_store_is_unavailable_are_recorded_once_it_is_back`:
+/// a write-locked SQLite the monitor could still read, so it saw no outage to wait for).
+fn holes(
+    schedule: &Schedule,
+    start: Millis,
+    until: Millis,
+    marks: &[Mark],
+    settled: Millis,
+) -> Found {
     let mut out = Found::default();
     let mut cursor = start;
     for _ in 0..MAX_STEPS {
@@ -209,6 +218,9 @@ fn holes(schedule: &Schedule, start: Millis, until: Millis, marks: &[Mark]) -> F
             continue;
         }
         match marks.iter().find(|m| m.instant > t) {
+            Some(m) if m.recorded_at > settled => {
+                out.open.get_or_insert(t);
+            }
             Some(Mark {
                 instant: next,
                 covers: Covers::Instants(n),
@@ -260,7 +272,11 @@ mod tests {
         let plain = Covers::Instants(1);
         // 1, 2 fired; 3, 4 nothing; 5 fired: 3 and 4 are holes.
         let marks = [mark(1, plain), mark(2, plain), mark(5, plain)];
-        assert_eq!(holes(&every, 0, 5000, &marks).holes, [3000, 4000]);
+        assert_eq!(holes(&every, 0, 5000, &marks, i64::MAX).holes, [3000, 4000]);
+        // … unless the record after them is too fresh to prove anything: a dispatcher
+        // writing what it held may not be done.
+        let fresh = holes(&every, 0, 5000, &marks, 4999);
+        assert_eq!((fresh.holes.len(), fresh.open), (0, Some(3000)));
         // The misfire policy answered for them (a catch-up run, or a count of 3): no hole.
         for covers in [Covers::Gap, Covers::Instants(3)] {
             let marks = [
@@ -270,14 +286,14 @@ mod tests {
                 mark(6, plain),
             ];
             assert_eq!(
-                holes(&every, 0, 6000, &marks),
+                holes(&every, 0, 6000, &marks, i64::MAX),
                 Found::default(),
                 "{covers:?}"
             );
         }
         // Nothing after them yet: the dispatchers' business still.
         let marks = [mark(1, plain)];
-        let found = holes(&every, 0, 3000, &marks);
+        let found = holes(&every, 0, 3000, &marks, i64::MAX);
         assert!(found.holes.is_empty());
         // … and left open, so the next check looks at them again.
         assert_eq!(found.open, Some(2000));
@@ -304,30 +320,14 @@ mod tests {
                 },
             ]
         };
-        assert_eq!(holes(&every, 7000, 11_000, &marks(1)).holes, [9000, 10_000]);
-        assert_eq!(holes(&every, 7000, 11_000, &marks(2)).holes, [9000]);
-    }
-
-    /// A store with one every-second job, and a whole second after its last change (the
-    /// check starts there).
-    async fn every_second_job(tag: &str) -> (crate::store::tests::TempStore, i64, Millis) {
-        let t = crate::store::tests::temp_store(tag).await;
-        let job = t
-            .store
-            .insert_job(&crate::store::tests::spec("every"))
-            .await
-            .expect("job");
-        let base = (job.updated_at / 1000 + 2) * 1000;
-        (t, job.id, base)
-    }
-
-    /// Records `instant` of `job` as a dispatcher's success.
-    async fn fire(store: &Store, job: i64, instant: Millis) {
-        use crate::model::{RunState, Trigger};
-        store
-            .record_fire(job, instant, "", Trigger::Schedule, RunState::Succeeded)
-            .await
-            .expect("fire");
+        assert_eq!(
+            holes(&every, 7000, 11_000, &marks(1), i64::MAX).holes,
+            [9000, 10_000]
+        );
+        assert_eq!(
+            holes(&every, 7000, 11_000, &marks(2), i64::MAX).holes,
+            [9000]
+        );
     }
 
     /// Found by the chaos suite (seed 2, on the code that fixed the one above): two instants
@@ -336,8 +336,24 @@ mod tests {
     /// open are looked at again.
     #[tokio::test]
     async fn instants_left_open_are_checked_again_when_a_record_follows_them() {
-        let (t, job, base) = every_second_job("gaps-open").await;
-        let fire = |instant| fire(&t.store, job, instant);
+        use crate::model::{RunState, Trigger};
+        let t = crate::store::tests::temp_store("gaps-open").await;
+        let job = t
+            .store
+            .insert_job(&crate::store::tests::spec("every"))
+            .await
+            .expect("job");
+        // Whole seconds after the job's last change, as the check starts there.
+        let base = (job.updated_at / 1000 + 2) * 1000;
+        let fire = |instant: Millis| {
+            let store = t.store.clone();
+            async move {
+                store
+                    .record_fire(job.id, instant, "", Trigger::Schedule, RunState::Succeeded)
+                    .await
+                    .expect("fire")
+            }
+        };
         let settle = 1000;
         let mut gaps = Gaps::new(t.store.clone(), settle, base);
         fire(base).await;
@@ -357,8 +373,23 @@ mod tests {
     /// store outage the monitor did not see) is never recorded by the monitor.
     #[tokio::test]
     async fn a_suspect_filled_before_the_next_check_is_not_recorded() {
-        let (t, job, base) = every_second_job("gaps-suspect").await;
-        let fire = |instant| fire(&t.store, job, instant);
+        use crate::model::{RunState, Trigger};
+        let t = crate::store::tests::temp_store("gaps-suspect").await;
+        let job = t
+            .store
+            .insert_job(&crate::store::tests::spec("every"))
+            .await
+            .expect("job");
+        let base = (job.updated_at / 1000 + 2) * 1000;
+        let fire = |instant: Millis| {
+            let store = t.store.clone();
+            async move {
+                store
+                    .record_fire(job.id, instant, "", Trigger::Schedule, RunState::Succeeded)
+                    .await
+                    .expect("fire")
+            }
+        };
         let settle = 1000;
         let mut gaps = Gaps::new(t.store.clone(), settle, base);
         for s in [0, 1000, 3000] {

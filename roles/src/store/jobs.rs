@@ -204,7 +204,8 @@ impl Store {
 
     /// Stores an edited job (every field, the name included) and logs the change.
     pub async fn update_job(&self, job: &ValidJob) -> Result<Job, StoreError> {
-        // Tried again whole on a transient error, as `insert_job`.
+        // A read then a write in one transaction: SQLite refuses the write (BUSY_SNAPSHOT)
+        // when another writer committed in between; the whole transaction is tried again.
         super::retry_transient(|| self.update_job_once(job)).await
     }
 
@@ -234,7 +235,8 @@ impl Store {
     /// going is left alone unless `force`: then those runs go with it, and their executors,
     /// which look for runs the store gave up on, stop them.
     pub async fn delete_job(&self, id: i64, force: bool) -> Result<Deleted, StoreError> {
-        // Tried again whole on a transient error, as `insert_job`.
+        // A read then a write in one transaction: SQLite refuses the write (BUSY_SNAPSHOT)
+        // when another writer committed in between; the whole transaction is tried again.
         super::retry_transient(|| self.delete_job_once(id, force)).await
     }
 
