@@ -282,6 +282,17 @@ pub struct Tally {
     pub exact: bool,
 }
 
+impl Tally {
+    /// Two spans' instants counted as one span's.
+    pub fn merge(self, other: Tally) -> Tally {
+        Tally {
+            latest: self.latest.max(other.latest),
+            count: self.count + other.count,
+            exact: self.exact && other.exact,
+        }
+    }
+}
+
 impl std::fmt::Display for Tally {
     /// "12" or "about 604800": the count as a person reads it in a `missed` reason.
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {

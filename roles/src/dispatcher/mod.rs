@@ -350,7 +350,17 @@ impl Dispatcher {
             "recording the instants held while the store was unavailable"
         );
         if !held.late.is_empty() {
-            self.misfire_late(held.late, now, Behind::StoreAway);
+            // `skip` records each run of consecutive instants with its own count; `run_once`
+            // runs once for them all.
+            let mut late = Vec::with_capacity(held.late.len());
+            for (job, runs) in held.late {
+                if job.misfire == crate::model::Misfire::RunOnce {
+                    late.extend(runs.into_iter().reduce(Tally::merge).map(|t| (job, t)));
+                } else {
+                    late.extend(runs.into_iter().map(|t| (job.clone(), t)));
+                }
+            }
+            self.misfire_late(late, now, Behind::StoreAway);
         }
         if !held.on_time.is_empty() {
             self.fires

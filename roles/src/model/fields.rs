@@ -182,12 +182,12 @@ pub struct JobFields {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub http_method: Option<String>,
-    /// HTTP job header, "Name: value" (repeatable; replaces all headers; "" for none).
     /// Environment variables of the job's process (repeatable `--env NAME=VALUE`; in JSON an
     /// object). Shown as `***`; a value `***` keeps the current one.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     #[serde(default, skip_serializing_if = "Option::is_none", with = "env_map")]
     pub env: Option<Vec<EnvLine>>,
+    /// HTTP job header, "Name: value" (repeatable; replaces all headers; "" for none).
     #[arg(long = "http-header", value_name = "NAME: VALUE")]
     #[serde(default, skip_serializing_if = "Option::is_none", with = "header_map")]
     pub http_headers: Option<Vec<HeaderLine>>,
