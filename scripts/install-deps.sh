@@ -39,6 +39,13 @@ if ! python3 -c "import kubernetes_validate" >/dev/null 2>&1; then
   python3 -m pip install --quiet kubernetes-validate || python3 -m pip install --quiet --break-system-packages kubernetes-validate
 fi
 
+# The API contract's checks: the OpenAPI validator and the fuzzer (pinned: what was measured).
+if ! python3 -c "import schemathesis, openapi_spec_validator" >/dev/null 2>&1; then
+  echo "install-deps: installing schemathesis and openapi-spec-validator (PyPI)"
+  python3 -m pip install --quiet schemathesis==4.32.5 openapi-spec-validator==0.9.0 \
+    || python3 -m pip install --quiet --break-system-packages schemathesis==4.32.5 openapi-spec-validator==0.9.0
+fi
+
 # The console's browser tests: Playwright's Python client, driving Debian's chromium.
 if ! python3 -c "import playwright" >/dev/null 2>&1; then
   echo "install-deps: installing playwright (PyPI)"

@@ -75,6 +75,9 @@ pub enum Command {
     Completions(CompletionsArgs),
     /// Print the man page (roff), e.g. `cronvisor man > /usr/local/share/man/man1/cronvisor.1`.
     Man,
+    /// Print the API's OpenAPI 3 document (JSON), as the monitor serves it at
+    /// `/api/v1/openapi.json`: for client generators, without a running system.
+    Openapi,
 }
 
 /// A role, as `--role` takes it.

@@ -72,6 +72,14 @@ pub async fn run(
                 .context("writing the man page")?;
             Ok(ExitCode::SUCCESS)
         }
+        Command::Openapi => {
+            let doc = cronvisor_roles::monitor::openapi_document();
+            println!(
+                "{}",
+                serde_json::to_string_pretty(&doc).context("writing the document")?
+            );
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Config(ConfigCommand::Check) => {
             let config = load_config(&cli)?;
             println!(

@@ -236,3 +236,60 @@ fn config_check_validates_a_cluster_config_without_starting_anything() {
         assert!(!stderr.contains("panicked"), "{stderr}");
     }
 }
+
+/// Found by schemathesis: a JSON array was read as a struct by position (`[null, null]` a
+/// no-op edit, `[]` a test alarm), and a group that is not a name as "" — every group.
+#[test]
+fn api_bodies_are_objects_and_groups_are_names() {
+    let cv = Cronvisor::start("bad-shapes");
+    cv.add_job("kept", "@daily", "true", &[]);
+    let (api, token) = (cv.endpoint("api"), cv.token());
+    for (method, path, body) in [
+        ("PATCH", "/api/v1/jobs/kept", "[null, null]"),
+        ("POST", "/api/v1/jobs", r#"["a", "default", "@daily"]"#),
+        ("POST", "/api/v1/alarms/test", "[]"),
+        ("POST", "/api/v1/users", "  [1]"),
+    ] {
+        let (code, reply) = http(&api, method, path, Some(&token), Some(body));
+        assert_eq!(code, 400, "{method} {path} {body} -> {reply}");
+        let v: Value = serde_json::from_str(&reply).expect("error JSON");
+        assert!(
+            v["error"]["message"]
+                .as_str()
+                .is_some_and(|m| m.contains("expected an object")),
+            "{reply}"
+        );
+    }
+    let user = r#"{"name":"ann","role":"viewer","password":"pw-ann-1234","groups":["team"]}"#;
+    let (code, reply) = http(&api, "POST", "/api/v1/users", Some(&token), Some(user));
+    assert_eq!(code, 201, "{reply}");
+    for groups in [r#"[{}]"#, r#"["team", 3]"#, r#"[null]"#] {
+        let body = format!(r#"{{"groups": {groups}}}"#);
+        let (code, reply) = http(
+            &api,
+            "PATCH",
+            "/api/v1/users/ann",
+            Some(&token),
+            Some(&body),
+        );
+        assert_eq!(code, 400, "{body} -> {reply}");
+        let v: Value = serde_json::from_str(&reply).expect("error JSON");
+        assert_eq!(v["error"]["field"], "groups", "{reply}");
+    }
+    let (_, shown) = http(&api, "GET", "/api/v1/users/ann", Some(&token), None);
+    let shown: Value = serde_json::from_str(&shown).expect("user");
+    assert_eq!(
+        shown["groups"],
+        serde_json::json!(["team"]),
+        "scope kept: {shown}"
+    );
+    let token_body = r#"{"name":"t1","role":"viewer","groups":[{}]}"#;
+    let (code, reply) = http(
+        &api,
+        "POST",
+        "/api/v1/tokens",
+        Some(&token),
+        Some(token_body),
+    );
+    assert_eq!(code, 400, "{reply}");
+}

@@ -20,6 +20,7 @@ mod lifecycle;
 mod live;
 mod metrics;
 mod mysql;
+mod openapi;
 mod output;
 mod policies;
 mod reload;

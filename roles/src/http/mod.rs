@@ -26,12 +26,12 @@ use axum::Json;
 use serde::{Deserialize, Serialize};
 
 /// The JSON error body of every API: `{"error": {"field": ..., "message": ...}}`.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorBody {
     pub error: ErrorDetail,
 }
 
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ErrorDetail {
     #[serde(skip_serializing_if = "Option::is_none", default)]
     pub field: Option<String>,

@@ -74,7 +74,7 @@ pub fn groups_text(groups: &Option<Vec<String>>) -> String {
 }
 
 /// A user, as shown (never its password hash).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct User {
     pub id: i64,
     pub name: String,
@@ -89,7 +89,7 @@ pub struct User {
 }
 
 /// A named API token, as shown (never the token, which only its creator saw once).
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct ApiToken {
     pub id: i64,
     pub name: String,
@@ -103,7 +103,7 @@ pub struct ApiToken {
 }
 
 /// One entry of the audit log.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct AuditEntry {
     pub id: i64,
     pub at: Millis,
@@ -116,6 +116,7 @@ pub struct AuditEntry {
     pub object: String,
     pub job_id: Option<i64>,
     /// Before / after of the changed fields, secrets masked.
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
 }
 

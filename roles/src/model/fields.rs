@@ -135,7 +135,9 @@ mod header_map {
 }
 
 /// Every field a user sets on a job. See the module doc for absent / empty.
-#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args)]
+#[derive(
+    Debug, Clone, Default, PartialEq, Serialize, Deserialize, clap::Args, utoipa::ToSchema,
+)]
 #[serde(deny_unknown_fields)]
 pub struct JobFields {
     /// Job name: letters, digits, `-`, `_` and `.`; unique whatever the case. On `job edit`,
@@ -186,10 +188,12 @@ pub struct JobFields {
     /// object). Shown as `***`; a value `***` keeps the current one.
     #[arg(long = "env", value_name = "NAME=VALUE")]
     #[serde(default, skip_serializing_if = "Option::is_none", with = "env_map")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub env: Option<Vec<EnvLine>>,
     /// HTTP job header, "Name: value" (repeatable; replaces all headers; "" for none).
     #[arg(long = "http-header", value_name = "NAME: VALUE")]
     #[serde(default, skip_serializing_if = "Option::is_none", with = "header_map")]
+    #[schema(value_type = Option<BTreeMap<String, String>>)]
     pub http_headers: Option<Vec<HeaderLine>>,
     /// HTTP job request body ("" for none).
     #[arg(long)]

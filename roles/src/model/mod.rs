@@ -20,7 +20,7 @@ pub type Millis = i64;
 pub use cronvisor_supervisor::status::now_millis;
 
 /// A job as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Job {
     pub id: i64,
     pub name: String,
@@ -72,7 +72,7 @@ pub struct Job {
 
 /// A job's resource limits (`setrlimit` on its shell before exec), as cron operators know them
 /// from `ulimit`; unset means the executor's own.
-#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Limits {
     /// Open files (`ulimit -n`, RLIMIT_NOFILE).
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -151,7 +151,7 @@ pub fn parse_time_bound(s: &str, now: Millis) -> Result<Millis, String> {
 }
 
 /// A job as the API shows it: the stored job, when it fires next, and how its last run went.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {
     #[serde(flatten)]
     pub job: Job,
@@ -161,7 +161,7 @@ pub struct JobView {
 }
 
 /// The newest run of a job, in short.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct LastRun {
     pub id: i64,
     pub state: RunState,
@@ -187,7 +187,7 @@ impl FieldError {
 }
 
 /// A run as stored. `stdout`/`stderr` are only filled by `run show`.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Run {
     pub id: i64,
     pub job_id: i64,
@@ -221,7 +221,7 @@ pub struct Run {
 }
 
 /// An alarm and its delivery, as stored.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct Alarm {
     pub id: i64,
     pub job_id: i64,
@@ -240,6 +240,7 @@ pub struct Alarm {
     pub last_error: Option<String>,
     /// How many events were merged into this alarm.
     pub count: i64,
+    #[schema(value_type = Object)]
     pub details: serde_json::Value,
     pub created_at: Millis,
     pub updated_at: Millis,

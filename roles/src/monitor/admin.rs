@@ -4,66 +4,105 @@
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::{hash_password, random_secret, sha256_hex, Caller};
 use super::api::ApiState;
-use crate::http::ApiError;
+use crate::http::{ApiError, ErrorBody};
 use crate::model::access::{check_user_name, parse_groups, Access, ApiToken, AuditEntry, User};
 use crate::model::{parse_time_bound, FieldError};
 use crate::store::{AuditFilter, UserChange};
 
-pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/v1/whoami", get(whoami))
-        .route("/api/v1/users", get(list_users).post(add_user))
-        .route(
-            "/api/v1/users/{name}",
-            get(show_user).patch(edit_user).delete(delete_user),
-        )
-        .route("/api/v1/users/{name}/password", post(set_password))
-        .route("/api/v1/tokens", get(list_tokens).post(create_token))
-        .route("/api/v1/tokens/{name}", axum::routing::delete(revoke_token))
-        .route("/api/v1/audit", get(list_audit))
-        .route("/api/v1/alarms/test", post(test_alarm))
-        .with_state(state)
+/// Each route registered with its entry in the OpenAPI document (`openapi.rs`).
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(whoami))
+        .routes(routes!(list_users, add_user))
+        .routes(routes!(show_user, edit_user, delete_user))
+        .routes(routes!(set_password))
+        .routes(routes!(list_tokens, create_token))
+        .routes(routes!(revoke_token))
+        .routes(routes!(list_audit))
+        .routes(routes!(test_alarm))
 }
 
 fn body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
     super::api::parse_body(b)
 }
 
-async fn whoami(Extension(caller): Extension<Caller>) -> Json<serde_json::Value> {
-    Json(json!({
-        "name": caller.principal.name,
-        "role": caller.principal.access,
-        "groups": caller.principal.groups,
-    }))
+/// Who the caller is.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct WhoAmI {
+    /// A user's name, `token:NAME`, or `api.token`.
+    name: String,
+    role: Access,
+    /// The groups it sees; null: every group.
+    groups: Option<Vec<String>>,
+}
+
+/// Who the caller is: name, role and groups.
+#[utoipa::path(get, path = "/api/v1/whoami", tag = "access",
+    responses((status = 200, description = "The caller", body = WhoAmI)))]
+async fn whoami(Extension(caller): Extension<Caller>) -> Json<WhoAmI> {
+    Json(WhoAmI {
+        name: caller.principal.name,
+        role: caller.principal.access,
+        groups: caller.principal.groups,
+    })
 }
 
 /// A user's fields as the API takes them (add and edit).
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct UserBody {
+    /// Letters, digits, `-`, `_`, `.` and `@` (required to add).
     name: Option<String>,
+    /// viewer, operator or admin (required to add).
     role: Option<String>,
-    /// Comma-separated, or a list; empty: every group.
+    /// A list of group names (or one string, comma-separated); empty: every group.
+    #[schema(value_type = Option<Groups>)]
     groups: Option<serde_json::Value>,
     email: Option<String>,
+    /// Required to add.
     password: Option<String>,
     active: Option<bool>,
 }
 
+/// The document's name for what [`groups_of`] reads: a list of group names, or one string of
+/// them comma-separated (as typed in a form).
+struct Groups;
+
+impl utoipa::PartialSchema for Groups {
+    fn schema() -> utoipa::openapi::RefOr<utoipa::openapi::schema::Schema> {
+        use utoipa::openapi::schema::{ArrayBuilder, ObjectBuilder, OneOfBuilder, Type};
+        OneOfBuilder::new()
+            .item(ArrayBuilder::new().items(ObjectBuilder::new().schema_type(Type::String)))
+            .item(ObjectBuilder::new().schema_type(Type::String))
+            .into()
+    }
+}
+
+impl utoipa::ToSchema for Groups {}
+
+/// A user's or token's groups, as a list of names or one comma-separated string.
+///
+/// An item that is not a name is refused: read as "" (as it was), `[{}]` gave a user every
+/// group (found by schemathesis).
 fn groups_of(v: &serde_json::Value) -> Result<Option<Vec<String>>, ApiError> {
     let text = match v {
         serde_json::Value::String(s) => s.clone(),
         serde_json::Value::Array(a) => a
             .iter()
-            .map(|x| x.as_str().unwrap_or_default().to_string())
-            .collect::<Vec<_>>()
+            .map(|x| {
+                x.as_str()
+                    .map(str::to_string)
+                    .ok_or_else(|| ApiError::field("groups", format!("`{x}` is not a group name")))
+            })
+            .collect::<Result<Vec<_>, _>>()?
             .join(","),
         serde_json::Value::Null => String::new(),
         _ => {
@@ -135,6 +174,9 @@ async fn find_user(s: &ApiState, name: &str) -> Result<User, ApiError> {
         .ok_or_else(|| ApiError::not_found(format!("no user `{name}`")))
 }
 
+/// Every user.
+#[utoipa::path(get, path = "/api/v1/users", tag = "access",
+    responses((status = 200, description = "The users", body = Vec<User>), (status = 403, description = "Admins only", body = ErrorBody)))]
 async fn list_users(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -143,6 +185,9 @@ async fn list_users(
     Ok(Json(s.store.users().await?))
 }
 
+/// One user.
+#[utoipa::path(get, path = "/api/v1/users/{name}", tag = "access", params(("name" = String, Path, description = "The user's name")),
+    responses((status = 200, description = "The user", body = User), (status = 403, description = "Admins only", body = ErrorBody), (status = 404, description = "No such user", body = ErrorBody)))]
 async fn show_user(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -152,6 +197,10 @@ async fn show_user(
     Ok(Json(find_user(&s, &name).await?))
 }
 
+/// Adds a user.
+#[utoipa::path(post, path = "/api/v1/users", tag = "access", request_body = UserBody,
+    responses((status = 201, description = "The user", body = User), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 403, description = "Admins only", body = ErrorBody),
+        (status = 409, description = "A user of that name exists", body = ErrorBody)))]
 async fn add_user(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -185,6 +234,11 @@ async fn add_user(
     Ok((StatusCode::CREATED, Json(user)))
 }
 
+/// Changes the fields given.
+#[utoipa::path(patch, path = "/api/v1/users/{name}", tag = "access", params(("name" = String, Path, description = "The user's name")),
+    request_body = UserBody,
+    responses((status = 200, description = "The user", body = User), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 403, description = "Admins only", body = ErrorBody), (status = 404, description = "No such user", body = ErrorBody),
+        (status = 409, description = "A user of that name exists", body = ErrorBody)))]
 async fn edit_user(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -212,13 +266,18 @@ async fn edit_user(
     Ok(Json(after))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     password: String,
 }
 
 /// A new password: an admin for anyone, a user for itself. Ends that user's sessions.
+#[utoipa::path(post, path = "/api/v1/users/{name}/password", tag = "access", params(("name" = String, Path, description = "The user's name")),
+    request_body = PasswordBody,
+    responses((status = 204, description = "Changed"), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody),
+        (status = 403, description = "Only an admin may change another user's password", body = ErrorBody),
+        (status = 404, description = "No such user", body = ErrorBody)))]
 async fn set_password(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -250,6 +309,9 @@ async fn set_password(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Deletes a user (its sessions end).
+#[utoipa::path(delete, path = "/api/v1/users/{name}", tag = "access", params(("name" = String, Path, description = "The user's name")),
+    responses((status = 204, description = "Deleted"), (status = 403, description = "Admins only", body = ErrorBody), (status = 404, description = "No such user", body = ErrorBody)))]
 async fn delete_user(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -270,6 +332,9 @@ async fn delete_user(
     Ok(StatusCode::NO_CONTENT)
 }
 
+/// Every named API token (never the secret).
+#[utoipa::path(get, path = "/api/v1/tokens", tag = "access",
+    responses((status = 200, description = "The tokens", body = Vec<ApiToken>), (status = 403, description = "Admins only", body = ErrorBody)))]
 async fn list_tokens(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -278,25 +343,40 @@ async fn list_tokens(
     Ok(Json(s.store.tokens().await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TokenBody {
     name: String,
+    /// viewer, operator or admin.
     role: String,
+    /// A list of group names (or one string, comma-separated); empty: every group.
     #[serde(default)]
+    #[schema(value_type = Option<Groups>)]
     groups: Option<serde_json::Value>,
     /// A span from now (`30d`, `12h`), or none: no expiry.
     #[serde(default)]
     expires: Option<String>,
 }
 
+/// A token just created: the only time its secret is shown.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct CreatedToken {
+    #[serde(flatten)]
+    info: ApiToken,
+    /// The secret, for `Authorization: Bearer`.
+    token: String,
+}
+
 /// Creates a named token; the answer carries the token, shown this once (the store keeps its
 /// hash only).
+#[utoipa::path(post, path = "/api/v1/tokens", tag = "access", request_body = TokenBody,
+    responses((status = 201, description = "The token, with its secret", body = CreatedToken),
+        (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 403, description = "Admins only", body = ErrorBody), (status = 409, description = "A live token of that name exists", body = ErrorBody)))]
 async fn create_token(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
     b: Bytes,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<CreatedToken>), ApiError> {
     caller.require_admin()?;
     let given: TokenBody = body(&b)?;
     let name = given.name.trim().to_string();
@@ -341,11 +421,20 @@ async fn create_token(
             json!({"role": token.access, "groups": token.groups, "expires_at": token.expires_at}),
         )
         .await;
-    let mut v = serde_json::to_value(&token).unwrap_or_default();
-    v["token"] = json!(secret);
-    Ok((StatusCode::CREATED, Json(v)))
+    Ok((
+        StatusCode::CREATED,
+        Json(CreatedToken {
+            info: token,
+            token: secret,
+        }),
+    ))
 }
 
+/// Revokes a named token.
+#[utoipa::path(delete, path = "/api/v1/tokens/{name}", tag = "access",
+    params(("name" = String, Path, description = "The token's name")),
+    responses((status = 204, description = "Revoked"), (status = 403, description = "Admins only", body = ErrorBody),
+        (status = 404, description = "No live token of that name", body = ErrorBody)))]
 async fn revoke_token(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -367,13 +456,20 @@ async fn revoke_token(
     Ok(StatusCode::NO_CONTENT)
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AuditQuery {
+    /// A job's name or id.
     job: Option<String>,
+    /// Who did it.
     user: Option<String>,
+    /// Entries at or after: RFC 3339, epoch milliseconds, or a span back from now (`1h`).
     since: Option<String>,
+    /// The cursor: the last id of the previous page.
     before: Option<i64>,
+    /// 1 to 10000; default 50.
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<i64>,
 }
 
@@ -412,6 +508,10 @@ pub async fn audit_filter(
     })
 }
 
+/// The audit log, newest first.
+#[utoipa::path(get, path = "/api/v1/audit", tag = "access", params(AuditQuery),
+    responses((status = 200, description = "The entries", body = Vec<AuditEntry>), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 403, description = "Admins only", body = ErrorBody),
+        (status = 404, description = "No such job", body = ErrorBody)))]
 async fn list_audit(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -431,7 +531,7 @@ async fn list_audit(
     Ok(Json(s.store.audit(&filter).await?))
 }
 
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
 #[serde(deny_unknown_fields)]
 struct TestAlarmBody {
     /// Only these channels (webhook, sms, email); default every configured one.
@@ -439,13 +539,31 @@ struct TestAlarmBody {
     channels: Vec<String>,
 }
 
+/// What a test alarm did, per recipient.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct TestDeliveries {
+    deliveries: Vec<Delivery>,
+}
+
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct Delivery {
+    channel: &'static str,
+    /// Masked as the console shows it.
+    recipient: String,
+    delivered: bool,
+    error: Option<String>,
+}
+
 /// `POST /api/v1/alarms/test`: a test alarm to every configured channel's global recipients,
 /// sent now (not stored); each delivery's outcome. Admins only; recorded in the audit log.
+#[utoipa::path(post, path = "/api/v1/alarms/test", tag = "alarms",
+    request_body(content = Option<TestAlarmBody>, description = "Channels (optional)"),
+    responses((status = 200, description = "Each delivery", body = TestDeliveries), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 403, description = "Admins only", body = ErrorBody)))]
 async fn test_alarm(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
     b: Bytes,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<TestDeliveries>, ApiError> {
     caller.require_admin()?;
     let given: TestAlarmBody = if b.is_empty() {
         TestAlarmBody::default()
@@ -455,15 +573,16 @@ async fn test_alarm(
     let channels = crate::model::Channel::parse_list(&given.channels)
         .map_err(|m| ApiError::field("channels", m))?;
     let sent = s.alarmer.send_test(&channels, &caller.principal.name).await;
-    let deliveries: Vec<serde_json::Value> = sent
+    let deliveries: Vec<Delivery> = sent
         .iter()
-        .map(|(channel, recipient, result)| {
-            json!({
-                "channel": channel,
-                "recipient": super::console::masked(recipient),
-                "delivered": result.is_ok(),
-                "error": result.as_ref().err().map(|e| super::console::masked(&e.to_string())),
-            })
+        .map(|(channel, recipient, result)| Delivery {
+            channel,
+            recipient: super::console::masked(recipient),
+            delivered: result.is_ok(),
+            error: result
+                .as_ref()
+                .err()
+                .map(|e| super::console::masked(&e.to_string())),
         })
         .collect();
     caller
@@ -475,5 +594,5 @@ async fn test_alarm(
             json!({"deliveries": deliveries.len()}),
         )
         .await;
-    Ok(Json(json!({ "deliveries": deliveries })))
+    Ok(Json(TestDeliveries { deliveries }))
 }

@@ -10,14 +10,15 @@ use std::sync::Arc;
 use axum::body::Bytes;
 use axum::extract::{Extension, Path, Query, State};
 use axum::http::StatusCode;
-use axum::routing::{get, post};
-use axum::{Json, Router};
+use axum::Json;
 use serde::de::DeserializeOwned;
 use serde::Deserialize;
 use serde_json::json;
+use utoipa_axum::router::OpenApiRouter;
+use utoipa_axum::routes;
 
 use super::access::Caller;
-use crate::http::ApiError;
+use crate::http::{ApiError, ErrorBody};
 use crate::metrics::Metric;
 use crate::model::{parse_time_bound, Job, JobFields, JobView, Run, RunState, Trigger};
 use crate::schedule::Schedule;
@@ -37,28 +38,37 @@ pub struct ApiState {
     pub alarmer: Arc<super::alarms::Alarmer>,
 }
 
-pub fn router(state: ApiState) -> Router {
-    Router::new()
-        .route("/api/v1/jobs", get(list_jobs).post(add_job))
-        .route(
-            "/api/v1/jobs/{job}",
-            get(show_job).patch(edit_job).delete(delete_job),
-        )
-        .route("/api/v1/jobs/{job}/pause", post(pause_job))
-        .route("/api/v1/jobs/{job}/resume", post(resume_job))
-        .route("/api/v1/jobs/{job}/run", post(run_job))
-        .route("/api/v1/runs", get(list_runs))
-        .route("/api/v1/runs/{id}", get(show_run))
-        .route("/api/v1/runs/{id}/output", get(super::live::output))
-        .route("/api/v1/runs/{id}/kill", post(super::live::kill))
-        .route("/api/v1/next", get(next_instants))
-        .route("/api/v1/fleet", get(fleet))
-        .route("/api/v1/alarms", get(list_alarms))
-        .with_state(state)
+/// Jobs, runs, fleet and alarms: each route registered with its entry in the OpenAPI
+/// document (`openapi.rs`).
+pub fn routes() -> OpenApiRouter<ApiState> {
+    OpenApiRouter::new()
+        .routes(routes!(list_jobs, add_job))
+        .routes(routes!(show_job, edit_job, delete_job))
+        .routes(routes!(pause_job))
+        .routes(routes!(resume_job))
+        .routes(routes!(run_job))
+        .routes(routes!(list_runs))
+        .routes(routes!(show_run))
+        .routes(routes!(super::live::output))
+        .routes(routes!(super::live::kill))
+        .routes(routes!(next_instants))
+        .routes(routes!(fleet))
+        .routes(routes!(list_alarms))
 }
 
-/// Parses a JSON body, turning serde's message into a field error where it names one.
+/// Parses a JSON object body, turning serde's message into a field error where it names one.
+///
+/// Only an object: serde reads a struct from an array too, by position (schemathesis found
+/// `PATCH /api/v1/jobs/{job}` taking `[null, null]` as "change nothing", and `[...]` a
+/// whole job with its fields in declaration order).
 pub(super) fn parse_body<T: DeserializeOwned>(body: &Bytes) -> Result<T, ApiError> {
+    let first = body.iter().find(|b| !b.is_ascii_whitespace());
+    if first.is_some_and(|b| *b != b'{') {
+        return Err(ApiError::new(
+            StatusCode::BAD_REQUEST,
+            "invalid JSON body: expected an object ({\"field\": value, ...})",
+        ));
+    }
     serde_json::from_slice(body).map_err(|e| {
         let msg = e.to_string();
         // serde names fields as `name` in "missing field `name`" / "unknown field `x`".
@@ -176,6 +186,9 @@ async fn view(s: &ApiState, job: Job) -> Result<JobView, ApiError> {
         .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "job view lost"))
 }
 
+/// Every job the caller may see, with its next fire and its last run.
+#[utoipa::path(get, path = "/api/v1/jobs", tag = "jobs",
+    responses((status = 200, description = "The jobs", body = Vec<JobView>)))]
 async fn list_jobs(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -191,6 +204,10 @@ async fn list_jobs(
     Ok(Json(views(&s, jobs).await?))
 }
 
+/// Adds a job. Unset fields take the model's defaults.
+#[utoipa::path(post, path = "/api/v1/jobs", tag = "jobs", request_body = JobFields,
+    responses((status = 201, description = "The job as stored", body = JobView), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody),
+        (status = 409, description = "A job of that name exists", body = ErrorBody)))]
 async fn add_job(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -215,6 +232,9 @@ async fn add_job(
     Ok((StatusCode::CREATED, Json(view(&s, job).await?)))
 }
 
+/// One job.
+#[utoipa::path(get, path = "/api/v1/jobs/{job}", tag = "jobs", params(("job" = String, Path, description = "The job's name or id")),
+    responses((status = 200, description = "The job", body = JobView), (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]
 async fn show_job(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -225,6 +245,11 @@ async fn show_job(
     Ok(Json(view(&s, job).await?))
 }
 
+/// Changes the fields given; the others keep their values.
+#[utoipa::path(patch, path = "/api/v1/jobs/{job}", tag = "jobs", params(("job" = String, Path, description = "The job's name or id")),
+    request_body = JobFields,
+    responses((status = 200, description = "The job as stored", body = JobView), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody),
+        (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody), (status = 409, description = "A job of that name exists", body = ErrorBody)))]
 async fn edit_job(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -280,6 +305,9 @@ async fn set_paused(
     Ok(Json(view(s, job).await?))
 }
 
+/// Stops firing the job on schedule (it can still be run by hand).
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/pause", tag = "jobs", params(("job" = String, Path, description = "The job's name or id")),
+    responses((status = 200, description = "The job", body = JobView), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody), (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]
 async fn pause_job(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -289,6 +317,9 @@ async fn pause_job(
     set_paused(&s, &caller, &key, true).await
 }
 
+/// Fires the job on schedule again.
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/resume", tag = "jobs", params(("job" = String, Path, description = "The job's name or id")),
+    responses((status = 200, description = "The job", body = JobView), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody), (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]
 async fn resume_job(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -298,15 +329,20 @@ async fn resume_job(
     set_paused(&s, &caller, &key, false).await
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct DeleteQuery {
+    /// Delete even with runs going: their executors stop them.
     #[serde(default)]
     force: bool,
 }
 
 /// Deletes a job with its history. A job with runs going is refused (409) unless `force`:
 /// then its executors stop those runs (they are recorded nowhere: the history goes too).
+#[utoipa::path(delete, path = "/api/v1/jobs/{job}", tag = "jobs", params(("job" = String, Path, description = "The job's name or id"), DeleteQuery),
+    responses((status = 204, description = "Deleted, with its history"), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody), (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody),
+        (status = 409, description = "The job has runs going (and no `force`)", body = ErrorBody)))]
 async fn delete_job(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -348,11 +384,23 @@ async fn delete_job(
     }
 }
 
+/// A run asked for by hand.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct RunRequested {
+    /// The run recorded for it; a dispatcher fires it within a poll.
+    run_id: i64,
+    job: String,
+}
+
+/// Runs the job now, whatever its schedule (and paused or not).
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/run", tag = "jobs", params(("job" = String, Path, description = "The job's name or id")),
+    responses((status = 202, description = "The run is recorded", body = RunRequested), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody),
+        (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]
 async fn run_job(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<RunRequested>), ApiError> {
     s.requests.inc();
     let job = find(&s, &caller, &key).await?;
     caller.require_write()?;
@@ -368,23 +416,36 @@ async fn run_job(
         .await;
     Ok((
         StatusCode::ACCEPTED,
-        Json(json!({"run_id": run_id, "job": job.name})),
+        Json(RunRequested {
+            run_id,
+            job: job.name,
+        }),
     ))
 }
 
 /// `GET /api/v1/runs` filters; every one optional. `state` is a comma-separated list;
 /// `since` / `until` an RFC 3339 time, epoch milliseconds or a span back from now (`1h`);
 /// `before` the cursor (the last id of the previous page).
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize)]
+#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub(super) struct RunsQuery {
+    /// A job's name or id.
     pub job: Option<String>,
+    /// States, comma-separated (`failed,timed_out`).
     pub state: Option<String>,
+    /// schedule, manual, retry or misfire.
     pub trigger: Option<String>,
+    /// An executor instance.
     pub executor: Option<String>,
+    /// Runs at or after: RFC 3339, epoch milliseconds, or a span back from now (`1h`).
     pub since: Option<String>,
+    /// Runs before, as `since`.
     pub until: Option<String>,
+    /// The cursor: the last id of the previous page.
     pub before: Option<i64>,
+    /// 1 to 10000; default 50.
+    #[param(minimum = 1, maximum = 10000)]
     pub limit: Option<i64>,
 }
 
@@ -438,6 +499,9 @@ impl RunsQuery {
     }
 }
 
+/// Runs, newest first, filtered.
+#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery),
+    responses((status = 200, description = "The runs", body = Vec<Run>), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]
 async fn list_runs(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -460,6 +524,9 @@ pub(super) fn run_id(id: &str) -> Result<i64, ApiError> {
         .map_err(|_| ApiError::field("id", format!("`{id}` is not a run id")))
 }
 
+/// One run, with its output.
+#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "The run's id")),
+    responses((status = 200, description = "The run", body = Run), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 404, description = "No such run (or not in the caller's groups)", body = ErrorBody)))]
 async fn show_run(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -470,11 +537,18 @@ async fn show_run(
     Ok(Json(find_run(&s, &caller, id).await?))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct AlarmsQuery {
+    /// 1 to 10000; default 50.
+    #[param(minimum = 1, maximum = 10000)]
     limit: Option<i64>,
 }
+
+/// Alarms, newest first, with their delivery.
+#[utoipa::path(get, path = "/api/v1/alarms", tag = "alarms", params(AlarmsQuery),
+    responses((status = 200, description = "The alarms", body = Vec<crate::model::Alarm>), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody)))]
 
 async fn list_alarms(
     State(s): State<ApiState>,
@@ -494,20 +568,37 @@ async fn list_alarms(
     ))
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 struct NextQuery {
+    /// A cron rule, as a job's `schedule`.
     rule: String,
+    /// Its IANA zone; default the config's `timezone`.
     tz: Option<String>,
+    /// 1 to 100; default 5.
+    #[param(minimum = 1, maximum = 100)]
     count: Option<usize>,
+}
+
+/// The upcoming instants of a rule.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct NextInstants {
+    /// Epoch milliseconds.
+    instants: Vec<i64>,
+    /// The rule in words, when it reads simply.
+    words: Option<String>,
+    timezone: String,
 }
 
 /// `GET /api/v1/next?rule=..&tz=..&count=..`: the upcoming instants of a rule, as the
 /// dispatcher computes them, with the rule in words (the job form previews them as you type).
+#[utoipa::path(get, path = "/api/v1/next", tag = "jobs", params(NextQuery),
+    responses((status = 200, description = "The instants", body = NextInstants), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody)))]
 async fn next_instants(
     State(s): State<ApiState>,
     query: Result<Query<NextQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<serde_json::Value>, ApiError> {
+) -> Result<Json<NextInstants>, ApiError> {
     s.requests.inc();
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let count = q.count.unwrap_or(5);
@@ -526,18 +617,28 @@ async fn next_instants(
         .into_iter()
         .map(|t| t.timestamp_millis())
         .collect();
-    Ok(Json(json!({
-        "instants": instants,
-        "words": crate::schedule::words::describe(&q.rule),
-        "timezone": tz,
-    })))
+    Ok(Json(NextInstants {
+        instants,
+        words: crate::schedule::words::describe(&q.rule),
+        timezone: tz,
+    }))
 }
 
-/// `GET /api/v1/fleet`: executors and dispatchers as their heartbeats tell.
-async fn fleet(State(s): State<ApiState>) -> Result<Json<serde_json::Value>, ApiError> {
+/// Executors and dispatchers, as their heartbeats tell.
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+pub(super) struct Fleet {
+    executors: Vec<crate::store::Member>,
+    dispatchers: Vec<crate::store::Member>,
+}
+
+/// Executors and dispatchers, as their heartbeats tell.
+#[utoipa::path(get, path = "/api/v1/fleet", tag = "fleet",
+    responses((status = 200, description = "The fleet", body = Fleet)))]
+async fn fleet(State(s): State<ApiState>) -> Result<Json<Fleet>, ApiError> {
     s.requests.inc();
     let (executors, dispatchers) = s.store.fleet_members().await?;
-    Ok(Json(
-        json!({"executors": executors, "dispatchers": dispatchers}),
-    ))
+    Ok(Json(Fleet {
+        executors,
+        dispatchers,
+    }))
 }

@@ -23,7 +23,7 @@ use serde::{Deserialize, Serialize};
 
 use super::access::Caller;
 use super::api::ApiState;
-use crate::http::ApiError;
+use crate::http::{ApiError, ErrorBody};
 use crate::model::{Run, RunState};
 use crate::output::{stored_slice_from, Piece, Reading};
 use crate::store::KillAsk;
@@ -58,7 +58,7 @@ impl Offsets {
 }
 
 /// What a reader of a run's output gets, in order.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, utoipa::ToSchema)]
 #[serde(tag = "type", rename_all = "snake_case")]
 pub enum Chunk {
     /// Text of one stream; `skipped` bytes were cut before it.
@@ -244,16 +244,17 @@ impl Follower {
     }
 }
 
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Deserialize, utoipa::IntoParams)]
 #[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
 pub struct OutputQuery {
     /// Where to start, as an event id (`Last-Event-ID` wins).
     from: Option<String>,
 }
 
 /// The output as one JSON answer (what there is now).
-#[derive(Debug, Serialize)]
-struct OutputNow {
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct OutputNow {
     state: RunState,
     chunks: Vec<Chunk>,
     /// Where a next read starts (`from`).
@@ -263,6 +264,11 @@ struct OutputNow {
 /// `GET /api/v1/runs/{id}/output`: Server-Sent Events when asked for (`Accept:
 /// text/event-stream`) — `state` and `output` events while the run goes, then one `end`
 /// event — else the output there is now as JSON.
+#[utoipa::path(get, path = "/api/v1/runs/{id}/output", tag = "runs", params(("id" = i64, Path, description = "The run's id"), OutputQuery),
+    description = "The output there is now, as JSON; with `Accept: text/event-stream`, \
+        Server-Sent Events (`state` and `output` while the run goes, then one `end`) that resume \
+        from `Last-Event-ID`.",
+    responses((status = 200, description = "The output", body = OutputNow), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 404, description = "No such run (or not in the caller's groups)", body = ErrorBody)))]
 pub async fn output(
     State(api): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -346,13 +352,24 @@ pub async fn output(
     Ok(resp)
 }
 
+/// A kill asked for.
+#[derive(Debug, Serialize, utoipa::ToSchema)]
+pub(super) struct KillRequested {
+    run_id: i64,
+    /// `requested`: the run ends `killed` once its executor has stopped it.
+    kill: &'static str,
+}
+
 /// `POST /api/v1/runs/{id}/kill`: the run ends `killed`. Asked of its executor at once and
 /// flagged in the store for one the monitor cannot reach. 202 when asked, 409 when it ended.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/kill", tag = "runs", params(("id" = i64, Path, description = "The run's id")),
+    responses((status = 202, description = "Asked of its executor", body = KillRequested), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody),
+        (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody), (status = 404, description = "No such run (or not in the caller's groups)", body = ErrorBody), (status = 409, description = "The run has ended", body = ErrorBody)))]
 pub async fn kill(
     State(api): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(id): Path<String>,
-) -> Result<(StatusCode, Json<serde_json::Value>), ApiError> {
+) -> Result<(StatusCode, Json<KillRequested>), ApiError> {
     api.requests.inc();
     let run_id = super::api::run_id(&id)?;
     let run = super::api::find_run(&api, &caller, run_id).await?;
@@ -389,7 +406,10 @@ pub async fn kill(
                 .await;
             Ok((
                 StatusCode::ACCEPTED,
-                Json(serde_json::json!({"run_id": run_id, "kill": "requested"})),
+                Json(KillRequested {
+                    run_id,
+                    kill: "requested",
+                }),
             ))
         }
     }

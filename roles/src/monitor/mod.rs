@@ -11,6 +11,7 @@ mod fleet;
 mod gaps;
 pub mod job_metrics;
 mod live;
+mod openapi;
 mod sms;
 
 use std::sync::atomic::Ordering;
@@ -144,6 +145,19 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     Ok(())
 }
 
+/// The API's routes, and their OpenAPI document (without what every operation shares).
+fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
+    utoipa_axum::router::OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
+        .merge(api::routes())
+        .merge(admin::routes())
+        .split_for_parts()
+}
+
+/// The API's OpenAPI document, as served at `/api/v1/openapi.json`.
+pub fn openapi_document() -> utoipa::openapi::OpenApi {
+    openapi::complete(routes().1)
+}
+
 /// What the API handlers share.
 fn api_state(
     config: &crate::config::Config,
@@ -194,8 +208,9 @@ fn serve_api(
     gate.lifetime = config.auth.session_lifetime;
     // Served over https: the session cookie is `Secure`.
     gate.secure = config.tls.cert_file.is_some();
-    let api = api::router(state.clone())
-        .merge(admin::router(state.clone()))
+    let (api, document) = routes();
+    let api = api
+        .with_state(state.clone())
         .layer(axum::middleware::from_fn_with_state(
             gate.clone(),
             access::api_auth,
@@ -207,6 +222,7 @@ fn serve_api(
     });
     let app = Router::new()
         .merge(api)
+        .merge(openapi::router(openapi::complete(document)))
         .merge(console)
         .layer(axum::middleware::from_fn(console::security_headers))
         .merge(crate::http::health::router(health));

@@ -19,7 +19,7 @@ pub struct ExecutorCard {
 }
 
 /// An executor or dispatcher row, for the fleet page.
-#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
 pub struct Member {
     pub instance: String,
     pub started_at: Millis,
