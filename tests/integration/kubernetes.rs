@@ -4,18 +4,17 @@
 
 #[test]
 fn the_kubernetes_manifests_are_valid_and_their_configs_pass_config_check() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("python3")
-        .arg(root.join("scripts/check-kubernetes.py"))
-        .args(["--bin", crate::harness::BIN, "--dir"])
-        .arg(root.join("deploy/kubernetes"))
-        .output()
-        .expect("python3 (scripts/install-deps.sh installs kubernetes-validate)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let args = [
+        "scripts/check-kubernetes.py",
+        "--bin",
+        crate::harness::BIN,
+        "--dir",
+        "deploy/kubernetes",
+    ];
+    crate::harness::run_tool(
+        "python3",
+        &args.map(std::ffi::OsStr::new),
+        "scripts/install-deps.sh installs kubernetes-validate",
+        "all Kubernetes checks passed",
     );
-    assert!(text.contains("all Kubernetes checks passed"), "{text}");
 }

@@ -167,17 +167,11 @@ fn the_monitor_serves_per_job_series_that_the_shipped_alerts_and_dashboard_use()
 
 #[test]
 fn the_shipped_alert_rules_pass_promtool() {
-    let root = std::path::Path::new(env!("CARGO_MANIFEST_DIR"));
-    let out = std::process::Command::new("promtool")
-        .args(["check", "rules"])
-        .arg(root.join("conf/prometheus/alerts.yml"))
-        .output()
-        .expect("promtool (scripts/install-deps.sh installs Debian's prometheus)");
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        out.status.success(),
-        "{text}{}",
-        String::from_utf8_lossy(&out.stderr)
+    let args = ["check", "rules", "conf/prometheus/alerts.yml"];
+    crate::harness::run_tool(
+        "promtool",
+        &args.map(std::ffi::OsStr::new),
+        "scripts/install-deps.sh installs Debian's prometheus",
+        "SUCCESS",
     );
-    assert!(text.contains("SUCCESS"), "{text}");
 }

@@ -106,6 +106,29 @@ pub fn proc_kb(pid: u32, field: &str) -> u64 {
         .unwrap_or_else(|| panic!("no {field} for {pid}"))
 }
 
+/// Runs a checking tool of the repository (a script of `scripts/`, promtool) from the
+/// repository's root; its stdout, which must contain `done` once it succeeded.
+pub fn run_tool(
+    program: &str,
+    args: &[&std::ffi::OsStr],
+    installed_by: &str,
+    done: &str,
+) -> String {
+    let out = Command::new(program)
+        .args(args)
+        .current_dir(env!("CARGO_MANIFEST_DIR"))
+        .output()
+        .unwrap_or_else(|e| panic!("{program} ({installed_by}): {e}"));
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(
+        out.status.success(),
+        "{text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.contains(done), "{text}");
+    text
+}
+
 /// One HTTP/1.1 request with `Connection: close`: (status, body).
 pub fn http(
     addr: &str,
