@@ -6,7 +6,7 @@
 - schemathesis fuzzes every operation of the running API with the install's token, a bounded
   number of examples each, and checks every answer: no 5xx, a status the document lists for
   the operation, the documented content type and body — every error the
-  `{"error": {"field", "message"}}` shape.
+  `{"error": {"field", "message"}}` shape — and a request the document calls invalid refused.
 
 The API runs alone (`roles = ["monitor"]`, SQLite in a temp dir): the jobs the fuzzer adds are
 stored and listed but never fired, so nothing it makes up is run as a command. A job, a run,
@@ -19,15 +19,15 @@ Prints schemathesis's report; exits non-zero on the first failure.
 import argparse
 import json
 import os
-import socket
 import subprocess
 import sys
-import tempfile
-import time
 import urllib.error
 import urllib.request
 
 from openapi_spec_validator import validate
+
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), "bench"))
+from fire import Instance  # noqa: E402
 
 CHECKS = ",".join([
     "negative_data_rejection",
@@ -44,12 +44,6 @@ def fail(msg):
     sys.exit(1)
 
 
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 def call(base, method, path, token=None, body=None):
     data = None if body is None else json.dumps(body).encode()
     req = urllib.request.Request(base + path, data=data, method=method)
@@ -62,20 +56,6 @@ def call(base, method, path, token=None, body=None):
             return r.status, json.loads(r.read() or b"null")
     except urllib.error.HTTPError as e:
         return e.code, json.loads(e.read() or b"null")
-
-
-def wait_ready(base, proc, log):
-    """Until the document is served (the monitor answers), at most 30 s."""
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        if proc.poll() is not None:
-            fail(f"cronvisor up exited ({proc.returncode}):\n{open(log).read()}")
-        try:
-            with urllib.request.urlopen(base + "/api/v1/openapi.json", timeout=2) as r:
-                return json.loads(r.read())
-        except (urllib.error.URLError, ConnectionError):
-            time.sleep(0.1)
-    fail(f"the API did not answer within 30 s:\n{open(log).read()}")
 
 
 def seed(base, token):
@@ -104,49 +84,41 @@ def main():
     ap.add_argument("--examples", type=int, default=25)
     ap.add_argument("--seed", type=int, default=1)
     a = ap.parse_args()
-    binary = os.path.abspath(a.bin)
-    with tempfile.TemporaryDirectory(prefix="cv-openapi-") as tmp:
-        port = free_port()
-        base = f"http://127.0.0.1:{port}"
-        config = f"{tmp}/cronvisor.toml"
+    # The bench's instance: a temp dir, ports the kernel picks, ready from `up`'s status.
+    inst = Instance(a.bin, [], top_config='roles = ["monitor"]\n')
+    try:
+        inst.up()
+        with open(os.path.join(inst.data, "endpoints.json")) as f:
+            base = f"http://{json.load(f)['api']}"
+        with urllib.request.urlopen(base + "/api/v1/openapi.json", timeout=10) as r:
+            doc = json.loads(r.read())
+        validate(doc)
+        print(f"openapi: {doc['openapi']} document valid, "
+              f"{sum(len(v) for v in doc['paths'].values())} operations")
+        with open(os.path.join(inst.data, "api.token")) as f:
+            token = f.read().strip()
+        run_id = seed(base, token)
+        config = os.path.join(inst.dir, "schemathesis.toml")
         with open(config, "w") as f:
-            f.write(f'data_dir = "{tmp}/var"\nroles = ["monitor"]\n'
-                    f'[listeners]\napi = "127.0.0.1:{port}"\n')
-        log = f"{tmp}/up.log"
-        with open(log, "w") as out:
-            proc = subprocess.Popen([binary, "up", "--config", config], stdout=out,
-                                    stderr=subprocess.STDOUT)
-        try:
-            doc = wait_ready(base, proc, log)
-            validate(doc)
-            print(f"openapi: {doc['openapi']} document valid, "
-                  f"{sum(len(v) for v in doc['paths'].values())} operations")
-            token = open(f"{tmp}/var/api.token").read().strip()
-            run_id = seed(base, token)
-            with open(f"{tmp}/schemathesis.toml", "w") as f:
-                f.write(f'[parameters]\njob = "fuzz-job"\nid = {run_id}\n'
-                        '[[operations]]\ninclude-path-regex = "^/api/v1/users/"\n'
-                        'parameters = { name = "fuzz-user" }\n'
-                        '[[operations]]\ninclude-path-regex = "^/api/v1/tokens/"\n'
-                        'parameters = { name = "fuzz-token" }\n')
-            cmd = ["schemathesis", "--config-file", f"{tmp}/schemathesis.toml", "run",
-                   f"{base}/api/v1/openapi.json", "--checks", CHECKS,
-                   "--max-examples", str(a.examples), "--seed", str(a.seed),
-                   "-H", f"Authorization: Bearer {token}", "--no-color",
-                   "--request-timeout", "10"]
-            result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
-            print(result.stdout[-20000:])
-            if result.returncode != 0:
-                print(result.stderr[-5000:])
-                fail(f"schemathesis found failures (exit {result.returncode})")
-            if proc.poll() is not None:
-                fail(f"cronvisor up exited during the run:\n{open(log).read()}")
-        finally:
-            proc.terminate()
-            try:
-                proc.wait(timeout=30)
-            except subprocess.TimeoutExpired:
-                proc.kill()
+            f.write(f'[parameters]\njob = "fuzz-job"\nid = {run_id}\n'
+                    '[[operations]]\ninclude-path-regex = "^/api/v1/users/"\n'
+                    'parameters = { name = "fuzz-user" }\n'
+                    '[[operations]]\ninclude-path-regex = "^/api/v1/tokens/"\n'
+                    'parameters = { name = "fuzz-token" }\n')
+        cmd = ["schemathesis", "--config-file", config, "run",
+               f"{base}/api/v1/openapi.json", "--checks", CHECKS,
+               "--max-examples", str(a.examples), "--seed", str(a.seed),
+               "-H", f"Authorization: Bearer {token}", "--no-color",
+               "--request-timeout", "10"]
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        print(result.stdout[-20000:])
+        if result.returncode != 0:
+            print(result.stderr[-5000:])
+            fail(f"schemathesis found failures (exit {result.returncode})")
+        if inst.proc.poll() is not None:
+            fail(f"cronvisor up exited during the run; see {inst.log.name}")
+    finally:
+        inst.close()
     print("all OpenAPI checks passed")
 
 

@@ -50,8 +50,9 @@ def proc_stats(pid):
 
 
 class Instance:
-    def __init__(self, binary, jobs, urls=None, extra_config=""):
-        """`jobs` are rules; with `urls` (one per job) they are HTTP GET jobs, else `true`."""
+    def __init__(self, binary, jobs, urls=None, extra_config="", top_config=""):
+        """`jobs` are rules; with `urls` (one per job) they are HTTP GET jobs, else `true`.
+        `top_config` goes before the first section (`roles = [...]`), `extra_config` after."""
         self.binary = os.path.abspath(binary)
         self.tmp = tempfile.TemporaryDirectory(prefix="cv-bench-")
         self.dir = self.tmp.name
@@ -59,7 +60,7 @@ class Instance:
         os.makedirs(self.data)
         self.config = os.path.join(self.dir, "cronvisor.toml")
         with open(self.config, "w") as f:
-            f.write(f'data_dir = "{self.data}"\n[listeners]\napi = "127.0.0.1:0"\n'
+            f.write(f'data_dir = "{self.data}"\n{top_config}[listeners]\napi = "127.0.0.1:0"\n'
                     'rpc = "127.0.0.1:0"\ndispatch = "127.0.0.1:0"\n'
                     '[monitor]\nretention = "0"\n[executor]\nrun_as = "root"\n' + extra_config)
         subprocess.run([self.binary, "--config", self.config, "migrate"], check=True,
