@@ -125,7 +125,7 @@ fn runs_of(job: &Job, older: Option<Tally>, late: &[Millis]) -> Vec<Tally> {
     let mut last: Option<Millis> = None;
     for &t in late {
         match runs.last_mut() {
-            Some(run) if last.is_none() || last.is_some_and(|l| follows(l, t)) => {
+            Some(run) if last.is_none_or(|l| follows(l, t)) => {
                 run.latest = run.latest.max(t);
                 run.count += 1;
             }

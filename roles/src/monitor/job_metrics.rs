@@ -88,6 +88,7 @@ pub async fn render(store: &Store, out: &mut String) -> Result<(), StoreError> {
             "cronvisor_job_run_duration_seconds_count{{{l}}} {cumulative}"
         );
     }
+    forget_unused_rules(&jobs);
     let next: Vec<Option<i64>> = jobs.iter().map(|j| next_fire(j, now)).collect();
     header(
         out,
@@ -137,6 +138,22 @@ fn gauge_of(
     }
 }
 
+/// Once the kept rules are at their bound, drops those no job has any more (edited or
+/// deleted since), so that the rules in use are kept rather than parsed at every scrape.
+fn forget_unused_rules(jobs: &[JobStats]) {
+    let Ok(mut rules) = rules().lock() else {
+        return;
+    };
+    if rules.len() < RULES_KEPT {
+        return;
+    }
+    let live: std::collections::HashSet<(&str, &str)> = jobs
+        .iter()
+        .map(|j| (j.schedule.as_str(), j.timezone.as_str()))
+        .collect();
+    rules.retain(|(rule, zone), _| live.contains(&(rule.as_str(), zone.as_str())));
+}
+
 fn next_fire(job: &JobStats, now: chrono::DateTime<chrono::Utc>) -> Option<i64> {
     if job.paused {
         return None;
@@ -169,7 +186,40 @@ fn escape(value: &str) -> String {
 
 #[cfg(test)]
 mod tests {
-    use super::escape;
+    use super::*;
+
+    /// Rules of jobs edited or deleted filled the kept rules for good, and every rule after
+    /// them was parsed at each scrape: once full, the unused ones go.
+    #[test]
+    fn kept_rules_make_room_for_the_rules_in_use() {
+        let job = |rule: &str| JobStats {
+            name: "j".into(),
+            group: "default".into(),
+            schedule: rule.into(),
+            timezone: "UTC".into(),
+            paused: false,
+            by_state: Vec::new(),
+            last_success_at: None,
+            last_end_at: None,
+            durations: [0; 11],
+            duration_ms_sum: 0,
+        };
+        let now = chrono::Utc::now();
+        for i in 0..RULES_KEPT {
+            next_fire(&job(&format!("{} * * * * *", i % 60 + (i / 60) * 100)), now);
+        }
+        let current = job("*/7 * * * * *");
+        forget_unused_rules(&[job("0 * * * * *"), current.clone()]);
+        next_fire(&current, now);
+        let kept = rules().lock().expect("rules");
+        assert_eq!(
+            kept.len(),
+            2,
+            "only the rules of current jobs: {:?}",
+            kept.keys()
+        );
+        assert!(kept.contains_key(&("*/7 * * * * *".to_string(), "UTC".to_string())));
+    }
 
     #[test]
     fn label_values_are_escaped() {
