@@ -110,7 +110,8 @@ def main():
                "--max-examples", str(a.examples), "--seed", str(a.seed),
                "-H", f"Authorization: Bearer {token}", "--no-color",
                "--request-timeout", "10"]
-        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+        # In the temp dir: schemathesis keeps a cache (`.schemathesis/`) where it runs.
+        result = subprocess.run(cmd, capture_output=True, text=True, timeout=600, cwd=inst.dir)
         print(result.stdout[-20000:])
         if result.returncode != 0:
             print(result.stderr[-5000:])
