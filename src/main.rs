@@ -28,6 +28,9 @@ fn default_sigpipe() {
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
+    // Every cronvisor process holds a secret (a token, the store's URL): none is readable
+    // through /proc or ptrace by a job that runs as the same user (docs/SECURITY.md).
+    cronvisor_roles::privilege::protect_process();
     if !matches!(
         cli.command,
         Command::Up(_) | Command::Dispatcher | Command::Executor | Command::Monitor

@@ -22,6 +22,7 @@ pub mod model;
 pub mod monitor;
 pub mod output;
 pub mod presence;
+pub mod privilege;
 pub mod runtime;
 pub mod schedule;
 pub mod store;

@@ -23,6 +23,7 @@ mod mysql;
 mod openapi;
 mod output;
 mod policies;
+mod privilege;
 mod reload;
 mod security;
 mod sms;

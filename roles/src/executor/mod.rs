@@ -81,8 +81,10 @@ struct Executor {
     /// refused (503) so dispatchers send them to an executor that can record their results.
     store_ok: Arc<std::sync::atomic::AtomicBool>,
     cfg: ExecutorConfig,
-    /// Whom jobs run as (`executor.run_as`, when this executor is root).
+    /// Whom jobs run as (`executor.run_as`, when this executor can switch users).
     run_as: Option<process::RunAs>,
+    /// The capabilities this executor holds (none of them reach a job).
+    caps: process::Caps,
     /// Tells every running run to stop (fast stop, or drain timeout reached).
     kill: watch::Sender<Option<KillReason>>,
     runs: Mutex<JoinSet<()>>,
@@ -182,6 +184,37 @@ struct Serving {
     recorder_task: tokio::task::JoinHandle<()>,
 }
 
+/// Whom this executor runs jobs as, and the capabilities it holds, said at start. Jobs that
+/// would run as the executor's own user (it cannot switch users) are allowed on a standalone
+/// host only, loudly (its monitor then keeps to admin-only mode); a cluster executor refuses
+/// to start so, as one whose jobs could not be stopped (switching users without `CAP_KILL`).
+fn job_identity(
+    config: &crate::config::Config,
+) -> Result<(Option<process::RunAs>, process::Caps), RoleError> {
+    let run_as = process::RunAs::resolve(&config.executor.run_as)?;
+    let caps = process::Caps::current();
+    match &run_as {
+        Some(u) if !caps.can_kill_others() => {
+            return Err(process::RunAsError::CannotKill(u.user.name.clone()).into())
+        }
+        Some(u) => tracing::info!(user = %u.user.name, uid = u.user.uid.as_raw(), "jobs run as"),
+        None if nix::unistd::geteuid().is_root() => tracing::warn!(
+            "jobs run as root (executor.run_as = \"root\"): any job can read cronvisor's secrets"
+        ),
+        None => {
+            let why = crate::privilege::not_separated(
+                nix::unistd::geteuid().as_raw(),
+                &config.executor.run_as,
+            );
+            if config.cluster.enabled() {
+                return Err(why.into());
+            }
+            tracing::warn!("admin-only mode: {why}");
+        }
+    }
+    Ok((run_as, caps))
+}
+
 impl Serving {
     async fn start(ctx: RoleContext, shutdown: &Shutdown) -> Result<Serving, RoleError> {
         let token = Token::new(crate::tokens::load(
@@ -195,10 +228,7 @@ impl Serving {
             .map(|a| a.to_string())
             .unwrap_or_default();
         let (kill, _) = watch::channel(None);
-        let run_as = process::RunAs::resolve(&ctx.config.executor.run_as)?;
-        if let Some(u) = &run_as {
-            tracing::info!(user = %u.user.name, uid = u.user.uid.as_raw(), "jobs run as");
-        }
+        let (run_as, caps) = job_identity(&ctx.config)?;
         let (recorder, recorder_task) = Recorder::start(
             ctx.store.clone(),
             ctx.metrics.gauge(
@@ -215,6 +245,7 @@ impl Serving {
             store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             cfg: ctx.config.executor.clone(),
             run_as,
+            caps,
             kill,
             runs: Mutex::new(JoinSet::new()),
             active: Mutex::new(HashMap::new()),
@@ -542,8 +573,12 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
             Ok(user) => user,
             Err(reason) => {
                 exec.counters.spawn_failed.inc();
-                exec.recorder
-                    .finish(req.run_id, RunOutcome::failed(reason), None, None);
+                exec.recorder.finish(
+                    req.run_id,
+                    RunOutcome::failed(reason.to_string()),
+                    None,
+                    None,
+                );
                 return Err(req.run_id);
             }
         },
@@ -555,6 +590,7 @@ fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
             &req.command,
             process::job_env(&req, &exec.cfg.pass_env, job_user.as_ref()),
             job_user.as_ref(),
+            exec.caps,
             req.limits,
             output.clone(),
         ) {

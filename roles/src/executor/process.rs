@@ -15,6 +15,7 @@ use tokio::task::JoinHandle;
 use super::live::{LiveOutput, Stream};
 use crate::config::ExecutorConfig;
 use crate::model::{now_millis, Limits, RunState};
+pub use crate::privilege::{Caps, JobCredentials, RunAs, RunAsError};
 use crate::store::RunOutcome;
 
 /// A spawned run, before it is watched to the end.
@@ -94,82 +95,14 @@ pub fn job_env(
 }
 
 /// Starts `sh -c command` as the leader of a new process group, with stdin closed and the
-/// environment `env` only; its output goes to `output` (shared with live readers, and kept even
-/// if a reader must be abandoned).
-/// The unprivileged user a root executor runs jobs as (`executor.run_as`).
-#[derive(Debug, Clone)]
-pub struct RunAs {
-    pub user: nix::unistd::User,
-    /// Its groups (`getgrouplist`: the primary one and every group that lists it), set before
-    /// exec so a job has its user's supplementary groups and none of root's.
-    pub groups: Vec<libc::gid_t>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RunAsError {
-    #[error("executor.run_as: no user `{0}` on this host")]
-    NoSuchUser(String),
-    #[error("executor.run_as: looking up `{0}`: {1}")]
-    Lookup(String, #[source] nix::Error),
-}
-
-impl RunAs {
-    /// Whom jobs run as: `None` when they run as the executor's own user (it is not root, or
-    /// `run_as = "root"`).
-    pub fn resolve(name: &str) -> Result<Option<RunAs>, RunAsError> {
-        if !nix::unistd::geteuid().is_root() || name == "root" {
-            return Ok(None);
-        }
-        let user = match nix::unistd::User::from_name(name) {
-            Ok(Some(user)) => user,
-            Ok(None) => return Err(RunAsError::NoSuchUser(name.to_string())),
-            Err(e) => return Err(RunAsError::Lookup(name.to_string(), e)),
-        };
-        let groups = std::ffi::CString::new(name)
-            .map_err(|_| RunAsError::NoSuchUser(name.to_string()))
-            .and_then(|c| {
-                nix::unistd::getgrouplist(&c, user.gid)
-                    .map_err(|e| RunAsError::Lookup(name.to_string(), e))
-            })?
-            .into_iter()
-            .map(|g| g.as_raw())
-            .collect();
-        Ok(Some(RunAs { user, groups }))
-    }
-}
-
-impl RunAs {
-    /// The user of a job that names its own (`run_as`): one of `allowed`, and one this
-    /// executor can become. `Ok(None)`: the executor's own user. `Err`: why the run fails.
-    pub fn for_job(name: &str, allowed: &[String]) -> Result<Option<RunAs>, String> {
-        if !allowed.iter().any(|u| u == name) {
-            return Err(format!(
-                "run_as `{name}` is not in this executor's executor.allowed_users"
-            ));
-        }
-        if !nix::unistd::geteuid().is_root() {
-            let me = nix::unistd::User::from_uid(nix::unistd::geteuid())
-                .ok()
-                .flatten()
-                .map(|u| u.name);
-            return match me {
-                Some(me) if me == name => Ok(None),
-                _ => Err(format!(
-                    "run_as `{name}`: this executor is not root and cannot run jobs as another user"
-                )),
-            };
-        }
-        if name == "root" {
-            return Ok(None);
-        }
-        RunAs::resolve(name).map_err(|e| e.to_string())
-    }
-}
-
+/// environment `env` only, as `run_as` (or the executor's user) with none of the executor's
+/// capabilities (`caps`, what it holds); its output goes to `output`
+/// (shared with live readers, and kept even if a reader must be abandoned).
 pub fn spawn(
     command: &str,
     env: Vec<(String, String)>,
     run_as: Option<&RunAs>,
+    caps: Caps,
     limits: Limits,
     output: Arc<LiveOutput>,
 ) -> std::io::Result<Spawned> {
@@ -185,8 +118,9 @@ pub fn spawn(
         .kill_on_drop(false);
     // Descriptors need no pre_exec hook (it would turn posix_spawn into fork): the executor
     // marked every inherited one close-on-exec at start-up (`cloexec_from`). Credentials and
-    // limits do: a root executor's jobs drop to `run_as` with its groups, and a job's limits
-    // are set, in the child before exec (a spawn with a user is a fork already).
+    // limits do: jobs drop to `run_as` with its groups and lose the executor's capabilities,
+    // and a job's limits are set, in the child before exec (a spawn with a user is a fork
+    // already; measured in docs/BENCHMARKS.md).
     if let Some(u) = run_as {
         cmd.current_dir(if u.user.dir.is_dir() {
             u.user.dir.as_path()
@@ -194,13 +128,13 @@ pub fn spawn(
             std::path::Path::new("/")
         });
     }
-    if run_as.is_some() || !limits.is_none() {
-        let credentials =
-            run_as.map(|u| (u.user.uid.as_raw(), u.user.gid.as_raw(), u.groups.clone()));
+    let credentials = JobCredentials::new(run_as, caps);
+    if !credentials.is_none() || !limits.is_none() {
         let rlimits = rlimits(limits);
         // SAFETY: the hook runs in the forked child before exec, and only makes system calls
-        // (setrlimit, setgroups, setgid, setuid) on values computed before the fork: no
-        // allocation, no lock, nothing that is not async-signal-safe.
+        // (setrlimit, then `JobCredentials::apply`: setgroups, setgid, setuid, capability
+        // drops) on values computed before the fork: no allocation, no lock, nothing that is
+        // not async-signal-safe.
         unsafe {
             cmd.pre_exec(move || {
                 for (resource, limit) in &rlimits {
@@ -208,15 +142,7 @@ pub fn spawn(
                         return Err(std::io::Error::last_os_error());
                     }
                 }
-                if let Some((uid, gid, groups)) = &credentials {
-                    if libc::setgroups(groups.len(), groups.as_ptr()) != 0
-                        || libc::setgid(*gid) != 0
-                        || libc::setuid(*uid) != 0
-                    {
-                        return Err(std::io::Error::last_os_error());
-                    }
-                }
-                Ok(())
+                credentials.apply()
             });
         }
     }

@@ -131,6 +131,30 @@ impl Caller {
         }
     }
 
+    /// Whether this caller may create or change a principal (user or token) of `access` over
+    /// `groups`: an admin scoped to some groups may grant those groups only, never every group
+    /// (so it cannot unscope itself or mint a wider token or user).
+    pub fn may_grant(&self, groups: &Option<Vec<String>>) -> Result<(), ApiError> {
+        let Some(mine) = &self.principal.groups else {
+            return Ok(());
+        };
+        let within = groups
+            .as_ref()
+            .is_some_and(|g| g.iter().all(|x| mine.contains(x)));
+        if within {
+            Ok(())
+        } else {
+            Err(ApiError::new(
+                StatusCode::FORBIDDEN,
+                format!(
+                    "`{}` is an admin of groups {} only: it may grant those groups, no others",
+                    self.principal.name,
+                    mine.join(",")
+                ),
+            ))
+        }
+    }
+
     /// The CSRF token of a session caller (empty otherwise).
     pub fn csrf(&self) -> String {
         match &self.via {
@@ -159,6 +183,30 @@ impl Caller {
         if let Err(e) = store.record_audit(&entry).await {
             tracing::error!(error = %e, action, "cannot record the audit entry");
         }
+    }
+}
+
+/// Refuses a principal (user or token) of `access` and `groups` while the install keeps to
+/// admin-only mode: its jobs run as the roles' own user, so any job could read the admin
+/// token, and a role or a group scope would be a boundary that is not kept.
+pub fn admin_only_refusal(
+    admin_only: Option<&Arc<String>>,
+    access: Access,
+    groups: &Option<Vec<String>>,
+) -> Result<(), ApiError> {
+    match admin_only {
+        Some(why) if access != Access::Admin || groups.is_some() => Err(ApiError::field(
+            if access != Access::Admin {
+                "role"
+            } else {
+                "groups"
+            },
+            format!(
+                "only admins of every group, in admin-only mode: {why} (docs/SECURITY.md, \
+                 \"Privilege separation\")"
+            ),
+        )),
+        _ => Ok(()),
     }
 }
 
@@ -217,6 +265,9 @@ pub struct Gate {
     pub proxy: Option<Arc<Proxy>>,
     /// Served over TLS: cookies are `Secure`.
     pub secure: bool,
+    /// Why this install keeps to admin-only mode (its jobs run as the roles' own user), if it
+    /// does: no operator, viewer or group-scoped principal is created or let in.
+    pub admin_only: Option<Arc<String>>,
 }
 
 impl std::fmt::Debug for Gate {
@@ -243,12 +294,35 @@ impl Gate {
             lifetime: Duration::from_secs(12 * 3600),
             proxy: proxy.map(Arc::new),
             secure: false,
+            admin_only: None,
         }
+    }
+
+    /// The caller of a request, if it authenticates and this install can keep it within its
+    /// bounds (see [`admin_only_refusal`]).
+    pub async fn identify(
+        &self,
+        headers: &HeaderMap,
+        peer: Option<SocketAddr>,
+    ) -> Result<Option<Caller>, ApiError> {
+        let caller = self.identify_any(headers, peer).await?;
+        if let (Some(why), Some(c)) = (&self.admin_only, &caller) {
+            if !c.principal.is_admin() || c.principal.groups.is_some() {
+                return Err(ApiError::new(
+                    StatusCode::FORBIDDEN,
+                    format!(
+                        "`{}` is not let in: this install is in admin-only mode ({why})",
+                        c.principal.name
+                    ),
+                ));
+            }
+        }
+        Ok(caller)
     }
 
     /// The caller of a request, if it authenticates; an error for a proxy header from an
     /// address that is not a trusted proxy.
-    pub async fn identify(
+    async fn identify_any(
         &self,
         headers: &HeaderMap,
         peer: Option<SocketAddr>,
@@ -341,7 +415,7 @@ impl Gate {
         }
         let user = match self.store.user_named(name).await? {
             Some((u, _)) => u,
-            None if proxy.creates_viewers => {
+            None if proxy.creates_viewers && self.admin_only.is_none() => {
                 let hash = hash_password(random_secret()?).await?;
                 let created = self
                     .store

@@ -10,7 +10,7 @@ use serde_json::json;
 use utoipa_axum::router::OpenApiRouter;
 use utoipa_axum::routes;
 
-use super::access::{hash_password, random_secret, sha256_hex, Caller};
+use super::access::{admin_only_refusal, hash_password, random_secret, sha256_hex, Caller};
 use super::api::ApiState;
 use crate::http::{ApiError, ErrorBody};
 use crate::model::access::{check_user_name, parse_groups, Access, ApiToken, AuditEntry, User};
@@ -220,7 +220,14 @@ async fn add_user(
     if given.password.is_none() {
         return Err(ApiError::field("password", "is required"));
     }
-    let user = s.store.insert_user(&given.change().await?).await?;
+    let change = given.change().await?;
+    let (access, groups) = (
+        change.access.unwrap_or(Access::Viewer),
+        change.groups.clone().flatten(),
+    );
+    admin_only_refusal(s.admin_only.as_ref(), access, &groups)?;
+    caller.may_grant(&groups)?;
+    let user = s.store.insert_user(&change).await?;
     tracing::info!(user = %user.name, role = user.access.as_str(), by = %caller.principal.name, "user added");
     caller
         .audit(
@@ -249,9 +256,15 @@ async fn edit_user(
     let before = find_user(&s, &name).await?;
     let given: UserBody = body(&b)?;
     let password = given.password.is_some();
+    let change = given.change().await?;
+    let access = change.access.unwrap_or(before.access);
+    let groups = change.groups.clone().unwrap_or(before.groups.clone());
+    caller.may_grant(&before.groups)?;
+    caller.may_grant(&groups)?;
+    admin_only_refusal(s.admin_only.as_ref(), access, &groups)?;
     let after = s
         .store
-        .update_user(before.id, &given.change().await?)
+        .update_user(before.id, &change)
         .await?
         .ok_or_else(|| ApiError::not_found(format!("no user `{name}`")))?;
     caller
@@ -319,6 +332,7 @@ async fn delete_user(
 ) -> Result<StatusCode, ApiError> {
     caller.require_admin()?;
     let user = find_user(&s, &name).await?;
+    caller.may_grant(&user.groups)?;
     s.store.delete_user(user.id).await?;
     caller
         .audit(
@@ -383,6 +397,8 @@ async fn create_token(
     check_user_name(&name).map_err(|e| ApiError::field("name", e.message))?;
     let access = role_of(&given.role, "role")?;
     let groups = given.groups.as_ref().map(groups_of).transpose()?.flatten();
+    admin_only_refusal(s.admin_only.as_ref(), access, &groups)?;
+    caller.may_grant(&groups)?;
     let now = crate::model::now_millis();
     let expires_at = match given
         .expires

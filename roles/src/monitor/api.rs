@@ -36,6 +36,8 @@ pub struct ApiState {
     pub shutdown: crate::runtime::Shutdown,
     /// Sends test alarms (`POST /api/v1/alarms/test`).
     pub alarmer: Arc<super::alarms::Alarmer>,
+    /// Why this install keeps to admin-only mode, if it does (`access::admin_only_refusal`).
+    pub admin_only: Option<Arc<String>>,
 }
 
 /// Jobs, runs, fleet and alarms: each route registered with its entry in the OpenAPI

@@ -185,6 +185,23 @@ fn api_state(
         rpc_token: std::sync::Arc::new(rpc_token),
         shutdown: shutdown.clone(),
         alarmer,
+        admin_only: admin_only(config),
+    }
+}
+
+/// Why this install keeps to admin-only mode: its own executor runs jobs as the roles' user
+/// (a person's own `up`), so a job could read the admin token. Monitors of a host without an
+/// executor keep the full model (a cluster executor that cannot separate does not start).
+fn admin_only(config: &crate::config::Config) -> Option<std::sync::Arc<String>> {
+    if !config.runs(crate::config::Role::Executor) {
+        return None;
+    }
+    match crate::privilege::separation(&config.executor.run_as) {
+        crate::privilege::Separation::None { reason } => {
+            tracing::warn!("admin-only mode: {reason}");
+            Some(std::sync::Arc::new(reason))
+        }
+        _ => None,
     }
 }
 
@@ -208,6 +225,7 @@ fn serve_api(
     gate.lifetime = config.auth.session_lifetime;
     // Served over https: the session cookie is `Secure`.
     gate.secure = config.tls.cert_file.is_some();
+    gate.admin_only = state.admin_only.clone();
     let (api, document) = routes();
     let api = api
         .with_state(state.clone())

@@ -41,6 +41,28 @@ impl Drop for TempDir {
     }
 }
 
+/// Makes a system user with no home and no login, once per machine (tests of the paths where
+/// cronvisor is not root).
+pub fn system_user(name: &str) {
+    let exists = Command::new("id").arg(name).output().expect("id");
+    if exists.status.success() {
+        return;
+    }
+    let made = Command::new("useradd")
+        .args([
+            "--system",
+            "--no-create-home",
+            "--shell",
+            "/usr/sbin/nologin",
+            name,
+        ])
+        .output()
+        .expect("useradd");
+    // Another test may have made it meanwhile.
+    let exists = Command::new("id").arg(name).output().expect("id");
+    assert!(exists.status.success(), "useradd {name}: {made:?}");
+}
+
 /// Polls `f` every 50 ms until it returns `Some`, or panics after `limit` saying `what`.
 pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>) -> T {
     let start = Instant::now();
@@ -174,6 +196,8 @@ pub struct Cronvisor {
     bin: PathBuf,
     /// Set in `up`'s environment.
     extra_env: Vec<(String, String)>,
+    /// A command `up` runs under (`setpriv ...`, `runuser ...`), if any.
+    wrapper: Vec<String>,
 }
 
 impl Cronvisor {
@@ -211,6 +235,7 @@ impl Cronvisor {
             child: None,
             bin: PathBuf::from(BIN),
             extra_env: Vec::new(),
+            wrapper: Vec::new(),
         };
         cv.spawn();
         cv
@@ -236,6 +261,7 @@ impl Cronvisor {
                 .iter()
                 .map(|(k, v)| (k.to_string(), v.to_string()))
                 .collect(),
+            wrapper: Vec::new(),
         };
         cv.spawn();
         cv
@@ -259,6 +285,7 @@ impl Cronvisor {
             child: None,
             bin,
             extra_env: Vec::new(),
+            wrapper: Vec::new(),
         };
         cv.spawn();
         cv
@@ -268,9 +295,47 @@ impl Cronvisor {
         self.bin.clone()
     }
 
+    /// Starts `up` as `user` (a system user made once per machine), its temp dir that user's,
+    /// under `wrapper` (the command before the binary: `setpriv` with capabilities, or
+    /// `runuser`), with `overrides` as [`Cronvisor::start_with`].
+    pub fn start_as(tag: &str, overrides: &str, user: &str, wrapper: &[&str]) -> Cronvisor {
+        system_user(user);
+        let dir = TempDir::new(tag);
+        let base = format!(
+            "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
+             dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n",
+            dir.0.join("var").display()
+        );
+        std::fs::write(dir.0.join("cronvisor.toml"), merge_toml(&base, overrides))
+            .expect("write config");
+        std::fs::create_dir_all(dir.0.join("var")).expect("data dir");
+        let chown = Command::new("chown")
+            .args(["-R", &format!("{user}:"), &dir.0.display().to_string()])
+            .status()
+            .expect("chown");
+        assert!(chown.success(), "chown {}", dir.0.display());
+        let mut cv = Cronvisor {
+            dir,
+            child: None,
+            bin: PathBuf::from(BIN),
+            extra_env: vec![("HOME".into(), "/".into())],
+            wrapper: wrapper.iter().map(|w| w.to_string()).collect(),
+        };
+        cv.spawn();
+        cv
+    }
+
     fn spawn(&mut self) {
         let log = std::fs::File::create(self.dir.0.join("up.log")).expect("log file");
-        let child = Command::new(&self.bin)
+        let mut command = match self.wrapper.split_first() {
+            Some((first, rest)) => {
+                let mut c = Command::new(first);
+                c.args(rest).arg(&self.bin);
+                c
+            }
+            None => Command::new(&self.bin),
+        };
+        let child = command
             .arg("up")
             .arg("--config")
             .arg(self.config_path())
