@@ -90,9 +90,20 @@ def main():
                 fail(f"{name}: readiness is not /readyz")
             if c["livenessProbe"]["httpGet"]["path"] != "/healthz":
                 fail(f"{name}: liveness is not /healthz")
+            given = set()
             for ref in c.get("envFrom", []):
                 if ref["secretRef"]["name"] != by_kind["Secret"][0]["metadata"]["name"]:
                     fail(f"{name}: envFrom names a Secret that is not shipped")
+                given |= set(secret)
+            for var in c.get("env", []):
+                key = var.get("valueFrom", {}).get("secretKeyRef", {}).get("key")
+                if key is not None and key not in secret:
+                    fail(f"{name}: {var['name']} names a key the Secret does not have")
+                if key is not None:
+                    given.add(var["name"])
+            runs_jobs = "executor" in c["args"][c["args"].index("--config") + 1]
+            if runs_jobs and "CRONVISOR_TOKEN" in given:
+                fail(f"{name}: the pods that run jobs are given the API's admin token")
             toml_name = c["args"][c["args"].index("--config") + 1].rsplit("/", 1)[1]
             drain = tomllib.loads(config[toml_name])["supervisor"]["drain_timeout"]
             grace = pod["terminationGracePeriodSeconds"]

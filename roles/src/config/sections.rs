@@ -432,13 +432,15 @@ pub struct ExecutorConfig {
     /// within `dispatcher.delivery_timeout` is recorded failed with the reason. A burst sent in
     /// one request is taken whole. Default 0: no limit.
     pub max_running: usize,
-    /// The user jobs run as when the executor runs as root: its uid and primary group (the
-    /// root's supplementary groups are dropped), its HOME, USER and LOGNAME, and its home (or
-    /// `/`) as the working directory. "root" keeps root. An executor not running as root runs
-    /// jobs as itself. Default "nobody" (Debian's unprivileged user), so that a job cannot read
-    /// the data dir (tokens, the SQLite store) or anything else only root may.
+    /// The user jobs run as when the executor can switch users (root, or `CAP_SETUID` +
+    /// `CAP_SETGID` + `CAP_KILL`, as the shipped systemd unit gives): its uid and groups, its
+    /// HOME, USER and LOGNAME, its home (or `/`) as the working directory, and no capability.
+    /// "root" keeps root. An executor that cannot switch users runs jobs as itself: standalone,
+    /// the install is then admin-only; in cluster mode it does not start. Default "nobody"
+    /// (Debian's unprivileged user), so that a job cannot read the data dir (tokens, the SQLite
+    /// store) or anything else only cronvisor may.
     pub run_as: String,
-    /// The users a job may name as its own `run_as` on this executor (root only). A job naming
+    /// The users a job may name as its own `run_as` on this executor (one that can switch users). A job naming
     /// another one fails with the reason. Default none.
     pub allowed_users: Vec<String>,
 }
