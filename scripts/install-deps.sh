@@ -9,7 +9,7 @@ set -euo pipefail
 
 pkgs=(mariadb-server mariadb-client etcd-server etcd-client redis-server
       protobuf-compiler libprotobuf-dev sqlite3 procps systemd python3-pip openssl chromium
-      iproute2 faketime prometheus)
+      iproute2 faketime prometheus curl util-linux)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -50,9 +50,10 @@ def proc_stats(pid):
 
 
 class Instance:
-    def __init__(self, binary, jobs, urls=None, extra_config="", top_config=""):
+    def __init__(self, binary, jobs, urls=None, extra_config="", top_config="", run_as="root"):
         """`jobs` are rules; with `urls` (one per job) they are HTTP GET jobs, else `true`.
-        `top_config` goes before the first section (`roles = [...]`), `extra_config` after."""
+        `top_config` goes before the first section (`roles = [...]`), `extra_config` after.
+        `run_as`: "root" spawns with posix_spawn; another user is a fork, setuid, exec."""
         self.binary = os.path.abspath(binary)
         self.tmp = tempfile.TemporaryDirectory(prefix="cv-bench-")
         self.dir = self.tmp.name
@@ -62,7 +63,7 @@ class Instance:
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{self.data}"\n{top_config}[listeners]\napi = "127.0.0.1:0"\n'
                     'rpc = "127.0.0.1:0"\ndispatch = "127.0.0.1:0"\n'
-                    '[monitor]\nretention = "0"\n[executor]\nrun_as = "root"\n' + extra_config)
+                    f'[monitor]\nretention = "0"\n[executor]\nrun_as = "{run_as}"\n' + extra_config)
         subprocess.run([self.binary, "--config", self.config, "migrate"], check=True,
                        stdout=subprocess.DEVNULL, timeout=60)
         self.db = os.path.join(self.data, "cronvisor.db")
@@ -180,11 +181,16 @@ def window(inst, seconds):
     return ready_s, t0, t1, stats
 
 
+def as_user(run_as):
+    """The row's note for jobs run as another user (a fork, then setuid, then exec)."""
+    return "" if run_as == "root" else f", jobs as `{run_as}` (fork + setuid)"
+
+
 def fmt_stats(stats):
     return ", ".join(f"{r} {c:.1f} s CPU / {m:.0f} MiB" for r, (c, m) in sorted(stats.items()))
 
 
-def case_precision(binary, out, raw):
+def case_precision(binary, out, raw, run_as="root"):
     rng = random.Random(1)
     rules = {}
     jobs = []
@@ -192,14 +198,14 @@ def case_precision(binary, out, raw):
         s = rng.randrange(60)
         jobs.append(f"{s} * * * * *")
         rules[i + 1] = ((lambda x: lambda v: v == x)(s), None)
-    inst = Instance(binary, jobs)
+    inst = Instance(binary, jobs, run_as=run_as)
     try:
         ready, t0, t1, stats = window(inst, 60)
         r = analyse(inst, second_rule_instants(rules, t0, t1), t0, t1)
     finally:
         inst.close()
     b50, b99 = spawn_order_bound(r["rows"], raw)
-    out.append(("precision: 1,000 jobs/min, seconds random (~17 fires/s), 60 s",
+    out.append(("precision: 1,000 jobs/min, seconds random (~17 fires/s), 60 s" + as_user(run_as),
                 f"{r['runs']} runs; lateness p50 {r['p50']} ms, p99 {r['p99']} ms, max {r['max']} ms "
                 f"(recorded by the dispatcher: p50 {r['rec_p50']} ms, p99 {r['rec_p99']} ms; "
                 f"spawn-order bound at the raw rate: p50 {b50} ms, p99 {b99} ms); "
@@ -207,10 +213,10 @@ def case_precision(binary, out, raw):
                 fmt_stats(stats)))
 
 
-def case_burst(binary, out, raw):
+def case_burst(binary, out, raw, run_as="root"):
     jobs = ["*/10 * * * * *"] * 1000
     rules = {i + 1: (lambda v: v % 10 == 0, None) for i in range(1000)}
-    inst = Instance(binary, jobs)
+    inst = Instance(binary, jobs, run_as=run_as)
     try:
         ready, t0, t1, stats = window(inst, 30)
         r = analyse(inst, second_rule_instants(rules, t0, t1), t0, t1)
@@ -221,7 +227,7 @@ def case_burst(binary, out, raw):
         if started is not None:
             drain[instant] = max(drain.get(instant, 0), started - instant)
     bound = 1000 / raw * 1000
-    out.append(("burst: 1,000 jobs due at the same second, every 10 s, 30 s",
+    out.append(("burst: 1,000 jobs due at the same second, every 10 s, 30 s" + as_user(run_as),
                 f"last of 1,000 spawned after {sorted(drain.values())} ms per burst "
                 f"(raw-rate bound 1,000 / {raw:.0f}/s = {bound:.0f} ms); "
                 f"doubled {r['doubled']}, missed {r['missed']}, not succeeded {r['not_succeeded']}",
@@ -390,10 +396,13 @@ def main():
     raw = raw_spawn_rate()
     out.append(("raw: `sh -c true` spawn+reap, 2 in flight (xargs -P2), 3,000", f"{raw:.0f}/s", ""))
     for c in a.cases:
+        # `precision@nobody`: the case with jobs run as that user (privilege separation).
+        c, _, run_as = c.partition("@")
+        run_as = run_as or "root"
         if c == "precision":
-            case_precision(a.bin, out, raw)
+            case_precision(a.bin, out, raw, run_as)
         elif c == "burst":
-            case_burst(a.bin, out, raw)
+            case_burst(a.bin, out, raw, run_as)
         elif c == "sustained":
             case_sustained(a.bin, out, raw)
         elif c == "scale":

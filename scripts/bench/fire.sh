@@ -5,7 +5,8 @@
 #   scripts/bench/fire.sh [case ...]     cases: raw precision burst sustained scale (default)
 #                                        and http (HTTP jobs over http vs https),
 #                                        scale-distinct, million, million-distinct (1,000,000
-#                                        jobs: about 3 minutes each)
+#                                        jobs: about 3 minutes each); `precision@nobody` and
+#                                        `burst@nobody` run jobs as that user (fork + setuid)
 #
 # Builds the release binary, then runs scripts/bench/fire.py, which starts `cronvisor up` on
 # loopback ports in a temp dir per case, and prints a Markdown table for docs/BENCHMARKS.md.

@@ -82,6 +82,7 @@ pub async fn run(
         }
         Command::Config(ConfigCommand::Check) => {
             let config = load_config(&cli)?;
+            config.check_serving()?;
             println!(
                 "config ok: {} (data dir {}, store {})",
                 cli.config

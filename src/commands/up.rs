@@ -73,6 +73,7 @@ pub async fn run(
     adopted: Option<UpgradeState>,
 ) -> anyhow::Result<ExitCode> {
     let config = super::load_config(cli)?;
+    config.check_serving()?;
     if args.check {
         println!("config ok");
         return Ok(ExitCode::SUCCESS);
@@ -363,6 +364,7 @@ fn reconfigure(
             config.data_dir = d.clone();
         }
         config.validate().map_err(|e| invalid(e.into()))?;
+        config.check_serving().map_err(|e| invalid(e.into()))?;
         let data_dir = config
             .data_dir
             .canonicalize()

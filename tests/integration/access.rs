@@ -377,7 +377,7 @@ fn five_wrong_passwords_slow_the_next_attempts_and_everything_is_audited() {
 }
 
 /// A raw request from a chosen loopback source address (127.0.0.2 is loopback too).
-fn from_address(source: [u8; 4], target: &str, request: &str) -> String {
+pub fn from_address(source: [u8; 4], target: &str, request: &str) -> String {
     use nix::sys::socket::{bind, connect, socket, AddressFamily, SockFlag, SockType, SockaddrIn};
     use std::io::{Read, Write};
     use std::os::fd::AsRawFd;
@@ -405,21 +405,44 @@ fn from_address(source: [u8; 4], target: &str, request: &str) -> String {
 }
 
 #[test]
-fn the_proxy_user_header_is_believed_only_from_the_trusted_proxy() {
-    let cv = Cronvisor::start_with(
+fn the_proxy_user_header_is_believed_only_from_the_trusted_proxy_with_its_secret() {
+    let cv = Cronvisor::start_with_env(
         "access-proxy",
         "[auth]\nproxy_header = \"X-Forwarded-User\"\ntrusted_proxies = [\"127.0.0.2\"]\n",
+        &[("CRONVISOR_PROXY_SECRET", "proxy-shared-secret-1234")],
     );
     cv.add_user("sso-ann", "viewer", None, "unused-password");
     let api = cv.endpoint("api");
-    let ask = format!(
-        "GET /api/v1/whoami HTTP/1.1\r\nHost: {api}\r\nX-Forwarded-User: sso-ann\r\nConnection: close\r\n\r\n"
-    );
+    let ask_with = |extra: &str| {
+        format!("GET /api/v1/whoami HTTP/1.1\r\nHost: {api}\r\n{extra}Connection: close\r\n\r\n")
+    };
+    let secret = "X-Cronvisor-Proxy-Secret: proxy-shared-secret-1234\r\n";
+    let ask = ask_with(&format!("X-Forwarded-User: sso-ann\r\n{secret}"));
     let trusted = from_address([127, 0, 0, 2], &api, &ask);
     assert!(trusted.starts_with("HTTP/1.1 200"), "{trusted}");
     assert!(trusted.contains("\"name\":\"sso-ann\""), "{trusted}");
     let untrusted = from_address([127, 0, 0, 1], &api, &ask);
     assert!(untrusted.starts_with("HTTP/1.1 403"), "{untrusted}");
+    // From the proxy's address but without its secret (a job on the proxy's host), with a
+    // wrong one, with the user header twice, or naming no possible user: refused.
+    for (case, extra) in [
+        ("no secret", "X-Forwarded-User: sso-ann\r\n".to_string()),
+        (
+            "wrong secret",
+            "X-Forwarded-User: sso-ann\r\nX-Cronvisor-Proxy-Secret: guess\r\n".to_string(),
+        ),
+        (
+            "two users",
+            format!("X-Forwarded-User: admin\r\nX-Forwarded-User: sso-ann\r\n{secret}"),
+        ),
+        (
+            "not a name",
+            format!("X-Forwarded-User: ann\tsmith\r\n{secret}"),
+        ),
+    ] {
+        let refused = from_address([127, 0, 0, 2], &api, &ask_with(&extra));
+        assert!(refused.starts_with("HTTP/1.1 403"), "{case}: {refused}");
+    }
     let audit = cv.ok(&["audit", "--user", "sso-ann"]);
     assert!(
         audit.contains("login.proxy_refused") && audit.contains("127.0.0.1"),
@@ -428,4 +451,21 @@ fn the_proxy_user_header_is_believed_only_from_the_trusted_proxy() {
     // An unknown name gets nothing (no viewer is created unless configured).
     let unknown = from_address([127, 0, 0, 2], &api, &ask.replace("sso-ann", "mallory"));
     assert!(unknown.starts_with("HTTP/1.1 401"), "{unknown}");
+    // The proxy login is refused at start without a secret, naming the key.
+    let check = std::process::Command::new(crate::harness::BIN)
+        .args([
+            "--config",
+            &cv.config_path().display().to_string(),
+            "config",
+            "check",
+        ])
+        .env_remove("CRONVISOR_PROXY_SECRET")
+        .output()
+        .expect("config check");
+    assert!(!check.status.success());
+    assert!(
+        String::from_utf8_lossy(&check.stderr).contains("auth.proxy_secret"),
+        "{}",
+        String::from_utf8_lossy(&check.stderr)
+    );
 }

@@ -128,6 +128,22 @@ fn the_monitor_serves_per_job_series_that_the_shipped_alerts_and_dashboard_use()
     let (_, open) = http(&api, "GET", "/metrics", None, None);
     assert!(open.contains("cronvisor_up{role=\"monitor\""), "{open}");
     assert!(!open.contains("nightly-ok"), "{open}");
+    // A scraper needs no admin token: a viewer's, scoped to a group, sees that group's jobs.
+    let out = cv.cli(&[
+        "token", "create", "--name", "scraper", "--role", "viewer", "--groups", "billing",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let viewer = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (code, scoped) = http(&api, "GET", "/metrics", Some(&viewer), None);
+    assert_eq!(code, 200);
+    assert!(scoped.contains("job=\"often-bad\""), "{scoped}");
+    assert!(!scoped.contains("nightly-ok"), "{scoped}");
+    let (_, wrong) = http(&api, "GET", "/metrics", Some("not-a-token"), None);
+    assert!(!wrong.contains("often-bad"), "{wrong}");
     // The dispatcher's lateness histogram and the executor's spawn times are being filled.
     let all = scrape_all(&cv);
     for series in [

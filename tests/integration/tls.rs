@@ -122,6 +122,25 @@ fn every_listener_serves_https_and_a_reload_picks_up_rotated_certificates() {
             "{listener} answered plain http"
         );
     }
+    // Over https the console is HSTS and its session cookie `__Host-` prefixed: a browser
+    // keeps to https and takes the cookie from this host only.
+    cv.add_user("tls-ann", "viewer", None, "a long password");
+    let login = std::process::Command::new("curl")
+        .args(["-sS", "-i", "--cacert", &path("ca.pem"), "--data"])
+        .arg("name=tls-ann&password=a+long+password&next=%2F")
+        .arg(format!("https://{}/login", cv.endpoint("api")))
+        .output()
+        .expect("curl (installed by scripts/install-deps.sh)");
+    let answer = String::from_utf8_lossy(&login.stdout).to_ascii_lowercase();
+    assert!(answer.starts_with("http/1.1 303"), "{answer}");
+    assert!(
+        answer.contains("strict-transport-security: max-age=31536000"),
+        "{answer}"
+    );
+    assert!(
+        answer.contains("set-cookie: __host-cronvisor_session=") && answer.contains("; secure"),
+        "{answer}"
+    );
     // Rotate: new files in place, then a reload; the new generation serves the new certificate.
     let before = served_serial(&cv.endpoint("api"));
     assert!(before.starts_with("serial="), "{before}");

@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use super::values::duration;
 use super::{invalid, ConfigError};
 
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]
 pub struct AuthConfig {
     /// A console session ends after this long unused. Default "2h".
@@ -30,6 +30,32 @@ pub struct AuthConfig {
     pub trusted_proxies: Vec<String>,
     /// Create a viewer for a proxy user unknown here (else such a user is refused).
     pub proxy_creates_viewers: bool,
+    /// The header the proxy sends its shared secret in, proving a request came through it (an
+    /// address alone does not: a job on the proxy's host has it too). Default
+    /// "X-Cronvisor-Proxy-Secret".
+    pub proxy_secret_header: String,
+    /// The proxy's shared secret: at least 16 characters, required with `proxy_header`. Best
+    /// given as `CRONVISOR_PROXY_SECRET` (never logged).
+    #[serde(with = "super::values::optional", skip_serializing)]
+    pub proxy_secret: Option<String>,
+}
+
+/// The secret never shows (the config's debug form is logged).
+impl std::fmt::Debug for AuthConfig {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("AuthConfig")
+            .field("session_idle", &self.session_idle)
+            .field("session_lifetime", &self.session_lifetime)
+            .field("proxy_header", &self.proxy_header)
+            .field("trusted_proxies", &self.trusted_proxies)
+            .field("proxy_creates_viewers", &self.proxy_creates_viewers)
+            .field("proxy_secret_header", &self.proxy_secret_header)
+            .field(
+                "proxy_secret",
+                &self.proxy_secret.as_ref().map(|_| "<redacted>"),
+            )
+            .finish()
+    }
 }
 
 impl Default for AuthConfig {
@@ -40,6 +66,8 @@ impl Default for AuthConfig {
             proxy_header: None,
             trusted_proxies: Vec::new(),
             proxy_creates_viewers: false,
+            proxy_secret_header: "X-Cronvisor-Proxy-Secret".to_string(),
+            proxy_secret: None,
         }
     }
 }
@@ -66,6 +94,23 @@ pub fn parse_net(text: &str) -> Result<(IpAddr, u8), String> {
 }
 
 impl AuthConfig {
+    /// A proxy login needs the proxy's secret (16+ characters).
+    pub(super) fn check_proxy_secret(&self) -> Result<(), ConfigError> {
+        let missing = self
+            .proxy_secret
+            .as_ref()
+            .is_none_or(|s| s.chars().count() < 16);
+        if self.proxy_header.is_some() && missing {
+            return Err(invalid(
+                "auth.proxy_secret",
+                "at least 16 characters, required with auth.proxy_header: the proxy sends it in \
+                 auth.proxy_secret_header to prove a request came through it (set \
+                 CRONVISOR_PROXY_SECRET)",
+            ));
+        }
+        Ok(())
+    }
+
     pub(super) fn validate(&self) -> Result<(), ConfigError> {
         if self.session_idle.is_zero() || self.session_lifetime.is_zero() {
             return Err(invalid(
@@ -89,21 +134,13 @@ impl AuthConfig {
                     "must name the proxies when auth.proxy_header is set (else anyone could send it)",
                 ));
             }
+            if axum::http::HeaderName::from_bytes(self.proxy_secret_header.as_bytes()).is_err() {
+                return Err(invalid(
+                    "auth.proxy_secret_header",
+                    format!("`{}` is not a header name", self.proxy_secret_header),
+                ));
+            }
         }
         Ok(())
-    }
-
-    /// The proxy login, when configured (validated: bad entries cannot remain).
-    pub fn proxy(&self) -> Option<crate::monitor::Proxy> {
-        let header = self.proxy_header.clone()?;
-        Some(crate::monitor::Proxy {
-            header: header.to_ascii_lowercase(),
-            trusted: self
-                .trusted_proxies
-                .iter()
-                .filter_map(|t| parse_net(t).ok())
-                .collect(),
-            creates_viewers: self.proxy_creates_viewers,
-        })
     }
 }

@@ -7,7 +7,7 @@
 //! `Option` for what may be unset; each section validates itself (`sections.rs`, `alarm.rs`).
 
 mod alarm;
-mod auth;
+pub mod auth;
 mod legacy;
 mod sections;
 pub mod values;
@@ -186,6 +186,7 @@ impl Config {
     /// Environment overrides: `CRONVISOR_DATA_DIR`, `CRONVISOR_STORE_URL`, `CRONVISOR_TIMEZONE`,
     /// `CRONVISOR_LOG_FORMAT`, `CRONVISOR_SMTP_PASSWORD`, `CRONVISOR_SMS_KEY_SECRET`, `CRONVISOR_HOST`,
     /// `CRONVISOR_REDIS_URL`, `CRONVISOR_ETCD_ENDPOINTS`, `CRONVISOR_ETCD_PASSWORD`,
+    /// `CRONVISOR_PROXY_SECRET`,
     /// `CRONVISOR_ADVERTISE_RPC`. An empty value unsets.
     pub fn apply_env(&mut self, get: impl Fn(&str) -> Option<String>) -> Result<(), ConfigError> {
         let set = |v: String| Some(v).filter(|v| !v.trim().is_empty());
@@ -218,6 +219,9 @@ impl Config {
         if let Some(v) = get("CRONVISOR_REDIS_URL") {
             self.cluster.redis_url = set(v);
         }
+        if let Some(v) = get("CRONVISOR_PROXY_SECRET") {
+            self.auth.proxy_secret = (!v.is_empty()).then_some(v);
+        }
         if let Some(v) = get("CRONVISOR_ETCD_PASSWORD") {
             self.cluster.etcd_password = set(v);
         }
@@ -241,6 +245,13 @@ impl Config {
                 .collect();
         }
         Ok(())
+    }
+
+    /// What serving needs beyond a valid file: the secrets given through the environment
+    /// (`CRONVISOR_PROXY_SECRET` with a proxy login). Checked by `up`, `config check` and a
+    /// reload, not by every CLI command (which reads the config only to find the API).
+    pub fn check_serving(&self) -> Result<(), ConfigError> {
+        self.auth.check_proxy_secret()
     }
 
     pub fn validate(&self) -> Result<(), ConfigError> {

@@ -13,6 +13,13 @@ use hyper_util::rt::TokioExecutor;
 
 use super::tls::Trust;
 
+/// A URL as an error may show it: its query and credentials (webhook and robot keys, tokens
+/// in HTTP jobs' URLs) never reach a run's error, an alarm's last error or a log.
+fn shown(url: &str) -> String {
+    crate::model::masked_url(url)
+}
+
+/// What went wrong with a request; every URL in it is masked ([`shown`]).
 #[derive(Debug, thiserror::Error)]
 pub enum ClientError {
     #[error("bad URL `{0}`")]
@@ -108,7 +115,7 @@ impl HttpClient {
         let body = Full::new(Bytes::from(body));
         let req = builder
             .body(body)
-            .map_err(|_| ClientError::Url(url.to_string()))?;
+            .map_err(|_| ClientError::Url(shown(url)))?;
         let fut = async {
             let resp = self
                 .inner
@@ -121,7 +128,7 @@ impl HttpClient {
                 .collect()
                 .await
                 .map_err(|e| ClientError::Body {
-                    url: url.to_string(),
+                    url: shown(url),
                     reason: e.to_string(),
                 })?
                 .to_bytes();
@@ -130,7 +137,7 @@ impl HttpClient {
         tokio::time::timeout(self.timeout, fut)
             .await
             .map_err(|_| ClientError::Timeout {
-                url: url.to_string(),
+                url: shown(url),
                 secs: self.timeout.as_secs(),
             })?
     }
@@ -153,7 +160,7 @@ impl HttpClient {
         }
         let req = builder
             .body(Full::new(Bytes::from(body)))
-            .map_err(|_| ClientError::Url(url.to_string()))?;
+            .map_err(|_| ClientError::Url(shown(url)))?;
         let resp = self
             .inner
             .request(req)
@@ -163,7 +170,7 @@ impl HttpClient {
         let mut body = resp.into_body();
         while let Some(frame) = body.frame().await {
             let frame = frame.map_err(|e| ClientError::Body {
-                url: url.to_string(),
+                url: shown(url),
                 reason: e.to_string(),
             })?;
             if let Some(data) = frame.data_ref() {
@@ -196,7 +203,7 @@ impl ClientError {
 
 fn request_error(url: &str, e: &hyper_util::client::legacy::Error) -> ClientError {
     let reason = error_chain(e);
-    let url = url.to_string();
+    let url = shown(url);
     if e.is_connect() {
         ClientError::Unreachable { url, reason }
     } else {

@@ -1,8 +1,9 @@
 //! `GET /healthz` (the process is alive), `GET /readyz` (its dependencies answer and it is not
 //! draining) and `GET /metrics` (Prometheus text), the same on every role.
 //!
-//! The monitor's `/metrics` adds each job's series (`monitor/job_metrics.rs`) for a caller
-//! with the API token.
+//! The monitor serves its own `/metrics` (`monitor/job_metrics.rs::scrape`): these series and
+//! each job's, for a caller with an API token (a viewer's is enough; a scoped token sees its
+//! groups' jobs).
 //!
 //! `/readyz` tells anyone only `ready`, `degraded`, `draining` or `not ready` (load balancers
 //! need no more); what is degraded and why — error texts that name hosts, ports and users —
@@ -52,11 +53,20 @@ impl Health {
     }
 }
 
+/// `/healthz`, `/readyz` and `/metrics`.
 pub fn router(health: Health) -> Router {
+    probes(health.clone()).merge(
+        Router::new()
+            .route("/metrics", get(metrics))
+            .with_state(health),
+    )
+}
+
+/// `/healthz` and `/readyz` only, for a role that serves a `/metrics` of its own.
+pub fn probes(health: Health) -> Router {
     Router::new()
         .route("/healthz", get(healthz))
         .route("/readyz", get(readyz))
-        .route("/metrics", get(metrics))
         .with_state(health)
 }
 
@@ -98,23 +108,18 @@ async fn readyz(State(h): State<Health>, headers: axum::http::HeaderMap) -> impl
     }
 }
 
-async fn metrics(State(h): State<Health>, headers: axum::http::HeaderMap) -> impl IntoResponse {
+async fn metrics(State(h): State<Health>) -> impl IntoResponse {
+    prometheus(render(&h))
+}
+
+/// A Prometheus text answer.
+pub fn prometheus(text: String) -> impl IntoResponse {
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+}
+
+/// The role's own series and its dependencies', as Prometheus text.
+pub fn render(h: &Health) -> String {
     let mut text = h.metrics.render();
-    // Job names and groups are the operators' business: the per-job series go to a scraper
-    // with the API token only (Prometheus: `authorization: {credentials_file: ...}`).
-    if h.role == "monitor" && h.sees_details(&headers) {
-        let started = std::time::Instant::now();
-        match crate::monitor::job_metrics::render(&h.store, &mut text).await {
-            Ok(()) => text.push_str(&format!(
-                "# HELP cronvisor_job_metrics_seconds Time spent reading and rendering the per-job series of this scrape.\n\
-                 # TYPE cronvisor_job_metrics_seconds gauge\n\
-                 cronvisor_job_metrics_seconds{{role=\"monitor\"}} {}\n",
-                started.elapsed().as_secs_f64()
-            )),
-            // The role's own series still answer; the store's outage shows in them.
-            Err(e) => tracing::warn!(error = %e, "per-job metrics: cannot read the store"),
-        }
-    }
     let degraded = h.deps.snapshot();
     if !h.configured.is_empty() {
         text.push_str(
@@ -129,5 +134,5 @@ async fn metrics(State(h): State<Health>, headers: axum::http::HeaderMap) -> imp
             h.role
         ));
     }
-    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4")], text)
+    text
 }

@@ -125,6 +125,12 @@ pub fn check_user_name(name: &str) -> Result<(), FieldError> {
     if name.is_empty() || name.len() > 128 {
         return Err(FieldError::new("name", "must be 1 to 128 characters"));
     }
+    if name.eq_ignore_ascii_case("api.token") {
+        return Err(FieldError::new(
+            "name",
+            "`api.token` is the install token's name in the audit log",
+        ));
+    }
     if let Some(c) = name
         .chars()
         .find(|c| !(c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.' | '@')))

@@ -70,6 +70,19 @@ pub struct Job {
     pub updated_at: Millis,
 }
 
+impl Job {
+    /// The job as a reader (a viewer) may see it: an HTTP job's URL without its query or
+    /// credentials and its body hidden — either may hold a key, and only those who may change
+    /// the job need them.
+    pub fn for_reader(mut self) -> Job {
+        self.http_url = self.http_url.as_deref().map(checks::masked_url);
+        if self.http_body.is_some() {
+            self.http_body = Some(checks::MASK.to_string());
+        }
+        self
+    }
+}
+
 /// A job's resource limits (`setrlimit` on its shell before exec), as cron operators know them
 /// from `ulimit`; unset means the executor's own.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize, utoipa::ToSchema)]

@@ -10,7 +10,7 @@
 //! A session's state-changing requests must carry its CSRF token (derived from the session's
 //! secret, which only the cookie holds) and come from the same origin.
 
-use std::net::{IpAddr, SocketAddr};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -20,13 +20,20 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use ring::digest;
 
+pub use super::passwords::{hash_password, password_matches};
+use super::passwords::{verify_password, DUMMY_HASH};
+pub use super::sso::Proxy;
+
 use crate::http::auth::same;
 use crate::http::ApiError;
-use crate::model::access::{check_password, Access, Principal, User};
+use crate::model::access::{check_user_name, Access, Principal, User};
 use crate::store::{NewAudit, Store};
 
 /// The session cookie's name.
 pub const COOKIE: &str = "cronvisor_session";
+/// Its name over https: the `__Host-` prefix makes a browser refuse it unless it is `Secure`,
+/// set by this host itself (not a sibling domain) and for `/`, so no other site can plant one.
+pub const SECURE_COOKIE: &str = "__Host-cronvisor_session";
 /// Failed logins allowed before each further attempt must wait.
 const FREE_FAILURES: i64 = 5;
 /// The longest wait between attempts.
@@ -49,37 +56,25 @@ pub fn random_secret() -> Result<String, ApiError> {
     Ok(bytes.iter().map(|b| format!("{b:02x}")).collect())
 }
 
-/// An Argon2id hash (PHC string) of `password`, off the async threads.
-pub async fn hash_password(password: String) -> Result<String, ApiError> {
-    check_password(&password)?;
-    let mut salt = [0u8; 16];
-    ring::rand::SecureRandom::fill(&ring::rand::SystemRandom::new(), &mut salt)
-        .map_err(|_| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no randomness available"))?;
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHasher, SaltString};
-        let salt = SaltString::encode_b64(&salt).map_err(|e| e.to_string())?;
-        argon2::Argon2::default()
-            .hash_password(password.as_bytes(), &salt)
-            .map(|h| h.to_string())
-            .map_err(|e| e.to_string())
-    })
-    .await
-    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e.to_string()))?
-    .map_err(|e| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, e))
-}
-
-/// Whether `password` matches the PHC string `hash` (a malformed hash matches nothing).
-async fn verify_password(password: String, hash: String) -> bool {
-    tokio::task::spawn_blocking(move || {
-        use argon2::password_hash::{PasswordHash, PasswordVerifier};
-        PasswordHash::new(&hash).is_ok_and(|h| {
-            argon2::Argon2::default()
-                .verify_password(password.as_bytes(), &h)
-                .is_ok()
+/// A name as typed at a login, fit for the log and the audit log: at most 64 characters,
+/// control characters shown as `\u{..}` escapes (a name is never written raw: it could forge
+/// log lines or fill the audit log).
+pub fn shown_name(name: &str) -> String {
+    let mut shown: String = name
+        .chars()
+        .take(64)
+        .flat_map(|c| {
+            if c.is_control() {
+                c.escape_unicode().collect::<Vec<_>>()
+            } else {
+                vec![c]
+            }
         })
-    })
-    .await
-    .unwrap_or(false)
+        .collect();
+    if name.chars().count() > 64 {
+        shown.push('…');
+    }
+    shown
 }
 
 /// How a caller got in.
@@ -215,46 +210,6 @@ pub fn csrf_of(secret: &str) -> String {
     sha256_hex(&format!("cronvisor csrf:{secret}"))
 }
 
-/// Trusted-proxy login: a header believed only from these addresses.
-#[derive(Debug, Clone)]
-pub struct Proxy {
-    pub header: String,
-    pub trusted: Vec<(IpAddr, u8)>,
-    /// Create a viewer for an unknown name (else it is refused).
-    pub creates_viewers: bool,
-}
-
-impl Proxy {
-    fn trusts(&self, ip: IpAddr) -> bool {
-        self.trusted
-            .iter()
-            .any(|(net, bits)| in_net(ip, *net, *bits))
-    }
-}
-
-/// Whether `ip` is in `net/bits`.
-pub fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(bits.min(32)))
-            };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(bits.min(128)))
-            };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
-    }
-}
-
 /// Everything authentication needs; cheap to clone.
 #[derive(Clone)]
 pub struct Gate {
@@ -353,14 +308,11 @@ impl Gate {
             }));
         }
         if let Some(proxy) = &self.proxy {
-            if let Some(name) = headers
-                .get(proxy.header.as_str())
-                .and_then(|v| v.to_str().ok())
-            {
-                return self.via_proxy(proxy, name.trim(), peer, address).await;
+            if headers.contains_key(proxy.header.as_str()) {
+                return self.via_proxy(proxy, headers, peer, address).await;
             }
         }
-        let Some(secret) = cookie(headers, COOKIE) else {
+        let Some(secret) = cookie(headers, self.cookie_name()) else {
             return Ok(None);
         };
         let Some(user_id) = self
@@ -380,64 +332,6 @@ impl Gate {
         }))
     }
 
-    async fn via_proxy(
-        &self,
-        proxy: &Proxy,
-        name: &str,
-        peer: Option<SocketAddr>,
-        address: Option<String>,
-    ) -> Result<Option<Caller>, ApiError> {
-        let trusted = peer.is_some_and(|p| proxy.trusts(p.ip()));
-        if !trusted {
-            let refused = Caller {
-                principal: Principal {
-                    name: name.to_string(),
-                    access: Access::Viewer,
-                    groups: Some(Vec::new()),
-                },
-                address,
-                via: Via::Proxy,
-            };
-            refused
-                .audit(
-                    &self.store,
-                    "login.proxy_refused",
-                    format!("header {}", proxy.header),
-                    None,
-                    serde_json::json!({"reason": "not from a trusted proxy"}),
-                )
-                .await;
-            tracing::warn!(peer = ?peer, header = %proxy.header, "proxy user header from an untrusted address refused");
-            return Err(ApiError::new(
-                StatusCode::FORBIDDEN,
-                format!("`{}` is only believed from a trusted proxy", proxy.header),
-            ));
-        }
-        let user = match self.store.user_named(name).await? {
-            Some((u, _)) => u,
-            None if proxy.creates_viewers && self.admin_only.is_none() => {
-                let hash = hash_password(random_secret()?).await?;
-                let created = self
-                    .store
-                    .insert_user(&crate::store::UserChange {
-                        name: Some(name.to_string()),
-                        access: Some(Access::Viewer),
-                        password_hash: Some(hash),
-                        ..Default::default()
-                    })
-                    .await?;
-                tracing::info!(user = %name, "viewer created for a proxy login");
-                created
-            }
-            None => return Ok(None),
-        };
-        Ok(user.active.then(|| Caller {
-            principal: principal_of(&user),
-            address,
-            via: Via::Proxy,
-        }))
-    }
-
     /// Checks a login; on success opens a session and returns its secret (the cookie's value).
     pub async fn login(
         &self,
@@ -445,10 +339,16 @@ impl Gate {
         password: &str,
         address: Option<&str>,
     ) -> Result<(String, User), LoginRefused> {
-        let subjects = [
-            format!("user:{}", name.to_lowercase()),
-            format!("addr:{}", address.unwrap_or("?")),
-        ];
+        // A name no user can have is counted against the address only (it would add a row per
+        // name typed).
+        let could_be_user = check_user_name(name).is_ok();
+        let subjects: Vec<String> = [
+            could_be_user.then(|| format!("user:{}", name.to_lowercase())),
+            Some(format!("addr:{}", address.unwrap_or("?"))),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
         let now = crate::model::now_millis();
         for s in &subjects {
             let (failures, last) = self
@@ -464,17 +364,23 @@ impl Gate {
                 }
             }
         }
-        let found = self
-            .store
-            .user_named(name)
-            .await
-            .map_err(|e| LoginRefused::Store(e.into()))?;
+        let found = match could_be_user {
+            true => self
+                .store
+                .user_named(name)
+                .await
+                .map_err(|e| LoginRefused::Store(e.into()))?,
+            false => None,
+        };
         // An unknown user costs the same hash as a known one: timing tells no names.
         let (user, hash) = match found {
             Some((u, h)) if u.active => (Some(u), h),
             _ => (None, DUMMY_HASH.to_string()),
         };
-        let ok = verify_password(password.to_string(), hash).await && user.is_some();
+        let ok = verify_password(password.to_string(), hash)
+            .await
+            .map_err(LoginRefused::Store)?
+            && user.is_some();
         let Some(user) = user.filter(|_| ok) else {
             for s in &subjects {
                 let _ = self.store.add_login_failure(s).await;
@@ -501,6 +407,15 @@ impl Gate {
         }
     }
 
+    /// The session cookie's name: `__Host-` prefixed over https.
+    pub fn cookie_name(&self) -> &'static str {
+        if self.secure {
+            SECURE_COOKIE
+        } else {
+            COOKIE
+        }
+    }
+
     /// The `Set-Cookie` value for a session secret (empty: the cookie is cleared).
     pub fn set_cookie(&self, secret: &str) -> String {
         let max_age = if secret.is_empty() {
@@ -509,15 +424,12 @@ impl Gate {
             self.lifetime.as_secs()
         };
         let secure = if self.secure { "; Secure" } else { "" };
-        format!("{COOKIE}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
+        let name = self.cookie_name();
+        format!("{name}={secret}; Path=/; HttpOnly; SameSite=Strict; Max-Age={max_age}{secure}")
     }
 }
 
-/// An Argon2id hash of a random password nobody knows, verified against for unknown users.
-const DUMMY_HASH: &str =
-    "$argon2id$v=19$m=19456,t=2,p=1$c29tZXNhbHRzb21lc2FsdA$3s3Ei0mIOEkUwHi0b8m5l3dS0Qy2wN7l0FqWqkqQZ0Y";
-
-fn principal_of(user: &User) -> Principal {
+pub(super) fn principal_of(user: &User) -> Principal {
     Principal {
         name: user.name.clone(),
         access: user.access,
@@ -561,6 +473,33 @@ pub fn peer_of(req: &Request) -> Option<SocketAddr> {
         .map(|c| c.0)
 }
 
+/// Middleware of the API: a request with a body must say it is JSON (`415` otherwise). A
+/// browser sends `text/plain`, form and multipart bodies cross-site without asking, so a body
+/// read as JSON whatever its type could be forged by any page; `application/json` it cannot
+/// send cross-site without the site's consent (CORS), which the API never gives.
+pub async fn json_bodies(req: Request, next: Next) -> Response {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .is_some_and(|n| n.trim() != "0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    let json = req
+        .headers()
+        .get(header::CONTENT_TYPE)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.split(';').next())
+        .is_some_and(|t| t.trim().eq_ignore_ascii_case("application/json"));
+    if has_body && !json {
+        return ApiError::new(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "a request body must be JSON, sent as Content-Type: application/json",
+        )
+        .into_response();
+    }
+    next.run(req).await
+}
+
 /// Middleware of the API: authenticates, checks a session's CSRF token and origin on
 /// state-changing requests, and hands the [`Caller`] to the handlers.
 pub async fn api_auth(State(gate): State<Gate>, mut req: Request, next: Next) -> Response {
@@ -577,6 +516,11 @@ pub async fn api_auth(State(gate): State<Gate>, mut req: Request, next: Next) ->
         Err(e) => return e.into_response(),
     };
     let safe = matches!(*req.method(), Method::GET | Method::HEAD);
+    // The proxy adds its user header to every request the browser sends through it, forged
+    // cross-site ones too: a proxy user's writes must come from this origin.
+    if !safe && caller.via == Via::Proxy && !same_origin(req.headers()) {
+        return ApiError::new(StatusCode::FORBIDDEN, "cross-site request refused").into_response();
+    }
     if let (false, Via::Session { secret }) = (safe, &caller.via) {
         let given = req
             .headers()
@@ -600,22 +544,10 @@ mod tests {
     use super::*;
 
     #[test]
-    fn networks_match_by_prefix() {
-        let ip = |s: &str| s.parse::<IpAddr>().expect("ip");
-        assert!(in_net(ip("10.1.2.3"), ip("10.0.0.0"), 8));
-        assert!(!in_net(ip("11.1.2.3"), ip("10.0.0.0"), 8));
-        assert!(in_net(ip("127.0.0.1"), ip("127.0.0.1"), 32));
-        assert!(in_net(ip("::1"), ip("::1"), 128));
-        assert!(!in_net(ip("::1"), ip("127.0.0.1"), 0));
-    }
-
-    #[tokio::test]
-    async fn passwords_hash_and_verify() {
-        let hash = hash_password("correct horse".into()).await.expect("hash");
-        assert!(hash.starts_with("$argon2id$"));
-        assert!(verify_password("correct horse".into(), hash.clone()).await);
-        assert!(!verify_password("wrong horse".into(), hash).await);
-        assert!(!verify_password("x".into(), DUMMY_HASH.into()).await);
-        assert!(hash_password("short".into()).await.is_err());
+    fn a_typed_name_is_shown_bounded_and_without_control_characters() {
+        assert_eq!(shown_name("alice"), "alice");
+        assert_eq!(shown_name("a\nfake line\t"), "a\\u{a}fake line\\u{9}");
+        let long = "x".repeat(2 << 20);
+        assert_eq!(shown_name(&long).chars().count(), 65);
     }
 }

@@ -30,6 +30,9 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(test_alarm))
 }
 
+/// The longest `expires` a token may be given (past it the arithmetic of instants overflows).
+const MAX_TOKEN_LIFETIME_SECS: i64 = 3650 * 86_400;
+
 fn body<T: serde::de::DeserializeOwned>(b: &Bytes) -> Result<T, ApiError> {
     super::api::parse_body(b)
 }
@@ -283,6 +286,9 @@ async fn edit_user(
 #[serde(deny_unknown_fields)]
 struct PasswordBody {
     password: String,
+    /// The password now: required when a user changes its own (a session left open must not
+    /// be enough to take the account over).
+    current: Option<String>,
 }
 
 /// A new password: an admin for anyone, a user for itself. Ends that user's sessions.
@@ -305,6 +311,20 @@ async fn set_password(
     }
     let user = find_user(&s, &name).await?;
     let given: PasswordBody = body(&b)?;
+    if caller.principal.name.eq_ignore_ascii_case(&user.name) {
+        let current = given
+            .current
+            .ok_or_else(|| ApiError::field("current", "is required to change your own password"))?;
+        if !super::access::password_matches(&s.store, &user.name, current).await? {
+            return Err(ApiError {
+                status: StatusCode::FORBIDDEN,
+                field: Some("current".into()),
+                message: "current: is not your password".into(),
+            });
+        }
+    } else {
+        caller.may_grant(&user.groups)?;
+    }
     let change = UserChange {
         password_hash: Some(hash_password(given.password).await?),
         ..Default::default()
@@ -334,13 +354,14 @@ async fn delete_user(
     let user = find_user(&s, &name).await?;
     caller.may_grant(&user.groups)?;
     s.store.delete_user(user.id).await?;
+    let revoked = s.store.revoke_tokens_by(&user.name).await?;
     caller
         .audit(
             &s.store,
             "user.delete",
             format!("user {}", user.name),
             None,
-            json!({"before": user_json(&user)}),
+            json!({"before": user_json(&user), "tokens_revoked": revoked}),
         )
         .await;
     Ok(StatusCode::NO_CONTENT)
@@ -413,7 +434,13 @@ async fn create_token(
             if secs <= 0 {
                 return Err(ApiError::field("expires", "must be in the future"));
             }
-            Some(now + secs.saturating_mul(1000))
+            if secs > MAX_TOKEN_LIFETIME_SECS {
+                return Err(ApiError::field(
+                    "expires",
+                    "at most 10 years (3650d); leave it out for a token that does not expire",
+                ));
+            }
+            Some(now + secs * 1000)
         }
     };
     let secret = format!("cvt_{}", random_secret()?);
@@ -521,6 +548,9 @@ pub async fn audit_filter(
         since,
         before,
         limit,
+        // An admin of some groups reads what was done to their jobs, not the rest of the log
+        // (other groups' jobs, users, tokens, logins).
+        groups: caller.principal.groups.clone(),
     })
 }
 

@@ -202,6 +202,7 @@ async fn list_jobs(
         .await?
         .into_iter()
         .filter(|j| caller.principal.sees(&j.group))
+        .map(|j| shown_to(&caller, j))
         .collect();
     Ok(Json(views(&s, jobs).await?))
 }
@@ -244,7 +245,16 @@ async fn show_job(
 ) -> Result<Json<JobView>, ApiError> {
     s.requests.inc();
     let job = find(&s, &caller, &key).await?;
-    Ok(Json(view(&s, job).await?))
+    Ok(Json(view(&s, shown_to(&caller, job)).await?))
+}
+
+/// A job as `caller` may see it: whole to those who may change it, masked to readers.
+fn shown_to(caller: &Caller, job: Job) -> Job {
+    if caller.principal.can_write() {
+        job
+    } else {
+        job.for_reader()
+    }
 }
 
 /// Changes the fields given; the others keep their values.

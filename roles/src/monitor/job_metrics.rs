@@ -9,6 +9,13 @@ use std::collections::HashMap;
 use std::fmt::Write;
 use std::sync::{Arc, Mutex, OnceLock};
 
+use axum::extract::State;
+use axum::http::{header, HeaderMap};
+use axum::response::IntoResponse;
+
+use super::access::Gate;
+use crate::http::health::Health;
+use crate::model::access::Principal;
 use crate::model::now_millis;
 use crate::schedule::Schedule;
 use crate::store::{JobStats, Store, StoreError, DURATION_BUCKETS};
@@ -23,9 +30,42 @@ fn rules() -> &'static Rules {
     RULES.get_or_init(|| Mutex::new(HashMap::new()))
 }
 
-/// The per-job series, appended to `out`.
-pub async fn render(store: &Store, out: &mut String) -> Result<(), StoreError> {
-    let jobs = store.job_stats().await?;
+/// The monitor's `/metrics`: the role's series, and each job's for a caller with an API token
+/// (any role: a scraper needs no more than a viewer's; a token scoped to groups sees their
+/// jobs only). Job names and groups are the operators' business, not everyone's.
+pub async fn scrape(
+    State((health, gate)): State<(Health, Gate)>,
+    headers: HeaderMap,
+) -> impl IntoResponse {
+    let mut text = crate::http::health::render(&health);
+    let scraper = if headers.contains_key(header::AUTHORIZATION) {
+        gate.identify(&headers, None).await.ok().flatten()
+    } else {
+        None
+    };
+    if let Some(scraper) = scraper {
+        let started = std::time::Instant::now();
+        match render(&health.store, &scraper.principal, &mut text).await {
+            Ok(()) => {
+                let _ = write!(
+                    text,
+                    "# HELP cronvisor_job_metrics_seconds Time spent reading and rendering the per-job series of this scrape.\n\
+                     # TYPE cronvisor_job_metrics_seconds gauge\n\
+                     cronvisor_job_metrics_seconds{{role=\"monitor\"}} {}\n",
+                    started.elapsed().as_secs_f64()
+                );
+            }
+            // The role's own series still answer; the store's outage shows in them.
+            Err(e) => tracing::warn!(error = %e, "per-job metrics: cannot read the store"),
+        }
+    }
+    crate::http::health::prometheus(text)
+}
+
+/// The per-job series of the jobs `reader` sees, appended to `out`.
+pub async fn render(store: &Store, reader: &Principal, out: &mut String) -> Result<(), StoreError> {
+    let mut jobs = store.job_stats().await?;
+    jobs.retain(|j| reader.sees(&j.group));
     let now = chrono::DateTime::from_timestamp_millis(now_millis()).unwrap_or_default();
     let labels: Vec<String> = jobs
         .iter()

@@ -12,7 +12,9 @@ mod gaps;
 pub mod job_metrics;
 mod live;
 mod openapi;
+mod passwords;
 mod sms;
+mod sso;
 
 use std::sync::atomic::Ordering;
 use std::time::Duration;
@@ -22,8 +24,8 @@ use axum::Router;
 use crate::model::now_millis;
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
 
-pub use access::Proxy;
 pub use api::ApiState;
+pub use sso::Proxy;
 
 /// How often the store is pruned.
 const PRUNE_EVERY: Duration = Duration::from_secs(600);
@@ -219,7 +221,7 @@ fn serve_api(
     let mut gate = access::Gate::new(
         state.store.clone(),
         crate::tokens::load(&config.data_dir, crate::tokens::API)?,
-        config.auth.proxy(),
+        Proxy::from_config(&config.auth),
     );
     gate.idle = config.auth.session_idle;
     gate.lifetime = config.auth.session_lifetime;
@@ -232,18 +234,26 @@ fn serve_api(
         .layer(axum::middleware::from_fn_with_state(
             gate.clone(),
             access::api_auth,
-        ));
+        ))
+        .layer(axum::middleware::from_fn(access::json_bodies));
+    let scrape = Router::new()
+        .route("/metrics", axum::routing::get(job_metrics::scrape))
+        .with_state((health.clone(), gate.clone()));
     let console = console::router(console::Console {
         api: state,
         gate,
         deps,
     });
-    let app = Router::new()
+    let mut app = Router::new()
         .merge(api)
         .merge(openapi::router(openapi::complete(document)))
         .merge(console)
         .layer(axum::middleware::from_fn(console::security_headers))
-        .merge(crate::http::health::router(health));
+        .merge(crate::http::health::probes(health))
+        .merge(scrape);
+    if config.tls.cert_file.is_some() {
+        app = app.layer(axum::middleware::from_fn(console::strict_transport));
+    }
     let addr = listener
         .local_addr()
         .map(|a| a.to_string())
@@ -262,8 +272,13 @@ fn serve_api(
     Ok(server)
 }
 
+/// How long failed logins are remembered after the last one: longer than the longest wait
+/// they impose (`access::MAX_WAIT_SECS`, 5 minutes), short enough to bound the table.
+const LOGIN_FAILURES_KEEP_MS: i64 = 3_600_000;
+
 /// Deletes finished runs, settled alarms and audit entries past `retention` (zero: keep
-/// all), old change-log rows, and sessions expired or idle past `session_idle`.
+/// all), old change-log rows, failed logins quiet for an hour, and sessions expired or idle
+/// past `session_idle`.
 async fn prune(store: &crate::store::Store, retention: Duration, session_idle: Duration) {
     let now = now_millis();
     if !retention.is_zero() {
@@ -294,6 +309,12 @@ async fn prune(store: &crate::store::Store, retention: Duration, session_idle: D
         .await
     {
         tracing::warn!(error = %e, "pruning sessions failed");
+    }
+    if let Err(e) = store
+        .prune_login_failures(now - LOGIN_FAILURES_KEEP_MS)
+        .await
+    {
+        tracing::warn!(error = %e, "pruning failed logins failed");
     }
     if let Err(e) = store.prune_changes(now - CHANGE_LOG_KEEP_MS).await {
         tracing::warn!(error = %e, "pruning the job change log failed");

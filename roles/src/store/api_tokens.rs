@@ -124,4 +124,18 @@ impl Store {
         .rows_affected();
         Ok(n == 1)
     }
+
+    /// Revokes every live token `creator` made (its user is deleted: a token never outlives
+    /// the authority of whoever minted it); returns how many.
+    pub async fn revoke_tokens_by(&self, creator: &str) -> Result<u64, StoreError> {
+        Ok(sqlx::query(
+            "UPDATE api_tokens SET revoked_at = ? WHERE LOWER(created_by) = LOWER(?) \
+             AND revoked_at IS NULL",
+        )
+        .bind(crate::model::now_millis())
+        .bind(creator)
+        .execute(&self.pool)
+        .await?
+        .rows_affected())
+    }
 }

@@ -28,6 +28,8 @@ pub struct AuditFilter {
     /// The cursor: entries with a smaller id.
     pub before: Option<i64>,
     pub limit: i64,
+    /// Only entries about jobs of these groups (a group-scoped reader); `None`: all.
+    pub groups: Option<Vec<String>>,
 }
 
 impl Store {
@@ -62,6 +64,13 @@ impl Store {
         if f.before.is_some() {
             clauses.push("id < ?");
         }
+        let in_groups = f.groups.as_ref().map(|g| {
+            let marks = vec!["?"; g.len().max(1)].join(", ");
+            format!("job_id IN (SELECT id FROM jobs WHERE job_group IN ({marks}))")
+        });
+        if let Some(c) = &in_groups {
+            clauses.push(c);
+        }
         let filter = if clauses.is_empty() {
             String::new()
         } else {
@@ -80,6 +89,14 @@ impl Store {
         }
         for v in [f.since, f.before].into_iter().flatten() {
             q = q.bind(v);
+        }
+        if let Some(groups) = &f.groups {
+            if groups.is_empty() {
+                q = q.bind(String::new());
+            }
+            for g in groups {
+                q = q.bind(g.clone());
+            }
         }
         let rows = q
             .bind(f.limit.clamp(1, 10_000))

@@ -225,6 +225,16 @@ impl Store {
         Ok(())
     }
 
+    /// Forgets the failed logins of subjects quiet since `before` (the table would otherwise
+    /// keep a row for every address that ever failed).
+    pub async fn prune_login_failures(&self, before: Millis) -> Result<u64, StoreError> {
+        Ok(sqlx::query("DELETE FROM login_failures WHERE last_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?
+            .rows_affected())
+    }
+
     pub async fn clear_login_failures(&self, subject: &str) -> Result<(), StoreError> {
         sqlx::query("DELETE FROM login_failures WHERE subject = ?")
             .bind(subject)

@@ -106,6 +106,20 @@ pub fn router(console: Console) -> Router {
         .with_state(console)
 }
 
+/// Over https, browsers are told to use nothing else for a year (HSTS): a network attacker
+/// cannot then downgrade a console visit to http and read the session cookie.
+pub async fn strict_transport(
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let mut resp = next.run(req).await;
+    resp.headers_mut().insert(
+        header::STRICT_TRANSPORT_SECURITY,
+        HeaderValue::from_static("max-age=31536000"),
+    );
+    resp
+}
+
 /// Headers every console and API response carries.
 pub async fn security_headers(
     req: axum::extract::Request,
@@ -164,9 +178,13 @@ struct LoginQuery {
     next: String,
 }
 
-/// Only a path of this site, never another origin (`//host`, `https://...`).
+/// Only a path of this site, never another origin (`//host`, `https://...`, nor `/<TAB>/host`:
+/// browsers drop tabs and line breaks from a URL, so no control character or space either).
 fn safe_next(next: &str) -> &str {
-    if next.starts_with('/') && !next.starts_with("//") && !next.contains('\\') {
+    let plain = !next
+        .chars()
+        .any(|c| c.is_control() || c.is_whitespace() || c == '\\');
+    if plain && next.starts_with('/') && !next.starts_with("//") {
         next
     } else {
         "/"
@@ -218,9 +236,10 @@ async fn login(
         return (StatusCode::FORBIDDEN, "cross-site login refused").into_response();
     }
     let address = peer.ip().to_string();
+    let typed = super::access::shown_name(&f.name);
     let attempt = Caller {
         principal: crate::model::access::Principal {
-            name: f.name.clone(),
+            name: typed.clone(),
             access: crate::model::access::Access::Viewer,
             groups: Some(Vec::new()),
         },
@@ -246,12 +265,12 @@ async fn login(
             resp
         }
         Err(LoginRefused::Wrong) => {
-            tracing::warn!(user = %f.name, %address, "console login refused");
+            tracing::warn!(user = %typed, %address, "console login refused");
             attempt
                 .audit(
                     &c.api.store,
                     "login.failed",
-                    format!("user {}", f.name),
+                    format!("user {typed}"),
                     None,
                     serde_json::json!({}),
                 )
@@ -267,7 +286,7 @@ async fn login(
                 .audit(
                     &c.api.store,
                     "login.throttled",
-                    format!("user {}", f.name),
+                    format!("user {typed}"),
                     None,
                     serde_json::json!({"wait_secs": secs}),
                 )
@@ -321,4 +340,25 @@ async fn logout(
         resp.headers_mut().insert(header::SET_COOKIE, v);
     }
     resp
+}
+
+#[cfg(test)]
+mod tests {
+    use super::safe_next;
+
+    #[test]
+    fn the_login_goes_back_to_a_path_of_this_site_only() {
+        assert_eq!(safe_next("/jobs?page=2"), "/jobs?page=2");
+        for off_site in [
+            "//evil.example",
+            "/\t/evil.example",
+            "/\n/evil.example",
+            "/ /evil.example",
+            "/\\evil.example",
+            "https://evil.example",
+            "",
+        ] {
+            assert_eq!(safe_next(off_site), "/", "{off_site:?}");
+        }
+    }
 }

@@ -352,7 +352,12 @@ pub async fn jobs(
             _ => None,
         },
         run_at: Some(q.target.clone()).filter(|t| !t.is_empty()),
-        offset: (q.page.unwrap_or(1).max(1) as i64 - 1) * per_page,
+        // Any page number: one past the last shows the last (below), and no number overflows.
+        offset: (i64::try_from(q.page.unwrap_or(1))
+            .unwrap_or(i64::MAX)
+            .max(1)
+            - 1)
+        .saturating_mul(per_page),
         limit: per_page,
         groups: v.caller.principal.groups.clone(),
     };
