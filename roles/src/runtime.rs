@@ -12,12 +12,7 @@ use crate::config::Config;
 use crate::metrics::Metrics;
 use crate::store::{Store, StoreError};
 
-/// How a role is asked to stop: the supervisor's own `Stop`, passed on by signal (SIGTERM:
-/// `Graceful`, finish in-flight work within the drain timeout; SIGINT: `Fast`, running jobs are
-/// killed and recorded `killed`).
-pub use cronvisor_supervisor::Stop;
-
-pub type Shutdown = watch::Receiver<Option<Stop>>;
+pub use crate::shutdown::{stopped, stopped_fast, Shutdown, Stop};
 
 #[derive(Debug, thiserror::Error)]
 pub enum RoleError {
@@ -41,7 +36,7 @@ pub enum RoleError {
     #[error("config key `tls.ca_file`: {0}")]
     Tls(#[from] crate::http::tls::TlsError),
     #[error(transparent)]
-    RunAs(#[from] crate::executor::process::RunAsError),
+    RunAs(#[from] crate::privilege::RunAsError),
     #[error(transparent)]
     Cluster(#[from] crate::cluster::ClusterError),
 }
@@ -211,28 +206,4 @@ pub fn shutdown_on_signals() -> Result<Shutdown, RoleError> {
         }
     });
     Ok(rx)
-}
-
-/// Resolves when any stop is requested.
-pub async fn stopped(mut shutdown: Shutdown) {
-    loop {
-        if shutdown.borrow().is_some() {
-            return;
-        }
-        if shutdown.changed().await.is_err() {
-            return;
-        }
-    }
-}
-
-/// Resolves when a fast stop is requested.
-pub async fn stopped_fast(mut shutdown: Shutdown) {
-    loop {
-        if *shutdown.borrow() == Some(Stop::Fast) {
-            return;
-        }
-        if shutdown.changed().await.is_err() {
-            return;
-        }
-    }
 }

@@ -11,7 +11,6 @@ pub mod registry;
 pub mod secure;
 
 use std::collections::BTreeMap;
-use std::sync::Mutex;
 
 use serde::{Deserialize, Serialize};
 
@@ -73,54 +72,7 @@ pub struct ExecutorInfo {
     pub capacity: u32,
 }
 
-/// Outside dependencies that are currently unreachable, by name, with the last error. A role
-/// keeps working when one is degraded (dispatchers fire to the last known executors, or on the
-/// store fence alone); this is what it reports meanwhile.
-#[derive(Debug, Default)]
-pub struct Dependencies {
-    degraded: Mutex<BTreeMap<&'static str, String>>,
-    /// Set once every probed dependency has been tried at least once (the monitor's probe).
-    probed: std::sync::atomic::AtomicBool,
-}
-
-impl Dependencies {
-    pub fn mark_probed(&self) {
-        self.probed
-            .store(true, std::sync::atomic::Ordering::Relaxed);
-    }
-
-    /// Whether the snapshot is a view of the dependencies yet, not just "nothing known".
-    pub fn probed(&self) -> bool {
-        self.probed.load(std::sync::atomic::Ordering::Relaxed)
-    }
-
-    /// Marks `name` degraded; true when it was fine before (a transition worth logging).
-    pub fn degrade(&self, name: &'static str, error: impl Into<String>) -> bool {
-        match self.degraded.lock() {
-            Ok(mut d) => d.insert(name, error.into()).is_none(),
-            Err(_) => false,
-        }
-    }
-
-    /// Marks `name` healthy again; true when it was degraded before.
-    pub fn restore(&self, name: &'static str) -> bool {
-        match self.degraded.lock() {
-            Ok(mut d) => d.remove(name).is_some(),
-            Err(_) => false,
-        }
-    }
-
-    pub fn is_degraded(&self, name: &str) -> bool {
-        self.degraded
-            .lock()
-            .map(|d| d.contains_key(name))
-            .unwrap_or(false)
-    }
-
-    pub fn snapshot(&self) -> BTreeMap<&'static str, String> {
-        self.degraded.lock().map(|d| d.clone()).unwrap_or_default()
-    }
-}
+pub use crate::http::health::Dependencies;
 
 /// The host identity: configured, or the hostname.
 pub fn host_identity(configured: Option<&str>) -> String {
@@ -139,19 +91,7 @@ pub fn groups_of(machine: &BTreeMap<String, Vec<String>>, host: &str) -> Vec<Str
         .collect()
 }
 
-/// A URL as it may be shown: `rediss://cv:***@host:6379/0` for one with a password.
-pub fn without_password(url: &str) -> String {
-    match url.split_once("://") {
-        Some((scheme, rest)) => match rest.split_once('@') {
-            Some((user_info, host)) if user_info.contains(':') => {
-                let user = user_info.split(':').next().unwrap_or("");
-                format!("{scheme}://{user}:***@{host}")
-            }
-            _ => url.to_string(),
-        },
-        None => url.to_string(),
-    }
-}
+pub use crate::model::without_password;
 
 #[cfg(test)]
 mod tests {

@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use super::{ClusterError, Dependencies};
 use crate::config::ClusterConfig;
-use crate::runtime::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// How often the dependencies are probed.
 const EVERY: Duration = Duration::from_secs(2);
@@ -31,7 +31,7 @@ pub async fn watch(
     shutdown: Shutdown,
 ) {
     let timeout = cfg.call_timeout;
-    let stop = crate::runtime::stopped(shutdown);
+    let stop = crate::shutdown::stopped(shutdown);
     tokio::pin!(stop);
     let mut tick = tokio::time::interval(EVERY);
     // One connection each, kept while it answers and dropped on the first error (the next

@@ -14,7 +14,7 @@ use std::time::Duration;
 use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
 
 use super::{ClusterError, Dependencies, ExecutorInfo};
-use crate::runtime::Shutdown;
+use crate::shutdown::Shutdown;
 
 /// Where and how to reach etcd.
 #[derive(Debug, Clone)]
@@ -126,7 +126,7 @@ pub async fn watch(
     deps: Arc<Dependencies>,
     shutdown: Shutdown,
 ) {
-    let stop = crate::runtime::stopped(shutdown);
+    let stop = crate::shutdown::stopped(shutdown);
     tokio::pin!(stop);
     loop {
         let error = tokio::select! {

@@ -8,7 +8,7 @@ use serde::{Deserialize, Serialize};
 
 use super::values::{duration, optional};
 use super::{invalid, ConfigError};
-use crate::http::client::check_url;
+use crate::model::check_url;
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields, default)]

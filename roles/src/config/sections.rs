@@ -56,12 +56,12 @@ pub struct TlsConfig {
 impl TlsConfig {
     fn validate(&self) -> Result<(), ConfigError> {
         if let Some(f) = &self.ca_file {
-            crate::http::tls::load_ca_file(f).map_err(|e| invalid("tls.ca_file", e.to_string()))?;
+            crate::tls::load_ca_file(f).map_err(|e| invalid("tls.ca_file", e.to_string()))?;
         }
         match (&self.cert_file, &self.key_file) {
             (None, None) => {}
             (Some(c), Some(k)) => {
-                crate::http::tls::server_config(c, k, None)
+                crate::tls::server_config(c, k, None)
                     .map_err(|e| invalid("tls.cert_file", e.to_string()))?;
             }
             (Some(_), None) => {
@@ -143,7 +143,7 @@ impl std::fmt::Debug for ClusterConfig {
                 &self
                     .redis_url
                     .as_deref()
-                    .map(crate::cluster::without_password),
+                    .map(crate::model::without_password),
             )
             .field("lock_ttl", &self.lock_ttl)
             .field("advertise_rpc", &self.advertise_rpc)

@@ -220,7 +220,8 @@ impl Firer {
     }
 
     /// Applies each job's overlap policy, records the runs in one transaction (the fence),
-    /// confirms the locks this dispatcher holds (`locked`), then hands the runs to executors.
+    /// confirms the locks this dispatcher holds (`locked`), then hands the runs to executors —
+    /// in phases: forbid, plan, record (with retry), the homeless, confirm, deliver.
     async fn fire_fenced(&self, due: Vec<(Arc<Job>, Millis)>, trigger: Trigger, locked: bool) {
         let started = Instant::now();
         let mut due = due;
@@ -231,31 +232,79 @@ impl Firer {
             return;
         }
         let lock_keys: Vec<(i64, Millis)> = due.iter().map(|(j, t)| (j.id, *t)).collect();
-        // `forbid` jobs are checked and recorded in one transaction each, so that two
-        // dispatchers cannot both find no run going and both start one.
+        let (ready, due) = self.fire_forbid(due, trigger).await;
+        let plan = self.plan(due);
+        let Some(recorded) = self.record_with_retry(&plan.keys, trigger, started).await else {
+            // Give the locks back: another dispatcher's second look retries them.
+            if let (true, Some(lock)) = (locked, &self.lock) {
+                let _ = lock.release(&lock_keys).await;
+            }
+            let planned = plan
+                .runs
+                .into_iter()
+                .map(|(job, instant, _)| (job, instant));
+            self.backlog.hold(planned.chain(plan.homeless));
+            // The forbid jobs' runs are recorded: they still go.
+            self.deliver(ready, started).await;
+            return;
+        };
+        self.record_homeless(plan.homeless).await;
+        if let (true, Some(lock)) = (locked, &self.lock) {
+            let _ = lock.confirm(&lock_keys).await;
+        }
+        let mut batch = Vec::with_capacity(plan.runs.len() + ready.len());
+        for ((job, instant, pinned), rec) in plan.runs.into_iter().zip(recorded) {
+            match rec {
+                Recorded::New(run_id) => batch.push(self.outgoing(run_id, job, instant, pinned)),
+                Recorded::AlreadyFired => self.duplicates.inc(),
+            }
+        }
+        batch.extend(ready);
+        self.deliver(batch, started).await;
+    }
+
+    /// A newly recorded run, counted as fired, ready to deliver.
+    fn outgoing(
+        &self,
+        run_id: i64,
+        job: Arc<Job>,
+        instant: Millis,
+        pinned: Option<ExecutorInfo>,
+    ) -> Outgoing {
+        self.fired.inc();
+        self.lateness
+            .observe_millis(instant, crate::model::now_millis());
+        Outgoing {
+            run_id,
+            job,
+            instant,
+            attempt: 1,
+            retry_of: None,
+            pinned,
+        }
+    }
+
+    /// `forbid` jobs (of `fanout = one`) are checked and recorded in one transaction each, so
+    /// that two dispatchers cannot both find no run going and both start one. Returns their
+    /// runs to deliver, and the rest of `due` (with the forbid jobs that have no executor,
+    /// recorded `missed` with the others).
+    async fn fire_forbid(
+        &self,
+        due: Vec<(Arc<Job>, Millis)>,
+        trigger: Trigger,
+    ) -> (Vec<Outgoing>, Vec<(Arc<Job>, Millis)>) {
         let (forbid, mut due): (Vec<_>, Vec<_>) = due
             .into_iter()
             .partition(|(j, _)| j.overlap == Overlap::Forbid && j.fanout == Fanout::One);
         let mut ready = Vec::with_capacity(forbid.len());
         for (job, instant) in forbid {
             if self.targets.candidates(&job).is_empty() {
-                // No executor: recorded `missed` below, with the others.
                 due.push((job, instant));
                 continue;
             }
             match self.store.fire_forbid(job.id, instant, trigger).await {
                 Ok(crate::store::Forbid::New(run_id)) => {
-                    self.fired.inc();
-                    self.lateness
-                        .observe_millis(instant, crate::model::now_millis());
-                    ready.push(Outgoing {
-                        run_id,
-                        job,
-                        instant,
-                        attempt: 1,
-                        retry_of: None,
-                        pinned: None,
-                    });
+                    ready.push(self.outgoing(run_id, job, instant, None));
                 }
                 Ok(crate::store::Forbid::Skipped) => {}
                 Ok(crate::store::Forbid::AlreadyFired) => self.duplicates.inc(),
@@ -266,42 +315,60 @@ impl Firer {
                 }
             }
         }
-        // One row per run: `fanout = all` gives one per live executor of the target.
-        let mut keys: Vec<(i64, Millis, String)> = Vec::with_capacity(due.len());
-        let mut plan: Vec<(Arc<Job>, Millis, Option<ExecutorInfo>)> = Vec::with_capacity(due.len());
-        let mut homeless: Vec<(Arc<Job>, Millis)> = Vec::new();
+        (ready, due)
+    }
+
+    /// One row per run: `fanout = all` gives one per live executor of the target; a job with
+    /// no executor is homeless.
+    fn plan(&self, due: Vec<(Arc<Job>, Millis)>) -> Plan {
+        let mut plan = Plan {
+            keys: Vec::with_capacity(due.len()),
+            runs: Vec::with_capacity(due.len()),
+            homeless: Vec::new(),
+        };
         for (job, instant) in due {
             let candidates = self.targets.candidates(&job);
             if candidates.is_empty() {
-                homeless.push((job, instant));
+                plan.homeless.push((job, instant));
                 continue;
             }
             match job.fanout {
                 Fanout::One => {
-                    keys.push((job.id, instant, String::new()));
-                    plan.push((job, instant, None));
+                    plan.keys.push((job.id, instant, String::new()));
+                    plan.runs.push((job, instant, None));
                 }
                 Fanout::All => {
                     for e in candidates {
-                        keys.push((job.id, instant, e.id.clone()));
-                        plan.push((job.clone(), instant, Some(e)));
+                        plan.keys.push((job.id, instant, e.id.clone()));
+                        plan.runs.push((job.clone(), instant, Some(e)));
                     }
                 }
             }
         }
+        plan
+    }
+
+    /// Records the planned runs in one transaction, retried with backoff within the delivery
+    /// timeout; `None` when the store stayed away (the caller holds the instants).
+    async fn record_with_retry(
+        &self,
+        keys: &[(i64, Millis, String)],
+        trigger: Trigger,
+        started: Instant,
+    ) -> Option<Vec<Recorded>> {
         let mut delay = Duration::from_millis(20);
-        let recorded = loop {
+        loop {
             if keys.is_empty() {
-                break Vec::new();
+                return Some(Vec::new());
             }
             let writing = Instant::now();
             let written = self
                 .store
-                .record_fires(&keys, trigger, RunState::Dispatched)
+                .record_fires(keys, trigger, RunState::Dispatched)
                 .await;
             self.store_write.observe(writing.elapsed().as_secs_f64());
             match written {
-                Ok(r) => break r,
+                Ok(r) => return Some(r),
                 Err(e) if started.elapsed() < self.delivery_timeout => {
                     tracing::warn!(fires = keys.len(), error = %e, "cannot record fires; retrying");
                     tokio::time::sleep(delay).await;
@@ -311,18 +378,14 @@ impl Firer {
                     self.record_failures.inc();
                     tracing::error!(fires = keys.len(), error = %e,
                         "instants not recorded: store unavailable; held until it is back");
-                    // Give the locks back: another dispatcher's second look retries them.
-                    if let (true, Some(lock)) = (locked, &self.lock) {
-                        let _ = lock.release(&lock_keys).await;
-                    }
-                    let planned = plan.into_iter().map(|(job, instant, _)| (job, instant));
-                    self.backlog.hold(planned.chain(homeless));
-                    // The forbid jobs' runs are recorded: they still go.
-                    self.deliver(ready, started).await;
-                    return;
+                    return None;
                 }
             }
-        };
+        }
+    }
+
+    /// Instants of jobs with no live executor: recorded `missed`, saying why.
+    async fn record_homeless(&self, homeless: Vec<(Arc<Job>, Millis)>) {
         for (job, instant) in homeless {
             self.no_executor.inc();
             let reason = format!(
@@ -336,30 +399,6 @@ impl Firer {
                 self.backlog.hold([(job, instant)]);
             }
         }
-        if let (true, Some(lock)) = (locked, &self.lock) {
-            let _ = lock.confirm(&lock_keys).await;
-        }
-        let mut batch = Vec::with_capacity(plan.len());
-        for ((job, instant, pinned), rec) in plan.into_iter().zip(recorded) {
-            match rec {
-                Recorded::New(run_id) => {
-                    self.fired.inc();
-                    self.lateness
-                        .observe_millis(instant, crate::model::now_millis());
-                    batch.push(Outgoing {
-                        run_id,
-                        job,
-                        instant,
-                        attempt: 1,
-                        retry_of: None,
-                        pinned,
-                    });
-                }
-                Recorded::AlreadyFired => self.duplicates.inc(),
-            }
-        }
-        batch.extend(ready);
-        self.deliver(batch, started).await;
     }
 
     /// Several instants of one `forbid` or `replace` job in one burst (held while the store was
@@ -508,6 +547,14 @@ impl Firer {
             tracing::error!(run = run_id, error = %e, "cannot record the delivery failure");
         }
     }
+}
+
+/// The runs of one fire, planned: the store keys, each run's job, instant and pinned
+/// executor (`fanout = all`), and the instants that have no executor.
+struct Plan {
+    keys: Vec<(i64, Millis, String)>,
+    runs: Vec<(Arc<Job>, Millis, Option<ExecutorInfo>)>,
+    homeless: Vec<(Arc<Job>, Millis)>,
 }
 
 #[cfg(test)]

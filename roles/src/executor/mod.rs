@@ -10,6 +10,7 @@ mod live;
 mod orphans;
 pub(crate) mod process;
 mod recorder;
+mod start;
 
 use std::collections::{HashMap, HashSet, VecDeque};
 use std::sync::atomic::Ordering;
@@ -26,16 +27,15 @@ use tokio::task::JoinSet;
 use crate::config::ExecutorConfig;
 use crate::http::auth::{require_token, Token};
 use crate::metrics::Metric;
-use crate::model::{RunAccepted, RunRequest, RunState};
+use crate::model::{RunRequest, RunState};
 use crate::presence::{Heartbeat, Presence};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown, Stop};
-use crate::store::{GivenUp, Retry, RunOutcome, Started, Store};
+use crate::store::{GivenUp, Store};
 
 pub use process::KillReason;
 use recorder::Recorder;
+use start::start;
 
-/// How long a run may go before it is recorded `running` (shorter runs are recorded once).
-const RUNNING_VISIBLE_AFTER: Duration = Duration::from_millis(200);
 /// How often a draining executor writes the output of its runs so far to the store.
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How many recently accepted run ids are remembered, so a retried RPC never starts a run twice.
@@ -555,146 +555,4 @@ async fn kill_run(
     } else {
         StatusCode::NOT_FOUND
     }
-}
-
-/// Spawns one run and the task that watches it to the end. On a spawn failure the run is
-/// recorded `failed` and its id returned.
-fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted, i64> {
-    let timeout = req
-        .timeout_secs
-        .filter(|t| *t > 0)
-        .map(|t| Duration::from_secs(t as u64));
-    // A shell command's process, or nothing yet for an HTTP job (its request starts in the
-    // task below).
-    let output = live::LiveOutput::new(exec.cfg.output_head_bytes, exec.cfg.output_tail_bytes);
-    let job_user = match req.run_as.as_deref() {
-        None => exec.run_as.clone(),
-        Some(name) => match process::RunAs::for_job(name, &exec.cfg.allowed_users) {
-            Ok(user) => user,
-            Err(reason) => {
-                exec.counters.spawn_failed.inc();
-                exec.recorder.finish(
-                    req.run_id,
-                    RunOutcome::failed(reason.to_string()),
-                    None,
-                    None,
-                );
-                return Err(req.run_id);
-            }
-        },
-    };
-    let spawning = std::time::Instant::now();
-    let spawned = match &req.http {
-        Some(_) => None,
-        None => match process::spawn(
-            &req.command,
-            process::job_env(&req, &exec.cfg.pass_env, job_user.as_ref()),
-            job_user.as_ref(),
-            exec.caps,
-            req.limits,
-            output.clone(),
-        ) {
-            Ok(s) => Some(s),
-            Err(e) => {
-                exec.counters.spawn_failed.inc();
-                exec.recorder.finish(
-                    req.run_id,
-                    RunOutcome::failed(format!("cannot start /bin/sh: {e}")),
-                    None,
-                    None,
-                );
-                return Err(req.run_id);
-            }
-        },
-    };
-    if spawned.is_some() {
-        exec.counters
-            .spawn_time
-            .observe(spawning.elapsed().as_secs_f64());
-    }
-    exec.counters.started.inc();
-    exec.counters.running.inc();
-    let pid = spawned.as_ref().and_then(|s| s.pid).map(i64::from);
-    let started_at = spawned
-        .as_ref()
-        .map(|s| s.started_at)
-        .unwrap_or_else(crate::model::now_millis);
-    let accepted = RunAccepted {
-        run_id: req.run_id,
-        executor: exec.id.clone(),
-        pid,
-    };
-    let e = exec.clone();
-    let (switch, kill) = watch::channel(None);
-    if let Ok(mut active) = exec.active.lock() {
-        // A shutdown that began meanwhile reaches this run too.
-        if exec.kill.borrow().is_some() {
-            let _ = switch.send(Some(KillReason::Shutdown));
-        }
-        active.insert(
-            req.run_id,
-            ActiveRun {
-                kill: switch,
-                output: output.clone(),
-            },
-        );
-    }
-    let task = async move {
-        let started = Started {
-            executor: e.id.clone(),
-            pid,
-            started_at,
-        };
-        let watch: std::pin::Pin<Box<dyn std::future::Future<Output = RunOutcome> + Send + '_>> =
-            match (spawned, req.http.clone()) {
-                (Some(spawned), _) => {
-                    Box::pin(process::watch_to_end(spawned, timeout, &e.cfg, kill))
-                }
-                (None, Some(call)) => {
-                    Box::pin(process::http_call(&e.http, call, timeout, output, kill))
-                }
-                (None, None) => Box::pin(async { RunOutcome::failed("nothing to run".into()) }),
-            };
-        let mut watch = watch;
-        // A run that ends quickly is written once, with its outcome; a longer one shows as
-        // `running` after RUNNING_VISIBLE_AFTER. This keeps a write off the firing path.
-        let outcome = tokio::select! {
-            outcome = &mut watch => outcome,
-            _ = tokio::time::sleep(RUNNING_VISIBLE_AFTER) => {
-                if let Err(err) = e.store.mark_running(req.run_id, &started.executor, pid, started.started_at).await {
-                    tracing::warn!(run = req.run_id, error = %err, "cannot record running; the result will still be recorded");
-                }
-                watch.await
-            }
-        };
-        e.counters.running.dec();
-        if let Some(c) = e.counters.finished.get(outcome.state.as_str()) {
-            c.inc();
-        }
-        e.counters
-            .output_kept
-            .add((outcome.stdout.len() + outcome.stderr.len()) as u64);
-        e.counters
-            .output_cut
-            .add(u64::try_from(outcome.stdout_cut + outcome.stderr_cut).unwrap_or(0));
-        tracing::debug!(run = req.run_id, job = %req.job_name, state = outcome.state.as_str(), "run finished");
-        if let Ok(mut active) = e.active.lock() {
-            active.remove(&req.run_id);
-        }
-        let retry = (req.attempt <= req.retries).then(|| Retry {
-            job_id: req.job_id,
-            instant: req.instant,
-            attempt: req.attempt + 1,
-            retry_of: req.retry_of.unwrap_or(req.run_id),
-            not_before: outcome.ended_at
-                + crate::model::retry_delay_ms(req.retry_backoff_secs, req.attempt),
-        });
-        e.recorder.finish(req.run_id, outcome, Some(started), retry);
-    };
-    if let Ok(mut runs) = exec.runs.lock() {
-        // Reap finished tasks so the set stays as large as what is running.
-        while runs.try_join_next().is_some() {}
-        runs.spawn(task);
-    }
-    Ok(accepted)
 }

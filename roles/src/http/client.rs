@@ -181,17 +181,7 @@ impl HttpClient {
     }
 }
 
-/// Why `url` cannot be called: it must be an absolute http:// or https:// URL with a host.
-pub fn check_url(url: &str) -> Result<(), &'static str> {
-    let uri = url.parse::<hyper::Uri>().map_err(|_| "not a valid URL")?;
-    if !matches!(uri.scheme_str(), Some("http" | "https")) {
-        return Err("must be an http:// or https:// URL");
-    }
-    if uri.host().is_none_or(str::is_empty) {
-        return Err("names no host");
-    }
-    Ok(())
-}
+pub use crate::model::check_url;
 
 impl ClientError {
     /// True when the request certainly never reached the server, so sending it elsewhere

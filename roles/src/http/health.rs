@@ -9,8 +9,9 @@
 //! need no more); what is degraded and why — error texts that name hosts, ports and users —
 //! only a caller with the API or RPC token sees.
 
+use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex};
 
 use axum::extract::State;
 use axum::http::{header, StatusCode};
@@ -30,7 +31,7 @@ pub struct Health {
     pub draining: Arc<AtomicBool>,
     /// Outside dependencies (etcd, Redis) currently unreachable. The role keeps working
     /// without them, so they make `/readyz` say `degraded` but still answer 200.
-    pub deps: Arc<crate::cluster::Dependencies>,
+    pub deps: Arc<Dependencies>,
     /// The dependencies configured (`cronvisor_dependency_up` is reported for these only: a
     /// standalone system has no etcd to be up).
     pub configured: Vec<&'static str>,
@@ -135,4 +136,53 @@ pub fn render(h: &Health) -> String {
         ));
     }
     text
+}
+
+/// Outside dependencies that are currently unreachable, by name, with the last error. A role
+/// keeps working when one is degraded (dispatchers fire to the last known executors, or on the
+/// store fence alone); this is what it reports meanwhile.
+#[derive(Debug, Default)]
+pub struct Dependencies {
+    degraded: Mutex<BTreeMap<&'static str, String>>,
+    /// Set once every probed dependency has been tried at least once (the monitor's probe).
+    probed: std::sync::atomic::AtomicBool,
+}
+
+impl Dependencies {
+    pub fn mark_probed(&self) {
+        self.probed
+            .store(true, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// Whether the snapshot is a view of the dependencies yet, not just "nothing known".
+    pub fn probed(&self) -> bool {
+        self.probed.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
+    /// Marks `name` degraded; true when it was fine before (a transition worth logging).
+    pub fn degrade(&self, name: &'static str, error: impl Into<String>) -> bool {
+        match self.degraded.lock() {
+            Ok(mut d) => d.insert(name, error.into()).is_none(),
+            Err(_) => false,
+        }
+    }
+
+    /// Marks `name` healthy again; true when it was degraded before.
+    pub fn restore(&self, name: &'static str) -> bool {
+        match self.degraded.lock() {
+            Ok(mut d) => d.remove(name).is_some(),
+            Err(_) => false,
+        }
+    }
+
+    pub fn is_degraded(&self, name: &str) -> bool {
+        self.degraded
+            .lock()
+            .map(|d| d.contains_key(name))
+            .unwrap_or(false)
+    }
+
+    pub fn snapshot(&self) -> BTreeMap<&'static str, String> {
+        self.degraded.lock().map(|d| d.clone()).unwrap_or_default()
+    }
 }

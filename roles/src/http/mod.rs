@@ -5,7 +5,8 @@ pub mod auth;
 pub mod client;
 pub mod health;
 pub mod server;
-pub mod tls;
+/// TLS material lives below the config (which checks it): `crate::tls`.
+pub use crate::tls;
 
 /// RFC 3986 percent-encoding, unreserved characters kept (a space is `%20`, `*` is `%2A`, `~`
 /// stays): a URL component, a form value, and what Aliyun's signature encodes.

@@ -24,7 +24,7 @@ use hyper_util::service::TowerToHyperService;
 use tokio::sync::watch;
 use tokio::task::JoinSet;
 
-use crate::runtime::{Shutdown, Stop};
+use crate::shutdown::{Shutdown, Stop};
 
 /// How a listener is served.
 ///
@@ -98,7 +98,7 @@ pub async fn serve(
     }));
     let (close_idle, close_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
-    let stop = crate::runtime::stopped(shutdown.clone());
+    let stop = crate::shutdown::stopped(shutdown.clone());
     tokio::pin!(stop);
     loop {
         // A slot first: at the cap, connections wait in the accept queue.

@@ -137,8 +137,7 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
         max_len("command", c, MAX_COMMAND)?;
     }
     if let Some(url) = &job.http_url {
-        crate::http::client::check_url(url)
-            .map_err(|reason| FieldError::new("http_url", reason))?;
+        check_url(url).map_err(|reason| FieldError::new("http_url", reason))?;
         if job.http_method.parse::<hyper::Method>().is_err() || job.http_method.is_empty() {
             return Err(FieldError::new(
                 "http_method",
@@ -445,4 +444,30 @@ pub fn masked_url(value: &str) -> String {
         return format!("{scheme}://{base}{hidden}");
     }
     value.to_string()
+}
+
+/// A URL as it may be shown: `rediss://cv:***@host:6379/0` for one with a password.
+pub fn without_password(url: &str) -> String {
+    match url.split_once("://") {
+        Some((scheme, rest)) => match rest.split_once('@') {
+            Some((user_info, host)) if user_info.contains(':') => {
+                let user = user_info.split(':').next().unwrap_or("");
+                format!("{scheme}://{user}:***@{host}")
+            }
+            _ => url.to_string(),
+        },
+        None => url.to_string(),
+    }
+}
+
+/// Why `url` cannot be called: it must be an absolute http:// or https:// URL with a host.
+pub fn check_url(url: &str) -> Result<(), &'static str> {
+    let uri = url.parse::<hyper::Uri>().map_err(|_| "not a valid URL")?;
+    if !matches!(uri.scheme_str(), Some("http" | "https")) {
+        return Err("must be an http:// or https:// URL");
+    }
+    if uri.host().is_none_or(str::is_empty) {
+        return Err("names no host");
+    }
+    Ok(())
 }

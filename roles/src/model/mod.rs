@@ -7,7 +7,10 @@ pub mod durations;
 pub mod fields;
 mod kinds;
 
-pub use checks::{check_emails, check_mobiles, masked_url, secret_header, validate_name, MASK};
+pub use checks::{
+    check_emails, check_mobiles, check_url, masked_url, secret_header, validate_name,
+    without_password, MASK,
+};
 pub use fields::{EnvLine, JobFields, ValidJob, DEFAULT_ALARM_ON};
 pub use kinds::{join, AlarmKind, Channel, Fanout, Misfire, Overlap, RunState, Trigger};
 

@@ -13,7 +13,7 @@ use maud::{html, Markup};
 use super::layout::{encode, job_href, page, Section};
 use super::{Bounce, Console};
 use crate::model::{AlarmKind, Channel, Fanout, Job, Misfire, Overlap};
-use crate::monitor::api;
+use crate::monitor::web::api;
 
 /// One text field: label, name (as in the API), value, hint.
 fn text(label: &str, name: &str, value: &str, hint: &str) -> Markup {

@@ -11,6 +11,7 @@
 
 mod form;
 mod layout;
+mod ops;
 mod pages;
 
 pub use layout::masked;
@@ -93,12 +94,12 @@ pub fn router(console: Console) -> Router {
         .route("/jobs/new", get(form::new_job))
         .route("/jobs/{job}", get(pages::job))
         .route("/jobs/{job}/edit", get(form::edit_job))
-        .route("/runs", get(pages::runs))
-        .route("/runs/{id}", get(pages::run))
-        .route("/fleet", get(pages::fleet))
-        .route("/alarms", get(pages::alarms))
-        .route("/audit", get(pages::audit))
-        .route("/users", get(pages::users))
+        .route("/runs", get(ops::runs))
+        .route("/runs/{id}", get(ops::run))
+        .route("/fleet", get(ops::fleet))
+        .route("/alarms", get(ops::alarms))
+        .route("/audit", get(ops::audit))
+        .route("/users", get(ops::users))
         .route("/login", get(login_form).post(login))
         .route("/logout", axum::routing::post(logout))
         .route("/static/console.js", get(script))

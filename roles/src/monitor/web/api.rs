@@ -1,4 +1,4 @@
-//! `/api/v1`: jobs and runs as JSON. Every rejected input answers 400 with
+//! `/api/v1`: jobs as JSON (runs, alarms, the fleet and next instants: `runs.rs`). Every rejected input answers 400 with
 //! `{"error": {"field": ..., "message": ...}}` and stores nothing.
 //!
 //! Every handler gets the [`Caller`] (`access.rs`): reads need a role, changes `operator`, and
@@ -20,9 +20,9 @@ use utoipa_axum::routes;
 use super::access::Caller;
 use crate::http::{ApiError, ErrorBody};
 use crate::metrics::Metric;
-use crate::model::{parse_time_bound, Job, JobFields, JobView, Run, RunState, Trigger};
+use crate::model::{Job, JobFields, JobView, Run};
 use crate::schedule::Schedule;
-use crate::store::{Deleted, RunFilter, Store};
+use crate::store::{Deleted, Store};
 
 #[derive(Clone)]
 pub struct ApiState {
@@ -35,12 +35,12 @@ pub struct ApiState {
     /// Ends live-output streams when the monitor stops.
     pub shutdown: crate::runtime::Shutdown,
     /// Sends test alarms (`POST /api/v1/alarms/test`).
-    pub alarmer: Arc<super::alarms::Alarmer>,
+    pub alarmer: Arc<crate::monitor::delivery::alarms::Alarmer>,
     /// Why this install keeps to admin-only mode, if it does (`access::admin_only_refusal`).
     pub admin_only: Option<Arc<String>>,
 }
 
-/// Jobs, runs, fleet and alarms: each route registered with its entry in the OpenAPI
+/// Jobs (and, from `runs.rs`, runs, fleet and alarms): each route registered with its entry in the OpenAPI
 /// document (`openapi.rs`).
 pub fn routes() -> OpenApiRouter<ApiState> {
     OpenApiRouter::new()
@@ -49,13 +49,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(pause_job))
         .routes(routes!(resume_job))
         .routes(routes!(run_job))
-        .routes(routes!(list_runs))
-        .routes(routes!(show_run))
-        .routes(routes!(super::live::output))
-        .routes(routes!(super::live::kill))
-        .routes(routes!(next_instants))
-        .routes(routes!(fleet))
-        .routes(routes!(list_alarms))
+        .merge(super::runs::routes())
 }
 
 /// Parses a JSON object body, turning serde's message into a field error where it names one.
@@ -435,222 +429,4 @@ async fn run_job(
     ))
 }
 
-/// `GET /api/v1/runs` filters; every one optional. `state` is a comma-separated list;
-/// `since` / `until` an RFC 3339 time, epoch milliseconds or a span back from now (`1h`);
-/// `before` the cursor (the last id of the previous page).
-#[derive(Debug, Clone, Default, Deserialize, serde::Serialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-pub(super) struct RunsQuery {
-    /// A job's name or id.
-    pub job: Option<String>,
-    /// States, comma-separated (`failed,timed_out`).
-    pub state: Option<String>,
-    /// schedule, manual, retry or misfire.
-    pub trigger: Option<String>,
-    /// An executor instance.
-    pub executor: Option<String>,
-    /// Runs at or after: RFC 3339, epoch milliseconds, or a span back from now (`1h`).
-    pub since: Option<String>,
-    /// Runs before, as `since`.
-    pub until: Option<String>,
-    /// The cursor: the last id of the previous page.
-    pub before: Option<i64>,
-    /// 1 to 10000; default 50.
-    #[param(minimum = 1, maximum = 10000)]
-    pub limit: Option<i64>,
-}
-
-impl RunsQuery {
-    /// The filter, every value checked (the job is resolved by the caller).
-    pub(super) fn filter(&self, job_id: Option<i64>) -> Result<RunFilter, ApiError> {
-        let now = crate::model::now_millis();
-        let mut states = Vec::new();
-        for st in self.state.iter().flat_map(|s| s.split(',')).map(str::trim) {
-            if st.is_empty() {
-                continue;
-            }
-            states.push(RunState::parse(st).ok_or_else(|| {
-                let all: Vec<&str> = RunState::ALL.iter().map(|s| s.as_str()).collect();
-                ApiError::field(
-                    "state",
-                    format!("unknown state `{st}` (one of {})", all.join(", ")),
-                )
-            })?);
-        }
-        let trigger = match self.trigger.as_deref().map(str::trim) {
-            None | Some("") => None,
-            Some(t) => Some(Trigger::parse(t).ok_or_else(|| {
-                ApiError::field(
-                    "trigger",
-                    format!("unknown trigger `{t}` (one of {})", Trigger::names()),
-                )
-            })?),
-        };
-        let bound = |name: &str, v: &Option<String>| -> Result<Option<i64>, ApiError> {
-            v.as_deref()
-                .filter(|v| !v.trim().is_empty())
-                .map(|v| parse_time_bound(v, now).map_err(|m| ApiError::field(name, m)))
-                .transpose()
-        };
-        let limit = self.limit.unwrap_or(50);
-        if !(1..=10_000).contains(&limit) {
-            return Err(ApiError::field("limit", "must be between 1 and 10000"));
-        }
-        Ok(RunFilter {
-            job_id,
-            states,
-            trigger,
-            executor: self.executor.clone().filter(|e| !e.trim().is_empty()),
-            since: bound("since", &self.since)?,
-            until: bound("until", &self.until)?,
-            before: self.before,
-            limit,
-            groups: None,
-        })
-    }
-}
-
-/// Runs, newest first, filtered.
-#[utoipa::path(get, path = "/api/v1/runs", tag = "runs", params(RunsQuery),
-    responses((status = 200, description = "The runs", body = Vec<Run>), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]
-async fn list_runs(
-    State(s): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    query: Result<Query<RunsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<Run>>, ApiError> {
-    s.requests.inc();
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let job_id = match &q.job {
-        Some(key) => Some(find(&s, &caller, key).await?.id),
-        None => None,
-    };
-    let mut filter = q.filter(job_id)?;
-    filter.groups = caller.principal.groups.clone();
-    Ok(Json(s.store.runs(&filter).await?))
-}
-
-/// A run id from a path.
-pub(super) fn run_id(id: &str) -> Result<i64, ApiError> {
-    id.parse()
-        .map_err(|_| ApiError::field("id", format!("`{id}` is not a run id")))
-}
-
-/// One run, with its output.
-#[utoipa::path(get, path = "/api/v1/runs/{id}", tag = "runs", params(("id" = i64, Path, description = "The run's id")),
-    responses((status = 200, description = "The run", body = Run), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 404, description = "No such run (or not in the caller's groups)", body = ErrorBody)))]
-async fn show_run(
-    State(s): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    Path(id): Path<String>,
-) -> Result<Json<Run>, ApiError> {
-    s.requests.inc();
-    let id = run_id(&id)?;
-    Ok(Json(find_run(&s, &caller, id).await?))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct AlarmsQuery {
-    /// 1 to 10000; default 50.
-    #[param(minimum = 1, maximum = 10000)]
-    limit: Option<i64>,
-}
-
-/// Alarms, newest first, with their delivery.
-#[utoipa::path(get, path = "/api/v1/alarms", tag = "alarms", params(AlarmsQuery),
-    responses((status = 200, description = "The alarms", body = Vec<crate::model::Alarm>), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody)))]
-
-async fn list_alarms(
-    State(s): State<ApiState>,
-    Extension(caller): Extension<Caller>,
-    query: Result<Query<AlarmsQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<Vec<crate::model::Alarm>>, ApiError> {
-    s.requests.inc();
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let limit = q.limit.unwrap_or(50);
-    if !(1..=10_000).contains(&limit) {
-        return Err(ApiError::field("limit", "must be between 1 and 10000"));
-    }
-    Ok(Json(
-        s.store
-            .alarms_in(limit, caller.principal.groups.as_deref())
-            .await?,
-    ))
-}
-
-#[derive(Debug, Deserialize, utoipa::IntoParams)]
-#[serde(deny_unknown_fields)]
-#[into_params(parameter_in = Query)]
-struct NextQuery {
-    /// A cron rule, as a job's `schedule`.
-    rule: String,
-    /// Its IANA zone; default the config's `timezone`.
-    tz: Option<String>,
-    /// 1 to 100; default 5.
-    #[param(minimum = 1, maximum = 100)]
-    count: Option<usize>,
-}
-
-/// The upcoming instants of a rule.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub(super) struct NextInstants {
-    /// Epoch milliseconds.
-    instants: Vec<i64>,
-    /// The rule in words, when it reads simply.
-    words: Option<String>,
-    timezone: String,
-}
-
-/// `GET /api/v1/next?rule=..&tz=..&count=..`: the upcoming instants of a rule, as the
-/// dispatcher computes them, with the rule in words (the job form previews them as you type).
-#[utoipa::path(get, path = "/api/v1/next", tag = "jobs", params(NextQuery),
-    responses((status = 200, description = "The instants", body = NextInstants), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody)))]
-async fn next_instants(
-    State(s): State<ApiState>,
-    query: Result<Query<NextQuery>, axum::extract::rejection::QueryRejection>,
-) -> Result<Json<NextInstants>, ApiError> {
-    s.requests.inc();
-    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
-    let count = q.count.unwrap_or(5);
-    if !(1..=100).contains(&count) {
-        return Err(ApiError::field("count", "must be between 1 and 100"));
-    }
-    let tz =
-        q.tz.filter(|t| !t.trim().is_empty())
-            .unwrap_or(s.default_tz.clone());
-    let schedule = Schedule::parse(&q.rule, &tz).map_err(|e| match e {
-        crate::schedule::ScheduleError::TimeZone(_) => ApiError::field("timezone", e.to_string()),
-        _ => ApiError::field("schedule", e.to_string()),
-    })?;
-    let instants: Vec<i64> = schedule
-        .upcoming(chrono::Utc::now(), count)
-        .into_iter()
-        .map(|t| t.timestamp_millis())
-        .collect();
-    Ok(Json(NextInstants {
-        instants,
-        words: crate::schedule::words::describe(&q.rule),
-        timezone: tz,
-    }))
-}
-
-/// Executors and dispatchers, as their heartbeats tell.
-#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
-pub(super) struct Fleet {
-    executors: Vec<crate::store::Member>,
-    dispatchers: Vec<crate::store::Member>,
-}
-
-/// Executors and dispatchers, as their heartbeats tell.
-#[utoipa::path(get, path = "/api/v1/fleet", tag = "fleet",
-    responses((status = 200, description = "The fleet", body = Fleet)))]
-async fn fleet(State(s): State<ApiState>) -> Result<Json<Fleet>, ApiError> {
-    s.requests.inc();
-    let (executors, dispatchers) = s.store.fleet_members().await?;
-    Ok(Json(Fleet {
-        executors,
-        dispatchers,
-    }))
-}
+pub(super) use super::runs::{run_id, RunsQuery};

@@ -13,7 +13,7 @@ use crate::metrics::Metric;
 use crate::model::Millis;
 use crate::store::Store;
 
-use super::alarms::Alarmer;
+use crate::monitor::delivery::alarms::Alarmer;
 
 pub struct Fleet {
     store: Store,

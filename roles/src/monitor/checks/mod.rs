@@ -1,0 +1,182 @@
+//! The monitor's checks: runs whose executor went away (`fleet`), instants nobody recorded
+//! (`gaps`), the store's own outage, and the store's bounds (retention, pruning). One pass per
+//! `monitor.check_interval`; each finding becomes an alarm for `delivery`. Apart from the web
+//! side so that no request can delay a pass, and apart from delivery so that a slow channel
+//! never hides a finding.
+
+pub mod fleet;
+pub mod gaps;
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use super::delivery::alarms::{self, Alarmer};
+use crate::cluster::Dependencies;
+use crate::config::values::ms;
+use crate::config::Config;
+use crate::metrics::{Histogram, Metrics};
+use crate::model::now_millis;
+use crate::store::Store;
+
+/// How often the store is pruned.
+pub const PRUNE_EVERY: Duration = Duration::from_secs(600);
+/// Job-change rows older than this are pruned; a dispatcher further behind resyncs fully.
+const CHANGE_LOG_KEEP_MS: i64 = 3_600_000;
+
+/// One pass of the checks, and what they remember between passes.
+pub struct Checks {
+    store: Store,
+    alarmer: Arc<Alarmer>,
+    deps: Arc<Dependencies>,
+    fleet: fleet::Fleet,
+    gaps: gaps::Gaps,
+    /// Since when the store has not answered (and the first error), to alarm its outage.
+    store_down: Option<(i64, String)>,
+    time: Arc<Histogram>,
+}
+
+impl Checks {
+    pub fn new(
+        config: &Config,
+        store: &Store,
+        metrics: &Metrics,
+        alarmer: Arc<Alarmer>,
+        deps: Arc<Dependencies>,
+    ) -> Checks {
+        let lost_after = ms(config.monitor.lost_after);
+        let fleet = fleet::Fleet::new(
+            store.clone(),
+            lost_after,
+            lost_after + ms(config.dispatcher.delivery_timeout),
+            ms(config.executor.kill_grace) + lost_after,
+            metrics.counter(
+                "cronvisor_runs_lost_total",
+                "",
+                "Runs marked lost (their executor stopped, or could not end them past their timeout).",
+            ),
+            crate::cluster::probe::probed(&config.cluster),
+        );
+        // Instants this old are the dispatchers' no more: delivery, a record held over a store
+        // hiccup, a second look after a lock's TTL.
+        let settle = 2 * ms(config.dispatcher.delivery_timeout)
+            + ms(config.cluster.lock_ttl)
+            + ms(config.dispatcher.late_grace);
+        Checks {
+            store: store.clone(),
+            alarmer,
+            deps,
+            fleet,
+            gaps: gaps::Gaps::new(store.clone(), settle, now_millis()),
+            store_down: None,
+            time: metrics.histogram(
+                "cronvisor_monitor_check_seconds",
+                "One pass of the monitor's checks (store, gaps, alarms, deliveries, fleet).",
+                crate::metrics::LATENCY_BUCKETS,
+            ),
+        }
+    }
+
+    /// One pass: the store answers (else nothing more), instants missed, alarms raised and
+    /// delivered, the fleet's dependencies and runs.
+    pub async fn pass(&mut self) {
+        let now = now_millis();
+        let was_down = self.store_down.is_some();
+        let (store, alarmer) = (&self.store, &*self.alarmer);
+        if !check_store(store, alarmer, &mut self.fleet, &mut self.store_down, now).await {
+            return;
+        }
+        if was_down {
+            self.gaps.wait(now);
+        }
+        self.gaps.check(now).await;
+        if let Err(e) = alarmer.scan().await {
+            tracing::warn!(error = %e, "alarm scan failed");
+        }
+        if let Err(e) = alarmer.deliver().await {
+            tracing::warn!(error = %e, "alarm delivery pass failed");
+        }
+        self.fleet.dependencies(alarmer, &self.deps, now).await;
+        self.fleet.check(alarmer, now).await;
+        self.time.observe_millis(now, now_millis());
+    }
+}
+
+/// How long failed logins are remembered after the last one: longer than the longest wait
+/// they impose (`access::MAX_WAIT_SECS`, 5 minutes), short enough to bound the table.
+const LOGIN_FAILURES_KEEP_MS: i64 = 3_600_000;
+
+/// Deletes finished runs, settled alarms and audit entries past `retention` (zero: keep
+/// all), old change-log rows, failed logins quiet for an hour, and sessions expired or idle
+/// past `session_idle`.
+pub async fn prune(store: &crate::store::Store, retention: Duration, session_idle: Duration) {
+    let now = now_millis();
+    if !retention.is_zero() {
+        let before = now - crate::config::values::ms(retention);
+        match store.prune(before).await {
+            Ok(n) if n > 0 => {
+                tracing::info!(runs = n, retention = %humantime::format_duration(retention), "pruned old runs")
+            }
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning runs failed"),
+        }
+        match store.prune_audit(before).await {
+            Ok(n) if n > 0 => tracing::info!(entries = n, "pruned old audit entries"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning the audit log failed"),
+        }
+        match store.prune_alarms(before).await {
+            Ok(n) if n > 0 => tracing::info!(alarms = n, "pruned old alarms"),
+            Ok(_) => {}
+            Err(e) => tracing::warn!(error = %e, "pruning alarms failed"),
+        }
+    }
+    if let Err(e) = store.prune_job_stats().await {
+        tracing::warn!(error = %e, "pruning the counts of deleted jobs failed");
+    }
+    if let Err(e) = store
+        .prune_sessions(now - crate::config::values::ms(session_idle))
+        .await
+    {
+        tracing::warn!(error = %e, "pruning sessions failed");
+    }
+    if let Err(e) = store
+        .prune_login_failures(now - LOGIN_FAILURES_KEEP_MS)
+        .await
+    {
+        tracing::warn!(error = %e, "pruning failed logins failed");
+    }
+    if let Err(e) = store.prune_changes(now - CHANGE_LOG_KEEP_MS).await {
+        tracing::warn!(error = %e, "pruning the job change log failed");
+    }
+}
+
+/// Is the store answering? Its outage is alarmed once (sent directly: it cannot be stored),
+/// and its return once; false while it is down (the other checks need it).
+async fn check_store(
+    store: &crate::store::Store,
+    alarmer: &alarms::Alarmer,
+    fleet: &mut fleet::Fleet,
+    store_down: &mut Option<(i64, String)>,
+    now: i64,
+) -> bool {
+    match (store.ping().await, &*store_down) {
+        (Err(e), None) => {
+            alarmer.send_store_down(&e.to_string()).await;
+            *store_down = Some((now, e.to_string()));
+            false
+        }
+        (Err(_), Some(_)) => false,
+        (Ok(()), Some((since, error))) => {
+            let subject = format!(
+                "the store was unreachable for {} s ({error})",
+                (now - since) / 1000
+            );
+            alarmer.raise_system("store_back", &subject).await;
+            tracing::info!("store reachable again");
+            *store_down = None;
+            fleet.wait_for_beats();
+            true
+        }
+        (Ok(()), None) => true,
+    }
+}
