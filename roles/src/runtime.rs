@@ -107,6 +107,7 @@ impl RoleContext {
             grace: self.config.supervisor.http_close_grace,
             header_read_timeout: self.config.http.header_read_timeout,
             max_connections: self.config.http.max_connections,
+            max_connections_per_client: self.config.http.max_connections_per_client,
             tls,
         })
     }
@@ -120,12 +121,11 @@ impl RoleContext {
     /// `tls.cert_file` as its client certificate.
     pub fn rpc_trust(&self) -> Result<crate::http::tls::Trust, crate::http::tls::TlsError> {
         let tls = &self.config.tls;
-        match (&tls.cert_file, &tls.key_file, tls.client_auth) {
-            (Some(cert), Some(key), true) => {
-                crate::http::tls::Trust::with_identity(tls.ca_file.as_deref(), cert, key)
-            }
-            _ => self.trust(),
-        }
+        let identity = match (&tls.cert_file, &tls.key_file, tls.client_auth) {
+            (Some(cert), Some(key), true) => Some((cert.as_path(), key.as_path())),
+            _ => None,
+        };
+        crate::tls::Trust::for_rpc(tls.ca_file.as_deref(), identity)
     }
 
     pub fn data_dir(&self) -> PathBuf {

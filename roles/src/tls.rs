@@ -41,6 +41,41 @@ impl Trust {
         Ok(Trust(Arc::new(config)))
     }
 
+    /// The trust of cronvisor's own RPC: the certificates of `ca_file` only, when it is set (an
+    /// executor's certificate must come from the cluster's CA, not from any public one, or an
+    /// entry written into etcd with a public certificate would get runs and the RPC token);
+    /// with `identity` (`cert`, `key`), presented as the client's certificate under mutual TLS.
+    pub fn for_rpc(
+        ca_file: Option<&Path>,
+        identity: Option<(&Path, &Path)>,
+    ) -> Result<Trust, TlsError> {
+        let roots = match ca_file {
+            Some(ca) => {
+                let mut own = RootCertStore::empty();
+                for cert in load_ca_file(ca)? {
+                    own.add(cert).map_err(|e| TlsError::Certificates {
+                        path: ca.to_path_buf(),
+                        reason: e.to_string(),
+                    })?;
+                }
+                own
+            }
+            None => roots(None)?,
+        };
+        match identity {
+            Some((cert, key)) => Trust::with_roots_and_identity(roots, cert, key),
+            None => {
+                let provider = Arc::new(rustls::crypto::ring::default_provider());
+                let config = ClientConfig::builder_with_provider(provider)
+                    .with_safe_default_protocol_versions()
+                    .map_err(|e| TlsError::Setup(e.to_string()))?
+                    .with_root_certificates(roots)
+                    .with_no_client_auth();
+                Ok(Trust(Arc::new(config)))
+            }
+        }
+    }
+
     /// As [`Trust::load`], presenting `cert` / `key` as the client's certificate: for the
     /// executors' RPC under mutual TLS, never for the services jobs and alarms call.
     pub fn with_identity(
@@ -48,7 +83,14 @@ impl Trust {
         cert: &Path,
         key: &Path,
     ) -> Result<Trust, TlsError> {
-        let roots = roots(ca_file)?;
+        Trust::with_roots_and_identity(roots(ca_file)?, cert, key)
+    }
+
+    fn with_roots_and_identity(
+        roots: RootCertStore,
+        cert: &Path,
+        key: &Path,
+    ) -> Result<Trust, TlsError> {
         let (certs, key) = identity(cert, key)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let config = ClientConfig::builder_with_provider(provider)

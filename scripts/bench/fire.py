@@ -63,7 +63,8 @@ class Instance:
         with open(self.config, "w") as f:
             f.write(f'data_dir = "{self.data}"\n{top_config}[listeners]\napi = "127.0.0.1:0"\n'
                     'rpc = "127.0.0.1:0"\ndispatch = "127.0.0.1:0"\n'
-                    f'[monitor]\nretention = "0"\n[executor]\nrun_as = "{run_as}"\n' + extra_config)
+                    f'[monitor]\nretention = "0"\n[executor]\nrun_as = "{run_as}"\n'
+                    'http_allow = ["127.0.0.0/8"]\n' + extra_config)
         subprocess.run([self.binary, "--config", self.config, "migrate"], check=True,
                        stdout=subprocess.DEVNULL, timeout=60)
         self.db = os.path.join(self.data, "cronvisor.db")

@@ -168,6 +168,10 @@ fn the_cli_names_the_field_and_exits_non_zero() {
             "config key `alarm.sms.key_secret`: required with provider = \"twilio\"",
         ),
         ("[executor]\nrun_as = \" \"\n", "config key `executor.run_as`"),
+        (
+            "[executor]\nhttp_allow = [\"not a net\"]\n",
+            "config key `executor.http_allow`",
+        ),
     ] {
         std::fs::write(cv.dir.0.join("bad.toml"), config).expect("write");
         let out = std::process::Command::new(crate::harness::BIN)

@@ -338,3 +338,68 @@ fn console_session(cv: &Cronvisor, name: &str, password: &str) -> (String, Strin
         String::from_utf8_lossy(&out.stdout).trim().to_string(),
     )
 }
+
+/// An HTTP job cannot call loopback (cronvisor's own API there), link-local or metadata
+/// addresses unless `executor.http_allow` names them — whether the URL names the address or
+/// a name that resolves to it.
+#[test]
+fn http_jobs_cannot_reach_loopback_or_metadata_by_default() {
+    let cv = Cronvisor::start_with("hard-egress", "[executor]\nhttp_allow = []\n");
+    let api = cv.endpoint("api");
+    let port = api.rsplit(':').next().unwrap_or("");
+    for (name, url) in [
+        ("own-api", format!("http://{api}/api/v1/jobs")),
+        ("by-name", format!("http://localhost:{port}/api/v1/jobs")),
+        (
+            "metadata",
+            "http://169.254.169.254/latest/meta-data/".to_string(),
+        ),
+    ] {
+        cv.add_job(name, "@yearly", "", &["--http-url", &url]);
+        let id = cv.run_now(name);
+        let run = cv.wait_run(&id, "the refused call", |s| s == "failed");
+        let error = run["error"].as_str().unwrap_or("");
+        assert!(error.contains("egress policy"), "{name}: {error}");
+        assert_eq!(run["stdout"], "", "{name}: nothing was fetched");
+    }
+}
+
+/// One client address holds at most `http.max_connections_per_client` connections: past it a
+/// new one from the same address is closed at once, while another client is still served.
+#[test]
+fn one_client_cannot_take_every_connection() {
+    use std::io::{Read, Write};
+    let cv = Cronvisor::start_with(
+        "hard-per-client",
+        "[http]\nmax_connections_per_client = 4\n",
+    );
+    let api = cv.endpoint("api");
+    let addr: std::net::SocketAddr = api.parse().expect("addr");
+    let held: Vec<std::net::TcpStream> = (0..4)
+        .map(|_| std::net::TcpStream::connect(addr).expect("connect"))
+        .collect();
+    // The listener has seen the four before the fifth comes (each answered once).
+    for mut s in &held {
+        s.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {api}\r\n\r\n").as_bytes())
+            .expect("write");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(10)))
+            .expect("timeout");
+        let mut buf = [0u8; 12];
+        s.read_exact(&mut buf).expect("answered");
+        assert_eq!(&buf, b"HTTP/1.1 200");
+    }
+    let mut fifth = std::net::TcpStream::connect(addr).expect("connect");
+    fifth
+        .set_read_timeout(Some(std::time::Duration::from_secs(10)))
+        .expect("timeout");
+    let _ = fifth.write_all(format!("GET /healthz HTTP/1.1\r\nHost: {api}\r\n\r\n").as_bytes());
+    let mut buf = [0u8; 64];
+    assert_eq!(fifth.read(&mut buf).unwrap_or(0), 0, "the fifth was served");
+    let other = from_address(
+        [127, 0, 0, 2],
+        &api,
+        &format!("GET /healthz HTTP/1.1\r\nHost: {api}\r\nConnection: close\r\n\r\n"),
+    );
+    assert!(other.starts_with("HTTP/1.1 200"), "{other}");
+    drop(held);
+}

@@ -27,6 +27,9 @@ pub struct EtcdSettings {
     pub timeout: Duration,
     /// TLS and credentials.
     pub secure: super::secure::Secure,
+    /// The cluster speaks TLS (`tls.cert_file`): an entry with an `http://` URL is a downgrade
+    /// (whoever wrote it would get the RPC token in clear) and is refused.
+    pub https_only: bool,
 }
 
 impl EtcdSettings {
@@ -167,7 +170,7 @@ async fn watch_once(
     let revision = read.header().map(|h| h.revision()).unwrap_or(0);
     let mut set = BTreeMap::new();
     for kv in read.kvs() {
-        if let Some(info) = parse(kv.value()) {
+        if let Some(info) = parse(kv.value(), settings.https_only) {
             set.insert(String::from_utf8_lossy(kv.key()).to_string(), info);
         }
     }
@@ -206,7 +209,7 @@ async fn watch_once(
             let Some(kv) = event.kv() else { continue };
             let key = String::from_utf8_lossy(kv.key()).to_string();
             match event.event_type() {
-                EventType::Put => match parse(kv.value()) {
+                EventType::Put => match parse(kv.value(), settings.https_only) {
                     Some(info) => {
                         tracing::info!(executor = %info.id, url = %info.url, "executor registered");
                         set.insert(key, info);
@@ -229,8 +232,15 @@ async fn left(leave: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = leave.wait_for(|l| *l).await;
 }
 
-fn parse(value: &[u8]) -> Option<ExecutorInfo> {
-    serde_json::from_slice(value).ok()
+/// A registry entry, unless it is unreadable or (`https_only`) names a cleartext URL.
+fn parse(value: &[u8], https_only: bool) -> Option<ExecutorInfo> {
+    let info: ExecutorInfo = serde_json::from_slice(value).ok()?;
+    if https_only && !info.url.starts_with("https://") {
+        tracing::warn!(executor = %info.id, url = %info.url,
+            "refusing an executor entry without https: the cluster is configured for TLS");
+        return None;
+    }
+    Some(info)
 }
 
 /// Keeps this executor registered until `leave` turns true, then deletes its key (revokes the

@@ -93,6 +93,29 @@ pub fn parse_net(text: &str) -> Result<(IpAddr, u8), String> {
     Ok((ip, bits))
 }
 
+/// Whether `ip` is in `net/bits`.
+pub fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
+    match (ip, net) {
+        (IpAddr::V4(a), IpAddr::V4(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u32::MAX << (32 - u32::from(bits.min(32)))
+            };
+            u32::from(a) & mask == u32::from(n) & mask
+        }
+        (IpAddr::V6(a), IpAddr::V6(n)) => {
+            let mask = if bits == 0 {
+                0
+            } else {
+                u128::MAX << (128 - u32::from(bits.min(128)))
+            };
+            u128::from(a) & mask == u128::from(n) & mask
+        }
+        _ => false,
+    }
+}
+
 impl AuthConfig {
     /// A proxy login needs the proxy's secret (16+ characters).
     pub(super) fn check_proxy_secret(&self) -> Result<(), ConfigError> {

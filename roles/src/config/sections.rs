@@ -440,6 +440,10 @@ pub struct ExecutorConfig {
     /// (Debian's unprivileged user), so that a job cannot read the data dir (tokens, the SQLite
     /// store) or anything else only cronvisor may.
     pub run_as: String,
+    /// Networks HTTP jobs may call although the egress policy refuses them by default
+    /// (loopback, link-local — cloud metadata services —, unspecified and multicast
+    /// addresses), e.g. `["127.0.0.1/32"]`. Default none.
+    pub http_allow: Vec<String>,
     /// The users a job may name as its own `run_as` on this executor (one that can switch users). A job naming
     /// another one fails with the reason. Default none.
     pub allowed_users: Vec<String>,
@@ -456,6 +460,7 @@ impl Default for ExecutorConfig {
             pass_env: Vec::new(),
             max_running: 0,
             run_as: "nobody".to_string(),
+            http_allow: Vec::new(),
             allowed_users: Vec::new(),
         }
     }
@@ -470,6 +475,9 @@ impl ExecutorConfig {
             ));
         }
         at_least("executor.heartbeat", self.heartbeat, MS)?;
+        for net in &self.http_allow {
+            super::auth::parse_net(net).map_err(|m| invalid("executor.http_allow", m))?;
+        }
         if self.output_head_bytes + self.output_tail_bytes == 0 {
             return Err(invalid(
                 "executor.output_head_bytes",
@@ -538,6 +546,9 @@ pub struct HttpConfig {
     /// Connections open at once per listener; beyond it new ones wait to be accepted.
     /// Default 4096.
     pub max_connections: usize,
+    /// Connections open at once from one client address, per listener; beyond it a new one is
+    /// closed at once, so one client cannot take every slot. Default 256.
+    pub max_connections_per_client: usize,
 }
 
 impl Default for HttpConfig {
@@ -545,6 +556,7 @@ impl Default for HttpConfig {
         HttpConfig {
             header_read_timeout: Duration::from_secs(20),
             max_connections: 4096,
+            max_connections_per_client: 256,
         }
     }
 }
@@ -554,6 +566,12 @@ impl HttpConfig {
         at_least("http.header_read_timeout", self.header_read_timeout, MS)?;
         if self.max_connections < 16 {
             return Err(invalid("http.max_connections", "must be at least 16"));
+        }
+        if self.max_connections_per_client < 4 {
+            return Err(invalid(
+                "http.max_connections_per_client",
+                "must be at least 4 (a browser opens several)",
+            ));
         }
         Ok(())
     }

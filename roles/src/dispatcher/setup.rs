@@ -41,6 +41,7 @@ pub(super) async fn executor_registry(
         lease_ttl_secs: cfg.cluster.lease_ttl_secs(),
         timeout: call_timeout,
         secure: secure(cfg),
+        https_only: cfg.tls.cert_file.is_some(),
     };
     tokio::spawn(registry::watch(
         settings,

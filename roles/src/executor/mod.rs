@@ -215,32 +215,17 @@ fn job_identity(
     Ok((run_as, caps))
 }
 
-impl Serving {
-    async fn start(ctx: RoleContext, shutdown: &Shutdown) -> Result<Serving, RoleError> {
-        let token = Token::new(crate::tokens::load(
-            &ctx.config.data_dir,
-            crate::tokens::RPC,
-        )?);
-        let host = crate::cluster::host_identity(ctx.config.host.as_deref());
-        let addr = ctx
-            .listener
-            .local_addr()
-            .map(|a| a.to_string())
-            .unwrap_or_default();
-        let (kill, _) = watch::channel(None);
+impl Executor {
+    fn new(
+        ctx: &RoleContext,
+        shutdown: &Shutdown,
+        id: String,
+        recorder: Recorder,
+    ) -> Result<Executor, RoleError> {
         let (run_as, caps) = job_identity(&ctx.config)?;
-        let (recorder, recorder_task) = Recorder::start(
-            ctx.store.clone(),
-            ctx.metrics.gauge(
-                "cronvisor_results_waiting",
-                "",
-                "Run results queued for the store (they wait there while it is away).",
-            ),
-        );
-        // The instance id names this process (a restarted or reloaded executor is another
-        // one), so the monitor can tell whose runs were lost.
-        let exec = Arc::new(Executor {
-            id: format!("{host}/{addr}/{}", std::process::id()),
+        let (kill, _) = watch::channel(None);
+        Ok(Executor {
+            id,
             store: ctx.store.clone(),
             store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
             cfg: ctx.config.executor.clone(),
@@ -254,16 +239,51 @@ impl Serving {
             unsure: Mutex::new(Vec::new()),
             recorder,
             counters: Counters::new(&ctx.metrics),
-            http: crate::http::client::HttpClient::new(Duration::from_secs(86_400), &ctx.trust()?),
-        });
+            http: crate::http::client::HttpClient::for_jobs(
+                Duration::from_secs(86_400),
+                &ctx.trust()?,
+                crate::http::egress::Egress::new(&ctx.config.executor.http_allow),
+            ),
+        })
+    }
+}
 
-        let rpc = Router::new()
-            .route("/rpc/v1/runs", post(accept::accept_runs))
-            .route("/rpc/v1/runs/{id}/kill", post(kill_run))
-            .route("/rpc/v1/runs/{id}/output", get(live::read_output))
-            .with_state(exec.clone())
-            .layer(axum::middleware::from_fn_with_state(token, require_token));
-        let app = rpc.merge(crate::http::health::router(ctx.health()));
+/// The RPC (token-protected: runs, kills, live output) and the probes.
+fn rpc_router(exec: Arc<Executor>, token: Token, health: crate::http::health::Health) -> Router {
+    Router::new()
+        .route("/rpc/v1/runs", post(accept::accept_runs))
+        .route("/rpc/v1/runs/{id}/kill", post(kill_run))
+        .route("/rpc/v1/runs/{id}/output", get(live::read_output))
+        .with_state(exec)
+        .layer(axum::middleware::from_fn_with_state(token, require_token))
+        .merge(crate::http::health::router(health))
+}
+
+impl Serving {
+    async fn start(ctx: RoleContext, shutdown: &Shutdown) -> Result<Serving, RoleError> {
+        let token = Token::new(crate::tokens::load(
+            &ctx.config.data_dir,
+            crate::tokens::RPC,
+        )?);
+        let host = crate::cluster::host_identity(ctx.config.host.as_deref());
+        let addr = ctx
+            .listener
+            .local_addr()
+            .map(|a| a.to_string())
+            .unwrap_or_default();
+        let (recorder, recorder_task) = Recorder::start(
+            ctx.store.clone(),
+            ctx.metrics.gauge(
+                "cronvisor_results_waiting",
+                "",
+                "Run results queued for the store (they wait there while it is away).",
+            ),
+        );
+        // The instance id names this process (a restarted or reloaded executor is another
+        // one), so the monitor can tell whose runs were lost.
+        let id = format!("{host}/{addr}/{}", std::process::id());
+        let exec = Arc::new(Executor::new(&ctx, shutdown, id, recorder)?);
+        let app = rpc_router(exec.clone(), token, ctx.health());
         let options = ctx.http_options(true)?;
         let server = tokio::spawn(crate::http::server::serve(
             ctx.listener,
@@ -440,6 +460,7 @@ fn register_in_etcd(
             tracing::error!(error = %e, "cannot read the cluster's TLS files");
             Default::default()
         }),
+        https_only: false,
     };
     tokio::spawn(crate::cluster::registry::register(
         settings, info, deps, leave,

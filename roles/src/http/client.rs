@@ -1,6 +1,7 @@
 //! A small HTTP/1 client on hyper: the dispatcher's RPC to executors, the CLI's calls to the
 //! API, HTTP jobs, webhooks and SMS gateways. http:// and https:// (rustls, see `tls`).
 
+use std::sync::Arc;
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -11,6 +12,7 @@ use hyper_util::client::legacy::connect::HttpConnector;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 
+use super::egress::{Egress, Resolver};
 use super::tls::Trust;
 
 /// A URL as an error may show it: its query and credentials (webhook and robot keys, tokens
@@ -34,12 +36,17 @@ pub enum ClientError {
     Timeout { url: String, secs: u64 },
     #[error("reading the answer of {url}: {reason}")]
     Body { url: String, reason: String },
+    /// The egress policy of HTTP jobs refuses the address (`http::egress`).
+    #[error("cannot call {url}: {reason}")]
+    Refused { url: String, reason: String },
 }
 
 #[derive(Clone, Debug)]
 pub struct HttpClient {
-    inner: Client<HttpsConnector<HttpConnector>, Full<Bytes>>,
+    inner: Client<HttpsConnector<HttpConnector<Resolver>>, Full<Bytes>>,
     timeout: Duration,
+    /// HTTP jobs' egress policy (`None`: cronvisor's own calls, webhooks, gateways).
+    egress: Option<Arc<Egress>>,
 }
 
 /// A response: status and body bytes.
@@ -60,7 +67,22 @@ impl HttpClient {
     /// dropped, not refused) fails after `connect` and counts as "never sent", so a caller
     /// can try elsewhere while its own budget lasts.
     pub fn with_connect_timeout(timeout: Duration, connect: Duration, trust: &Trust) -> HttpClient {
-        let mut connector = HttpConnector::new();
+        HttpClient::build(timeout, connect, trust, None)
+    }
+
+    /// The client of HTTP jobs: every address checked against `egress` (after resolution, and
+    /// for an IP literal before it), so that a job cannot call loopback or metadata services.
+    pub fn for_jobs(timeout: Duration, trust: &Trust, egress: Egress) -> HttpClient {
+        HttpClient::build(timeout, timeout, trust, Some(Arc::new(egress)))
+    }
+
+    fn build(
+        timeout: Duration,
+        connect: Duration,
+        trust: &Trust,
+        egress: Option<Arc<Egress>>,
+    ) -> HttpClient {
+        let mut connector = HttpConnector::new_with_resolver(Resolver::new(egress.clone()));
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect.min(timeout)));
         // The TLS layer sees the URL's scheme, so the inner connector must not refuse https.
@@ -75,7 +97,22 @@ impl HttpClient {
         let inner = Client::builder(TokioExecutor::new())
             .pool_idle_timeout(Duration::from_secs(10))
             .build(connector);
-        HttpClient { inner, timeout }
+        HttpClient {
+            inner,
+            timeout,
+            egress,
+        }
+    }
+
+    /// The egress policy's refusal of `url`'s IP literal, if any.
+    fn refused(&self, url: &str) -> Result<(), ClientError> {
+        match self.egress.as_ref().and_then(|e| e.refusal(url)) {
+            Some(reason) => Err(ClientError::Refused {
+                url: shown(url),
+                reason,
+            }),
+            None => Ok(()),
+        }
     }
 
     /// Sends a request with an optional bearer token and JSON body.
@@ -108,6 +145,7 @@ impl HttpClient {
         headers: &[(String, String)],
         body: Vec<u8>,
     ) -> Result<Reply, ClientError> {
+        self.refused(url)?;
         let mut builder = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             builder = builder.header(k.as_str(), v.as_str());
@@ -154,6 +192,7 @@ impl HttpClient {
         body: Vec<u8>,
         on_chunk: &mut (dyn FnMut(&[u8]) + Send),
     ) -> Result<StatusCode, ClientError> {
+        self.refused(url)?;
         let mut builder = Request::builder().method(method).uri(url);
         for (k, v) in headers {
             builder = builder.header(k.as_str(), v.as_str());
@@ -187,7 +226,10 @@ impl ClientError {
     /// True when the request certainly never reached the server, so sending it elsewhere
     /// cannot make it run twice.
     pub fn never_sent(&self) -> bool {
-        matches!(self, ClientError::Unreachable { .. } | ClientError::Url(_))
+        matches!(
+            self,
+            ClientError::Unreachable { .. } | ClientError::Url(_) | ClientError::Refused { .. }
+        )
     }
 }
 

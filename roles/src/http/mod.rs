@@ -3,6 +3,7 @@
 
 pub mod auth;
 pub mod client;
+pub mod egress;
 pub mod health;
 pub mod server;
 /// TLS material lives below the config (which checks it): `crate::tls`.

@@ -32,13 +32,17 @@ use crate::shutdown::{Shutdown, Stop};
 /// `header_read_timeout` — from when it opens, and again after each response, so an idle
 /// keep-alive connection is closed after that long too (slow-loris and idle floods cost a
 /// bounded time each) — and at most `max_connections` are open at once; beyond that, new ones
-/// wait in the kernel's accept queue rather than exhaust the process's descriptors. Bodies are
+/// wait in the kernel's accept queue rather than exhaust the process's descriptors. One client
+/// address holds at most `max_connections_per_client` of them: past it a new connection from it
+/// is closed at once, so one client cannot take the slots everyone else needs. Bodies are
 /// bounded by axum's default limit (2 MiB) on every route that reads one.
 #[derive(Debug, Clone)]
 pub struct Options {
     pub grace: Duration,
     pub header_read_timeout: Duration,
     pub max_connections: usize,
+    /// Connections open at once from one address; past it a new one is closed at once.
+    pub max_connections_per_client: usize,
     /// Serve https with this (`tls.cert_file`), else http.
     pub tls: Option<Arc<rustls::ServerConfig>>,
 }
@@ -82,6 +86,7 @@ pub async fn serve(
 ) -> std::io::Result<()> {
     let grace = options.grace;
     let slots = Arc::new(tokio::sync::Semaphore::new(options.max_connections.max(1)));
+    let clients = PerClient::new(options.max_connections_per_client.max(1));
     listener.set_nonblocking(true)?;
     let listener = tokio::net::TcpListener::from_std(listener)?;
     let closing = Arc::new(AtomicBool::new(false));
@@ -120,6 +125,10 @@ pub async fn serve(
                         continue;
                     }
                 };
+                let Some(client) = clients.enter(peer.ip()) else {
+                    tracing::debug!(%peer, "too many connections from this client; closed");
+                    continue;
+                };
                 let _ = stream.set_nodelay(true);
                 // Each request knows its peer (`ConnectInfo`): the audit log, login throttling
                 // and trusted proxies need it.
@@ -135,7 +144,7 @@ pub async fn serve(
                 let header_timeout = options.header_read_timeout;
                 let tls = options.tls.clone();
                 conns.spawn(async move {
-                    let _slot = slot;
+                    let (_slot, _client) = (slot, client);
                     match tls {
                         None => serve_connection(stream, service, header_timeout, close_rx).await,
                         Some(tls) => {
@@ -156,9 +165,21 @@ pub async fn serve(
             _ = &mut stop => break,
         }
     }
-    // 1. Stop accepting.
     drop(listener);
-    // 2. Serve what is open, closing each connection after its next response.
+    drain(conns, &closing, grace, &shutdown, close_idle).await;
+    Ok(())
+}
+
+/// The drain, in order: stop accepting (the caller dropped the listener), serve what is open
+/// for `grace` closing each connection after its next response, then close the idle rest and
+/// let in-flight requests finish.
+async fn drain(
+    mut conns: JoinSet<()>,
+    closing: &AtomicBool,
+    grace: Duration,
+    shutdown: &Shutdown,
+    close_idle: watch::Sender<bool>,
+) {
     closing.store(true, Ordering::Relaxed);
     let grace = if *shutdown.borrow() == Some(Stop::Fast) {
         Duration::ZERO
@@ -166,8 +187,74 @@ pub async fn serve(
         grace
     };
     let _ = tokio::time::timeout(grace, async { while conns.join_next().await.is_some() {} }).await;
-    // 3. Close the idle rest; let in-flight requests finish.
     let _ = close_idle.send(true);
     while conns.join_next().await.is_some() {}
-    Ok(())
+}
+
+/// Connections open per client address, shared by a listener's connections.
+#[derive(Clone)]
+struct PerClient {
+    max: usize,
+    open: Arc<std::sync::Mutex<std::collections::HashMap<std::net::IpAddr, usize>>>,
+}
+
+/// One connection's place in its client's count, given back when it closes.
+struct ClientSlot {
+    clients: PerClient,
+    ip: std::net::IpAddr,
+}
+
+impl PerClient {
+    fn new(max: usize) -> PerClient {
+        PerClient {
+            max,
+            open: Arc::default(),
+        }
+    }
+
+    /// A place for one more connection from `ip`, unless it holds `max` already. The map
+    /// holds only addresses with connections open, so it is bounded by `max_connections`.
+    fn enter(&self, ip: std::net::IpAddr) -> Option<ClientSlot> {
+        let mut open = self.open.lock().ok()?;
+        let n = open.entry(ip).or_insert(0);
+        if *n >= self.max {
+            return None;
+        }
+        *n += 1;
+        Some(ClientSlot {
+            clients: self.clone(),
+            ip,
+        })
+    }
+}
+
+impl Drop for ClientSlot {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.clients.open.lock() {
+            if let Some(n) = open.get_mut(&self.ip) {
+                *n -= 1;
+                if *n == 0 {
+                    open.remove(&self.ip);
+                }
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::PerClient;
+
+    #[test]
+    fn one_client_holds_at_most_its_share_and_gets_it_back() {
+        let clients = PerClient::new(2);
+        let ip = "127.0.0.1".parse().expect("ip");
+        let other = "127.0.0.2".parse().expect("ip");
+        let a = clients.enter(ip).expect("first");
+        let _b = clients.enter(ip).expect("second");
+        assert!(clients.enter(ip).is_none(), "a third from the same client");
+        assert!(clients.enter(other).is_some(), "another client");
+        drop(a);
+        assert!(clients.enter(ip).is_some(), "a place freed");
+    }
 }

@@ -115,16 +115,23 @@ impl Store {
     }
 
     /// The `run_at` targets jobs name, sorted.
-    pub async fn job_targets(&self) -> Result<Vec<String>, StoreError> {
+    pub async fn job_targets(&self, groups: Option<&[String]>) -> Result<Vec<String>, StoreError> {
         let rows = sqlx::query(
-            "SELECT DISTINCT run_at FROM jobs WHERE run_at IS NOT NULL ORDER BY run_at LIMIT 1000",
+            "SELECT DISTINCT run_at, job_group FROM jobs WHERE run_at IS NOT NULL \
+             ORDER BY run_at LIMIT 10000",
         )
         .fetch_all(&self.pool)
         .await?;
-        Ok(rows
+        let mut targets: Vec<String> = rows
             .iter()
+            .filter(|r| {
+                groups.is_none_or(|gs| r.try_get::<String, _>(1).is_ok_and(|g| gs.contains(&g)))
+            })
             .filter_map(|r| rows::text_at(r, 0).ok().flatten())
-            .collect())
+            .collect();
+        targets.dedup();
+        targets.truncate(1000);
+        Ok(targets)
     }
 
     /// Jobs failing now — whose newest run failed, timed out or was lost (at most `limit`),

@@ -126,14 +126,29 @@ impl Store {
     pub async fn runs_by_hour(
         &self,
         since: Millis,
+        groups: Option<&[String]>,
     ) -> Result<Vec<(Millis, RunState, i64)>, StoreError> {
-        let rows = sqlx::query(
+        let in_groups = match groups {
+            None => String::new(),
+            Some(g) => format!(
+                " AND job_id IN (SELECT id FROM jobs WHERE job_group IN ({}))",
+                vec!["?"; g.len().max(1)].join(", ")
+            ),
+        };
+        let sql = format!(
             "SELECT instant - (instant % 3600000) AS hour, state, COUNT(*) FROM runs \
-             WHERE instant >= ? GROUP BY hour, state ORDER BY hour",
-        )
-        .bind(since)
-        .fetch_all(&self.pool)
-        .await?;
+             WHERE instant >= ?{in_groups} GROUP BY hour, state ORDER BY hour"
+        );
+        let mut q = sqlx::query(&sql).bind(since);
+        if let Some(g) = groups {
+            if g.is_empty() {
+                q = q.bind(String::new());
+            }
+            for group in g {
+                q = q.bind(group.clone());
+            }
+        }
+        let rows = q.fetch_all(&self.pool).await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let state: String = sqlx::Row::try_get(r, 1)?;

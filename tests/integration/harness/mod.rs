@@ -223,7 +223,7 @@ impl Cronvisor {
             "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
              dispatch = \"127.0.0.1:0\"\n[supervisor]\ndrain_timeout_secs = 10\n\
              restart_backoff_initial_ms = 50\n[dispatcher]\npoll_interval_ms = 100\n\
-             [executor]\nrun_as = \"root\"\n",
+             [executor]\nrun_as = \"root\"\nhttp_allow = [\"127.0.0.0/8\"]\n",
             dir.0.join("var").display()
         );
         std::fs::write(dir.0.join("cronvisor.toml"), merge_toml(&base, overrides))
@@ -247,7 +247,7 @@ impl Cronvisor {
         let base = format!(
             "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
              dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n\
-             [executor]\nrun_as = \"root\"\n",
+             [executor]\nrun_as = \"root\"\nhttp_allow = [\"127.0.0.0/8\"]\n",
             dir.0.join("var").display()
         );
         std::fs::write(dir.0.join("cronvisor.toml"), merge_toml(&base, overrides))
@@ -276,7 +276,7 @@ impl Cronvisor {
         let base = format!(
             "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
              dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n\
-             [executor]\nrun_as = \"root\"\n",
+             [executor]\nrun_as = \"root\"\nhttp_allow = [\"127.0.0.0/8\"]\n",
             dir.0.join("var").display()
         );
         std::fs::write(dir.0.join("cronvisor.toml"), base).expect("write config");
@@ -303,7 +303,8 @@ impl Cronvisor {
         let dir = TempDir::new(tag);
         let base = format!(
             "data_dir = \"{}\"\n[listeners]\napi = \"127.0.0.1:0\"\nrpc = \"127.0.0.1:0\"\n\
-             dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n",
+             dispatch = \"127.0.0.1:0\"\n[dispatcher]\npoll_interval_ms = 100\n\
+             [executor]\nhttp_allow = [\"127.0.0.0/8\"]\n",
             dir.0.join("var").display()
         );
         std::fs::write(dir.0.join("cronvisor.toml"), merge_toml(&base, overrides))

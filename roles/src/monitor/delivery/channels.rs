@@ -304,12 +304,14 @@ pub(super) enum Escape {
     Json,
     /// A header value: no line breaks.
     Header,
-    /// A plain-text body: as is.
+    /// A body declared plain text (`text/...`): as is.
     Text,
 }
 
 impl Escape {
-    /// A JSON body (by its `Content-Type`, or its shape), a form body, or text.
+    /// A JSON body (by its `Content-Type`, or its shape), a body declared `text/...`, or else a
+    /// form: a body with no type is percent-encoded, since a gateway reading it as a form would
+    /// otherwise take a job name's `&to=...` as another field.
     pub(super) fn for_body(
         body: &str,
         headers: &std::collections::BTreeMap<String, String>,
@@ -322,10 +324,10 @@ impl Escape {
         let t = body.trim_start();
         if kind.contains("json") || t.starts_with('{') || t.starts_with('[') {
             Escape::Json
-        } else if kind.contains("x-www-form-urlencoded") {
-            Escape::Url
-        } else {
+        } else if kind.trim_start().starts_with("text/") {
             Escape::Text
+        } else {
+            Escape::Url
         }
     }
 

@@ -48,116 +48,139 @@ pub fn request(
     now: DateTime<Utc>,
     nonce: &str,
 ) -> Option<SmsRequest> {
-    let key_id = cfg.key_id.as_deref().unwrap_or_default();
     match cfg.provider {
         SmsProvider::Http => None,
-        SmsProvider::Aliyun => {
-            let params = match &cfg.params {
-                Some(SmsParams::Named(p)) => p
-                    .iter()
-                    .map(|(k, v)| (k.clone(), json!(fill(v))))
-                    .collect::<serde_json::Map<_, _>>(),
-                _ => ["job", "kind", "time"]
-                    .iter()
-                    .map(|k| (k.to_string(), json!(fill(&format!("{{{k}}}")))))
-                    .collect(),
-            };
-            let query = aliyun_query(
-                key_id,
-                &cfg.key_secret,
-                &[
-                    ("PhoneNumbers", mobile.to_string()),
-                    (
-                        "RegionId",
-                        cfg.region.clone().unwrap_or("cn-hangzhou".into()),
-                    ),
-                    ("SignName", cfg.sign_name.clone().unwrap_or_default()),
-                    ("TemplateCode", cfg.template.clone().unwrap_or_default()),
-                    (
-                        "TemplateParam",
-                        serde_json::Value::Object(params).to_string(),
-                    ),
-                ],
-                now,
-                nonce,
-            );
-            let base = cfg.url.as_deref().unwrap_or(ALIYUN_ENDPOINT);
-            let sep = if base.contains('?') { '&' } else { '?' };
-            Some(SmsRequest {
-                method: Method::GET,
-                url: format!("{base}{sep}{query}"),
-                headers: Vec::new(),
-                body: Vec::new(),
-            })
-        }
-        SmsProvider::Tencent => {
-            let params: Vec<String> = match &cfg.params {
-                Some(SmsParams::Ordered(p)) => p.iter().map(|v| fill(v)).collect(),
-                _ => ["{job}", "{kind}", "{time}"]
-                    .iter()
-                    .map(|v| fill(v))
-                    .collect(),
-            };
-            let payload = json!({
-                "PhoneNumberSet": [mobile],
-                "SmsSdkAppId": cfg.app_id.clone().unwrap_or_default(),
-                "SignName": cfg.sign_name.clone().unwrap_or_default(),
-                "TemplateId": cfg.template.clone().unwrap_or_default(),
-                "TemplateParamSet": params,
-            })
-            .to_string();
-            let url = cfg.url.clone().unwrap_or(TENCENT_ENDPOINT.to_string());
-            let host = url
-                .parse::<hyper::Uri>()
-                .ok()
-                .and_then(|u| u.authority().map(|a| a.to_string()))
-                .unwrap_or_default();
-            let region = cfg.region.clone().unwrap_or("ap-guangzhou".into());
-            let headers = tencent_headers(
-                key_id,
-                &cfg.key_secret,
-                &host,
-                "SendSms",
-                "2021-01-11",
-                &region,
-                &payload,
-                now.timestamp(),
-            );
-            Some(SmsRequest {
-                method: Method::POST,
-                url,
-                headers,
-                body: payload.into_bytes(),
-            })
-        }
-        SmsProvider::Twilio => {
-            let base = cfg.url.as_deref().unwrap_or(TWILIO_ENDPOINT);
-            let url = format!(
-                "{}/2010-04-01/Accounts/{}/Messages.json",
-                base.trim_end_matches('/'),
-                percent_encode(key_id)
-            );
-            let basic = base64::engine::general_purpose::STANDARD
-                .encode(format!("{key_id}:{}", cfg.key_secret));
-            let body = format!(
-                "To={}&From={}&Body={}",
-                percent_encode(mobile),
-                percent_encode(cfg.from.as_deref().unwrap_or_default()),
-                percent_encode(text)
-            );
-            Some(SmsRequest {
-                method: Method::POST,
-                url,
-                headers: vec![
-                    ("Authorization".into(), format!("Basic {basic}")),
-                    (
-                        "Content-Type".into(),
-                        "application/x-www-form-urlencoded".into(),
-                    ),
-                ],
-                body: body.into_bytes(),
-            })
-        }
+        SmsProvider::Aliyun => Some(aliyun(cfg, mobile, fill, now, nonce)),
+        SmsProvider::Tencent => Some(tencent(cfg, mobile, fill, now)),
+        SmsProvider::Twilio => Some(twilio(cfg, mobile, text)),
+    }
+}
+
+/// Aliyun `SendSms`: a signed GET (RPC signature, HMAC-SHA1), the template's named params.
+fn aliyun(
+    cfg: &SmsConfig,
+    mobile: &str,
+    fill: &(dyn Fn(&str) -> String + Sync),
+    now: DateTime<Utc>,
+    nonce: &str,
+) -> SmsRequest {
+    let key_id = cfg.key_id.as_deref().unwrap_or_default();
+    let params = match &cfg.params {
+        Some(SmsParams::Named(p)) => p
+            .iter()
+            .map(|(k, v)| (k.clone(), json!(fill(v))))
+            .collect::<serde_json::Map<_, _>>(),
+        _ => ["job", "kind", "time"]
+            .iter()
+            .map(|k| (k.to_string(), json!(fill(&format!("{{{k}}}")))))
+            .collect(),
+    };
+    let query = aliyun_query(
+        key_id,
+        &cfg.key_secret,
+        &[
+            ("PhoneNumbers", mobile.to_string()),
+            (
+                "RegionId",
+                cfg.region.clone().unwrap_or("cn-hangzhou".into()),
+            ),
+            ("SignName", cfg.sign_name.clone().unwrap_or_default()),
+            ("TemplateCode", cfg.template.clone().unwrap_or_default()),
+            (
+                "TemplateParam",
+                serde_json::Value::Object(params).to_string(),
+            ),
+        ],
+        now,
+        nonce,
+    );
+    let base = cfg.url.as_deref().unwrap_or(ALIYUN_ENDPOINT);
+    let sep = if base.contains('?') { '&' } else { '?' };
+    SmsRequest {
+        method: Method::GET,
+        url: format!("{base}{sep}{query}"),
+        headers: Vec::new(),
+        body: Vec::new(),
+    }
+}
+
+/// Tencent Cloud `SendSms`: a JSON POST signed with TC3-HMAC-SHA256, the template's ordered
+/// params.
+fn tencent(
+    cfg: &SmsConfig,
+    mobile: &str,
+    fill: &(dyn Fn(&str) -> String + Sync),
+    now: DateTime<Utc>,
+) -> SmsRequest {
+    let key_id = cfg.key_id.as_deref().unwrap_or_default();
+    let params: Vec<String> = match &cfg.params {
+        Some(SmsParams::Ordered(p)) => p.iter().map(|v| fill(v)).collect(),
+        _ => ["{job}", "{kind}", "{time}"]
+            .iter()
+            .map(|v| fill(v))
+            .collect(),
+    };
+    let payload = json!({
+        "PhoneNumberSet": [mobile],
+        "SmsSdkAppId": cfg.app_id.clone().unwrap_or_default(),
+        "SignName": cfg.sign_name.clone().unwrap_or_default(),
+        "TemplateId": cfg.template.clone().unwrap_or_default(),
+        "TemplateParamSet": params,
+    })
+    .to_string();
+    let url = cfg.url.clone().unwrap_or(TENCENT_ENDPOINT.to_string());
+    let host = url
+        .parse::<hyper::Uri>()
+        .ok()
+        .and_then(|u| u.authority().map(|a| a.to_string()))
+        .unwrap_or_default();
+    let region = cfg.region.clone().unwrap_or("ap-guangzhou".into());
+    let headers = tencent_headers(
+        key_id,
+        &cfg.key_secret,
+        &host,
+        "SendSms",
+        "2021-01-11",
+        &region,
+        &payload,
+        now.timestamp(),
+    );
+    SmsRequest {
+        method: Method::POST,
+        url,
+        headers,
+        body: payload.into_bytes(),
+    }
+}
+
+/// Twilio `Messages`: a form POST with basic authentication, the alarm's text as is.
+fn twilio(cfg: &SmsConfig, mobile: &str, text: &str) -> SmsRequest {
+    let key_id = cfg.key_id.as_deref().unwrap_or_default();
+    let base = cfg.url.as_deref().unwrap_or(TWILIO_ENDPOINT);
+    let url = format!(
+        "{}/2010-04-01/Accounts/{}/Messages.json",
+        base.trim_end_matches('/'),
+        percent_encode(key_id)
+    );
+    let basic =
+        base64::engine::general_purpose::STANDARD.encode(format!("{key_id}:{}", cfg.key_secret));
+    let body = format!(
+        "To={}&From={}&Body={}",
+        percent_encode(mobile),
+        percent_encode(cfg.from.as_deref().unwrap_or_default()),
+        percent_encode(text)
+    );
+    SmsRequest {
+        method: Method::POST,
+        url,
+        headers: vec![
+            ("Authorization".into(), format!("Basic {basic}")),
+            (
+                "Content-Type".into(),
+                "application/x-www-form-urlencoded".into(),
+            ),
+        ],
+        body: body.into_bytes(),
     }
 }
 

@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, StatusCode};
 
 use super::access::{principal_of, random_secret, shown_name, Caller, Gate, Via};
 use super::passwords::hash_password;
-use crate::config::auth::parse_net;
+use crate::config::auth::{in_net, parse_net};
 use crate::config::AuthConfig;
 use crate::http::auth::same;
 use crate::http::ApiError;
@@ -69,29 +69,6 @@ impl Proxy {
         self.trusted
             .iter()
             .any(|(net, bits)| in_net(ip, *net, *bits))
-    }
-}
-
-/// Whether `ip` is in `net/bits`.
-pub fn in_net(ip: IpAddr, net: IpAddr, bits: u8) -> bool {
-    match (ip, net) {
-        (IpAddr::V4(a), IpAddr::V4(n)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u32::MAX << (32 - u32::from(bits.min(32)))
-            };
-            u32::from(a) & mask == u32::from(n) & mask
-        }
-        (IpAddr::V6(a), IpAddr::V6(n)) => {
-            let mask = if bits == 0 {
-                0
-            } else {
-                u128::MAX << (128 - u32::from(bits.min(128)))
-            };
-            u128::from(a) & mask == u128::from(n) & mask
-        }
-        _ => false,
     }
 }
 

@@ -74,6 +74,37 @@ fn checks(legend: &str, name: &str, options: &[&str], on: &[&str]) -> Markup {
     }
 }
 
+/// A job's HTTP headers and environment as the form shows them. Secret values are never put on
+/// the page: `***` stands for them, and sent back keeps them.
+fn masked_secrets(j: Option<&Job>) -> (String, String) {
+    let headers = j
+        .map(|j| {
+            j.http_headers
+                .iter()
+                .map(|(k, v)| {
+                    let shown = if crate::model::secret_header(k) {
+                        crate::model::MASK
+                    } else {
+                        v.as_str()
+                    };
+                    format!("{k}: {shown}")
+                })
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    let env = j
+        .map(|j| {
+            j.env
+                .keys()
+                .map(|k| format!("{k}={}", crate::model::MASK))
+                .collect::<Vec<_>>()
+                .join("\n")
+        })
+        .unwrap_or_default();
+    (headers, env)
+}
+
 fn form(job: Option<&Job>, default_tz: &str) -> Markup {
     let j = job.cloned();
     let get = |f: fn(&Job) -> String| j.as_ref().map(f).unwrap_or_default();
@@ -98,34 +129,7 @@ fn form(job: Option<&Job>, default_tz: &str) -> Markup {
         .as_ref()
         .map(|j| j.alarm_channels.iter().map(|c| c.as_str()).collect())
         .unwrap_or_default();
-    // Secret values are never put on the page: `***` stands for them, and sent back keeps them.
-    let headers = j
-        .as_ref()
-        .map(|j| {
-            j.http_headers
-                .iter()
-                .map(|(k, v)| {
-                    let shown = if crate::model::secret_header(k) {
-                        crate::model::MASK
-                    } else {
-                        v.as_str()
-                    };
-                    format!("{k}: {shown}")
-                })
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default();
-    let env = j
-        .as_ref()
-        .map(|j| {
-            j.env
-                .keys()
-                .map(|k| format!("{k}={}", crate::model::MASK))
-                .collect::<Vec<_>>()
-                .join("\n")
-        })
-        .unwrap_or_default();
+    let (headers, env) = masked_secrets(j.as_ref());
     let tz = j
         .as_ref()
         .map(|j| j.timezone.clone())

@@ -12,6 +12,7 @@
 mod form;
 mod layout;
 mod ops;
+mod overview;
 mod pages;
 
 pub use layout::masked;
@@ -89,7 +90,7 @@ impl Console {
 
 pub fn router(console: Console) -> Router {
     Router::new()
-        .route("/", get(pages::overview))
+        .route("/", get(overview::overview))
         .route("/jobs", get(pages::jobs))
         .route("/jobs/new", get(form::new_job))
         .route("/jobs/{job}", get(pages::job))

@@ -2,8 +2,6 @@
 //! API (`api::views`, `RunsQuery::filter`, ...); what they change, they change through the API
 //! from the page's script.
 
-use std::collections::HashMap;
-
 use std::net::SocketAddr;
 
 use axum::extract::{ConnectInfo, Path, Query, State};
@@ -88,235 +86,6 @@ pub(super) fn runs_table(runs: &[Run], with_job: bool) -> Markup {
 }
 
 // ---------------------------------------------------------------------------------------------
-// Overview
-
-const HOURS: i64 = 24;
-const HOUR_MS: i64 = 3_600_000;
-
-/// Outcomes in the chart, bottom to top.
-const CHART: [(RunState, &str); 6] = [
-    (RunState::Succeeded, "ok"),
-    (RunState::Failed, "bad"),
-    (RunState::TimedOut, "bad"),
-    (RunState::Lost, "bad"),
-    (RunState::Killed, "warn"),
-    (RunState::Skipped, "warn"),
-];
-
-/// One segment of the chart: where it links, its tone, geometry and tooltip.
-struct Segment {
-    link: String,
-    tone: &'static str,
-    x: i64,
-    y: i64,
-    height: i64,
-    title: String,
-}
-
-/// Runs of the last 24 hours by hour and outcome: an SVG bar chart (attributes, no inline
-/// style: the page's CSP allows none), each segment a link to those runs.
-fn chart(counts: &[(i64, RunState, i64)], now: i64) -> Markup {
-    let first = now - now % HOUR_MS - (HOURS - 1) * HOUR_MS;
-    let mut by_hour: HashMap<i64, HashMap<RunState, i64>> = HashMap::new();
-    for (hour, st, n) in counts {
-        *by_hour.entry(*hour).or_default().entry(*st).or_default() += n;
-    }
-    let max = by_hour
-        .values()
-        .map(|m| m.values().sum::<i64>())
-        .max()
-        .unwrap_or(0)
-        .max(1);
-    let (w, h, bar) = (960, 160, 36);
-    let mut segments = Vec::new();
-    let mut labels = Vec::new();
-    for i in 0..HOURS {
-        let hour = first + i * HOUR_MS;
-        let x = i * (w / HOURS) + 2;
-        let mut y = h;
-        for (st, tone) in CHART {
-            let n = by_hour
-                .get(&hour)
-                .and_then(|m| m.get(&st))
-                .copied()
-                .unwrap_or(0);
-            if n == 0 {
-                continue;
-            }
-            let height = ((n * h) / max).max(2);
-            y -= height;
-            segments.push(Segment {
-                link: href(
-                    "/runs",
-                    &[
-                        ("state", st.as_str()),
-                        ("since", &hour.to_string()),
-                        ("until", &(hour + HOUR_MS).to_string()),
-                    ],
-                ),
-                tone,
-                x,
-                y,
-                height,
-                title: format!("{n} {}", st.as_str()),
-            });
-        }
-        if i % 3 == 0 {
-            let text = chrono::DateTime::from_timestamp_millis(hour)
-                .map(|t| t.format("%H:00").to_string())
-                .unwrap_or_default();
-            labels.push((x, hour, text));
-        }
-    }
-    html! {
-        svg.chart viewBox=(format!("0 0 {w} {}", h + 20)) role="img" aria-label="Runs per hour, last 24 hours" {
-            @for s in &segments {
-                a href=(s.link) {
-                    rect class=(format!("bar {}", s.tone)) x=(s.x) y=(s.y) width=(bar) height=(s.height) {
-                        title { (s.title) }
-                    }
-                }
-            }
-            @for (x, hour, text) in &labels {
-                text.axis x=(x) y=(h + 15) data-hour=(hour) { (text) }
-            }
-        }
-    }
-}
-
-/// The `count` soonest fires of the active jobs: each distinct rule and zone parsed once.
-fn next_fires(rules: &[(String, String, String)], count: usize) -> Vec<(i64, String)> {
-    let now = chrono::Utc::now();
-    let mut parsed: HashMap<(&str, &str), Option<i64>> = HashMap::new();
-    let mut next: Vec<(i64, String)> = rules
-        .iter()
-        .filter_map(|(name, rule, tz)| {
-            let at = *parsed.entry((rule, tz)).or_insert_with(|| {
-                crate::schedule::Schedule::parse(rule, tz)
-                    .ok()
-                    .and_then(|s| s.next_after(now))
-                    .map(|t| t.timestamp_millis())
-            });
-            at.map(|at| (at, name.clone()))
-        })
-        .collect();
-    next.sort();
-    next.truncate(count);
-    next
-}
-
-pub async fn overview(
-    State(c): State<Console>,
-    ConnectInfo(peer): ConnectInfo<SocketAddr>,
-    headers: HeaderMap,
-) -> PageResult {
-    let v = c.visitor(&headers, peer, "/").await?;
-    let now = crate::model::now_millis();
-    let api = &c.api;
-    let since = now - now % HOUR_MS - (HOURS - 1) * HOUR_MS;
-    let body = async {
-        let counts = api.store.runs_by_hour(since).await?;
-        let scope = v.caller.principal.groups.as_deref();
-        let failing = api.store.failing_jobs(20, scope).await?;
-        let rules = api.store.active_rules(scope).await?;
-        let going = api
-            .store
-            .runs(&RunFilter {
-                states: vec![RunState::Dispatched, RunState::Running],
-                limit: 50,
-                groups: v.caller.principal.groups.clone(),
-                ..RunFilter::default()
-            })
-            .await?;
-        let (executors, dispatchers) = api.store.fleet_members().await?;
-        let alarms = api.store.alarms_in(200, scope).await?;
-        Ok::<_, crate::http::ApiError>((
-            counts,
-            failing,
-            rules,
-            going,
-            executors,
-            dispatchers,
-            alarms,
-        ))
-    }
-    .await;
-    let (counts, (failing, failing_total), rules, going, executors, dispatchers, alarms) =
-        body.map_err(|e| trouble(&v, Some(Section::Overview), e))?;
-    let mut totals: HashMap<RunState, i64> = HashMap::new();
-    for (_, st, n) in &counts {
-        *totals.entry(*st).or_default() += n;
-    }
-    let next = next_fires(&rules, 10);
-    let degraded = c.deps.snapshot();
-    let unsettled: Vec<&crate::model::Alarm> = alarms
-        .iter()
-        .filter(|a| matches!(a.status.as_str(), "pending" | "sending" | "failed"))
-        .collect();
-    let day = since.to_string();
-    let body = html! {
-        section.card {
-            h2 { "Runs, last 24 hours" }
-            p.totals {
-                @for (st, _) in CHART {
-                    a href=(href("/runs", &[("state", st.as_str()), ("since", &day)])) {
-                        (state(st)) " " strong { (totals.get(&st).copied().unwrap_or(0)) }
-                    }
-                    " "
-                }
-            }
-            (chart(&counts, now))
-        }
-        div.grid {
-            section.card {
-                h2 { "Failing now" }
-                @if failing.is_empty() { (none("No job's last run failed.")) } @else {
-                    ul { @for (name, r) in &failing { li {
-                        a href=(job_href(name)) { (name) } " "
-                        (state(r.state)) " " a href=(format!("/runs/{}", r.id)) { "run " (r.id) }
-                    } } }
-                    @if failing_total > failing.len() { p.muted { "and " (failing_total - failing.len()) " more" } }
-                }
-            }
-            section.card {
-                h2 { "Going now" }
-                @if going.is_empty() { (none("Nothing is running.")) } @else {
-                    ul { @for r in &going { li {
-                        a href=(format!("/runs/{}", r.id)) { "run " (r.id) } " of "
-                        a href=(job_href(&r.job_name)) { (r.job_name) } " " (state(r.state))
-                        " " (run_duration(r.started_at, None))
-                    } } }
-                }
-            }
-            section.card {
-                h2 { "Next fires" }
-                @if next.is_empty() { (none("No active job.")) } @else {
-                    ul { @for (at, name) in &next { li {
-                        (time(Some(*at))) " " a href=(job_href(name)) { (name) }
-                    } } }
-                }
-            }
-            section.card {
-                h2 { "Fleet" }
-                p {
-                    a href="/fleet" { strong { (executors.len()) } " executors, " strong { (dispatchers.iter().filter(|d| d.left_at.is_none()).count()) } " dispatchers" }
-                }
-                @if degraded.is_empty() { p { span.state.ok { "dependencies ok" } } } @else {
-                    ul { @for (name, error) in &degraded { li { span.state.bad { (name) " degraded" } " " span.muted { (error) } } } }
-                }
-            }
-            section.card {
-                h2 { "Alarms not delivered" }
-                @if unsettled.is_empty() { (none("Every alarm was delivered.")) } @else {
-                    p { a href="/alarms" { strong { (unsettled.len()) } " pending or failed" } }
-                }
-            }
-        }
-    };
-    Ok(render("Overview", Some(Section::Overview), &v, body))
-}
-
-// ---------------------------------------------------------------------------------------------
 // Jobs
 
 /// Jobs per page of the jobs list.
@@ -370,7 +139,11 @@ pub async fn jobs(
         }
         // Next fires and last runs only for the jobs shown.
         let shown = api::views(&c.api, jobs).await?;
-        let targets = c.api.store.job_targets().await?;
+        let targets = c
+            .api
+            .store
+            .job_targets(v.caller.principal.groups.as_deref())
+            .await?;
         let everything = c
             .api
             .store
@@ -424,39 +197,52 @@ pub async fn jobs(
             @if total == 0 { "0 of " (everything) " jobs" }
             @else { (first + 1) "–" (first + shown.len()) " of " (total) " matching, " (everything) " jobs in all" }
         }
-        @if shown.is_empty() { (none("No job matches.")) } @else {
-            table.jobs {
-                thead { tr {
-                    th { "Name" } th { "Rule" } th { "Zone" } th { "Target" } th { "Next fire" }
-                    th { "Last run" } @if v.writes() { th { "Actions" } }
-                } }
-                tbody {
-                    @for j in &shown {
-                        tr data-job=(j.job.name) {
-                            td { a href=(job_href(&j.job.name)) { (j.job.name) }
-                                @if j.job.paused { " " span.state.warn { "paused" } } }
-                            td { (rule(&j.job)) }
-                            td { (j.job.timezone) }
-                            td { (target(&j.job)) }
-                            td { @if j.job.paused { span.muted { "paused" } } @else { (time(j.next_fire)) } }
-                            td { @if let Some(r) = &j.last_run {
-                                a href=(format!("/runs/{}", r.id)) { (state(r.state)) } " " (time(r.ended_at.or(Some(r.instant))))
-                            } @else { span.muted { "never ran" } } }
-                            @if v.writes() { td.actions { (job_actions(&j.job)) } }
-                        }
+        (jobs_table(&shown, v.writes(), page, pages, &page_href))
+    };
+    Ok(render("Jobs", Some(Section::Jobs), &v, body))
+}
+
+/// The jobs of one page, with the pager.
+fn jobs_table(
+    shown: &[crate::model::JobView],
+    writes: bool,
+    page: usize,
+    pages: usize,
+    page_href: &dyn Fn(usize) -> String,
+) -> Markup {
+    html! {
+    @if shown.is_empty() { (none("No job matches.")) } @else {
+        table.jobs {
+            thead { tr {
+                th { "Name" } th { "Rule" } th { "Zone" } th { "Target" } th { "Next fire" }
+                th { "Last run" } @if writes { th { "Actions" } }
+            } }
+            tbody {
+                @for j in shown.iter() {
+                    tr data-job=(j.job.name) {
+                        td { a href=(job_href(&j.job.name)) { (j.job.name) }
+                            @if j.job.paused { " " span.state.warn { "paused" } } }
+                        td { (rule(&j.job)) }
+                        td { (j.job.timezone) }
+                        td { (target(&j.job)) }
+                        td { @if j.job.paused { span.muted { "paused" } } @else { (time(j.next_fire)) } }
+                        td { @if let Some(r) = &j.last_run {
+                            a href=(format!("/runs/{}", r.id)) { (state(r.state)) } " " (time(r.ended_at.or(Some(r.instant))))
+                        } @else { span.muted { "never ran" } } }
+                        @if writes { td.actions { (job_actions(&j.job)) } }
                     }
                 }
             }
-            @if pages > 1 {
-                nav.pager aria-label="Pages" {
-                    @if page > 1 { a href=(page_href(page - 1)) rel="prev" { "Previous" } }
-                    span.muted { "page " (page) " of " (pages) }
-                    @if page < pages { a href=(page_href(page + 1)) rel="next" { "Next" } }
-                }
+        }
+        @if pages > 1 {
+            nav.pager aria-label="Pages" {
+                @if page > 1 { a href=(page_href(page - 1)) rel="prev" { "Previous" } }
+                span.muted { "page " (page) " of " (pages) }
+                @if page < pages { a href=(page_href(page + 1)) rel="next" { "Next" } }
             }
         }
-    };
-    Ok(render("Jobs", Some(Section::Jobs), &v, body))
+    }
+    }
 }
 
 /// Run now, pause/resume, edit, delete: each a request to the API from the page's script.
@@ -518,7 +304,46 @@ pub async fn job(
             .get((durations.len() * p / 100).min(durations.len().saturating_sub(1)))
             .copied()
     };
-    let settings: Vec<(&str, Markup)> = vec![
+    let settings = job_settings(&view);
+    let body = html! {
+        @if v.writes() { div.actions.bar data-job=(j.name) { (job_actions(j)) } }
+        div.grid {
+            section.card {
+                h2 { "Settings" }
+                dl { @for (k, val) in &settings { dt { (k) } dd { (val) } } }
+            }
+            section.card {
+                h2 { "Last " (ended.len()) " ended runs" }
+                @if ended.is_empty() { (none("No run ended yet.")) } @else {
+                    p.big { strong { (ok * 100 / ended.len()) "%" } " succeeded (" (ok) " of " (ended.len()) ")" }
+                    @if let (Some(p50), Some(p90), Some(max)) = (pct(50), pct(90), durations.last()) {
+                        p { "Duration: median " (layout::span(p50)) ", p90 " (layout::span(p90)) ", longest " (layout::span(*max)) }
+                    }
+                    p.strip aria-label="Outcomes, oldest to newest" {
+                        @for r in ended.iter().rev() { a href=(format!("/runs/{}", r.id)) title=(r.state.as_str()) { (state(r.state)) } }
+                    }
+                }
+            }
+        }
+        h2 { "Runs" }
+        p {
+            a href=(href("/runs", &[("job", &j.name)])) { "All runs of " (j.name) }
+            @if v.caller.principal.is_admin() { " · " a href=(href("/audit", &[("job", &j.name)])) { "History of changes" } }
+        }
+        (runs_table(&runs, false))
+    };
+    Ok(render(
+        &format!("Job {}", j.name),
+        Some(Section::Jobs),
+        &v,
+        body,
+    ))
+}
+
+/// A job's settings as the job page lists them.
+fn job_settings(view: &crate::model::JobView) -> Vec<(&'static str, Markup)> {
+    let j = &view.job;
+    vec![
         ("Rule", rule(j)),
         ("Zone", html! { (j.timezone) }),
         (
@@ -557,40 +382,7 @@ pub async fn job(
         ),
         ("Created", time(Some(j.created_at))),
         ("Changed", time(Some(j.updated_at))),
-    ];
-    let body = html! {
-        @if v.writes() { div.actions.bar data-job=(j.name) { (job_actions(j)) } }
-        div.grid {
-            section.card {
-                h2 { "Settings" }
-                dl { @for (k, val) in &settings { dt { (k) } dd { (val) } } }
-            }
-            section.card {
-                h2 { "Last " (ended.len()) " ended runs" }
-                @if ended.is_empty() { (none("No run ended yet.")) } @else {
-                    p.big { strong { (ok * 100 / ended.len()) "%" } " succeeded (" (ok) " of " (ended.len()) ")" }
-                    @if let (Some(p50), Some(p90), Some(max)) = (pct(50), pct(90), durations.last()) {
-                        p { "Duration: median " (layout::span(p50)) ", p90 " (layout::span(p90)) ", longest " (layout::span(*max)) }
-                    }
-                    p.strip aria-label="Outcomes, oldest to newest" {
-                        @for r in ended.iter().rev() { a href=(format!("/runs/{}", r.id)) title=(r.state.as_str()) { (state(r.state)) } }
-                    }
-                }
-            }
-        }
-        h2 { "Runs" }
-        p {
-            a href=(href("/runs", &[("job", &j.name)])) { "All runs of " (j.name) }
-            @if v.caller.principal.is_admin() { " · " a href=(href("/audit", &[("job", &j.name)])) { "History of changes" } }
-        }
-        (runs_table(&runs, false))
-    };
-    Ok(render(
-        &format!("Job {}", j.name),
-        Some(Section::Jobs),
-        &v,
-        body,
-    ))
+    ]
 }
 
 // ---------------------------------------------------------------------------------------------
