@@ -388,34 +388,44 @@ def case_http(binary, out, raw):
                     "; ".join(results), f"https at N=500: {row['https'][6]}"))
 
 
+def run_case(binary, c, out, raw):
+    """One case by name; `precision@nobody` runs it with jobs as that user."""
+    c, _, run_as = c.partition("@")
+    run_as = run_as or "root"
+    if c == "precision":
+        case_precision(binary, out, raw, run_as)
+    elif c == "burst":
+        case_burst(binary, out, raw, run_as)
+    elif c == "sustained":
+        case_sustained(binary, out, raw)
+    elif c == "scale":
+        case_scale(binary, out, raw)
+    elif c == "scale-distinct":
+        case_scale(binary, out, raw, distinct=True)
+    elif c == "million":
+        case_scale(binary, out, raw, n=1_000_000)
+    elif c == "million-distinct":
+        case_scale(binary, out, raw, n=1_000_000, distinct=True)
+    elif c == "http":
+        case_http(binary, out, raw)
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
+    ap.add_argument("--baseline", help="another build: each case runs on it first, then on --bin, "
+                    "in this one invocation (rows marked `baseline`)")
     ap.add_argument("cases", nargs="*", default=["raw", "precision", "burst", "sustained", "scale"])
     a = ap.parse_args()
     out = []
     raw = raw_spawn_rate()
     out.append(("raw: `sh -c true` spawn+reap, 2 in flight (xargs -P2), 3,000", f"{raw:.0f}/s", ""))
     for c in a.cases:
-        # `precision@nobody`: the case with jobs run as that user (privilege separation).
-        c, _, run_as = c.partition("@")
-        run_as = run_as or "root"
-        if c == "precision":
-            case_precision(a.bin, out, raw, run_as)
-        elif c == "burst":
-            case_burst(a.bin, out, raw, run_as)
-        elif c == "sustained":
-            case_sustained(a.bin, out, raw)
-        elif c == "scale":
-            case_scale(a.bin, out, raw)
-        elif c == "scale-distinct":
-            case_scale(a.bin, out, raw, distinct=True)
-        elif c == "million":
-            case_scale(a.bin, out, raw, n=1_000_000)
-        elif c == "million-distinct":
-            case_scale(a.bin, out, raw, n=1_000_000, distinct=True)
-        elif c == "http":
-            case_http(a.bin, out, raw)
+        if a.baseline:
+            before = []
+            run_case(a.baseline, c, before, raw)
+            out.extend((f"{name} (baseline)", res, st) for name, res, st in before)
+        run_case(a.bin, c, out, raw)
     print(f"\n{time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, `scripts/bench/fire.sh {' '.join(a.cases)}`\n")
     print("| case | result | CPU / peak RSS per role |")
     print("|---|---|---|")
