@@ -64,7 +64,9 @@ class Instance:
             f.write(f'data_dir = "{self.data}"\n{top_config}[listeners]\napi = "127.0.0.1:0"\n'
                     'rpc = "127.0.0.1:0"\ndispatch = "127.0.0.1:0"\n'
                     f'[monitor]\nretention = "0"\n[executor]\nrun_as = "{run_as}"\n'
-                    'http_allow = ["127.0.0.0/8"]\n' + extra_config)
+                    # HTTP jobs call a server on loopback, which the egress policy refuses
+                    # by default.
+                    + ('http_allow = ["127.0.0.0/8"]\n' if urls else '') + extra_config)
         subprocess.run([self.binary, "--config", self.config, "migrate"], check=True,
                        stdout=subprocess.DEVNULL, timeout=60)
         self.db = os.path.join(self.data, "cronvisor.db")
