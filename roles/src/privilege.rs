@@ -55,6 +55,11 @@ pub enum RunAsError {
 pub enum JobUserError {
     #[error("run_as `{0}` is not in this executor's executor.allowed_users")]
     NotAllowed(String),
+    #[error(
+        "run_as `{user}` is not in this executor's executor.allowed_users nor in \
+         executor.allowed_users_by_group.{group}"
+    )]
+    NotAllowedForGroup { user: String, group: String },
     #[error("run_as `{0}`: this executor cannot switch users (not root, no CAP_SETUID)")]
     CannotSwitch(String),
     #[error("{0}")]
@@ -157,11 +162,27 @@ impl RunAs {
         Ok((user.user.uid != me).then_some(user))
     }
 
-    /// The user of a job that names its own (`run_as`): one of `allowed`, and one this
-    /// executor can become. `Ok(None)`: the executor's own user.
-    pub fn for_job(name: &str, allowed: &[String]) -> Result<Option<RunAs>, JobUserError> {
-        if !allowed.iter().any(|u| u == name) {
-            return Err(JobUserError::NotAllowed(name.to_string()));
+    /// The user of a job of `group` that names its own (`run_as`): one of `allowed` or of the
+    /// group's own users (`by_group`), and one this executor can become. `Ok(None)`: the
+    /// executor's own user.
+    pub fn for_job(
+        name: &str,
+        group: &str,
+        allowed: &[String],
+        by_group: &std::collections::BTreeMap<String, Vec<String>>,
+    ) -> Result<Option<RunAs>, JobUserError> {
+        let groups_own = by_group
+            .get(group)
+            .is_some_and(|us| us.iter().any(|u| u == name));
+        if !allowed.iter().any(|u| u == name) && !groups_own {
+            return Err(if by_group.is_empty() {
+                JobUserError::NotAllowed(name.to_string())
+            } else {
+                JobUserError::NotAllowedForGroup {
+                    user: name.to_string(),
+                    group: group.to_string(),
+                }
+            });
         }
         let me = nix::unistd::geteuid();
         if !Caps::current().can_switch_users() {

@@ -286,3 +286,40 @@ fn the_shipped_unit_verifies_and_keeps_its_hardening() {
         );
     }
 }
+
+/// A user named for one group (`executor.allowed_users_by_group`) is that group's jobs' only:
+/// an operator of another group cannot borrow it.
+#[test]
+fn a_groups_own_run_as_user_is_refused_to_other_groups() {
+    if !is_root() {
+        eprintln!("skipped: needs root to switch users");
+        return;
+    }
+    let cv = Cronvisor::start_with(
+        "priv-by-group",
+        "[executor]\nrun_as = \"nobody\"\n[executor.allowed_users_by_group]\nbilling = [\"daemon\"]\n",
+    );
+    cv.add_job(
+        "mine",
+        "@yearly",
+        "id -un",
+        &["--group", "billing", "--run-as", "daemon"],
+    );
+    let id = cv.run_now("mine");
+    let run = cv.wait_run(&id, "the billing run", |s| s == "succeeded");
+    assert_eq!(run["stdout"], "daemon\n");
+    cv.add_job(
+        "borrowed",
+        "@yearly",
+        "id -un",
+        &["--group", "web", "--run-as", "daemon"],
+    );
+    let id = cv.run_now("borrowed");
+    let run = cv.wait_run(&id, "the refusal", |s| s == "failed");
+    assert_eq!(
+        run["error"],
+        "run_as `daemon` is not in this executor's executor.allowed_users nor in \
+         executor.allowed_users_by_group.web",
+        "{run}"
+    );
+}

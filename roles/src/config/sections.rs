@@ -444,9 +444,12 @@ pub struct ExecutorConfig {
     /// (loopback, link-local — cloud metadata services —, unspecified and multicast
     /// addresses), e.g. `["127.0.0.1/32"]`. Default none.
     pub http_allow: Vec<String>,
-    /// The users a job may name as its own `run_as` on this executor (one that can switch users). A job naming
-    /// another one fails with the reason. Default none.
+    /// The users any job may name as its own `run_as` on this executor (one that can switch
+    /// users). A job naming another one fails with the reason. Default none.
     pub allowed_users: Vec<String>,
+    /// Users only the jobs of one group may name (`billing = ["billing-etl"]`): an operator of
+    /// another group cannot borrow them. Default none.
+    pub allowed_users_by_group: std::collections::BTreeMap<String, Vec<String>>,
 }
 
 impl Default for ExecutorConfig {
@@ -462,6 +465,7 @@ impl Default for ExecutorConfig {
             run_as: "nobody".to_string(),
             http_allow: Vec::new(),
             allowed_users: Vec::new(),
+            allowed_users_by_group: std::collections::BTreeMap::new(),
         }
     }
 }
@@ -477,6 +481,14 @@ impl ExecutorConfig {
         at_least("executor.heartbeat", self.heartbeat, MS)?;
         for net in &self.http_allow {
             super::auth::parse_net(net).map_err(|m| invalid("executor.http_allow", m))?;
+        }
+        for (group, users) in &self.allowed_users_by_group {
+            if users.iter().any(|u| u.trim().is_empty()) {
+                return Err(invalid(
+                    &format!("executor.allowed_users_by_group.{group}"),
+                    "user names, none empty",
+                ));
+            }
         }
         if self.output_head_bytes + self.output_tail_bytes == 0 {
             return Err(invalid(

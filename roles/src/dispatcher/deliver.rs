@@ -249,6 +249,7 @@ fn request_of(o: &Outgoing) -> Option<RunRequest> {
         retries: o.job.retries,
         retry_backoff_secs: o.job.retry_backoff_secs,
         run_as: o.job.run_as.clone(),
+        group: o.job.group.clone(),
         limits: o.job.limits,
     })
 }

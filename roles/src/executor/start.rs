@@ -61,9 +61,13 @@ pub(super) fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted
 fn job_user(exec: &Executor, req: &RunRequest) -> Result<Option<process::RunAs>, String> {
     match req.run_as.as_deref() {
         None => Ok(exec.run_as.clone()),
-        Some(name) => {
-            process::RunAs::for_job(name, &exec.cfg.allowed_users).map_err(|e| e.to_string())
-        }
+        Some(name) => process::RunAs::for_job(
+            name,
+            &req.group,
+            &exec.cfg.allowed_users,
+            &exec.cfg.allowed_users_by_group,
+        )
+        .map_err(|e| e.to_string()),
     }
 }
 

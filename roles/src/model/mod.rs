@@ -113,6 +113,10 @@ fn masked_recipient<S: serde::Serializer>(v: &str, s: S) -> Result<S::Ok, S::Err
     s.serialize_str(&checks::masked_url(v))
 }
 
+fn default_group() -> String {
+    "default".into()
+}
+
 fn utc() -> String {
     "UTC".into()
 }
@@ -292,9 +296,13 @@ pub struct RunRequest {
     pub retries: i64,
     #[serde(default)]
     pub retry_backoff_secs: i64,
-    /// The job's own user (checked against the executor's `allowed_users`).
+    /// The job's own user (checked against the executor's `allowed_users`, and those of the
+    /// job's group).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub run_as: Option<String>,
+    /// The job's group (which of `allowed_users_by_group` applies).
+    #[serde(default = "default_group")]
+    pub group: String,
     /// The job's resource limits.
     #[serde(default, skip_serializing_if = "Limits::is_none")]
     pub limits: Limits,
