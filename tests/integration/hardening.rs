@@ -403,3 +403,87 @@ fn one_client_cannot_take_every_connection() {
     assert!(other.starts_with("HTTP/1.1 200"), "{other}");
     drop(held);
 }
+
+/// A body trickled slowly holds its connection no longer than `http.header_read_timeout`
+/// after the headers: it is answered 408 and closed.
+#[test]
+fn a_slow_body_is_cut_off() {
+    use std::io::{Read, Write};
+    let cv = Cronvisor::start_with("hard-slow-body", "[http]\nheader_read_timeout = \"2s\"\n");
+    let api = cv.endpoint("api");
+    let mut s = std::net::TcpStream::connect(&api).expect("connect");
+    s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+        .expect("timeout");
+    write!(
+        s,
+        "POST /api/v1/jobs HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer {}\r\n\
+         Content-Type: application/json\r\nContent-Length: 100\r\n\r\n{{\"na",
+        cv.token()
+    )
+    .expect("write");
+    let started = std::time::Instant::now();
+    let mut answer = String::new();
+    let _ = s.read_to_string(&mut answer);
+    assert!(answer.starts_with("HTTP/1.1 408"), "{answer}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(15),
+        "held for {:?}",
+        started.elapsed()
+    );
+}
+
+/// Live output streams: at most 16 at once per caller (the 17th answers 429), and a stream
+/// ends once its caller's token is revoked.
+#[test]
+fn live_output_streams_are_capped_per_caller_and_end_on_revocation() {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let cv = Cronvisor::start("hard-streams");
+    cv.add_job("long", "@yearly", "sleep 60", &[]);
+    let id = cv.run_now("long");
+    cv.wait_running_pid(&id);
+    let viewer = token(&cv, &["--name", "watcher", "--role", "viewer"]);
+    let api = cv.endpoint("api");
+    let open = || {
+        let mut s = std::net::TcpStream::connect(&api).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(40)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET /api/v1/runs/{id}/output HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer \
+             {viewer}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .expect("write");
+        let mut reader = BufReader::new(s);
+        let mut status = String::new();
+        reader.read_line(&mut status).expect("status line");
+        (status, reader)
+    };
+    let mut streams = Vec::new();
+    for _ in 0..16 {
+        let (status, reader) = open();
+        assert!(status.starts_with("HTTP/1.1 200"), "{status}");
+        streams.push(reader);
+    }
+    let (status, _) = open();
+    assert!(status.starts_with("HTTP/1.1 429"), "the 17th: {status}");
+    cv.ok(&["token", "revoke", "watcher"]);
+    // Every stream ends (within the 10 s recheck), as the connection's chunked body closes.
+    let started = std::time::Instant::now();
+    let mut first = streams.remove(0);
+    let mut rest = Vec::new();
+    let mut buf = [0u8; 4096];
+    while !String::from_utf8_lossy(&rest).contains("\r\n0\r\n\r\n") {
+        match first.read(&mut buf) {
+            Ok(0) | Err(_) => break,
+            Ok(n) => rest.extend_from_slice(&buf[..n]),
+        }
+    }
+    let text = String::from_utf8_lossy(&rest);
+    assert!(text.contains("\r\n0\r\n\r\n"), "not ended: {text}");
+    assert!(
+        started.elapsed() < std::time::Duration::from_secs(30),
+        "ended after {:?}",
+        started.elapsed()
+    );
+    cv.ok(&["run", "kill", &id]);
+}

@@ -16,7 +16,7 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
-use axum::http::{header, HeaderValue};
+use axum::http::{header, HeaderValue, StatusCode};
 use axum::response::Response;
 use axum::Router;
 use hyper_util::rt::TokioIo;
@@ -34,7 +34,9 @@ use crate::shutdown::{Shutdown, Stop};
 /// bounded time each) — and at most `max_connections` are open at once; beyond that, new ones
 /// wait in the kernel's accept queue rather than exhaust the process's descriptors. One client
 /// address holds at most `max_connections_per_client` of them: past it a new connection from it
-/// is closed at once, so one client cannot take the slots everyone else needs. Bodies are
+/// is closed at once, so one client cannot take the slots everyone else needs. A request's body
+/// must arrive whole within `header_read_timeout` of its headers (else 408): a body trickled a
+/// byte at a time holds no slot for longer than that. Bodies are
 /// bounded by axum's default limit (2 MiB) on every route that reads one.
 #[derive(Debug, Clone)]
 pub struct Options {
@@ -101,6 +103,10 @@ pub async fn serve(
             resp
         }
     }));
+    let router = router.layer(axum::middleware::from_fn_with_state(
+        options.header_read_timeout,
+        bounded_body,
+    ));
     let (close_idle, close_rx) = watch::channel(false);
     let mut conns = JoinSet::new();
     let stop = crate::shutdown::stopped(shutdown.clone());
@@ -168,6 +174,56 @@ pub async fn serve(
     drop(listener);
     drain(conns, &closing, grace, &shutdown, close_idle).await;
     Ok(())
+}
+
+/// The largest body a request may have: axum's limit on every extractor that reads one.
+const MAX_BODY: usize = 2 * 1024 * 1024;
+
+/// Reads a request's body whole within `limit` before any handler sees it: a slow body is
+/// answered 408 instead of holding its connection, a body past [`MAX_BODY`] 413.
+async fn bounded_body(
+    axum::extract::State(limit): axum::extract::State<Duration>,
+    req: axum::extract::Request,
+    next: axum::middleware::Next,
+) -> Response {
+    let has_body = req
+        .headers()
+        .get(header::CONTENT_LENGTH)
+        .is_some_and(|n| n.as_bytes() != b"0")
+        || req.headers().contains_key(header::TRANSFER_ENCODING);
+    if !has_body {
+        return next.run(req).await;
+    }
+    let (parts, body) = req.into_parts();
+    let refuse = |status: StatusCode, message: String| {
+        let body = serde_json::json!({"error": {"message": message}}).to_string();
+        let mut resp = Response::new(axum::body::Body::from(body));
+        *resp.status_mut() = status;
+        resp.headers_mut().insert(
+            header::CONTENT_TYPE,
+            HeaderValue::from_static("application/json"),
+        );
+        resp.headers_mut()
+            .insert(header::CONNECTION, HeaderValue::from_static("close"));
+        resp
+    };
+    match tokio::time::timeout(limit, axum::body::to_bytes(body, MAX_BODY)).await {
+        Ok(Ok(bytes)) => {
+            let req = axum::extract::Request::from_parts(parts, axum::body::Body::from(bytes));
+            next.run(req).await
+        }
+        Ok(Err(_)) => refuse(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            format!("the request body is over {MAX_BODY} bytes (or broke off)"),
+        ),
+        Err(_) => refuse(
+            StatusCode::REQUEST_TIMEOUT,
+            format!(
+                "the request body did not arrive within {} s",
+                limit.as_secs()
+            ),
+        ),
+    }
 }
 
 /// The drain, in order: stop accepting (the caller dropped the listener), serve what is open

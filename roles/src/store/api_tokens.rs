@@ -138,4 +138,18 @@ impl Store {
         .await?
         .rows_affected())
     }
+
+    /// Whether the named token is live (not revoked, not expired): a stream opened with it
+    /// ends once it is not.
+    pub async fn token_live(&self, name: &str) -> Result<bool, StoreError> {
+        Ok(sqlx::query(
+            "SELECT 1 FROM api_tokens WHERE LOWER(name) = LOWER(?) AND revoked_at IS NULL \
+             AND (expires_at IS NULL OR expires_at > ?)",
+        )
+        .bind(name)
+        .bind(crate::model::now_millis())
+        .fetch_optional(&self.pool)
+        .await?
+        .is_some())
+    }
 }

@@ -79,6 +79,18 @@ impl Store {
         Ok(())
     }
 
+    /// Whether a session is still open (not logged out, not expired), without touching it.
+    pub async fn session_live(&self, id_hash: &str) -> Result<bool, StoreError> {
+        Ok(
+            sqlx::query("SELECT 1 FROM sessions WHERE id_hash = ? AND expires_at > ?")
+                .bind(id_hash)
+                .bind(crate::model::now_millis())
+                .fetch_optional(&self.pool)
+                .await?
+                .is_some(),
+        )
+    }
+
     /// Drops sessions past their expiry or idle since `idle_before`.
     pub async fn prune_sessions(&self, idle_before: Millis) -> Result<u64, StoreError> {
         Ok(

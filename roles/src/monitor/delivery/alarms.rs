@@ -481,12 +481,16 @@ mod tests {
         );
         let headers = std::collections::BTreeMap::new();
         assert_eq!(Escape::for_body(r#"{"a": 1}"#, &headers), Escape::Json);
-        // A body with no type is read as a form by gateways: percent-encoded, so a job
-        // named `x&to=+1555` adds no field (the review's finding).
-        assert_eq!(Escape::for_body("job={job}", &headers), Escape::Url);
+        assert_eq!(Escape::for_body("job {job}", &headers), Escape::Text);
+        // A form-shaped body with no type is read as a form by gateways: percent-encoded, so
+        // a job named `x&to=+1555` adds no field (the review's finding).
+        assert_eq!(
+            Escape::for_body("to={mobile}&text={job}", &headers),
+            Escape::Url
+        );
         let text: std::collections::BTreeMap<String, String> =
             [("Content-Type".to_string(), "text/plain".to_string())].into();
-        assert_eq!(Escape::for_body("job {job}", &text), Escape::Text);
+        assert_eq!(Escape::for_body("a=b {job}", &text), Escape::Text);
     }
 
     #[test]

@@ -304,14 +304,14 @@ pub(super) enum Escape {
     Json,
     /// A header value: no line breaks.
     Header,
-    /// A body declared plain text (`text/...`): as is.
+    /// A plain-text body: as is.
     Text,
 }
 
 impl Escape {
-    /// A JSON body (by its `Content-Type`, or its shape), a body declared `text/...`, or else a
-    /// form: a body with no type is percent-encoded, since a gateway reading it as a form would
-    /// otherwise take a job name's `&to=...` as another field.
+    /// A JSON body (by its `Content-Type`, or its shape), a form (by its type, or — with no
+    /// type — by its shape: it starts with `name=`, as gateways read such a body as a form, so
+    /// a job named `x&to=+1555` must not add a field), or text.
     pub(super) fn for_body(
         body: &str,
         headers: &std::collections::BTreeMap<String, String>,
@@ -322,12 +322,15 @@ impl Escape {
             .map(|(_, v)| v.to_ascii_lowercase())
             .unwrap_or_default();
         let t = body.trim_start();
+        let form_shaped = t
+            .split_once('=')
+            .is_some_and(|(name, _)| !name.is_empty() && !name.contains([' ', '{', '\n']));
         if kind.contains("json") || t.starts_with('{') || t.starts_with('[') {
             Escape::Json
-        } else if kind.trim_start().starts_with("text/") {
-            Escape::Text
-        } else {
+        } else if kind.contains("x-www-form-urlencoded") || (kind.is_empty() && form_shaped) {
             Escape::Url
+        } else {
+            Escape::Text
         }
     }
 

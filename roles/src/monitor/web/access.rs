@@ -150,6 +150,24 @@ impl Caller {
         }
     }
 
+    /// Whether this caller would still be let in: its token not revoked or expired, its
+    /// session not ended, its proxy user still active (a store error counts as yes: a
+    /// long-lived stream is not cut by a hiccup).
+    pub async fn still_valid(&self, store: &Store) -> bool {
+        let answer = match &self.via {
+            Via::Bearer => match self.principal.name.strip_prefix("token:") {
+                Some(name) => store.token_live(name).await,
+                None => Ok(true),
+            },
+            Via::Session { secret } => store.session_live(&sha256_hex(secret)).await,
+            Via::Proxy => store
+                .user_named(&self.principal.name)
+                .await
+                .map(|u| u.is_some_and(|(u, _)| u.active)),
+        };
+        answer.unwrap_or(true)
+    }
+
     /// The CSRF token of a session caller (empty otherwise).
     pub fn csrf(&self) -> String {
         match &self.via {

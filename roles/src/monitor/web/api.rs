@@ -38,6 +38,8 @@ pub struct ApiState {
     pub alarmer: Arc<crate::monitor::delivery::alarms::Alarmer>,
     /// Why this install keeps to admin-only mode, if it does (`access::admin_only_refusal`).
     pub admin_only: Option<Arc<String>>,
+    /// Live output streams open, per caller (`live.rs`: at most `STREAMS_PER_CALLER` each).
+    pub streams: super::live::Streams,
 }
 
 /// Jobs (and, from `runs.rs`, runs, fleet and alarms): each route registered with its entry in the OpenAPI

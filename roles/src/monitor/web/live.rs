@@ -9,8 +9,9 @@
 //! reconnects (`Last-Event-ID`) resume with no line lost and none repeated, across a reload of
 //! either side.
 
-use std::collections::VecDeque;
+use std::collections::{HashMap, VecDeque};
 use std::convert::Infallible;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
 use axum::extract::{Extension, Path, Query, State};
@@ -20,6 +21,7 @@ use axum::response::{IntoResponse, Response};
 use axum::Json;
 use hyper::Method;
 use serde::{Deserialize, Serialize};
+use tokio::sync::watch;
 
 use super::access::Caller;
 use super::api::ApiState;
@@ -315,14 +317,23 @@ pub async fn output(
         .into_response());
     }
     let stop = api.shutdown.clone();
+    let place = api.streams.enter(&caller.principal.name).ok_or_else(|| {
+        ApiError::new(
+            StatusCode::TOO_MANY_REQUESTS,
+            format!("at most {STREAMS_PER_CALLER} live output streams at once per caller"),
+        )
+    })?;
+    let revoked = watch_revocation(api.store.clone(), caller);
     let events = futures_util::stream::unfold(
-        (follower, stop, true),
-        |(mut f, mut stop, first)| async move {
+        (follower, stop, true, revoked, place),
+        |(mut f, mut stop, first, mut revoked, place)| async move {
             let next = tokio::select! {
                 n = f.next() => n,
                 // A monitor stopping (reload) ends its streams; readers reconnect to the next
                 // generation from their last event id.
                 _ = crate::runtime::stopped(stop.clone()) => None,
+                // A caller revoked (token, session, user) is let go.
+                _ = revoked.wait_for(|r| *r) => None,
             };
             let _ = stop.borrow_and_update();
             let (chunk, at) = next?;
@@ -339,7 +350,10 @@ pub async fn output(
             if first {
                 event = event.retry(Duration::from_millis(1000));
             }
-            Some((Ok::<Event, Infallible>(event), (f, stop, false)))
+            Some((
+                Ok::<Event, Infallible>(event),
+                (f, stop, false, revoked, place),
+            ))
         },
     );
     let mut resp = Sse::new(events)
@@ -350,6 +364,72 @@ pub async fn output(
         header::HeaderValue::from_static("no-store"),
     );
     Ok(resp)
+}
+
+/// Live output streams one caller may hold at once (a console tab holds one per run page).
+pub const STREAMS_PER_CALLER: usize = 16;
+/// How often a stream checks that its caller is still let in.
+const REVALIDATE_EVERY: Duration = Duration::from_secs(10);
+
+/// Live output streams open, by caller name; shared by the monitor's handlers.
+#[derive(Clone, Debug, Default)]
+pub struct Streams(Arc<Mutex<HashMap<String, usize>>>);
+
+/// One stream's place among its caller's, given back when the stream ends.
+pub struct StreamPlace {
+    streams: Streams,
+    name: String,
+}
+
+impl Streams {
+    /// A place for one more stream of `name`, unless it holds [`STREAMS_PER_CALLER`].
+    fn enter(&self, name: &str) -> Option<StreamPlace> {
+        let mut open = self.0.lock().ok()?;
+        let n = open.entry(name.to_string()).or_insert(0);
+        if *n >= STREAMS_PER_CALLER {
+            return None;
+        }
+        *n += 1;
+        Some(StreamPlace {
+            streams: self.clone(),
+            name: name.to_string(),
+        })
+    }
+}
+
+impl Drop for StreamPlace {
+    fn drop(&mut self) {
+        if let Ok(mut open) = self.streams.0.lock() {
+            if let Some(n) = open.get_mut(&self.name) {
+                *n = n.saturating_sub(1);
+                if *n == 0 {
+                    open.remove(&self.name);
+                }
+            }
+        }
+    }
+}
+
+/// Turns true once `caller` is no longer let in (checked every [`REVALIDATE_EVERY`]); the
+/// checking task ends with the stream (when the receiver is dropped).
+fn watch_revocation(store: crate::store::Store, caller: Caller) -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        let mut tick = tokio::time::interval(REVALIDATE_EVERY);
+        tick.tick().await;
+        loop {
+            tokio::select! {
+                _ = tick.tick() => {
+                    if !caller.still_valid(&store).await {
+                        let _ = tx.send(true);
+                        return;
+                    }
+                }
+                _ = tx.closed() => return,
+            }
+        }
+    });
+    rx
 }
 
 /// A kill asked for.

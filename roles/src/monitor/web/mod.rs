@@ -67,6 +67,7 @@ pub(super) fn api_state(
         shutdown: shutdown.clone(),
         alarmer,
         admin_only: admin_only(config),
+        streams: live::Streams::default(),
     }
 }
 
