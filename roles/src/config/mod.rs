@@ -8,6 +8,7 @@
 
 mod alarm;
 pub mod auth;
+mod executor;
 mod legacy;
 mod sections;
 pub mod values;
@@ -22,9 +23,10 @@ pub use alarm::{
     AlarmConfig, EmailConfig, Robot, RobotKind, SmsConfig, SmsParams, SmsProvider, SmtpSecurity,
 };
 pub use auth::AuthConfig;
+pub use executor::ExecutorConfig;
 pub use sections::{
-    ClusterConfig, DispatcherConfig, ExecutorConfig, HttpConfig, MonitorConfig, StoreConfig,
-    SupervisorConfig, TlsConfig,
+    ClusterConfig, DispatcherConfig, HttpConfig, MonitorConfig, StoreConfig, SupervisorConfig,
+    TlsConfig,
 };
 
 use crate::schedule;
