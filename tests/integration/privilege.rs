@@ -323,3 +323,28 @@ fn a_groups_own_run_as_user_is_refused_to_other_groups() {
         "{run}"
     );
 }
+
+/// An executor of some job groups (`executor.job_groups`) runs their jobs only: an operator
+/// of another group naming its host fails with the reason.
+#[test]
+fn an_executor_of_some_groups_runs_their_jobs_only() {
+    let cv = Cronvisor::start_with(
+        "priv-job-groups",
+        "[executor]\njob_groups = [\"billing\"]\n",
+    );
+    cv.add_job("ours", "@yearly", "echo ours", &["--group", "billing"]);
+    let id = cv.run_now("ours");
+    assert_eq!(
+        cv.wait_run(&id, "the billing run", |s| s == "succeeded")["stdout"],
+        "ours\n"
+    );
+    cv.add_job("theirs", "@yearly", "echo theirs", &["--group", "web"]);
+    let id = cv.run_now("theirs");
+    let run = cv.wait_run(&id, "the refusal", |s| s == "failed");
+    assert_eq!(
+        run["error"],
+        "this executor takes runs of the job groups billing only (executor.job_groups), not `web`",
+        "{run}"
+    );
+    assert_eq!(run["stdout"], "");
+}

@@ -54,6 +54,10 @@ pub struct ExecutorConfig {
     /// Users only the jobs of one group may name (`billing = ["billing-etl"]`): an operator of
     /// another group cannot borrow them. Default none.
     pub allowed_users_by_group: std::collections::BTreeMap<String, Vec<String>>,
+    /// The job groups whose runs this executor takes (`["billing"]`): a run of another group's
+    /// job — an operator of that group naming this host in `run_at` — fails saying so. Default
+    /// none: every group's.
+    pub job_groups: Vec<String>,
 }
 
 impl Default for ExecutorConfig {
@@ -70,6 +74,7 @@ impl Default for ExecutorConfig {
             http_allow: Vec::new(),
             allowed_users: Vec::new(),
             allowed_users_by_group: std::collections::BTreeMap::new(),
+            job_groups: Vec::new(),
         }
     }
 }

@@ -25,6 +25,13 @@ pub(super) fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted
             .finish(req.run_id, RunOutcome::failed(reason), None, None);
         req.run_id
     };
+    if !exec.cfg.job_groups.is_empty() && !exec.cfg.job_groups.contains(&req.group) {
+        return Err(failed(format!(
+            "this executor takes runs of the job groups {} only (executor.job_groups), not `{}`",
+            exec.cfg.job_groups.join(", "),
+            req.group
+        )));
+    }
     let job_user = job_user(exec, &req).map_err(failed)?;
     let spawned = match &req.http {
         Some(_) => None,
