@@ -31,77 +31,42 @@ pub struct Trust(Arc<ClientConfig>);
 impl Trust {
     /// Mozilla's roots plus the certificates of `ca_file` (a PEM file), if any.
     pub fn load(ca_file: Option<&Path>) -> Result<Trust, TlsError> {
-        let roots = roots(ca_file)?;
-        let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
-            .with_safe_default_protocol_versions()
-            .map_err(|e| TlsError::Setup(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_no_client_auth();
-        Ok(Trust(Arc::new(config)))
+        Trust::with_roots(roots(ca_file, true)?, None)
     }
 
     /// The trust of cronvisor's own RPC: the certificates of `ca_file` only, when it is set (an
     /// executor's certificate must come from the cluster's CA, not from any public one, or an
     /// entry written into etcd with a public certificate would get runs and the RPC token);
-    /// with `identity` (`cert`, `key`), presented as the client's certificate under mutual TLS.
+    /// with `identity` (`cert`, `key`), presented as the client's certificate under mutual TLS
+    /// (never to the services jobs and alarms call).
     pub fn for_rpc(
         ca_file: Option<&Path>,
         identity: Option<(&Path, &Path)>,
     ) -> Result<Trust, TlsError> {
-        let roots = match ca_file {
-            Some(ca) => {
-                let mut own = RootCertStore::empty();
-                for cert in load_ca_file(ca)? {
-                    own.add(cert).map_err(|e| TlsError::Certificates {
-                        path: ca.to_path_buf(),
-                        reason: e.to_string(),
-                    })?;
-                }
-                own
-            }
-            None => roots(None)?,
-        };
-        match identity {
-            Some((cert, key)) => Trust::with_roots_and_identity(roots, cert, key),
-            None => {
-                let provider = Arc::new(rustls::crypto::ring::default_provider());
-                let config = ClientConfig::builder_with_provider(provider)
-                    .with_safe_default_protocol_versions()
-                    .map_err(|e| TlsError::Setup(e.to_string()))?
-                    .with_root_certificates(roots)
-                    .with_no_client_auth();
-                Ok(Trust(Arc::new(config)))
-            }
-        }
+        Trust::with_roots(roots(ca_file, ca_file.is_none())?, identity)
     }
 
-    /// As [`Trust::load`], presenting `cert` / `key` as the client's certificate: for the
-    /// executors' RPC under mutual TLS, never for the services jobs and alarms call.
-    pub fn with_identity(
-        ca_file: Option<&Path>,
-        cert: &Path,
-        key: &Path,
-    ) -> Result<Trust, TlsError> {
-        Trust::with_roots_and_identity(roots(ca_file)?, cert, key)
-    }
-
-    fn with_roots_and_identity(
+    fn with_roots(
         roots: RootCertStore,
-        cert: &Path,
-        key: &Path,
+        identity: Option<(&Path, &Path)>,
     ) -> Result<Trust, TlsError> {
-        let (certs, key) = identity(cert, key)?;
         let provider = Arc::new(rustls::crypto::ring::default_provider());
-        let config = ClientConfig::builder_with_provider(provider)
+        let builder = ClientConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| TlsError::Setup(e.to_string()))?
-            .with_root_certificates(roots)
-            .with_client_auth_cert(certs, key)
-            .map_err(|e| TlsError::Certificates {
-                path: cert.to_path_buf(),
-                reason: e.to_string(),
-            })?;
+            .with_root_certificates(roots);
+        let config = match identity {
+            None => builder.with_no_client_auth(),
+            Some((cert, key)) => {
+                let (certs, key) = self::identity(cert, key)?;
+                builder
+                    .with_client_auth_cert(certs, key)
+                    .map_err(|e| TlsError::Certificates {
+                        path: cert.to_path_buf(),
+                        reason: e.to_string(),
+                    })?
+            }
+        };
         Ok(Trust(Arc::new(config)))
     }
 
@@ -111,10 +76,12 @@ impl Trust {
     }
 }
 
-/// Mozilla's roots plus the certificates of `ca_file`.
-fn roots(ca_file: Option<&Path>) -> Result<RootCertStore, TlsError> {
+/// The certificates of `ca_file`, and Mozilla's roots when `public`.
+fn roots(ca_file: Option<&Path>, public: bool) -> Result<RootCertStore, TlsError> {
     let mut roots = RootCertStore::empty();
-    roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    if public {
+        roots.extend(webpki_roots::TLS_SERVER_ROOTS.iter().cloned());
+    }
     if let Some(ca_file) = ca_file {
         for cert in load_ca_file(ca_file)? {
             roots.add(cert).map_err(|e| TlsError::Certificates {
