@@ -118,11 +118,10 @@ impl Alarmer {
         Ok(())
     }
 
-    /// The alarms (one per recipient) of a system event, stored with job and run 0 — by
-    /// [`Alarmer::raise_system`], or in the transaction that removes a process found gone.
-    pub fn system_alarms(&self, kind: &str, subject: &str) -> Vec<NewAlarm> {
+    /// What a system event's alarm says: no job, no run, this host, the console's link.
+    fn system_details(&self, kind: &str, subject: &str) -> serde_json::Value {
         let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let details = json!({
+        json!({
             "job": "(cronvisor)",
             "run": 0,
             "state": kind,
@@ -132,7 +131,13 @@ impl Alarmer {
             "link": self.cfg.console_url,
             "error": subject,
             "exit_code": null,
-        });
+        })
+    }
+
+    /// The alarms (one per recipient) of a system event, stored with job and run 0 — by
+    /// [`Alarmer::raise_system`], or in the transaction that removes a process found gone.
+    pub fn system_alarms(&self, kind: &str, subject: &str) -> Vec<NewAlarm> {
+        let details = self.system_details(kind, subject);
         new_alarms(0, 0, kind, &details, self.targets(None, None, &[]))
     }
 
@@ -187,18 +192,7 @@ impl Alarmer {
         channels: &[Channel],
     ) -> Vec<(&'static str, String, Result<(), DeliveryError>)> {
         let now = now_millis();
-        let time = chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true);
-        let details = json!({
-            "job": "(cronvisor)",
-            "run": 0,
-            "state": kind,
-            "kind": kind,
-            "host": self.host,
-            "time": time,
-            "link": self.cfg.console_url,
-            "error": subject,
-            "exit_code": null,
-        });
+        let details = self.system_details(kind, subject);
         let mut out = Vec::new();
         for (channel, recipient) in self.targets(None, None, channels) {
             if channel == "none" {
