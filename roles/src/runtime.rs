@@ -141,10 +141,14 @@ impl RoleContext {
             deps: self.deps.clone(),
             configured: self.config.cluster.dependencies(),
             detail_tokens: Arc::new(
-                [crate::tokens::API, crate::tokens::RPC]
-                    .iter()
-                    .filter_map(|f| crate::tokens::load(&self.config.data_dir, f).ok())
-                    .collect(),
+                [
+                    crate::tokens::API,
+                    crate::tokens::RPC,
+                    crate::tokens::MONITOR,
+                ]
+                .iter()
+                .filter_map(|f| crate::tokens::load(&self.config.data_dir, f).ok())
+                .collect(),
             ),
         }
     }

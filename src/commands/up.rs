@@ -205,6 +205,9 @@ async fn prepare_data_dir(
     warn_without_alarm_channels(&config);
     tokens::ensure(&data_dir, tokens::API)?;
     tokens::ensure(&data_dir, tokens::RPC)?;
+    if !config.cluster.enabled() {
+        tokens::ensure(&data_dir, tokens::MONITOR)?;
+    }
 
     match migrate(&config).await {
         Ok(()) => {}

@@ -487,3 +487,43 @@ fn live_output_streams_are_capped_per_caller_and_end_on_revocation() {
     );
     cv.ok(&["run", "kill", &id]);
 }
+
+/// The monitors' token (`monitor.token`) reads output and kills on an executor but never
+/// starts a run: only the dispatchers' `rpc.token` does.
+#[test]
+fn the_monitors_token_cannot_start_a_run() {
+    let cv = Cronvisor::start("hard-monitor-token");
+    let rpc = cv.endpoint("rpc");
+    let monitor = std::fs::read_to_string(cv.data_dir().join("monitor.token")).expect("token");
+    let dispatch = std::fs::read_to_string(cv.data_dir().join("rpc.token")).expect("token");
+    let body = r#"{"runs": []}"#;
+    let (code, reply) = http(
+        &rpc,
+        "POST",
+        "/rpc/v1/runs",
+        Some(monitor.trim()),
+        Some(body),
+    );
+    assert_eq!(code, 401, "{reply}");
+    let (code, reply) = http(
+        &rpc,
+        "POST",
+        "/rpc/v1/runs",
+        Some(dispatch.trim()),
+        Some(body),
+    );
+    assert_eq!(code, 202, "{reply}");
+    let (code, reply) = http(
+        &rpc,
+        "GET",
+        "/rpc/v1/runs/999999/output",
+        Some(monitor.trim()),
+        None,
+    );
+    assert!(code != 401 && code < 500, "{code}: {reply}");
+    // And the console's live output, which goes through the monitor's token, still works.
+    cv.add_job("talk", "@yearly", "echo hello", &[]);
+    let id = cv.run_now("talk");
+    cv.wait_run(&id, "the run", |s| s == "succeeded");
+    assert_eq!(cv.ok(&["run", "tail", &id]), "hello\n");
+}

@@ -248,23 +248,49 @@ impl Executor {
     }
 }
 
-/// The RPC (token-protected: runs, kills, live output) and the probes.
-fn rpc_router(exec: Arc<Executor>, token: Token, health: crate::http::health::Health) -> Router {
-    Router::new()
+/// The RPC and the probes. Starting runs takes the dispatchers' token (`rpc.token`); kills and
+/// live output take it or the monitors' (`monitor.token`, when one is given), which starts
+/// nothing.
+fn rpc_router(
+    exec: Arc<Executor>,
+    tokens: RpcTokens,
+    health: crate::http::health::Health,
+) -> Router {
+    let start = Router::new()
         .route("/rpc/v1/runs", post(accept::accept_runs))
+        .with_state(exec.clone())
+        .layer(axum::middleware::from_fn_with_state(
+            Token::new(tokens.dispatch.clone()),
+            require_token,
+        ));
+    let read = Router::new()
         .route("/rpc/v1/runs/{id}/kill", post(kill_run))
         .route("/rpc/v1/runs/{id}/output", get(live::read_output))
         .with_state(exec)
-        .layer(axum::middleware::from_fn_with_state(token, require_token))
-        .merge(crate::http::health::router(health))
+        .layer(axum::middleware::from_fn_with_state(
+            Token::any(
+                [Some(tokens.dispatch), tokens.monitor]
+                    .into_iter()
+                    .flatten()
+                    .collect(),
+            ),
+            require_token,
+        ));
+    start.merge(read).merge(crate::http::health::router(health))
+}
+
+/// The RPC's tokens: the dispatchers' and, when given, the monitors'.
+struct RpcTokens {
+    dispatch: String,
+    monitor: Option<String>,
 }
 
 impl Serving {
     async fn start(ctx: RoleContext, shutdown: &Shutdown) -> Result<Serving, RoleError> {
-        let token = Token::new(crate::tokens::load(
-            &ctx.config.data_dir,
-            crate::tokens::RPC,
-        )?);
+        let token = RpcTokens {
+            dispatch: crate::tokens::load(&ctx.config.data_dir, crate::tokens::RPC)?,
+            monitor: crate::tokens::load_optional(&ctx.config.data_dir, crate::tokens::MONITOR)?,
+        };
         let host = crate::cluster::host_identity(ctx.config.host.as_deref());
         let addr = ctx
             .listener

@@ -10,12 +10,18 @@ use axum::response::{IntoResponse, Response};
 
 use super::ApiError;
 
+/// The bearer tokens a route takes (any one of them).
 #[derive(Clone)]
-pub struct Token(Arc<String>);
+pub struct Token(Arc<Vec<String>>);
 
 impl Token {
     pub fn new(token: String) -> Token {
-        Token(Arc::new(token))
+        Token(Arc::new(vec![token]))
+    }
+
+    /// Any of `tokens`.
+    pub fn any(tokens: Vec<String>) -> Token {
+        Token(Arc::new(tokens))
     }
 }
 
@@ -41,7 +47,7 @@ pub async fn require_token(State(token): State<Token>, req: Request, next: Next)
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.strip_prefix("Bearer "));
     match given {
-        Some(g) if same(g.as_bytes(), token.0.as_bytes()) => next.run(req).await,
+        Some(g) if token.0.iter().any(|t| same(g.as_bytes(), t.as_bytes())) => next.run(req).await,
         _ => {
             ApiError::new(StatusCode::UNAUTHORIZED, "missing or wrong bearer token").into_response()
         }

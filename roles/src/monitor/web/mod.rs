@@ -50,10 +50,15 @@ pub(super) fn api_state(
 ) -> ApiState {
     // Live output and kills go to executors with the RPC token; a monitor without it still
     // serves everything else, and output from the store.
-    let rpc_token = crate::tokens::load(&config.data_dir, crate::tokens::RPC).unwrap_or_else(|e| {
-        tracing::warn!(error = %e, "no RPC token: live output comes from the store only");
-        String::new()
-    });
+    // The monitor's own token (reads and kills, never starts a run) when one is given; else,
+    // as before it existed, the dispatchers' RPC token.
+    let rpc_token = crate::tokens::load_optional(&config.data_dir, crate::tokens::MONITOR)
+        .transpose()
+        .unwrap_or_else(|| crate::tokens::load(&config.data_dir, crate::tokens::RPC))
+        .unwrap_or_else(|e| {
+            tracing::warn!(error = %e, "no RPC token: live output comes from the store only");
+            String::new()
+        });
     ApiState {
         store: store.clone(),
         default_tz: config.timezone.clone(),
