@@ -135,6 +135,8 @@ fn under_a_service_user_with_the_units_capabilities_an_operators_job_reaches_no_
             "--reuid=cvsvc",
             "--regid=cvsvc",
             "--init-groups",
+            // As the unit: no privilege is gained by exec, and setuid(2) still works.
+            "--no-new-privs",
             &format!("--inh-caps={caps}"),
             &format!("--ambient-caps={caps}"),
             "--",
