@@ -104,6 +104,19 @@ def main():
             runs_jobs = "executor" in c["args"][c["args"].index("--config") + 1]
             if runs_jobs and "CRONVISOR_TOKEN" in given:
                 fail(f"{name}: the pods that run jobs are given the API's admin token")
+            # The pod's config passes with the secrets this pod is given, and no others.
+            own = {k: v for k, v in os.environ.items() if k not in secret}
+            own.update({k: secret[k] for k in given if k in secret})
+            own.update(CRONVISOR_HOST="pod-0", CRONVISOR_ADVERTISE_RPC="10.0.0.5:7071")
+            with tempfile.TemporaryDirectory() as d:
+                conf = c["args"][c["args"].index("--config") + 1].rsplit("/", 1)[1]
+                path = os.path.join(d, conf)
+                with open(path, "w") as f:
+                    f.write(config[conf])
+                out = subprocess.run([a.bin, "--config", path, "config", "check"], env=own,
+                                     capture_output=True, text=True, timeout=60)
+                if out.returncode != 0:
+                    fail(f"{name}: {conf} fails with this pod's secrets only: {out.stderr.strip()}")
             toml_name = c["args"][c["args"].index("--config") + 1].rsplit("/", 1)[1]
             drain = tomllib.loads(config[toml_name])["supervisor"]["drain_timeout"]
             grace = pod["terminationGracePeriodSeconds"]
