@@ -6,6 +6,7 @@
 //! run it started is left `running`.
 
 mod accept;
+mod counters;
 mod live;
 mod orphans;
 pub(crate) mod process;
@@ -26,12 +27,12 @@ use tokio::task::JoinSet;
 
 use crate::config::ExecutorConfig;
 use crate::http::auth::{require_token, Token};
-use crate::metrics::Metric;
-use crate::model::{RunRequest, RunState};
+use crate::model::RunRequest;
 use crate::presence::{Heartbeat, Presence};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown, Stop};
 use crate::store::{GivenUp, Store};
 
+use counters::Counters;
 pub use process::KillReason;
 use recorder::Recorder;
 use start::start;
@@ -40,16 +41,6 @@ use start::start;
 const CHECKPOINT_EVERY: Duration = Duration::from_secs(1);
 /// How many recently accepted run ids are remembered, so a retried RPC never starts a run twice.
 const RECENT_RUNS: usize = 100_000;
-
-struct Counters {
-    started: Arc<Metric>,
-    spawn_failed: Arc<Metric>,
-    running: Arc<Metric>,
-    finished: HashMap<&'static str, Arc<Metric>>,
-    spawn_time: Arc<crate::metrics::Histogram>,
-    output_kept: Arc<Metric>,
-    output_cut: Arc<Metric>,
-}
 
 /// Run ids this executor has accepted: a set for lookups, a queue for eviction order.
 #[derive(Default)]
@@ -407,51 +398,6 @@ impl Serving {
         }
         self.store.close().await;
         tracing::info!("executor stopped");
-    }
-}
-
-impl Counters {
-    fn new(m: &crate::metrics::Metrics) -> Counters {
-        let finished = RunState::ALL
-            .iter()
-            .copied()
-            .filter(|s| s.is_final())
-            .map(|s| {
-                (
-                    s.as_str(),
-                    m.counter(
-                        "cronvisor_runs_finished_total",
-                        &format!("state=\"{}\"", s.as_str()),
-                        "Runs this executor finished, by final state.",
-                    ),
-                )
-            })
-            .collect();
-        Counters {
-            started: m.counter("cronvisor_runs_started_total", "", "Processes spawned."),
-            spawn_failed: m.counter(
-                "cronvisor_spawn_failures_total",
-                "",
-                "Runs whose process could not be started.",
-            ),
-            running: m.gauge("cronvisor_runs_running", "", "Runs in progress."),
-            finished,
-            spawn_time: m.histogram(
-                "cronvisor_spawn_seconds",
-                "Time to start a run's process (fork, limits, user, exec).",
-                crate::metrics::LATENCY_BUCKETS,
-            ),
-            output_kept: m.counter(
-                "cronvisor_output_bytes_total",
-                "kept=\"true\"",
-                "Bytes of run output, kept in the run's record or cut (past the head and tail caps).",
-            ),
-            output_cut: m.counter(
-                "cronvisor_output_bytes_total",
-                "kept=\"false\"",
-                "Bytes of run output, kept in the run's record or cut (past the head and tail caps).",
-            ),
-        }
     }
 }
 
