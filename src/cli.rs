@@ -43,6 +43,9 @@ pub enum Command {
     /// Inspect one run.
     #[command(subcommand)]
     Run(RunCommand),
+    /// Workflows: the flows of jobs that run after others.
+    #[command(subcommand)]
+    Flow(FlowCommand),
     /// Print the next instants of a cron rule.
     Next(NextArgs),
     /// Start a new generation of the roles (new binary and config); waits until it serves or
@@ -291,7 +294,7 @@ pub enum JobCommand {
     /// Add a job.
     #[command(
         mut_arg("name", |a| a.required(true)),
-        mut_arg("schedule", |a| a.required(true))
+        mut_arg("schedule", |a| a.required_unless_present("after"))
     )]
     Add(Box<JobAddArgs>),
     /// List jobs.
@@ -310,6 +313,54 @@ pub enum JobCommand {
     Delete(JobDeleteArgs),
 }
 
+#[derive(Debug, Subcommand)]
+pub enum FlowCommand {
+    /// A flow of a job's graph as an indented tree, each job with its state (the latest flow
+    /// unless --run or --instant).
+    Show(FlowShowArgs),
+    /// List flows, newest first: root, instant, state, duration.
+    List(FlowListArgs),
+    /// Rerun the jobs of a run's flow that did not succeed, and what depends on them.
+    Rerun(FlowRerunArgs),
+}
+
+#[derive(Debug, Args)]
+pub struct FlowShowArgs {
+    /// A job of the flow (name or id).
+    pub job: String,
+    /// The flow of this run.
+    #[arg(long, conflicts_with = "instant")]
+    pub run: Option<i64>,
+    /// The flow of the root's instant (RFC 3339).
+    #[arg(long)]
+    pub instant: Option<String>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct FlowListArgs {
+    /// Only the flows of this job's root.
+    #[arg(long)]
+    pub job: Option<String>,
+    /// running, succeeded, failed or partial.
+    #[arg(long)]
+    pub state: Option<String>,
+    /// At most this many (default 50).
+    #[arg(long)]
+    pub limit: Option<i64>,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
+#[derive(Debug, Args)]
+pub struct FlowRerunArgs {
+    /// Any run of the flow.
+    pub run: i64,
+    #[command(flatten)]
+    pub out: JsonFlag,
+}
+
 #[derive(Debug, Args)]
 pub struct JobRef {
     /// Job name or id.
@@ -322,6 +373,9 @@ pub struct JobRef {
 pub struct JobRunArgs {
     /// Job name or id.
     pub job: String,
+    /// Run this job only: the jobs that run after it are not started.
+    #[arg(long)]
+    pub alone: bool,
     /// Follow the run's output until it ends, as `run tail --follow` (same exit status).
     #[arg(long, short = 'f')]
     pub follow: bool,

@@ -116,7 +116,22 @@ fn next_fire(j: &JobView) -> String {
     if j.job.paused {
         return "paused".into();
     }
+    if !j.job.after.is_empty() {
+        return "after upstream".into();
+    }
     time(j.next_fire)
+}
+
+/// A job's rule, or what it runs after.
+fn schedule(j: &cronvisor_roles::model::Job) -> String {
+    if j.after.is_empty() {
+        j.schedule.clone()
+    } else {
+        format!(
+            "after {}",
+            cronvisor_roles::model::flows::edges_text(&j.after)
+        )
+    }
 }
 
 pub fn jobs(jobs: &[JobView]) {
@@ -125,7 +140,7 @@ pub fn jobs(jobs: &[JobView]) {
         &[
             ("ID", &|j: &JobView| j.job.id.to_string()),
             ("NAME", &|j: &JobView| j.job.name.clone()),
-            ("SCHEDULE", &|j: &JobView| j.job.schedule.clone()),
+            ("SCHEDULE", &|j: &JobView| schedule(&j.job)),
             ("TZ", &|j: &JobView| j.job.timezone.clone()),
             ("NEXT FIRE", &next_fire),
             ("LAST RUN", &|j: &JobView| last_run(j, now)),
@@ -150,7 +165,14 @@ pub fn job(view: &JobView) {
         println!("limits:     {}", limits(&j.limits));
     }
     println!("group:      {}", j.group);
-    println!("schedule:   {} ({})", j.schedule, j.timezone);
+    match j.after.is_empty() {
+        true => println!("schedule:   {} ({})", j.schedule, j.timezone),
+        false => println!(
+            "after:      {} (once per flow; zone {})",
+            cronvisor_roles::model::flows::edges_text(&j.after),
+            j.timezone
+        ),
+    }
     println!("state:      {}", if j.paused { "paused" } else { "active" });
     println!("next fire:  {}", next_fire(view));
     match &view.last_run {
@@ -268,6 +290,18 @@ pub fn run(r: &Run) {
     match r.retry_of {
         Some(first) => println!("attempt:    {} (retry of run {first})", r.attempt),
         None => println!("attempt:    {}", r.attempt),
+    }
+    if let Some(flow) = r.flow_run {
+        println!(
+            "flow:       of run {flow} (see: cronvisor flow show {} --run {})",
+            r.job_name, r.id
+        );
+    }
+    if let Some(up) = &r.upstream_runs {
+        println!("released:   by {}", up.replace(',', ", "));
+    }
+    if let Some(old) = r.rerun_of {
+        println!("rerun of:   run {old}");
     }
     println!("state:      {}", r.state.as_str());
     println!("executor:   {}", or_dash(r.executor.as_deref()));

@@ -16,7 +16,7 @@ pub fn api(cli: &Cli) -> anyhow::Result<Api> {
 }
 
 /// The API path of a job.
-fn job_path(job: &str) -> String {
+pub(super) fn job_path(job: &str) -> String {
     format!("/api/v1/jobs/{}", segment(job))
 }
 
@@ -66,7 +66,15 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
         }
         JobCommand::Run(r) => {
             let v: Value = api
-                .call(Method::POST, &format!("{}/run", job_path(&r.job)), None)
+                .call(
+                    Method::POST,
+                    &format!(
+                        "{}/run{}",
+                        job_path(&r.job),
+                        if r.alone { "?alone=true" } else { "" }
+                    ),
+                    None,
+                )
                 .await?;
             if r.follow {
                 let Some(id) = v["run_id"].as_i64() else {
@@ -107,7 +115,12 @@ async fn add(api: &Api, a: &JobAddArgs) -> anyhow::Result<()> {
         return print::json(&view);
     }
     println!("job `{}` added (id {})", view.job.name, view.job.id);
-    if !view.job.paused {
+    if !view.job.after.is_empty() {
+        println!(
+            "runs after: {}",
+            cronvisor_roles::model::flows::edges_text(&view.job.after)
+        );
+    } else if !view.job.paused {
         println!("next fire: {}", print::time(view.next_fire));
     }
     Ok(())

@@ -251,6 +251,8 @@ fn request_of(o: &Outgoing) -> Option<RunRequest> {
         run_as: o.job.run_as.clone(),
         group: o.job.group.clone(),
         limits: o.job.limits,
+        flow_run: o.flow.as_ref().map(|f| f.0),
+        upstream_runs: o.flow.as_ref().and_then(|f| f.1.clone()),
     })
 }
 

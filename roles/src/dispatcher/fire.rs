@@ -29,6 +29,8 @@ pub(super) struct Outgoing {
     pub(super) retry_of: Option<i64>,
     /// `fanout = all`: the run belongs to this executor and goes nowhere else.
     pub(super) pinned: Option<ExecutorInfo>,
+    /// In a flow: its first run and the runs that released this one (`name=id,...`).
+    pub(super) flow: Option<(i64, Option<String>)>,
 }
 
 pub struct Firer {
@@ -281,6 +283,7 @@ impl Firer {
             attempt: 1,
             retry_of: None,
             pinned,
+            flow: None,
         }
     }
 
@@ -537,6 +540,7 @@ impl Firer {
             attempt: run.attempt,
             retry_of: run.retry_of,
             pinned: None,
+            flow: run.flow_run.map(|f| (f, run.upstream_runs.clone())),
         };
         self.deliver(vec![out], Instant::now()).await;
     }

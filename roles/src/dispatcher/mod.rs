@@ -433,6 +433,7 @@ impl Dispatcher {
                 tracing::warn!(error = %e, "cannot read job changes; keeping the current schedule")
             }
         }
+        self.release_flows().await;
         match self.store.pending_runs(now_millis()).await {
             Ok(pending) => {
                 self.release_held(now_millis());
@@ -444,6 +445,30 @@ impl Dispatcher {
                 }
             }
             Err(e) => tracing::warn!(error = %e, "cannot read pending runs"),
+        }
+    }
+
+    /// Decides the dependents of the runs that ended since the last poll (the flows' part
+    /// of the poll): passes until one finds nothing, each of a bounded size, so a chain of
+    /// skips is settled in one poll and a flood of ends waits for the next.
+    async fn release_flows(&mut self) {
+        for _ in 0..8 {
+            match self.store.release_flows(500).await {
+                Ok(r) if r.runs == 0 => return,
+                Ok(r) => {
+                    tracing::debug!(
+                        runs = r.runs,
+                        started = r.started,
+                        skipped = r.skipped,
+                        flows_ended = r.flows_ended,
+                        "flows released"
+                    );
+                }
+                Err(e) => {
+                    tracing::warn!(error = %e, "cannot release flows; the next poll tries again");
+                    return;
+                }
+            }
         }
     }
 

@@ -555,6 +555,7 @@ pub(crate) mod tests {
             description: None,
             admin_email: None,
             admin_mobile: None,
+            after: Vec::new(),
             created_at: 0,
             updated_at: 0,
         }

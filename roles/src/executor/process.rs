@@ -81,6 +81,13 @@ pub fn job_env(
         ),
         ("CRONVISOR_ATTEMPT".into(), req.attempt.to_string()),
     ];
+    if let Some(flow) = req.flow_run {
+        env.push(("CRONVISOR_FLOW_RUN".into(), flow.to_string()));
+        env.push((
+            "CRONVISOR_UPSTREAM_RUNS".into(),
+            req.upstream_runs.clone().unwrap_or_default(),
+        ));
+    }
     for name in pass {
         if let Some(v) = from_executor(name) {
             env.retain(|(k, _)| k != name);

@@ -129,7 +129,14 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
     validate_name(&job.name)?;
     check_group_name("group", &job.group)?;
     max_len("schedule", &job.schedule, MAX_SCHEDULE)?;
-    Schedule::parse(&job.schedule, &job.timezone).map_err(|e| match e {
+    super::flows::check_edges(&job.name, &job.after)?;
+    // A job that runs after others has no rule, but its zone still names its instants.
+    let rule = if job.after.is_empty() {
+        job.schedule.as_str()
+    } else {
+        "@daily"
+    };
+    Schedule::parse(rule, &job.timezone).map_err(|e| match e {
         ScheduleError::TimeZone(_) => FieldError::new("timezone", e.to_string()),
         e => FieldError::new("schedule", e.to_string()),
     })?;

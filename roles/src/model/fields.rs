@@ -111,6 +111,40 @@ mod env_map {
     }
 }
 
+/// `JOB[:success|failure|end]`, one item of `--after` (empty: none, to clear them).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct AfterLine(pub String);
+
+impl std::str::FromStr for AfterLine {
+    type Err = String;
+    fn from_str(s: &str) -> Result<AfterLine, String> {
+        if !s.trim().is_empty() {
+            s.parse::<super::Edge>()?;
+        }
+        Ok(AfterLine(s.to_string()))
+    }
+}
+
+/// Serde for `Option<Vec<AfterLine>>` as `[{"job": "load", "on": "success"}, ...]`.
+mod after_list {
+    use super::*;
+    use serde::{Deserializer, Serializer};
+
+    pub fn serialize<S: Serializer>(v: &Option<Vec<AfterLine>>, s: S) -> Result<S::Ok, S::Error> {
+        let edges: Option<Vec<super::super::Edge>> = v
+            .as_ref()
+            .map(|lines| lines.iter().filter_map(|l| l.0.parse().ok()).collect());
+        edges.serialize(s)
+    }
+
+    pub fn deserialize<'de, D: Deserializer<'de>>(
+        d: D,
+    ) -> Result<Option<Vec<AfterLine>>, D::Error> {
+        let edges: Option<Vec<super::super::Edge>> = Option::deserialize(d)?;
+        Ok(edges.map(|e| e.iter().map(|e| AfterLine(e.to_string())).collect()))
+    }
+}
+
 mod header_map {
     use super::*;
     use serde::{Deserializer, Serializer};
@@ -154,6 +188,13 @@ pub struct JobFields {
     #[arg(long)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub schedule: Option<String>,
+    /// Run after other jobs instead of on a schedule, comma-separated
+    /// `JOB[:success|failure|end]` (default `success`): once per flow of their root, when each
+    /// ended as its edge asks ("" for none: give a --schedule then).
+    #[arg(long, value_delimiter = ',', value_name = "JOB[:ON],...")]
+    #[serde(default, skip_serializing_if = "Option::is_none", with = "after_list")]
+    #[schema(value_type = Option<Vec<super::Edge>>)]
+    pub after: Option<Vec<AfterLine>>,
     /// IANA time zone of the rule (`UTC`, `Europe/Paris`); default: the config's `timezone`.
     #[arg(long = "tz", value_name = "ZONE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -319,6 +360,7 @@ fn blank(default_tz: &str) -> Job {
         limits: super::Limits::default(),
         admin_email: None,
         admin_mobile: None,
+        after: Vec::new(),
         created_at: 0,
         updated_at: 0,
     }
@@ -337,8 +379,15 @@ impl JobFields {
         if self.name.is_none() {
             return Err(FieldError::new("name", "is required"));
         }
-        if self.schedule.is_none() {
-            return Err(FieldError::new("schedule", "is required"));
+        let after = self
+            .after
+            .as_ref()
+            .is_some_and(|a| a.iter().any(|l| !l.0.trim().is_empty()));
+        if self.schedule.is_none() && !after {
+            return Err(FieldError::new(
+                "schedule",
+                "is required (or `after` for a job that runs after others)",
+            ));
         }
         if self.command.is_none() && self.http_url.is_none() {
             return Err(FieldError::new(
@@ -370,6 +419,46 @@ impl JobFields {
         }
         if let Some(v) = self.group {
             job.group = v.trim().to_string();
+        }
+        if let Some(lines) = &self.after {
+            let edges = lines
+                .iter()
+                .filter(|l| !l.0.trim().is_empty())
+                .map(|l| l.0.parse::<super::Edge>())
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|m| FieldError::new("after", m))?;
+            let schedule_given = self
+                .schedule
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty());
+            match (edges.is_empty(), schedule_given) {
+                (false, true) => {
+                    return Err(FieldError::new(
+                        "after",
+                        "a job that runs after others has no schedule of its own: give                          --after or --schedule, not both",
+                    ))
+                }
+                // Now triggered by its upstreams: its rule goes.
+                (false, false) => job.schedule.clear(),
+                (true, _) if self.schedule.is_none() && !job.after.is_empty() => {
+                    return Err(FieldError::new(
+                        "schedule",
+                        "is required when `after` is cleared (the job runs on its own again)",
+                    ))
+                }
+                (true, _) => {}
+            }
+            job.after = edges;
+        } else if !job.after.is_empty()
+            && self
+                .schedule
+                .as_deref()
+                .is_some_and(|s| !s.trim().is_empty())
+        {
+            return Err(FieldError::new(
+                "schedule",
+                "the job runs after other jobs: clear them with --after \"\" to give it a schedule",
+            ));
         }
         if let Some(v) = self.schedule {
             job.schedule = v.trim().to_string();

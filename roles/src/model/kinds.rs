@@ -82,6 +82,24 @@ named! {
         Retry = "retry",
         /// The one catch-up run of a `misfire = run_once` job after downtime.
         Misfire = "misfire",
+        /// Released by the end of its upstream runs in a flow (`after`).
+        Upstream = "upstream",
+        /// A node of a flow run again by `flow rerun`, in place of one that did not succeed.
+        Rerun = "rerun",
+    }
+}
+
+named! {
+    /// When a dependent runs after its upstream (`after = JOB:ON`).
+    #[derive(Default)]
+    pub enum EdgeOn {
+        /// The upstream succeeded (the default).
+        #[default]
+        Success = "success",
+        /// The upstream ran and did not succeed: failed, timed out, killed or lost.
+        Failure = "failure",
+        /// The upstream ran, whatever its outcome.
+        End = "end",
     }
 }
 

@@ -5,6 +5,7 @@ pub mod access;
 mod checks;
 pub mod durations;
 pub mod fields;
+pub mod flows;
 mod kinds;
 
 pub use checks::{
@@ -12,7 +13,8 @@ pub use checks::{
     without_password, MASK,
 };
 pub use fields::{EnvLine, JobFields, ValidJob, DEFAULT_ALARM_ON};
-pub use kinds::{join, AlarmKind, Channel, Fanout, Misfire, Overlap, RunState, Trigger};
+pub use flows::{Edge, Graph};
+pub use kinds::{join, AlarmKind, Channel, EdgeOn, Fanout, Misfire, Overlap, RunState, Trigger};
 
 use serde::{Deserialize, Serialize};
 
@@ -69,6 +71,9 @@ pub struct Job {
     /// Extra recipients of this job's alarms (the original's admin_email / admin_mobile).
     pub admin_email: Option<String>,
     pub admin_mobile: Option<String>,
+    /// The jobs it runs after (then it has no schedule): once per flow of their root.
+    #[serde(default)]
+    pub after: Vec<Edge>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -238,6 +243,25 @@ pub struct Run {
     /// Bytes of stdout / stderr cut from the middle to respect the cap.
     pub stdout_cut: i64,
     pub stderr_cut: i64,
+    /// In a flow: the root job (0 for a run that no upstream released).
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flow_root: i64,
+    /// In a flow: the flow's first run (the root's).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_run: Option<i64>,
+    /// In a flow: how many times it was rerun when this run was released.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub flow_round: i64,
+    /// The runs that released it, `name=id,...`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_runs: Option<String>,
+    /// The run of the same node this one replaces (`flow rerun`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub rerun_of: Option<i64>,
+}
+
+fn is_zero(v: &i64) -> bool {
+    *v == 0
 }
 
 /// An alarm and its delivery, as stored.
@@ -306,6 +330,12 @@ pub struct RunRequest {
     /// The job's resource limits.
     #[serde(default, skip_serializing_if = "Limits::is_none")]
     pub limits: Limits,
+    /// In a flow: the flow's first run (`CRONVISOR_FLOW_RUN`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub flow_run: Option<i64>,
+    /// In a flow: the runs that released this one, `name=id,...` (`CRONVISOR_UPSTREAM_RUNS`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub upstream_runs: Option<String>,
 }
 
 /// The request of an HTTP job.

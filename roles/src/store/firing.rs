@@ -195,7 +195,8 @@ impl Store {
     }
 
     /// Records a manual run request (`job run`): a `scheduled` run that a dispatcher claims.
-    pub async fn request_run(&self, job_id: i64) -> Result<i64, StoreError> {
+    /// `alone`: its end releases no dependents (marked released from the start).
+    pub async fn request_run(&self, job_id: i64, alone: bool) -> Result<i64, StoreError> {
         // Two requests in the same millisecond are two runs: move to the next free instant.
         let mut instant = crate::model::now_millis();
         for _ in 0..1000 {
@@ -203,7 +204,15 @@ impl Store {
                 .record_fire(job_id, instant, "", Trigger::Manual, RunState::Scheduled)
                 .await?
             {
-                Recorded::New(id) => return Ok(id),
+                Recorded::New(id) => {
+                    if alone {
+                        sqlx::query("UPDATE runs SET released = 1 WHERE id = ?")
+                            .bind(id)
+                            .execute(&self.pool)
+                            .await?;
+                    }
+                    return Ok(id);
+                }
                 Recorded::AlreadyFired => instant += 1,
             }
         }
@@ -215,8 +224,9 @@ impl Store {
     /// Runs waiting for a dispatcher: manual runs, and retries whose delay has passed.
     pub async fn pending_runs(&self, now: Millis) -> Result<Vec<PendingRun>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, job_id, instant, attempt, retry_of FROM runs WHERE state = 'scheduled' \
-             AND (not_before IS NULL OR not_before <= ?) ORDER BY id LIMIT 100",
+            "SELECT id, job_id, instant, attempt, retry_of, flow_run, upstream_runs FROM runs \
+             WHERE state = 'scheduled' AND (not_before IS NULL OR not_before <= ?) ORDER BY id \
+             LIMIT 500",
         )
         .bind(now)
         .fetch_all(&self.pool)
@@ -229,6 +239,8 @@ impl Store {
                     instant: r.try_get(2)?,
                     attempt: r.try_get(3)?,
                     retry_of: r.try_get(4)?,
+                    flow_run: r.try_get(5)?,
+                    upstream_runs: rows::text_at(r, 6)?,
                 })
             })
             .collect()
@@ -395,6 +407,9 @@ pub struct PendingRun {
     pub instant: Millis,
     pub attempt: i64,
     pub retry_of: Option<i64>,
+    /// In a flow: its first run, and the runs that released this one.
+    pub flow_run: Option<i64>,
+    pub upstream_runs: Option<String>,
 }
 
 /// A token unique to one `record_fires` call across every dispatcher of a cluster: host (the

@@ -19,6 +19,8 @@ pub enum Deleted {
     Missing,
     /// Not deleted: these runs of it are going (delete with `force` to stop them).
     Busy(Vec<i64>),
+    /// Not deleted: these jobs run after it (delete with `force` to remove the edges too).
+    Depended(Vec<String>),
 }
 
 /// The columns a user sets, in the order `bind_fields` binds them: the one list the SQL below
@@ -121,6 +123,9 @@ impl Store {
                 row.try_get::<i64, _>(0)?
             }
         };
+        if !job.after.is_empty() {
+            super::edges::write(&mut tx, self.backend, id, job, now).await?;
+        }
         log_change(&mut tx, id, now).await?;
         tx.commit().await?;
         self.job(id)
@@ -133,7 +138,8 @@ impl Store {
             .bind(id)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| rows::job(&r)).transpose()
+        self.one_with_edges(row.map(|r| rows::job(&r)).transpose()?)
+            .await
     }
 
     /// A job by id (all digits) or by name.
@@ -145,14 +151,17 @@ impl Store {
             .bind(key)
             .fetch_optional(&self.pool)
             .await?;
-        row.map(|r| rows::job(&r)).transpose()
+        self.one_with_edges(row.map(|r| rows::job(&r)).transpose()?)
+            .await
     }
 
     pub async fn jobs(&self) -> Result<Vec<Job>, StoreError> {
         let rows = sqlx::query(&format!("SELECT {} FROM jobs ORDER BY id", *JOB_COLUMNS))
             .fetch_all(&self.pool)
             .await?;
-        rows.iter().map(rows::job).collect()
+        let mut jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
+        self.attach_edges(&mut jobs).await?;
+        Ok(jobs)
     }
 
     /// Jobs with an id above `after`, in id order, at most `limit`.
@@ -165,7 +174,9 @@ impl Store {
         .bind(limit)
         .fetch_all(&self.pool)
         .await?;
-        rows.iter().map(rows::job).collect()
+        let mut jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
+        self.attach_edges(&mut jobs).await?;
+        Ok(jobs)
     }
 
     /// The newest run of each of `job_ids` that has one (one index seek per job).
@@ -202,6 +213,14 @@ impl Store {
         Ok(out)
     }
 
+    async fn one_with_edges(&self, job: Option<Job>) -> Result<Option<Job>, StoreError> {
+        let Some(job) = job else { return Ok(None) };
+        let mut one = [job];
+        self.attach_edges(&mut one).await?;
+        let [job] = one;
+        Ok(Some(job))
+    }
+
     /// Stores an edited job (every field, the name included) and logs the change.
     pub async fn update_job(&self, job: &ValidJob) -> Result<Job, StoreError> {
         // A read then a write in one transaction: SQLite refuses the write (BUSY_SNAPSHOT)
@@ -224,6 +243,7 @@ impl Store {
             Err(e) if is_unique_violation(&e) => return Err(name_taken(&job.name, &job.name)),
             Err(e) => return Err(e.into()),
         }
+        super::edges::write(&mut tx, self.backend, job.id, job, now).await?;
         log_change(&mut tx, job.id, now).await?;
         tx.commit().await?;
         self.job(job.id)
@@ -255,6 +275,22 @@ impl Store {
         if !going.is_empty() && !force {
             return Ok(Deleted::Busy(going));
         }
+        let dependents: Vec<String> = sqlx::query(
+            "SELECT j.name FROM job_edges e JOIN jobs j ON j.id = e.job_id \
+             WHERE e.upstream_id = ? ORDER BY j.name",
+        )
+        .bind(id)
+        .fetch_all(&mut *tx)
+        .await?
+        .iter()
+        .map(|r| rows::text_at(r, 0).map(Option::unwrap_or_default))
+        .collect::<Result<_, _>>()?;
+        if !dependents.is_empty() && !force {
+            return Ok(Deleted::Depended(dependents));
+        }
+        for d in super::edges::unlink(&mut tx, id, now).await? {
+            log_change(&mut tx, d, now).await?;
+        }
         let deleted = sqlx::query("DELETE FROM jobs WHERE id = ?")
             .bind(id)
             .execute(&mut *tx)
@@ -264,6 +300,10 @@ impl Store {
             return Ok(Deleted::Missing);
         }
         sqlx::query("DELETE FROM runs WHERE job_id = ?")
+            .bind(id)
+            .execute(&mut *tx)
+            .await?;
+        sqlx::query("DELETE FROM flows WHERE root_job_id = ?")
             .bind(id)
             .execute(&mut *tx)
             .await?;

@@ -110,7 +110,8 @@ impl Store {
             .bind(f.offset.max(0))
             .fetch_all(&self.pool)
             .await?;
-        let jobs = rows.iter().map(rows::job).collect::<Result<_, _>>()?;
+        let mut jobs = rows.iter().map(rows::job).collect::<Result<Vec<_>, _>>()?;
+        self.attach_edges(&mut jobs).await?;
         Ok((jobs, total))
     }
 

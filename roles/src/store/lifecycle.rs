@@ -196,9 +196,12 @@ pub(super) async fn insert_retry(
     retry: &Retry,
     created_at: Millis,
 ) -> Result<(), StoreError> {
+    // A retry stays in its run's flow: the flow columns are copied from the chain's first run.
     let inserted = sqlx::query(
         "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, attempt, \
-         retry_of, not_before) VALUES (?, ?, '', 'retry', 'scheduled', ?, ?, ?, ?)",
+         retry_of, not_before, flow_root, flow_round, flow_run, upstream_runs, rerun_of) \
+         SELECT ?, ?, '', 'retry', 'scheduled', ?, ?, ?, ?, flow_root, flow_round, flow_run, \
+         upstream_runs, rerun_of FROM runs WHERE id = ?",
     )
     .bind(retry.job_id)
     .bind(retry.instant)
@@ -206,6 +209,7 @@ pub(super) async fn insert_retry(
     .bind(retry.attempt)
     .bind(retry.retry_of)
     .bind(retry.not_before)
+    .bind(retry.retry_of)
     .execute(&mut **tx)
     .await;
     match inserted {

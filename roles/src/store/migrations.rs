@@ -95,6 +95,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "job_stats",
         include_str!("../../../migrations/sqlite/0017_job_stats.sql"),
     ),
+    (
+        18,
+        "flows",
+        include_str!("../../../migrations/sqlite/0018_flows.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -183,6 +188,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         17,
         "job_stats",
         include_str!("../../../migrations/mysql/0017_job_stats.sql"),
+    ),
+    (
+        18,
+        "flows",
+        include_str!("../../../migrations/mysql/0018_flows.sql"),
     ),
 ];
 

@@ -14,8 +14,12 @@ mod api_tokens;
 mod audit;
 mod changes;
 mod claims;
+mod edges;
 mod firing;
 mod fleet;
+mod flow_alarms;
+mod flows;
+mod flows_query;
 mod gaps;
 mod gocron;
 mod job_stats;
@@ -37,6 +41,8 @@ pub use alarms::{NewAlarm, Raised, RunEvent};
 pub use audit::{AuditFilter, NewAudit};
 pub use claims::Claim;
 pub use firing::{Forbid, PendingRun, Recorded};
+pub use flows::Released;
+pub use flows_query::{FlowFilter, Rerun};
 pub use gaps::{Covers, Mark, Scheduled};
 pub use gocron::GocronJob;
 pub use job_stats::{JobStats, DURATION_BUCKETS};
@@ -147,7 +153,8 @@ pub(crate) fn is_unique_violation(e: &sqlx::Error) -> bool {
 pub(crate) const RUN_COLUMNS: &str =
     "r.id, r.job_id, j.name AS job_name, j.job_group, r.instant, r.trigger_kind, r.attempt, r.retry_of, \
      r.state, r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \
-                           r.started_at, r.ended_at, r.stdout_cut, r.stderr_cut";
+                           r.started_at, r.ended_at, r.stdout_cut, r.stderr_cut, r.flow_root, r.flow_run, \
+                           r.flow_round, r.upstream_runs, r.rerun_of";
 
 impl Store {
     /// Connects without touching the schema. A SQLite store is put in WAL mode with a busy

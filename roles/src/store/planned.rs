@@ -13,7 +13,8 @@ pub struct Planned {
     pub id: i64,
     pub schedule: String,
     pub timezone: String,
-    /// Not paused, and with something to run (a command or an HTTP call).
+    /// Not paused, with something to run (a command or an HTTP call), and a rule of its own
+    /// (a job that runs after others has none: its upstreams release it).
     pub schedulable: bool,
     pub updated_at: Millis,
     pub misfire_window_secs: i64,
@@ -25,7 +26,9 @@ impl Planned {
             id: job.id,
             schedule: job.schedule.clone(),
             timezone: job.timezone.clone(),
-            schedulable: !job.paused && (job.command.is_some() || job.http_url.is_some()),
+            schedulable: !job.paused
+                && (job.command.is_some() || job.http_url.is_some())
+                && !job.schedule.is_empty(),
             updated_at: job.updated_at,
             misfire_window_secs: job.misfire_window_secs,
         }
@@ -50,7 +53,9 @@ impl Store {
                     id: r.try_get(0)?,
                     schedule: rows::text_at(r, 1)?.unwrap_or_default(),
                     timezone: rows::text_at(r, 2)?.unwrap_or_default(),
-                    schedulable: r.try_get::<i64, _>(3)? == 0 && r.try_get::<i64, _>(4)? == 1,
+                    schedulable: r.try_get::<i64, _>(3)? == 0
+                        && r.try_get::<i64, _>(4)? == 1
+                        && !rows::text_at(r, 1)?.unwrap_or_default().is_empty(),
                     updated_at: r.try_get(5)?,
                     misfire_window_secs: r.try_get(6)?,
                 })
@@ -83,6 +88,7 @@ impl Store {
                 out.push(rows::job(&r)?);
             }
         }
+        self.attach_edges(&mut out).await?;
         Ok(out)
     }
 }

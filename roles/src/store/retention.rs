@@ -15,6 +15,13 @@ impl Store {
         .execute(&self.pool)
         .await?
         .rows_affected();
+        // A flow goes with its runs; one that never ended (its runs pruned before it could)
+        // goes a month later.
+        sqlx::query("DELETE FROM flows WHERE ended_at < ? OR created_at < ?")
+            .bind(before)
+            .bind(before - 30 * 86_400_000)
+            .execute(&self.pool)
+            .await?;
         Ok(runs)
     }
 

@@ -95,6 +95,8 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
         },
         admin_email: text(r, "admin_email")?,
         admin_mobile: text(r, "admin_mobile")?,
+        // Read by `Store::attach_edges`, from their own table.
+        after: Vec::new(),
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -135,5 +137,10 @@ pub(super) fn run(r: &AnyRow, with_output: bool) -> Result<Run, StoreError> {
         stderr,
         stdout_cut: r.try_get("stdout_cut")?,
         stderr_cut: r.try_get("stderr_cut")?,
+        flow_root: r.try_get("flow_root")?,
+        flow_run: r.try_get("flow_run")?,
+        flow_round: r.try_get("flow_round")?,
+        upstream_runs: text(r, "upstream_runs")?,
+        rerun_of: r.try_get("rerun_of")?,
     })
 }

@@ -174,8 +174,8 @@ async fn an_instant_is_recorded_once() {
 async fn a_manual_run_is_claimed_once() {
     let t = temp_store("claim").await;
     let job = t.store.insert_job(&spec("a")).await.expect("job");
-    let a = t.store.request_run(job.id).await.expect("a");
-    let b = t.store.request_run(job.id).await.expect("b");
+    let a = t.store.request_run(job.id, false).await.expect("a");
+    let b = t.store.request_run(job.id, false).await.expect("b");
     assert_ne!(a, b);
     assert_eq!(
         t.store.pending_runs(i64::MAX).await.expect("pending").len(),
@@ -440,6 +440,7 @@ async fn every_job_field_is_stored_and_read_back_as_given() {
         max_cpu_secs: Some(600),
         admin_email: Some("a@example.com".into()),
         admin_mobile: Some("5550100".into()),
+        after: None,
         paused: Some(true),
     }
     .create("UTC")

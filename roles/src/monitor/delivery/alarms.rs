@@ -98,6 +98,31 @@ impl Alarmer {
             }
         }
         self.store.check_plain_successes().await?;
+        self.scan_flows().await
+    }
+
+    /// One alarm per flow that ended failed or partial (`flow_failed`, `flow_partial`),
+    /// naming the jobs that failed, to its root job's recipients — unless the root alarms on
+    /// nothing (`alarm_on = ""`).
+    async fn scan_flows(&self) -> Result<(), StoreError> {
+        for (id, ev) in self.store.unchecked_flows(100).await? {
+            let kind = ev.state.clone();
+            let alarms = if ev.alarm_on.is_empty() {
+                Vec::new()
+            } else {
+                self.run_alarms(&ev, &kind)
+            };
+            if let Some(raised) = self
+                .store
+                .check_flow(id, &alarms, self.merge_since())
+                .await?
+            {
+                self.raised.add(alarms.len() as u64);
+                for r in raised {
+                    log_raised(r, &ev, &kind);
+                }
+            }
+        }
         Ok(())
     }
 

@@ -217,6 +217,7 @@ async fn add_job(
     let fields: JobFields = parse_body(&body)?;
     let valid = fields.create(&s.default_tz)?;
     check_group(&caller, &valid)?;
+    super::flows::check_edges(&s, &caller, &valid.after).await?;
     let job = s.store.insert_job(&valid).await?;
     tracing::info!(job = %job.name, id = job.id, schedule = %job.schedule, by = %caller.principal.name, "job added");
     caller
@@ -270,6 +271,9 @@ async fn edit_job(
     let fields: JobFields = parse_body(&body)?;
     let valid = fields.apply(before.clone())?;
     check_group(&caller, &valid)?;
+    if valid.after != before.after {
+        super::flows::check_edges(&s, &caller, &valid.after).await?;
+    }
     let job = s.store.update_job(&valid).await?;
     tracing::info!(job = %job.name, by = %caller.principal.name, "job edited");
     caller
@@ -350,7 +354,7 @@ struct DeleteQuery {
 /// then its executors stop those runs (they are recorded nowhere: the history goes too).
 #[utoipa::path(delete, path = "/api/v1/jobs/{job}", tag = "jobs", params(("job" = String, Path, description = "The job's name or id"), DeleteQuery),
     responses((status = 204, description = "Deleted, with its history"), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody), (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody),
-        (status = 409, description = "The job has runs going (and no `force`)", body = ErrorBody)))]
+        (status = 409, description = "The job has runs going, or other jobs run after it (and no `force`)", body = ErrorBody)))]
 async fn delete_job(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
@@ -389,6 +393,20 @@ async fn delete_job(
                 ),
             })
         }
+        Deleted::Depended(names) => Err(ApiError {
+            status: StatusCode::CONFLICT,
+            field: None,
+            message: format!(
+                "job `{}` is upstream of {}: delete with force (--force) to remove their \
+                 edges too (a job left with no upstream is paused)",
+                job.name,
+                names
+                    .iter()
+                    .map(|n| format!("`{n}`"))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ),
+        }),
     }
 }
 
@@ -400,26 +418,39 @@ pub(super) struct RunRequested {
     job: String,
 }
 
-/// Runs the job now, whatever its schedule (and paused or not).
-#[utoipa::path(post, path = "/api/v1/jobs/{job}/run", tag = "jobs", params(("job" = String, Path, description = "The job's name or id")),
+/// `POST /api/v1/jobs/{job}/run` options.
+#[derive(Debug, Default, Deserialize, utoipa::IntoParams)]
+#[serde(deny_unknown_fields)]
+#[into_params(parameter_in = Query)]
+struct RunQuery {
+    /// Run this job only: the jobs that run after it are not started.
+    #[serde(default)]
+    alone: bool,
+}
+
+/// Runs the job now, whatever its schedule (and paused or not). Unless `alone`, the jobs that
+/// run after it follow, as a flow of which it is the root.
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/run", tag = "jobs", params(("job" = String, Path, description = "The job's name or id"), RunQuery),
     responses((status = 202, description = "The run is recorded", body = RunRequested), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody),
         (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]
 async fn run_job(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
+    query: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<(StatusCode, Json<RunRequested>), ApiError> {
     s.requests.inc();
+    let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let job = find(&s, &caller, &key).await?;
     caller.require_write()?;
-    let run_id = s.store.request_run(job.id).await?;
+    let run_id = s.store.request_run(job.id, q.alone).await?;
     caller
         .audit(
             &s.store,
             "job.run",
             format!("job {}", job.name),
             Some(job.id),
-            json!({"run_id": run_id}),
+            json!({"run_id": run_id, "alone": q.alone}),
         )
         .await;
     Ok((

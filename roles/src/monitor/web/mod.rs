@@ -8,6 +8,7 @@ pub(crate) mod access;
 mod admin;
 pub(crate) mod api;
 mod console;
+mod flows;
 pub mod job_metrics;
 mod live;
 mod openapi;
@@ -31,6 +32,7 @@ fn routes() -> (Router<ApiState>, utoipa::openapi::OpenApi) {
     utoipa_axum::router::OpenApiRouter::with_openapi(<openapi::ApiDoc as utoipa::OpenApi>::openapi())
         .merge(api::routes())
         .merge(admin::routes())
+        .merge(flows::routes())
         .split_for_parts()
 }
 

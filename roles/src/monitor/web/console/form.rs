@@ -105,7 +105,22 @@ fn masked_secrets(j: Option<&Job>) -> (String, String) {
     (headers, env)
 }
 
-fn form(job: Option<&Job>, default_tz: &str) -> Markup {
+/// `after`: the jobs it runs after, `name[:failure|end]`, comma-separated; the other jobs the
+/// visitor may see are offered as they type.
+fn after(value: &str, others: &[String]) -> Markup {
+    html! {
+        div.field {
+            label for="after" { "Runs after" }
+            input #after name="after" data-field="after" data-kind="after" value=(value) list="job-names"
+                aria-describedby="after-hint after-error";
+            datalist #job-names { @for n in others { option value=(n) {} } }
+            small.hint #after-hint { "Jobs, comma-separated; add :failure or :end to run on their failure or whatever their end (default: their success). Then no rule." }
+            small.error #after-error data-error-for="after" {}
+        }
+    }
+}
+
+fn form(job: Option<&Job>, default_tz: &str, others: &[String]) -> Markup {
     let j = job.cloned();
     let get = |f: fn(&Job) -> String| j.as_ref().map(f).unwrap_or_default();
     let (action, method) = match job {
@@ -141,7 +156,8 @@ fn form(job: Option<&Job>, default_tz: &str) -> Markup {
                 (text("Name", "name", &get(|j| j.name.clone()), "Unique, whatever its case."))
                 (text("Description", "description", &get(|j| j.description.clone().unwrap_or_default()), "What it is for, in words."))
                 (text("Run as", "run_as", &get(|j| j.run_as.clone().unwrap_or_default()), "A user of the executors' allowed_users; empty: their run_as."))
-                (text("Rule", "schedule", &get(|j| j.schedule.clone()), "5 or 6 fields (sec min hour dom month dow), @daily, @every 90s."))
+                (text("Rule", "schedule", &get(|j| j.schedule.clone()), "5 or 6 fields (sec min hour dom month dow), @daily, @every 90s. Empty for a job that runs after others."))
+                (after(&get(|j| crate::model::flows::edges_text(&j.after)), others))
                 (text("Time zone", "timezone", &tz, "IANA name, e.g. Europe/Paris."))
                 div.field.wide #preview aria-live="polite" { strong { "Next instants" } span #preview-words {} ol #preview-list {} small.error #preview-error {} }
                 (area("Shell command", "command", &get(|j| j.command.clone().unwrap_or_default()), "Run by /bin/sh -c on the executor. Or give an HTTP URL instead.", "text"))
@@ -187,7 +203,8 @@ pub async fn new_job(
     headers: HeaderMap,
 ) -> Result<Response, Bounce> {
     let v = c.visitor(&headers, peer, "/jobs/new").await?;
-    let body = form(None, &c.api.default_tz);
+    let others = job_names(&c, &v, None).await;
+    let body = form(None, &c.api.default_tz, &others);
     Ok(Html(page("New job", Some(Section::Jobs), Some(&v), body).into_string()).into_response())
 }
 
@@ -203,7 +220,8 @@ pub async fn edit_job(
     let job = api::find(&c.api, &v.caller, &key)
         .await
         .map_err(|e| e.into_response())?;
-    let body = form(Some(&job), &c.api.default_tz);
+    let others = job_names(&c, &v, Some(&job.name)).await;
+    let body = form(Some(&job), &c.api.default_tz, &others);
     Ok(Html(
         page(
             &format!("Edit {}", job.name),
@@ -214,4 +232,17 @@ pub async fn edit_job(
         .into_string(),
     )
     .into_response())
+}
+
+/// The names of the jobs `v` may see, but `except`, for the `after` field's suggestions.
+async fn job_names(c: &Console, v: &super::Visitor, except: Option<&str>) -> Vec<String> {
+    c.api
+        .store
+        .jobs()
+        .await
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|j| v.caller.principal.sees(&j.group) && Some(j.name.as_str()) != except)
+        .map(|j| j.name)
+        .collect()
 }

@@ -11,6 +11,7 @@ use crate::model::{Millis, RunState};
 pub enum Section {
     Overview,
     Jobs,
+    Flows,
     Runs,
     Fleet,
     Alarms,
@@ -19,9 +20,10 @@ pub enum Section {
 }
 
 /// The sections, and whether only admins see them.
-const SECTIONS: [(Section, &str, &str, bool); 7] = [
+const SECTIONS: [(Section, &str, &str, bool); 8] = [
     (Section::Overview, "/", "Overview", false),
     (Section::Jobs, "/jobs", "Jobs", false),
+    (Section::Flows, "/flows", "Flows", false),
     (Section::Runs, "/runs", "Runs", false),
     (Section::Fleet, "/fleet", "Fleet", false),
     (Section::Alarms, "/alarms", "Alarms", false),

@@ -9,6 +9,7 @@
 //! Every response carries a Content-Security-Policy without inline script or style, framing
 //! refused, and `nosniff`; every value on a page is escaped, and output is shown as text.
 
+mod flows;
 mod form;
 mod layout;
 mod ops;
@@ -95,6 +96,8 @@ pub fn router(console: Console) -> Router {
         .route("/jobs/new", get(form::new_job))
         .route("/jobs/{job}", get(pages::job))
         .route("/jobs/{job}/edit", get(form::edit_job))
+        .route("/flows", get(flows::flows))
+        .route("/flows/{run}", get(flows::flow))
         .route("/runs", get(ops::runs))
         .route("/runs/{id}", get(ops::run))
         .route("/fleet", get(ops::fleet))

@@ -134,6 +134,22 @@ pub async fn run(
                     @for (name, at) in steps { dt { (name) } dd data-step=(name) { (time(at)) } }
                     dt { "Duration" } dd { (run_duration(r.started_at, r.ended_at)) }
                     dt { "Trigger" } dd { (r.trigger.as_str()) }
+                    @if r.flow_run.is_some() || r.flow_root != 0 {
+                        dt { "Flow" } dd { a href=(format!("/flows/{}", r.id)) { "the flow of this run" } }
+                    }
+                    @if let Some(up) = &r.upstream_runs {
+                        dt { "Released by" } dd {
+                            @for (i, pair) in up.split(',').enumerate() {
+                                @if i > 0 { ", " }
+                                @if let Some((name, id)) = pair.split_once('=') {
+                                    (name) " " a href=(format!("/runs/{id}")) { "run " (id) }
+                                }
+                            }
+                        }
+                    }
+                    @if let Some(old) = r.rerun_of {
+                        dt { "Rerun of" } dd { a href=(format!("/runs/{old}")) { "run " (old) } }
+                    }
                     dt { "Executor" } dd.wrap { (r.executor.as_deref().unwrap_or("—")) }
                     dt { "Pid" } dd { @if let Some(p) = r.pid { (p) } @else { "—" } }
                     dt { "Exit code" } dd #exit { @if let Some(c) = r.exit_code { (c) } @else { "—" } }

@@ -48,6 +48,16 @@ pub(super) fn target(job: &crate::model::Job) -> String {
 
 /// The rule, and under it its plain-words reading when it has one.
 pub(super) fn rule(job: &crate::model::Job) -> Markup {
+    if !job.after.is_empty() {
+        return html! {
+            "after "
+            @for (i, e) in job.after.iter().enumerate() {
+                @if i > 0 { ", " }
+                a href=(job_href(&e.job)) { (e.job) }
+                @if e.on != crate::model::EdgeOn::Success { " (on " (e.on.as_str()) ")" }
+            }
+        };
+    }
     html! {
         code { (job.schedule) }
         @if let Some(w) = words::describe(&job.schedule) { br; span.muted { (w) } }
@@ -280,14 +290,16 @@ pub async fn job(
             })
             .await?;
 
+        let flow = super::flows::latest_of(&c, &v.caller, job.id).await?;
+        let downstream = c.api.store.dependents(job.id).await?;
         let mut views = api::views(&c.api, vec![job]).await?;
         let view = views
             .pop()
             .ok_or_else(|| crate::http::ApiError::not_found(format!("no job `{key}`")))?;
-        Ok::<_, crate::http::ApiError>((view, runs))
+        Ok::<_, crate::http::ApiError>((view, runs, flow, downstream))
     }
     .await;
-    let (view, runs) = found.map_err(|e| trouble(&v, Some(Section::Jobs), e))?;
+    let (view, runs, flow, downstream) = found.map_err(|e| trouble(&v, Some(Section::Jobs), e))?;
     let j = &view.job;
     let ended: Vec<&Run> = runs.iter().filter(|r| r.state.is_final()).collect();
     let ok = ended
@@ -325,6 +337,18 @@ pub async fn job(
                 }
             }
         }
+        @if let Some(flow) = &flow {
+            h2 { "Latest flow" }
+            (super::flows::flow_block(flow, v.writes()))
+        }
+        @if !downstream.is_empty() {
+            p.downstream { "Runs before: "
+                @for (i, d) in downstream.iter().enumerate() {
+                    @if i > 0 { ", " }
+                    a href=(job_href(d)) { (d) }
+                }
+            }
+        }
         h2 { "Runs" }
         p {
             a href=(href("/runs", &[("job", &j.name)])) { "All runs of " (j.name) }
@@ -344,7 +368,7 @@ pub async fn job(
 fn job_settings(view: &crate::model::JobView) -> Vec<(&'static str, Markup)> {
     let j = &view.job;
     vec![
-        ("Rule", rule(j)),
+        (if j.after.is_empty() { "Rule" } else { "Runs" }, rule(j)),
         ("Zone", html! { (j.timezone) }),
         (
             "Next fire",

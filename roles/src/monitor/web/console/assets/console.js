@@ -96,6 +96,14 @@
       });
       return out;
     }
+    if (kind === "after") {
+      return el.value.split(",").map(function (s) { return s.trim(); })
+        .filter(function (s) { return s; })
+        .map(function (s) {
+          const i = s.indexOf(":");
+          return i > 0 ? { job: s.slice(0, i).trim(), on: s.slice(i + 1).trim() } : { job: s, on: "success" };
+        });
+    }
     if (kind === "headers") {
       const out = {};
       el.value.split("\n").forEach(function (line) {
