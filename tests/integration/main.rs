@@ -15,6 +15,7 @@ mod cluster;
 mod console;
 mod docs;
 mod firing;
+mod flows;
 mod hardening;
 mod kubernetes;
 mod lifecycle;

@@ -219,3 +219,6 @@ impl Store {
 
 #[cfg(test)]
 pub(crate) mod tests;
+
+#[cfg(test)]
+mod flows_tests;
