@@ -173,6 +173,12 @@ pub fn job(view: &JobView) {
             j.timezone
         ),
     }
+    if let (Some(r), Some(w)) = (&j.requires, j.within_secs) {
+        println!(
+            "requires:   {r} succeeded within {} before each instant",
+            cronvisor_roles::model::durations::secs_text(w)
+        );
+    }
     println!("state:      {}", if j.paused { "paused" } else { "active" });
     println!("next fire:  {}", next_fire(view));
     match &view.last_run {

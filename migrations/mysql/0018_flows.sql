@@ -9,6 +9,10 @@ CREATE TABLE job_edges (
     KEY job_edges_by_upstream (upstream_id)
 ) ENGINE=InnoDB;
 
+ALTER TABLE jobs
+    ADD COLUMN requires_job VARCHAR(128) NULL,
+    ADD COLUMN requires_within_secs BIGINT NULL;
+
 ALTER TABLE runs
     ADD COLUMN flow_root BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN flow_round BIGINT NOT NULL DEFAULT 0,

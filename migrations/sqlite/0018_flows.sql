@@ -12,6 +12,11 @@ CREATE TABLE job_edges (
 );
 CREATE INDEX job_edges_by_upstream ON job_edges (upstream_id);
 
+-- A job that keeps its schedule may require another job's success within a window before
+-- each of its instants (by name: a rename of the required job renames it here too).
+ALTER TABLE jobs ADD COLUMN requires_job TEXT;
+ALTER TABLE jobs ADD COLUMN requires_within_secs INTEGER;
+
 -- A run released by upstream runs belongs to the flow of (flow_root, instant): the root job
 -- and the root's instant, which every run of the flow carries. `flow_round` counts the reruns
 -- of a flow. The fence gains both, so each (job, flow, round) has at most one run however

@@ -33,6 +33,18 @@ JOBS = [
      ["--retries", "1", "--retry-backoff", "1s"]),
     ("fanout", "*/2 * * * * *", "true", ["--fanout", "all", "--run-at", "all"]),
     ("fixed", "0 * * * * *", "true", []),
+    ("froot", "*/3 * * * * *", "true", []),
+]
+
+# The flows of `froot` (name, after, command tail): a chain, a fan-in, a job that fails half
+# the time and the path taken on its failure. The checker holds each flow to exactly one
+# record per job, decided as its edges say.
+FLOW = [
+    ("fa", "froot", "true"),
+    ("fb", "froot", "sleep 0.5"),
+    ("fjoin", "fa,fb", "true"),
+    ("ffail", "froot", "test $(( $(od -An -N1 -tu1 /dev/urandom) % 2 )) -ne 0"),
+    ("fpage", "ffail:failure", "true"),
 ]
 
 
@@ -70,6 +82,11 @@ def main():
                        f"echo E {mark} $rc >> {execlog}; exit $rc")
             hosts[0].cli("job", "add", "--name", name, "--schedule", rule, "--command", command,
                          *extra)
+        for name, after, tail in FLOW:
+            mark = f'"$CRONVISOR_JOB $CRONVISOR_RUN_ID $CRONVISOR_ATTEMPT $(date +%s%3N)"'
+            command = (f"echo S {mark} >> {execlog}; {tail}; rc=$?; "
+                       f"echo E {mark} $rc >> {execlog}; exit $rc")
+            hosts[0].cli("job", "add", "--name", name, "--after", after, "--command", command)
         hosts[0].cli("job", "add", "--name", "http", "--schedule", "*/2 * * * * *",
                      "--http-url", servers.http_url)
         time.sleep(4)  # the first fires; the window starts once every job has fired
@@ -94,7 +111,7 @@ def main():
                 break
             time.sleep(1)
         result = check(servers, JOBS + [("http", "*/2 * * * * *", None, [])], execlog, tmp,
-                       t0, t1)
+                       t0, t1, FLOW)
         result["faults"] = nemesis.counts
         print_report(result, seed, a.minutes)
         with open(f"{tmp}/nemesis.json", "w") as f:

@@ -44,15 +44,18 @@ def runs(servers):
     rows = servers.sql(
         "SELECT r.id, j.name, r.instant, r.target, r.state, r.trigger_kind, r.attempt, "
         "COALESCE(r.retry_of, 0), REPLACE(REPLACE(COALESCE(r.error, ''), '\\t', ' '), '\\n', ' '), "
-        "COALESCE(r.started_at, 0), COALESCE(r.ended_at, 0) "
-        "FROM cron.runs r JOIN cron.jobs j ON j.id = r.job_id ORDER BY r.id").splitlines()
+        "COALESCE(r.started_at, 0), COALESCE(r.ended_at, 0), COALESCE(f.name, ''), "
+        "r.flow_round, COALESCE(r.flow_run, 0) "
+        "FROM cron.runs r JOIN cron.jobs j ON j.id = r.job_id "
+        "LEFT JOIN cron.jobs f ON f.id = r.flow_root ORDER BY r.id").splitlines()
     out = []
     for line in rows:
         f = line.split("\t")
         out.append({"id": int(f[0]), "job": f[1], "instant": int(f[2]), "target": f[3],
                     "state": f[4], "trigger": f[5], "attempt": int(f[6]),
                     "retry_of": int(f[7]), "error": f[8], "started_at": int(f[9]),
-                    "ended_at": int(f[10])})
+                    "ended_at": int(f[10]), "flow_root": f[11], "flow_round": int(f[12]),
+                    "flow_run": int(f[13])})
     return out
 
 
@@ -72,13 +75,87 @@ def execlog(path):
     return out
 
 
-def check(servers, jobs, log_path, tmp, t0, t1):
+def latest(recs):
+    """The record that counts of a job in a flow: its latest attempt."""
+    return max(recs, key=lambda r: (r["attempt"], r["id"])) if recs else None
+
+
+FAILED = {"failed", "timed_out", "killed", "lost"}
+
+
+def check_flows(all_runs, flow, t0, t1, anomaly, presumed):
+    """Each flow of the root whose first run ended in the window: every job of it has exactly
+    one record (first attempt, round 0), with the root's instant and first run, decided as its
+    edges say. A decision made while an upstream was presumed lost, whose real end came later
+    (the record then says so), is reported in `presumed`, not as an anomaly: the same limit as
+    `forbid` across a partition. Returns how many flows were checked."""
+    if not flow:
+        return 0
+    root_name = flow[0][1]
+    after = {name: [e.split(":") for e in up.split(",")] for name, up, _ in flow}
+    roots = [r for r in all_runs if r["job"] == root_name and r["flow_root"] == ""
+             and r["attempt"] == 1 and t0 <= r["instant"] < t1 and r["state"] in FINAL]
+    members = {}
+    for r in all_runs:
+        if r["flow_root"] == root_name and r["flow_round"] == 0:
+            members.setdefault((r["instant"], r["job"]), []).append(r)
+    for root in roots:
+        t = root["instant"]
+        outcome = {root_name: latest([r for r in all_runs if r["job"] == root_name
+                                      and r["flow_root"] == "" and r["instant"] == t])}
+        for name, _up, _ in flow:
+            recs = members.get((t, name), [])
+            firsts = [r for r in recs if r["attempt"] == 1]
+            if not firsts:
+                anomaly("flow_missing", f"{name} in the flow of {root_name} run {root['id']}")
+                continue
+            if len(firsts) > 1:
+                anomaly("flow_doubled", f"{name} in the flow of run {root['id']}: "
+                        f"{[r['id'] for r in firsts]}")
+            for r in recs:
+                if r["flow_run"] != root["id"]:
+                    anomaly("flow_mixed", f"{name} run {r['id']} names flow run {r['flow_run']}, "
+                            f"not {root['id']}")
+            outcome[name] = latest(recs)
+        # Each decision as its edges say, from its upstreams' last attempts.
+        for name, _up, _ in flow:
+            me = outcome.get(name)
+            if me is None or me["state"] not in FINAL:
+                continue
+            ran = me["state"] != "skipped"
+            should = True
+            for up, *on in after[name]:
+                u = outcome.get(up)
+                edge = on[0] if on else "success"
+                if u is None or u["state"] not in FINAL:
+                    should = None
+                    break
+                if "presumed lost" in u["error"]:
+                    presumed.append(f"{name} run {me['id']} ({me['state']}) after {up} run "
+                                    f"{u['id']}, lost then {u['state']}")
+                    should = None
+                    break
+                if u["state"] in ("skipped", "missed"):
+                    should = False
+                elif edge == "success":
+                    should = should and u["state"] == "succeeded"
+                elif edge == "failure":
+                    should = should and u["state"] in FAILED
+            if should is not None and ran != should:
+                anomaly("flow_decision", f"{name} run {me['id']} ({me['state']}) in the flow "
+                        f"of run {root['id']}: should {'run' if should else 'be skipped'}")
+    return len(roots)
+
+
+def check(servers, jobs, log_path, tmp, t0, t1, flow=()):
     anomalies = []
 
     def anomaly(kind, detail):
         anomalies.append((kind, detail))
 
     all_runs = runs(servers)
+    flow_presumed = []
+    flows_checked = check_flows(all_runs, list(flow), t0, t1, anomaly, flow_presumed)
     executed = execlog(log_path)
     checked = 0
     for name, rule, _cmd, extra in jobs:
@@ -199,7 +276,8 @@ def check(servers, jobs, log_path, tmp, t0, t1):
                 reasons[key] = reasons.get(key, 0) + 1
     return {"anomalies": anomalies, "instants": checked, "states": states,
             "ran_but_lost": len(ran_but_lost), "executed": len(executed), "reasons": reasons,
-            "overlap_presumed_lost": presumed, "system_alarms": system}
+            "overlap_presumed_lost": presumed, "system_alarms": system,
+            "flows": flows_checked, "flow_presumed": flow_presumed}
 
 
 def print_report(result, seed, minutes):
@@ -211,7 +289,9 @@ def print_report(result, seed, minutes):
     print(f"\ninstants checked: {result['instants']}; runs executed: {result['executed']}; "
           f"records by state: {result['states']}; lost though their process ended: "
           f"{result['ran_but_lost']}; forbid runs beside one presumed lost (not an anomaly: "
-          f"the documented limit across a partition): {len(result['overlap_presumed_lost'])}\n")
+          f"the documented limit across a partition): {len(result['overlap_presumed_lost'])}; "
+          f"flows checked: {result.get('flows', 0)}; flow decisions made on an upstream "
+          f"presumed lost that ended after all: {len(result.get('flow_presumed', []))}\n")
     print("| system alarm | raised |\n|---|---|")
     for k, n in sorted(result["system_alarms"].items()):
         print(f"| {k} | {n} |")
@@ -225,7 +305,8 @@ def print_report(result, seed, minutes):
         kinds[kind] = kinds.get(kind, 0) + 1
     print("| anomaly | count |\n|---|---|")
     for k in ("missing", "doubled", "extra_instant", "not_final", "executed_twice",
-              "ran_again_after_success", "overlap", "leftover_process", "alarm_twice"):
+              "ran_again_after_success", "overlap", "leftover_process", "alarm_twice",
+              "flow_missing", "flow_doubled", "flow_mixed", "flow_decision"):
         print(f"| {k} | {kinds.get(k, 0)} |")
     for kind, detail in result["anomalies"][:50]:
         print(f"  {kind}: {detail}", file=sys.stderr)

@@ -146,7 +146,7 @@ fn node(
         _ => "",
     };
     let label = format!("{lead}{branch}{}{edge}", n.job);
-    let seen = !shown.insert(n.job.clone()) && !n.hidden;
+    let seen = !shown.insert(n.job.clone());
     if seen {
         out.push_str(&format!("{label} (above)\n"));
         return;
@@ -181,7 +181,7 @@ fn node(
         .filter_map(|c| {
             c.after
                 .iter()
-                .find(|e| e.job == n.job && !n.hidden)
+                .find(|e| e.job == n.job)
                 .map(|e| (c, e.on))
         })
         .collect();

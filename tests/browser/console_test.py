@@ -313,6 +313,7 @@ def every_page_renders(c):
         ("/jobs", "jobs"),
         ("/fleet", "fleet"),
         ("/alarms", "alarms"),
+        ("/flows", "flows-list"),
         ("/jobs/browser-job/edit", "job-edit"),
     ]:
         c.go(path)
@@ -341,6 +342,64 @@ def edit_and_pause_and_delete(c):
     expect(c.page).to_have_url(c.url + "/jobs", timeout=WAIT_MS)
     assert c.page.locator('tr[data-job="browser-job"]').count() == 0
     c.clean("edit, pause, delete")
+
+
+def post_job(c, body):
+    status = c.page.evaluate(
+        """(body) => fetch('/api/v1/jobs', {method: 'POST',
+             headers: {'Content-Type': 'application/json',
+                       'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content},
+             body: JSON.stringify(body)}).then(r => r.status)""",
+        body,
+    )
+    assert status == 201, f"adding {body}: {status}"
+
+
+def a_flow_drawn_and_rerun(c):
+    add_job(c, "flow-root", "@yearly", "true")
+    # The form's `after` field, with the other jobs offered.
+    c.go("/jobs/new")
+    c.page.fill("#name", "flow-child")
+    assert c.page.locator("#job-names option[value='flow-root']").count() == 1
+    c.page.fill("#after", "flow-nope")
+    c.page.fill("#command", "test -e /tmp/cv-flow-fixed-$PPID-never")
+    c.page.click("#job-form button[type=submit]")
+    expect(c.page.locator('[data-error-for="after"]')).to_contain_text("no job `flow-nope`")
+    c.page.fill("#after", "flow-root")
+    c.page.click("#job-form button[type=submit]")
+    expect(c.page).to_have_url(c.url + "/jobs/flow-child", timeout=WAIT_MS)
+    expect(c.page.locator("dl")).to_contain_text("after flow-root")
+    post_job(c, {"name": "flow-leaf", "after": [{"job": "flow-child"}], "command": "true"})
+    post_job(c, {"name": "flow-page", "after": [{"job": "flow-child", "on": "failure"}],
+                 "command": "true"})
+    run_now(c, "flow-root")
+    deadline = time.monotonic() + 20
+    while True:
+        c.go("/flows")
+        rows = c.page.locator("table.flows tbody tr")
+        if rows.count() > 0 and "failed" in rows.first.inner_text():
+            break
+        assert time.monotonic() < deadline, "the flow never ended"
+        c.page.wait_for_timeout(300)
+    c.shot("flows")
+    rows.first.locator("a").first.click()
+    expect(c.page.locator("svg.flow g.node")).to_have_count(4)
+    states = {n.get_attribute("data-job"): n.get_attribute("data-state")
+              for n in c.page.locator("svg.flow g.node").all()}
+    assert states == {"flow-root": "succeeded", "flow-child": "failed",
+                      "flow-leaf": "skipped", "flow-page": "succeeded"}, states
+    assert c.page.locator("svg.flow text.label", has_text="failure").count() == 1
+    c.shot("flow")
+    # The failed node's box links to its run.
+    c.page.locator('svg.flow g.node[data-job="flow-child"] a').click()
+    expect(c.page).to_have_url(re.compile(r"/runs/\d+$"))
+    expect(c.page.locator("#facts")).to_contain_text("Released by")
+    c.page.go_back()
+    c.page.locator("button", has_text="Rerun what did not succeed").click()
+    expect(c.page.locator(".flow-facts")).to_contain_text("rerun 1", timeout=WAIT_MS)
+    c.go("/jobs/flow-leaf")
+    expect(c.page.locator("svg.flow")).to_be_visible()
+    c.clean("flows")
 
 
 def users_and_audit_pages(c):
@@ -396,6 +455,7 @@ def main():
         check("markup a job prints runs no script", markup_in_output_runs_no_script, c)
         check("a SIGHUP during a live tail", a_reload_during_a_live_tail_loses_nothing, c, args.pid)
         check("page through runs and filter", page_through_runs, c)
+        check("a flow added through the form, drawn, and rerun", a_flow_drawn_and_rerun, c)
         check("every page renders, 1280 px, keyboard", every_page_renders, c)
         check("a viewer sees no button that changes anything", a_viewer_sees_no_button_that_changes_anything, browser, args.url, args.viewer)
         check("an operator of another group sees none of these jobs", an_operator_of_another_group_sees_none_of_these_jobs, browser, args.url, args.operator_b)

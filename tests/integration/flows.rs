@@ -292,3 +292,100 @@ fn a_dependent_whose_upstream_ends_while_the_dispatcher_is_killed_runs_once() {
     std::thread::sleep(Duration::from_secs(1));
     assert_eq!(cv.runs("down").len(), 3, "one run of down per flow");
 }
+
+#[test]
+fn a_job_that_requires_another_runs_only_after_its_success_within_the_window() {
+    let cv = Cronvisor::start("flow-requires");
+    cv.add_job("rates", "@yearly", "true", &[]);
+    cv.add_job(
+        "report",
+        "* * * * * *",
+        "true",
+        &["--requires", "rates", "--within", "1h"],
+    );
+    assert!(cv
+        .ok(&["job", "show", "report"])
+        .contains("requires:   rates succeeded within 1h before each instant"));
+    let skipped = wait_state(&cv, "report", &["skipped"]);
+    assert!(
+        skipped["error"]
+            .as_str()
+            .unwrap_or("")
+            .contains("requires `rates` to have succeeded within 1h"),
+        "{skipped}"
+    );
+    assert!(cv.runs("report").iter().all(|r| r["state"] == "skipped"));
+    let id = cv.run_now("rates");
+    cv.wait_run(&id, "rates", |s| s == "succeeded");
+    wait_state(&cv, "report", &["succeeded"]);
+    // Refusals name the field.
+    let out = cv.cli(&["job", "edit", "report", "--requires", "report"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("requires: a job cannot require itself"));
+    let out = cv.cli(&["job", "edit", "report", "--requires", "nope"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("requires: no job `nope`"));
+    let out = cv.cli(&["job", "delete", "rates"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("is upstream of `report`"));
+    // A rename of the required job follows.
+    cv.ok(&["job", "edit", "rates", "--name", "fx-rates"]);
+    assert_eq!(cv.json(&["job", "show", "report"])["requires"], "fx-rates");
+}
+
+#[test]
+fn a_reader_of_one_group_sees_another_groups_job_of_a_flow_as_hidden() {
+    let cv = Cronvisor::start("flow-hidden");
+    cv.add_job(
+        "secret-root",
+        "@yearly",
+        "echo top secret",
+        &["--group", "core"],
+    );
+    add_after(&cv, "visible", "secret-root", "true", &["--group", "team"]);
+    let id = cv.run_now("secret-root");
+    cv.wait_run(&id, "root", |s| s == "succeeded");
+    wait_state(&cv, "visible", &["succeeded"]);
+    let token = cv.json(&[
+        "token", "create", "--name", "vera-t", "--role", "viewer", "--groups", "team",
+    ])["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let out = cv
+        .cli_command_with_token(&["flow", "show", "visible"], &token)
+        .output()
+        .expect("cli");
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert!(text.starts_with("flow of `hidden job` at "), "{text}");
+    assert!(!text.contains("secret-root"), "{text}");
+    assert!(text.contains("visible"), "{text}");
+    // Nor may it edge onto a job it cannot see.
+    let op = cv.json(&[
+        "token", "create", "--name", "op-t", "--role", "operator", "--groups", "team",
+    ])["token"]
+        .as_str()
+        .expect("token")
+        .to_string();
+    let out = cv
+        .cli_command_with_token(
+            &[
+                "job",
+                "add",
+                "--name",
+                "sneaky",
+                "--after",
+                "secret-root",
+                "--group",
+                "team",
+                "--command",
+                "true",
+            ],
+            &op,
+        )
+        .output()
+        .expect("cli");
+    assert!(String::from_utf8_lossy(&out.stderr).contains("after: no job `secret-root`"));
+}

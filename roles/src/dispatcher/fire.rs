@@ -18,7 +18,7 @@ use crate::http::client::HttpClient;
 use crate::http::tls::Trust;
 use crate::metrics::{Metric, Metrics};
 use crate::model::{Fanout, Job, Millis, Overlap, RunState, Trigger};
-use crate::store::{PendingRun, Recorded, Store};
+use crate::store::{Recorded, Store};
 
 /// A recorded run on its way to an executor.
 pub(super) struct Outgoing {
@@ -227,6 +227,9 @@ impl Firer {
     async fn fire_fenced(&self, due: Vec<(Arc<Job>, Millis)>, trigger: Trigger, locked: bool) {
         let started = Instant::now();
         let mut due = due;
+        if due.iter().any(|(j, _)| j.requires.is_some()) {
+            due = self.apply_requires(due).await;
+        }
         if due.iter().any(|(j, _)| j.overlap != Overlap::Allow) {
             due = self.apply_overlap(due).await;
         }
@@ -504,52 +507,6 @@ impl Firer {
             }
         }
         keep
-    }
-
-    /// Fires a run recorded ahead (manual run, retry), once claimed.
-    pub async fn fire_pending(&self, run: PendingRun, job: Option<Arc<Job>>) {
-        match self.store.claim_run(run.run_id).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(run = run.run_id, error = %e, "cannot claim a pending run");
-                return;
-            }
-        }
-        // A paused job can still be run by hand: read it from the store if not scheduled here.
-        let job = match job {
-            Some(j) => j,
-            None => match self.store.job(run.job_id).await {
-                Ok(Some(j)) => Arc::new(j),
-                Ok(None) => {
-                    self.give_up(run.run_id, "job deleted before it ran").await;
-                    return;
-                }
-                Err(e) => {
-                    self.give_up(run.run_id, &format!("cannot read the job: {e}"))
-                        .await;
-                    return;
-                }
-            },
-        };
-        self.fired.inc();
-        let out = Outgoing {
-            run_id: run.run_id,
-            job,
-            instant: run.instant,
-            attempt: run.attempt,
-            retry_of: run.retry_of,
-            pinned: None,
-            flow: run.flow_run.map(|f| (f, run.upstream_runs.clone())),
-        };
-        self.deliver(vec![out], Instant::now()).await;
-    }
-
-    pub(super) async fn give_up(&self, run_id: i64, reason: &str) {
-        self.delivery_failures.inc();
-        if let Err(e) = self.store.fail_run(run_id, reason).await {
-            tracing::error!(run = run_id, error = %e, "cannot record the delivery failure");
-        }
     }
 }
 

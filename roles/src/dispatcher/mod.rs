@@ -9,6 +9,8 @@ mod backlog;
 mod changes;
 mod deliver;
 mod fire;
+mod pending;
+mod requires;
 pub(crate) mod schedule_set;
 mod setup;
 mod sync;

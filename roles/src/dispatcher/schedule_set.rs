@@ -556,6 +556,8 @@ pub(crate) mod tests {
             admin_email: None,
             admin_mobile: None,
             after: Vec::new(),
+            requires: None,
+            within_secs: None,
             created_at: 0,
             updated_at: 0,
         }

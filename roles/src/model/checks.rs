@@ -130,6 +130,21 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
     check_group_name("group", &job.group)?;
     max_len("schedule", &job.schedule, MAX_SCHEDULE)?;
     super::flows::check_edges(&job.name, &job.after)?;
+    if let Some(r) = &job.requires {
+        validate_name(r).map_err(|e| FieldError::new("requires", e.message))?;
+        if r.eq_ignore_ascii_case(&job.name) {
+            return Err(FieldError::new("requires", "a job cannot require itself"));
+        }
+        if !job.after.is_empty() {
+            return Err(FieldError::new(
+                "requires",
+                "a job that runs after others is released by them: give it an edge instead",
+            ));
+        }
+    }
+    if let Some(w) = job.within_secs {
+        range_secs("within_secs", w, 1, super::fields::MAX_WITHIN_SECS)?;
+    }
     // A job that runs after others has no rule, but its zone still names its instants.
     let rule = if job.after.is_empty() {
         job.schedule.as_str()

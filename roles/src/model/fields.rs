@@ -45,6 +45,9 @@ pub const DEFAULT_GROUP: &str = "default";
 pub const DEFAULT_HTTP_METHOD: &str = "GET";
 pub const DEFAULT_RETRY_BACKOFF_SECS: i64 = 10;
 pub const DEFAULT_MISFIRE_WINDOW_SECS: i64 = 3600;
+/// `--requires` without `--within`: a day.
+pub const DEFAULT_WITHIN_SECS: i64 = 86_400;
+pub const MAX_WITHIN_SECS: i64 = 31 * 86_400;
 /// Default `alarm_on`.
 pub const DEFAULT_ALARM_ON: &[AlarmKind] = &[
     AlarmKind::Failed,
@@ -195,6 +198,15 @@ pub struct JobFields {
     #[serde(default, skip_serializing_if = "Option::is_none", with = "after_list")]
     #[schema(value_type = Option<Vec<super::Edge>>)]
     pub after: Option<Vec<AfterLine>>,
+    /// A job that must have succeeded within --within before each instant of this one, or
+    /// the instant is recorded `skipped` with the reason ("" for none).
+    #[arg(long, value_name = "JOB")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<String>,
+    /// With --requires: how long before the instant its success counts (default 24h).
+    #[arg(long = "within", value_name = "DURATION", value_parser = parse_duration_secs)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_secs: Option<i64>,
     /// IANA time zone of the rule (`UTC`, `Europe/Paris`); default: the config's `timezone`.
     #[arg(long = "tz", value_name = "ZONE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -361,6 +373,8 @@ fn blank(default_tz: &str) -> Job {
         admin_email: None,
         admin_mobile: None,
         after: Vec::new(),
+        requires: None,
+        within_secs: None,
         created_at: 0,
         updated_at: 0,
     }
@@ -462,6 +476,16 @@ impl JobFields {
         }
         if let Some(v) = self.schedule {
             job.schedule = v.trim().to_string();
+        }
+        if let Some(v) = self.requires {
+            job.requires = non_empty(v);
+        }
+        if let Some(v) = self.within_secs {
+            job.within_secs = Some(v);
+        }
+        match job.requires {
+            Some(_) => job.within_secs = job.within_secs.or(Some(DEFAULT_WITHIN_SECS)),
+            None => job.within_secs = None,
         }
         if let Some(v) = self.timezone {
             job.timezone = v.trim().to_string();

@@ -74,6 +74,12 @@ pub struct Job {
     /// The jobs it runs after (then it has no schedule): once per flow of their root.
     #[serde(default)]
     pub after: Vec<Edge>,
+    /// A job that must have succeeded within `within_secs` before each scheduled instant, or
+    /// the instant is recorded `skipped`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub requires: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub within_secs: Option<i64>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }

@@ -64,6 +64,27 @@ impl Store {
             .collect()
     }
 
+    /// When the job named `name` last succeeded in [from, to], if it did (its newest runs
+    /// first, over `runs_by_job`).
+    pub async fn last_success(
+        &self,
+        name: &str,
+        from: i64,
+        to: i64,
+    ) -> Result<Option<i64>, StoreError> {
+        let row = sqlx::query(
+            "SELECT r.ended_at FROM runs r JOIN jobs j ON j.id = r.job_id \
+             WHERE LOWER(j.name) = LOWER(?) AND r.state = 'succeeded' AND r.ended_at >= ? \
+             AND r.ended_at <= ? ORDER BY r.id DESC LIMIT 1",
+        )
+        .bind(name)
+        .bind(from)
+        .bind(to)
+        .fetch_optional(&self.pool)
+        .await?;
+        Ok(row.map(|r| r.try_get(0)).transpose()?)
+    }
+
     /// Names and groups of jobs by id (for showing a graph).
     pub async fn job_names(
         &self,
@@ -208,9 +229,39 @@ pub(super) async fn write(
     Ok(())
 }
 
+/// A job renamed from `old` to `new`: the jobs that require it follow. Returns their ids,
+/// whose change the caller logs.
+pub(super) async fn rename_required(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    old: &str,
+    new: &str,
+    now: i64,
+) -> Result<Vec<i64>, StoreError> {
+    if old == new {
+        return Ok(Vec::new());
+    }
+    let requirers: Vec<i64> =
+        sqlx::query("SELECT id FROM jobs WHERE LOWER(requires_job) = LOWER(?)")
+            .bind(old)
+            .fetch_all(&mut **tx)
+            .await?
+            .iter()
+            .map(|r| r.try_get::<i64, _>(0))
+            .collect::<Result<_, _>>()?;
+    for id in &requirers {
+        sqlx::query("UPDATE jobs SET requires_job = ?, updated_at = ? WHERE id = ?")
+            .bind(new)
+            .bind(now)
+            .bind(*id)
+            .execute(&mut **tx)
+            .await?;
+    }
+    Ok(requirers)
+}
+
 /// Removes every edge from and to `job_id` (a forced delete): the jobs that ran after it
-/// only are paused, as they no longer have anything to start them. Returns their ids, whose
-/// change is logged by the caller.
+/// only are paused, as they no longer have anything to start them, and the jobs that required
+/// it require nothing. Returns their ids, whose change is logged by the caller.
 pub(super) async fn unlink(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     job_id: i64,
@@ -223,6 +274,26 @@ pub(super) async fn unlink(
         .iter()
         .map(|r| r.try_get::<i64, _>(0))
         .collect::<Result<_, _>>()?;
+    let requirers: Vec<i64> = sqlx::query(
+        "SELECT r.id FROM jobs r JOIN jobs me ON LOWER(r.requires_job) = LOWER(me.name) \
+         WHERE me.id = ?",
+    )
+    .bind(job_id)
+    .fetch_all(&mut **tx)
+    .await?
+    .iter()
+    .map(|r| r.try_get::<i64, _>(0))
+    .collect::<Result<_, _>>()?;
+    for r in &requirers {
+        sqlx::query(
+            "UPDATE jobs SET requires_job = NULL, requires_within_secs = NULL, updated_at = ? \
+             WHERE id = ?",
+        )
+        .bind(now)
+        .bind(*r)
+        .execute(&mut **tx)
+        .await?;
+    }
     sqlx::query("DELETE FROM job_edges WHERE job_id = ? OR upstream_id = ?")
         .bind(job_id)
         .bind(job_id)
@@ -239,5 +310,5 @@ pub(super) async fn unlink(
         .execute(&mut **tx)
         .await?;
     }
-    Ok(dependents)
+    Ok(dependents.into_iter().chain(requirers).collect())
 }

@@ -55,6 +55,8 @@ const FIELD_COLUMNS: &[&str] = &[
     "max_cpu_secs",
     "admin_email",
     "admin_mobile",
+    "requires_job",
+    "requires_within_secs",
     "updated_at",
 ];
 
@@ -234,6 +236,11 @@ impl Store {
         if let Some(existing) = name_in_use(&mut tx, &job.name, Some(job.id)).await? {
             return Err(name_taken(&job.name, &existing));
         }
+        let old_name: String = sqlx::query_scalar("SELECT name FROM jobs WHERE id = ?")
+            .bind(job.id)
+            .fetch_optional(&mut *tx)
+            .await?
+            .unwrap_or_else(|| job.name.clone());
         let updated = bind_fields(sqlx::query(&UPDATE_SQL), job, now)
             .bind(job.id)
             .execute(&mut *tx)
@@ -244,6 +251,9 @@ impl Store {
             Err(e) => return Err(e.into()),
         }
         super::edges::write(&mut tx, self.backend, job.id, job, now).await?;
+        for r in super::edges::rename_required(&mut tx, &old_name, &job.name, now).await? {
+            log_change(&mut tx, r, now).await?;
+        }
         log_change(&mut tx, job.id, now).await?;
         tx.commit().await?;
         self.job(job.id)
@@ -277,8 +287,10 @@ impl Store {
         }
         let dependents: Vec<String> = sqlx::query(
             "SELECT j.name FROM job_edges e JOIN jobs j ON j.id = e.job_id \
-             WHERE e.upstream_id = ? ORDER BY j.name",
+             WHERE e.upstream_id = ? UNION SELECT r.name FROM jobs r JOIN jobs me \
+             ON LOWER(r.requires_job) = LOWER(me.name) WHERE me.id = ? ORDER BY 1",
         )
+        .bind(id)
         .bind(id)
         .fetch_all(&mut *tx)
         .await?
@@ -364,5 +376,7 @@ fn bind_fields<'q>(
         .bind(job.limits.max_cpu_secs)
         .bind(job.admin_email.as_deref())
         .bind(job.admin_mobile.as_deref())
+        .bind(job.requires.as_deref())
+        .bind(job.within_secs)
         .bind(now)
 }

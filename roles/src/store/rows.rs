@@ -97,6 +97,8 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
         admin_mobile: text(r, "admin_mobile")?,
         // Read by `Store::attach_edges`, from their own table.
         after: Vec::new(),
+        requires: text(r, "requires_job")?,
+        within_secs: r.try_get("requires_within_secs")?,
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })

@@ -441,6 +441,8 @@ async fn every_job_field_is_stored_and_read_back_as_given() {
         admin_email: Some("a@example.com".into()),
         admin_mobile: Some("5550100".into()),
         after: None,
+        requires: None,
+        within_secs: None,
         paused: Some(true),
     }
     .create("UTC")

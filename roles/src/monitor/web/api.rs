@@ -217,7 +217,7 @@ async fn add_job(
     let fields: JobFields = parse_body(&body)?;
     let valid = fields.create(&s.default_tz)?;
     check_group(&caller, &valid)?;
-    super::flows::check_edges(&s, &caller, &valid.after).await?;
+    super::flows::check_relations(&s, &caller, None, &valid).await?;
     let job = s.store.insert_job(&valid).await?;
     tracing::info!(job = %job.name, id = job.id, schedule = %job.schedule, by = %caller.principal.name, "job added");
     caller
@@ -271,9 +271,7 @@ async fn edit_job(
     let fields: JobFields = parse_body(&body)?;
     let valid = fields.apply(before.clone())?;
     check_group(&caller, &valid)?;
-    if valid.after != before.after {
-        super::flows::check_edges(&s, &caller, &valid.after).await?;
-    }
+    super::flows::check_relations(&s, &caller, Some(&before), &valid).await?;
     let job = s.store.update_job(&valid).await?;
     tracing::info!(job = %job.name, by = %caller.principal.name, "job edited");
     caller

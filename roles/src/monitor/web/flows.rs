@@ -13,7 +13,7 @@ use super::access::Caller;
 use super::api::{find, find_run, ApiState};
 use crate::http::{ApiError, ErrorBody};
 use crate::model::flows::{FlowSummary, FlowView};
-use crate::model::{parse_time_bound, Edge, Job};
+use crate::model::{parse_time_bound, Job};
 use crate::store::{FlowFilter, Rerun};
 
 /// Each route registered with its entry in the OpenAPI document.
@@ -142,37 +142,36 @@ async fn root_of(s: &ApiState, job: &Job) -> Result<i64, ApiError> {
     Ok(graph.roots_of(job.id).into_iter().next().unwrap_or(job.id))
 }
 
-/// The flow as `caller` may see it: jobs of other groups named `hidden job`, with their
-/// state but no run detail.
+/// The flow as `caller` may see it: jobs of other groups named `hidden job` (`hidden job 2`,
+/// ... when there are several, so the graph keeps its shape), with their state but no run
+/// detail.
 pub(super) fn hidden(caller: &Caller, mut flow: FlowView) -> FlowView {
-    let hide: Vec<String> = flow
-        .nodes
-        .iter()
-        .filter(|n| !caller.principal.sees(&n.group))
-        .map(|n| n.job.clone())
-        .collect();
-    if hide.is_empty() {
+    let mut names: std::collections::HashMap<String, String> = Default::default();
+    for n in flow.nodes.iter().filter(|n| !caller.principal.sees(&n.group)) {
+        let label = match names.len() {
+            0 => HIDDEN.to_string(),
+            k => format!("{HIDDEN} {}", k + 1),
+        };
+        names.insert(n.job.clone(), label);
+    }
+    if names.is_empty() {
         return flow;
     }
-    if hide.contains(&flow.root_job) {
-        flow.root_job = HIDDEN.into();
+    if let Some(label) = names.get(&flow.root_job) {
+        flow.root_job = label.clone();
+        flow.root_run = None;
     }
     for n in &mut flow.nodes {
         for e in &mut n.after {
-            if hide.contains(&e.job) {
-                e.job = HIDDEN.into();
+            if let Some(label) = names.get(&e.job) {
+                e.job = label.clone();
             }
         }
-        if hide.contains(&n.job) {
-            *n = crate::model::flows::FlowNode {
-                job: HIDDEN.into(),
-                group: String::new(),
-                hidden: true,
-                layer: n.layer,
-                after: std::mem::take(&mut n.after),
-                state: std::mem::take(&mut n.state),
-                runs: Vec::new(),
-            };
+        if let Some(label) = names.get(&n.job) {
+            n.job = label.clone();
+            n.group = String::new();
+            n.hidden = true;
+            n.runs = Vec::new();
         }
     }
     flow
@@ -256,21 +255,37 @@ async fn rerun_flow(
     }
 }
 
-/// Refuses edges to jobs the caller may not see (as if they did not exist) — an edge joins
-/// two groups only for a caller who may change both.
-pub(super) async fn check_edges(
+/// Refuses edges to jobs (and a `requires` of a job) the caller may not see, as if they did
+/// not exist — an edge joins two groups only for a caller who may change both. Only what the
+/// change names anew is checked.
+pub(super) async fn check_relations(
     s: &ApiState,
     caller: &Caller,
-    after: &[Edge],
+    before: Option<&Job>,
+    job: &Job,
 ) -> Result<(), ApiError> {
-    for e in after {
+    let edges_changed = before.is_none_or(|b| b.after != job.after);
+    let requires_changed = before.is_none_or(|b| b.requires != job.requires);
+    let named: Vec<(&str, &str)> = job
+        .after
+        .iter()
+        .filter(|_| edges_changed)
+        .map(|e| ("after", e.job.as_str()))
+        .chain(
+            job.requires
+                .as_deref()
+                .filter(|_| requires_changed)
+                .map(|r| ("requires", r)),
+        )
+        .collect();
+    for (field, name) in named {
         let visible = s
             .store
-            .find_job(&e.job)
+            .find_job(name)
             .await?
             .filter(|j| caller.principal.sees(&j.group));
         if visible.is_none() {
-            return Err(ApiError::field("after", format!("no job `{}`", e.job)));
+            return Err(ApiError::field(field, format!("no job `{name}`")));
         }
     }
     Ok(())

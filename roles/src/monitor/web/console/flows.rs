@@ -53,7 +53,6 @@ pub(super) fn graph(flow: &FlowView) -> Markup {
         .nodes
         .iter()
         .zip(&positions)
-        .filter(|(n, _)| !n.hidden)
         .map(|(n, p)| (n.job.as_str(), *p))
         .collect();
     let layers = flow.nodes.iter().map(|n| n.layer).max().unwrap_or(0) + 1;

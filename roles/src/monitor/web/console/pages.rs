@@ -380,6 +380,16 @@ fn job_settings(view: &crate::model::JobView) -> Vec<(&'static str, Markup)> {
         ),
         ("Target", html! { (target(j)) }),
         (
+            "Requires",
+            match (&j.requires, j.within_secs) {
+                (Some(r), Some(w)) => html! {
+                    a href=(job_href(r)) { (r) } " succeeded within "
+                    (crate::model::durations::secs_text(w)) " before each instant"
+                },
+                _ => html! { "—" },
+            },
+        ),
+        (
             "Work",
             match (&j.command, &j.http_url) {
                 (Some(cmd), _) => html! { pre.command { (cmd) } },
