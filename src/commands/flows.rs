@@ -178,12 +178,7 @@ fn node(
     let children: Vec<(&FlowNode, EdgeOn)> = flow
         .nodes
         .iter()
-        .filter_map(|c| {
-            c.after
-                .iter()
-                .find(|e| e.job == n.job)
-                .map(|e| (c, e.on))
-        })
+        .filter_map(|c| c.after.iter().find(|e| e.job == n.job).map(|e| (c, e.on)))
         .collect();
     let next_lead = match branch {
         "" => lead.to_string(),

@@ -429,7 +429,7 @@ struct RunQuery {
 /// Runs the job now, whatever its schedule (and paused or not). Unless `alone`, the jobs that
 /// run after it follow, as a flow of which it is the root.
 #[utoipa::path(post, path = "/api/v1/jobs/{job}/run", tag = "jobs", params(("job" = String, Path, description = "The job's name or id"), RunQuery),
-    responses((status = 202, description = "The run is recorded", body = RunRequested), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody),
+    responses((status = 202, description = "The run is recorded", body = RunRequested), (status = 400, description = "A parameter is wrong: the error names it", body = ErrorBody), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody),
         (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]
 async fn run_job(
     State(s): State<ApiState>,

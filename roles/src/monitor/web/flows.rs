@@ -147,7 +147,11 @@ async fn root_of(s: &ApiState, job: &Job) -> Result<i64, ApiError> {
 /// detail.
 pub(super) fn hidden(caller: &Caller, mut flow: FlowView) -> FlowView {
     let mut names: std::collections::HashMap<String, String> = Default::default();
-    for n in flow.nodes.iter().filter(|n| !caller.principal.sees(&n.group)) {
+    for n in flow
+        .nodes
+        .iter()
+        .filter(|n| !caller.principal.sees(&n.group))
+    {
         let label = match names.len() {
             0 => HIDDEN.to_string(),
             k => format!("{HIDDEN} {}", k + 1),
@@ -191,15 +195,16 @@ struct Rerunning {
 /// Reruns the nodes of a run's flow that did not succeed (and then what depends on them),
 /// with the flow's instant; each new run links to the one it replaces.
 #[utoipa::path(post, path = "/api/v1/flows/{run}/rerun", tag = "flows", params(("run" = i64, Path, description = "Any run of the flow")),
-    responses((status = 202, description = "The reruns are recorded", body = Rerunning), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody),
+    responses((status = 202, description = "The reruns are recorded", body = Rerunning), (status = 400, description = "The run id is not a number", body = ErrorBody), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody),
         (status = 404, description = "No such run (or not in the caller's groups)", body = ErrorBody),
         (status = 409, description = "The flow is still going, or every node of it succeeded", body = ErrorBody)))]
 async fn rerun_flow(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
-    Path(run): Path<i64>,
+    Path(run): Path<String>,
 ) -> Result<(StatusCode, Json<Rerunning>), ApiError> {
     s.requests.inc();
+    let run = super::api::run_id(&run)?;
     find_run(&s, &caller, run).await?;
     caller.require_write()?;
     let (root, instant) = s

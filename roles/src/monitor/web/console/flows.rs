@@ -178,10 +178,11 @@ pub async fn flow(
     State(c): State<Console>,
     ConnectInfo(peer): ConnectInfo<SocketAddr>,
     headers: HeaderMap,
-    Path(run): Path<i64>,
+    Path(run): Path<String>,
 ) -> PageResult {
     let v = c.visitor(&headers, peer, &format!("/flows/{run}")).await?;
     let found = async {
+        let run = crate::monitor::web::api::run_id(&run)?;
         api::find_run(&c.api, &v.caller, run).await?;
         let (root, instant) = c
             .api
