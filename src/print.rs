@@ -150,6 +150,24 @@ pub fn jobs(jobs: &[JobView]) {
     );
 }
 
+/// What starts a job: its rule, or the jobs it runs after; and what it requires.
+fn when(j: &cronvisor_roles::model::Job) {
+    match j.after.is_empty() {
+        true => println!("schedule:   {} ({})", j.schedule, j.timezone),
+        false => println!(
+            "after:      {} (once per flow; zone {})",
+            cronvisor_roles::model::flows::edges_text(&j.after),
+            j.timezone
+        ),
+    }
+    if let (Some(r), Some(w)) = (&j.requires, j.within_secs) {
+        println!(
+            "requires:   {r} succeeded within {} before each instant",
+            cronvisor_roles::model::durations::secs_text(w)
+        );
+    }
+}
+
 pub fn job(view: &JobView) {
     let j = &view.job;
     let now = chrono::Utc::now().timestamp_millis();
@@ -165,20 +183,7 @@ pub fn job(view: &JobView) {
         println!("limits:     {}", limits(&j.limits));
     }
     println!("group:      {}", j.group);
-    match j.after.is_empty() {
-        true => println!("schedule:   {} ({})", j.schedule, j.timezone),
-        false => println!(
-            "after:      {} (once per flow; zone {})",
-            cronvisor_roles::model::flows::edges_text(&j.after),
-            j.timezone
-        ),
-    }
-    if let (Some(r), Some(w)) = (&j.requires, j.within_secs) {
-        println!(
-            "requires:   {r} succeeded within {} before each instant",
-            cronvisor_roles::model::durations::secs_text(w)
-        );
-    }
+    when(j);
     println!("state:      {}", if j.paused { "paused" } else { "active" });
     println!("next fire:  {}", next_fire(view));
     match &view.last_run {

@@ -9,6 +9,7 @@ mod backlog;
 mod changes;
 mod deliver;
 mod fire;
+mod flows;
 mod pending;
 mod requires;
 pub(crate) mod schedule_set;
@@ -74,6 +75,8 @@ struct Dispatcher {
     fires: JoinSet<()>,
     /// For the one alarm this role raises itself: a planned stop's summary.
     trust: crate::http::tls::Trust,
+    /// The task that releases flows (`flows.rs`), while serving.
+    releaser: Option<tokio::task::JoinHandle<()>>,
 }
 
 impl Dispatcher {
@@ -163,6 +166,7 @@ impl Dispatcher {
             me,
             fires: JoinSet::new(),
             trust,
+            releaser: None,
         })
     }
 
@@ -269,6 +273,12 @@ impl Dispatcher {
         resync.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
         let stop = runtime::stopped(shutdown);
         tokio::pin!(stop);
+        let released = Arc::new(tokio::sync::Notify::new());
+        self.releaser = Some(flows::spawn(
+            self.store.clone(),
+            dispatcher.poll_interval,
+            released.clone(),
+        ));
         let late_grace = crate::config::values::ms(self.config.dispatcher.late_grace);
         let mut last_now = now_millis();
         loop {
@@ -296,6 +306,7 @@ impl Dispatcher {
             tokio::select! {
                 _ = tokio::time::sleep(self.until_next()) => {}
                 _ = poll.tick() => self.poll().await,
+                _ = released.notified() => self.fire_pending().await,
                 _ = resync.tick() => self.resync().await,
                 _ = &mut stop => return,
             }
@@ -435,42 +446,24 @@ impl Dispatcher {
                 tracing::warn!(error = %e, "cannot read job changes; keeping the current schedule")
             }
         }
-        self.release_flows().await;
-        match self.store.pending_runs(now_millis()).await {
-            Ok(pending) => {
-                self.release_held(now_millis());
-                for run in pending {
-                    let f = self.firer.clone();
-                    let job = self.set.job(run.job_id);
-                    self.fires
-                        .spawn(async move { f.fire_pending(run, job).await });
-                }
-            }
-            Err(e) => tracing::warn!(error = %e, "cannot read pending runs"),
-        }
+        self.release_held(now_millis());
+        self.fire_pending().await;
     }
 
-    /// Decides the dependents of the runs that ended since the last poll (the flows' part
-    /// of the poll): passes until one finds nothing, each of a bounded size, so a chain of
-    /// skips is settled in one poll and a flood of ends waits for the next.
-    async fn release_flows(&mut self) {
-        for _ in 0..8 {
-            match self.store.release_flows(500).await {
-                Ok(r) if r.runs == 0 => return,
-                Ok(r) => {
-                    tracing::debug!(
-                        runs = r.runs,
-                        started = r.started,
-                        skipped = r.skipped,
-                        flows_ended = r.flows_ended,
-                        "flows released"
-                    );
-                }
-                Err(e) => {
-                    tracing::warn!(error = %e, "cannot release flows; the next poll tries again");
-                    return;
-                }
+    /// The runs recorded ahead that are due (manual runs, retries, jobs a flow released),
+    /// fired in one batch.
+    async fn fire_pending(&mut self) {
+        match self.store.pending_runs(now_millis()).await {
+            Ok(pending) if pending.is_empty() => {}
+            Ok(pending) => {
+                let known = pending
+                    .iter()
+                    .filter_map(|r| self.set.job(r.job_id).map(|j| (r.job_id, j)))
+                    .collect();
+                self.fires
+                    .spawn(self.firer.clone().fire_pending(pending, known));
             }
+            Err(e) => tracing::warn!(error = %e, "cannot read pending runs"),
         }
     }
 
@@ -493,6 +486,9 @@ impl Dispatcher {
     /// timeout); then leave the store's presence table.
     async fn drain(mut self) {
         self.draining.store(true, Ordering::Relaxed);
+        if let Some(r) = self.releaser.take() {
+            r.abort();
+        }
         runtime::notify_stopping();
         tracing::info!(
             in_flight = self.fires.len(),

@@ -1,6 +1,9 @@
 //! Runs recorded ahead of their delivery — manual runs, retries, and the jobs of a flow that
-//! their upstreams released — fired once a dispatcher claims them.
+//! their upstreams released — fired once a dispatcher claims them, delivered in one batch per
+//! poll (a thousand flows ending at once are a thousand runs to hand over, not a thousand
+//! round trips).
 
+use std::collections::HashMap;
 use std::sync::Arc;
 use std::time::Instant;
 
@@ -9,43 +12,68 @@ use crate::model::Job;
 use crate::store::PendingRun;
 
 impl Firer {
-    /// Fires a run recorded ahead (manual run, retry), once claimed.
-    pub async fn fire_pending(&self, run: PendingRun, job: Option<Arc<Job>>) {
-        match self.store.claim_run(run.run_id).await {
-            Ok(true) => {}
-            Ok(false) => return,
-            Err(e) => {
-                tracing::warn!(run = run.run_id, error = %e, "cannot claim a pending run");
-                return;
+    /// Claims each of `runs` (the store lets one dispatcher have it), reads the jobs not in
+    /// `known` in one query (a paused job can still be run by hand; a job that runs after
+    /// others is not in the schedule), and delivers the claimed ones together.
+    pub async fn fire_pending(
+        self: Arc<Self>,
+        runs: Vec<PendingRun>,
+        known: HashMap<i64, Arc<Job>>,
+    ) {
+        let mut claimed = Vec::with_capacity(runs.len());
+        for run in runs {
+            match self.store.claim_run(run.run_id).await {
+                Ok(true) => claimed.push(run),
+                Ok(false) => {}
+                Err(e) => {
+                    tracing::warn!(run = run.run_id, error = %e, "cannot claim a pending run")
+                }
             }
         }
-        // A paused job can still be run by hand: read it from the store if not scheduled here.
-        let job = match job {
-            Some(j) => j,
-            None => match self.store.job(run.job_id).await {
-                Ok(Some(j)) => Arc::new(j),
-                Ok(None) => {
-                    self.give_up(run.run_id, "job deleted before it ran").await;
-                    return;
-                }
+        if claimed.is_empty() {
+            return;
+        }
+        let mut jobs = known;
+        let mut missing: Vec<i64> = claimed
+            .iter()
+            .map(|r| r.job_id)
+            .filter(|id| !jobs.contains_key(id))
+            .collect();
+        missing.sort_unstable();
+        missing.dedup();
+        let mut unread = false;
+        if !missing.is_empty() {
+            match self.store.jobs_by_ids(&missing).await {
+                Ok(found) => jobs.extend(found.into_iter().map(|j| (j.id, Arc::new(j)))),
                 Err(e) => {
-                    self.give_up(run.run_id, &format!("cannot read the job: {e}"))
-                        .await;
-                    return;
+                    unread = true;
+                    for run in claimed.iter().filter(|r| !jobs.contains_key(&r.job_id)) {
+                        self.give_up(run.run_id, &format!("cannot read the job: {e}"))
+                            .await;
+                    }
                 }
-            },
-        };
-        self.fired.inc();
-        let out = Outgoing {
-            run_id: run.run_id,
-            job,
-            instant: run.instant,
-            attempt: run.attempt,
-            retry_of: run.retry_of,
-            pinned: None,
-            flow: run.flow_run.map(|f| (f, run.upstream_runs.clone())),
-        };
-        self.deliver(vec![out], Instant::now()).await;
+            }
+        }
+        let mut batch = Vec::with_capacity(claimed.len());
+        for run in claimed {
+            let Some(job) = jobs.get(&run.job_id).cloned() else {
+                if !unread {
+                    self.give_up(run.run_id, "job deleted before it ran").await;
+                }
+                continue;
+            };
+            self.fired.inc();
+            batch.push(Outgoing {
+                run_id: run.run_id,
+                job,
+                instant: run.instant,
+                attempt: run.attempt,
+                retry_of: run.retry_of,
+                pinned: None,
+                flow: run.flow_run.map(|f| (f, run.upstream_runs.clone())),
+            });
+        }
+        self.deliver(batch, Instant::now()).await;
     }
 
     pub(super) async fn give_up(&self, run_id: i64, reason: &str) {

@@ -124,12 +124,8 @@ fn max_len(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// Every field of a complete job.
-pub(super) fn check(job: &Job) -> Result<(), FieldError> {
-    validate_name(&job.name)?;
-    check_group_name("group", &job.group)?;
-    max_len("schedule", &job.schedule, MAX_SCHEDULE)?;
-    super::flows::check_edges(&job.name, &job.after)?;
+/// `requires`: another job, named as jobs are, of a job that keeps its own schedule.
+fn check_requires(job: &Job) -> Result<(), FieldError> {
     if let Some(r) = &job.requires {
         validate_name(r).map_err(|e| FieldError::new("requires", e.message))?;
         if r.eq_ignore_ascii_case(&job.name) {
@@ -145,6 +141,16 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
     if let Some(w) = job.within_secs {
         range_secs("within_secs", w, 1, super::fields::MAX_WITHIN_SECS)?;
     }
+    Ok(())
+}
+
+/// Every field of a complete job.
+pub(super) fn check(job: &Job) -> Result<(), FieldError> {
+    validate_name(&job.name)?;
+    check_group_name("group", &job.group)?;
+    max_len("schedule", &job.schedule, MAX_SCHEDULE)?;
+    super::flows::check_edges(&job.name, &job.after)?;
+    check_requires(job)?;
     // A job that runs after others has no rule, but its zone still names its instants.
     let rule = if job.after.is_empty() {
         job.schedule.as_str()

@@ -434,59 +434,11 @@ impl JobFields {
         if let Some(v) = self.group {
             job.group = v.trim().to_string();
         }
-        if let Some(lines) = &self.after {
-            let edges = lines
-                .iter()
-                .filter(|l| !l.0.trim().is_empty())
-                .map(|l| l.0.parse::<super::Edge>())
-                .collect::<Result<Vec<_>, _>>()
-                .map_err(|m| FieldError::new("after", m))?;
-            let schedule_given = self
-                .schedule
-                .as_deref()
-                .is_some_and(|s| !s.trim().is_empty());
-            match (edges.is_empty(), schedule_given) {
-                (false, true) => {
-                    return Err(FieldError::new(
-                        "after",
-                        "a job that runs after others has no schedule of its own: give                          --after or --schedule, not both",
-                    ))
-                }
-                // Now triggered by its upstreams: its rule goes.
-                (false, false) => job.schedule.clear(),
-                (true, _) if self.schedule.is_none() && !job.after.is_empty() => {
-                    return Err(FieldError::new(
-                        "schedule",
-                        "is required when `after` is cleared (the job runs on its own again)",
-                    ))
-                }
-                (true, _) => {}
-            }
-            job.after = edges;
-        } else if !job.after.is_empty()
-            && self
-                .schedule
-                .as_deref()
-                .is_some_and(|s| !s.trim().is_empty())
-        {
-            return Err(FieldError::new(
-                "schedule",
-                "the job runs after other jobs: clear them with --after \"\" to give it a schedule",
-            ));
-        }
+        assign_after(self.after.as_deref(), self.schedule.as_deref(), job)?;
         if let Some(v) = self.schedule {
             job.schedule = v.trim().to_string();
         }
-        if let Some(v) = self.requires {
-            job.requires = non_empty(v);
-        }
-        if let Some(v) = self.within_secs {
-            job.within_secs = Some(v);
-        }
-        match job.requires {
-            Some(_) => job.within_secs = job.within_secs.or(Some(DEFAULT_WITHIN_SECS)),
-            None => job.within_secs = None,
-        }
+        assign_requires(self.requires, self.within_secs, job);
         if let Some(v) = self.timezone {
             job.timezone = v.trim().to_string();
         }
@@ -572,6 +524,65 @@ impl JobFields {
         }
         Ok(())
     }
+}
+
+/// `after` given: its edges replace the job's, and its rule goes (a job with edges has none);
+/// cleared, a rule must come with it. Not given: a rule may not be given to a job with edges.
+/// `requires` and its window: the window defaults to a day, and goes with the requirement.
+fn assign_requires(requires: Option<String>, within: Option<i64>, job: &mut Job) {
+    if let Some(v) = requires {
+        job.requires = non_empty(v);
+    }
+    if let Some(v) = within {
+        job.within_secs = Some(v);
+    }
+    match job.requires {
+        Some(_) => job.within_secs = job.within_secs.or(Some(DEFAULT_WITHIN_SECS)),
+        None => job.within_secs = None,
+    }
+}
+
+fn assign_after(
+    after: Option<&[AfterLine]>,
+    schedule: Option<&str>,
+    job: &mut Job,
+) -> Result<(), FieldError> {
+    let schedule_given = schedule.is_some_and(|s| !s.trim().is_empty());
+    let Some(lines) = after else {
+        if !job.after.is_empty() && schedule_given {
+            return Err(FieldError::new(
+                "schedule",
+                "the job runs after other jobs: clear them with --after \"\" to give it a schedule",
+            ));
+        }
+        return Ok(());
+    };
+    let edges = lines
+        .iter()
+        .filter(|l| !l.0.trim().is_empty())
+        .map(|l| l.0.parse::<super::Edge>())
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|m| FieldError::new("after", m))?;
+    match (edges.is_empty(), schedule_given) {
+        (false, true) => {
+            return Err(FieldError::new(
+                "after",
+                "a job that runs after others has no schedule of its own: give --after or \
+                 --schedule, not both",
+            ))
+        }
+        // Now triggered by its upstreams: its rule goes.
+        (false, false) => job.schedule.clear(),
+        (true, _) if schedule.is_none() && !job.after.is_empty() => {
+            return Err(FieldError::new(
+                "schedule",
+                "is required when `after` is cleared (the job runs on its own again)",
+            ))
+        }
+        (true, _) => {}
+    }
+    job.after = edges;
+    Ok(())
 }
 
 #[cfg(test)]

@@ -83,13 +83,27 @@ fn outcome(runs: &[&FlowRun]) -> Outcome {
 impl Store {
     /// One pass of releasing: up to `limit` ended runs, one transaction each. Passes are
     /// repeated by the caller until one finds nothing (a skip releases the next level).
-    pub async fn release_flows(&self, limit: i64) -> Result<Released, StoreError> {
+    /// `graph` caches the edges with the change sequence they were read at: read again only
+    /// when a job changed since (edges change only with their job, which logs the change).
+    pub async fn release_flows(
+        &self,
+        limit: i64,
+        graph: &mut Option<(i64, std::sync::Arc<Graph>)>,
+    ) -> Result<Released, StoreError> {
         let candidates = self.release_candidates(limit).await?;
         let mut done = Released::default();
         if candidates.is_empty() {
             return Ok(done);
         }
-        let graph = self.graph().await?;
+        let seq = self.last_change().await?;
+        let graph = match graph {
+            Some((at, g)) if *at == seq => g.clone(),
+            _ => {
+                let g = std::sync::Arc::new(self.graph().await?);
+                *graph = Some((seq, g.clone()));
+                g
+            }
+        };
         for c in &candidates {
             let one = super::retry_transient(|| self.release_one(&graph, c)).await?;
             done.runs += one.runs;
@@ -183,86 +197,26 @@ impl Store {
             ..Released::default()
         };
         for (d, _) in dependents {
-            // Upstreams outside the flow (it started from a middle job) are not waited for.
-            let ups: Vec<_> = graph
-                .upstreams(*d)
-                .iter()
-                .filter(|(u, _)| members.contains(u))
-                .collect();
-            let round = ups
-                .iter()
-                .filter_map(|(u, _)| latest_runs.get(u).map(|l| l.0))
-                .max()
-                .unwrap_or(0);
-            if latest_runs.get(d).is_some_and(|l| l.0 >= round) {
+            let Some(one) = decide_one(graph, *d, &members, &latest_runs, &jobs) else {
+                continue;
+            };
+            if !self
+                .insert_decided(&mut tx, &one, root, c.instant, flow_run, now)
+                .await?
+            {
                 continue;
             }
-            let Some((name, paused)) = jobs.get(d) else {
-                continue;
-            };
-            let decision = if *paused {
-                Decision::Skip {
-                    reason: format!("skipped: job `{name}` is paused"),
-                    taken: true,
-                }
-            } else {
-                let seen: Vec<_> = ups
-                    .iter()
-                    .map(|(u, on)| {
-                        let upstream = jobs.get(u).map(|j| j.0.clone()).unwrap_or_default();
-                        let o = latest_runs
-                            .get(u)
-                            .map(|l| outcome(&l.1))
-                            .unwrap_or(Outcome::Pending);
-                        (upstream, *on, o)
-                    })
-                    .collect();
-                decide(&seen)
-            };
-            let (state, error, upstream_runs) = match decision {
-                Decision::Wait => continue,
-                Decision::Run(by) => {
-                    let by: Vec<String> = by.iter().map(|(n, id)| format!("{n}={id}")).collect();
-                    (RunState::Scheduled, None, Some(by.join(",")))
-                }
-                Decision::Skip { reason, .. } => (RunState::Skipped, Some(reason), None),
-            };
-            let ended = (state == RunState::Skipped).then_some(now);
-            let inserted = sqlx::query(&format!(
-                "{} INTO runs (job_id, instant, target, trigger_kind, state, error, created_at, \
-                 ended_at, flow_root, flow_round, flow_run, upstream_runs, stdout, stderr) \
-                 VALUES (?, ?, '', 'upstream', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-                self.insert_ignore()
-            ))
-            .bind(*d)
-            .bind(c.instant)
-            .bind(state.as_str())
-            .bind(error.as_deref())
-            .bind(now)
-            .bind(ended)
-            .bind(root)
-            .bind(round)
-            .bind(flow_run)
-            .bind(upstream_runs.as_deref())
-            .bind(ended.map(|_| ""))
-            .bind(ended.map(|_| ""))
-            .execute(&mut *tx)
-            .await?
-            .rows_affected();
-            if inserted == 0 {
-                continue;
-            }
-            match state {
+            match one.state {
                 RunState::Skipped => done.skipped += 1,
                 _ => done.started += 1,
             }
             decided.push(FlowRun {
                 id: 0,
                 job_id: *d,
-                state,
-                error,
+                state: one.state,
+                error: one.error,
                 attempt: 1,
-                round,
+                round: one.round,
                 target: String::new(),
                 flow_root: root,
                 flow_run: Some(flow_run),
@@ -278,12 +232,116 @@ impl Store {
         Ok(done)
     }
 
+    /// Records a decision under the fence: false if the dependent was decided already.
+    async fn insert_decided(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        one: &Decided,
+        root: i64,
+        instant: Millis,
+        flow_run: i64,
+        now: Millis,
+    ) -> Result<bool, StoreError> {
+        let ended = (one.state == RunState::Skipped).then_some(now);
+        let inserted = sqlx::query(&format!(
+            "{} INTO runs (job_id, instant, target, trigger_kind, state, error, created_at, \
+             ended_at, flow_root, flow_round, flow_run, upstream_runs, stdout, stderr) \
+             VALUES (?, ?, '', 'upstream', ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            self.insert_ignore()
+        ))
+        .bind(one.job)
+        .bind(instant)
+        .bind(one.state.as_str())
+        .bind(one.error.as_deref())
+        .bind(now)
+        .bind(ended)
+        .bind(root)
+        .bind(one.round)
+        .bind(flow_run)
+        .bind(one.upstream_runs.as_deref())
+        .bind(ended.map(|_| ""))
+        .bind(ended.map(|_| ""))
+        .execute(&mut **tx)
+        .await?
+        .rows_affected();
+        Ok(inserted == 1)
+    }
+
     pub(super) fn insert_ignore(&self) -> &'static str {
         match self.backend {
             super::Backend::MySql => "INSERT IGNORE",
             super::Backend::Sqlite => "INSERT OR IGNORE",
         }
     }
+}
+
+/// A dependent's decision in a flow, to record.
+struct Decided {
+    job: i64,
+    state: RunState,
+    error: Option<String>,
+    upstream_runs: Option<String>,
+    round: i64,
+}
+
+/// Decides dependent `d` from its upstreams' latest runs in the flow: `None` while it waits,
+/// or when it was decided in this round already. Upstreams outside the flow (a flow started
+/// from a middle job) are not waited for; a paused job is skipped.
+fn decide_one(
+    graph: &Graph,
+    d: i64,
+    members: &BTreeSet<i64>,
+    latest_runs: &HashMap<i64, (i64, Vec<&FlowRun>)>,
+    jobs: &HashMap<i64, (String, bool)>,
+) -> Option<Decided> {
+    let ups: Vec<_> = graph
+        .upstreams(d)
+        .iter()
+        .filter(|(u, _)| members.contains(u))
+        .collect();
+    let round = ups
+        .iter()
+        .filter_map(|(u, _)| latest_runs.get(u).map(|l| l.0))
+        .max()
+        .unwrap_or(0);
+    if latest_runs.get(&d).is_some_and(|l| l.0 >= round) {
+        return None;
+    }
+    let (name, paused) = jobs.get(&d)?;
+    let decision = if *paused {
+        Decision::Skip {
+            reason: format!("skipped: job `{name}` is paused"),
+            taken: true,
+        }
+    } else {
+        let seen: Vec<_> = ups
+            .iter()
+            .map(|(u, on)| {
+                let upstream = jobs.get(u).map(|j| j.0.clone()).unwrap_or_default();
+                let o = latest_runs
+                    .get(u)
+                    .map(|l| outcome(&l.1))
+                    .unwrap_or(Outcome::Pending);
+                (upstream, *on, o)
+            })
+            .collect();
+        decide(&seen)
+    };
+    let (state, error, upstream_runs) = match decision {
+        Decision::Wait => return None,
+        Decision::Run(by) => {
+            let by: Vec<String> = by.iter().map(|(n, id)| format!("{n}={id}")).collect();
+            (RunState::Scheduled, None, Some(by.join(",")))
+        }
+        Decision::Skip { reason, .. } => (RunState::Skipped, Some(reason), None),
+    };
+    Some(Decided {
+        job: d,
+        state,
+        error,
+        upstream_runs,
+        round,
+    })
 }
 
 /// Records the flow's end if every node's latest runs are final: 1 if this call did.

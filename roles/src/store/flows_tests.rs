@@ -33,7 +33,13 @@ async fn end(store: &Store, run: i64, state: RunState) {
 /// Releases until nothing is left, as the dispatchers' polls do.
 async fn settle(store: &Store) {
     for _ in 0..20 {
-        if store.release_flows(500).await.expect("release").runs == 0 {
+        if store
+            .release_flows(500, &mut None)
+            .await
+            .expect("release")
+            .runs
+            == 0
+        {
             return;
         }
     }
@@ -152,7 +158,7 @@ async fn releasers_racing_decide_each_dependent_once_and_the_fan_in_runs() {
             let s = s.clone();
             racers.push(tokio::spawn(async move {
                 for _ in 0..10 {
-                    s.release_flows(3).await.expect("release");
+                    s.release_flows(3, &mut None).await.expect("release");
                 }
             }));
         }
