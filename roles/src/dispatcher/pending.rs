@@ -20,16 +20,18 @@ impl Firer {
         runs: Vec<PendingRun>,
         known: HashMap<i64, Arc<Job>>,
     ) {
-        let mut claimed = Vec::with_capacity(runs.len());
-        for run in runs {
-            match self.store.claim_run(run.run_id).await {
-                Ok(true) => claimed.push(run),
-                Ok(false) => {}
-                Err(e) => {
-                    tracing::warn!(run = run.run_id, error = %e, "cannot claim a pending run")
-                }
+        let ids: Vec<i64> = runs.iter().map(|r| r.run_id).collect();
+        let mine: std::collections::HashSet<i64> = match self.store.claim_pending(&ids).await {
+            Ok(mine) => mine.into_iter().collect(),
+            Err(e) => {
+                tracing::warn!(runs = ids.len(), error = %e, "cannot claim pending runs");
+                return;
             }
-        }
+        };
+        let claimed: Vec<PendingRun> = runs
+            .into_iter()
+            .filter(|r| mine.contains(&r.run_id))
+            .collect();
         if claimed.is_empty() {
             return;
         }

@@ -365,17 +365,37 @@ impl Store {
             .collect()
     }
 
-    /// Claims a `scheduled` run for dispatch; false when another dispatcher claimed it first.
-    pub async fn claim_run(&self, run_id: i64) -> Result<bool, StoreError> {
-        let n = sqlx::query(
-            "UPDATE runs SET state = 'dispatched', dispatched_at = ? WHERE id = ? AND state = 'scheduled'",
-        )
-        .bind(crate::model::now_millis())
-        .bind(run_id)
-        .execute(&self.pool)
-        .await?
-        .rows_affected();
-        Ok(n == 1)
+    /// Claims `scheduled` runs for dispatch, in id order, in two statements: the ones another
+    /// dispatcher claimed first are left out. The claim stamps the runs with a token of this
+    /// call (`fired_by`), which tells them apart.
+    pub async fn claim_pending(&self, run_ids: &[i64]) -> Result<Vec<i64>, StoreError> {
+        let mut sorted = run_ids.to_vec();
+        sorted.sort_unstable();
+        let token = fire_token();
+        let mut mine = Vec::with_capacity(sorted.len());
+        for ids in sorted.chunks(500) {
+            let marks = super::placeholders(ids.len());
+            let sql = format!(
+                "UPDATE runs SET state = 'dispatched', dispatched_at = ?, fired_by = ? \
+                 WHERE id IN ({marks}) AND state = 'scheduled'"
+            );
+            let mut q = sqlx::query(&sql)
+                .bind(crate::model::now_millis())
+                .bind(token.as_str());
+            for id in ids {
+                q = q.bind(*id);
+            }
+            q.execute(&self.pool).await?;
+            let sql = format!("SELECT id FROM runs WHERE id IN ({marks}) AND fired_by = ?");
+            let mut q = sqlx::query(&sql);
+            for id in ids {
+                q = q.bind(*id);
+            }
+            for r in q.bind(token.as_str()).fetch_all(&self.pool).await? {
+                mine.push(r.try_get::<i64, _>(0)?);
+            }
+        }
+        Ok(mine)
     }
 }
 

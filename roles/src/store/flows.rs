@@ -40,6 +40,20 @@ pub struct Released {
     pub flows_ended: usize,
 }
 
+/// Ended runs released per transaction.
+const PER_TRANSACTION: usize = 16;
+
+impl Candidate {
+    /// The root job of the run's flow (its own job for a root's run).
+    fn root(&self) -> i64 {
+        if self.flow_root != 0 {
+            self.flow_root
+        } else {
+            self.job_id
+        }
+    }
+}
+
 /// A run of a flow, as the release reads it.
 #[derive(Debug, Clone)]
 pub(super) struct FlowRun {
@@ -104,13 +118,51 @@ impl Store {
                 g
             }
         };
-        for c in &candidates {
-            let one = super::retry_transient(|| self.release_one(&graph, c)).await?;
+        let mut candidates = candidates;
+        candidates.sort_unstable_by_key(|c| (c.root(), c.id));
+        for chunk in candidates.chunks(PER_TRANSACTION) {
+            let one = super::retry_transient(|| self.release_chunk(&graph, chunk)).await?;
             done.runs += one.runs;
             done.started += one.started;
             done.skipped += one.skipped;
             done.flows_ended += one.flows_ended;
         }
+        Ok(done)
+    }
+
+    /// Releases a few ended runs in one transaction: every one of their flows' locks first
+    /// (in id order, as every writer of several rows takes them), then each run in turn.
+    /// Fewer, slightly longer transactions: on SQLite every writer waits for the one lock, and
+    /// a thousand flows ending at once must not queue a thousand writers before a fire.
+    async fn release_chunk(
+        &self,
+        graph: &Graph,
+        chunk: &[Candidate],
+    ) -> Result<Released, StoreError> {
+        let mut roots: Vec<i64> = chunk.iter().map(Candidate::root).collect();
+        roots.dedup();
+        let mut tx = self.pool.begin().await?;
+        // Phase `lock`: the flows' locks before any read, so that the reads (and MySQL's
+        // snapshot, taken by the first plain read) see every release of these flows
+        // committed before.
+        let sql = format!(
+            "UPDATE jobs SET paused = paused WHERE id IN ({})",
+            super::placeholders(roots.len())
+        );
+        let mut q = sqlx::query(&sql);
+        for r in &roots {
+            q = q.bind(*r);
+        }
+        q.execute(&mut *tx).await?;
+        let mut done = Released::default();
+        for c in chunk {
+            let one = self.release_one(&mut tx, graph, c).await?;
+            done.runs += one.runs;
+            done.started += one.started;
+            done.skipped += one.skipped;
+            done.flows_ended += one.flows_ended;
+        }
+        tx.commit().await?;
         Ok(done)
     }
 
@@ -138,22 +190,18 @@ impl Store {
             .collect()
     }
 
-    async fn release_one(&self, graph: &Graph, c: &Candidate) -> Result<Released, StoreError> {
-        let root = if c.flow_root != 0 {
-            c.flow_root
-        } else {
-            c.job_id
-        };
-        let mut tx = self.pool.begin().await?;
-        // Phase `lock`: the flow's lock first, then the run's mark; reads come after both, so
-        // they see every release of this flow committed before.
-        sqlx::query("UPDATE jobs SET paused = paused WHERE id = ?")
-            .bind(root)
-            .execute(&mut *tx)
-            .await?;
+    /// One ended run, inside a transaction that holds its flow's lock.
+    async fn release_one(
+        &self,
+        tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+        graph: &Graph,
+        c: &Candidate,
+    ) -> Result<Released, StoreError> {
+        let root = c.root();
+        // Phase `mark`: another dispatcher that got there first leaves nothing to do.
         let marked = sqlx::query("UPDATE runs SET released = 1 WHERE id = ? AND released = 0")
             .bind(c.id)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?
             .rows_affected();
         let dependents = graph.dependents(c.job_id);
@@ -161,13 +209,12 @@ impl Store {
         // after it) ends nothing but itself.
         let root_run = c.flow_root == 0;
         if marked == 0 || (root_run && dependents.is_empty()) {
-            tx.commit().await?;
             return Ok(Released::default());
         }
         // Phase `read`: the flow's runs and its jobs.
-        let runs = flow_runs(&mut tx, root, c.instant).await?;
+        let runs = flow_runs(tx, root, c.instant).await?;
         let nodes: Vec<i64> = graph.layers(root).concat();
-        let jobs = node_jobs(&mut tx, &nodes).await?;
+        let jobs = node_jobs(tx, &nodes).await?;
         let flow_run = runs
             .iter()
             .filter(|r| r.job_id == root && r.flow_root == 0)
@@ -185,7 +232,7 @@ impl Store {
             .bind(c.instant)
             .bind(flow_run)
             .bind(now)
-            .execute(&mut *tx)
+            .execute(&mut **tx)
             .await?;
         }
         // Phase `decide`: each dependent of the ended job, if all it waits for has ended.
@@ -201,7 +248,7 @@ impl Store {
                 continue;
             };
             if !self
-                .insert_decided(&mut tx, &one, root, c.instant, flow_run, now)
+                .insert_decided(tx, &one, root, c.instant, flow_run, now)
                 .await?
             {
                 continue;
@@ -226,9 +273,7 @@ impl Store {
             latest_runs.insert(r.job_id, (r.round, vec![r]));
         }
         // Phase `end`: once every node of the flow ended, its overall state, once.
-        done.flows_ended =
-            end_flow(&mut tx, root, c.instant, &nodes, &latest_runs, &jobs, now).await?;
-        tx.commit().await?;
+        done.flows_ended = end_flow(tx, root, c.instant, &nodes, &latest_runs, &jobs, now).await?;
         Ok(done)
     }
 

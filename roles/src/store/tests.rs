@@ -181,8 +181,13 @@ async fn a_manual_run_is_claimed_once() {
         t.store.pending_runs(i64::MAX).await.expect("pending").len(),
         2
     );
-    assert!(t.store.claim_run(a).await.expect("claim"));
-    assert!(!t.store.claim_run(a).await.expect("claim again"));
+    assert_eq!(t.store.claim_pending(&[a]).await.expect("claim"), vec![a]);
+    assert!(t
+        .store
+        .claim_pending(&[a])
+        .await
+        .expect("claim again")
+        .is_empty());
 }
 
 #[tokio::test]
