@@ -256,11 +256,78 @@ def phase(binary, servers, dispatchers, n, measure_propagation=False):
     }
 
 
+def phase_flows(binary, servers, dispatchers, roots, nodes=10):
+    """`roots` flows every 5 s (each root `*/5`), each of `nodes` jobs: half chains, half
+    fan-ins; the dependents' latency from their last upstream's end to their process start,
+    each (job, flow) once, and MySQL statements per run (all roles)."""
+    servers.sql("TRUNCATE cron.runs; TRUNCATE cron.jobs; TRUNCATE cron.job_changes; "
+                "TRUNCATE cron.alarms; TRUNCATE cron.executors; TRUNCATE cron.job_edges; "
+                "TRUNCATE cron.flows;")
+    servers.redis("FLUSHALL")
+    now = int(time.time() * 1000)
+    jobs, edges = [], []
+    for f in range(roots):
+        root = len(jobs) + 1
+        jobs.append(f"('r{f}', '*/5 * * * * *', 'UTC', 'true', 0, {now}, {now})")
+        ids = [root + k for k in range(1, nodes)]
+        jobs.extend(f"('r{f}d{k}', '', 'UTC', 'true', 0, {now}, {now})" for k in range(1, nodes))
+        if f % 2 == 0:
+            chain = [root] + ids
+            edges.extend((chain[k + 1], chain[k]) for k in range(nodes - 1))
+        else:
+            edges.extend((d, root) for d in ids[:-1])
+            edges.extend((ids[-1], d) for d in ids[:-1])
+    servers.sql("INSERT INTO cron.jobs (name, schedule, timezone, command, paused, created_at, "
+                f"updated_at) VALUES {','.join(jobs)}")
+    servers.sql("INSERT INTO cron.job_edges (job_id, upstream_id, on_kind, created_at) VALUES "
+                + ",".join(f"({j}, {u}, 'success', {now})" for j, u in edges))
+    hosts = [Host(binary, servers, "e1", ["executor"]), Host(binary, servers, "e2", ["executor"]),
+             Host(binary, servers, "d1", ["dispatcher", "monitor"])]
+    hosts += [Host(binary, servers, f"d{i}", ["dispatcher"]) for i in range(2, dispatchers + 1)]
+    try:
+        t0 = (int(time.time()) + 2) * 1000
+        time.sleep(max(0, t0 / 1000 - time.time()))
+        q0 = servers.questions()
+        time.sleep(WINDOW_S)
+        t1 = t0 + WINDOW_S * 1000
+        time.sleep(10)  # the window's flows end
+        q1 = servers.questions()
+        cpu = {h.name: sum(proc_stats(p)[0] for p in h.pids.values()) for h in hosts}
+    finally:
+        for h in hosts:
+            h.stop()
+    rows = servers.sql(f"SELECT job_id, flow_root, instant, COALESCE(started_at, 0), "
+                       f"COALESCE(ended_at, 0), state, created_at FROM cron.runs "
+                       f"WHERE instant >= {t0} AND instant < {t1}").splitlines()
+    runs = [tuple(r.split("\t")) for r in rows]
+    ended, count = {}, {}
+    for job, root, t, _s, e, _st, _c in runs:
+        ended[(int(job), int(t))] = int(e)
+        if root != "0":
+            count[(root, t, job)] = count.get((root, t, job), 0) + 1
+    ups = {}
+    for j, u in edges:
+        ups.setdefault(j, []).append(u)
+    late = []
+    for job, root, t, s, _e, st, _c in runs:
+        if root != "0" and int(s):
+            last = max(ended.get((u, int(t)), 0) for u in ups[int(job)])
+            late.append(int(s) - last)
+    flows = sum(1 for r in runs if r[1] == "0")
+    return {"flows": flows, "released": len(count), "expected": flows * (nodes - 1),
+            "doubled": sum(1 for c in count.values() if c > 1),
+            "not_succeeded": sum(1 for r in runs if r[5] != "succeeded"),
+            "p50": pct(late, 50), "p99": pct(late, 99),
+            "mysql_per_run": (q1 - q0) / len(runs) if runs else float("nan"), "cpu": cpu}
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
     ap.add_argument("--rates", default="250,500,1000,1500")
     ap.add_argument("--dispatchers", default="1,3")
+    ap.add_argument("--flows", type=int, default=0,
+                    help="also a phase of this many flows of 10 jobs every 5 s, 3 dispatchers")
     a = ap.parse_args()
     binary = os.path.abspath(a.bin)
     raw = raw_spawn_rate()
@@ -281,6 +348,7 @@ def main():
                       file=sys.stderr)
                 if r["missing"] or r["not_succeeded"] > n:
                     break
+        flows = phase_flows(binary, servers, 3, a.flows) if a.flows else None
     finally:
         servers.close()
     print(f"\n{time.strftime('%Y-%m-%d')} on {os.cpu_count()} cores, raw spawn rate {raw:.0f}/s, "
@@ -297,6 +365,15 @@ def main():
         print(f"| {r['dispatchers']} | {r['n']} | {r['rate']:.0f} | {r['doubled']} | {r['missing']} | "
               f"{r['not_succeeded']} | {r['p50']} / {r['p99']} ms | {r['redis_rt']:.3f} | "
               f"{r['mysql_st']:.2f} | {r['deadlocks']} | {cpu} |")
+
+    if flows:
+        cpu = ", ".join(f"{k} {v:.1f}" for k, v in sorted(flows["cpu"].items()))
+        print(f"\nFlows, 3 dispatchers: {a.flows} flows of 10 jobs every 5 s (half chains, half "
+              f"fan-ins), {WINDOW_S} s: {flows['flows']} flows, {flows['released']} jobs released "
+              f"({flows['expected']} expected), doubled {flows['doubled']}, not succeeded "
+              f"{flows['not_succeeded']}; upstream end -> dependent's process start p50 "
+              f"{flows['p50']} ms, p99 {flows['p99']} ms; MySQL statements per run (all roles) "
+              f"{flows['mysql_per_run']:.1f}; CPU s per host: {cpu}")
 
 
 if __name__ == "__main__":

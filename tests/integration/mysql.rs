@@ -25,7 +25,9 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
             "dispatchers",
             "executors",
             "fleet_state",
+            "flows",
             "job_changes",
+            "job_edges",
             "job_stats",
             "jobs",
             "login_failures",
@@ -38,7 +40,10 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
         .sql_root("SELECT GROUP_CONCAT(column_name ORDER BY seq_in_index) FROM information_schema.statistics \
                    WHERE table_schema = 'cron' AND index_name = 'runs_fire_once'")
         .expect("index");
-    assert_eq!(unique.trim(), "job_id,instant,target,attempt");
+    assert_eq!(
+        unique.trim(),
+        "job_id,instant,target,attempt,flow_root,flow_round"
+    );
 
     // The same code path runs the whole system on MariaDB.
     let cv = Cronvisor::start_with("mysql-up", &format!("[store]\nurl = \"{}\"\n", db.url()));
@@ -75,6 +80,36 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
         spans.windows(2).all(|w| w[1].0 >= w[0].1),
         "two forbid runs at once: {spans:?}"
     );
+    // A flow on MariaDB: edges checked under `FOR UPDATE`, a fan-in released once, a cycle
+    // refused.
+    cv.add_job("root", "@yearly", "true", &[]);
+    for (name, after) in [("left", "root"), ("right", "root"), ("join", "left,right")] {
+        cv.ok(&[
+            "job",
+            "add",
+            "--name",
+            name,
+            "--after",
+            after,
+            "--command",
+            "true",
+        ]);
+    }
+    let refused = cv.cli(&["job", "edit", "root", "--after", "join"]);
+    assert!(
+        String::from_utf8_lossy(&refused.stderr).contains("a cycle root -> join -> left -> root")
+    );
+    let id = cv.run_now("root");
+    cv.wait_run(&id, "root", |s| s == "succeeded");
+    crate::harness::wait_for(std::time::Duration::from_secs(20), "the join", || {
+        cv.runs("join")
+            .first()
+            .filter(|r| r["state"] == "succeeded")
+            .cloned()
+    });
+    let flow = cv.json(&["flow", "show", "join"]);
+    assert_eq!(flow["state"], "succeeded", "{flow}");
+    assert_eq!(cv.runs("join").len(), 1);
 }
 
 #[test]
