@@ -313,7 +313,6 @@ def every_page_renders(c):
         ("/jobs", "jobs"),
         ("/fleet", "fleet"),
         ("/alarms", "alarms"),
-        ("/flows", "flows-list"),
         ("/jobs/browser-job/edit", "job-edit"),
     ]:
         c.go(path)
