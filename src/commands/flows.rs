@@ -45,7 +45,9 @@ pub async fn flow(cli: &Cli, cmd: &FlowCommand) -> anyhow::Result<ExitCode> {
             if a.out.json {
                 print::json(&flows)?;
             } else if flows.is_empty() {
-                println!("no flows (a flow is listed once its root run has ended)");
+                println!(
+                    "no flows (a job with --after starts them: see `cronvisor job add --help`)"
+                );
             } else {
                 list(&flows);
             }

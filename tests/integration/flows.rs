@@ -274,6 +274,8 @@ fn a_dependent_whose_upstream_ends_while_the_dispatcher_is_killed_runs_once() {
     for round in 0..3 {
         let id = cv.run_now("up");
         cv.wait_run(&id, "up running", |s| s == "running");
+        let listed = cv.ok(&["flow", "list", "--state", "running"]);
+        assert!(listed.contains(&format!("up    {id}")), "{listed}");
         let pid = cv.child_pid("dispatcher").expect("dispatcher");
         // SAFETY: kill(2) on a child of the supervisor this test started.
         unsafe {

@@ -151,8 +151,58 @@ impl Store {
         })
     }
 
-    /// Flows newest first, with their root job's group.
+    /// Flows newest first, with their root job's group: those whose root is still going
+    /// first (they have no `flows` row before their root ends), then the recorded ones.
     pub async fn flows(&self, f: &FlowFilter) -> Result<Vec<(FlowSummary, String)>, StoreError> {
+        let mut out = match f.state.as_deref() {
+            None | Some("running") => self.flows_starting(f).await?,
+            Some(_) => Vec::new(),
+        };
+        out.extend(self.flows_recorded(f).await?);
+        out.truncate(f.limit.clamp(1, 1000) as usize);
+        Ok(out)
+    }
+
+    /// Root runs of a graph still going (over `runs_to_release`: not released yet).
+    async fn flows_starting(
+        &self,
+        f: &FlowFilter,
+    ) -> Result<Vec<(FlowSummary, String)>, StoreError> {
+        let rows = sqlx::query(
+            "SELECT j.name, j.job_group, r.id, r.instant, r.created_at FROM runs r \
+             JOIN jobs j ON j.id = r.job_id WHERE r.released = 0 AND r.flow_root = 0 \
+             AND r.job_id IN (SELECT upstream_id FROM job_edges) \
+             AND r.state IN ('scheduled', 'dispatched', 'running') AND (? = 0 OR r.job_id = ?) \
+             ORDER BY r.id DESC LIMIT ?",
+        )
+        .bind(f.root.unwrap_or(0))
+        .bind(f.root.unwrap_or(0))
+        .bind(f.limit.clamp(1, 1000))
+        .fetch_all(&self.pool)
+        .await?;
+        rows.iter()
+            .map(|r| {
+                Ok((
+                    FlowSummary {
+                        root_job: rows::text_at(r, 0)?.unwrap_or_default(),
+                        root_run: r.try_get(2)?,
+                        instant: r.try_get(3)?,
+                        round: 0,
+                        state: "running".into(),
+                        failed: None,
+                        created_at: r.try_get(4)?,
+                        ended_at: None,
+                    },
+                    rows::text_at(r, 1)?.unwrap_or_default(),
+                ))
+            })
+            .collect()
+    }
+
+    async fn flows_recorded(
+        &self,
+        f: &FlowFilter,
+    ) -> Result<Vec<(FlowSummary, String)>, StoreError> {
         let rows = sqlx::query(
             "SELECT j.name, j.job_group, f.root_run, f.instant, f.flow_round, f.state, f.failed, \
              f.created_at, f.ended_at FROM flows f JOIN jobs j ON j.id = f.root_job_id \

@@ -40,7 +40,7 @@ struct FlowsQuery {
 
 const FLOW_STATES: &[&str] = &["running", "succeeded", "failed", "partial"];
 
-/// Flows newest first (a flow is listed once its root run has ended).
+/// Flows newest first: those whose root is still going, then the others.
 #[utoipa::path(get, path = "/api/v1/flows", tag = "flows", params(FlowsQuery),
     responses((status = 200, description = "The flows", body = Vec<FlowSummary>), (status = 400, description = "A filter is wrong: the error names it", body = ErrorBody),
         (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]

@@ -151,7 +151,7 @@ pub async fn flows(
                 " "
             }
         }
-        @if shown.is_empty() { (none("No flow yet: a flow is listed once its root run has ended (jobs with --after).")) } @else {
+        @if shown.is_empty() { (none("No flow yet: jobs that run after others (--after) make them.")) } @else {
             table.flows {
                 thead { tr { th { "Flow" } th { "Root" } th { "Instant" } th { "State" } th { "Duration" } th { "Failed" } } }
                 tbody {
