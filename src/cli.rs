@@ -376,6 +376,10 @@ pub struct JobRunArgs {
     /// Run this job only: the jobs that run after it are not started.
     #[arg(long)]
     pub alone: bool,
+    /// Run it as of this instant (its CRONVISOR_INSTANT, and its flow's): RFC 3339, or a local
+    /// time "2026-12-06 02:00" in the job's zone. An instant it already ran runs again.
+    #[arg(long, value_name = "TIME")]
+    pub instant: Option<String>,
     /// Follow the run's output until it ends, as `run tail --follow` (same exit status).
     #[arg(long, short = 'f')]
     pub follow: bool,

@@ -20,6 +20,21 @@ pub(super) fn job_path(job: &str) -> String {
     format!("/api/v1/jobs/{}", segment(job))
 }
 
+/// `POST .../run` with its options.
+fn run_path(job: &str, alone: bool, instant: Option<&str>) -> String {
+    let mut query = Vec::new();
+    if alone {
+        query.push("alone=true".to_string());
+    }
+    if let Some(t) = instant {
+        query.push(format!("instant={}", segment(t)));
+    }
+    match query.is_empty() {
+        true => format!("{}/run", job_path(job)),
+        false => format!("{}/run?{}", job_path(job), query.join("&")),
+    }
+}
+
 pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
     let api = api(cli)?;
     match cmd {
@@ -68,11 +83,7 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
             let v: Value = api
                 .call(
                     Method::POST,
-                    &format!(
-                        "{}/run{}",
-                        job_path(&r.job),
-                        if r.alone { "?alone=true" } else { "" }
-                    ),
+                    &run_path(&r.job, r.alone, r.instant.as_deref()),
                     None,
                 )
                 .await?;

@@ -391,3 +391,46 @@ fn a_reader_of_one_group_sees_another_groups_job_of_a_flow_as_hidden() {
         .expect("cli");
     assert!(String::from_utf8_lossy(&out.stderr).contains("after: no job `secret-root`"));
 }
+
+#[test]
+fn a_run_as_of_an_instant_carries_it_down_its_flow_and_can_be_run_again() {
+    let cv = Cronvisor::start("flow-instant");
+    let dir = TempDir::new("flow-instant-out");
+    let log = dir.0.join("instants");
+    let dump = format!(
+        "echo \"$CRONVISOR_JOB $CRONVISOR_INSTANT\" >> {}",
+        log.display()
+    );
+    cv.add_job("daily", "@daily", &dump, &["--tz", "Asia/Shanghai"]);
+    add_after(&cv, "after-daily", "daily", &dump, &[]);
+    let out = cv.ok(&["job", "run", "daily", "--instant", "2026-12-06 02:00"]);
+    assert!(out.starts_with("run "), "{out}");
+    wait_state(&cv, "after-daily", &["succeeded"]);
+    // Again, as after fixing a bug: the flow of that instant runs in a new round.
+    cv.ok(&["job", "run", "daily", "--instant", "2026-12-05T18:00:00Z"]);
+    wait_for(Duration::from_secs(30), "the second round", || {
+        (cv.runs("after-daily")
+            .iter()
+            .filter(|r| r["state"] == "succeeded")
+            .count()
+            == 2)
+            .then_some(())
+    });
+    let lines = std::fs::read_to_string(&log).expect("log");
+    let want = "2026-12-05T18:00:00.000Z";
+    assert_eq!(
+        lines.lines().filter(|l| l.ends_with(want)).count(),
+        4,
+        "{lines}"
+    );
+    let flow = cv.json(&["flow", "show", "daily", "--instant", "2026-12-05T18:00:00Z"]);
+    assert_eq!(
+        (flow["state"].as_str(), flow["round"].as_i64()),
+        (Some("succeeded"), Some(2))
+    );
+    for r in cv.runs("daily") {
+        assert_eq!(r["trigger"], "manual");
+    }
+    let out = cv.cli(&["job", "run", "daily", "--instant", "yesterday"]);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("error: instant: `yesterday`"));
+}

@@ -181,6 +181,42 @@ pub fn parse_time_bound(s: &str, now: Millis) -> Result<Millis, String> {
     }
 }
 
+/// An instant a run is "as of" (`job run --instant`): RFC 3339 (`2026-12-06T02:00:00Z`), or a
+/// local time `2026-12-06 02:00[:00]` (or with a `T`) in the job's zone `tz`.
+pub fn parse_instant(s: &str, tz: &str) -> Result<Millis, String> {
+    let s = s.trim();
+    if let Ok(t) = chrono::DateTime::parse_from_rfc3339(s) {
+        return Ok(t.timestamp_millis());
+    }
+    let zone = crate::schedule::parse_timezone(tz).map_err(|e| e.to_string())?;
+    let local = [
+        "%Y-%m-%d %H:%M:%S",
+        "%Y-%m-%d %H:%M",
+        "%Y-%m-%dT%H:%M:%S",
+        "%Y-%m-%dT%H:%M",
+    ]
+    .iter()
+    .find_map(|f| chrono::NaiveDateTime::parse_from_str(s, f).ok())
+    .ok_or_else(|| {
+        format!(
+            "`{s}` is neither an RFC 3339 time (2026-12-06T02:00:00Z) nor a local time \
+                 (2026-12-06 02:00) in the job's zone"
+        )
+    })?;
+    use chrono::TimeZone;
+    match zone.from_local_datetime(&local) {
+        chrono::LocalResult::Single(t) => Ok(t.timestamp_millis()),
+        chrono::LocalResult::Ambiguous(a, b) => Err(format!(
+            "`{s}` happens twice in {tz} (clocks go back): give it with its offset, {} or {}",
+            a.to_rfc3339(),
+            b.to_rfc3339()
+        )),
+        chrono::LocalResult::None => Err(format!(
+            "`{s}` does not exist in {tz} (clocks go forward then)"
+        )),
+    }
+}
+
 /// A job as the API shows it: the stored job, when it fires next, and how its last run went.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize, utoipa::ToSchema)]
 pub struct JobView {

@@ -424,6 +424,9 @@ struct RunQuery {
     /// Run this job only: the jobs that run after it are not started.
     #[serde(default)]
     alone: bool,
+    /// The run's instant (its `CRONVISOR_INSTANT`, and its flow's): RFC 3339, or a local time
+    /// `2026-12-06 02:00` in the job's zone. Default: now.
+    instant: Option<String>,
 }
 
 /// Runs the job now, whatever its schedule (and paused or not). Unless `alone`, the jobs that
@@ -441,14 +444,21 @@ async fn run_job(
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let job = find(&s, &caller, &key).await?;
     caller.require_write()?;
-    let run_id = s.store.request_run(job.id, q.alone).await?;
+    let run_id = match q.instant.as_deref() {
+        None => s.store.request_run(job.id, q.alone).await?,
+        Some(t) => {
+            let instant = crate::model::parse_instant(t, &job.timezone)
+                .map_err(|m| ApiError::field("instant", m))?;
+            s.store.request_run_at(job.id, instant, q.alone).await?
+        }
+    };
     caller
         .audit(
             &s.store,
             "job.run",
             format!("job {}", job.name),
             Some(job.id),
-            json!({"run_id": run_id, "alone": q.alone}),
+            json!({"run_id": run_id, "alone": q.alone, "instant": q.instant}),
         )
         .await;
     Ok((
