@@ -446,7 +446,8 @@ fn targets_groups_fanout_and_a_crashed_executor() {
         "d1",
         every_second(
             "all",
-            serde_json::json!({"run_at": "both", "fanout": "all"}),
+            serde_json::json!({"run_at": "both", "fanout": "all",
+                "command": "echo $CRONVISOR_SHARD_INDEX/$CRONVISOR_SHARD_TOTAL"}),
         ),
     );
     let nowhere = c.add_job(
@@ -483,6 +484,17 @@ fn targets_groups_fanout_and_a_crashed_executor() {
     assert!(!per_instant.is_empty());
     for (instant, hosts) in &per_instant {
         assert_eq!(hosts, &["e1", "e2"], "instant {instant}");
+    }
+    // Each run knows its shard: a stable order of the executors of its instant.
+    let shards = c.sql(&format!(
+        "SELECT SUBSTRING_INDEX(executor, '/', 1), TRIM(TRAILING '\n' FROM stdout) FROM cron.runs \
+         WHERE job_id = {all} AND instant BETWEEN {} AND {to} AND state = 'succeeded'",
+        from + 1000
+    ));
+    assert!(!shards.is_empty());
+    for r in &shards {
+        let want = if r[0] == "e1" { "0/2" } else { "1/2" };
+        assert_eq!(r[1], want, "{shards:?}");
     }
     // A target with no live executor: each instant recorded missed, never dropped.
     let nowhere_runs = window(&c, nowhere, from + 1000, to);

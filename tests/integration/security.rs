@@ -54,6 +54,8 @@ fn a_job_sees_a_clean_environment_and_none_of_cronvisors_secrets() {
         ("CRONVISOR_JOB", "envjob"),
         ("CRONVISOR_RUN_ID", id.as_str()),
         ("CRONVISOR_ATTEMPT", "1"),
+        ("CRONVISOR_SHARD_INDEX", "0"),
+        ("CRONVISOR_SHARD_TOTAL", "1"),
         ("SHELL", "/bin/sh"),
     ] {
         assert_eq!(env.get(k).map(String::as_str), Some(v), "{k} in {env:?}");
@@ -73,6 +75,8 @@ fn a_job_sees_a_clean_environment_and_none_of_cronvisors_secrets() {
         "CRONVISOR_JOB",
         "CRONVISOR_RUN_ID",
         "CRONVISOR_ATTEMPT",
+        "CRONVISOR_SHARD_INDEX",
+        "CRONVISOR_SHARD_TOTAL",
         "CRONVISOR_INSTANT",
         "SHELL",
         "PATH",

@@ -29,7 +29,8 @@ pub struct ExecutorConfig {
     /// Names of the executor's environment variables passed on to jobs (e.g. `["HTTP_PROXY"]`).
     /// Jobs otherwise start from a clean environment: PATH, HOME, USER, LOGNAME, SHELL, LANG,
     /// TZ (the job's zone), CRONVISOR_JOB, CRONVISOR_RUN_ID, CRONVISOR_INSTANT,
-    /// CRONVISOR_ATTEMPT, and the job's own `env`. Default none.
+    /// CRONVISOR_ATTEMPT, CRONVISOR_SHARD_INDEX/TOTAL, the flow variables, and the job's own
+    /// `env`. Default none.
     pub pass_env: Vec<String>,
     /// Runs going at once on this executor; when that many are going it refuses more (503), so
     /// dispatchers send them to another executor of the target — with none, a run not taken

@@ -101,7 +101,8 @@ impl Firer {
         let mut groups: Groups = BTreeMap::new();
         let mut unplaced = Vec::new();
         for item in pending.drain(..) {
-            let choice = match (&item.0.pinned, round.sticky.get(&item.0.run_id)) {
+            let pinned = item.0.pinned.as_ref().map(|(e, _)| e);
+            let choice = match (pinned, round.sticky.get(&item.0.run_id)) {
                 (Some(e), _) | (None, Some(e)) => Some(e.clone()),
                 (None, None) => self.targets.pick(&item.0.job, &round.refused),
             };
@@ -251,6 +252,8 @@ fn request_of(o: &Outgoing) -> Option<RunRequest> {
         run_as: o.job.run_as.clone(),
         group: o.job.group.clone(),
         limits: o.job.limits,
+        shard_index: o.pinned.as_ref().map_or(0, |(_, s)| s.0),
+        shard_total: o.pinned.as_ref().map_or(1, |(_, s)| s.1),
         flow_run: o.flow.as_ref().map(|f| f.0),
         upstream_runs: o.flow.as_ref().and_then(|f| f.1.clone()),
     })

@@ -21,14 +21,22 @@ use crate::model::{Fanout, Job, Millis, Overlap, RunState, Trigger};
 use crate::store::{Recorded, Store};
 
 /// A recorded run on its way to an executor.
+/// A run's shard among the runs of its instant: (0-based index, total); (0, 1) but for
+/// `fanout = all`.
+pub(super) type Shard = (i64, i64);
+
+/// The executor a `fanout = all` run belongs to, and its shard.
+pub(super) type Pinned = (ExecutorInfo, Shard);
+
 pub(super) struct Outgoing {
     pub(super) run_id: i64,
     pub(super) job: Arc<Job>,
     pub(super) instant: Millis,
     pub(super) attempt: i64,
     pub(super) retry_of: Option<i64>,
-    /// `fanout = all`: the run belongs to this executor and goes nowhere else.
-    pub(super) pinned: Option<ExecutorInfo>,
+    /// `fanout = all`: the run belongs to this executor and goes nowhere else, as the shard
+    /// (index, total) of its instant.
+    pub(super) pinned: Option<Pinned>,
     /// In a flow: its first run and the runs that released this one (`name=id,...`).
     pub(super) flow: Option<(i64, Option<String>)>,
 }
@@ -274,7 +282,7 @@ impl Firer {
         run_id: i64,
         job: Arc<Job>,
         instant: Millis,
-        pinned: Option<ExecutorInfo>,
+        pinned: Option<Pinned>,
     ) -> Outgoing {
         self.fired.inc();
         self.lateness
@@ -344,9 +352,14 @@ impl Firer {
                     plan.runs.push((job, instant, None));
                 }
                 Fanout::All => {
-                    for e in candidates {
+                    // Shards in a stable order: the executors' ids.
+                    let mut candidates = candidates;
+                    candidates.sort_by(|a, b| a.id.cmp(&b.id));
+                    let total = candidates.len() as i64;
+                    for (i, e) in candidates.into_iter().enumerate() {
                         plan.keys.push((job.id, instant, e.id.clone()));
-                        plan.runs.push((job.clone(), instant, Some(e)));
+                        plan.runs
+                            .push((job.clone(), instant, Some((e, (i as i64, total)))));
                     }
                 }
             }
@@ -514,7 +527,7 @@ impl Firer {
 /// executor (`fanout = all`), and the instants that have no executor.
 struct Plan {
     keys: Vec<(i64, Millis, String)>,
-    runs: Vec<(Arc<Job>, Millis, Option<ExecutorInfo>)>,
+    runs: Vec<(Arc<Job>, Millis, Option<Pinned>)>,
     homeless: Vec<(Arc<Job>, Millis)>,
 }
 

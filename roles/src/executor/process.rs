@@ -80,6 +80,11 @@ pub fn job_env(
                 .unwrap_or_default(),
         ),
         ("CRONVISOR_ATTEMPT".into(), req.attempt.to_string()),
+        ("CRONVISOR_SHARD_INDEX".into(), req.shard_index.to_string()),
+        (
+            "CRONVISOR_SHARD_TOTAL".into(),
+            req.shard_total.max(1).to_string(),
+        ),
     ];
     if let Some(flow) = req.flow_run {
         env.push(("CRONVISOR_FLOW_RUN".into(), flow.to_string()));

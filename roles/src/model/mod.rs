@@ -302,6 +302,10 @@ pub struct Run {
     pub rerun_of: Option<i64>,
 }
 
+fn one() -> i64 {
+    1
+}
+
 fn is_zero(v: &i64) -> bool {
     *v == 0
 }
@@ -372,6 +376,12 @@ pub struct RunRequest {
     /// The job's resource limits.
     #[serde(default, skip_serializing_if = "Limits::is_none")]
     pub limits: Limits,
+    /// Its shard among the runs of its instant (`fanout = all`: a stable order of the executors
+    /// chosen; else 0 of 1): `CRONVISOR_SHARD_INDEX`, `CRONVISOR_SHARD_TOTAL`.
+    #[serde(default)]
+    pub shard_index: i64,
+    #[serde(default = "one")]
+    pub shard_total: i64,
     /// In a flow: the flow's first run (`CRONVISOR_FLOW_RUN`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_run: Option<i64>,
