@@ -435,6 +435,10 @@ pub struct RunsArgs {
     /// Only runs scheduled before this (same forms as --since).
     #[arg(long, value_name = "WHEN")]
     pub until: Option<String>,
+    /// Only the runs of this instant (RFC 3339): one instant's shards, or a flow's jobs.
+    #[arg(long, value_name = "TIME", conflicts_with_all = ["since", "until"],
+          value_parser = parse_rfc3339_ms)]
+    pub instant: Option<i64>,
     /// Only runs fired this way.
     #[arg(long, value_enum)]
     pub trigger: Option<Trigger>,
@@ -541,6 +545,13 @@ fn parse_rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|e| {
             format!("`{s}` is not an RFC 3339 instant ({e}); example: 2026-03-07T12:00:00Z")
         })
+}
+
+/// An RFC 3339 time as epoch milliseconds (`--instant`).
+fn parse_rfc3339_ms(s: &str) -> Result<i64, String> {
+    chrono::DateTime::parse_from_rfc3339(s.trim())
+        .map(|t| t.timestamp_millis())
+        .map_err(|_| format!("`{s}` is not an RFC 3339 time (2026-12-06T02:00:00Z)"))
 }
 
 #[cfg(test)]

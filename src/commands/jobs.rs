@@ -196,6 +196,10 @@ fn runs_query(args: &RunsArgs) -> String {
             push(k, v);
         }
     }
+    if let Some(t) = args.instant {
+        push("since", &t.to_string());
+        push("until", &(t + 1).to_string());
+    }
     if let Some(b) = args.before {
         push("before", &b.to_string());
     }

@@ -431,6 +431,19 @@ fn a_run_as_of_an_instant_carries_it_down_its_flow_and_can_be_run_again() {
     for r in cv.runs("daily") {
         assert_eq!(r["trigger"], "manual");
     }
+    // One instant's runs, as a person lists them.
+    let listed = cv.ok(&[
+        "runs",
+        "--instant",
+        "2026-12-05T18:00:00Z",
+        "--limit",
+        "100",
+    ]);
+    assert_eq!(listed.lines().count(), 1 + 4, "{listed}");
+    assert!(
+        listed.lines().skip(1).all(|l| l.contains("succeeded")),
+        "{listed}"
+    );
     let out = cv.cli(&["job", "run", "daily", "--instant", "yesterday"]);
     assert!(String::from_utf8_lossy(&out.stderr).contains("error: instant: `yesterday`"));
 }
