@@ -380,6 +380,10 @@ pub struct JobRunArgs {
     /// time "2026-12-06 02:00" in the job's zone. An instant it already ran runs again.
     #[arg(long, value_name = "TIME")]
     pub instant: Option<String>,
+    /// A value of one of the job's parameters, NAME=VALUE (repeatable); the others take their
+    /// defaults.
+    #[arg(long = "param", value_name = "NAME=VALUE", value_parser = parse_param)]
+    pub params: Vec<(String, String)>,
     /// Follow the run's output until it ends, as `run tail --follow` (same exit status).
     #[arg(long, short = 'f')]
     pub follow: bool,
@@ -545,6 +549,14 @@ fn parse_rfc3339(s: &str) -> Result<chrono::DateTime<chrono::Utc>, String> {
         .map_err(|e| {
             format!("`{s}` is not an RFC 3339 instant ({e}); example: 2026-03-07T12:00:00Z")
         })
+}
+
+/// `NAME=VALUE` of `job run --param`.
+fn parse_param(s: &str) -> Result<(String, String), String> {
+    s.split_once('=')
+        .map(|(k, v)| (k.trim().to_string(), v.to_string()))
+        .filter(|(k, _)| !k.is_empty())
+        .ok_or_else(|| format!("`{s}`: expected NAME=VALUE"))
 }
 
 /// An RFC 3339 time as epoch milliseconds (`--instant`).

@@ -166,6 +166,19 @@ fn when(j: &cronvisor_roles::model::Job) {
             cronvisor_roles::model::durations::secs_text(w)
         );
     }
+    for p in cronvisor_roles::model::params::masked(&j.params) {
+        let mut line = match &p.default {
+            Some(d) => format!("{}={d}", p.name),
+            None => format!("{} (required)", p.name),
+        };
+        if !p.choices.is_empty() {
+            line.push_str(&format!(", one of {}", p.choices.join("|")));
+        }
+        if p.secret {
+            line.push_str(", secret");
+        }
+        println!("param:      {line}");
+    }
 }
 
 pub fn job(view: &JobView) {
@@ -313,6 +326,9 @@ pub fn run(r: &Run) {
     }
     if let Some(old) = r.rerun_of {
         println!("rerun of:   run {old}");
+    }
+    for (k, v) in r.params.iter().flatten() {
+        println!("param:      {k}={v}");
     }
     println!("state:      {}", r.state.as_str());
     println!("executor:   {}", or_dash(r.executor.as_deref()));

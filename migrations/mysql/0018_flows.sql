@@ -11,9 +11,12 @@ CREATE TABLE job_edges (
 
 ALTER TABLE jobs
     ADD COLUMN requires_job VARCHAR(128) NULL,
-    ADD COLUMN requires_within_secs BIGINT NULL;
+    ADD COLUMN requires_within_secs BIGINT NULL,
+    ADD COLUMN params TEXT NULL;
 
 ALTER TABLE runs
+    ADD COLUMN params TEXT NULL,
+    ADD COLUMN params_shown TEXT NULL,
     ADD COLUMN flow_root BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN flow_round BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN flow_run BIGINT NULL,

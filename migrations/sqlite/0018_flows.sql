@@ -17,6 +17,12 @@ CREATE INDEX job_edges_by_upstream ON job_edges (upstream_id);
 ALTER TABLE jobs ADD COLUMN requires_job TEXT;
 ALTER TABLE jobs ADD COLUMN requires_within_secs INTEGER;
 
+-- Declared parameters (JSON: name, default, choices, secret), and a run's values: `params` as
+-- it runs with them, `params_shown` with secret ones masked (what people read).
+ALTER TABLE jobs ADD COLUMN params TEXT;
+ALTER TABLE runs ADD COLUMN params TEXT;
+ALTER TABLE runs ADD COLUMN params_shown TEXT;
+
 -- A run released by upstream runs belongs to the flow of (flow_root, instant): the root job
 -- and the root's instant, which every run of the flow carries. `flow_round` counts the reruns
 -- of a flow. The fence gains both, so each (job, flow, round) has at most one run however

@@ -84,7 +84,14 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
                 .call(
                     Method::POST,
                     &run_path(&r.job, r.alone, r.instant.as_deref()),
-                    None,
+                    (!r.params.is_empty()).then(|| {
+                        let params: std::collections::BTreeMap<&str, &str> = r
+                            .params
+                            .iter()
+                            .map(|(k, v)| (k.as_str(), v.as_str()))
+                            .collect();
+                        json!({ "params": params })
+                    }),
                 )
                 .await?;
             if r.follow {

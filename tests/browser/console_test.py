@@ -401,6 +401,25 @@ def a_flow_drawn_and_rerun(c):
     c.clean("flows")
 
 
+def run_with_parameters(c):
+    post_job(c, {"name": "with-params", "schedule": "@yearly",
+                 "command": "echo day=$CRONVISOR_PARAM_DAY region=$CRONVISOR_PARAM_REGION",
+                 "params": ["DAY", "REGION=eu"], "param_choices": ["REGION=eu|us"]})
+    c.go("/jobs/with-params")
+    c.page.locator(".bar a", has_text="Run now").click()
+    expect(c.page).to_have_url(c.url + "/jobs/with-params/run")
+    # DAY is required: the API's refusal shows.
+    c.page.click("#run-form button[type=submit]")
+    expect(c.page.locator("#notice")).to_contain_text("`DAY` is required", timeout=WAIT_MS)
+    c.page.fill("#param-DAY", "2026-12-06")
+    c.page.select_option("#param-REGION", "us")
+    c.shot("run-params")
+    c.page.click("#run-form button[type=submit]")
+    expect(c.page).to_have_url(re.compile(r"/runs/\d+$"), timeout=WAIT_MS)
+    expect(c.page.locator("#stdout")).to_have_text("day=2026-12-06 region=us\n", timeout=WAIT_MS)
+    c.clean("run with parameters")
+
+
 def users_and_audit_pages(c):
     c.go("/users")
     c.page.fill("#u-name", "carol")
@@ -455,6 +474,7 @@ def main():
         check("a SIGHUP during a live tail", a_reload_during_a_live_tail_loses_nothing, c, args.pid)
         check("page through runs and filter", page_through_runs, c)
         check("a flow added through the form, drawn, and rerun", a_flow_drawn_and_rerun, c)
+        check("a run with parameters, from its form", run_with_parameters, c)
         check("every page renders, 1280 px, keyboard", every_page_renders, c)
         check("a viewer sees no button that changes anything", a_viewer_sees_no_button_that_changes_anything, browser, args.url, args.viewer)
         check("an operator of another group sees none of these jobs", an_operator_of_another_group_sees_none_of_these_jobs, browser, args.url, args.operator_b)

@@ -27,6 +27,7 @@ mod output;
 mod policies;
 mod privilege;
 mod reload;
+mod run_control;
 mod security;
 mod sms;
 mod systemd;

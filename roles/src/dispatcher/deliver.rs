@@ -52,8 +52,8 @@ impl Firer {
         let mut pending: Vec<(Outgoing, RunRequest)> = Vec::with_capacity(runs.len());
         for o in runs {
             match request_of(&o) {
-                Some(r) => pending.push((o, r)),
-                None => self.give_up(o.run_id, "job has no command").await,
+                Ok(r) => pending.push((o, r)),
+                Err(reason) => self.give_up(o.run_id, &reason).await,
             }
         }
         let mut round = Round::default();
@@ -225,8 +225,19 @@ impl Firer {
     }
 }
 
-/// The RPC body of one run; None when the job has nothing to run.
-fn request_of(o: &Outgoing) -> Option<RunRequest> {
+/// The RPC body of one run; why not, when the job has nothing to run or a parameter it
+/// requires has no value (a scheduled or released run gets the defaults).
+fn request_of(o: &Outgoing) -> Result<RunRequest, String> {
+    let (params, params_shown) = match &o.params {
+        Some(given) => (given.clone(), None),
+        None if o.job.params.is_empty() => (Default::default(), None),
+        None => {
+            let v = crate::model::params::resolve(&o.job.params, &Default::default())
+                .map_err(|e| format!("parameter {}", e.message))?;
+            let (_, shown) = v.to_json();
+            (v.real, Some(shown))
+        }
+    };
     let http = o.job.http_url.as_ref().map(|url| HttpCall {
         method: o.job.http_method.clone(),
         url: url.clone(),
@@ -234,8 +245,13 @@ fn request_of(o: &Outgoing) -> Option<RunRequest> {
         body: o.job.http_body.clone(),
         expect_status: o.job.http_expect_status,
     });
-    let command = o.job.command.clone().or_else(|| o.job.http_url.clone())?;
-    Some(RunRequest {
+    let command = o
+        .job
+        .command
+        .clone()
+        .or_else(|| o.job.http_url.clone())
+        .ok_or_else(|| "job has no command".to_string())?;
+    Ok(RunRequest {
         run_id: o.run_id,
         job_id: o.job.id,
         job_name: o.job.name.clone(),
@@ -254,6 +270,8 @@ fn request_of(o: &Outgoing) -> Option<RunRequest> {
         limits: o.job.limits,
         shard_index: o.pinned.as_ref().map_or(0, |(_, s)| s.0),
         shard_total: o.pinned.as_ref().map_or(1, |(_, s)| s.1),
+        params,
+        params_shown,
         flow_run: o.flow.as_ref().map(|f| f.0),
         upstream_runs: o.flow.as_ref().and_then(|f| f.1.clone()),
     })

@@ -39,6 +39,8 @@ pub(super) struct Outgoing {
     pub(super) pinned: Option<Pinned>,
     /// In a flow: its first run and the runs that released this one (`name=id,...`).
     pub(super) flow: Option<(i64, Option<String>)>,
+    /// A manual run's parameter values, recorded with it; none: the job's defaults.
+    pub(super) params: Option<std::collections::BTreeMap<String, String>>,
 }
 
 pub struct Firer {
@@ -295,6 +297,7 @@ impl Firer {
             retry_of: None,
             pinned,
             flow: None,
+            params: None,
         }
     }
 

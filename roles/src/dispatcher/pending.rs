@@ -73,6 +73,10 @@ impl Firer {
                 retry_of: run.retry_of,
                 pinned: None,
                 flow: run.flow_run.map(|f| (f, run.upstream_runs.clone())),
+                params: run
+                    .params
+                    .as_deref()
+                    .and_then(|p| serde_json::from_str(p).ok()),
             });
         }
         self.deliver(batch, Instant::now()).await;

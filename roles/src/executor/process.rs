@@ -86,6 +86,9 @@ pub fn job_env(
             req.shard_total.max(1).to_string(),
         ),
     ];
+    for (k, v) in &req.params {
+        env.push((format!("CRONVISOR_PARAM_{k}"), v.clone()));
+    }
     if let Some(flow) = req.flow_run {
         env.push(("CRONVISOR_FLOW_RUN".into(), flow.to_string()));
         env.push((

@@ -47,6 +47,7 @@ pub(super) fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted
             .as_ref()
             .map(|s| s.started_at)
             .unwrap_or_else(crate::model::now_millis),
+        params_shown: req.params_shown.clone(),
     };
     let accepted = RunAccepted {
         run_id: req.run_id,

@@ -207,6 +207,20 @@ pub struct JobFields {
     #[arg(long = "within", value_name = "DURATION", value_parser = parse_duration_secs)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within_secs: Option<i64>,
+    /// A parameter of its runs, `NAME=DEFAULT` or `NAME` (required): a run sees
+    /// `CRONVISOR_PARAM_<NAME>`; `job run --param NAME=VALUE` gives one (repeatable; replaces
+    /// them all; "" for none).
+    #[arg(long = "param", value_name = "NAME[=DEFAULT]")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<Vec<String>>,
+    /// The only values a parameter may take, `NAME=a|b|c` (repeatable).
+    #[arg(long = "param-choices", value_name = "NAME=A|B")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub param_choices: Option<Vec<String>>,
+    /// A parameter whose values are shown `***` (repeatable).
+    #[arg(long = "secret-param", value_name = "NAME")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secret_params: Option<Vec<String>>,
     /// IANA time zone of the rule (`UTC`, `Europe/Paris`); default: the config's `timezone`.
     #[arg(long = "tz", value_name = "ZONE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -375,6 +389,7 @@ fn blank(default_tz: &str) -> Job {
         after: Vec::new(),
         requires: None,
         within_secs: None,
+        params: Vec::new(),
         created_at: 0,
         updated_at: 0,
     }
@@ -439,6 +454,7 @@ impl JobFields {
             job.schedule = v.trim().to_string();
         }
         assign_requires(self.requires, self.within_secs, job);
+        assign_params(self.params, self.param_choices, self.secret_params, job)?;
         if let Some(v) = self.timezone {
             job.timezone = v.trim().to_string();
         }
@@ -528,62 +544,8 @@ impl JobFields {
 
 /// `after` given: its edges replace the job's, and its rule goes (a job with edges has none);
 /// cleared, a rule must come with it. Not given: a rule may not be given to a job with edges.
-/// `requires` and its window: the window defaults to a day, and goes with the requirement.
-fn assign_requires(requires: Option<String>, within: Option<i64>, job: &mut Job) {
-    if let Some(v) = requires {
-        job.requires = non_empty(v);
-    }
-    if let Some(v) = within {
-        job.within_secs = Some(v);
-    }
-    match job.requires {
-        Some(_) => job.within_secs = job.within_secs.or(Some(DEFAULT_WITHIN_SECS)),
-        None => job.within_secs = None,
-    }
-}
-
-fn assign_after(
-    after: Option<&[AfterLine]>,
-    schedule: Option<&str>,
-    job: &mut Job,
-) -> Result<(), FieldError> {
-    let schedule_given = schedule.is_some_and(|s| !s.trim().is_empty());
-    let Some(lines) = after else {
-        if !job.after.is_empty() && schedule_given {
-            return Err(FieldError::new(
-                "schedule",
-                "the job runs after other jobs: clear them with --after \"\" to give it a schedule",
-            ));
-        }
-        return Ok(());
-    };
-    let edges = lines
-        .iter()
-        .filter(|l| !l.0.trim().is_empty())
-        .map(|l| l.0.parse::<super::Edge>())
-        .collect::<Result<Vec<_>, _>>()
-        .map_err(|m| FieldError::new("after", m))?;
-    match (edges.is_empty(), schedule_given) {
-        (false, true) => {
-            return Err(FieldError::new(
-                "after",
-                "a job that runs after others has no schedule of its own: give --after or \
-                 --schedule, not both",
-            ))
-        }
-        // Now triggered by its upstreams: its rule goes.
-        (false, false) => job.schedule.clear(),
-        (true, _) if schedule.is_none() && !job.after.is_empty() => {
-            return Err(FieldError::new(
-                "schedule",
-                "is required when `after` is cleared (the job runs on its own again)",
-            ))
-        }
-        (true, _) => {}
-    }
-    job.after = edges;
-    Ok(())
-}
+mod relations;
+use relations::{assign_after, assign_params, assign_requires};
 
 #[cfg(test)]
 mod tests;

@@ -7,6 +7,7 @@ pub mod durations;
 pub mod fields;
 pub mod flows;
 mod kinds;
+pub mod params;
 
 pub use checks::{
     check_emails, check_mobiles, check_url, masked_url, secret_header, validate_name,
@@ -80,6 +81,9 @@ pub struct Job {
     pub requires: Option<String>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub within_secs: Option<i64>,
+    /// Declared parameters (a run sees `CRONVISOR_PARAM_<NAME>`); secret defaults shown `***`.
+    #[serde(default, serialize_with = "masked_params")]
+    pub params: Vec<params::Param>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -117,6 +121,10 @@ impl Limits {
     pub fn is_none(&self) -> bool {
         *self == Limits::default()
     }
+}
+
+fn masked_params<S: serde::Serializer>(v: &[params::Param], s: S) -> Result<S::Ok, S::Error> {
+    params::masked(v).serialize(s)
 }
 
 /// Serializes a map with every value shown as `***`.
@@ -300,6 +308,9 @@ pub struct Run {
     /// The run of the same node this one replaces (`flow rerun`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub rerun_of: Option<i64>,
+    /// The parameters it ran with (secret ones `***`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params: Option<std::collections::BTreeMap<String, String>>,
 }
 
 fn one() -> i64 {
@@ -382,6 +393,12 @@ pub struct RunRequest {
     pub shard_index: i64,
     #[serde(default = "one")]
     pub shard_total: i64,
+    /// Its parameters' values (`CRONVISOR_PARAM_<NAME>`), and the same with secret ones masked,
+    /// which the executor records with the run's result.
+    #[serde(default, skip_serializing_if = "std::collections::BTreeMap::is_empty")]
+    pub params: std::collections::BTreeMap<String, String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub params_shown: Option<String>,
     /// In a flow: the flow's first run (`CRONVISOR_FLOW_RUN`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub flow_run: Option<i64>,

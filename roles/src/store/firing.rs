@@ -194,104 +194,10 @@ impl Store {
         })
     }
 
-    /// Records a manual run request (`job run`): a `scheduled` run that a dispatcher claims.
-    /// `alone`: its end releases no dependents (marked released from the start).
-    pub async fn request_run(&self, job_id: i64, alone: bool) -> Result<i64, StoreError> {
-        // Two requests in the same millisecond are two runs: move to the next free instant.
-        let mut instant = crate::model::now_millis();
-        for _ in 0..1000 {
-            match self
-                .record_fire(job_id, instant, "", Trigger::Manual, RunState::Scheduled)
-                .await?
-            {
-                Recorded::New(id) => {
-                    if alone {
-                        sqlx::query("UPDATE runs SET released = 1 WHERE id = ?")
-                            .bind(id)
-                            .execute(&self.pool)
-                            .await?;
-                    }
-                    return Ok(id);
-                }
-                Recorded::AlreadyFired => instant += 1,
-            }
-        }
-        Err(StoreError::Corrupt(format!(
-            "could not find a free instant for a manual run of job {job_id}"
-        )))
-    }
-
-    /// Records a manual run as of `instant` (`job run --instant`): the run carries that instant
-    /// (and so do the jobs that run after it). An instant the job already ran gets the next
-    /// round of its flow, so the fence keeps each (job, instant, round) once and the flow's
-    /// jobs are decided again in that round.
-    pub async fn request_run_at(
-        &self,
-        job_id: i64,
-        instant: Millis,
-        alone: bool,
-    ) -> Result<i64, StoreError> {
-        super::retry_transient(|| self.request_run_at_once(job_id, instant, alone)).await
-    }
-
-    async fn request_run_at_once(
-        &self,
-        job_id: i64,
-        instant: Millis,
-        alone: bool,
-    ) -> Result<i64, StoreError> {
-        let mut tx = self.pool.begin().await?;
-        // The job's row lock: two requests for one instant take two rounds, one after the
-        // other (and a release of its flow waits).
-        sqlx::query("UPDATE jobs SET paused = paused WHERE id = ?")
-            .bind(job_id)
-            .execute(&mut *tx)
-            .await?;
-        let last: Option<i64> = sqlx::query_scalar(
-            "SELECT MAX(flow_round) FROM runs WHERE job_id = ? AND instant = ? AND flow_root = 0",
-        )
-        .bind(job_id)
-        .bind(instant)
-        .fetch_one(&mut *tx)
-        .await?;
-        // Round 1 at least: round 0 stays the schedule's, should the instant still come.
-        let round = last.map_or(1, |r| r + 1);
-        let token = fire_token();
-        sqlx::query(
-            "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
-             flow_round, released, fired_by) VALUES (?, ?, '', 'manual', 'scheduled', ?, ?, ?, ?)",
-        )
-        .bind(job_id)
-        .bind(instant)
-        .bind(crate::model::now_millis())
-        .bind(round)
-        .bind(i64::from(alone))
-        .bind(token.as_str())
-        .execute(&mut *tx)
-        .await?;
-        let id: i64 = sqlx::query_scalar("SELECT id FROM runs WHERE fired_by = ? AND job_id = ?")
-            .bind(token.as_str())
-            .bind(job_id)
-            .fetch_one(&mut *tx)
-            .await?;
-        // A flow of that instant that ended goes on in the new round.
-        sqlx::query(
-            "UPDATE flows SET state = 'running', failed = NULL, ended_at = NULL, \
-             alarm_checked = 0, flow_round = ? WHERE root_job_id = ? AND instant = ?",
-        )
-        .bind(round)
-        .bind(job_id)
-        .bind(instant)
-        .execute(&mut *tx)
-        .await?;
-        tx.commit().await?;
-        Ok(id)
-    }
-
     /// Runs waiting for a dispatcher: manual runs, and retries whose delay has passed.
     pub async fn pending_runs(&self, now: Millis) -> Result<Vec<PendingRun>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, job_id, instant, attempt, retry_of, flow_run, upstream_runs FROM runs \
+            "SELECT id, job_id, instant, attempt, retry_of, flow_run, upstream_runs, params FROM runs \
              WHERE state = 'scheduled' AND (not_before IS NULL OR not_before <= ?) ORDER BY id \
              LIMIT 500",
         )
@@ -308,6 +214,7 @@ impl Store {
                     retry_of: r.try_get(4)?,
                     flow_run: r.try_get(5)?,
                     upstream_runs: rows::text_at(r, 6)?,
+                    params: rows::text_at(r, 7)?,
                 })
             })
             .collect()
@@ -497,12 +404,14 @@ pub struct PendingRun {
     /// In a flow: its first run, and the runs that released this one.
     pub flow_run: Option<i64>,
     pub upstream_runs: Option<String>,
+    /// A manual run's parameter values (JSON), as it runs with them.
+    pub params: Option<String>,
 }
 
 /// A token unique to one `record_fires` call across every dispatcher of a cluster: host (the
 /// configured one, [`crate::instance::identity`]),
 /// process, start time and a counter.
-fn fire_token() -> String {
+pub(super) fn fire_token() -> String {
     use std::sync::atomic::{AtomicU64, Ordering};
     use std::sync::OnceLock;
     static PREFIX: OnceLock<String> = OnceLock::new();

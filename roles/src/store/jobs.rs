@@ -57,6 +57,7 @@ const FIELD_COLUMNS: &[&str] = &[
     "admin_mobile",
     "requires_job",
     "requires_within_secs",
+    "params",
     "updated_at",
 ];
 
@@ -378,5 +379,6 @@ fn bind_fields<'q>(
         .bind(job.admin_mobile.as_deref())
         .bind(job.requires.as_deref())
         .bind(job.within_secs)
+        .bind(serde_json::to_string(&job.params).unwrap_or_else(|_| "[]".into()))
         .bind(now)
 }

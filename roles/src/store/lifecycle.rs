@@ -106,6 +106,9 @@ pub struct Started {
     pub executor: String,
     pub pid: Option<i64>,
     pub started_at: Millis,
+    /// The parameters it ran with, secret ones masked (a scheduled run's defaults: a manual
+    /// run's were recorded when it was asked for).
+    pub params_shown: Option<String>,
 }
 
 /// The next attempt a failed run earns.
@@ -169,7 +172,8 @@ pub(super) fn finish_query<'q>(
          COALESCE(?, 'its result arrived after it was presumed lost') ELSE ? END, \
          state = ?, exit_code = ?, stdout = ?, stderr = ?, \
          stdout_cut = ?, stderr_cut = ?, ended_at = ?, executor = COALESCE(?, executor), \
-         pid = COALESCE(?, pid), started_at = COALESCE(?, started_at) \
+         pid = COALESCE(?, pid), started_at = COALESCE(?, started_at), \
+         params_shown = COALESCE(params_shown, ?) \
          WHERE id = ? AND (state IN ('scheduled', 'dispatched', 'running') \
          OR (state = 'lost' AND executor = ? AND ? IN ('succeeded', 'failed', 'timed_out')))",
     )
@@ -185,6 +189,7 @@ pub(super) fn finish_query<'q>(
     .bind(started.map(|s| s.executor.as_str()))
     .bind(started.and_then(|s| s.pid))
     .bind(started.map(|s| s.started_at))
+    .bind(started.and_then(|s| s.params_shown.as_deref()))
     .bind(run_id)
     .bind(started.map(|s| s.executor.as_str()))
     .bind(outcome.state.as_str())
@@ -199,9 +204,10 @@ pub(super) async fn insert_retry(
     // A retry stays in its run's flow: the flow columns are copied from the chain's first run.
     let inserted = sqlx::query(
         "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, attempt, \
-         retry_of, not_before, flow_root, flow_round, flow_run, upstream_runs, rerun_of) \
+         retry_of, not_before, flow_root, flow_round, flow_run, upstream_runs, rerun_of, \
+         params, params_shown) \
          SELECT ?, ?, '', 'retry', 'scheduled', ?, ?, ?, ?, flow_root, flow_round, flow_run, \
-         upstream_runs, rerun_of FROM runs WHERE id = ?",
+         upstream_runs, rerun_of, params, params_shown FROM runs WHERE id = ?",
     )
     .bind(retry.job_id)
     .bind(retry.instant)

@@ -28,6 +28,7 @@ mod jobs_query;
 mod lifecycle;
 mod live;
 mod lost;
+mod manual;
 mod migrations;
 mod planned;
 mod presence;
@@ -51,6 +52,7 @@ pub use jobs_query::JobFilter;
 pub use lifecycle::{Finished, Retry, RunOutcome, Started};
 pub use live::{ExecutorCard, KillAsk, Member};
 pub use lost::GivenUp;
+pub use manual::ManualRun;
 pub use planned::Planned;
 pub use presence::AlarmsFor;
 pub use runs_query::RunFilter;
@@ -154,7 +156,7 @@ pub(crate) const RUN_COLUMNS: &str =
     "r.id, r.job_id, j.name AS job_name, j.job_group, r.instant, r.trigger_kind, r.attempt, r.retry_of, \
      r.state, r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \
                            r.started_at, r.ended_at, r.stdout_cut, r.stderr_cut, r.flow_root, r.flow_run, \
-                           r.flow_round, r.upstream_runs, r.rerun_of";
+                           r.flow_round, r.upstream_runs, r.rerun_of, r.params_shown";
 
 impl Store {
     /// Connects without touching the schema. A SQLite store is put in WAL mode with a busy

@@ -99,6 +99,12 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
         after: Vec::new(),
         requires: text(r, "requires_job")?,
         within_secs: r.try_get("requires_within_secs")?,
+        params: match text(r, "params")? {
+            Some(p) if !p.is_empty() => {
+                serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(format!("params: {e}")))?
+            }
+            _ => Vec::new(),
+        },
         created_at: r.try_get("created_at")?,
         updated_at: r.try_get("updated_at")?,
     })
@@ -144,5 +150,6 @@ pub(super) fn run(r: &AnyRow, with_output: bool) -> Result<Run, StoreError> {
         flow_round: r.try_get("flow_round")?,
         upstream_runs: text(r, "upstream_runs")?,
         rerun_of: r.try_get("rerun_of")?,
+        params: text(r, "params_shown")?.and_then(|p| serde_json::from_str(&p).ok()),
     })
 }

@@ -174,8 +174,16 @@ async fn an_instant_is_recorded_once() {
 async fn a_manual_run_is_claimed_once() {
     let t = temp_store("claim").await;
     let job = t.store.insert_job(&spec("a")).await.expect("job");
-    let a = t.store.request_run(job.id, false).await.expect("a");
-    let b = t.store.request_run(job.id, false).await.expect("b");
+    let a = t
+        .store
+        .request_run(job.id, &ManualRun::default())
+        .await
+        .expect("a");
+    let b = t
+        .store
+        .request_run(job.id, &ManualRun::default())
+        .await
+        .expect("b");
     assert_ne!(a, b);
     assert_eq!(
         t.store.pending_runs(i64::MAX).await.expect("pending").len(),
@@ -644,6 +652,7 @@ async fn a_late_result_of_a_run_presumed_lost_replaces_the_presumption() {
         executor: executor.into(),
         pid: Some(7),
         started_at: now - 10,
+        params_shown: None,
     };
     // Its own executor reports it ran to the end: the truth is recorded, with a note.
     t.store

@@ -429,9 +429,18 @@ struct RunQuery {
     instant: Option<String>,
 }
 
+/// `POST /api/v1/jobs/{job}/run` body, optional.
+#[derive(Debug, Default, Deserialize, utoipa::ToSchema)]
+#[serde(deny_unknown_fields)]
+pub(super) struct RunBody {
+    /// Values of the job's declared parameters; the others take their defaults.
+    #[serde(default)]
+    params: std::collections::BTreeMap<String, String>,
+}
+
 /// Runs the job now, whatever its schedule (and paused or not). Unless `alone`, the jobs that
 /// run after it follow, as a flow of which it is the root.
-#[utoipa::path(post, path = "/api/v1/jobs/{job}/run", tag = "jobs", params(("job" = String, Path, description = "The job's name or id"), RunQuery),
+#[utoipa::path(post, path = "/api/v1/jobs/{job}/run", tag = "jobs", params(("job" = String, Path, description = "The job's name or id"), RunQuery), request_body(content = Option<RunBody>, description = "Parameter values (optional)"),
     responses((status = 202, description = "The run is recorded", body = RunRequested), (status = 400, description = "A parameter is wrong: the error names it", body = ErrorBody), (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody),
         (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]
 async fn run_job(
@@ -439,17 +448,27 @@ async fn run_job(
     Extension(caller): Extension<Caller>,
     Path(key): Path<String>,
     query: Result<Query<RunQuery>, axum::extract::rejection::QueryRejection>,
+    body: Bytes,
 ) -> Result<(StatusCode, Json<RunRequested>), ApiError> {
     s.requests.inc();
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
+    let given: RunBody = match body.is_empty() {
+        true => RunBody::default(),
+        false => parse_body(&body)?,
+    };
     let job = find(&s, &caller, &key).await?;
     caller.require_write()?;
+    let values = crate::model::params::resolve(&job.params, &given.params)?;
+    let how = crate::store::ManualRun {
+        alone: q.alone,
+        params: (!job.params.is_empty()).then(|| values.to_json()),
+    };
     let run_id = match q.instant.as_deref() {
-        None => s.store.request_run(job.id, q.alone).await?,
+        None => s.store.request_run(job.id, &how).await?,
         Some(t) => {
             let instant = crate::model::parse_instant(t, &job.timezone)
                 .map_err(|m| ApiError::field("instant", m))?;
-            s.store.request_run_at(job.id, instant, q.alone).await?
+            s.store.request_run_at(job.id, instant, &how).await?
         }
     };
     caller
@@ -458,7 +477,8 @@ async fn run_job(
             "job.run",
             format!("job {}", job.name),
             Some(job.id),
-            json!({"run_id": run_id, "alone": q.alone, "instant": q.instant}),
+            json!({"run_id": run_id, "alone": q.alone, "instant": q.instant,
+                "params": values.shown}),
         )
         .await;
     Ok((

@@ -105,6 +105,21 @@ fn masked_secrets(j: Option<&Job>) -> (String, String) {
     (headers, env)
 }
 
+/// The declared parameters, one `NAME=DEFAULT` (or `NAME`) per line, secret defaults `***`.
+fn params_text(job: Option<&Job>) -> String {
+    job.map(|j| {
+        crate::model::params::masked(&j.params)
+            .iter()
+            .map(|p| match &p.default {
+                Some(d) => format!("{}={d}", p.name),
+                None => p.name.clone(),
+            })
+            .collect::<Vec<_>>()
+            .join("\n")
+    })
+    .unwrap_or_default()
+}
+
 /// `after`: the jobs it runs after, `name[:failure|end]`, comma-separated; the other jobs the
 /// visitor may see are offered as they type.
 fn after(value: &str, others: &[String]) -> Markup {
@@ -162,6 +177,9 @@ fn form(job: Option<&Job>, default_tz: &str, others: &[String]) -> Markup {
                 div.field.wide #preview aria-live="polite" { strong { "Next instants" } span #preview-words {} ol #preview-list {} small.error #preview-error {} }
                 (area("Shell command", "command", &get(|j| j.command.clone().unwrap_or_default()), "Run by /bin/sh -c on the executor. Or give an HTTP URL instead.", "text"))
                 (area("Environment", "env", &env, "One NAME=VALUE per line; values are shown as ***, and *** keeps the value.", "env"))
+                (area("Parameters", "params", &params_text(j.as_ref()), "One NAME=DEFAULT (or NAME: required) per line; a run sees CRONVISOR_PARAM_NAME, and Run now asks for them.", "lines"))
+                (area("Parameter choices", "param_choices", &get(|j| j.params.iter().filter(|p| !p.choices.is_empty()).map(|p| format!("{}={}", p.name, p.choices.join("|"))).collect::<Vec<_>>().join("\n")), "One NAME=a|b|c per line: the only values it may take.", "lines"))
+                (text("Secret parameters", "secret_params", &get(|j| j.params.iter().filter(|p| p.secret).map(|p| p.name.clone()).collect::<Vec<_>>().join(", ")), "Comma-separated: their values show as ***."))
             }
             fieldset {
                 legend { "HTTP job (instead of a command)" }
@@ -245,4 +263,62 @@ async fn job_names(c: &Console, v: &super::Visitor, except: Option<&str>) -> Vec
         .filter(|j| v.caller.principal.sees(&j.group) && Some(j.name.as_str()) != except)
         .map(|j| j.name)
         .collect()
+}
+
+/// `/jobs/{job}/run`: the values of a job's parameters for one run, each field its default
+/// (a list for one with choices), sent as `POST /api/v1/jobs/{job}/run` by the page's script.
+pub async fn run_form(
+    State(c): State<Console>,
+    ConnectInfo(peer): ConnectInfo<SocketAddr>,
+    headers: HeaderMap,
+    Path(key): Path<String>,
+) -> Result<Response, Bounce> {
+    let v = c
+        .visitor(&headers, peer, &format!("{}/run", job_href(&key)))
+        .await?;
+    let job = api::find(&c.api, &v.caller, &key)
+        .await
+        .map_err(|e| e.into_response())?;
+    let params = crate::model::params::masked(&job.params);
+    let action = format!("/api/v1/jobs/{}/run", encode(&job.name));
+    let body = html! {
+        form.job #run-form data-action=(action) novalidate {
+            fieldset {
+                legend { "Parameters" }
+                @for p in &params {
+                    div.field {
+                        label for=(format!("param-{}", p.name)) { (p.name)
+                            @if p.default.is_none() { " (required)" } }
+                        @if p.choices.is_empty() {
+                            input #(format!("param-{}", p.name)) data-param=(p.name)
+                                type=(if p.secret { "password" } else { "text" })
+                                placeholder=(p.default.clone().unwrap_or_default());
+                        } @else {
+                            select #(format!("param-{}", p.name)) data-param=(p.name) {
+                                @for choice in &p.choices {
+                                    option value=(choice) selected[p.default.as_deref() == Some(choice.as_str())] { (choice) }
+                                }
+                            }
+                        }
+                        small.hint { @if let Some(d) = &p.default { "Default: " (d) "." } @else { "No default: give a value." } }
+                        small.error data-error-for=(format!("param-{}", p.name)) {}
+                    }
+                }
+            }
+            div.bar {
+                button.primary type="submit" { "Run now" }
+                a.button href=(job_href(&job.name)) { "Cancel" }
+            }
+        }
+    };
+    Ok(Html(
+        page(
+            &format!("Run {}", job.name),
+            Some(Section::Jobs),
+            Some(&v),
+            body,
+        )
+        .into_string(),
+    )
+    .into_response())
 }

@@ -96,6 +96,7 @@ pub fn router(console: Console) -> Router {
         .route("/jobs/new", get(form::new_job))
         .route("/jobs/{job}", get(pages::job))
         .route("/jobs/{job}/edit", get(form::edit_job))
+        .route("/jobs/{job}/run", get(form::run_form))
         .route("/flows", get(flows::flows))
         .route("/flows/{run}", get(flows::flow))
         .route("/runs", get(ops::runs))

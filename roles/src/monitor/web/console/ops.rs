@@ -147,6 +147,14 @@ pub async fn run(
                             }
                         }
                     }
+                    @if let Some(params) = r.params.as_ref().filter(|p| !p.is_empty()) {
+                        dt { "Parameters" } dd.wrap #params {
+                            @for (i, (k, v)) in params.iter().enumerate() {
+                                @if i > 0 { ", " }
+                                code { (k) "=" (v) }
+                            }
+                        }
+                    }
                     @if let Some(old) = r.rerun_of {
                         dt { "Rerun of" } dd { a href=(format!("/runs/{old}")) { "run " (old) } }
                     }

@@ -259,7 +259,11 @@ fn jobs_table(
 fn job_actions(job: &crate::model::Job) -> Markup {
     let base = format!("/api/v1/jobs/{}", layout::encode(&job.name));
     html! {
-        button type="button" data-post=(format!("{base}/run")) data-then="run" { "Run now" }
+        @if job.params.is_empty() {
+            button type="button" data-post=(format!("{base}/run")) data-then="run" { "Run now" }
+        } @else {
+            a.button href=(format!("{}/run", job_href(&job.name))) { "Run now…" }
+        }
         @if job.paused {
             button type="button" data-post=(format!("{base}/resume")) { "Resume" }
         } @else {

@@ -78,6 +78,26 @@
     }
   });
 
+  // ---- A run with parameters (/jobs/{job}/run) --------------------------------------------
+
+  const runForm = document.querySelector("#run-form");
+  if (runForm) {
+    runForm.addEventListener("submit", async function (ev) {
+      ev.preventDefault();
+      const params = {};
+      runForm.querySelectorAll("[data-param]").forEach(function (el) {
+        if (el.value !== "") { params[el.dataset.param] = el.value; }
+      });
+      const r = await api("POST", runForm.dataset.action, { params: params });
+      if (r.ok && r.data && r.data.run_id) {
+        window.location.assign("/runs/" + r.data.run_id);
+      } else if (!r.ok) {
+        const e = errorOf(r);
+        notice((e.field ? e.field + ": " : "") + e.message);
+      }
+    });
+  }
+
   // ---- The job form --------------------------------------------------------------------
 
   function valueOf(el) {
@@ -95,6 +115,14 @@
         else if (line.trim()) { out[line.trim()] = ""; }
       });
       return out;
+    }
+    if (el.dataset.field === "secret_params") {
+      return el.value.split(",").map(function (s) { return s.trim(); })
+        .filter(function (s) { return s; });
+    }
+    if (kind === "lines") {
+      return el.value.split("\n").map(function (s) { return s.trim(); })
+        .filter(function (s) { return s; });
     }
     if (kind === "after") {
       return el.value.split(",").map(function (s) { return s.trim(); })
@@ -272,7 +300,7 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
-    document.querySelectorAll("form[data-action]").forEach(setupForm);
+    document.querySelectorAll("form[data-action]:not(#run-form)").forEach(setupForm);
     const output = document.getElementById("output");
     if (output && output.dataset.live === "true") { follow(output); }
   });

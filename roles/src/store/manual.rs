@@ -1,0 +1,138 @@
+//! Runs asked for by hand (`job run`): now, or as of an instant, alone or with what runs after
+//! them, with the parameters they were given — recorded `scheduled` in one statement, for a
+//! dispatcher to claim.
+
+use super::firing::fire_token;
+use super::{Store, StoreError};
+use crate::model::Millis;
+
+/// How a manual run was asked for.
+#[derive(Debug, Clone, Default)]
+pub struct ManualRun {
+    /// Its end releases no dependents (recorded released from the start).
+    pub alone: bool,
+    /// Its parameters' values: (as it runs with them, as people see them), JSON objects; none:
+    /// the job's defaults, recorded when it runs.
+    pub params: Option<(String, String)>,
+}
+
+impl Store {
+    /// Records a manual run now. Two requests in the same millisecond are two runs: the
+    /// second takes the next free instant.
+    pub async fn request_run(&self, job_id: i64, how: &ManualRun) -> Result<i64, StoreError> {
+        let now = crate::model::now_millis();
+        for instant in now..now + 1000 {
+            if let Some(id) = self.insert_manual(job_id, instant, 0, how).await? {
+                return Ok(id);
+            }
+        }
+        Err(StoreError::Corrupt(format!(
+            "could not find a free instant for a manual run of job {job_id}"
+        )))
+    }
+
+    /// Records a manual run as of `instant` (`job run --instant`): the run carries that instant
+    /// (and so do the jobs that run after it). It takes the next round of the job's runs at
+    /// that instant (round 1 at least: round 0 stays the schedule's, should the instant still
+    /// come), so the fence keeps each (job, instant, round) once and the flow's jobs are
+    /// decided again in that round; a flow of that instant that ended goes on.
+    pub async fn request_run_at(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        how: &ManualRun,
+    ) -> Result<i64, StoreError> {
+        super::retry_transient(|| self.request_run_at_once(job_id, instant, how)).await
+    }
+
+    async fn request_run_at_once(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        how: &ManualRun,
+    ) -> Result<i64, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        // The job's row lock: two requests for one instant take two rounds, one after the
+        // other (and a release of its flow waits).
+        sqlx::query("UPDATE jobs SET paused = paused WHERE id = ?")
+            .bind(job_id)
+            .execute(&mut *tx)
+            .await?;
+        let last: Option<i64> = sqlx::query_scalar(
+            "SELECT MAX(flow_round) FROM runs WHERE job_id = ? AND instant = ? AND flow_root = 0",
+        )
+        .bind(job_id)
+        .bind(instant)
+        .fetch_one(&mut *tx)
+        .await?;
+        let round = last.map_or(1, |r| r + 1);
+        let id = insert_manual_on(&mut tx, job_id, instant, round, how)
+            .await?
+            .ok_or_else(|| StoreError::Corrupt(format!("round {round} of job {job_id} taken")))?;
+        sqlx::query(
+            "UPDATE flows SET state = 'running', failed = NULL, ended_at = NULL, \
+             alarm_checked = 0, flow_round = ? WHERE root_job_id = ? AND instant = ?",
+        )
+        .bind(round)
+        .bind(job_id)
+        .bind(instant)
+        .execute(&mut *tx)
+        .await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+
+    async fn insert_manual(
+        &self,
+        job_id: i64,
+        instant: Millis,
+        round: i64,
+        how: &ManualRun,
+    ) -> Result<Option<i64>, StoreError> {
+        let mut tx = self.pool.begin().await?;
+        let id = insert_manual_on(&mut tx, job_id, instant, round, how).await?;
+        tx.commit().await?;
+        Ok(id)
+    }
+}
+
+/// One manual run under the fence, with its parameters: its id, or none if the key is taken.
+async fn insert_manual_on(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    job_id: i64,
+    instant: Millis,
+    round: i64,
+    how: &ManualRun,
+) -> Result<Option<i64>, StoreError> {
+    let token = fire_token();
+    let (params, shown) = match &how.params {
+        Some((p, s)) => (Some(p.as_str()), Some(s.as_str())),
+        None => (None, None),
+    };
+    let inserted = sqlx::query(
+        "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, flow_round, \
+         released, params, params_shown, fired_by) \
+         VALUES (?, ?, '', 'manual', 'scheduled', ?, ?, ?, ?, ?, ?)",
+    )
+    .bind(job_id)
+    .bind(instant)
+    .bind(crate::model::now_millis())
+    .bind(round)
+    .bind(i64::from(how.alone))
+    .bind(params)
+    .bind(shown)
+    .bind(token.as_str())
+    .execute(&mut **tx)
+    .await;
+    match inserted {
+        Ok(_) => {}
+        Err(e) if super::is_unique_violation(&e) => return Ok(None),
+        Err(e) => return Err(e.into()),
+    }
+    let id: i64 = sqlx::query_scalar("SELECT id FROM runs WHERE fired_by = ? AND job_id = ?")
+        .bind(token.as_str())
+        .bind(job_id)
+        .fetch_one(&mut **tx)
+        .await?;
+    Ok(Some(id))
+}
