@@ -558,6 +558,7 @@ pub(crate) mod tests {
             after: Vec::new(),
             requires: None,
             within_secs: None,
+            params: Vec::new(),
             created_at: 0,
             updated_at: 0,
         }

@@ -456,6 +456,9 @@ async fn every_job_field_is_stored_and_read_back_as_given() {
         after: None,
         requires: None,
         within_secs: None,
+        params: Some(vec!["REGION=eu".into(), "DAY".into()]),
+        param_choices: Some(vec!["REGION=eu|us".into()]),
+        secret_params: Some(vec!["DAY".into()]),
         paused: Some(true),
     }
     .create("UTC")
