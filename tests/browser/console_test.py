@@ -365,6 +365,7 @@ def a_flow_drawn_and_rerun(c):
     c.page.click("#job-form button[type=submit]")
     expect(c.page.locator('[data-error-for="after"]')).to_contain_text("no job `flow-nope`")
     c.page.fill("#after", "flow-root")
+    assert c.page.locator("#requires").count() == 1, "the form has every field"
     c.page.click("#job-form button[type=submit]")
     expect(c.page).to_have_url(c.url + "/jobs/flow-child", timeout=WAIT_MS)
     expect(c.page.locator("dl")).to_contain_text("after flow-root")

@@ -173,6 +173,8 @@ fn form(job: Option<&Job>, default_tz: &str, others: &[String]) -> Markup {
                 (text("Run as", "run_as", &get(|j| j.run_as.clone().unwrap_or_default()), "A user of the executors' allowed_users; empty: their run_as."))
                 (text("Rule", "schedule", &get(|j| j.schedule.clone()), "5 or 6 fields (sec min hour dom month dow), @daily, @every 90s. Empty for a job that runs after others."))
                 (after(&get(|j| crate::model::flows::edges_text(&j.after)), others))
+                (text("Requires", "requires", &get(|j| j.requires.clone().unwrap_or_default()), "A job that must have succeeded within the window before each instant, or the instant is skipped."))
+                (number("Within (seconds)", "within_secs", j.as_ref().and_then(|j| j.within_secs), "With Requires; default a day."))
                 (text("Time zone", "timezone", &tz, "IANA name, e.g. Europe/Paris."))
                 div.field.wide #preview aria-live="polite" { strong { "Next instants" } span #preview-words {} ol #preview-list {} small.error #preview-error {} }
                 (area("Shell command", "command", &get(|j| j.command.clone().unwrap_or_default()), "Run by /bin/sh -c on the executor. Or give an HTTP URL instead.", "text"))
