@@ -259,11 +259,20 @@ fn a_failed_node_is_rerun_with_the_flows_instant_then_what_depends_on_it() {
     let again = cv.cli(&["flow", "rerun", &root]);
     assert!(String::from_utf8_lossy(&again.stderr).contains("nothing to rerun"));
 
-    // Alone, the root's dependents are not started.
+    // Alone, the root's dependents are not started: a flow started after it ends releases its
+    // own `b`, and that one only (ended runs are released oldest first).
     let alone = cv.json(&["job", "run", "a", "--alone"])["run_id"].to_string();
     cv.wait_run(&alone, "the lone run", |s| s == "succeeded");
-    std::thread::sleep(Duration::from_millis(1500));
-    assert_eq!(cv.runs("b").len(), 2, "nothing followed the lone run");
+    let next = cv.run_now("a");
+    let b3 = wait_for(Duration::from_secs(30), "b of the next flow", || {
+        let runs = cv.runs("b");
+        (runs.len() > 2).then_some(runs)
+    });
+    assert_eq!(b3.len(), 3, "nothing followed the lone run: {b3:?}");
+    assert!(b3[0]["upstream_runs"]
+        .as_str()
+        .unwrap_or("")
+        .contains(&format!("a={next}")));
 }
 
 #[test]
@@ -291,7 +300,11 @@ fn a_dependent_whose_upstream_ends_while_the_dispatcher_is_killed_runs_once() {
             },
         );
     }
-    std::thread::sleep(Duration::from_secs(1));
+    // Each flow ended once its one `down` did; none of them released another.
+    wait_for(Duration::from_secs(20), "three flows ended", || {
+        let flows = cv.json(&["flow", "list", "--job", "up", "--state", "succeeded"]);
+        (flows.as_array().map(Vec::len) == Some(3)).then_some(())
+    });
     assert_eq!(cv.runs("down").len(), 3, "one run of down per flow");
 }
 

@@ -109,6 +109,31 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
     });
     let flow = cv.json(&["flow", "show", "join"]);
     assert_eq!(flow["state"], "succeeded", "{flow}");
+    let listed = crate::harness::wait_for(
+        std::time::Duration::from_secs(10),
+        "the flow listed",
+        || {
+            let out = cv.ok(&["flow", "list", "--job", "join"]);
+            out.contains("succeeded").then_some(out)
+        },
+    );
+    assert!(listed.starts_with("ROOT"), "{listed}");
+    // A flow whose root is still going is listed running.
+    cv.add_job("slowroot", "@yearly", "sleep 2", &[]);
+    cv.ok(&[
+        "job",
+        "add",
+        "--name",
+        "after-slow",
+        "--after",
+        "slowroot",
+        "--command",
+        "true",
+    ]);
+    let id = cv.run_now("slowroot");
+    cv.wait_run(&id, "slowroot running", |s| s == "running");
+    let running = cv.ok(&["flow", "list", "--state", "running"]);
+    assert!(running.contains("slowroot"), "{running}");
     assert_eq!(cv.runs("join").len(), 1);
 }
 

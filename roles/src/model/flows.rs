@@ -318,9 +318,9 @@ pub enum Decision {
     Wait,
     /// Runs, released by these runs (`name=id`).
     Run(Vec<(String, i64)>),
-    /// Recorded `skipped` with the reason; `taken` is false when the edge simply was not taken
-    /// (a `:failure` path after a success): the flow still succeeded.
-    Skip { reason: String, taken: bool },
+    /// Recorded `skipped` with the reason (a path simply not taken — a `:failure` path after a
+    /// success — says so first: see [`not_taken`]).
+    Skip { reason: String },
 }
 
 /// The decision for a dependent from `(upstream name, edge, outcome)` of each upstream.
@@ -333,7 +333,6 @@ pub fn decide(upstreams: &[(String, EdgeOn, Outcome)]) -> Decision {
             (Outcome::Skipped(id), _) => {
                 return Decision::Skip {
                     reason: format!("skipped: upstream `{name}` did not run (run {id})"),
-                    taken: true,
                 }
             }
             (Outcome::Succeeded(ids), EdgeOn::Success | EdgeOn::End) => {
@@ -345,16 +344,14 @@ pub fn decide(upstreams: &[(String, EdgeOn, Outcome)]) -> Decision {
             (Outcome::Failed(id, state), EdgeOn::Success) => {
                 return Decision::Skip {
                     reason: format!("skipped: upstream `{name}` {}, run {id}", state.as_str()),
-                    taken: true,
                 }
             }
             (Outcome::Succeeded(ids), EdgeOn::Failure) => {
                 return Decision::Skip {
                     reason: format!(
-                        "not taken: upstream `{name}` succeeded, run {} (runs on its failure)",
+                        "{NOT_TAKEN}: upstream `{name}` succeeded, run {} (runs on its failure)",
                         ids[0]
                     ),
-                    taken: false,
                 }
             }
         }
@@ -364,6 +361,15 @@ pub fn decide(upstreams: &[(String, EdgeOn, Outcome)]) -> Decision {
     } else {
         Decision::Run(released)
     }
+}
+
+/// How a skip of a path not taken begins its reason: such a job did not fail its flow.
+const NOT_TAKEN: &str = "not taken";
+
+/// Was a job skipped as a path not taken (its reason says so)? Then its flow still succeeded,
+/// and a rerun leaves it alone.
+pub fn not_taken(error: &str) -> bool {
+    error.starts_with(NOT_TAKEN)
 }
 
 /// A flow's overall state once every node ended.
@@ -381,8 +387,7 @@ pub fn flow_state(nodes: &[(RunState, Option<&str>)]) -> &'static str {
         return "failed";
     }
     let partial = nodes.iter().any(|(s, e)| {
-        matches!(s, RunState::Skipped | RunState::Missed)
-            && !e.is_some_and(|e| e.starts_with("not taken"))
+        matches!(s, RunState::Skipped | RunState::Missed) && !e.is_some_and(not_taken)
     });
     if partial {
         "partial"
@@ -497,11 +502,11 @@ mod tests {
         );
         assert!(matches!(
             decide(&up(&failed, EdgeOn::Success)),
-            Decision::Skip { taken: true, .. }
+            Decision::Skip { reason } if !not_taken(&reason)
         ));
         assert!(matches!(
             decide(&up(&ok, EdgeOn::Failure)),
-            Decision::Skip { taken: false, .. }
+            Decision::Skip { reason } if not_taken(&reason)
         ));
         assert!(matches!(
             decide(&up(&failed, EdgeOn::End)),

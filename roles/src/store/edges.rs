@@ -138,6 +138,34 @@ pub(super) async fn write(
     job: &Job,
     now: i64,
 ) -> Result<(), StoreError> {
+    // Most edits leave the edges alone (a pause, a new command): then the graph is not read,
+    // nor locked, at all.
+    let stored = sqlx::query(
+        "SELECT u.name, e.on_kind FROM job_edges e JOIN jobs u ON u.id = e.upstream_id \
+         WHERE e.job_id = ?",
+    )
+    .bind(job_id)
+    .fetch_all(&mut **tx)
+    .await?;
+    let mut had: Vec<(String, String)> = stored
+        .iter()
+        .map(|r| {
+            Ok((
+                rows::text_at(r, 0)?.unwrap_or_default().to_lowercase(),
+                rows::text_at(r, 1)?.unwrap_or_default(),
+            ))
+        })
+        .collect::<Result<_, StoreError>>()?;
+    let mut wants: Vec<(String, String)> = job
+        .after
+        .iter()
+        .map(|e| (e.job.to_lowercase(), e.on.as_str().to_string()))
+        .collect();
+    had.sort_unstable();
+    wants.sort_unstable();
+    if had == wants {
+        return Ok(());
+    }
     let lock = match backend {
         Backend::MySql => " FOR UPDATE",
         Backend::Sqlite => "",
@@ -166,9 +194,6 @@ pub(super) async fn write(
         wanted.push((id, edge.on));
     }
     wanted.sort_unstable();
-    if graph.upstreams(job_id) == wanted.as_slice() {
-        return Ok(());
-    }
     let next = graph.with_job(job_id, &wanted);
     let mut ids: Vec<i64> = all
         .iter()

@@ -356,7 +356,6 @@ fn decide_one(
     let decision = if *paused {
         Decision::Skip {
             reason: format!("skipped: job `{name}` is paused"),
-            taken: true,
         }
     } else {
         let seen: Vec<_> = ups
@@ -378,7 +377,7 @@ fn decide_one(
             let by: Vec<String> = by.iter().map(|(n, id)| format!("{n}={id}")).collect();
             (RunState::Scheduled, None, Some(by.join(",")))
         }
-        Decision::Skip { reason, .. } => (RunState::Skipped, Some(reason), None),
+        Decision::Skip { reason } => (RunState::Skipped, Some(reason), None),
     };
     Some(Decided {
         job: d,

@@ -169,7 +169,9 @@ impl Store {
         f: &FlowFilter,
     ) -> Result<Vec<(FlowSummary, String)>, StoreError> {
         let rows = sqlx::query(
-            "SELECT j.name, j.job_group, r.id, r.instant, r.created_at FROM runs r \
+            "SELECT j.name, j.job_group, r.id, r.instant, r.flow_round, 'running', NULL, \
+             r.created_at, NULL \
+             FROM runs r \
              JOIN jobs j ON j.id = r.job_id WHERE r.released = 0 AND r.flow_root = 0 \
              AND r.job_id IN (SELECT upstream_id FROM job_edges) \
              AND r.state IN ('scheduled', 'dispatched', 'running') AND (? = 0 OR r.job_id = ?) \
@@ -180,23 +182,7 @@ impl Store {
         .bind(f.limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    FlowSummary {
-                        root_job: rows::text_at(r, 0)?.unwrap_or_default(),
-                        root_run: r.try_get(2)?,
-                        instant: r.try_get(3)?,
-                        round: 0,
-                        state: "running".into(),
-                        failed: None,
-                        created_at: r.try_get(4)?,
-                        ended_at: None,
-                    },
-                    rows::text_at(r, 1)?.unwrap_or_default(),
-                ))
-            })
-            .collect()
+        rows.iter().map(summary).collect()
     }
 
     async fn flows_recorded(
@@ -216,23 +202,7 @@ impl Store {
         .bind(f.limit.clamp(1, 1000))
         .fetch_all(&self.pool)
         .await?;
-        rows.iter()
-            .map(|r| {
-                Ok((
-                    FlowSummary {
-                        root_job: rows::text_at(r, 0)?.unwrap_or_default(),
-                        root_run: r.try_get(2)?,
-                        instant: r.try_get(3)?,
-                        round: r.try_get(4)?,
-                        state: rows::text_at(r, 5)?.unwrap_or_default(),
-                        failed: rows::text_at(r, 6)?,
-                        created_at: r.try_get(7)?,
-                        ended_at: r.try_get(8)?,
-                    },
-                    rows::text_at(r, 1)?.unwrap_or_default(),
-                ))
-            })
-            .collect()
+        rows.iter().map(summary).collect()
     }
 
     /// Reruns the nodes of an ended flow that did not succeed and whose upstreams did, in a
@@ -264,7 +234,7 @@ impl Store {
                     r.state == RunState::Succeeded
                         || r.error
                             .as_deref()
-                            .is_some_and(|e| e.starts_with("not taken"))
+                            .is_some_and(crate::model::flows::not_taken)
                 })
             })
         };
@@ -333,6 +303,24 @@ impl Store {
         tx.commit().await?;
         Ok(Rerun::Started(started))
     }
+}
+
+/// A flow of a listing and its root job's group, from (name, group, root run, instant, round,
+/// state, failed, created, ended).
+fn summary(r: &sqlx::any::AnyRow) -> Result<(FlowSummary, String), StoreError> {
+    Ok((
+        FlowSummary {
+            root_job: rows::text_at(r, 0)?.unwrap_or_default(),
+            root_run: r.try_get(2)?,
+            instant: r.try_get(3)?,
+            round: r.try_get(4)?,
+            state: rows::text_at(r, 5)?.unwrap_or_default(),
+            failed: rows::text_at(r, 6)?,
+            created_at: r.try_get(7)?,
+            ended_at: r.try_get(8)?,
+        },
+        rows::text_at(r, 1)?.unwrap_or_default(),
+    ))
 }
 
 /// Each job's latest runs: of its latest round, the latest attempt of each retry chain.

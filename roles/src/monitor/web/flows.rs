@@ -60,7 +60,10 @@ async fn list_flows(
         }
     }
     let root = match q.job.as_deref() {
-        Some(key) => Some(root_of(&s, &find(&s, &caller, key).await?).await?),
+        Some(key) => {
+            let job = find(&s, &caller, key).await?;
+            Some(root_of(&s.store.graph().await?, &job))
+        }
         None => None,
     };
     let filter = FlowFilter {
@@ -121,10 +124,10 @@ async fn show_flow(
         (None, Some(t)) => {
             let instant = parse_time_bound(t, crate::model::now_millis())
                 .map_err(|m| ApiError::field("instant", m))?;
-            (root_of(&s, &job).await?, instant)
+            (root_of(&graph, &job), instant)
         }
         (None, None) => {
-            let root = root_of(&s, &job).await?;
+            let root = root_of(&graph, &job);
             let instant =
                 s.store.latest_flow(root).await?.ok_or_else(|| {
                     ApiError::not_found(format!("`{}` has no flow yet", job.name))
@@ -137,9 +140,8 @@ async fn show_flow(
 }
 
 /// The root of a job's graph (the job itself if it runs after nothing).
-async fn root_of(s: &ApiState, job: &Job) -> Result<i64, ApiError> {
-    let graph = s.store.graph().await?;
-    Ok(graph.roots_of(job.id).into_iter().next().unwrap_or(job.id))
+fn root_of(graph: &crate::model::Graph, job: &Job) -> i64 {
+    graph.roots_of(job.id).into_iter().next().unwrap_or(job.id)
 }
 
 /// The flow as `caller` may see it: jobs of other groups named `hidden job` (`hidden job 2`,
