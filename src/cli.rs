@@ -3,7 +3,10 @@
 use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
+
+mod run_control;
 use cronvisor_roles::model::{JobFields, RunState, Trigger};
+pub use run_control::{BackfillCommand, JobBackfillArgs};
 
 #[derive(Debug, Parser)]
 #[command(
@@ -46,6 +49,9 @@ pub enum Command {
     /// Workflows: the flows of jobs that run after others.
     #[command(subcommand)]
     Flow(FlowCommand),
+    /// Backfills (`job backfill`): their progress, and cancelling one.
+    #[command(subcommand)]
+    Backfill(BackfillCommand),
     /// Print the next instants of a cron rule.
     Next(NextArgs),
     /// Start a new generation of the roles (new binary and config); waits until it serves or
@@ -309,6 +315,9 @@ pub enum JobCommand {
     Resume(JobRef),
     /// Run a job now, once (--follow: print its output as it runs, exit with its outcome).
     Run(JobRunArgs),
+    /// Run a job once for each past instant of its rule in a range, oldest first, a few at a
+    /// time (`backfill show` follows it).
+    Backfill(JobBackfillArgs),
     /// Delete a job and its run history (refused while a run of it is going, unless --force).
     Delete(JobDeleteArgs),
 }
@@ -497,6 +506,8 @@ pub enum RunCommand {
     Tail(RunTailArgs),
     /// Stop a run (it ends `killed`).
     Kill(RunShowArgs),
+    /// Run an ended run again as its next attempt: same instant, shard number and parameters.
+    Retry(RunShowArgs),
 }
 
 #[derive(Debug, Args)]

@@ -327,6 +327,12 @@ pub fn run(r: &Run) {
     if let Some(old) = r.rerun_of {
         println!("rerun of:   run {old}");
     }
+    if let Some(b) = r.backfill {
+        println!("backfill:   {b} (see: cronvisor backfill show {b})");
+    }
+    if let Some((index, total)) = r.shard {
+        println!("shard:      {index} of {total} (0-based)");
+    }
     for (k, v) in r.params.iter().flatten() {
         println!("param:      {k}={v}");
     }

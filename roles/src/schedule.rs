@@ -251,6 +251,25 @@ impl Schedule {
         })
     }
 
+    /// The instants in `[from, to]` (milliseconds), oldest first, at most `cap + 1` of them:
+    /// one more than `cap` says "more than `cap`" without walking the rest.
+    pub fn instants_between(&self, from: i64, to: i64, cap: usize) -> Vec<i64> {
+        let mut out = Vec::new();
+        let Some(mut cursor) = DateTime::from_timestamp_millis(from.saturating_sub(1)) else {
+            return out;
+        };
+        while out.len() <= cap {
+            match self.next_after(cursor) {
+                Some(t) if t > cursor && t.timestamp_millis() <= to => {
+                    out.push(t.timestamp_millis());
+                    cursor = t;
+                }
+                _ => break,
+            }
+        }
+        out
+    }
+
     /// The next `count` instants strictly after `after`.
     pub fn upcoming(&self, after: DateTime<Utc>, count: usize) -> Vec<DateTime<Utc>> {
         let mut out = Vec::with_capacity(count);

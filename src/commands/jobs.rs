@@ -112,6 +112,7 @@ pub async fn job(cli: &Cli, cmd: &JobCommand) -> anyhow::Result<ExitCode> {
                 );
             }
         }
+        JobCommand::Backfill(b) => super::backfill::start(&api, b).await?,
         JobCommand::Delete(d) => delete(&api, d).await?,
     }
     Ok(ExitCode::SUCCESS)
@@ -249,6 +250,7 @@ pub async fn run(cli: &Cli, cmd: &RunCommand) -> anyhow::Result<ExitCode> {
             }
         }
         RunCommand::Tail(a) => return super::tail::tail(&api, a).await,
+        RunCommand::Retry(a) => super::backfill::retry(&api, a).await?,
         RunCommand::Kill(a) => {
             let v: Value = api
                 .call(Method::POST, &format!("/api/v1/runs/{}/kill", a.id), None)

@@ -1,6 +1,7 @@
 //! One module per group of subcommands.
 
 mod access;
+mod backfill;
 mod flows;
 mod import;
 mod jobs;
@@ -47,6 +48,7 @@ pub async fn run(
         Command::Whoami(out) => access::whoami(&cli, *out).await,
         Command::Run(cmd) => jobs::run(&cli, cmd).await,
         Command::Flow(cmd) => flows::flow(&cli, cmd).await,
+        Command::Backfill(cmd) => backfill::backfill(&cli, cmd).await,
         Command::Next(args) => next::run(&cli, args).await,
         Command::Import(ImportCommand::Crontab(args)) => import::crontab(&cli, args).await,
         Command::Import(ImportCommand::GocronConfig(args)) => import::gocron_config_command(args),

@@ -496,6 +496,24 @@ fn targets_groups_fanout_and_a_crashed_executor() {
         let want = if r[0] == "e1" { "0/2" } else { "1/2" };
         assert_eq!(r[1], want, "{shards:?}");
     }
+    // `run retry` of e2's shard runs it again as shard 1 of 2, wherever it lands.
+    let e2_run = c.sql(&format!(
+        "SELECT id, shard_index, shard_total FROM cron.runs WHERE job_id = {all} \
+         AND state = 'succeeded' AND executor LIKE 'e2/%' ORDER BY id LIMIT 1"
+    ));
+    assert_eq!(
+        e2_run[0][1..],
+        ["1", "2"],
+        "the shard is recorded: {e2_run:?}"
+    );
+    let retried = c.get("d1").json(&["run", "retry", &e2_run[0][0]]);
+    let again = c
+        .get("d1")
+        .wait_run(&retried["run_id"].to_string(), "the shard's retry", |s| {
+            s == "succeeded"
+        });
+    assert_eq!(again["stdout"], "1/2\n", "{again}");
+    assert_eq!(again["shard"], serde_json::json!([1, 2]));
     // A target with no live executor: each instant recorded missed, never dropped.
     let nowhere_runs = window(&c, nowhere, from + 1000, to);
     assert!(!nowhere_runs.is_empty());

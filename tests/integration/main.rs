@@ -9,6 +9,7 @@ mod harness;
 
 mod access;
 mod alarms;
+mod backfill;
 mod bad_input;
 mod cli;
 mod cluster;

@@ -419,6 +419,9 @@ pub struct MonitorConfig {
     /// How often the monitor checks runs, alarms and the fleet. Default "1s".
     #[serde(with = "duration")]
     pub check_interval: Duration,
+    /// A backfill of more instants than this is refused, saying how many it would be.
+    /// Default 10000.
+    pub max_backfill: u32,
 }
 
 impl Default for MonitorConfig {
@@ -427,6 +430,7 @@ impl Default for MonitorConfig {
             retention: Duration::from_secs(30 * 86_400),
             lost_after: Duration::from_secs(10),
             check_interval: Duration::from_secs(1),
+            max_backfill: 10_000,
         }
     }
 }
@@ -434,6 +438,9 @@ impl Default for MonitorConfig {
 impl MonitorConfig {
     fn validate(&self, executor: &ExecutorConfig) -> Result<(), ConfigError> {
         at_least("monitor.check_interval", self.check_interval, MS)?;
+        if self.max_backfill == 0 {
+            return Err(invalid("monitor.max_backfill", "must be at least 1"));
+        }
         if self.lost_after < 2 * executor.heartbeat {
             return Err(invalid(
                 "monitor.lost_after",

@@ -268,8 +268,18 @@ fn request_of(o: &Outgoing) -> Result<RunRequest, String> {
         run_as: o.job.run_as.clone(),
         group: o.job.group.clone(),
         limits: o.job.limits,
-        shard_index: o.pinned.as_ref().map_or(0, |(_, s)| s.0),
-        shard_total: o.pinned.as_ref().map_or(1, |(_, s)| s.1),
+        shard_index: o
+            .pinned
+            .as_ref()
+            .map(|(_, s)| *s)
+            .or(o.shard)
+            .map_or(0, |s| s.0),
+        shard_total: o
+            .pinned
+            .as_ref()
+            .map(|(_, s)| *s)
+            .or(o.shard)
+            .map_or(1, |s| s.1),
         params,
         params_shown,
         flow_run: o.flow.as_ref().map(|f| f.0),

@@ -37,6 +37,8 @@ pub(super) struct Outgoing {
     /// `fanout = all`: the run belongs to this executor and goes nowhere else, as the shard
     /// (index, total) of its instant.
     pub(super) pinned: Option<Pinned>,
+    /// A retry of a `fanout = all` run, on any executor of the target: the shard it was.
+    pub(super) shard: Option<Shard>,
     /// In a flow: its first run and the runs that released this one (`name=id,...`).
     pub(super) flow: Option<(i64, Option<String>)>,
     /// A manual run's parameter values, recorded with it; none: the job's defaults.
@@ -296,6 +298,7 @@ impl Firer {
             attempt: 1,
             retry_of: None,
             pinned,
+            shard: None,
             flow: None,
             params: None,
         }
@@ -351,7 +354,7 @@ impl Firer {
             }
             match job.fanout {
                 Fanout::One => {
-                    plan.keys.push((job.id, instant, String::new()));
+                    plan.keys.push((job.id, instant, String::new(), None));
                     plan.runs.push((job, instant, None));
                 }
                 Fanout::All => {
@@ -360,7 +363,8 @@ impl Firer {
                     candidates.sort_by(|a, b| a.id.cmp(&b.id));
                     let total = candidates.len() as i64;
                     for (i, e) in candidates.into_iter().enumerate() {
-                        plan.keys.push((job.id, instant, e.id.clone()));
+                        let shard = (i as i64, total);
+                        plan.keys.push((job.id, instant, e.id.clone(), Some(shard)));
                         plan.runs
                             .push((job.clone(), instant, Some((e, (i as i64, total)))));
                     }
@@ -374,7 +378,7 @@ impl Firer {
     /// timeout; `None` when the store stayed away (the caller holds the instants).
     async fn record_with_retry(
         &self,
-        keys: &[(i64, Millis, String)],
+        keys: &[crate::store::FireKey],
         trigger: Trigger,
         started: Instant,
     ) -> Option<Vec<Recorded>> {
@@ -529,7 +533,7 @@ impl Firer {
 /// The runs of one fire, planned: the store keys, each run's job, instant and pinned
 /// executor (`fanout = all`), and the instants that have no executor.
 struct Plan {
-    keys: Vec<(i64, Millis, String)>,
+    keys: Vec<crate::store::FireKey>,
     runs: Vec<(Arc<Job>, Millis, Option<Pinned>)>,
     homeless: Vec<(Arc<Job>, Millis)>,
 }

@@ -5,6 +5,7 @@
 //! Job changes and manual runs are picked up from the store's change log every
 //! `poll_interval_ms`, without a restart.
 
+mod backfill;
 mod backlog;
 mod changes;
 mod deliver;
@@ -75,8 +76,9 @@ struct Dispatcher {
     fires: JoinSet<()>,
     /// For the one alarm this role raises itself: a planned stop's summary.
     trust: crate::http::tls::Trust,
-    /// The task that releases flows (`flows.rs`), while serving.
-    releaser: Option<tokio::task::JoinHandle<()>>,
+    /// The tasks that release flows (`flows.rs`) and drive backfills (`backfill.rs`), while
+    /// serving.
+    background: Vec<tokio::task::JoinHandle<()>>,
 }
 
 impl Dispatcher {
@@ -166,7 +168,7 @@ impl Dispatcher {
             me,
             fires: JoinSet::new(),
             trust,
-            releaser: None,
+            background: Vec::new(),
         })
     }
 
@@ -274,11 +276,18 @@ impl Dispatcher {
         let stop = runtime::stopped(shutdown);
         tokio::pin!(stop);
         let released = Arc::new(tokio::sync::Notify::new());
-        self.releaser = Some(flows::spawn(
-            self.store.clone(),
-            dispatcher.poll_interval,
-            released.clone(),
-        ));
+        self.background = vec![
+            flows::spawn(
+                self.store.clone(),
+                dispatcher.poll_interval,
+                released.clone(),
+            ),
+            backfill::spawn(
+                self.store.clone(),
+                dispatcher.poll_interval,
+                released.clone(),
+            ),
+        ];
         let late_grace = crate::config::values::ms(self.config.dispatcher.late_grace);
         let mut last_now = now_millis();
         loop {
@@ -486,8 +495,8 @@ impl Dispatcher {
     /// timeout); then leave the store's presence table.
     async fn drain(mut self) {
         self.draining.store(true, Ordering::Relaxed);
-        if let Some(r) = self.releaser.take() {
-            r.abort();
+        for task in self.background.drain(..) {
+            task.abort();
         }
         runtime::notify_stopping();
         tracing::info!(

@@ -72,6 +72,7 @@ impl Firer {
                 attempt: run.attempt,
                 retry_of: run.retry_of,
                 pinned: None,
+                shard: run.shard,
                 flow: run.flow_run.map(|f| (f, run.upstream_runs.clone())),
                 params: run
                     .params

@@ -86,6 +86,8 @@ named! {
         Upstream = "upstream",
         /// A node of a flow run again by `flow rerun`, in place of one that did not succeed.
         Rerun = "rerun",
+        /// One instant of a backfill (`job backfill`).
+        Backfill = "backfill",
     }
 }
 

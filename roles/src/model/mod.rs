@@ -2,6 +2,7 @@
 //! messages. What a user submits, and its validation, is in [`fields`].
 
 pub mod access;
+pub mod backfill;
 mod checks;
 pub mod durations;
 pub mod fields;
@@ -311,6 +312,12 @@ pub struct Run {
     /// The parameters it ran with (secret ones `***`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub params: Option<std::collections::BTreeMap<String, String>>,
+    /// The backfill it is an instant of.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub backfill: Option<i64>,
+    /// A `fanout = all` run's shard: its 0-based index among the instant's, and how many.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub shard: Option<(i64, i64)>,
 }
 
 fn one() -> i64 {

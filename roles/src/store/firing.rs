@@ -19,7 +19,11 @@ impl Store {
         state: RunState,
     ) -> Result<Recorded, StoreError> {
         let mut recorded = self
-            .record_fires(&[(job_id, instant, target.to_string())], trigger, state)
+            .record_fires(
+                &[(job_id, instant, target.to_string(), None)],
+                trigger,
+                state,
+            )
             .await?;
         recorded
             .pop()
@@ -36,7 +40,7 @@ impl Store {
     /// the token were fired by someone else.
     pub async fn record_fires(
         &self,
-        fires: &[(i64, Millis, String)],
+        fires: &[FireKey],
         trigger: Trigger,
         state: RunState,
     ) -> Result<Vec<Recorded>, StoreError> {
@@ -53,17 +57,17 @@ impl Store {
         };
         // Inserted in key order: dispatchers racing for the same burst (Redis down) then take
         // the same row locks in the same order, which keeps InnoDB from deadlocking them.
-        let mut sorted: Vec<&(i64, Millis, String)> = fires.iter().collect();
+        let mut sorted: Vec<&FireKey> = fires.iter().collect();
         sorted.sort_unstable();
         let mut tx = self.pool.begin().await?;
         for chunk in sorted.chunks(CHUNK) {
             let sql = format!(
                 "{insert} INTO runs (job_id, instant, target, trigger_kind, state, created_at, \
-                 dispatched_at, fired_by) VALUES {}",
-                vec!["(?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
+                 dispatched_at, fired_by, shard_index, shard_total) VALUES {}",
+                vec!["(?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"; chunk.len()].join(", ")
             );
             let mut q = sqlx::query(&sql);
-            for (job_id, instant, target) in chunk {
+            for (job_id, instant, target, shard) in chunk {
                 q = q
                     .bind(*job_id)
                     .bind(*instant)
@@ -72,13 +76,15 @@ impl Store {
                     .bind(state.as_str())
                     .bind(now)
                     .bind(dispatched_at)
-                    .bind(token.as_str());
+                    .bind(token.as_str())
+                    .bind(shard.map(|s| s.0))
+                    .bind(shard.map(|s| s.1));
             }
             q.execute(&mut *tx).await?;
         }
         // Which rows are ours: by instant, then job ids (the unique key's prefix).
         let mut by_instant: std::collections::BTreeMap<Millis, Vec<i64>> = Default::default();
-        for (job_id, instant, _) in fires {
+        for (job_id, instant, _, _) in fires {
             by_instant.entry(*instant).or_default().push(*job_id);
         }
         let mut mine: std::collections::HashMap<(i64, Millis, String), i64> =
@@ -108,10 +114,12 @@ impl Store {
         tx.commit().await?;
         Ok(fires
             .iter()
-            .map(|k| match mine.get(k) {
-                Some(id) => Recorded::New(*id),
-                None => Recorded::AlreadyFired,
-            })
+            .map(
+                |(job, instant, target, _)| match mine.get(&(*job, *instant, target.clone())) {
+                    Some(id) => Recorded::New(*id),
+                    None => Recorded::AlreadyFired,
+                },
+            )
             .collect())
     }
 
@@ -197,7 +205,8 @@ impl Store {
     /// Runs waiting for a dispatcher: manual runs, and retries whose delay has passed.
     pub async fn pending_runs(&self, now: Millis) -> Result<Vec<PendingRun>, StoreError> {
         let rows = sqlx::query(
-            "SELECT id, job_id, instant, attempt, retry_of, flow_run, upstream_runs, params FROM runs \
+            "SELECT id, job_id, instant, attempt, retry_of, flow_run, upstream_runs, params, \
+             shard_index, shard_total FROM runs \
              WHERE state = 'scheduled' AND (not_before IS NULL OR not_before <= ?) ORDER BY id \
              LIMIT 500",
         )
@@ -215,6 +224,13 @@ impl Store {
                     flow_run: r.try_get(5)?,
                     upstream_runs: rows::text_at(r, 6)?,
                     params: rows::text_at(r, 7)?,
+                    shard: match (
+                        r.try_get::<Option<i64>, _>(8)?,
+                        r.try_get::<Option<i64>, _>(9)?,
+                    ) {
+                        (Some(i), Some(t)) => Some((i, t)),
+                        _ => None,
+                    },
                 })
             })
             .collect()
@@ -373,6 +389,10 @@ impl Store {
     }
 }
 
+/// One run of a fire: (job, instant, target, shard). The target is the executor of a
+/// `fanout = all` run ("" otherwise), and the shard its (index, total) among that instant's.
+pub type FireKey = (i64, Millis, String, Option<(i64, i64)>);
+
 /// The result of recording a fire.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Recorded {
@@ -406,6 +426,8 @@ pub struct PendingRun {
     pub upstream_runs: Option<String>,
     /// A manual run's parameter values (JSON), as it runs with them.
     pub params: Option<String>,
+    /// A retry of a `fanout = all` run: the shard it runs as.
+    pub shard: Option<(i64, i64)>,
 }
 
 /// A token unique to one `record_fires` call across every dispatcher of a cluster: host (the

@@ -201,13 +201,16 @@ pub(super) async fn insert_retry(
     retry: &Retry,
     created_at: Millis,
 ) -> Result<(), StoreError> {
-    // A retry stays in its run's flow: the flow columns are copied from the chain's first run.
+    // A retry stays in its run's flow, backfill and shard: those columns (and the target, so
+    // that two shards' retries of one instant are two runs) are copied from the chain's
+    // first run.
     let inserted = sqlx::query(
         "INSERT INTO runs (job_id, instant, target, trigger_kind, state, created_at, attempt, \
          retry_of, not_before, flow_root, flow_round, flow_run, upstream_runs, rerun_of, \
-         params, params_shown) \
-         SELECT ?, ?, '', 'retry', 'scheduled', ?, ?, ?, ?, flow_root, flow_round, flow_run, \
-         upstream_runs, rerun_of, params, params_shown FROM runs WHERE id = ?",
+         params, params_shown, backfill_id, shard_index, shard_total) \
+         SELECT ?, ?, target, 'retry', 'scheduled', ?, ?, ?, ?, flow_root, flow_round, flow_run, \
+         upstream_runs, rerun_of, params, params_shown, backfill_id, shard_index, shard_total \
+         FROM runs WHERE id = ?",
     )
     .bind(retry.job_id)
     .bind(retry.instant)

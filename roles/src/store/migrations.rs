@@ -100,6 +100,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "flows",
         include_str!("../../../migrations/sqlite/0018_flows.sql"),
     ),
+    (
+        19,
+        "run_control",
+        include_str!("../../../migrations/sqlite/0019_run_control.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -193,6 +198,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         18,
         "flows",
         include_str!("../../../migrations/mysql/0018_flows.sql"),
+    ),
+    (
+        19,
+        "run_control",
+        include_str!("../../../migrations/mysql/0019_run_control.sql"),
     ),
 ];
 

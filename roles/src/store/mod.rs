@@ -12,6 +12,7 @@
 mod alarms;
 mod api_tokens;
 mod audit;
+mod backfills;
 mod changes;
 mod claims;
 mod edges;
@@ -40,8 +41,9 @@ mod users;
 
 pub use alarms::{NewAlarm, Raised, RunEvent};
 pub use audit::{AuditFilter, NewAudit};
+pub use backfills::{Advanced, NewBackfill};
 pub use claims::Claim;
-pub use firing::{Forbid, PendingRun, Recorded};
+pub use firing::{FireKey, Forbid, PendingRun, Recorded};
 pub use flows::Released;
 pub use flows_query::{FlowFilter, Rerun};
 pub use gaps::{Covers, Mark, Scheduled};
@@ -52,7 +54,7 @@ pub use jobs_query::JobFilter;
 pub use lifecycle::{Finished, Retry, RunOutcome, Started};
 pub use live::{ExecutorCard, KillAsk, Member};
 pub use lost::GivenUp;
-pub use manual::ManualRun;
+pub use manual::{ManualRun, Retried};
 pub use planned::Planned;
 pub use presence::AlarmsFor;
 pub use runs_query::RunFilter;
@@ -156,7 +158,8 @@ pub(crate) const RUN_COLUMNS: &str =
     "r.id, r.job_id, j.name AS job_name, j.job_group, r.instant, r.trigger_kind, r.attempt, r.retry_of, \
      r.state, r.executor, r.pid, r.exit_code, r.error, r.created_at, r.dispatched_at, \
                            r.started_at, r.ended_at, r.stdout_cut, r.stderr_cut, r.flow_root, r.flow_run, \
-                           r.flow_round, r.upstream_runs, r.rerun_of, r.params_shown";
+                           r.flow_round, r.upstream_runs, r.rerun_of, r.params_shown, r.backfill_id, \
+                           r.shard_index, r.shard_total";
 
 impl Store {
     /// Connects without touching the schema. A SQLite store is put in WAL mode with a busy

@@ -151,5 +151,13 @@ pub(super) fn run(r: &AnyRow, with_output: bool) -> Result<Run, StoreError> {
         upstream_runs: text(r, "upstream_runs")?,
         rerun_of: r.try_get("rerun_of")?,
         params: text(r, "params_shown")?.and_then(|p| serde_json::from_str(&p).ok()),
+        backfill: r.try_get("backfill_id")?,
+        shard: match (
+            r.try_get::<Option<i64>, _>("shard_index")?,
+            r.try_get::<Option<i64>, _>("shard_total")?,
+        ) {
+            (Some(i), Some(t)) => Some((i, t)),
+            _ => None,
+        },
     })
 }

@@ -104,7 +104,7 @@ async fn a_burst_overlapping_another_dispatchers_records_only_the_new_rows() {
     let first = t
         .store
         .record_fires(
-            &[(a.id, 1_000, String::new())],
+            &[(a.id, 1_000, String::new(), None)],
             Trigger::Schedule,
             RunState::Dispatched,
         )
@@ -114,10 +114,10 @@ async fn a_burst_overlapping_another_dispatchers_records_only_the_new_rows() {
         panic!("{first:?}")
     };
     let burst = [
-        (b.id, 1_000, String::new()),
-        (a.id, 1_000, String::new()),
-        (a.id, 2_000, String::new()),
-        (b.id, 1_000, "exec-2".to_string()),
+        (b.id, 1_000, String::new(), None),
+        (a.id, 1_000, String::new(), None),
+        (a.id, 2_000, String::new(), None),
+        (b.id, 1_000, "exec-2".to_string(), Some((0, 1))),
     ];
     let got = t
         .store

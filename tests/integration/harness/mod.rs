@@ -356,6 +356,9 @@ impl Cronvisor {
     /// Starts `up` again after a stop, on the same data dir and config.
     pub fn restart(&mut self) {
         assert!(self.child.is_none(), "still running");
+        // A supervisor killed with SIGKILL leaves its last status ("ready") behind: the new
+        // one's readiness must not be read from it.
+        let _ = std::fs::remove_file(self.data_dir().join("run/status.json"));
         self.spawn();
     }
 

@@ -40,6 +40,8 @@ pub struct ApiState {
     pub admin_only: Option<Arc<String>>,
     /// Live output streams open, per caller (`live.rs`: at most `STREAMS_PER_CALLER` each).
     pub streams: super::live::Streams,
+    /// `monitor.max_backfill`: the most instants one backfill may hold.
+    pub max_backfill: usize,
 }
 
 /// Jobs (and, from `runs.rs`, runs, fleet and alarms): each route registered with its entry in the OpenAPI
@@ -52,6 +54,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(resume_job))
         .routes(routes!(run_job))
         .merge(super::runs::routes())
+        .merge(super::backfills::routes())
 }
 
 /// Parses a JSON object body, turning serde's message into a field error where it names one.
@@ -462,6 +465,7 @@ async fn run_job(
     let how = crate::store::ManualRun {
         alone: q.alone,
         params: (!job.params.is_empty()).then(|| values.to_json()),
+        backfill: None,
     };
     let run_id = match q.instant.as_deref() {
         None => s.store.request_run(job.id, &how).await?,

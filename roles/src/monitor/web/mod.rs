@@ -7,6 +7,7 @@
 pub(crate) mod access;
 mod admin;
 pub(crate) mod api;
+mod backfills;
 mod console;
 mod flows;
 pub mod job_metrics;
@@ -75,6 +76,7 @@ pub(super) fn api_state(
         alarmer,
         admin_only: admin_only(config),
         streams: live::Streams::default(),
+        max_backfill: config.monitor.max_backfill as usize,
     }
 }
 

@@ -13,7 +13,7 @@ use super::api::{find, find_run, ApiState};
 use crate::http::{ApiError, ErrorBody};
 use crate::model::{parse_time_bound, Run, RunState, Trigger};
 use crate::schedule::Schedule;
-use crate::store::RunFilter;
+use crate::store::{Retried, RunFilter};
 
 /// Each route registered with its entry in the OpenAPI document (`openapi.rs`).
 pub fn routes() -> OpenApiRouter<ApiState> {
@@ -22,6 +22,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(show_run))
         .routes(routes!(super::live::output))
         .routes(routes!(super::live::kill))
+        .routes(routes!(retry_run))
         .routes(routes!(next_instants))
         .routes(routes!(fleet))
         .routes(routes!(list_alarms))
@@ -139,6 +140,73 @@ async fn show_run(
     s.requests.inc();
     let id = run_id(&id)?;
     Ok(Json(find_run(&s, &caller, id).await?))
+}
+
+/// A run asked to run again (`run retry`).
+#[derive(Debug, serde::Serialize, utoipa::ToSchema)]
+struct RetryRequested {
+    /// The new attempt's run.
+    run_id: i64,
+    /// The run it retries.
+    retry_of: i64,
+    job: String,
+}
+
+/// Runs an ended run again as its next attempt: same instant, same shard number, same
+/// parameters, on any executor of its job's target (trigger `retry`). A run of a flow is
+/// rerun with what runs after it by `POST /api/v1/flows/{run}/rerun` instead.
+#[utoipa::path(post, path = "/api/v1/runs/{id}/retry", tag = "runs", params(("id" = i64, Path, description = "The run's id")),
+    responses((status = 202, description = "The next attempt is recorded", body = RetryRequested), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody),
+        (status = 403, description = "The caller's role or groups do not allow it", body = ErrorBody), (status = 404, description = "No such run (or not in the caller's groups)", body = ErrorBody),
+        (status = 409, description = "It is still going, or it is in a flow", body = ErrorBody)))]
+async fn retry_run(
+    State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
+    Path(id): Path<String>,
+) -> Result<(StatusCode, Json<RetryRequested>), ApiError> {
+    s.requests.inc();
+    let id = run_id(&id)?;
+    let run = find_run(&s, &caller, id).await?;
+    caller.require_write()?;
+    let new = match s.store.retry_run(id).await? {
+        None => return Err(ApiError::not_found(format!("no run {id}"))),
+        Some(Retried::Going(other)) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                match other == id {
+                    true => format!("run {id} is still {}", run.state.as_str()),
+                    false => format!("run {other}, an attempt of the same instant, is still going"),
+                },
+            ))
+        }
+        Some(Retried::InFlow) => {
+            return Err(ApiError::new(
+                StatusCode::CONFLICT,
+                format!(
+                    "run {id} is in a flow: `cronvisor flow rerun {id}` runs it again with what \
+                     runs after it"
+                ),
+            ))
+        }
+        Some(Retried::Started(new)) => new,
+    };
+    caller
+        .audit(
+            &s.store,
+            "run.retry",
+            format!("run {id}"),
+            Some(run.job_id),
+            serde_json::json!({"job": run.job_name, "run_id": new}),
+        )
+        .await;
+    Ok((
+        StatusCode::ACCEPTED,
+        Json(RetryRequested {
+            run_id: new,
+            retry_of: id,
+            job: run.job_name,
+        }),
+    ))
 }
 
 #[derive(Debug, Deserialize, utoipa::IntoParams)]
