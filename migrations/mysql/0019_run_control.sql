@@ -6,7 +6,7 @@ CREATE TABLE backfills (
     from_instant BIGINT NOT NULL,
     to_instant   BIGINT NOT NULL,
     parallel     BIGINT NOT NULL DEFAULT 1,
-    rerun_all    TINYINT NOT NULL DEFAULT 0,
+    rerun_all    BIGINT NOT NULL DEFAULT 0,
     state        VARCHAR(16) NOT NULL DEFAULT 'running',
     reached      BIGINT NOT NULL,
     total        BIGINT NOT NULL,

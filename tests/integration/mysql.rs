@@ -22,6 +22,7 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
             "alarms",
             "api_tokens",
             "audit",
+            "backfills",
             "dispatchers",
             "executors",
             "fleet_state",
@@ -135,6 +136,44 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
     let running = cv.ok(&["flow", "list", "--state", "running"]);
     assert!(running.contains("slowroot"), "{running}");
     assert_eq!(cv.runs("join").len(), 1);
+    // A backfill of the flow's root on MariaDB: each past instant's whole flow once, two
+    // flows at a time.
+    let b = cv.json(&[
+        "job",
+        "backfill",
+        "root",
+        "--from",
+        "2021-01-01",
+        "--to",
+        "2025-12-31",
+        "--parallel",
+        "2",
+    ]);
+    assert_eq!(b["total"], 5, "{b}");
+    let id = b["id"].to_string();
+    let b = crate::harness::wait_for(std::time::Duration::from_secs(60), "the backfill", || {
+        let b = cv.json(&["backfill", "show", &id]);
+        (b["state"] == "done").then_some(b)
+    });
+    assert_eq!(b["succeeded"], 5, "{b}");
+    let joins = db
+        .sql_root(
+            "SELECT COUNT(*), COUNT(DISTINCT r.instant) FROM cron.runs r JOIN cron.jobs j \
+             ON j.id = r.job_id WHERE j.name = 'join' AND r.instant < 1767225600000",
+        )
+        .expect("joins");
+    assert_eq!(joins.split_whitespace().collect::<Vec<_>>(), ["5", "5"]);
+    // `run retry` on MariaDB.
+    let tick = cv
+        .runs("tick")
+        .into_iter()
+        .find(|r| r["state"] == "succeeded")
+        .expect("a tick");
+    let again = cv.json(&["run", "retry", &tick["id"].to_string()]);
+    let run = cv.wait_run(&again["run_id"].to_string(), "the retry", |s| {
+        s == "succeeded"
+    });
+    assert_eq!(run["instant"], tick["instant"]);
 }
 
 #[test]

@@ -828,3 +828,52 @@ async fn a_final_run_counts_once_in_its_jobs_stats() {
     t.store.delete_job(job, true).await.expect("delete");
     assert_eq!(t.store.prune_job_stats().await.expect("prune"), 1);
 }
+
+/// Found while adding `run retry`: the retries of two shards of one instant were both keyed
+/// with an empty target, so the second was dropped as a duplicate.
+#[tokio::test]
+async fn two_failed_shards_of_one_instant_each_get_their_retry_with_their_shard() {
+    let t = temp_store("shard-retries").await;
+    let job = t.store.insert_job(&spec("all")).await.expect("job");
+    let keys = [
+        (job.id, 5_000, "e1".to_string(), Some((0, 2))),
+        (job.id, 5_000, "e2".to_string(), Some((1, 2))),
+    ];
+    let ids: Vec<i64> = t
+        .store
+        .record_fires(&keys, Trigger::Schedule, RunState::Dispatched)
+        .await
+        .expect("fire")
+        .into_iter()
+        .map(|r| match r {
+            Recorded::New(id) => id,
+            Recorded::AlreadyFired => panic!("fired twice"),
+        })
+        .collect();
+    let finished: Vec<crate::store::Finished> = ids
+        .iter()
+        .map(|id| crate::store::Finished {
+            run_id: *id,
+            outcome: crate::store::RunOutcome::failed("exit code 1".into()),
+            started: None,
+            retry: Some(crate::store::Retry {
+                job_id: job.id,
+                instant: 5_000,
+                attempt: 2,
+                retry_of: *id,
+                not_before: 0,
+            }),
+        })
+        .collect();
+    t.store.finish_runs(&finished).await.expect("finish");
+    let mut pending: Vec<Option<(i64, i64)>> = t
+        .store
+        .pending_runs(i64::MAX)
+        .await
+        .expect("pending")
+        .into_iter()
+        .map(|p| p.shard)
+        .collect();
+    pending.sort_unstable();
+    assert_eq!(pending, vec![Some((0, 2)), Some((1, 2))]);
+}
