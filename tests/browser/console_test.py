@@ -421,6 +421,38 @@ def run_with_parameters(c):
     c.clean("run with parameters")
 
 
+def a_backfill_from_its_form(c):
+    post_job(c, {"name": "nightly", "schedule": "0 0 3 * * *", "timezone": "UTC",
+                 "command": "echo $CRONVISOR_INSTANT"})
+    c.go("/jobs/nightly")
+    expect(c.page.locator("#backfills")).to_be_visible()
+    c.page.locator(".bar a", has_text="Backfill").click()
+    expect(c.page).to_have_url(c.url + "/jobs/nightly/backfill")
+    # A range in the future is refused beside its field.
+    c.page.fill("#bf-from", "2026-11-01")
+    c.page.fill("#bf-to", "2099-01-01")
+    c.page.click("#bf-preview")
+    expect(c.page.locator('[data-error-for="bf-to"]')).to_contain_text("is in the future",
+                                                                       timeout=WAIT_MS)
+    c.page.fill("#bf-to", "2026-11-05")
+    c.page.fill("#bf-parallel", "2")
+    c.page.click("#bf-preview")
+    expect(c.page.locator("#bf-plan")).to_have_text("Would run 5 of 5 instants.", timeout=WAIT_MS)
+    c.shot("backfill-form")
+    c.page.click("#backfill-form button[type=submit]")
+    expect(c.page).to_have_url(c.url + "/jobs/nightly#backfills", timeout=WAIT_MS)
+    deadline = time.monotonic() + 20
+    while "done" not in c.page.locator("table.backfills tbody tr").first.inner_text():
+        assert time.monotonic() < deadline, "the backfill never ended"
+        c.page.wait_for_timeout(300)
+        c.page.reload()
+    row = c.page.locator("table.backfills tbody tr").first
+    expect(row).to_contain_text("5 of 5, 5 succeeded")
+    assert row.locator("progress").get_attribute("value") == "5"
+    c.shot("backfills")
+    c.clean("backfill")
+
+
 def users_and_audit_pages(c):
     c.go("/users")
     c.page.fill("#u-name", "carol")
@@ -476,6 +508,7 @@ def main():
         check("page through runs and filter", page_through_runs, c)
         check("a flow added through the form, drawn, and rerun", a_flow_drawn_and_rerun, c)
         check("a run with parameters, from its form", run_with_parameters, c)
+        check("a backfill from its form, previewed, and its progress", a_backfill_from_its_form, c)
         check("every page renders, 1280 px, keyboard", every_page_renders, c)
         check("a viewer sees no button that changes anything", a_viewer_sees_no_button_that_changes_anything, browser, args.url, args.viewer)
         check("an operator of another group sees none of these jobs", an_operator_of_another_group_sees_none_of_these_jobs, browser, args.url, args.operator_b)

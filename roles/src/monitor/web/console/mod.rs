@@ -9,6 +9,7 @@
 //! Every response carries a Content-Security-Policy without inline script or style, framing
 //! refused, and `nosniff`; every value on a page is escaped, and output is shown as text.
 
+mod backfills;
 mod flows;
 mod form;
 mod layout;
@@ -97,6 +98,7 @@ pub fn router(console: Console) -> Router {
         .route("/jobs/{job}", get(pages::job))
         .route("/jobs/{job}/edit", get(form::edit_job))
         .route("/jobs/{job}/run", get(form::run_form))
+        .route("/jobs/{job}/backfill", get(backfills::backfill_form))
         .route("/flows", get(flows::flows))
         .route("/flows/{run}", get(flows::flow))
         .route("/runs", get(ops::runs))

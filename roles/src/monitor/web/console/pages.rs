@@ -296,14 +296,17 @@ pub async fn job(
 
         let flow = super::flows::latest_of(&c, &v.caller, job.id).await?;
         let downstream = c.api.store.dependents(job.id).await?;
+        let backfills = c.api.store.backfills(Some(job.id), None, 10).await?;
         let mut views = api::views(&c.api, vec![job]).await?;
         let view = views
             .pop()
             .ok_or_else(|| crate::http::ApiError::not_found(format!("no job `{key}`")))?;
-        Ok::<_, crate::http::ApiError>((view, runs, flow, downstream))
+        Ok::<_, crate::http::ApiError>((view, runs, flow, downstream, backfills))
     }
     .await;
-    let (view, runs, flow, downstream) = found.map_err(|e| trouble(&v, Some(Section::Jobs), e))?;
+    let (view, runs, flow, downstream, backfills) =
+        found.map_err(|e| trouble(&v, Some(Section::Jobs), e))?;
+    let backfills: Vec<_> = backfills.into_iter().map(|(b, _)| b).collect();
     let j = &view.job;
     let ended: Vec<&Run> = runs.iter().filter(|r| r.state.is_final()).collect();
     let ok = ended
@@ -322,7 +325,10 @@ pub async fn job(
     };
     let settings = job_settings(&view);
     let body = html! {
-        @if v.writes() { div.actions.bar data-job=(j.name) { (job_actions(j)) } }
+        @if v.writes() { div.actions.bar data-job=(j.name) {
+            (job_actions(j))
+            @if j.after.is_empty() { a.button href=(format!("{}/backfill", job_href(&j.name))) { "Backfill…" } }
+        } }
         div.grid {
             section.card {
                 h2 { "Settings" }
@@ -352,6 +358,9 @@ pub async fn job(
                     a href=(job_href(d)) { (d) }
                 }
             }
+        }
+        @if !backfills.is_empty() || (v.writes() && j.after.is_empty()) {
+            (super::backfills::backfills_block(&backfills, v.writes()))
         }
         h2 { "Runs" }
         p {

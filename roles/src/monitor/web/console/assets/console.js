@@ -98,6 +98,41 @@
     });
   }
 
+  // ---- A backfill (/jobs/{job}/backfill): preview (dry run), then start -------------------
+
+  const bfForm = document.querySelector("#backfill-form");
+  if (bfForm) {
+    const field = function (name) { return bfForm.querySelector('[name="' + name + '"]'); };
+    const send = async function (dry) {
+      bfForm.querySelectorAll("[data-error-for]").forEach(function (e) { e.textContent = ""; });
+      notice("");
+      const body = { from: field("from").value, to: field("to").value,
+        all: field("all").checked, dry_run: dry };
+      if (field("parallel").value !== "") { body.parallel = Number(field("parallel").value); }
+      const r = await api("POST", bfForm.dataset.action, body);
+      if (!r.ok) {
+        const e = errorOf(r);
+        const slot = e.field && bfForm.querySelector('[data-error-for="bf-' + e.field + '"]');
+        if (slot) { slot.textContent = e.message; }
+        notice((e.field ? e.field + ": " : "") + e.message);
+        return;
+      }
+      if (dry) {
+        const plan = document.getElementById("bf-plan");
+        plan.textContent = "Would run " + r.data.would_run + " of " + r.data.total + " instants" +
+          (r.data.would_skip ? " (" + r.data.would_skip + " already succeeded: left out)" : "") + ".";
+        plan.hidden = false;
+      } else {
+        window.location.assign(bfForm.dataset.then);
+      }
+    };
+    bfForm.addEventListener("submit", function (ev) { ev.preventDefault(); send(false); });
+    document.getElementById("bf-preview").addEventListener("click", function (ev) {
+      ev.preventDefault();
+      send(true);
+    });
+  }
+
   // ---- The job form --------------------------------------------------------------------
 
   function valueOf(el) {
@@ -300,7 +335,8 @@
 
   document.addEventListener("DOMContentLoaded", function () {
     localTimes(document);
-    document.querySelectorAll("form[data-action]:not(#run-form)").forEach(setupForm);
+    document.querySelectorAll("form[data-action]:not(#run-form):not(#backfill-form)")
+      .forEach(setupForm);
     const output = document.getElementById("output");
     if (output && output.dataset.live === "true") { follow(output); }
   });
