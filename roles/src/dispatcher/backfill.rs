@@ -10,19 +10,25 @@ use tokio::sync::Notify;
 
 use crate::store::Store;
 
-/// Drives backfills every `interval` until aborted (an abort mid-transaction rolls it back:
-/// the instants are handed out by the next pass, of this dispatcher or another).
+/// How soon the next pass comes while a backfill runs: its next instant starts about this
+/// long after a slot frees (a pass that finds no slot is one read).
+const BUSY: Duration = Duration::from_millis(25);
+
+/// Drives backfills every `interval` (every [`BUSY`] while one runs) until aborted (an abort
+/// mid-transaction rolls it back: the instants are handed out by the next pass, of this
+/// dispatcher or another).
 pub(super) fn spawn(
     store: Store,
     interval: Duration,
     wake: Arc<Notify>,
 ) -> tokio::task::JoinHandle<()> {
     tokio::spawn(async move {
-        let mut tick = tokio::time::interval(interval);
-        tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
+        let mut busy = false;
         loop {
-            tick.tick().await;
-            match store.advance_backfills().await {
+            tokio::time::sleep(if busy { BUSY.min(interval) } else { interval }).await;
+            let pass = store.advance_backfills().await;
+            busy = matches!(&pass, Ok(a) if a.running > 0);
+            match pass {
                 Ok(a) if a.queued > 0 || a.skipped > 0 || a.ended > 0 => {
                     if a.queued > 0 {
                         wake.notify_one();

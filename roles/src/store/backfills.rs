@@ -36,6 +36,8 @@ pub struct Advanced {
     pub skipped: usize,
     /// Backfills that ended in this pass.
     pub ended: usize,
+    /// Backfills still running after it (the caller passes again soon while there are some).
+    pub running: usize,
 }
 
 /// At most this many instants are looked at per backfill and pass, so that one pass over a
@@ -64,6 +66,7 @@ struct Driven {
     parallel: i64,
     all: bool,
     reached: Millis,
+    reason: Option<String>,
     job: Option<(String, String, bool, Overlap)>,
 }
 
@@ -248,11 +251,27 @@ impl Store {
         .await?;
         let mut done = Advanced::default();
         for id in ids {
-            let one = super::retry_transient(|| self.advance_one(id)).await?;
-            done.queued += one.queued;
-            done.skipped += one.skipped;
-            done.ended += one.ended;
+            // Most passes find every instant's slot taken: a read says so without the lock
+            // (the locked pass counts again).
+            let full: Option<i64> = sqlx::query_scalar(&format!(
+                "SELECT b.id FROM backfills b WHERE b.id = ? AND b.state = 'running' \
+                 AND b.parallel <= ({})",
+                OUTSTANDING.replace("r.backfill_id = ?", "r.backfill_id = b.id")
+            ))
+            .bind(id)
+            .fetch_optional(&self.pool)
+            .await?;
+            if full.is_none() {
+                let one = super::retry_transient(|| self.advance_one(id)).await?;
+                done.queued += one.queued;
+                done.skipped += one.skipped;
+                done.ended += one.ended;
+            }
         }
+        done.running =
+            sqlx::query_scalar::<_, i64>("SELECT COUNT(*) FROM backfills WHERE state = 'running'")
+                .fetch_one(&self.pool)
+                .await? as usize;
         Ok(done)
     }
 
@@ -302,7 +321,9 @@ impl Store {
             room = if others + outstanding == 0 { 1 } else { 0 };
         }
         let reason = paused.then_some("waiting: its job is paused");
-        set_reason(&mut tx, id, reason).await?;
+        if reason != d.reason.as_deref() {
+            set_reason(&mut tx, id, reason).await?;
+        }
         // Phase `hand out`.
         let schedule = Schedule::parse_stored(&rule, &tz)
             .map_err(|e| StoreError::Corrupt(format!("backfill {id}: the job's rule: {e}")))?;
@@ -360,7 +381,8 @@ async fn read_driven(
 ) -> Result<Driven, StoreError> {
     let r = sqlx::query(
         "SELECT b.job_id, b.to_instant, b.parallel, b.rerun_all, b.reached, j.schedule, \
-         j.timezone, j.paused, j.overlap, j.id FROM backfills b LEFT JOIN jobs j ON j.id = b.job_id \
+         j.timezone, j.paused, j.overlap, j.id, b.reason FROM backfills b \
+         LEFT JOIN jobs j ON j.id = b.job_id \
          WHERE b.id = ?",
     )
     .bind(id)
@@ -386,6 +408,7 @@ async fn read_driven(
         parallel: r.try_get(2)?,
         all: r.try_get::<i64, _>(3)? != 0,
         reached: r.try_get(4)?,
+        reason: rows::text_at(&r, 10)?,
         job,
     })
 }
