@@ -25,3 +25,5 @@ ALTER TABLE runs
     ADD COLUMN shard_index BIGINT NULL,
     ADD COLUMN shard_total BIGINT NULL,
     ADD UNIQUE KEY runs_backfill_once (backfill_id, instant, attempt);
+
+ALTER TABLE flows ADD KEY flows_by_state (state);

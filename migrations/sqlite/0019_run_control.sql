@@ -34,3 +34,6 @@ CREATE UNIQUE INDEX runs_backfill_once ON runs (backfill_id, instant, attempt);
 -- A `fanout = all` run's shard (0-based index, total) of its instant, kept for its retries.
 ALTER TABLE runs ADD COLUMN shard_index INTEGER;
 ALTER TABLE runs ADD COLUMN shard_total INTEGER;
+
+-- Flows still running, read by a backfill of a flow's root on every pass.
+CREATE INDEX flows_by_state ON flows (state);

@@ -48,6 +48,12 @@ FLOW = [
 ]
 
 
+# A daily job backfilled over the days before the run, started as the faults start: each of its
+# instants must run once for the backfill, whichever dispatcher drives it and whatever is killed.
+BACKFILL = ("bfill", "0 0 3 * * *", "sleep 0.3", 120, 3)  # name, rule, tail, days, parallel
+DAY_MS = 86_400_000
+
+
 def main():
     ap = argparse.ArgumentParser()
     ap.add_argument("--bin", required=True)
@@ -89,8 +95,20 @@ def main():
             hosts[0].cli("job", "add", "--name", name, "--after", after, "--command", command)
         hosts[0].cli("job", "add", "--name", "http", "--schedule", "*/2 * * * * *",
                      "--http-url", servers.http_url)
+        bf_name, bf_rule, bf_tail, bf_days, bf_parallel = BACKFILL
+        mark = f'"$CRONVISOR_JOB $CRONVISOR_RUN_ID $CRONVISOR_ATTEMPT $(date +%s%3N)"'
+        hosts[0].cli("job", "add", "--name", bf_name, "--schedule", bf_rule, "--tz", "UTC",
+                     "--command", f"echo S {mark} >> {execlog}; {bf_tail}; rc=$?; "
+                     f"echo E {mark} $rc >> {execlog}; exit $rc")
+        last_day = (int(time.time() * 1000) // DAY_MS - 1) * DAY_MS
+        bf_first, bf_last = last_day - (bf_days - 1) * DAY_MS + 3 * 3_600_000, \
+            last_day + 3 * 3_600_000
+        bf_range = (time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bf_first / 1000)),
+                    time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime(bf_last / 1000)))
         time.sleep(4)  # the first fires; the window starts once every job has fired
         t0 = int(time.time() * 1000)
+        hosts[0].cli("job", "backfill", bf_name, "--from", bf_range[0], "--to", bf_range[1],
+                     "--parallel", str(bf_parallel))
         nemesis = Nemesis(seed, net, servers, hosts, nemesis_log)
         end = time.monotonic() + a.minutes * 60
         while time.monotonic() < end:
@@ -107,11 +125,13 @@ def main():
             open_runs = servers.sql(
                 f"SELECT COUNT(*) FROM cron.runs WHERE instant < {t1} AND state IN "
                 "('scheduled', 'dispatched', 'running')").strip()
-            if open_runs == "0" and time.monotonic() > settle_until - 45:
+            backfilling = servers.sql(
+                "SELECT COUNT(*) FROM cron.backfills WHERE state = 'running'").strip()
+            if open_runs == "0" and backfilling == "0" and time.monotonic() > settle_until - 45:
                 break
             time.sleep(1)
         result = check(servers, JOBS + [("http", "*/2 * * * * *", None, [])], execlog, tmp,
-                       t0, t1, FLOW)
+                       t0, t1, FLOW, (bf_name, bf_first, bf_last, DAY_MS))
         result["faults"] = nemesis.counts
         print_report(result, seed, a.minutes)
         with open(f"{tmp}/nemesis.json", "w") as f:

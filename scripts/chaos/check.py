@@ -45,7 +45,7 @@ def runs(servers):
         "SELECT r.id, j.name, r.instant, r.target, r.state, r.trigger_kind, r.attempt, "
         "COALESCE(r.retry_of, 0), REPLACE(REPLACE(COALESCE(r.error, ''), '\\t', ' '), '\\n', ' '), "
         "COALESCE(r.started_at, 0), COALESCE(r.ended_at, 0), COALESCE(f.name, ''), "
-        "r.flow_round, COALESCE(r.flow_run, 0) "
+        "r.flow_round, COALESCE(r.flow_run, 0), COALESCE(r.backfill_id, 0) "
         "FROM cron.runs r JOIN cron.jobs j ON j.id = r.job_id "
         "LEFT JOIN cron.jobs f ON f.id = r.flow_root ORDER BY r.id").splitlines()
     out = []
@@ -55,8 +55,40 @@ def runs(servers):
                     "state": f[4], "trigger": f[5], "attempt": int(f[6]),
                     "retry_of": int(f[7]), "error": f[8], "started_at": int(f[9]),
                     "ended_at": int(f[10]), "flow_root": f[11], "flow_round": int(f[12]),
-                    "flow_run": int(f[13])})
+                    "flow_run": int(f[13]), "backfill": int(f[14])})
     return out
+
+
+def check_backfill(servers, all_runs, backfill, anomaly):
+    """The backfill started under the faults, `(name, first instant, last instant, step)`: it
+    ended `done`, and each instant of its range has exactly one first attempt of it (retries of
+    a failed one aside), none outside the range. Returns how many instants were checked."""
+    if not backfill:
+        return 0
+    name, first, last, step = backfill
+    row = servers.sql(
+        "SELECT b.id, b.state, b.total, b.queued, b.skipped FROM cron.backfills b "
+        f"JOIN cron.jobs j ON j.id = b.job_id WHERE j.name = '{name}'").split()
+    if not row:
+        anomaly("backfill_missing", f"no backfill of {name}")
+        return 0
+    bid, state = int(row[0]), row[1]
+    if state != "done":
+        anomaly("backfill_unfinished", f"backfill {bid} is {state}: {row}")
+    mine = [r for r in all_runs if r["backfill"] == bid]
+    by_instant = {}
+    for r in mine:
+        if r["retry_of"] == 0:
+            by_instant.setdefault(r["instant"], []).append(r["id"])
+    wanted = set(range(first, last + 1, step))
+    for t, ids in by_instant.items():
+        if t not in wanted:
+            anomaly("backfill_extra", f"{name} at {t}: runs {ids}")
+        if len(ids) > 1:
+            anomaly("backfill_doubled", f"{name} at {t}: runs {ids}")
+    for t in sorted(wanted - set(by_instant)):
+        anomaly("backfill_missing", f"{name} at {t}: no run of backfill {bid}")
+    return len(wanted)
 
 
 def execlog(path):
@@ -147,7 +179,7 @@ def check_flows(all_runs, flow, t0, t1, anomaly, presumed):
     return len(roots)
 
 
-def check(servers, jobs, log_path, tmp, t0, t1, flow=()):
+def check(servers, jobs, log_path, tmp, t0, t1, flow=(), backfill=None):
     anomalies = []
 
     def anomaly(kind, detail):
@@ -156,6 +188,7 @@ def check(servers, jobs, log_path, tmp, t0, t1, flow=()):
     all_runs = runs(servers)
     flow_presumed = []
     flows_checked = check_flows(all_runs, list(flow), t0, t1, anomaly, flow_presumed)
+    backfilled = check_backfill(servers, all_runs, backfill, anomaly)
     executed = execlog(log_path)
     checked = 0
     for name, rule, _cmd, extra in jobs:
@@ -277,7 +310,8 @@ def check(servers, jobs, log_path, tmp, t0, t1, flow=()):
     return {"anomalies": anomalies, "instants": checked, "states": states,
             "ran_but_lost": len(ran_but_lost), "executed": len(executed), "reasons": reasons,
             "overlap_presumed_lost": presumed, "system_alarms": system,
-            "flows": flows_checked, "flow_presumed": flow_presumed}
+            "flows": flows_checked, "flow_presumed": flow_presumed,
+            "backfilled": backfilled}
 
 
 def print_report(result, seed, minutes):
@@ -291,7 +325,8 @@ def print_report(result, seed, minutes):
           f"{result['ran_but_lost']}; forbid runs beside one presumed lost (not an anomaly: "
           f"the documented limit across a partition): {len(result['overlap_presumed_lost'])}; "
           f"flows checked: {result.get('flows', 0)}; flow decisions made on an upstream "
-          f"presumed lost that ended after all: {len(result.get('flow_presumed', []))}\n")
+          f"presumed lost that ended after all: {len(result.get('flow_presumed', []))}; "
+          f"backfill instants checked: {result.get('backfilled', 0)}\n")
     print("| system alarm | raised |\n|---|---|")
     for k, n in sorted(result["system_alarms"].items()):
         print(f"| {k} | {n} |")
@@ -306,7 +341,8 @@ def print_report(result, seed, minutes):
     print("| anomaly | count |\n|---|---|")
     for k in ("missing", "doubled", "extra_instant", "not_final", "executed_twice",
               "ran_again_after_success", "overlap", "leftover_process", "alarm_twice",
-              "flow_missing", "flow_doubled", "flow_mixed", "flow_decision"):
+              "flow_missing", "flow_doubled", "flow_mixed", "flow_decision",
+              "backfill_missing", "backfill_doubled", "backfill_extra", "backfill_unfinished"):
         print(f"| {k} | {kinds.get(k, 0)} |")
     for kind, detail in result["anomalies"][:50]:
         print(f"  {kind}: {detail}", file=sys.stderr)

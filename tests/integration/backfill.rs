@@ -367,6 +367,31 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
         "no job `ghost`",
     );
     refused(&cv, &["backfill", "show", "999"], "no backfill 999");
+    // A paused job's backfill waits, saying so, and goes on once it is resumed.
+    cv.add_job("quick", "0 0 3 * * *", "true", &["--tz", "UTC", "--paused"]);
+    let b = cv.json(&[
+        "job",
+        "backfill",
+        "quick",
+        "--from",
+        &date(3),
+        "--to",
+        &date(2),
+    ]);
+    let id = b["id"].to_string();
+    let waiting = wait_for(Duration::from_secs(10), "the backfill to wait", || {
+        let out = cv.ok(&["backfill", "show", &id]);
+        out.contains("reason:   waiting: its job is paused")
+            .then_some(out)
+    });
+    assert!(waiting.contains("progress: 0/2"), "{waiting}");
+    cv.ok(&["job", "resume", "quick"]);
+    let b = wait_ended(&cv, &id, Duration::from_secs(20));
+    assert_eq!(
+        (b["state"].as_str(), b["succeeded"].as_i64()),
+        (Some("done"), Some(2))
+    );
+    assert_eq!(b["reason"], Value::Null, "{b}");
     refused(
         &cv,
         &["backfill", "list", "--state", "paused"],

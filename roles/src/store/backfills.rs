@@ -7,8 +7,11 @@
 //! the backfill's id under a unique key of their own, (backfill, instant, attempt), as a
 //! second fence.
 
+use std::collections::HashSet;
+
 use sqlx::Row;
 
+use super::edges::FINAL;
 use super::manual::{insert_next_round, ManualRun};
 use super::{rows, Store, StoreError};
 use crate::model::backfill::Backfill;
@@ -47,14 +50,6 @@ const LOOKS_PER_PASS: usize = 1000;
 /// Running backfills driven per pass.
 const PER_PASS: i64 = 64;
 
-/// A run of a backfill still counts while it goes, and while what runs after it goes: its
-/// flow is running, or its end has not released its dependents yet.
-const OUTSTANDING: &str = "SELECT COUNT(DISTINCT r.instant) FROM runs r WHERE r.backfill_id = ? \
-     AND (r.state IN ('scheduled', 'dispatched', 'running') \
-     OR (r.released = 0 AND r.job_id IN (SELECT upstream_id FROM job_edges)) \
-     OR EXISTS (SELECT 1 FROM flows f WHERE f.root_job_id = r.job_id AND f.instant = r.instant \
-     AND f.flow_round = r.flow_round AND f.state = 'running'))";
-
 const COLUMNS: &str = "b.id, b.job_id, j.name, j.job_group, b.from_instant, b.to_instant, \
      b.parallel, b.rerun_all, b.state, b.total, b.queued, b.skipped, b.reached, b.reason, \
      b.created_by, b.created_at, b.ended_at";
@@ -65,6 +60,7 @@ struct Driven {
     to: Millis,
     parallel: i64,
     all: bool,
+    from: Millis,
     reached: Millis,
     reason: Option<String>,
     job: Option<(String, String, bool, Overlap)>,
@@ -251,17 +247,26 @@ impl Store {
         .await?;
         let mut done = Advanced::default();
         for id in ids {
-            // Most passes find every instant's slot taken: a read says so without the lock
+            // Most passes find every instant's slot taken: reads say so without the lock
             // (the locked pass counts again).
-            let full: Option<i64> = sqlx::query_scalar(&format!(
-                "SELECT b.id FROM backfills b WHERE b.id = ? AND b.state = 'running' \
-                 AND b.parallel <= ({})",
-                OUTSTANDING.replace("r.backfill_id = ?", "r.backfill_id = b.id")
-            ))
+            let mut conn = self.pool.acquire().await?;
+            let row = sqlx::query(
+                "SELECT job_id, from_instant, reached, parallel FROM backfills \
+                 WHERE id = ? AND state = 'running'",
+            )
             .bind(id)
-            .fetch_optional(&self.pool)
+            .fetch_optional(&mut *conn)
             .await?;
-            if full.is_none() {
+            let Some(row) = row else { continue };
+            let (job_id, from, reached, parallel): (i64, Millis, Millis, i64) = (
+                row.try_get(0)?,
+                row.try_get(1)?,
+                row.try_get(2)?,
+                row.try_get(3)?,
+            );
+            let full = outstanding(&mut conn, id, job_id, from, reached).await? >= parallel;
+            drop(conn);
+            if !full {
                 let one = super::retry_transient(|| self.advance_one(id)).await?;
                 done.queued += one.queued;
                 done.skipped += one.skipped;
@@ -305,10 +310,7 @@ impl Store {
             .await?;
         // Phase `count`: how many of its instants are going; a job whose overlap policy is
         // not `allow` waits for every run of it to end, and goes one at a time.
-        let outstanding: i64 = sqlx::query_scalar(OUTSTANDING)
-            .bind(id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let outstanding = outstanding(&mut tx, id, d.job_id, d.from, d.reached).await?;
         let mut room = d.parallel - outstanding;
         if overlap != Overlap::Allow {
             let others: i64 = sqlx::query_scalar(
@@ -375,13 +377,68 @@ impl Store {
     }
 }
 
+/// How many of a backfill's instants are still going: a run of it not final, or — for a job
+/// others run after — a run of its flow not final, its end not released yet, or its flow not
+/// ended. Each read goes through an index whose rows are few whatever the backfill's size:
+/// the runs not final (`runs_by_state`; `+ 0` keeps the planner off the backfill's own index,
+/// which holds all its runs), a graph job's runs not released (`runs_to_release`), the flows
+/// running (`flows_by_state`).
+async fn outstanding(
+    conn: &mut sqlx::AnyConnection,
+    id: i64,
+    job_id: i64,
+    from: Millis,
+    reached: Millis,
+) -> Result<i64, StoreError> {
+    const GOING: &str = "state IN ('scheduled', 'dispatched', 'running')";
+    let mut going: HashSet<Millis> = sqlx::query_scalar::<_, i64>(&format!(
+        "SELECT instant FROM runs WHERE {GOING} AND backfill_id + 0 = ?"
+    ))
+    .bind(id)
+    .fetch_all(&mut *conn)
+    .await?
+    .into_iter()
+    .collect();
+    let in_graph: Option<i64> =
+        sqlx::query_scalar("SELECT job_id FROM job_edges WHERE upstream_id = ? LIMIT 1")
+            .bind(job_id)
+            .fetch_optional(&mut *conn)
+            .await?;
+    if in_graph.is_none() {
+        return Ok(going.len() as i64);
+    }
+    let parts = [
+        format!(
+            "SELECT instant FROM runs WHERE {GOING} AND flow_root + 0 = ? AND instant >= ? \
+             AND instant <= ?"
+        ),
+        format!(
+            "SELECT instant FROM runs WHERE released = 0 AND job_id = ? AND backfill_id IS NOT NULL \
+             AND state IN ({FINAL}) AND instant >= ? AND instant <= ?"
+        ),
+        "SELECT instant FROM flows WHERE state = 'running' AND root_job_id + 0 = ? \
+         AND instant >= ? AND instant <= ?"
+            .to_string(),
+    ];
+    for sql in &parts {
+        let found: Vec<i64> = sqlx::query_scalar(sql)
+            .bind(job_id)
+            .bind(from)
+            .bind(reached)
+            .fetch_all(&mut *conn)
+            .await?;
+        going.extend(found);
+    }
+    Ok(going.len() as i64)
+}
+
 async fn read_driven(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     id: i64,
 ) -> Result<Driven, StoreError> {
     let r = sqlx::query(
         "SELECT b.job_id, b.to_instant, b.parallel, b.rerun_all, b.reached, j.schedule, \
-         j.timezone, j.paused, j.overlap, j.id, b.reason FROM backfills b \
+         j.timezone, j.paused, j.overlap, j.id, b.reason, b.from_instant FROM backfills b \
          LEFT JOIN jobs j ON j.id = b.job_id \
          WHERE b.id = ?",
     )
@@ -409,6 +466,7 @@ async fn read_driven(
         all: r.try_get::<i64, _>(3)? != 0,
         reached: r.try_get(4)?,
         reason: rows::text_at(&r, 10)?,
+        from: r.try_get(11)?,
         job,
     })
 }

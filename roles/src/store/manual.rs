@@ -148,11 +148,17 @@ async fn insert_manual_on(
         Err(e) if super::is_unique_violation(&e) => return Ok(None),
         Err(e) => return Err(e.into()),
     }
-    let id: i64 = sqlx::query_scalar("SELECT id FROM runs WHERE fired_by = ? AND job_id = ?")
-        .bind(token.as_str())
-        .bind(job_id)
-        .fetch_one(&mut **tx)
-        .await?;
+    // By the fence's key (its index): a job's runs by `fired_by` would be a scan of them all.
+    let id: i64 = sqlx::query_scalar(
+        "SELECT id FROM runs WHERE job_id = ? AND instant = ? AND target = '' AND attempt = 1 \
+         AND flow_root = 0 AND flow_round = ? AND fired_by = ?",
+    )
+    .bind(job_id)
+    .bind(instant)
+    .bind(round)
+    .bind(token.as_str())
+    .fetch_one(&mut **tx)
+    .await?;
     Ok(Some(id))
 }
 
@@ -250,11 +256,18 @@ impl Store {
         .bind(run_id)
         .execute(&mut *tx)
         .await?;
-        let id: i64 = sqlx::query_scalar("SELECT id FROM runs WHERE fired_by = ? AND job_id = ?")
-            .bind(token.as_str())
-            .bind(job_id)
-            .fetch_one(&mut *tx)
-            .await?;
+        let id: i64 = sqlx::query_scalar(&format!(
+            "SELECT id FROM runs WHERE {KEY} AND attempt = ? AND fired_by = ?"
+        ))
+        .bind(job_id)
+        .bind(instant)
+        .bind(target.as_str())
+        .bind(root)
+        .bind(round)
+        .bind(attempt)
+        .bind(token.as_str())
+        .fetch_one(&mut *tx)
+        .await?;
         tx.commit().await?;
         Ok(Some(Retried::Started(id)))
     }
