@@ -4,7 +4,9 @@ use std::path::PathBuf;
 
 use clap::{Args, Parser, Subcommand};
 
+mod calendars;
 mod run_control;
+pub use calendars::{CalendarCommand, CalendarWriteArgs};
 use cronvisor_roles::model::{JobFields, RunState, Trigger};
 pub use run_control::{BackfillCommand, JobBackfillArgs};
 
@@ -52,6 +54,9 @@ pub enum Command {
     /// Backfills (`job backfill`): their progress, and cancelling one.
     #[command(subcommand)]
     Backfill(BackfillCommand),
+    /// Business calendars: days that filter jobs' instants (workdays, holidays).
+    #[command(subcommand)]
+    Calendar(CalendarCommand),
     /// Print the next instants of a cron rule.
     Next(NextArgs),
     /// Start a new generation of the roles (new binary and config); waits until it serves or

@@ -23,6 +23,7 @@ use croner::parser::{CronParser, Seconds, Year};
 use croner::Cron;
 
 mod compact;
+pub mod days;
 mod fields;
 pub mod words;
 
@@ -39,6 +40,8 @@ pub enum ScheduleError {
 pub struct Schedule {
     rule: Rule,
     tz: Tz,
+    /// The job's calendars, if it has some: its rule's instants kept, dropped or moved by them.
+    days: Option<std::sync::Arc<days::DayFilter>>,
 }
 
 #[derive(Debug, Clone)]
@@ -99,7 +102,11 @@ impl Schedule {
     /// the search for a first instant (the dispatcher parses a million at start-up, and a rule
     /// that never fires just gets no instant).
     pub fn parse_stored(rule: &str, timezone: &str) -> Result<Schedule, ScheduleError> {
-        Schedule::parse_with(rule, timezone, true)
+        match rule.split_once(days::KEY_SEP) {
+            None => Schedule::parse_with(rule, timezone, true),
+            Some((rule, filter)) => Ok(Schedule::parse_with(rule, timezone, true)?
+                .with_days(days::DayFilter::from_key(filter))),
+        }
     }
 
     /// Whether the parsed rule is the compact form (32 bytes) rather than croner's (~5 KB).
@@ -119,6 +126,7 @@ impl Schedule {
             return Ok(Schedule {
                 rule: Rule::Every(secs * 1000),
                 tz,
+                days: None,
             });
         }
         if trimmed.eq_ignore_ascii_case("@reboot") {
@@ -143,6 +151,7 @@ impl Schedule {
             return Ok(Schedule {
                 rule: Rule::Fields(fields),
                 tz,
+                days: None,
             });
         }
         let cron = CronParser::builder()
@@ -156,11 +165,50 @@ impl Schedule {
         Ok(Schedule {
             rule: Rule::Cron(Box::new(cron)),
             tz,
+            days: None,
         })
+    }
+
+    /// The same rule, its instants filtered by calendars (none: unfiltered).
+    pub fn with_days(mut self, days: Option<days::DayFilter>) -> Schedule {
+        self.days = days.map(std::sync::Arc::new);
+        self
+    }
+
+    /// Whether the job's calendars can decide the day of `instant` (always, without any).
+    pub fn decidable(&self, instant: DateTime<Utc>) -> Result<(), crate::model::calendar::Unknown> {
+        match &self.days {
+            Some(f) => f.decidable(instant, self.tz),
+            None => Ok(()),
+        }
     }
 
     /// The first instant strictly after `after`.
     pub fn next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let Some(f) = &self.days else {
+            return self.rule_next_after(after);
+        };
+        let next = |t| self.rule_next_after(t);
+        match f.mode {
+            crate::model::CalendarMode::NextWorkday => days::next_moved(f, self.tz, after, next),
+            _ => days::next_kept(f, self.tz, after, next),
+        }
+    }
+
+    /// The latest instant at or before `at`.
+    pub fn last_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+        let Some(f) = &self.days else {
+            return self.rule_last_at_or_before(at);
+        };
+        let prev = |t| self.rule_last_at_or_before(t);
+        match f.mode {
+            crate::model::CalendarMode::NextWorkday => days::last_moved(f, self.tz, at, prev),
+            _ => days::last_kept(f, self.tz, at, prev),
+        }
+    }
+
+    /// The rule's own first instant strictly after `after`.
+    fn rule_next_after(&self, after: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.rule {
             Rule::Fields(fields) => fields
                 .next_after(after.timestamp_millis())
@@ -182,8 +230,8 @@ impl Schedule {
         }
     }
 
-    /// The latest instant at or before `at`.
-    pub fn last_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
+    /// The rule's own latest instant at or before `at`.
+    fn rule_last_at_or_before(&self, at: DateTime<Utc>) -> Option<DateTime<Utc>> {
         match &self.rule {
             Rule::Fields(fields) => fields
                 .last_at_or_before(at.timestamp_millis())
@@ -206,7 +254,7 @@ impl Schedule {
     pub fn tally(&self, after: DateTime<Utc>, until: DateTime<Utc>, cap: u32) -> Option<Tally> {
         let latest = self.last_at_or_before(until).filter(|t| *t > after)?;
         let (from, to) = (after.timestamp_millis(), latest.timestamp_millis());
-        if let Rule::Every(ms) = &self.rule {
+        if let (Rule::Every(ms), None) = (&self.rule, &self.days) {
             let count = (to.div_euclid(*ms) - from.div_euclid(*ms)).max(1) as u64;
             return Some(Tally {
                 latest: to,

@@ -2,6 +2,7 @@
 
 mod access;
 mod backfill;
+mod calendars;
 mod flows;
 mod import;
 mod jobs;
@@ -49,6 +50,7 @@ pub async fn run(
         Command::Run(cmd) => jobs::run(&cli, cmd).await,
         Command::Flow(cmd) => flows::flow(&cli, cmd).await,
         Command::Backfill(cmd) => backfill::backfill(&cli, cmd).await,
+        Command::Calendar(cmd) => calendars::calendar(&cli, cmd).await,
         Command::Next(args) => next::run(&cli, args).await,
         Command::Import(ImportCommand::Crontab(args)) => import::crontab(&cli, args).await,
         Command::Import(ImportCommand::GocronConfig(args)) => import::gocron_config_command(args),

@@ -3,9 +3,9 @@
 
 use std::process::ExitCode;
 
-use cronvisor_roles::model::JobView;
-use cronvisor_roles::schedule::Schedule;
+use cronvisor_roles::schedule::{parse_timezone, Schedule};
 use hyper::Method;
+use serde_json::Value;
 
 use crate::api_client::{segment, Api};
 use crate::cli::{Cli, NextArgs};
@@ -17,31 +17,43 @@ fn is_rule(text: &str) -> bool {
 
 pub async fn run(cli: &Cli, args: &NextArgs) -> anyhow::Result<ExitCode> {
     let config = super::load_config(cli)?;
-    let (rule, job_tz) = if is_rule(&args.rule) {
-        (args.rule.clone(), None)
+    let (instants, tz, undecided) = if is_rule(&args.rule) {
+        let tz = args.tz.clone().unwrap_or_else(|| config.timezone.clone());
+        let schedule = Schedule::parse(&args.rule, &tz)?;
+        let from = args.from.unwrap_or_else(chrono::Utc::now);
+        (
+            schedule.upcoming(from, args.count as usize),
+            schedule.timezone(),
+            None,
+        )
     } else {
+        // A job's instants come from the monitor, which knows its calendars.
         let api = Api::from_cli(cli, &config)?;
-        let view: JobView = api
-            .call(
-                Method::GET,
-                &format!("/api/v1/jobs/{}", segment(&args.rule)),
-                None,
-            )
-            .await?;
-        (view.job.schedule, Some(view.job.timezone))
+        let mut path = format!(
+            "/api/v1/next?job={}&count={}",
+            segment(&args.rule),
+            args.count
+        );
+        if let Some(tz) = &args.tz {
+            path.push_str(&format!("&tz={}", segment(tz)));
+        }
+        if let Some(from) = args.from {
+            path.push_str(&format!("&from={}", segment(&from.to_rfc3339())));
+        }
+        let v: Value = api.call(Method::GET, &path, None).await?;
+        let tz = parse_timezone(v["timezone"].as_str().unwrap_or("UTC"))?;
+        let instants = v["instants"]
+            .as_array()
+            .into_iter()
+            .flatten()
+            .filter_map(|t| chrono::DateTime::from_timestamp_millis(t.as_i64()?))
+            .collect();
+        (instants, tz, v["undecided"].as_str().map(str::to_string))
     };
-    let tz = args
-        .tz
-        .clone()
-        .or(job_tz)
-        .unwrap_or_else(|| config.timezone.clone());
-    let schedule = Schedule::parse(&rule, &tz)?;
-    let from = args.from.unwrap_or_else(chrono::Utc::now);
-    let instants: Vec<String> = schedule
-        .upcoming(from, args.count as usize)
+    let instants: Vec<String> = instants
         .into_iter()
         .map(|t| {
-            t.with_timezone(&schedule.timezone())
+            t.with_timezone(&tz)
                 .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
         })
         .collect();
@@ -50,6 +62,9 @@ pub async fn run(cli: &Cli, args: &NextArgs) -> anyhow::Result<ExitCode> {
     } else {
         for t in instants {
             println!("{t}");
+        }
+        if let Some(why) = undecided {
+            eprintln!("warning: {why}; such an instant is recorded missed, not run");
         }
     }
     Ok(ExitCode::SUCCESS)

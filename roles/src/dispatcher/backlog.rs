@@ -111,9 +111,7 @@ impl Backlog {
 ///
 /// The ones only counted (`older`) join the first run, as their instants are not known.
 fn runs_of(job: &Job, older: Option<Tally>, late: &[Millis]) -> Vec<Tally> {
-    let schedule = (late.len() > 1)
-        .then(|| crate::schedule::Schedule::parse_stored(&job.schedule, &job.timezone).ok())
-        .flatten();
+    let schedule = (late.len() > 1).then(|| job.timetable().ok()).flatten();
     let follows = |a: Millis, b: Millis| match &schedule {
         Some(s) => chrono::DateTime::from_timestamp_millis(a)
             .and_then(|a| s.next_after(a))

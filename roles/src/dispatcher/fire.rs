@@ -239,6 +239,9 @@ impl Firer {
     async fn fire_fenced(&self, due: Vec<(Arc<Job>, Millis)>, trigger: Trigger, locked: bool) {
         let started = Instant::now();
         let mut due = due;
+        if due.iter().any(|(j, _)| !j.calendars.is_empty()) {
+            due = self.apply_calendars(due).await;
+        }
         if due.iter().any(|(j, _)| j.requires.is_some()) {
             due = self.apply_requires(due).await;
         }

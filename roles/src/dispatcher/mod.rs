@@ -7,6 +7,7 @@
 
 mod backfill;
 mod backlog;
+mod calendars;
 mod changes;
 mod deliver;
 mod fire;

@@ -559,6 +559,8 @@ pub(crate) mod tests {
             requires: None,
             within_secs: None,
             params: Vec::new(),
+            calendars: Vec::new(),
+            calendar_mode: Default::default(),
             created_at: 0,
             updated_at: 0,
         }

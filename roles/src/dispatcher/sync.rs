@@ -17,6 +17,7 @@ pub(super) async fn load_all(
     set: &mut ScheduleSet,
 ) -> Result<(), crate::store::StoreError> {
     const PAGE: i64 = 5000;
+    store.install_calendars().await;
     set.clear();
     set.reserve(store.count_jobs().await?.max(0) as usize);
     let mut after = 0;
@@ -68,7 +69,12 @@ pub(super) async fn follow_changes(
         return Ok(());
     }
     let rows = store.changes_after(cursor.read_after()).await?;
-    for id in cursor.advance(&rows, std::time::Instant::now()) {
+    let changed = cursor.advance(&rows, std::time::Instant::now());
+    if !changed.is_empty() {
+        // A calendar edit logs a change of each job that uses it: read its days first.
+        store.install_calendars().await;
+    }
+    for id in changed {
         let job = store.job(id).await?;
         set.upsert(id, job, now_millis());
     }

@@ -124,6 +124,26 @@ fn max_len(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
     Ok(())
 }
 
+/// `calendars`: names, on a job with a rule of its own (a job that runs after others follows
+/// its root's instants: the root's calendars decide them). Whether each exists is the store's
+/// to say.
+fn check_calendars(job: &Job) -> Result<(), FieldError> {
+    for name in &job.calendars {
+        validate_name(name)
+            .map_err(|e| FieldError::new("calendars", format!("`{name}`: {}", e.message)))?;
+    }
+    if job.calendars.len() > 8 {
+        return Err(FieldError::new("calendars", "at most 8"));
+    }
+    if !job.calendars.is_empty() && !job.after.is_empty() {
+        return Err(FieldError::new(
+            "calendars",
+            "a job that runs after others follows its root's instants: give the root the calendar",
+        ));
+    }
+    Ok(())
+}
+
 /// `requires`: another job, named as jobs are, of a job that keeps its own schedule.
 fn check_requires(job: &Job) -> Result<(), FieldError> {
     if let Some(r) = &job.requires {
@@ -151,6 +171,7 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
     max_len("schedule", &job.schedule, MAX_SCHEDULE)?;
     super::flows::check_edges(&job.name, &job.after)?;
     check_requires(job)?;
+    check_calendars(job)?;
     // A job that runs after others has no rule, but its zone still names its instants.
     let rule = if job.after.is_empty() {
         job.schedule.as_str()

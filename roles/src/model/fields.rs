@@ -221,6 +221,17 @@ pub struct JobFields {
     #[arg(long = "secret-param", value_name = "NAME")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub secret_params: Option<Vec<String>>,
+    /// Calendars that filter its instants, comma-separated (shipped: cn-workdays, cn-holidays,
+    /// us-holidays, de-holidays, gb-holidays, fr-holidays, jp-holidays; `cronvisor calendar
+    /// list`); "" for none.
+    #[arg(long = "calendar", value_delimiter = ',', value_name = "NAME,...")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendars: Option<Vec<String>>,
+    /// How its calendars filter its instants: `skip` their days (default), `only` their days,
+    /// or `next-workday`: an instant on a day off moves to the next day that is not.
+    #[arg(long = "calendar-mode", value_name = "MODE")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub calendar_mode: Option<super::CalendarMode>,
     /// IANA time zone of the rule (`UTC`, `Europe/Paris`); default: the config's `timezone`.
     #[arg(long = "tz", value_name = "ZONE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -389,6 +400,8 @@ fn blank(default_tz: &str) -> Job {
         after: Vec::new(),
         requires: None,
         within_secs: None,
+        calendars: Vec::new(),
+        calendar_mode: super::CalendarMode::default(),
         params: Vec::new(),
         created_at: 0,
         updated_at: 0,
@@ -455,6 +468,18 @@ impl JobFields {
         }
         assign_requires(self.requires, self.within_secs, job);
         assign_params(self.params, self.param_choices, self.secret_params, job)?;
+        if let Some(v) = self.calendars {
+            let mut names: Vec<String> = v
+                .iter()
+                .map(|n| n.trim().to_string())
+                .filter(|n| !n.is_empty())
+                .collect();
+            names.dedup();
+            job.calendars = names;
+        }
+        if let Some(v) = self.calendar_mode {
+            job.calendar_mode = v;
+        }
         if let Some(v) = self.timezone {
             job.timezone = v.trim().to_string();
         }

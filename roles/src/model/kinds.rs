@@ -147,3 +147,30 @@ mod tests {
         assert_eq!(Overlap::default(), Overlap::Allow);
     }
 }
+
+named! {
+    /// What a calendar's days are.
+    #[derive(Default)]
+    pub enum CalendarKind {
+        /// The days listed (holidays, shutdowns, month-ends...).
+        #[default]
+        Days = "days",
+        /// Monday to Friday, minus the days listed, plus its `workdays` (make-up days).
+        Workdays = "workdays",
+    }
+}
+
+named! {
+    /// How a job's calendars filter its rule's instants (`--calendar-mode`).
+    #[derive(Default)]
+    pub enum CalendarMode {
+        /// Instants on a calendar's days are not instants (a holiday calendar: skip them).
+        #[default]
+        Skip = "skip",
+        /// Only instants on a calendar's days are (a workday calendar: workdays only).
+        Only = "only",
+        /// An instant on a day off moves to the next day that is not, at the same local time
+        /// (a day off: listed by a `days` calendar, not a workday of a `workdays` one).
+        NextWorkday = "next-workday",
+    }
+}

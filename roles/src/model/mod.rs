@@ -3,6 +3,8 @@
 
 pub mod access;
 pub mod backfill;
+pub mod calendar;
+mod calendar_ics;
 mod checks;
 pub mod durations;
 pub mod fields;
@@ -16,7 +18,10 @@ pub use checks::{
 };
 pub use fields::{EnvLine, JobFields, ValidJob, DEFAULT_ALARM_ON};
 pub use flows::{Edge, Graph};
-pub use kinds::{join, AlarmKind, Channel, EdgeOn, Fanout, Misfire, Overlap, RunState, Trigger};
+pub use kinds::{
+    join, AlarmKind, CalendarKind, CalendarMode, Channel, EdgeOn, Fanout, Misfire, Overlap,
+    RunState, Trigger,
+};
 
 use serde::{Deserialize, Serialize};
 
@@ -85,11 +90,30 @@ pub struct Job {
     /// Declared parameters (a run sees `CRONVISOR_PARAM_<NAME>`); secret defaults shown `***`.
     #[serde(default, serialize_with = "masked_params")]
     pub params: Vec<params::Param>,
+    /// Calendars that filter its rule's instants, as `calendar_mode` says.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub calendars: Vec<String>,
+    #[serde(default)]
+    pub calendar_mode: CalendarMode,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
 
 impl Job {
+    /// Its calendars as a filter of its rule's instants, if it has some.
+    pub fn day_filter(&self) -> Option<crate::schedule::days::DayFilter> {
+        (!self.calendars.is_empty()).then(|| crate::schedule::days::DayFilter {
+            mode: self.calendar_mode,
+            names: self.calendars.clone(),
+        })
+    }
+
+    /// Its rule as stored, its calendars with it: what its instants are computed from.
+    pub fn timetable(&self) -> Result<crate::schedule::Schedule, crate::schedule::ScheduleError> {
+        crate::schedule::Schedule::parse_stored(&self.schedule, &self.timezone)
+            .map(|s| s.with_days(self.day_filter()))
+    }
+
     /// The job as a reader (a viewer) may see it: an HTTP job's URL without its query or
     /// credentials and its body hidden — either may hold a key, and only those who may change
     /// the job need them.

@@ -75,12 +75,16 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     let mut checks = checks::Checks::new(&config, &store, &metrics, alarmer, deps);
     let mut check = tokio::time::interval(config.monitor.check_interval);
     let mut prune_tick = tokio::time::interval(checks::PRUNE_EVERY);
+    // The store's calendars, for the instants this role computes (next fires, the gap
+    // check); read again every few seconds (and by the API when it changes one).
+    let mut calendars_tick = tokio::time::interval(std::time::Duration::from_secs(5));
     let stop = runtime::stopped(shutdown.clone());
     tokio::pin!(stop);
     loop {
         tokio::select! {
             _ = prune_tick.tick() => checks::prune(&store, config.monitor.retention, config.auth.session_idle).await,
             _ = check.tick() => checks.pass().await,
+            _ = calendars_tick.tick() => store.install_calendars().await,
             _ = &mut stop => break,
         }
     }

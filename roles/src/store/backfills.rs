@@ -438,7 +438,8 @@ async fn read_driven(
 ) -> Result<Driven, StoreError> {
     let r = sqlx::query(
         "SELECT b.job_id, b.to_instant, b.parallel, b.rerun_all, b.reached, j.schedule, \
-         j.timezone, j.paused, j.overlap, j.id, b.reason, b.from_instant FROM backfills b \
+         j.timezone, j.paused, j.overlap, j.id, b.reason, b.from_instant, j.calendars, \
+         j.calendar_mode FROM backfills b \
          LEFT JOIN jobs j ON j.id = b.job_id \
          WHERE b.id = ?",
     )
@@ -450,7 +451,10 @@ async fn read_driven(
         Some(_) => {
             let overlap = rows::text_at(&r, 8)?.unwrap_or_default();
             Some((
-                rows::text_at(&r, 5)?.unwrap_or_default(),
+                crate::schedule::days::keyed(
+                    &rows::text_at(&r, 5)?.unwrap_or_default(),
+                    rows::day_filter(&r, 12, 13)?.as_ref(),
+                ),
                 rows::text_at(&r, 6)?.unwrap_or_default(),
                 r.try_get::<i64, _>(7)? != 0,
                 Overlap::parse(&overlap)

@@ -54,6 +54,7 @@ impl Covers {
 #[derive(Debug, Clone)]
 pub struct Scheduled {
     pub id: i64,
+    /// Its rule with its calendars (`schedule::days::keyed`).
     pub schedule: String,
     pub timezone: String,
     pub updated_at: Millis,
@@ -65,7 +66,8 @@ impl Store {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let sql = format!(
-                "SELECT id, schedule, timezone, updated_at FROM jobs WHERE paused = 0 \
+                "SELECT id, schedule, timezone, updated_at, calendars, calendar_mode FROM jobs \
+                 WHERE paused = 0 \
                  AND (command IS NOT NULL OR http_url IS NOT NULL) AND id IN ({})",
                 super::placeholders(chunk.len())
             );
@@ -76,7 +78,10 @@ impl Store {
             for r in q.fetch_all(&self.pool).await? {
                 out.push(Scheduled {
                     id: r.try_get(0)?,
-                    schedule: r.try_get(1)?,
+                    schedule: crate::schedule::days::keyed(
+                        &r.try_get::<String, _>(1)?,
+                        super::rows::day_filter(&r, 4, 5)?.as_ref(),
+                    ),
                     timezone: r.try_get(2)?,
                     updated_at: r.try_get(3)?,
                 });

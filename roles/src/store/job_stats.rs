@@ -29,6 +29,7 @@ pub struct Counted {
 pub struct JobStats {
     pub name: String,
     pub group: String,
+    /// Its rule with its calendars (`schedule::days::keyed`).
     pub schedule: String,
     pub timezone: String,
     pub paused: bool,
@@ -119,7 +120,7 @@ impl Store {
             "SELECT j.name, j.job_group, j.schedule, j.timezone, j.paused, \
              s.succeeded, s.failed, s.timed_out, s.killed, s.lost, s.skipped, s.missed, \
              s.last_success_at, s.last_end_at, s.d0, s.d1, s.d2, s.d3, s.d4, s.d5, s.d6, s.d7, \
-             s.d8, s.d9, s.d_inf, s.duration_ms_sum \
+             s.d8, s.d9, s.d_inf, s.duration_ms_sum, j.calendars, j.calendar_mode \
              FROM jobs j LEFT JOIN job_stats s ON s.job_id = j.id ORDER BY j.id",
         )
         .fetch_all(&self.pool)
@@ -140,7 +141,10 @@ impl Store {
                 Ok(JobStats {
                     name: r.try_get(0)?,
                     group: r.try_get(1)?,
-                    schedule: r.try_get(2)?,
+                    schedule: crate::schedule::days::keyed(
+                        &r.try_get::<String, _>(2)?,
+                        super::rows::day_filter(r, 26, 27)?.as_ref(),
+                    ),
                     timezone: r.try_get(3)?,
                     paused: r.try_get::<i64, _>(4)? != 0,
                     by_state,

@@ -58,6 +58,8 @@ const FIELD_COLUMNS: &[&str] = &[
     "requires_job",
     "requires_within_secs",
     "params",
+    "calendars",
+    "calendar_mode",
     "updated_at",
 ];
 
@@ -380,5 +382,7 @@ fn bind_fields<'q>(
         .bind(job.requires.as_deref())
         .bind(job.within_secs)
         .bind(serde_json::to_string(&job.params).unwrap_or_else(|_| "[]".into()))
+        .bind((!job.calendars.is_empty()).then(|| job.calendars.join(",")))
+        .bind(job.calendar_mode.as_str())
         .bind(now)
 }

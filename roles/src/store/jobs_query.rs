@@ -176,20 +176,25 @@ impl Store {
     }
 
     /// (name, rule, zone) of every active job in `groups` (`None`: all): what the next fires
-    /// are computed from.
+    /// are computed from (the rule [`crate::schedule::days::keyed`] with its calendars).
     pub async fn active_rules(
         &self,
         groups: Option<&[String]>,
     ) -> Result<Vec<(String, String, String)>, StoreError> {
-        let rows =
-            sqlx::query("SELECT name, schedule, timezone, job_group FROM jobs WHERE paused = 0")
-                .fetch_all(&self.pool)
-                .await?;
+        let rows = sqlx::query(
+            "SELECT name, schedule, timezone, job_group, calendars, calendar_mode FROM jobs \
+                 WHERE paused = 0",
+        )
+        .fetch_all(&self.pool)
+        .await?;
         let mut out = Vec::with_capacity(rows.len());
         for r in &rows {
             let group: String = r.try_get(3)?;
             if groups.is_none_or(|gs| gs.contains(&group)) {
-                out.push((r.try_get(0)?, r.try_get(1)?, r.try_get(2)?));
+                let rule: String = r.try_get(1)?;
+                let filter = super::rows::day_filter(r, 4, 5)?;
+                let rule = crate::schedule::days::keyed(&rule, filter.as_ref());
+                out.push((r.try_get(0)?, rule, r.try_get(2)?));
             }
         }
         Ok(out)

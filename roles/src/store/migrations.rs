@@ -105,6 +105,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "run_control",
         include_str!("../../../migrations/sqlite/0019_run_control.sql"),
     ),
+    (
+        20,
+        "calendars",
+        include_str!("../../../migrations/sqlite/0020_calendars.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -203,6 +208,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         19,
         "run_control",
         include_str!("../../../migrations/mysql/0019_run_control.sql"),
+    ),
+    (
+        20,
+        "calendars",
+        include_str!("../../../migrations/mysql/0020_calendars.sql"),
     ),
 ];
 

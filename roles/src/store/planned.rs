@@ -24,7 +24,7 @@ impl Planned {
     pub fn of(job: &Job) -> Planned {
         Planned {
             id: job.id,
-            schedule: job.schedule.clone(),
+            schedule: crate::schedule::days::keyed(&job.schedule, job.day_filter().as_ref()),
             timezone: job.timezone.clone(),
             schedulable: !job.paused
                 && (job.command.is_some() || job.http_url.is_some())
@@ -41,7 +41,8 @@ impl Store {
         let rows = sqlx::query(
             "SELECT id, schedule, timezone, paused, \
              CASE WHEN command IS NULL AND http_url IS NULL THEN 0 ELSE 1 END, \
-             updated_at, misfire_window_secs FROM jobs WHERE id > ? ORDER BY id LIMIT ?",
+             updated_at, misfire_window_secs, calendars, calendar_mode FROM jobs \
+             WHERE id > ? ORDER BY id LIMIT ?",
         )
         .bind(after)
         .bind(limit)
@@ -49,9 +50,11 @@ impl Store {
         .await?;
         rows.iter()
             .map(|r| {
+                let rule = rows::text_at(r, 1)?.unwrap_or_default();
+                let filter = rows::day_filter(r, 7, 8)?;
                 Ok(Planned {
                     id: r.try_get(0)?,
-                    schedule: rows::text_at(r, 1)?.unwrap_or_default(),
+                    schedule: crate::schedule::days::keyed(&rule, filter.as_ref()),
                     timezone: rows::text_at(r, 2)?.unwrap_or_default(),
                     schedulable: r.try_get::<i64, _>(3)? == 0
                         && r.try_get::<i64, _>(4)? == 1

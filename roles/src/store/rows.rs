@@ -5,7 +5,7 @@ use sqlx::Row;
 
 use super::StoreError;
 use crate::model::{
-    Alarm, AlarmKind, Channel, Fanout, Job, Misfire, Overlap, Run, RunState, Trigger,
+    Alarm, AlarmKind, CalendarMode, Channel, Fanout, Job, Misfire, Overlap, Run, RunState, Trigger,
 };
 
 /// A nullable text column, by name or index. MySQL's TEXT types reach the `Any` driver as
@@ -26,6 +26,23 @@ where
 
 fn text(r: &AnyRow, col: &str) -> Result<Option<String>, StoreError> {
     text_at(r, col)
+}
+
+/// A job's calendars as a filter, from its `calendars` and `calendar_mode` columns (by index).
+pub(super) fn day_filter(
+    r: &AnyRow,
+    names: usize,
+    mode: usize,
+) -> Result<Option<crate::schedule::days::DayFilter>, StoreError> {
+    let Some(list) = text_at(r, names)?.filter(|l| !l.is_empty()) else {
+        return Ok(None);
+    };
+    Ok(Some(crate::schedule::days::DayFilter {
+        mode: text_at(r, mode)?
+            .and_then(|m| CalendarMode::parse(&m))
+            .unwrap_or_default(),
+        names: list.split(',').map(str::to_string).collect(),
+    }))
 }
 
 pub(super) fn alarm(r: &AnyRow) -> Result<Alarm, StoreError> {
@@ -99,6 +116,13 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
         after: Vec::new(),
         requires: text(r, "requires_job")?,
         within_secs: r.try_get("requires_within_secs")?,
+        calendars: text(r, "calendars")?
+            .map(|c| c.split(',').map(str::to_string).collect())
+            .unwrap_or_default(),
+        calendar_mode: {
+            let v = text(r, "calendar_mode")?.unwrap_or_default();
+            CalendarMode::parse(&v).unwrap_or_default()
+        },
         params: match text(r, "params")? {
             Some(p) if !p.is_empty() => {
                 serde_json::from_str(&p).map_err(|e| StoreError::Corrupt(format!("params: {e}")))?

@@ -459,6 +459,8 @@ async fn every_job_field_is_stored_and_read_back_as_given() {
         params: Some(vec!["REGION=eu".into(), "DAY".into()]),
         param_choices: Some(vec!["REGION=eu|us".into()]),
         secret_params: Some(vec!["DAY".into()]),
+        calendars: Some(vec!["cn-workdays".into()]),
+        calendar_mode: Some(crate::model::CalendarMode::Only),
         paused: Some(true),
     }
     .create("UTC")

@@ -21,7 +21,7 @@ use super::access::Caller;
 use crate::http::{ApiError, ErrorBody};
 use crate::metrics::Metric;
 use crate::model::{Job, JobFields, JobView, Run};
-use crate::schedule::Schedule;
+
 use crate::store::{Deleted, Store};
 
 #[derive(Clone)]
@@ -55,6 +55,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .routes(routes!(run_job))
         .merge(super::runs::routes())
         .merge(super::backfills::routes())
+        .merge(super::calendars::routes())
 }
 
 /// Parses a JSON object body, turning serde's message into a field error where it names one.
@@ -168,9 +169,12 @@ pub(super) async fn views(s: &ApiState, jobs: Vec<Job>) -> Result<Vec<JobView>, 
         .into_iter()
         .map(|job| JobView {
             next_fire: *next
-                .entry((job.schedule.clone(), job.timezone.clone()))
+                .entry((
+                    crate::schedule::days::keyed(&job.schedule, job.day_filter().as_ref()),
+                    job.timezone.clone(),
+                ))
                 .or_insert_with(|| {
-                    Schedule::parse(&job.schedule, &job.timezone)
+                    job.timetable()
                         .ok()
                         .and_then(|sch| sch.next_after(now))
                         .map(|t| t.timestamp_millis())
@@ -221,6 +225,7 @@ async fn add_job(
     let valid = fields.create(&s.default_tz)?;
     check_group(&caller, &valid)?;
     super::flows::check_relations(&s, &caller, None, &valid).await?;
+    super::calendars::check_job_calendars(&s, &valid).await?;
     let job = s.store.insert_job(&valid).await?;
     tracing::info!(job = %job.name, id = job.id, schedule = %job.schedule, by = %caller.principal.name, "job added");
     caller
@@ -275,6 +280,9 @@ async fn edit_job(
     let valid = fields.apply(before.clone())?;
     check_group(&caller, &valid)?;
     super::flows::check_relations(&s, &caller, Some(&before), &valid).await?;
+    if before.calendars != valid.calendars {
+        super::calendars::check_job_calendars(&s, &valid).await?;
+    }
     let job = s.store.update_job(&valid).await?;
     tracing::info!(job = %job.name, by = %caller.principal.name, "job edited");
     caller

@@ -179,7 +179,8 @@ fn check(
             format!("must be 1 to {MAX_PARALLEL}, not {parallel}"),
         ));
     }
-    let schedule = Schedule::parse_stored(&job.schedule, &job.timezone)
+    let schedule = job
+        .timetable()
         .map_err(|e| ApiError::field("job", format!("its rule: {e}")))?;
     let instants = schedule.instants_between(from, to, s.max_backfill);
     if instants.len() > s.max_backfill {

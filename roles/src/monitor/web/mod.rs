@@ -8,6 +8,7 @@ pub(crate) mod access;
 mod admin;
 pub(crate) mod api;
 mod backfills;
+mod calendars;
 mod console;
 mod flows;
 pub mod job_metrics;

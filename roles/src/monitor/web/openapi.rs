@@ -32,6 +32,7 @@ pub const PATH: &str = "/api/v1/openapi.json";
         (name = "runs", description = "Runs, their output and kills"),
         (name = "flows", description = "Workflows: jobs that run after others, and their flows"),
         (name = "backfills", description = "Backfills: a job run once for each past instant of its rule in a range"),
+        (name = "calendars", description = "Business calendars: days that filter jobs' instants"),
         (name = "fleet", description = "Executors and dispatchers"),
         (name = "alarms", description = "Alarms and their delivery"),
         (name = "access", description = "Users, tokens and the audit log (admins)"),

@@ -244,12 +244,20 @@ async fn list_alarms(
 #[serde(deny_unknown_fields)]
 #[into_params(parameter_in = Query)]
 struct NextQuery {
-    /// A cron rule, as a job's `schedule`.
-    rule: String,
-    /// Its IANA zone; default the config's `timezone`.
+    /// A cron rule, as a job's `schedule` (or give `job`).
+    rule: Option<String>,
+    /// A job (name or id): its rule, zone and calendars.
+    job: Option<String>,
+    /// Its IANA zone; default the job's, or the config's `timezone`.
     tz: Option<String>,
-    /// 1 to 100; default 5.
-    #[param(minimum = 1, maximum = 100)]
+    /// Calendars filtering the rule, comma-separated (as a job's `calendars`).
+    calendars: Option<String>,
+    /// How they filter it: skip (default), only, next-workday.
+    calendar_mode: Option<String>,
+    /// After this instant (RFC 3339); default now.
+    from: Option<String>,
+    /// 1 to 10000; default 5.
+    #[param(minimum = 1, maximum = 10000)]
     count: Option<usize>,
 }
 
@@ -260,6 +268,9 @@ pub(super) struct NextInstants {
     instants: Vec<i64>,
     /// The rule in words, when it reads simply.
     words: Option<String>,
+    /// Why one of these days cannot be decided by the calendars (past their data), if so.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    undecided: Option<String>,
     timezone: String,
 }
 
@@ -269,31 +280,104 @@ pub(super) struct NextInstants {
     responses((status = 200, description = "The instants", body = NextInstants), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody)))]
 async fn next_instants(
     State(s): State<ApiState>,
+    Extension(caller): Extension<Caller>,
     query: Result<Query<NextQuery>, axum::extract::rejection::QueryRejection>,
 ) -> Result<Json<NextInstants>, ApiError> {
     s.requests.inc();
     let Query(q) = query.map_err(|e| ApiError::new(StatusCode::BAD_REQUEST, e.body_text()))?;
     let count = q.count.unwrap_or(5);
-    if !(1..=100).contains(&count) {
-        return Err(ApiError::field("count", "must be between 1 and 100"));
+    if !(1..=10_000).contains(&count) {
+        return Err(ApiError::field("count", "must be between 1 and 10000"));
     }
+    let from = match q.from.as_deref() {
+        None => chrono::Utc::now(),
+        Some(t) => chrono::DateTime::parse_from_rfc3339(t)
+            .map(|t| t.with_timezone(&chrono::Utc))
+            .map_err(|_| ApiError::field("from", format!("`{t}` is not an RFC 3339 time")))?,
+    };
+    let (rule, zone, filter) = rule_of(&s, &caller, &q).await?;
     let tz =
-        q.tz.filter(|t| !t.trim().is_empty())
+        q.tz.clone()
+            .filter(|t| !t.trim().is_empty())
+            .or(zone)
             .unwrap_or(s.default_tz.clone());
-    let schedule = Schedule::parse(&q.rule, &tz).map_err(|e| match e {
+    let schedule = Schedule::parse(&rule, &tz).map_err(|e| match e {
         crate::schedule::ScheduleError::TimeZone(_) => ApiError::field("timezone", e.to_string()),
         _ => ApiError::field("schedule", e.to_string()),
     })?;
-    let instants: Vec<i64> = schedule
-        .upcoming(chrono::Utc::now(), count)
-        .into_iter()
-        .map(|t| t.timestamp_millis())
-        .collect();
+    let schedule = schedule.with_days(filter);
+    let upcoming = schedule.upcoming(from, count);
+    // A day its calendars cannot decide is said, not guessed: it would be recorded `missed`.
+    let undecided = upcoming
+        .iter()
+        .find_map(|t| schedule.decidable(*t).err())
+        .map(|e| e.to_string());
     Ok(Json(NextInstants {
-        instants,
-        words: crate::schedule::words::describe(&q.rule),
+        instants: upcoming.iter().map(|t| t.timestamp_millis()).collect(),
+        words: crate::schedule::words::describe(&rule),
         timezone: tz,
+        undecided,
     }))
+}
+
+/// The rule, zone and calendars asked about: a job's, or the ones given.
+async fn rule_of(
+    s: &ApiState,
+    caller: &Caller,
+    q: &NextQuery,
+) -> Result<
+    (
+        String,
+        Option<String>,
+        Option<crate::schedule::days::DayFilter>,
+    ),
+    ApiError,
+> {
+    if let Some(key) = q.job.as_deref() {
+        let job = find(s, caller, key).await?;
+        if job.schedule.is_empty() {
+            return Err(ApiError::field(
+                "job",
+                format!(
+                    "`{}` has no rule of its own: it runs after other jobs",
+                    job.name
+                ),
+            ));
+        }
+        let filter = job.day_filter();
+        return Ok((job.schedule, Some(job.timezone), filter));
+    }
+    let rule = q
+        .rule
+        .clone()
+        .ok_or_else(|| ApiError::field("rule", "give a rule, or a job"))?;
+    let names: Vec<String> = q
+        .calendars
+        .as_deref()
+        .unwrap_or("")
+        .split(',')
+        .map(|n| n.trim().to_string())
+        .filter(|n| !n.is_empty())
+        .collect();
+    for n in &names {
+        if crate::schedule::days::get(n).is_none() {
+            return Err(ApiError::field("calendars", format!("no calendar `{n}`")));
+        }
+    }
+    let mode = match q.calendar_mode.as_deref().filter(|m| !m.is_empty()) {
+        None => crate::model::CalendarMode::default(),
+        Some(m) => crate::model::CalendarMode::parse(m).ok_or_else(|| {
+            ApiError::field(
+                "calendar_mode",
+                format!(
+                    "unknown `{m}` (one of {})",
+                    crate::model::CalendarMode::names()
+                ),
+            )
+        })?,
+    };
+    let filter = (!names.is_empty()).then_some(crate::schedule::days::DayFilter { mode, names });
+    Ok((rule, None, filter))
 }
 
 /// Executors and dispatchers, as their heartbeats tell.

@@ -115,7 +115,7 @@ fn next_fires(rules: &[(String, String, String)], count: usize) -> Vec<(i64, Str
         .iter()
         .filter_map(|(name, rule, tz)| {
             let at = *parsed.entry((rule, tz)).or_insert_with(|| {
-                crate::schedule::Schedule::parse(rule, tz)
+                crate::schedule::Schedule::parse_stored(rule, tz)
                     .ok()
                     .and_then(|s| s.next_after(now))
                     .map(|t| t.timestamp_millis())
