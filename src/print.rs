@@ -160,6 +160,16 @@ fn when(j: &cronvisor_roles::model::Job) {
             j.timezone
         ),
     }
+    if !j.calendars.is_empty() {
+        let how = match j.calendar_mode {
+            cronvisor_roles::model::CalendarMode::Skip => "skips their days",
+            cronvisor_roles::model::CalendarMode::Only => "only on their days",
+            cronvisor_roles::model::CalendarMode::NextWorkday => {
+                "a day off moves to the next day that is not"
+            }
+        };
+        println!("calendars:  {} ({how})", j.calendars.join(", "));
+    }
     if let (Some(r), Some(w)) = (&j.requires, j.within_secs) {
         println!(
             "requires:   {r} succeeded within {} before each instant",

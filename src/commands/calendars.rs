@@ -89,16 +89,19 @@ pub async fn calendar(cli: &Cli, cmd: &CalendarCommand) -> anyhow::Result<ExitCo
             if a.out.json {
                 print::json(&v)?;
             } else {
+                let entries = match spec.days.len() {
+                    1 => "1 entry".to_string(),
+                    n => format!("{n} entries"),
+                };
+                let made_up = match (spec.kind, spec.workdays.len()) {
+                    (CalendarKind::Days, _) => String::new(),
+                    (_, n) => format!(" and {n} make-up workdays"),
+                };
                 println!(
-                    "calendar `{}` {} ({} {}, {} make-up workdays)",
+                    "calendar `{}` {}: a {} calendar of {entries}{made_up}",
                     spec.name,
                     if adding { "added" } else { "changed" },
                     spec.kind.as_str(),
-                    match spec.days.len() {
-                        1 => "1 item of days".to_string(),
-                        n => format!("{n} items of days"),
-                    },
-                    spec.workdays.len()
                 );
             }
         }

@@ -11,6 +11,7 @@ mod access;
 mod alarms;
 mod backfill;
 mod bad_input;
+mod calendars;
 mod cli;
 mod cluster;
 mod console;

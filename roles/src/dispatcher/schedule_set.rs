@@ -375,7 +375,7 @@ impl ScheduleSet {
         if !planned.schedulable {
             return;
         }
-        let (rule, schedule) = match self.rules.intern(&job.schedule, &job.timezone) {
+        let (rule, schedule) = match self.rules.intern(&planned.schedule, &job.timezone) {
             Ok(r) => r,
             Err(e) => {
                 cannot_schedule(id, &e);

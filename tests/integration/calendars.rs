@@ -1,0 +1,246 @@
+//! Business calendars through the binary: the shipped ones listed and shown, calendars added
+//! from dates, TOML and iCalendar, a job's instants filtered by them in its zone (`next`, and
+//! what the dispatcher fires), an edit reaching the dispatcher, a day past a calendar's data
+//! recorded `missed` saying why, and every refusal naming its field.
+
+use std::time::Duration;
+
+use crate::harness::{now_ms, wait_for, Cronvisor};
+
+fn refused(cv: &Cronvisor, args: &[&str], want: &str) {
+    let out = cv.cli(args);
+    let err = String::from_utf8_lossy(&out.stderr).to_string();
+    assert!(
+        !out.status.success() && err.contains(want),
+        "{args:?}: {err}"
+    );
+}
+
+fn today() -> String {
+    chrono::DateTime::from_timestamp_millis(now_ms())
+        .expect("now")
+        .format("%Y-%m-%d")
+        .to_string()
+}
+
+#[test]
+fn shipped_calendars_filter_a_jobs_instants_in_its_zone() {
+    let cv = Cronvisor::start("calendars");
+    let list = cv.ok(&["calendar", "list"]);
+    let header = list.lines().next().unwrap_or("");
+    assert!(
+        header.starts_with("NAME") && header.contains("USED BY"),
+        "{list}"
+    );
+    assert!(
+        list.lines().any(|l| l.starts_with("cn-workdays")
+            && l.contains("workdays")
+            && l.contains("2004 to 2026")
+            && l.contains("shipped: chinesecalendar ")),
+        "{list}"
+    );
+    let show = cv.ok(&["calendar", "show", "cn-workdays", "--year", "2026"]);
+    assert!(show.contains("calendar: cn-workdays (shipped)"), "{show}");
+    assert!(
+        show.contains(
+            "make-up workdays: 01-04 Sun, 02-14 Sat, 02-28 Sat, 05-09 Sat, 09-20 Sun, 10-10 Sat"
+        ),
+        "{show}"
+    );
+    assert!(show.contains("10-01 Thu, 10-02 Fri, 10-05 Mon"), "{show}");
+    refused(
+        &cv,
+        &["calendar", "show", "cn-workdays", "--year", "2031"],
+        "error: year: calendar `cn-workdays` has no data for 2031-01-01: it covers 2004 to 2026",
+    );
+    // Workdays only, in Shanghai: National Day passes, the make-up Saturday fires.
+    cv.add_job(
+        "report",
+        "0 0 9 * * *",
+        "true",
+        &[
+            "--tz",
+            "Asia/Shanghai",
+            "--calendar",
+            "cn-workdays",
+            "--calendar-mode",
+            "only",
+        ],
+    );
+    let next = cv.ok(&[
+        "next",
+        "report",
+        "--from",
+        "2026-09-29T02:00:00Z",
+        "--count",
+        "5",
+    ]);
+    assert_eq!(
+        next,
+        "2026-09-30T09:00:00+08:00\n2026-10-08T09:00:00+08:00\n2026-10-09T09:00:00+08:00\n\
+         2026-10-10T09:00:00+08:00\n2026-10-12T09:00:00+08:00\n"
+    );
+    let shown = cv.ok(&["job", "show", "report"]);
+    assert!(
+        shown.contains("calendars:  cn-workdays (only on their days)"),
+        "{shown}"
+    );
+    // Past the data: said, not guessed.
+    let out = cv.cli(&[
+        "next",
+        "report",
+        "--from",
+        "2026-12-30T00:00:00Z",
+        "--count",
+        "3",
+    ]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(
+        err.contains("warning: calendar `cn-workdays` has no data for 2027-01-01"),
+        "{err}"
+    );
+    let list = cv.ok(&["calendar", "list"]);
+    assert!(
+        list.lines()
+            .any(|l| l.starts_with("cn-workdays") && l.ends_with("report")),
+        "{list}"
+    );
+    refused(
+        &cv,
+        &[
+            "job",
+            "add",
+            "--name",
+            "x",
+            "--schedule",
+            "@daily",
+            "--command",
+            "true",
+            "--calendar",
+            "nope",
+        ],
+        "error: calendars: no calendar `nope` (see `cronvisor calendar list`)",
+    );
+    refused(
+        &cv,
+        &["job", "edit", "report", "--calendar-mode", "sometimes"],
+        "invalid value 'sometimes' for '--calendar-mode <MODE>'",
+    );
+}
+
+#[test]
+fn a_calendar_of_ones_own_reaches_the_dispatcher_and_a_day_past_its_data_is_missed() {
+    let cv = Cronvisor::start("calendars-own");
+    let day = today();
+    let out = cv.ok(&["calendar", "add", "today-off", "--dates", &day]);
+    assert_eq!(
+        out,
+        "calendar `today-off` added: a days calendar of 1 entry\n"
+    );
+    // Every second, but not today: nothing fires.
+    cv.add_job(
+        "ticker",
+        "* * * * * *",
+        "true",
+        &["--tz", "UTC", "--calendar", "today-off"],
+    );
+    std::thread::sleep(Duration::from_millis(2500));
+    assert!(
+        cv.runs("ticker").is_empty(),
+        "fired on a day off: {:?}",
+        cv.runs("ticker")
+    );
+    let shown = cv.ok(&["job", "show", "ticker"]);
+    assert!(shown.contains("00:00:00"), "next fire is tomorrow: {shown}");
+    refused(
+        &cv,
+        &["calendar", "delete", "today-off"],
+        "error: jobs use calendar `today-off`: ticker",
+    );
+    // An edit reaches the dispatcher: today is a day on again.
+    cv.ok(&["calendar", "edit", "today-off", "--dates", "2001-01-01"]);
+    cv.wait_succeeded("ticker", 2);
+    // A workdays calendar whose data ends before today: its instants are recorded `missed`,
+    // saying why, never run on a guess.
+    let file = cv.data_dir().join("old.toml");
+    std::fs::write(
+        &file,
+        "name = \"ignored\"\nkind = \"workdays\"\ncovers = [2020, 2025]\ndays = [\"2025-10-01\"]\n",
+    )
+    .expect("file");
+    cv.ok(&[
+        "calendar",
+        "add",
+        "old",
+        "--file",
+        &file.display().to_string(),
+    ]);
+    cv.add_job(
+        "stale",
+        "* * * * * *",
+        "true",
+        &[
+            "--tz",
+            "UTC",
+            "--calendar",
+            "old",
+            "--calendar-mode",
+            "only",
+        ],
+    );
+    let missed = wait_for(Duration::from_secs(20), "a missed instant", || {
+        cv.runs("stale")
+            .into_iter()
+            .find(|r| r["state"] == "missed")
+    });
+    assert!(
+        missed["error"].as_str().unwrap_or("").contains(&format!(
+            "calendar `old` has no data for {day}: it covers 2020 to 2025"
+        )),
+        "{missed}"
+    );
+    assert!(cv.runs("stale").iter().all(|r| r["state"] == "missed"));
+    // Files: iCalendar, and a TOML file's error naming the file and the field.
+    let ics = cv.data_dir().join("h.ics");
+    std::fs::write(
+        &ics,
+        "BEGIN:VCALENDAR\nBEGIN:VEVENT\nDTSTART;VALUE=DATE:20261224\nDTEND;VALUE=DATE:20261227\n\
+         END:VEVENT\nEND:VCALENDAR\n",
+    )
+    .expect("ics");
+    cv.ok(&[
+        "calendar",
+        "add",
+        "xmas",
+        "--file",
+        &ics.display().to_string(),
+    ]);
+    let xmas = cv.json(&["calendar", "show", "xmas", "--year", "2026"]);
+    assert_eq!(
+        xmas["days_of_year"],
+        serde_json::json!(["2026-12-24", "2026-12-25", "2026-12-26"])
+    );
+    let bad = cv.data_dir().join("bad.toml");
+    std::fs::write(&bad, "name = \"b\"\ndays = [\"2026-13-01\"]\n").expect("bad");
+    refused(
+        &cv,
+        &["calendar", "add", "b", "--file", &bad.display().to_string()],
+        &format!(
+            "error: {}: days: `2026-13-01`: `2026-13-01` is not a date",
+            bad.display()
+        ),
+    );
+    refused(
+        &cv,
+        &["calendar", "add", "cn-workdays", "--dates", "2026-01-01"],
+        "error: name: `cn-workdays` is a shipped calendar: add yours under another name",
+    );
+    refused(
+        &cv,
+        &["calendar", "add", "xmas", "--dates", "2026-01-01"],
+        "a calendar named `xmas` exists already",
+    );
+    refused(&cv, &["calendar", "add", "empty"], "give its days");
+    cv.ok(&["calendar", "delete", "xmas"]);
+    refused(&cv, &["calendar", "show", "xmas"], "no calendar `xmas`");
+}
