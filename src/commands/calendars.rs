@@ -49,7 +49,7 @@ fn spec_of(a: &CalendarWriteArgs) -> anyhow::Result<CalendarSpec> {
 }
 
 fn covers(v: &Value) -> String {
-    match v["covers"]
+    match v["calendar"]["covers"]
         .as_array()
         .map(|a| (a[0].as_i64(), a[1].as_i64()))
     {
@@ -113,17 +113,23 @@ pub async fn calendar(cli: &Cli, cmd: &CalendarCommand) -> anyhow::Result<ExitCo
                 print::table(
                     &[
                         ("NAME", &|v: &Value| {
-                            v["name"].as_str().unwrap_or("").to_string()
+                            v["calendar"]["name"].as_str().unwrap_or("").to_string()
                         }),
                         ("KIND", &|v: &Value| {
-                            v["kind"].as_str().unwrap_or("").to_string()
+                            v["calendar"]["kind"].as_str().unwrap_or("").to_string()
                         }),
                         ("COVERS", &covers),
                         ("SOURCE", &|v: &Value| match v["shipped"].as_bool() {
                             Some(true) => {
-                                format!("shipped: {}", v["source"].as_str().unwrap_or(""))
+                                format!(
+                                    "shipped: {}",
+                                    v["calendar"]["source"].as_str().unwrap_or("")
+                                )
                             }
-                            _ => v["source"].as_str().unwrap_or("yours").to_string(),
+                            _ => v["calendar"]["source"]
+                                .as_str()
+                                .unwrap_or("yours")
+                                .to_string(),
                         }),
                         ("USED BY", &used_by),
                     ],
@@ -157,13 +163,14 @@ pub async fn calendar(cli: &Cli, cmd: &CalendarCommand) -> anyhow::Result<ExitCo
 }
 
 fn show(v: &Value, year: Option<i32>) {
-    let kind = v["kind"].as_str().unwrap_or("days");
+    let c = &v["calendar"];
+    let kind = c["kind"].as_str().unwrap_or("days");
     let rows = [
         (
             "calendar",
             match v["shipped"].as_bool() {
-                Some(true) => format!("{} (shipped)", v["name"].as_str().unwrap_or("")),
-                _ => v["name"].as_str().unwrap_or("").to_string(),
+                Some(true) => format!("{} (shipped)", v["calendar"]["name"].as_str().unwrap_or("")),
+                _ => v["calendar"]["name"].as_str().unwrap_or("").to_string(),
             },
         ),
         (
@@ -177,9 +184,15 @@ fn show(v: &Value, year: Option<i32>) {
         ),
         (
             "about",
-            v["description"].as_str().unwrap_or("-").to_string(),
+            v["calendar"]["description"]
+                .as_str()
+                .unwrap_or("-")
+                .to_string(),
         ),
-        ("source", v["source"].as_str().unwrap_or("-").to_string()),
+        (
+            "source",
+            v["calendar"]["source"].as_str().unwrap_or("-").to_string(),
+        ),
         ("covers", covers(v)),
         ("used by", used_by(v)),
     ];

@@ -28,7 +28,8 @@ pub fn routes() -> OpenApiRouter<ApiState> {
 /// A calendar as the API shows it.
 #[derive(Debug, Serialize, utoipa::ToSchema)]
 pub struct CalendarView {
-    #[serde(flatten)]
+    /// The calendar as written.
+    #[serde(rename = "calendar")]
     pub spec: CalendarSpec,
     /// Shipped in the binary (read-only; refreshed with a new release).
     pub shipped: bool,
@@ -262,6 +263,7 @@ async fn replace_calendar(
 #[utoipa::path(delete, path = "/api/v1/calendars/{name}", tag = "calendars",
     params(("name" = String, Path, description = "The calendar's name")),
     responses((status = 204, description = "Deleted"),
+        (status = 400, description = "A shipped calendar is not deleted", body = ErrorBody),
         (status = 403, description = "Only an admin of every group changes calendars", body = ErrorBody),
         (status = 404, description = "No such calendar", body = ErrorBody),
         (status = 409, description = "Jobs use it: the error names them", body = ErrorBody)))]

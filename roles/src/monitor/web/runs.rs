@@ -277,7 +277,8 @@ pub(super) struct NextInstants {
 /// `GET /api/v1/next?rule=..&tz=..&count=..`: the upcoming instants of a rule, as the
 /// dispatcher computes them, with the rule in words (the job form previews them as you type).
 #[utoipa::path(get, path = "/api/v1/next", tag = "jobs", params(NextQuery),
-    responses((status = 200, description = "The instants", body = NextInstants), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody)))]
+    responses((status = 200, description = "The instants", body = NextInstants), (status = 400, description = "A field is wrong: the error names it", body = ErrorBody),
+        (status = 404, description = "No such job (or not in the caller's groups)", body = ErrorBody)))]
 async fn next_instants(
     State(s): State<ApiState>,
     Extension(caller): Extension<Caller>,
