@@ -453,6 +453,38 @@ def a_backfill_from_its_form(c):
     c.clean("backfill")
 
 
+def calendars_pages_and_a_job_on_workdays(c):
+    c.go("/calendars")
+    row = c.page.locator('tr[data-calendar="cn-workdays"]')
+    expect(row).to_contain_text("2004 to 2026")
+    c.shot("calendars")
+    row.locator("a").first.click()
+    expect(c.page).to_have_url(re.compile(r"/calendars/cn-workdays"))
+    c.go("/calendars/cn-workdays?year=2026")
+    # National Day is off, the make-up Saturday after it is on.
+    assert c.page.locator('li[data-date="2026-10-01"]').get_attribute("class").startswith("off")
+    assert c.page.locator('li[data-date="2026-10-10"]').get_attribute("class").startswith("on")
+    c.shot("calendar")
+    c.go("/calendars/cn-workdays?year=2031")
+    expect(c.page.locator("#undecided")).to_contain_text("has no data for 2031-01-01")
+    # The job form: calendars and their mode, the preview following them.
+    c.go("/jobs/new")
+    c.page.fill("#name", "cn-report")
+    c.page.fill("#schedule", "0 0 9 * * *")
+    c.page.fill("#timezone", "Asia/Shanghai")
+    c.page.fill("#calendars", "nope")
+    c.page.fill("#command", "true")
+    c.page.click("#job-form button[type=submit]")
+    expect(c.page.locator('[data-error-for="calendars"]')).to_contain_text("no calendar `nope`",
+                                                                           timeout=WAIT_MS)
+    c.page.fill("#calendars", "cn-workdays")
+    c.page.select_option("#calendar_mode", "only")
+    c.page.click("#job-form button[type=submit]")
+    expect(c.page).to_have_url(c.url + "/jobs/cn-report", timeout=WAIT_MS)
+    expect(c.page.locator("dl")).to_contain_text("cn-workdays (only)")
+    c.clean("calendars")
+
+
 def users_and_audit_pages(c):
     c.go("/users")
     c.page.fill("#u-name", "carol")
@@ -509,6 +541,7 @@ def main():
         check("a flow added through the form, drawn, and rerun", a_flow_drawn_and_rerun, c)
         check("a run with parameters, from its form", run_with_parameters, c)
         check("a backfill from its form, previewed, and its progress", a_backfill_from_its_form, c)
+        check("calendars pages, and a job on China's workdays", calendars_pages_and_a_job_on_workdays, c)
         check("every page renders, 1280 px, keyboard", every_page_renders, c)
         check("a viewer sees no button that changes anything", a_viewer_sees_no_button_that_changes_anything, browser, args.url, args.viewer)
         check("an operator of another group sees none of these jobs", an_operator_of_another_group_sees_none_of_these_jobs, browser, args.url, args.operator_b)

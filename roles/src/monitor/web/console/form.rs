@@ -12,7 +12,7 @@ use maud::{html, Markup};
 
 use super::layout::{encode, job_href, page, Section};
 use super::{Bounce, Console};
-use crate::model::{AlarmKind, Channel, Fanout, Job, Misfire, Overlap};
+use crate::model::{AlarmKind, CalendarMode, Channel, Fanout, Job, Misfire, Overlap};
 use crate::monitor::web::api;
 
 /// One text field: label, name (as in the API), value, hint.
@@ -176,6 +176,8 @@ fn form(job: Option<&Job>, default_tz: &str, others: &[String]) -> Markup {
                 (text("Requires", "requires", &get(|j| j.requires.clone().unwrap_or_default()), "A job that must have succeeded within the window before each instant, or the instant is skipped."))
                 (number("Within (seconds)", "within_secs", j.as_ref().and_then(|j| j.within_secs), "With Requires; default a day."))
                 (text("Time zone", "timezone", &tz, "IANA name, e.g. Europe/Paris."))
+                (text("Calendars", "calendars", &get(|j| j.calendars.join(", ")), "Comma-separated, e.g. cn-workdays (see Calendars); empty: none."))
+                (choice("Calendar mode", "calendar_mode", &CalendarMode::ALL.iter().map(|m| m.as_str()).collect::<Vec<_>>(), j.as_ref().map(|j| j.calendar_mode.as_str()).unwrap_or("skip")))
                 div.field.wide #preview aria-live="polite" { strong { "Next instants" } span #preview-words {} ol #preview-list {} small.error #preview-error {} }
                 (area("Shell command", "command", &get(|j| j.command.clone().unwrap_or_default()), "Run by /bin/sh -c on the executor. Or give an HTTP URL instead.", "text"))
                 (area("Environment", "env", &env, "One NAME=VALUE per line; values are shown as ***, and *** keeps the value.", "env"))

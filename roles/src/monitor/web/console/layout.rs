@@ -12,6 +12,7 @@ pub enum Section {
     Overview,
     Jobs,
     Flows,
+    Calendars,
     Runs,
     Fleet,
     Alarms,
@@ -20,10 +21,11 @@ pub enum Section {
 }
 
 /// The sections, and whether only admins see them.
-const SECTIONS: [(Section, &str, &str, bool); 8] = [
+const SECTIONS: [(Section, &str, &str, bool); 9] = [
     (Section::Overview, "/", "Overview", false),
     (Section::Jobs, "/jobs", "Jobs", false),
     (Section::Flows, "/flows", "Flows", false),
+    (Section::Calendars, "/calendars", "Calendars", false),
     (Section::Runs, "/runs", "Runs", false),
     (Section::Fleet, "/fleet", "Fleet", false),
     (Section::Alarms, "/alarms", "Alarms", false),

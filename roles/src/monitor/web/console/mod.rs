@@ -10,6 +10,7 @@
 //! refused, and `nosniff`; every value on a page is escaped, and output is shown as text.
 
 mod backfills;
+mod calendars;
 mod flows;
 mod form;
 mod layout;
@@ -100,6 +101,8 @@ pub fn router(console: Console) -> Router {
         .route("/jobs/{job}/run", get(form::run_form))
         .route("/jobs/{job}/backfill", get(backfills::backfill_form))
         .route("/flows", get(flows::flows))
+        .route("/calendars", get(calendars::calendars))
+        .route("/calendars/{name}", get(calendars::calendar))
         .route("/flows/{run}", get(flows::flow))
         .route("/runs", get(ops::runs))
         .route("/runs/{id}", get(ops::run))

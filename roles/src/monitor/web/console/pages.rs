@@ -384,6 +384,19 @@ fn job_settings(view: &crate::model::JobView) -> Vec<(&'static str, Markup)> {
         (if j.after.is_empty() { "Rule" } else { "Runs" }, rule(j)),
         ("Zone", html! { (j.timezone) }),
         (
+            "Calendars",
+            match j.calendars.is_empty() {
+                true => html! { "—" },
+                false => html! {
+                    @for (i, c) in j.calendars.iter().enumerate() {
+                        @if i > 0 { ", " }
+                        a href=(format!("/calendars/{}", layout::encode(c))) { (c) }
+                    }
+                    " (" (j.calendar_mode.as_str()) ")"
+                },
+            },
+        ),
+        (
             "Next fire",
             if j.paused {
                 html! { span.state.warn { "paused" } }

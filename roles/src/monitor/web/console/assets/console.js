@@ -151,7 +151,7 @@
       });
       return out;
     }
-    if (el.dataset.field === "secret_params") {
+    if (el.dataset.field === "secret_params" || el.dataset.field === "calendars") {
       return el.value.split(",").map(function (s) { return s.trim(); })
         .filter(function (s) { return s; });
     }
@@ -253,8 +253,12 @@
     const perr = form.querySelector("#preview-error");
     let timer = null;
     async function preview() {
+      const cals = form.querySelector("#calendars");
+      const mode = form.querySelector("#calendar_mode");
       const q = "/api/v1/next?count=5&rule=" + encodeURIComponent(rule.value) +
-        "&tz=" + encodeURIComponent(zone.value);
+        "&tz=" + encodeURIComponent(zone.value) +
+        (cals && cals.value.trim() ? "&calendars=" + encodeURIComponent(cals.value) +
+          "&calendar_mode=" + encodeURIComponent(mode ? mode.value : "skip") : "");
       list.textContent = "";
       words.textContent = "";
       perr.textContent = "";
@@ -262,6 +266,7 @@
       const r = await api("GET", q);
       if (!r.ok) { perr.textContent = errorOf(r).message; return; }
       words.textContent = " — " + (r.data.words || "as the rule says") + " (" + r.data.timezone + ")";
+      if (r.data.undecided) { perr.textContent = r.data.undecided; }
       r.data.instants.forEach(function (ms) {
         const li = document.createElement("li");
         const t = document.createElement("time");
@@ -284,6 +289,10 @@
     if (rule && zone && list) {
       rule.addEventListener("input", later);
       zone.addEventListener("input", later);
+      ["#calendars", "#calendar_mode"].forEach(function (sel) {
+        const el = form.querySelector(sel);
+        if (el) { el.addEventListener("input", later); }
+      });
       preview();
     }
   }
