@@ -292,9 +292,16 @@ def hourly_instants(by_sm, t0_ms, t1_ms):
     return expected
 
 
-def case_scale(binary, out, raw, n=100_000, distinct=False):
+def case_scale(binary, out, raw, n=100_000, distinct=False, calendars=None):
+    """With `calendars` ((names, mode)), every job has them: `cn-workdays` only, on a day that is
+    a workday, keeps every instant and costs the lookups (the case says when it is not)."""
     rules, by_sm = scale_rules(n, distinct, random.Random(2))
     inst = Instance(binary, rules)
+    if calendars:
+        con = sqlite3.connect(inst.db)
+        con.execute("UPDATE jobs SET calendars = ?, calendar_mode = ?", calendars)
+        con.commit()
+        con.close()
     try:
         ready, t0, t1, stats = window(inst, 60)
         if time.gmtime(t0 // 1000).tm_mday != time.gmtime(t1 // 1000).tm_mday:
@@ -304,6 +311,8 @@ def case_scale(binary, out, raw, n=100_000, distinct=False):
         inst.close()
     b50, b99 = spawn_order_bound(r["rows"], raw)
     kind = "each rule distinct" if distinct else "3,600 distinct rules"
+    if calendars:
+        kind += f", every job `--calendar {calendars[0]} --calendar-mode {calendars[1]}`"
     out.append((f"scale: {n:,} jobs hourly ({kind}), minute and second random "
                 f"(~{n / 3600:.0f} fires/s), 60 s",
                 f"ready (schedule loaded) in {ready:.2f} s; {r['runs']} runs; p50 {r['p50']} ms, "
@@ -406,6 +415,8 @@ def run_case(binary, c, out, raw):
         case_scale(binary, out, raw, distinct=True)
     elif c == "million":
         case_scale(binary, out, raw, n=1_000_000)
+    elif c == "million-calendars":
+        case_scale(binary, out, raw, n=1_000_000, calendars=("cn-workdays", "only"))
     elif c == "million-distinct":
         case_scale(binary, out, raw, n=1_000_000, distinct=True)
     elif c == "http":
