@@ -6,9 +6,11 @@ use clap::{Args, Parser, Subcommand};
 
 mod calendars;
 mod run_control;
+mod windows;
 pub use calendars::{CalendarCommand, CalendarWriteArgs};
 use cronvisor_roles::model::{JobFields, RunState, Trigger};
 pub use run_control::{BackfillCommand, JobBackfillArgs};
+pub use windows::WindowCommand;
 
 #[derive(Debug, Parser)]
 #[command(
@@ -57,6 +59,9 @@ pub enum Command {
     /// Business calendars: days that filter jobs' instants (workdays, holidays).
     #[command(subcommand)]
     Calendar(CalendarCommand),
+    /// Maintenance windows: spans in which jobs' scheduled instants are skipped.
+    #[command(subcommand)]
+    Window(WindowCommand),
     /// Print the next instants of a cron rule.
     Next(NextArgs),
     /// Start a new generation of the roles (new binary and config); waits until it serves or

@@ -170,6 +170,20 @@ fn when(j: &cronvisor_roles::model::Job) {
         };
         println!("calendars:  {} ({how})", j.calendars.join(", "));
     }
+    let secs = cronvisor_roles::model::durations::secs_text;
+    match (j.late_after_secs, j.deadline_secs) {
+        (None, None) => {}
+        (late, deadline) => {
+            let mut parts = Vec::new();
+            if let Some(l) = late {
+                parts.push(format!("late if not started {} after its instant", secs(l)));
+            }
+            if let Some(d) = deadline {
+                parts.push(format!("overdue if not done {} after it", secs(d)));
+            }
+            println!("sla:        {}", parts.join("; "));
+        }
+    }
     if let (Some(r), Some(w)) = (&j.requires, j.within_secs) {
         println!(
             "requires:   {r} succeeded within {} before each instant",

@@ -12,3 +12,23 @@ CREATE TABLE calendars (
 ALTER TABLE jobs
     ADD COLUMN calendars TEXT NULL,
     ADD COLUMN calendar_mode VARCHAR(16) NOT NULL DEFAULT 'skip';
+
+CREATE TABLE windows (
+    id         BIGINT NOT NULL AUTO_INCREMENT PRIMARY KEY,
+    name       VARCHAR(128) NOT NULL,
+    from_ms    BIGINT NULL,
+    to_ms      BIGINT NULL,
+    job_group  VARCHAR(128) NULL,
+    job_name   VARCHAR(128) NULL,
+    every      VARCHAR(255) NULL,
+    for_secs   BIGINT NULL,
+    timezone   VARCHAR(64) NOT NULL,
+    created_by VARCHAR(255) NULL,
+    created_at BIGINT NOT NULL,
+    UNIQUE KEY windows_by_name (name)
+) ENGINE=InnoDB;
+
+ALTER TABLE jobs
+    ADD COLUMN late_after_secs BIGINT NULL,
+    ADD COLUMN deadline_secs BIGINT NULL;
+ALTER TABLE runs ADD COLUMN sla_flags BIGINT NOT NULL DEFAULT 0;

@@ -38,6 +38,8 @@ def main():
         inst.up()
         with open(os.path.join(inst.data, "endpoints.json")) as f:
             api = json.load(f)["api"]
+        if not api.startswith("http"):
+            api = "http://" + api
         with open(os.path.join(inst.data, "api.token")) as f:
             token = f.read().strip()
         for rule, tz, cals, mode in CASES:

@@ -11,6 +11,7 @@ mod roles;
 mod status;
 mod tail;
 mod up;
+mod windows;
 
 use std::process::ExitCode;
 
@@ -51,6 +52,7 @@ pub async fn run(
         Command::Flow(cmd) => flows::flow(&cli, cmd).await,
         Command::Backfill(cmd) => backfill::backfill(&cli, cmd).await,
         Command::Calendar(cmd) => calendars::calendar(&cli, cmd).await,
+        Command::Window(cmd) => windows::window(&cli, cmd).await,
         Command::Next(args) => next::run(&cli, args).await,
         Command::Import(ImportCommand::Crontab(args)) => import::crontab(&cli, args).await,
         Command::Import(ImportCommand::GocronConfig(args)) => import::gocron_config_command(args),

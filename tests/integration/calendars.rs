@@ -244,3 +244,159 @@ fn a_calendar_of_ones_own_reaches_the_dispatcher_and_a_day_past_its_data_is_miss
     cv.ok(&["calendar", "delete", "xmas"]);
     refused(&cv, &["calendar", "show", "xmas"], "no calendar `xmas`");
 }
+
+#[test]
+fn a_maintenance_window_skips_the_instants_it_holds_saying_which() {
+    let cv = Cronvisor::start("windows");
+    cv.add_job("tick", "* * * * * *", "true", &["--tz", "UTC"]);
+    cv.add_job(
+        "other",
+        "* * * * * *",
+        "true",
+        &["--tz", "UTC", "--group", "ops"],
+    );
+    cv.wait_succeeded("tick", 1);
+    // A window over `tick` for the next 3 seconds, from the next whole second.
+    let start = (now_ms() / 1000 + 1) * 1000;
+    let iso = |ms: i64| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .expect("time")
+            .to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
+    };
+    let out = cv.ok(&[
+        "window",
+        "add",
+        "deploy",
+        "--job",
+        "tick",
+        "--from",
+        &iso(start),
+        "--to",
+        &iso(start + 3000),
+    ]);
+    assert!(
+        out.starts_with("window `deploy` added: job tick, "),
+        "{out}"
+    );
+    let list = cv.ok(&["window", "list"]);
+    assert!(list.starts_with("NAME"), "{list}");
+    assert!(list.contains("deploy  job tick"), "{list}");
+    let skipped = wait_for(Duration::from_secs(20), "three skipped instants", || {
+        let runs = cv.runs("tick");
+        let s: Vec<_> = runs
+            .iter()
+            .filter(|r| r["state"] == "skipped")
+            .cloned()
+            .collect();
+        (s.len() >= 3).then_some(s)
+    });
+    for r in &skipped {
+        let at = r["instant"].as_i64().unwrap_or(0);
+        assert!((start..start + 3000).contains(&at), "{r}");
+        assert_eq!(
+            r["error"], "skipped: maintenance window deploy (job tick)",
+            "{r}"
+        );
+    }
+    // After it, `tick` runs again; `other` was never held.
+    wait_for(Duration::from_secs(20), "tick after the window", || {
+        cv.runs("tick")
+            .iter()
+            .any(|r| r["state"] == "succeeded" && r["instant"].as_i64() >= Some(start + 3000))
+            .then_some(())
+    });
+    assert!(cv.runs("other").iter().all(|r| r["state"] == "succeeded"));
+    // A recurring one: every minute, for 59 seconds — held now, and said so.
+    let out = cv.ok(&[
+        "window",
+        "add",
+        "nightly",
+        "--group",
+        "ops",
+        "--every",
+        "0 * * * * *",
+        "--for",
+        "59s",
+    ]);
+    assert!(
+        out.contains("group ops, every `0 * * * * *` for 59s (UTC)"),
+        "{out}"
+    );
+    let held = wait_for(Duration::from_secs(20), "other held", || {
+        cv.runs("other")
+            .into_iter()
+            .find(|r| r["state"] == "skipped")
+    });
+    assert_eq!(
+        held["error"],
+        "skipped: maintenance window nightly (group ops)"
+    );
+    // Refusals name the field.
+    refused(
+        &cv,
+        &[
+            "window",
+            "add",
+            "bad",
+            "--from",
+            &iso(start),
+            "--job",
+            "tick",
+        ],
+        "error: to: a window is given by --from and --to, or recurs with --every and --for",
+    );
+    refused(
+        &cv,
+        &[
+            "window",
+            "add",
+            "bad",
+            "--every",
+            "61 * * * * *",
+            "--for",
+            "1h",
+        ],
+        "error: every: invalid cron rule",
+    );
+    refused(
+        &cv,
+        &["window", "add", "bad", "--every", "@hourly", "--for", "30d"],
+        "error: for: must be 1 s to 7 days",
+    );
+    refused(
+        &cv,
+        &[
+            "window",
+            "add",
+            "bad",
+            "--job",
+            "ghost",
+            "--from",
+            &iso(start),
+            "--to",
+            &iso(start + 1000),
+        ],
+        "no job `ghost`",
+    );
+    refused(
+        &cv,
+        &[
+            "window",
+            "add",
+            "deploy",
+            "--job",
+            "tick",
+            "--from",
+            &iso(start),
+            "--to",
+            &iso(start + 1000),
+        ],
+        "a window named `deploy` exists already",
+    );
+    cv.ok(&["window", "delete", "nightly"]);
+    cv.ok(&["window", "delete", "deploy"]);
+    assert_eq!(
+        cv.ok(&["window", "list"]),
+        "no maintenance windows (add one: cronvisor window add NAME --from T --to T)\n"
+    );
+}

@@ -31,6 +31,7 @@ mod privilege;
 mod reload;
 mod run_control;
 mod security;
+mod sla;
 mod sms;
 mod systemd;
 mod tls;

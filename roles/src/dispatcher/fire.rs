@@ -64,6 +64,8 @@ pub struct Firer {
     pub(super) lock_time: Arc<crate::metrics::Histogram>,
     /// Instants the store could not take, until it can.
     pub(super) backlog: super::backlog::Backlog,
+    /// The maintenance windows last read (`windows.rs`).
+    pub(super) windows: super::windows::Windows,
 }
 
 impl Firer {
@@ -138,6 +140,7 @@ impl Firer {
                 crate::metrics::LATENCY_BUCKETS,
             ),
             backlog: Default::default(),
+            windows: Default::default(),
         }
     }
 
@@ -238,7 +241,7 @@ impl Firer {
     /// in phases: forbid, plan, record (with retry), the homeless, confirm, deliver.
     async fn fire_fenced(&self, due: Vec<(Arc<Job>, Millis)>, trigger: Trigger, locked: bool) {
         let started = Instant::now();
-        let mut due = due;
+        let mut due = self.apply_windows(due).await;
         if due.iter().any(|(j, _)| !j.calendars.is_empty()) {
             due = self.apply_calendars(due).await;
         }

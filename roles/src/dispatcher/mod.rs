@@ -18,6 +18,7 @@ pub(crate) mod schedule_set;
 mod setup;
 mod sync;
 mod targets;
+mod windows;
 
 use std::collections::HashMap;
 use std::sync::atomic::Ordering;
@@ -77,8 +78,8 @@ struct Dispatcher {
     fires: JoinSet<()>,
     /// For the one alarm this role raises itself: a planned stop's summary.
     trust: crate::http::tls::Trust,
-    /// The tasks that release flows (`flows.rs`) and drive backfills (`backfill.rs`), while
-    /// serving.
+    /// The tasks that read maintenance windows (`windows.rs`, from set-up on), release flows
+    /// (`flows.rs`) and drive backfills (`backfill.rs`, while serving).
     background: Vec<tokio::task::JoinHandle<()>>,
 }
 
@@ -155,10 +156,11 @@ impl Dispatcher {
             cluster = ctx.config.cluster.enabled(),
             "dispatcher ready"
         );
+        // Windows are read from the start: the catch-up fires respect them too.
+        let background = vec![windows::spawn(store.clone(), firer.windows.clone())];
         Ok(Dispatcher {
             config: ctx.config,
             draining: ctx.draining,
-            store,
             firer,
             set,
             cursor,
@@ -168,8 +170,9 @@ impl Dispatcher {
             host,
             me,
             fires: JoinSet::new(),
+            store,
             trust,
-            background: Vec::new(),
+            background,
         })
     }
 
@@ -277,7 +280,7 @@ impl Dispatcher {
         let stop = runtime::stopped(shutdown);
         tokio::pin!(stop);
         let released = Arc::new(tokio::sync::Notify::new());
-        self.background = vec![
+        self.background.extend([
             flows::spawn(
                 self.store.clone(),
                 dispatcher.poll_interval,
@@ -288,7 +291,7 @@ impl Dispatcher {
                 dispatcher.poll_interval,
                 released.clone(),
             ),
-        ];
+        ]);
         let late_grace = crate::config::values::ms(self.config.dispatcher.late_grace);
         let mut last_now = now_millis();
         loop {

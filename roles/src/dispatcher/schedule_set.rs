@@ -561,6 +561,8 @@ pub(crate) mod tests {
             params: Vec::new(),
             calendars: Vec::new(),
             calendar_mode: Default::default(),
+            late_after_secs: None,
+            deadline_secs: None,
             created_at: 0,
             updated_at: 0,
         }

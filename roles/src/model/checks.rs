@@ -172,6 +172,14 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
     super::flows::check_edges(&job.name, &job.after)?;
     check_requires(job)?;
     check_calendars(job)?;
+    for (field, v) in [
+        ("late_after_secs", job.late_after_secs),
+        ("deadline_secs", job.deadline_secs),
+    ] {
+        if v.is_some_and(|s| !(1..=7 * 86_400).contains(&s)) {
+            return Err(FieldError::new(field, "must be 1 s to 7 days"));
+        }
+    }
     // A job that runs after others has no rule, but its zone still names its instants.
     let rule = if job.after.is_empty() {
         job.schedule.as_str()

@@ -232,6 +232,16 @@ pub struct JobFields {
     #[arg(long = "calendar-mode", value_name = "MODE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub calendar_mode: Option<super::CalendarMode>,
+    /// SLA: alarm `late` when a run has not started this long after its instant (90s, 5m;
+    /// 0: none).
+    #[arg(long = "late-after", value_name = "DURATION", value_parser = parse_timeout)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_after_secs: Option<i64>,
+    /// SLA: alarm `overdue` when an instant has not ended successfully this long after it
+    /// (for the root of a flow: the whole flow; 30m, 2h; 0: none).
+    #[arg(long = "deadline", value_name = "DURATION", value_parser = parse_timeout)]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_secs: Option<i64>,
     /// IANA time zone of the rule (`UTC`, `Europe/Paris`); default: the config's `timezone`.
     #[arg(long = "tz", value_name = "ZONE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -402,6 +412,8 @@ fn blank(default_tz: &str) -> Job {
         within_secs: None,
         calendars: Vec::new(),
         calendar_mode: super::CalendarMode::default(),
+        late_after_secs: None,
+        deadline_secs: None,
         params: Vec::new(),
         created_at: 0,
         updated_at: 0,
@@ -479,6 +491,12 @@ impl JobFields {
         }
         if let Some(v) = self.calendar_mode {
             job.calendar_mode = v;
+        }
+        if let Some(v) = self.late_after_secs {
+            job.late_after_secs = (v != 0).then_some(v);
+        }
+        if let Some(v) = self.deadline_secs {
+            job.deadline_secs = (v != 0).then_some(v);
         }
         if let Some(v) = self.timezone {
             job.timezone = v.trim().to_string();

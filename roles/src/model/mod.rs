@@ -11,6 +11,7 @@ pub mod fields;
 pub mod flows;
 mod kinds;
 pub mod params;
+pub mod window;
 
 pub use checks::{
     check_emails, check_mobiles, check_url, masked_url, secret_header, validate_name,
@@ -95,6 +96,13 @@ pub struct Job {
     pub calendars: Vec<String>,
     #[serde(default)]
     pub calendar_mode: CalendarMode,
+    /// SLA: a run not started this long after its instant raises `late`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub late_after_secs: Option<i64>,
+    /// SLA: an instant not ended successfully this long after it (a flow's root: the whole
+    /// flow) raises `overdue`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub deadline_secs: Option<i64>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }

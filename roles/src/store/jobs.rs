@@ -60,6 +60,8 @@ const FIELD_COLUMNS: &[&str] = &[
     "params",
     "calendars",
     "calendar_mode",
+    "late_after_secs",
+    "deadline_secs",
     "updated_at",
 ];
 
@@ -384,5 +386,7 @@ fn bind_fields<'q>(
         .bind(serde_json::to_string(&job.params).unwrap_or_else(|_| "[]".into()))
         .bind((!job.calendars.is_empty()).then(|| job.calendars.join(",")))
         .bind(job.calendar_mode.as_str())
+        .bind(job.late_after_secs)
+        .bind(job.deadline_secs)
         .bind(now)
 }

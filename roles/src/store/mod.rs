@@ -38,7 +38,9 @@ mod retention;
 mod rows;
 mod runs_query;
 mod sessions;
+mod sla;
 mod users;
+mod windows;
 
 pub use alarms::{NewAlarm, Raised, RunEvent};
 pub use audit::{AuditFilter, NewAudit};

@@ -119,6 +119,8 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
         calendars: text(r, "calendars")?
             .map(|c| c.split(',').map(str::to_string).collect())
             .unwrap_or_default(),
+        late_after_secs: r.try_get("late_after_secs")?,
+        deadline_secs: r.try_get("deadline_secs")?,
         calendar_mode: {
             let v = text(r, "calendar_mode")?.unwrap_or_default();
             CalendarMode::parse(&v).unwrap_or_default()

@@ -98,7 +98,33 @@ impl Alarmer {
             }
         }
         self.store.check_plain_successes().await?;
-        self.scan_flows().await
+        self.scan_flows().await?;
+        self.scan_sla().await
+    }
+
+    /// One alarm per run that broke its job's SLA (`late`, `overdue`), to the job's
+    /// recipients — unless the job alarms on nothing (`alarm_on = ""`).
+    async fn scan_sla(&self) -> Result<(), StoreError> {
+        let now = crate::model::now_millis();
+        let (overdue, in_time) = self.store.overdue_runs(now).await?;
+        self.store.sla_met(&in_time).await?;
+        for b in self.store.late_runs(now).await?.into_iter().chain(overdue) {
+            let alarms = match b.event.alarm_on.is_empty() {
+                true => Vec::new(),
+                false => self.run_alarms(&b.event, &b.event.state),
+            };
+            if let Some(raised) = self
+                .store
+                .check_sla(b.event.run_id, b.bit, &alarms, self.merge_since())
+                .await?
+            {
+                self.raised.add(alarms.len() as u64);
+                for r in raised {
+                    log_raised(r, &b.event, &b.event.state);
+                }
+            }
+        }
+        Ok(())
     }
 
     /// One alarm per flow that ended failed or partial (`flow_failed`, `flow_partial`),

@@ -56,6 +56,7 @@ pub fn routes() -> OpenApiRouter<ApiState> {
         .merge(super::runs::routes())
         .merge(super::backfills::routes())
         .merge(super::calendars::routes())
+        .merge(super::windows::routes())
 }
 
 /// Parses a JSON object body, turning serde's message into a field error where it names one.

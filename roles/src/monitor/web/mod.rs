@@ -18,6 +18,7 @@ mod passwords;
 mod runs;
 mod sso;
 mod tokens;
+mod windows;
 
 use std::time::Duration;
 

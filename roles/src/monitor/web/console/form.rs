@@ -199,6 +199,8 @@ fn form(job: Option<&Job>, default_tz: &str, others: &[String]) -> Markup {
                 (choice("Fan-out", "fanout", &fanout, j.as_ref().map(|j| j.fanout.as_str()).unwrap_or("one")))
                 (choice("Overlap", "overlap", &overlap, j.as_ref().map(|j| j.overlap.as_str()).unwrap_or(Overlap::default().as_str())))
                 (number("Timeout (seconds)", "timeout_secs", j.as_ref().and_then(|j| j.timeout_secs), "Empty or 0: none."))
+                (number("Late after (seconds)", "late_after_secs", j.as_ref().and_then(|j| j.late_after_secs), "SLA: alarm `late` when a run has not started this long after its instant. Empty or 0: none."))
+                (number("Deadline (seconds)", "deadline_secs", j.as_ref().and_then(|j| j.deadline_secs), "SLA: alarm `overdue` when an instant (a flow's root: its flow) has not ended successfully this long after it. Empty or 0: none."))
                 (number("Retries", "retries", j.as_ref().map(|j| j.retries), "Extra attempts after a failure."))
                 (number("Retry backoff (seconds)", "retry_backoff_secs", j.as_ref().map(|j| j.retry_backoff_secs), "Doubles each attempt."))
                 (choice("Misfire", "misfire", &misfire, j.as_ref().map(|j| j.misfire.as_str()).unwrap_or(Misfire::default().as_str())))
