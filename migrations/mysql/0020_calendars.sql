@@ -32,3 +32,6 @@ ALTER TABLE jobs
     ADD COLUMN late_after_secs BIGINT NULL,
     ADD COLUMN deadline_secs BIGINT NULL;
 ALTER TABLE runs ADD COLUMN sla_flags BIGINT NOT NULL DEFAULT 0;
+ALTER TABLE jobs
+    ADD KEY jobs_with_late_after (late_after_secs),
+    ADD KEY jobs_with_deadline (deadline_secs);

@@ -40,3 +40,6 @@ CREATE UNIQUE INDEX windows_by_name ON windows (name COLLATE NOCASE);
 ALTER TABLE jobs ADD COLUMN late_after_secs INTEGER;
 ALTER TABLE jobs ADD COLUMN deadline_secs INTEGER;
 ALTER TABLE runs ADD COLUMN sla_flags INTEGER NOT NULL DEFAULT 0;
+-- Most jobs have no SLA: the monitor finds those that do through these (NULLs aside).
+CREATE INDEX jobs_with_late_after ON jobs (late_after_secs);
+CREATE INDEX jobs_with_deadline ON jobs (deadline_secs);

@@ -482,6 +482,17 @@ def calendars_pages_and_a_job_on_workdays(c):
     c.page.click("#job-form button[type=submit]")
     expect(c.page).to_have_url(c.url + "/jobs/cn-report", timeout=WAIT_MS)
     expect(c.page.locator("dl")).to_contain_text("cn-workdays (only)")
+    # A maintenance window going now is shown on the overview.
+    status = c.page.evaluate(
+        """(body) => fetch('/api/v1/windows', {method: 'POST',
+             headers: {'Content-Type': 'application/json',
+                       'X-CSRF-Token': document.querySelector('meta[name=csrf-token]').content},
+             body: JSON.stringify(body)}).then(r => r.status)""",
+        {"name": "upgrade", "job": "cn-report", "every": "* * * * * *", "for": "1h"},
+    )
+    assert status == 201, f"adding a window: {status}"
+    c.go("/")
+    expect(c.page.locator('[data-window="upgrade"]')).to_contain_text("holds job cn-report until")
     c.clean("calendars")
 
 

@@ -400,3 +400,105 @@ fn a_maintenance_window_skips_the_instants_it_holds_saying_which() {
         "no maintenance windows (add one: cronvisor window add NAME --from T --to T)\n"
     );
 }
+
+/// What reaches every group's jobs is an admin-of-every-group's: calendars, and a window over
+/// every job; an operator of a group may hold its own jobs only.
+#[test]
+fn calendars_and_windows_over_every_group_need_an_admin_of_every_group() {
+    let cv = Cronvisor::start("calendars-access");
+    cv.add_job("theirs", "@daily", "true", &["--group", "billing"]);
+    cv.add_job("mine", "@daily", "true", &["--group", "ops"]);
+    let out = cv.cli(&[
+        "token", "create", "--name", "ops-op", "--role", "operator", "--groups", "ops",
+    ]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let token = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let as_op = |args: &[&str]| {
+        let out = cv
+            .cli_command_with_token(args, &token)
+            .output()
+            .expect("cli");
+        (
+            out.status.success(),
+            String::from_utf8_lossy(&out.stderr).to_string(),
+        )
+    };
+    let (ok, err) = as_op(&["calendar", "add", "mine", "--dates", "2026-12-24"]);
+    assert!(!ok && err.contains("only an admin may do this"), "{err}");
+    let (ok, err) = as_op(&[
+        "window",
+        "add",
+        "all",
+        "--from",
+        "2027-01-01T00:00:00Z",
+        "--to",
+        "2027-01-02T00:00:00Z",
+    ]);
+    assert!(!ok && err.contains("only an admin may do this"), "{err}");
+    let (ok, err) = as_op(&[
+        "window",
+        "add",
+        "theirs",
+        "--group",
+        "billing",
+        "--from",
+        "2027-01-01T00:00:00Z",
+        "--to",
+        "2027-01-02T00:00:00Z",
+    ]);
+    assert!(
+        !ok && err.contains("error: group: no group `billing` of yours"),
+        "{err}"
+    );
+    let (ok, err) = as_op(&[
+        "window",
+        "add",
+        "theirs",
+        "--job",
+        "theirs",
+        "--from",
+        "2027-01-01T00:00:00Z",
+        "--to",
+        "2027-01-02T00:00:00Z",
+    ]);
+    assert!(!ok && err.contains("no job `theirs`"), "{err}");
+    let (ok, err) = as_op(&[
+        "window",
+        "add",
+        "ours",
+        "--group",
+        "ops",
+        "--from",
+        "2027-01-01T00:00:00Z",
+        "--to",
+        "2027-01-02T00:00:00Z",
+    ]);
+    assert!(ok, "{err}");
+    // A viewer of the list sees calendars, and only the windows over what it may see.
+    let (ok, _) = as_op(&["calendar", "show", "cn-workdays"]);
+    assert!(ok);
+    cv.ok(&[
+        "window",
+        "add",
+        "billing-freeze",
+        "--group",
+        "billing",
+        "--from",
+        "2027-01-01T00:00:00Z",
+        "--to",
+        "2027-01-02T00:00:00Z",
+    ]);
+    let out = cv
+        .cli_command_with_token(&["window", "list"], &token)
+        .output()
+        .expect("list");
+    let list = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        list.contains("ours") && !list.contains("billing-freeze"),
+        "{list}"
+    );
+}

@@ -124,9 +124,9 @@ fn max_len(field: &str, v: &str, max: usize) -> Result<(), FieldError> {
     Ok(())
 }
 
-/// `calendars`: names, on a job with a rule of its own (a job that runs after others follows
-/// its root's instants: the root's calendars decide them). Whether each exists is the store's
-/// to say.
+/// `calendars` and the SLAs' bounds. Calendars: names, on a job with a rule of its own (a job
+/// that runs after others follows its root's instants: the root's calendars decide them).
+/// Whether each exists is the store's to say.
 fn check_calendars(job: &Job) -> Result<(), FieldError> {
     for name in &job.calendars {
         validate_name(name)
@@ -140,6 +140,15 @@ fn check_calendars(job: &Job) -> Result<(), FieldError> {
             "calendars",
             "a job that runs after others follows its root's instants: give the root the calendar",
         ));
+    }
+    // SLAs: a second to a week.
+    for (field, v) in [
+        ("late_after_secs", job.late_after_secs),
+        ("deadline_secs", job.deadline_secs),
+    ] {
+        if v.is_some_and(|s| !(1..=7 * 86_400).contains(&s)) {
+            return Err(FieldError::new(field, "must be 1 s to 7 days"));
+        }
     }
     Ok(())
 }
@@ -172,14 +181,6 @@ pub(super) fn check(job: &Job) -> Result<(), FieldError> {
     super::flows::check_edges(&job.name, &job.after)?;
     check_requires(job)?;
     check_calendars(job)?;
-    for (field, v) in [
-        ("late_after_secs", job.late_after_secs),
-        ("deadline_secs", job.deadline_secs),
-    ] {
-        if v.is_some_and(|s| !(1..=7 * 86_400).contains(&s)) {
-            return Err(FieldError::new(field, "must be 1 s to 7 days"));
-        }
-    }
     // A job that runs after others has no rule, but its zone still names its instants.
     let rule = if job.after.is_empty() {
         job.schedule.as_str()

@@ -480,24 +480,8 @@ impl JobFields {
         }
         assign_requires(self.requires, self.within_secs, job);
         assign_params(self.params, self.param_choices, self.secret_params, job)?;
-        if let Some(v) = self.calendars {
-            let mut names: Vec<String> = v
-                .iter()
-                .map(|n| n.trim().to_string())
-                .filter(|n| !n.is_empty())
-                .collect();
-            names.dedup();
-            job.calendars = names;
-        }
-        if let Some(v) = self.calendar_mode {
-            job.calendar_mode = v;
-        }
-        if let Some(v) = self.late_after_secs {
-            job.late_after_secs = (v != 0).then_some(v);
-        }
-        if let Some(v) = self.deadline_secs {
-            job.deadline_secs = (v != 0).then_some(v);
-        }
+        assign_calendars(self.calendars, self.calendar_mode, job);
+        assign_sla(self.late_after_secs, self.deadline_secs, job);
         if let Some(v) = self.timezone {
             job.timezone = v.trim().to_string();
         }
@@ -588,7 +572,7 @@ impl JobFields {
 /// `after` given: its edges replace the job's, and its rule goes (a job with edges has none);
 /// cleared, a rule must come with it. Not given: a rule may not be given to a job with edges.
 mod relations;
-use relations::{assign_after, assign_params, assign_requires};
+use relations::{assign_after, assign_calendars, assign_params, assign_requires, assign_sla};
 
 #[cfg(test)]
 mod tests;

@@ -128,18 +128,12 @@ fn edges_of(rows: &[sqlx::any::AnyRow]) -> Result<Vec<(i64, i64, EdgeOn)>, Store
         .collect()
 }
 
-/// Replaces job `job_id`'s edges with `job.after` inside the job's write transaction: the
-/// named jobs must exist, and the graph stays without a cycle, with one root per job. Every
-/// edge is read first (locked on MySQL), so concurrent edits are checked one after the other.
-pub(super) async fn write(
+/// Whether `job.after` is what is stored for `job_id` already.
+async fn unchanged(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
-    backend: Backend,
     job_id: i64,
     job: &Job,
-    now: i64,
-) -> Result<(), StoreError> {
-    // Most edits leave the edges alone (a pause, a new command): then the graph is not read,
-    // nor locked, at all.
+) -> Result<bool, StoreError> {
     let stored = sqlx::query(
         "SELECT u.name, e.on_kind FROM job_edges e JOIN jobs u ON u.id = e.upstream_id \
          WHERE e.job_id = ?",
@@ -163,19 +157,16 @@ pub(super) async fn write(
         .collect();
     had.sort_unstable();
     wants.sort_unstable();
-    if had == wants {
-        return Ok(());
-    }
-    let lock = match backend {
-        Backend::MySql => " FOR UPDATE",
-        Backend::Sqlite => "",
-    };
-    let all = sqlx::query(&format!(
-        "SELECT job_id, upstream_id, on_kind FROM job_edges{lock}"
-    ))
-    .fetch_all(&mut **tx)
-    .await?;
-    let graph = Graph::new(edges_of(&all)?);
+    Ok(had == wants)
+}
+
+/// The jobs `job.after` names, by id with their edge, and the names of those and of the job
+/// (for the graph's messages); a job that does not exist is refused naming it.
+async fn upstreams(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    job_id: i64,
+    job: &Job,
+) -> Result<(Vec<(i64, EdgeOn)>, HashMap<i64, String>), StoreError> {
     let mut wanted: Vec<(i64, EdgeOn)> = Vec::with_capacity(job.after.len());
     let mut names: HashMap<i64, String> = HashMap::from([(job_id, job.name.clone())]);
     for edge in &job.after {
@@ -193,6 +184,35 @@ pub(super) async fn write(
         names.insert(id, rows::text_at(&row, 1)?.unwrap_or_default());
         wanted.push((id, edge.on));
     }
+    Ok((wanted, names))
+}
+
+/// Replaces job `job_id`'s edges with `job.after` inside the job's write transaction: the
+/// named jobs must exist, and the graph stays without a cycle, with one root per job. Every
+/// edge is read first (locked on MySQL), so concurrent edits are checked one after the other.
+pub(super) async fn write(
+    tx: &mut sqlx::Transaction<'_, sqlx::Any>,
+    backend: Backend,
+    job_id: i64,
+    job: &Job,
+    now: i64,
+) -> Result<(), StoreError> {
+    // Most edits leave the edges alone (a pause, a new command): then the graph is not read,
+    // nor locked, at all.
+    if unchanged(tx, job_id, job).await? {
+        return Ok(());
+    }
+    let lock = match backend {
+        Backend::MySql => " FOR UPDATE",
+        Backend::Sqlite => "",
+    };
+    let all = sqlx::query(&format!(
+        "SELECT job_id, upstream_id, on_kind FROM job_edges{lock}"
+    ))
+    .fetch_all(&mut **tx)
+    .await?;
+    let graph = Graph::new(edges_of(&all)?);
+    let (mut wanted, mut names) = upstreams(tx, job_id, job).await?;
     wanted.sort_unstable();
     let next = graph.with_job(job_id, &wanted);
     let mut ids: Vec<i64> = all

@@ -1,5 +1,6 @@
 //! How a job's relations are assigned from its fields: the jobs it runs after (`after`, which
-//! takes the place of its rule), the job it requires, and the parameters its runs are given.
+//! takes the place of its rule), the job it requires, the parameters its runs are given, the
+//! calendars that filter its instants and its SLAs.
 
 use super::{non_empty, AfterLine, DEFAULT_WITHIN_SECS};
 use crate::model::{FieldError, Job};
@@ -75,4 +76,34 @@ pub(super) fn assign_params(
         &job.params,
     )?;
     Ok(())
+}
+
+/// `--calendar` (names, trimmed, once each; "" clears) and `--calendar-mode`.
+pub(super) fn assign_calendars(
+    names: Option<Vec<String>>,
+    mode: Option<crate::model::CalendarMode>,
+    job: &mut Job,
+) {
+    if let Some(v) = names {
+        let mut names: Vec<String> = v
+            .iter()
+            .map(|n| n.trim().to_string())
+            .filter(|n| !n.is_empty())
+            .collect();
+        names.dedup();
+        job.calendars = names;
+    }
+    if let Some(v) = mode {
+        job.calendar_mode = v;
+    }
+}
+
+/// `--late-after` and `--deadline` (0 clears).
+pub(super) fn assign_sla(late: Option<i64>, deadline: Option<i64>, job: &mut Job) {
+    if let Some(v) = late {
+        job.late_after_secs = (v != 0).then_some(v);
+    }
+    if let Some(v) = deadline {
+        job.deadline_secs = (v != 0).then_some(v);
+    }
 }

@@ -153,6 +153,7 @@ pub async fn overview(
             .await?;
         let (executors, dispatchers) = api.store.fleet_members().await?;
         let alarms = api.store.alarms_in(200, scope).await?;
+        let windows = api.store.windows().await?;
         Ok::<_, crate::http::ApiError>((
             counts,
             failing,
@@ -161,11 +162,25 @@ pub async fn overview(
             executors,
             dispatchers,
             alarms,
+            windows,
         ))
     }
     .await;
-    let (counts, (failing, failing_total), rules, going, executors, dispatchers, alarms) =
+    let (counts, (failing, failing_total), rules, going, executors, dispatchers, alarms, windows) =
         body.map_err(|e| trouble(&v, Some(Section::Overview), e))?;
+    // Maintenance windows going now over jobs the visitor may see.
+    let held: Vec<(String, String, i64)> = windows
+        .iter()
+        .filter(|w| {
+            w.group
+                .as_deref()
+                .is_none_or(|g| v.caller.principal.sees(g))
+        })
+        .filter_map(|w| {
+            w.span_at(now)
+                .map(|(_, end)| (w.name.clone(), w.scope_text(), end))
+        })
+        .collect();
     let mut totals: HashMap<RunState, i64> = HashMap::new();
     for (_, st, n) in &counts {
         *totals.entry(*st).or_default() += n;
@@ -188,12 +203,13 @@ pub async fn overview(
         degraded: &degraded,
         unsettled: unsettled.len(),
     };
-    Ok(render(
-        "Overview",
-        Some(Section::Overview),
-        &v,
-        shown.body(since, now),
-    ))
+    let body = maud::html! {
+        @for (name, scope, end) in &held {
+            p.banner.warn data-window=(name) { "Maintenance window " strong { (name) } " holds " (scope) " until " (super::layout::time(Some(*end))) "." }
+        }
+        (shown.body(since, now))
+    };
+    Ok(render("Overview", Some(Section::Overview), &v, body))
 }
 
 /// What the overview shows, gathered.
