@@ -23,6 +23,7 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
             "api_tokens",
             "audit",
             "backfills",
+            "calendars",
             "dispatchers",
             "executors",
             "fleet_state",
@@ -34,7 +35,8 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
             "login_failures",
             "runs",
             "sessions",
-            "users"
+            "users",
+            "windows"
         ]
     );
     let unique = db
@@ -174,6 +176,46 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
         s == "succeeded"
     });
     assert_eq!(run["instant"], tick["instant"]);
+    // Calendars, windows and SLAs on MariaDB: a calendar of one's own, a window listed, and
+    // an `overdue` raised by the monitor's pass over MariaDB.
+    cv.ok(&[
+        "calendar",
+        "add",
+        "shutdown",
+        "--dates",
+        "2026-12-24..2026-12-31",
+    ]);
+    cv.ok(&[
+        "window",
+        "add",
+        "freeze",
+        "--group",
+        "default",
+        "--from",
+        "2027-01-01T00:00:00Z",
+        "--to",
+        "2027-01-02T00:00:00Z",
+    ]);
+    assert!(cv.ok(&["window", "list"]).contains("freeze"));
+    cv.add_job(
+        "late-one",
+        "@yearly",
+        "sleep 3",
+        &[
+            "--calendar",
+            "shutdown",
+            "--deadline",
+            "1s",
+            "--late-after",
+            "30s",
+        ],
+    );
+    cv.run_now("late-one");
+    crate::harness::wait_for(std::time::Duration::from_secs(20), "overdue", || {
+        cv.json(&["alarms"])
+            .as_array()
+            .and_then(|a| a.iter().find(|x| x["kind"] == "overdue").cloned())
+    });
 }
 
 #[test]

@@ -1,5 +1,6 @@
-//! Retention: finished runs, settled alarms and old change-log rows are deleted, so the store
-//! stays bounded.
+//! Retention: finished runs (and the flows and backfills they made), settled alarms, one-off
+//! maintenance windows long over and old change-log rows are deleted, so the store stays
+//! bounded.
 
 use super::{Store, StoreError};
 use crate::model::Millis;
@@ -20,6 +21,16 @@ impl Store {
         sqlx::query("DELETE FROM flows WHERE ended_at < ? OR created_at < ?")
             .bind(before)
             .bind(before - 30 * 86_400_000)
+            .execute(&self.pool)
+            .await?;
+        // A backfill that ended goes with its runs; a one-off maintenance window once it has
+        // been over as long (recurring ones stay until deleted, as jobs do).
+        sqlx::query("DELETE FROM backfills WHERE state <> 'running' AND ended_at < ?")
+            .bind(before)
+            .execute(&self.pool)
+            .await?;
+        sqlx::query("DELETE FROM windows WHERE every IS NULL AND to_ms < ?")
+            .bind(before)
             .execute(&self.pool)
             .await?;
         Ok(runs)

@@ -881,3 +881,65 @@ async fn two_failed_shards_of_one_instant_each_get_their_retry_with_their_shard(
     pending.sort_unstable();
     assert_eq!(pending, vec![Some((0, 2)), Some((1, 2))]);
 }
+
+/// Nothing a backfill or a window leaves grows without bound: ended backfills and one-off
+/// windows long over go with retention; running backfills and recurring windows stay.
+#[tokio::test]
+async fn retention_prunes_ended_backfills_and_windows_long_over() {
+    let t = temp_store("prune-backfills").await;
+    let job = t.store.insert_job(&spec("b")).await.expect("job");
+    let new = |from| crate::store::NewBackfill {
+        job_id: job.id,
+        from,
+        to: from + 1,
+        parallel: 1,
+        all: false,
+        total: 1,
+        created_by: None,
+    };
+    let ended = t.store.create_backfill(&new(1_000)).await.expect("one");
+    let running = t.store.create_backfill(&new(5_000)).await.expect("two");
+    assert!(t
+        .store
+        .cancel_backfill(ended, "test")
+        .await
+        .expect("cancel"));
+    let window = |name: &str, every: Option<&str>| crate::model::window::Window {
+        name: name.into(),
+        from: Some(0),
+        to: Some(10),
+        group: None,
+        job: None,
+        every: every.map(str::to_string),
+        for_secs: every.map(|_| 60),
+        timezone: "UTC".into(),
+        created_by: None,
+    };
+    t.store
+        .insert_window(&window("once", None))
+        .await
+        .expect("once");
+    t.store
+        .insert_window(&window("nightly", Some("0 0 2 * * *")))
+        .await
+        .expect("nightly");
+    t.store.prune(i64::MAX).await.expect("prune");
+    let left: Vec<i64> = t
+        .store
+        .backfills(None, None, 10)
+        .await
+        .expect("list")
+        .into_iter()
+        .map(|(b, _)| b.id)
+        .collect();
+    assert_eq!(left, vec![running]);
+    let windows: Vec<String> = t
+        .store
+        .windows()
+        .await
+        .expect("windows")
+        .into_iter()
+        .map(|w| w.name)
+        .collect();
+    assert_eq!(windows, ["nightly"]);
+}
