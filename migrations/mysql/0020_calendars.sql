@@ -35,3 +35,6 @@ ALTER TABLE runs ADD COLUMN sla_flags BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE jobs
     ADD KEY jobs_with_late_after (late_after_secs),
     ADD KEY jobs_with_deadline (deadline_secs);
+ALTER TABLE job_stats
+    ADD COLUMN sla_late BIGINT NOT NULL DEFAULT 0,
+    ADD COLUMN sla_overdue BIGINT NOT NULL DEFAULT 0;

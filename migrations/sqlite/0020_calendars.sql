@@ -43,3 +43,6 @@ ALTER TABLE runs ADD COLUMN sla_flags INTEGER NOT NULL DEFAULT 0;
 -- Most jobs have no SLA: the monitor finds those that do through these (NULLs aside).
 CREATE INDEX jobs_with_late_after ON jobs (late_after_secs);
 CREATE INDEX jobs_with_deadline ON jobs (deadline_secs);
+-- SLA breaches per job for Prometheus, counted with the alarm's claim (never going down).
+ALTER TABLE job_stats ADD COLUMN sla_late INTEGER NOT NULL DEFAULT 0;
+ALTER TABLE job_stats ADD COLUMN sla_overdue INTEGER NOT NULL DEFAULT 0;

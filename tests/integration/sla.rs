@@ -46,9 +46,23 @@ fn a_run_not_started_in_time_raises_late_once() {
             && text.contains("is late: not started yet (late after 2s)"),
         "{late}"
     );
-    // Once: later passes raise nothing more for it; the run on time raised nothing.
+    // Once: later passes raise nothing more for it; the run on time raised nothing. Counted
+    // for Prometheus (the series `conf/prometheus/alerts.yml` alerts on).
     std::thread::sleep(Duration::from_millis(2500));
     assert_eq!(alarms_of(&cv, "late").len(), 1);
+    let (_, metrics) = crate::harness::http(
+        &cv.endpoint("api"),
+        "GET",
+        "/metrics",
+        Some(&cv.token()),
+        None,
+    );
+    assert!(
+        metrics.contains(
+            "cronvisor_job_sla_breaches_total{job=\"punctual\",group=\"default\",kind=\"late\"} 1"
+        ),
+        "{metrics}"
+    );
     let shown = cv.ok(&["job", "show", "punctual"]);
     assert!(
         shown.contains("sla:        late if not started 2s after its instant"),

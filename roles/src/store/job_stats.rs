@@ -40,6 +40,8 @@ pub struct JobStats {
     /// Per bucket of [`DURATION_BUCKETS`], then the longer runs: not cumulative.
     pub durations: [i64; 11],
     pub duration_ms_sum: i64,
+    /// SLA breaches: (late, overdue).
+    pub sla: (i64, i64),
 }
 
 const COUNTED: [RunState; 7] = [
@@ -120,7 +122,8 @@ impl Store {
             "SELECT j.name, j.job_group, j.schedule, j.timezone, j.paused, \
              s.succeeded, s.failed, s.timed_out, s.killed, s.lost, s.skipped, s.missed, \
              s.last_success_at, s.last_end_at, s.d0, s.d1, s.d2, s.d3, s.d4, s.d5, s.d6, s.d7, \
-             s.d8, s.d9, s.d_inf, s.duration_ms_sum, j.calendars, j.calendar_mode \
+             s.d8, s.d9, s.d_inf, s.duration_ms_sum, j.calendars, j.calendar_mode, \
+             s.sla_late, s.sla_overdue \
              FROM jobs j LEFT JOIN job_stats s ON s.job_id = j.id ORDER BY j.id",
         )
         .fetch_all(&self.pool)
@@ -152,6 +155,7 @@ impl Store {
                     last_end_at: r.try_get(13)?,
                     durations,
                     duration_ms_sum: n(25)?,
+                    sla: (n(28)?, n(29)?),
                 })
             })
             .collect()

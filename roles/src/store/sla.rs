@@ -200,11 +200,11 @@ impl Store {
     /// monitor claimed it first.
     pub async fn check_sla(
         &self,
-        run_id: i64,
-        bit: i64,
+        breach: &Breach,
         alarms: &[NewAlarm],
         merge_since: Millis,
     ) -> Result<Option<Vec<Raised>>, StoreError> {
+        let (run_id, bit) = (breach.event.run_id, breach.bit);
         let mut tx = self.pool.begin().await?;
         let claimed = sqlx::query(
             "UPDATE runs SET sla_flags = sla_flags | ? WHERE id = ? AND (sla_flags & ?) = 0",
@@ -218,6 +218,26 @@ impl Store {
         if claimed != 1 {
             return Ok(None);
         }
+        // Counted for Prometheus with the claim: once, whichever monitor.
+        let insert = match self.backend {
+            super::Backend::MySql => "INSERT IGNORE INTO job_stats (job_id) VALUES (?)",
+            super::Backend::Sqlite => "INSERT OR IGNORE INTO job_stats (job_id) VALUES (?)",
+        };
+        sqlx::query(insert)
+            .bind(breach.event.job_id)
+            .execute(&mut *tx)
+            .await?;
+        let column = if bit == LATE {
+            "sla_late"
+        } else {
+            "sla_overdue"
+        };
+        sqlx::query(&format!(
+            "UPDATE job_stats SET {column} = {column} + 1 WHERE job_id = ?"
+        ))
+        .bind(breach.event.job_id)
+        .execute(&mut *tx)
+        .await?;
         let mut raised = Vec::with_capacity(alarms.len());
         for a in alarms {
             raised.push(raise_on(&mut tx, a, merge_since).await?);

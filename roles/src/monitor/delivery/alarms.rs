@@ -115,7 +115,7 @@ impl Alarmer {
             };
             if let Some(raised) = self
                 .store
-                .check_sla(b.event.run_id, b.bit, &alarms, self.merge_since())
+                .check_sla(&b, &alarms, self.merge_since())
                 .await?
             {
                 self.raised.add(alarms.len() as u64);

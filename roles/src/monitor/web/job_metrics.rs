@@ -62,6 +62,27 @@ pub async fn scrape(
     crate::http::health::prometheus(text)
 }
 
+/// `cronvisor_job_sla_breaches_total{kind="late"|"overdue"}` of each job.
+fn sla_series(out: &mut String, jobs: &[JobStats], labels: &[String]) {
+    header(
+        out,
+        "cronvisor_job_sla_breaches_total",
+        "counter",
+        "The job's SLA breaches: runs late (--late-after) and instants overdue (--deadline).",
+    );
+    for (j, l) in jobs.iter().zip(labels) {
+        let (late, overdue) = j.sla;
+        let _ = writeln!(
+            out,
+            "cronvisor_job_sla_breaches_total{{{l},kind=\"late\"}} {late}"
+        );
+        let _ = writeln!(
+            out,
+            "cronvisor_job_sla_breaches_total{{{l},kind=\"overdue\"}} {overdue}"
+        );
+    }
+}
+
 /// The per-job series of the jobs `reader` sees, appended to `out`.
 pub async fn render(store: &Store, reader: &Principal, out: &mut String) -> Result<(), StoreError> {
     let mut jobs = store.job_stats().await?;
@@ -128,6 +149,7 @@ pub async fn render(store: &Store, reader: &Principal, out: &mut String) -> Resu
             "cronvisor_job_run_duration_seconds_count{{{l}}} {cumulative}"
         );
     }
+    sla_series(out, &jobs, &labels);
     forget_unused_rules(&jobs);
     let next: Vec<Option<i64>> = jobs.iter().map(|j| next_fire(j, now)).collect();
     header(
@@ -243,6 +265,7 @@ mod tests {
             last_end_at: None,
             durations: [0; 11],
             duration_ms_sum: 0,
+            sla: (0, 0),
         };
         let now = chrono::Utc::now();
         for i in 0..RULES_KEPT {
