@@ -171,15 +171,19 @@ fn when(j: &cronvisor_roles::model::Job) {
         println!("calendars:  {} ({how})", j.calendars.join(", "));
     }
     let secs = cronvisor_roles::model::durations::secs_text;
-    match (j.late_after_secs, j.deadline_secs) {
+    match (j.late_after_secs, j.deadline) {
         (None, None) => {}
         (late, deadline) => {
             let mut parts = Vec::new();
             if let Some(l) = late {
                 parts.push(format!("late if not started {} after its instant", secs(l)));
             }
-            if let Some(d) = deadline {
-                parts.push(format!("overdue if not done {} after it", secs(d)));
+            match deadline {
+                Some(cronvisor_roles::model::durations::Deadline::After(d)) => {
+                    parts.push(format!("overdue if not done {} after it", secs(d)))
+                }
+                Some(at) => parts.push(format!("overdue if not done by {} (its zone)", at.text())),
+                None => {}
             }
             println!("sla:        {}", parts.join("; "));
         }

@@ -30,11 +30,11 @@ CREATE TABLE windows (
 
 ALTER TABLE jobs
     ADD COLUMN late_after_secs BIGINT NULL,
-    ADD COLUMN deadline_secs BIGINT NULL;
+    ADD COLUMN deadline VARCHAR(16) NULL;
 ALTER TABLE runs ADD COLUMN sla_flags BIGINT NOT NULL DEFAULT 0;
 ALTER TABLE jobs
     ADD KEY jobs_with_late_after (late_after_secs),
-    ADD KEY jobs_with_deadline (deadline_secs);
+    ADD KEY jobs_with_deadline (deadline);
 ALTER TABLE job_stats
     ADD COLUMN sla_late BIGINT NOT NULL DEFAULT 0,
     ADD COLUMN sla_overdue BIGINT NOT NULL DEFAULT 0;

@@ -35,14 +35,15 @@ CREATE TABLE windows (
 CREATE UNIQUE INDEX windows_by_name ON windows (name COLLATE NOCASE);
 
 -- SLAs: a run not started `late_after_secs` past its instant raises `late`; an instant not
--- ended successfully `deadline_secs` past it (a flow's root: the flow) raises `overdue`. Each
+-- ended successfully by its `deadline` (seconds after it, or `HH:MM` in the job's zone; a flow's
+-- root: the flow) raises `overdue`. Each
 -- once per run: a bit of `sla_flags` (1 late, 2 overdue), claimed with the alarm.
 ALTER TABLE jobs ADD COLUMN late_after_secs INTEGER;
-ALTER TABLE jobs ADD COLUMN deadline_secs INTEGER;
+ALTER TABLE jobs ADD COLUMN deadline TEXT;
 ALTER TABLE runs ADD COLUMN sla_flags INTEGER NOT NULL DEFAULT 0;
 -- Most jobs have no SLA: the monitor finds those that do through these (NULLs aside).
 CREATE INDEX jobs_with_late_after ON jobs (late_after_secs);
-CREATE INDEX jobs_with_deadline ON jobs (deadline_secs);
+CREATE INDEX jobs_with_deadline ON jobs (deadline);
 -- SLA breaches per job for Prometheus, counted with the alarm's claim (never going down).
 ALTER TABLE job_stats ADD COLUMN sla_late INTEGER NOT NULL DEFAULT 0;
 ALTER TABLE job_stats ADD COLUMN sla_overdue INTEGER NOT NULL DEFAULT 0;

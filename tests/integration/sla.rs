@@ -113,6 +113,38 @@ fn an_instant_not_done_by_its_deadline_raises_overdue_and_a_flow_counts_whole() 
                     .contains("its flow had not ended successfully")
             })
     });
+    // A deadline as a time of day, in the job's zone: yesterday's instant was due by today's
+    // HH:MM (two minutes ago), and it failed.
+    let now = crate::harness::now_ms();
+    let at = |ms: i64, f: &str| {
+        chrono::DateTime::from_timestamp_millis(ms)
+            .expect("time")
+            .format(f)
+            .to_string()
+    };
+    let hhmm = at(now - 120_000, "%H:%M");
+    cv.add_job(
+        "daily",
+        "@yearly",
+        "false",
+        &["--tz", "UTC", "--deadline", &hhmm],
+    );
+    let shown = cv.ok(&["job", "show", "daily"]);
+    assert!(
+        shown.contains(&format!("overdue if not done by {hhmm} (its zone)")),
+        "{shown}"
+    );
+    let yesterday = at(now - 86_400_000, "%Y-%m-%dT%H:%M:%SZ");
+    let daily = cv.json(&["job", "run", "daily", "--instant", &yesterday])["run_id"].clone();
+    wait_for(Duration::from_secs(20), "the time-of-day overdue", || {
+        alarms_of(&cv, "overdue").into_iter().find(|a| {
+            a["run_id"] == daily
+                && a["details"]["error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&format!("({hhmm} in UTC)"))
+        })
+    });
     // `quick` met its deadline: never alarmed; each instant alarmed once.
     std::thread::sleep(Duration::from_millis(6000));
     let all = alarms_of(&cv, "overdue");
@@ -121,5 +153,5 @@ fn an_instant_not_done_by_its_deadline_raises_overdue_and_a_flow_counts_whole() 
             .all(|a| a["run_id"] != quick.parse::<i64>().unwrap_or(0)),
         "{all:?}"
     );
-    assert_eq!(all.len(), 2, "{all:?}");
+    assert_eq!(all.len(), 3, "{all:?}");
 }

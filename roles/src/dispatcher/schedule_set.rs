@@ -562,7 +562,7 @@ pub(crate) mod tests {
             calendars: Vec::new(),
             calendar_mode: Default::default(),
             late_after_secs: None,
-            deadline_secs: None,
+            deadline: None,
             created_at: 0,
             updated_at: 0,
         }

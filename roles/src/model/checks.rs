@@ -142,13 +142,11 @@ fn check_calendars(job: &Job) -> Result<(), FieldError> {
         ));
     }
     // SLAs: a second to a week.
-    for (field, v) in [
-        ("late_after_secs", job.late_after_secs),
-        ("deadline_secs", job.deadline_secs),
-    ] {
-        if v.is_some_and(|s| !(1..=7 * 86_400).contains(&s)) {
-            return Err(FieldError::new(field, "must be 1 s to 7 days"));
-        }
+    if job
+        .late_after_secs
+        .is_some_and(|s| !(1..=7 * 86_400).contains(&s))
+    {
+        return Err(FieldError::new("late_after_secs", "must be 1 s to 7 days"));
     }
     Ok(())
 }

@@ -237,11 +237,13 @@ pub struct JobFields {
     #[arg(long = "late-after", value_name = "DURATION", value_parser = parse_timeout)]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_after_secs: Option<i64>,
-    /// SLA: alarm `overdue` when an instant has not ended successfully this long after it
-    /// (for the root of a flow: the whole flow; 30m, 2h; 0: none).
-    #[arg(long = "deadline", value_name = "DURATION", value_parser = parse_timeout)]
+    /// SLA: alarm `overdue` when an instant has not ended successfully by then — this long
+    /// after it (30m, 2h) or at this time of day in the job's zone (09:30: that day's, or the
+    /// next day's for an instant past it); for the root of a flow, the whole flow ("" or 0:
+    /// none).
+    #[arg(long = "deadline", value_name = "DURATION|HH:MM")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline_secs: Option<i64>,
+    pub deadline: Option<String>,
     /// IANA time zone of the rule (`UTC`, `Europe/Paris`); default: the config's `timezone`.
     #[arg(long = "tz", value_name = "ZONE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -413,7 +415,7 @@ fn blank(default_tz: &str) -> Job {
         calendars: Vec::new(),
         calendar_mode: super::CalendarMode::default(),
         late_after_secs: None,
-        deadline_secs: None,
+        deadline: None,
         params: Vec::new(),
         created_at: 0,
         updated_at: 0,
@@ -481,7 +483,7 @@ impl JobFields {
         assign_requires(self.requires, self.within_secs, job);
         assign_params(self.params, self.param_choices, self.secret_params, job)?;
         assign_calendars(self.calendars, self.calendar_mode, job);
-        assign_sla(self.late_after_secs, self.deadline_secs, job);
+        assign_sla(self.late_after_secs, self.deadline.as_deref(), job)?;
         if let Some(v) = self.timezone {
             job.timezone = v.trim().to_string();
         }

@@ -99,10 +99,11 @@ pub struct Job {
     /// SLA: a run not started this long after its instant raises `late`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub late_after_secs: Option<i64>,
-    /// SLA: an instant not ended successfully this long after it (a flow's root: the whole
-    /// flow) raises `overdue`.
+    /// SLA: an instant not ended successfully by then (a span after it, or a time of day in
+    /// the job's zone; a flow's root: the whole flow) raises `overdue`.
     #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub deadline_secs: Option<i64>,
+    #[schema(value_type = Option<String>)]
+    pub deadline: Option<durations::Deadline>,
     pub created_at: Millis,
     pub updated_at: Millis,
 }

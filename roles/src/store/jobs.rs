@@ -61,7 +61,7 @@ const FIELD_COLUMNS: &[&str] = &[
     "calendars",
     "calendar_mode",
     "late_after_secs",
-    "deadline_secs",
+    "deadline",
     "updated_at",
 ];
 
@@ -387,6 +387,6 @@ fn bind_fields<'q>(
         .bind((!job.calendars.is_empty()).then(|| job.calendars.join(",")))
         .bind(job.calendar_mode.as_str())
         .bind(job.late_after_secs)
-        .bind(job.deadline_secs)
+        .bind(job.deadline.map(|d| d.text()))
         .bind(now)
 }

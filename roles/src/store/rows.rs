@@ -120,7 +120,8 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
             .map(|c| c.split(',').map(str::to_string).collect())
             .unwrap_or_default(),
         late_after_secs: r.try_get("late_after_secs")?,
-        deadline_secs: r.try_get("deadline_secs")?,
+        deadline: text(r, "deadline")?
+            .and_then(|d| crate::model::durations::Deadline::parse(&d).ok().flatten()),
         calendar_mode: {
             let v = text(r, "calendar_mode")?.unwrap_or_default();
             CalendarMode::parse(&v).unwrap_or_default()

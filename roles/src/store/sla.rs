@@ -11,6 +11,7 @@ use sqlx::Row;
 
 use super::alarms::{raise_on, NewAlarm, Raised, RunEvent};
 use super::{rows, Store, StoreError};
+use crate::model::durations::{secs_text, Deadline};
 use crate::model::{AlarmKind, Channel, Millis};
 
 /// `runs.sla_flags` bits.
@@ -116,7 +117,7 @@ impl Store {
                 let error = format!(
                     "run {run} of `{name}` at {} is late: {what} (late after {})",
                     iso(instant),
-                    crate::model::durations::secs_text(late)
+                    secs_text(late)
                 );
                 Ok(Breach {
                     bit: LATE,
@@ -131,50 +132,53 @@ impl Store {
     /// which only sets the bit.
     pub async fn overdue_runs(&self, now: Millis) -> Result<(Vec<Breach>, Vec<i64>), StoreError> {
         let jobs = sqlx::query(
-            "SELECT id, deadline_secs, EXISTS (SELECT 1 FROM job_edges e WHERE e.upstream_id = jobs.id) \
-             FROM jobs WHERE deadline_secs IS NOT NULL",
+            "SELECT id, deadline, timezone, \
+             EXISTS (SELECT 1 FROM job_edges e WHERE e.upstream_id = jobs.id) \
+             FROM jobs WHERE deadline IS NOT NULL",
         )
         .fetch_all(&self.pool)
         .await?;
-        let (mut breaches, mut in_time) = (Vec::new(), Vec::new());
+        let (mut breaches, mut settled) = (Vec::new(), Vec::new());
         for j in &jobs {
-            let (job_id, deadline): (i64, i64) = (j.try_get(0)?, j.try_get(1)?);
-            let root = j.try_get::<i64, _>(2)? != 0;
-            let upto = now - deadline * 1000;
-            let rows = sqlx::query(
-                "SELECT r.id, jb.name, r.instant, \
-                 (SELECT MIN(s.ended_at) FROM runs s WHERE s.job_id = r.job_id \
-                  AND s.instant = r.instant AND s.flow_root = 0 AND s.state = 'succeeded'), \
-                 (SELECT MIN(f.ended_at) FROM flows f WHERE f.root_job_id = r.job_id \
-                  AND f.instant = r.instant AND f.state = 'succeeded'), \
-                 jb.alarm_on, jb.alarm_channels, jb.admin_email, jb.admin_mobile \
-                 FROM runs r JOIN jobs jb ON jb.id = r.job_id \
-                 WHERE r.job_id = ? AND r.instant > ? AND r.instant <= ? AND r.flow_root = 0 \
-                 AND r.retry_of IS NULL AND r.target = '' AND (r.sla_flags & 2) = 0 \
-                 ORDER BY r.instant LIMIT ?",
-            )
-            .bind(job_id)
-            .bind(upto - OVERDUE_LOOKBACK)
-            .bind(upto)
-            .bind(PER_PASS)
-            .fetch_all(&self.pool)
-            .await?;
+            let job_id: i64 = j.try_get(0)?;
+            let Some(deadline) =
+                rows::text_at(j, 1)?.and_then(|d| Deadline::parse(&d).ok().flatten())
+            else {
+                continue;
+            };
+            let tz = crate::schedule::parse_timezone(&rows::text_at(j, 2)?.unwrap_or_default())
+                .unwrap_or(chrono_tz::Tz::UTC);
+            let root = j.try_get::<i64, _>(3)? != 0;
+            // The instants whose deadline may have come in the last OVERDUE_LOOKBACK.
+            let (from, upto) = match deadline {
+                Deadline::After(s) => (now - s * 1000 - OVERDUE_LOOKBACK, now - s * 1000),
+                Deadline::At(_) => (now - 86_400_000 - OVERDUE_LOOKBACK, now),
+            };
+            let rows = self.overdue_candidates(job_id, from, upto).await?;
             for r in &rows {
                 let (run, instant): (i64, Millis) = (r.try_get(0)?, r.try_get(2)?);
-                let bound = instant + deadline * 1000;
+                let Some(bound) = deadline.bound(instant, tz) else {
+                    continue;
+                };
+                if bound > now {
+                    continue;
+                }
                 let done: Option<Millis> = r.try_get(if root { 4 } else { 3 })?;
-                if done.is_some_and(|d| d <= bound) {
-                    in_time.push(run);
+                // In time, or due long ago (this monitor was away then): nothing to raise.
+                if done.is_some_and(|d| d <= bound) || bound <= now - OVERDUE_LOOKBACK {
+                    settled.push(run);
                     continue;
                 }
                 let name = rows::text_at(r, 1)?.unwrap_or_default();
                 let what = if root { "its flow" } else { "it" };
+                let by = match deadline {
+                    Deadline::After(s) => format!("{} after the instant", secs_text(s)),
+                    Deadline::At(_) => format!("{} in {}", deadline.text(), tz.name()),
+                };
                 let error = format!(
-                    "`{name}` at {} is overdue: {what} had not ended successfully by {} ({} after \
-                     the instant)",
+                    "`{name}` at {} is overdue: {what} had not ended successfully by {} ({by})",
                     iso(instant),
                     iso(bound),
-                    crate::model::durations::secs_text(deadline)
                 );
                 breaches.push(Breach {
                     bit: OVERDUE,
@@ -182,10 +186,39 @@ impl Store {
                 });
             }
         }
-        Ok((breaches, in_time))
+        Ok((breaches, settled))
     }
 
-    /// Marks instants that met their deadline (nothing to raise).
+    /// A job's first runs of instants in (from, upto] whose overdue bit is unset, with when the
+    /// instant (and, for a flow's root, its flow) first ended successfully.
+    async fn overdue_candidates(
+        &self,
+        job_id: i64,
+        from: Millis,
+        upto: Millis,
+    ) -> Result<Vec<sqlx::any::AnyRow>, StoreError> {
+        Ok(sqlx::query(
+            "SELECT r.id, jb.name, r.instant, \
+             (SELECT MIN(s.ended_at) FROM runs s WHERE s.job_id = r.job_id \
+              AND s.instant = r.instant AND s.flow_root = 0 AND s.state = 'succeeded'), \
+             (SELECT MIN(f.ended_at) FROM flows f WHERE f.root_job_id = r.job_id \
+              AND f.instant = r.instant AND f.state = 'succeeded'), \
+             jb.alarm_on, jb.alarm_channels, jb.admin_email, jb.admin_mobile \
+             FROM runs r JOIN jobs jb ON jb.id = r.job_id \
+             WHERE r.job_id = ? AND r.instant > ? AND r.instant <= ? AND r.flow_root = 0 \
+             AND r.retry_of IS NULL AND r.target = '' AND (r.sla_flags & 2) = 0 \
+             ORDER BY r.instant LIMIT ?",
+        )
+        .bind(job_id)
+        .bind(from)
+        .bind(upto)
+        .bind(PER_PASS)
+        .fetch_all(&self.pool)
+        .await?)
+    }
+
+    /// Marks instants that met their deadline, or whose deadline passed while no monitor
+    /// looked (nothing to raise).
     pub async fn sla_met(&self, runs: &[i64]) -> Result<(), StoreError> {
         for id in runs {
             sqlx::query("UPDATE runs SET sla_flags = sla_flags | 2 WHERE id = ?")

@@ -462,7 +462,7 @@ async fn every_job_field_is_stored_and_read_back_as_given() {
         calendars: Some(vec!["cn-workdays".into()]),
         calendar_mode: Some(crate::model::CalendarMode::Only),
         late_after_secs: Some(30),
-        deadline_secs: Some(3600),
+        deadline: Some("09:30".into()),
         paused: Some(true),
     }
     .create("UTC")

@@ -98,12 +98,18 @@ pub(super) fn assign_calendars(
     }
 }
 
-/// `--late-after` and `--deadline` (0 clears).
-pub(super) fn assign_sla(late: Option<i64>, deadline: Option<i64>, job: &mut Job) {
+/// `--late-after` and `--deadline` ("" or 0 clears).
+pub(super) fn assign_sla(
+    late: Option<i64>,
+    deadline: Option<&str>,
+    job: &mut Job,
+) -> Result<(), FieldError> {
     if let Some(v) = late {
         job.late_after_secs = (v != 0).then_some(v);
     }
     if let Some(v) = deadline {
-        job.deadline_secs = (v != 0).then_some(v);
+        job.deadline = crate::model::durations::Deadline::parse(v)
+            .map_err(|m| FieldError::new("deadline", m))?;
     }
+    Ok(())
 }

@@ -200,7 +200,7 @@ fn form(job: Option<&Job>, default_tz: &str, others: &[String]) -> Markup {
                 (choice("Overlap", "overlap", &overlap, j.as_ref().map(|j| j.overlap.as_str()).unwrap_or(Overlap::default().as_str())))
                 (number("Timeout (seconds)", "timeout_secs", j.as_ref().and_then(|j| j.timeout_secs), "Empty or 0: none."))
                 (number("Late after (seconds)", "late_after_secs", j.as_ref().and_then(|j| j.late_after_secs), "SLA: alarm `late` when a run has not started this long after its instant. Empty or 0: none."))
-                (number("Deadline (seconds)", "deadline_secs", j.as_ref().and_then(|j| j.deadline_secs), "SLA: alarm `overdue` when an instant (a flow's root: its flow) has not ended successfully this long after it. Empty or 0: none."))
+                (text("Deadline", "deadline", &get(|j| j.deadline.map(|d| d.text()).unwrap_or_default()), "SLA: alarm `overdue` when an instant (a flow's root: its flow) has not ended successfully this long after it (90m) or by this time of day (09:30). Empty: none."))
                 (number("Retries", "retries", j.as_ref().map(|j| j.retries), "Extra attempts after a failure."))
                 (number("Retry backoff (seconds)", "retry_backoff_secs", j.as_ref().map(|j| j.retry_backoff_secs), "Doubles each attempt."))
                 (choice("Misfire", "misfire", &misfire, j.as_ref().map(|j| j.misfire.as_str()).unwrap_or(Misfire::default().as_str())))

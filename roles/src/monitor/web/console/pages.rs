@@ -407,12 +407,12 @@ fn job_settings(view: &crate::model::JobView) -> Vec<(&'static str, Markup)> {
         ("Target", html! { (target(j)) }),
         (
             "SLA",
-            match (j.late_after_secs, j.deadline_secs) {
+            match (j.late_after_secs, j.deadline) {
                 (None, None) => html! { "—" },
                 (late, deadline) => html! {
                     @if let Some(l) = late { "late if not started " (crate::model::durations::secs_text(l)) " after its instant" }
                     @if late.is_some() && deadline.is_some() { "; " }
-                    @if let Some(d) = deadline { "overdue if not done " (crate::model::durations::secs_text(d)) " after it" }
+                    @if let Some(d) = deadline { "overdue if not done by " (d.text()) }
                 },
             },
         ),
