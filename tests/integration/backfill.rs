@@ -19,15 +19,6 @@ fn date(days_ago: i64) -> String {
         .to_string()
 }
 
-fn refused(cv: &Cronvisor, args: &[&str], want: &str) {
-    let out = cv.cli(args);
-    let err = String::from_utf8_lossy(&out.stderr).to_string();
-    assert!(
-        !out.status.success() && err.contains(want),
-        "{args:?}: {err}"
-    );
-}
-
 fn backfill(cv: &Cronvisor, id: &str) -> Value {
     cv.json(&["backfill", "show", id])
 }
@@ -243,14 +234,12 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
     std::thread::sleep(Duration::from_millis(500));
     let rows = runs_by_instant(&cv, &id);
     assert_eq!(rows.len(), 1, "{rows:?}");
-    refused(
-        &cv,
+    cv.refused(
         &["backfill", "cancel", &id],
         &format!("backfill {id} is cancelled, not running"),
     );
     // Refusals, each naming its field.
-    refused(
-        &cv,
+    cv.refused(
         &[
             "job",
             "backfill",
@@ -262,8 +251,7 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
         ],
         "error: to: is before `from`",
     );
-    refused(
-        &cv,
+    cv.refused(
         &[
             "job",
             "backfill",
@@ -275,8 +263,7 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
         ],
         "error: to: is in the future",
     );
-    refused(
-        &cv,
+    cv.refused(
         &[
             "job",
             "backfill",
@@ -290,8 +277,7 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
         ],
         "error: parallel: must be 1 to 64, not 0",
     );
-    refused(
-        &cv,
+    cv.refused(
         &[
             "job",
             "backfill",
@@ -303,8 +289,7 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
         ],
         "error: from: `last week` is neither an RFC 3339 time",
     );
-    refused(
-        &cv,
+    cv.refused(
         &[
             "job",
             "backfill",
@@ -317,8 +302,7 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
         "error: from: no instant of the rule `0 0 3 * * *` falls in the range",
     );
     cv.add_job("often", "0 * * * * *", "true", &["--tz", "UTC"]);
-    refused(
-        &cv,
+    cv.refused(
         &[
             "job",
             "backfill",
@@ -340,8 +324,7 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
         "--command",
         "true",
     ]);
-    refused(
-        &cv,
+    cv.refused(
         &[
             "job",
             "backfill",
@@ -353,8 +336,7 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
         ],
         "error: job: `after-slow` has no rule of its own",
     );
-    refused(
-        &cv,
+    cv.refused(
         &[
             "job",
             "backfill",
@@ -366,7 +348,7 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
         ],
         "no job `ghost`",
     );
-    refused(&cv, &["backfill", "show", "999"], "no backfill 999");
+    cv.refused(&["backfill", "show", "999"], "no backfill 999");
     // A paused job's backfill waits, saying so, and goes on once it is resumed.
     cv.add_job("quick", "0 0 3 * * *", "true", &["--tz", "UTC", "--paused"]);
     let b = cv.json(&[
@@ -392,8 +374,7 @@ fn a_cancelled_backfill_starts_nothing_more_and_bad_requests_name_their_field() 
         (Some("done"), Some(2))
     );
     assert_eq!(b["reason"], Value::Null, "{b}");
-    refused(
-        &cv,
+    cv.refused(
         &["backfill", "list", "--state", "paused"],
         "error: state: unknown `paused` (one of running, done, cancelled)",
     );
@@ -453,8 +434,7 @@ fn run_retry_runs_an_ended_run_again_as_its_next_attempt() {
     cv.add_job("long", "@yearly", "sleep 30", &[]);
     let going = cv.run_now("long");
     cv.wait_run(&going, "running", |s| s == "running");
-    refused(
-        &cv,
+    cv.refused(
         &["run", "retry", &going],
         &format!("run {going} is still running"),
     );
@@ -469,10 +449,9 @@ fn run_retry_runs_an_ended_run_again_as_its_next_attempt() {
         "--command",
         "true",
     ]);
-    refused(
-        &cv,
+    cv.refused(
         &["run", "retry", &id],
         &format!("run {id} is in a flow: `cronvisor flow rerun {id}`"),
     );
-    refused(&cv, &["run", "retry", "99999"], "no run 99999");
+    cv.refused(&["run", "retry", "99999"], "no run 99999");
 }

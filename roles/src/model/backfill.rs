@@ -77,12 +77,7 @@ fn first_local(s: &str, tz: &str) -> Result<Millis, String> {
         let zone = crate::schedule::parse_timezone(tz).map_err(|z| z.to_string())?;
         let local =
             chrono::NaiveDateTime::parse_from_str(s, "%Y-%m-%d %H:%M").map_err(|_| e.clone())?;
-        use chrono::TimeZone;
-        (0..180)
-            .find_map(|m| {
-                zone.from_local_datetime(&(local + chrono::Duration::minutes(m)))
-                    .earliest()
-            })
+        crate::schedule::days::wall_time(zone, local)
             .map(|t| t.timestamp_millis())
             .ok_or(e)
     })

@@ -85,7 +85,6 @@ impl Deadline {
 
     /// When an instant of a job in `tz` is due to have ended.
     pub fn bound(&self, instant: super::Millis, tz: chrono_tz::Tz) -> Option<super::Millis> {
-        use chrono::TimeZone;
         match self {
             Deadline::After(s) => Some(instant + s * 1000),
             Deadline::At(m) => {
@@ -96,11 +95,7 @@ impl Deadline {
                     day = day.succ_opt()?;
                 }
                 // A time the clocks skip that day: the first after the gap.
-                (0..180)
-                    .find_map(|k| {
-                        tz.from_local_datetime(&(day.and_time(time) + chrono::Duration::minutes(k)))
-                            .earliest()
-                    })
+                crate::schedule::days::wall_time(tz, day.and_time(time))
                     .map(|t| t.timestamp_millis())
             }
         }

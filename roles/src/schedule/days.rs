@@ -186,14 +186,22 @@ fn day(t: DateTime<Utc>, tz: Tz) -> NaiveDate {
     t.with_timezone(&tz).date_naive()
 }
 
+/// The instant of a wall time in `tz`: its first occurrence, or — for a time the clocks skip
+/// that day — the first time after the gap (as a rule's fixed time fires then). Shared by
+/// calendars, backfill ranges and SLA deadlines.
+pub fn wall_time(tz: Tz, local: chrono::NaiveDateTime) -> Option<DateTime<Utc>> {
+    (0..180)
+        .find_map(|m| {
+            tz.from_local_datetime(&(local + Duration::minutes(m)))
+                .earliest()
+        })
+        .map(|t| t.with_timezone(&Utc))
+}
+
 /// The last instant of a local day (the next day's first, less a millisecond).
 fn end_of_day(date: NaiveDate, tz: Tz) -> Option<DateTime<Utc>> {
     let next = date.succ_opt()?.and_hms_opt(0, 0, 0)?;
-    let start = (0..180).find_map(|m| {
-        tz.from_local_datetime(&(next + Duration::minutes(m)))
-            .earliest()
-    })?;
-    Some(start.with_timezone(&Utc) - Duration::milliseconds(1))
+    Some(wall_time(tz, next)? - Duration::milliseconds(1))
 }
 
 /// The next kept instant after `after` (`skip`, `only`): rule instants on a dropped day are
@@ -255,14 +263,7 @@ fn moved(f: &DayFilter, tz: Tz, t: DateTime<Utc>) -> DateTime<Utc> {
         let Some(d) = date.succ_opt() else { return t };
         date = d;
         if !f.test(date, true).unwrap_or(false) {
-            let wall = date.and_time(local.time());
-            return (0..180)
-                .find_map(|m| {
-                    tz.from_local_datetime(&(wall + Duration::minutes(m)))
-                        .earliest()
-                })
-                .map(|x| x.with_timezone(&Utc))
-                .unwrap_or(t);
+            return wall_time(tz, date.and_time(local.time())).unwrap_or(t);
         }
     }
     t

@@ -112,8 +112,8 @@ impl Store {
         if done.rows_affected() == 0 {
             return Ok(false);
         }
-        for (id, _) in users_of(&mut tx, &spec.name).await? {
-            log_change(&mut tx, id, now).await?;
+        for user in users_of(&mut tx, &spec.name).await? {
+            log_change(&mut tx, user.id, now).await?;
         }
         tx.commit().await?;
         Ok(true)
@@ -125,7 +125,7 @@ impl Store {
         let users = users_of(&mut tx, name).await?;
         if !users.is_empty() {
             return Ok(CalendarDeleted::Used(
-                users.into_iter().map(|(_, n)| n).collect(),
+                users.into_iter().map(|u| u.name).collect(),
             ));
         }
         let done = sqlx::query("DELETE FROM calendars WHERE LOWER(name) = LOWER(?)")
@@ -140,7 +140,7 @@ impl Store {
     }
 
     /// The jobs that use a calendar: (id, name).
-    pub async fn calendar_users(&self, name: &str) -> Result<Vec<(i64, String)>, StoreError> {
+    pub async fn calendar_users(&self, name: &str) -> Result<Vec<CalendarUser>, StoreError> {
         let mut tx = self.pool.begin().await?;
         let users = users_of(&mut tx, name).await?;
         tx.commit().await?;
@@ -148,21 +148,34 @@ impl Store {
     }
 }
 
-/// The jobs whose `calendars` name `name`: (id, name), among the jobs that have calendars at
-/// all (kept by exact name, in Rust: a `LIKE` would need escaping that differs per database).
+/// A job that uses a calendar.
+#[derive(Debug, Clone)]
+pub struct CalendarUser {
+    pub id: i64,
+    pub name: String,
+    pub group: String,
+}
+
+/// The jobs whose `calendars` name `name`, among the jobs that have calendars at all (kept by
+/// exact name, in Rust: a `LIKE` would need escaping that differs per database).
 async fn users_of(
     tx: &mut sqlx::Transaction<'_, sqlx::Any>,
     name: &str,
-) -> Result<Vec<(i64, String)>, StoreError> {
-    let rows =
-        sqlx::query("SELECT id, name, calendars FROM jobs WHERE calendars IS NOT NULL ORDER BY id")
-            .fetch_all(&mut **tx)
-            .await?;
+) -> Result<Vec<CalendarUser>, StoreError> {
+    let rows = sqlx::query(
+        "SELECT id, name, calendars, job_group FROM jobs WHERE calendars IS NOT NULL ORDER BY id",
+    )
+    .fetch_all(&mut **tx)
+    .await?;
     let mut out = Vec::new();
     for r in &rows {
         let names = rows::text_at(r, 2)?.unwrap_or_default();
         if names.split(',').any(|n| n.eq_ignore_ascii_case(name)) {
-            out.push((r.try_get(0)?, rows::text_at(r, 1)?.unwrap_or_default()));
+            out.push(CalendarUser {
+                id: r.try_get(0)?,
+                name: rows::text_at(r, 1)?.unwrap_or_default(),
+                group: rows::text_at(r, 3)?.unwrap_or_default(),
+            });
         }
     }
     Ok(out)

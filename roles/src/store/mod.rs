@@ -45,7 +45,7 @@ mod windows;
 pub use alarms::{NewAlarm, Raised, RunEvent};
 pub use audit::{AuditFilter, NewAudit};
 pub use backfills::{Advanced, NewBackfill};
-pub use calendars::CalendarDeleted;
+pub use calendars::{CalendarDeleted, CalendarUser};
 pub use claims::Claim;
 pub use firing::{FireKey, Forbid, PendingRun, Recorded};
 pub use flows::Released;

@@ -220,11 +220,16 @@ impl Store {
     /// Marks instants that met their deadline, or whose deadline passed while no monitor
     /// looked (nothing to raise).
     pub async fn sla_met(&self, runs: &[i64]) -> Result<(), StoreError> {
-        for id in runs {
-            sqlx::query("UPDATE runs SET sla_flags = sla_flags | 2 WHERE id = ?")
-                .bind(*id)
-                .execute(&self.pool)
-                .await?;
+        for chunk in runs.chunks(500) {
+            let sql = format!(
+                "UPDATE runs SET sla_flags = sla_flags | 2 WHERE id IN ({})",
+                super::placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            q.execute(&self.pool).await?;
         }
         Ok(())
     }

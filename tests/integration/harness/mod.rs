@@ -523,6 +523,17 @@ impl Cronvisor {
     }
 
     /// `cronvisor <args> --json`, parsed.
+    /// Runs the CLI, which must fail with `want` in what it prints on stderr (a refusal
+    /// naming its field).
+    pub fn refused(&self, args: &[&str], want: &str) {
+        let out = self.cli(args);
+        let err = String::from_utf8_lossy(&out.stderr).to_string();
+        assert!(
+            !out.status.success() && err.contains(want),
+            "{args:?}: {err}"
+        );
+    }
+
     pub fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
         a.push("--json");

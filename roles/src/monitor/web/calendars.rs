@@ -59,20 +59,19 @@ fn require_calendar_admin(caller: &Caller) -> Result<(), ApiError> {
     Ok(())
 }
 
-async fn used_by(s: &ApiState, caller: &Caller, name: &str) -> Result<Vec<String>, ApiError> {
-    let users = s.store.calendar_users(name).await?;
-    let mut out = Vec::new();
-    for (id, job) in users {
-        let visible = s
-            .store
-            .job(id)
-            .await?
-            .is_some_and(|j| caller.principal.sees(&j.group));
-        if visible {
-            out.push(job);
-        }
-    }
-    Ok(out)
+/// The jobs that use a calendar, among those the caller may see (the API's and the console's).
+pub(super) async fn used_by(
+    s: &ApiState,
+    caller: &Caller,
+    name: &str,
+) -> Result<Vec<String>, ApiError> {
+    Ok(s.store
+        .calendar_users(name)
+        .await?
+        .into_iter()
+        .filter(|u| caller.principal.sees(&u.group))
+        .map(|u| u.name)
+        .collect())
 }
 
 /// Every calendar: the shipped ones, then the store's.

@@ -23,15 +23,9 @@ fn covers(spec: &CalendarSpec) -> String {
 
 /// The jobs the visitor may see that use `name`.
 async fn users(c: &Console, v: &super::Visitor, name: &str) -> Vec<String> {
-    let mut out = Vec::new();
-    for (id, job) in c.api.store.calendar_users(name).await.unwrap_or_default() {
-        if let Ok(Some(j)) = c.api.store.job(id).await {
-            if v.caller.principal.sees(&j.group) {
-                out.push(job);
-            }
-        }
-    }
-    out
+    crate::monitor::web::calendars::used_by(&c.api, &v.caller, name)
+        .await
+        .unwrap_or_default()
 }
 
 pub async fn calendars(
