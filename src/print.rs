@@ -237,6 +237,14 @@ pub fn job(view: &JobView) {
         ),
         None => println!("last run:   -"),
     }
+    match &view.usual {
+        Some(u) => println!("usual:      {}", u.text(j.duration_alarm)),
+        None if j.duration_alarm.slow || j.duration_alarm.short => println!(
+            "usual:      not learned yet (duration alarms after {} successes)",
+            cronvisor_roles::model::usual::MIN_SAMPLES
+        ),
+        None => {}
+    }
     match &j.http_url {
         Some(url) => {
             println!(

@@ -35,3 +35,4 @@ mod sla;
 mod sms;
 mod systemd;
 mod tls;
+mod usual;

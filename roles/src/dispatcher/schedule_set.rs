@@ -563,6 +563,7 @@ pub(crate) mod tests {
             calendar_mode: Default::default(),
             late_after_secs: None,
             deadline: None,
+            duration_alarm: Default::default(),
             created_at: 0,
             updated_at: 0,
         }

@@ -10,6 +10,18 @@ pub fn secs_text(v: i64) -> String {
     format!("{v}s")
 }
 
+/// A measured duration in short words (`850 ms`, `12.0 s`, `3 min 4 s`, `2 h 5 min`), as
+/// the console, `job show` and alarms say it.
+pub fn span(ms: i64) -> String {
+    let ms = ms.max(0);
+    match ms {
+        0..=999 => format!("{ms} ms"),
+        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
+        60_000..=3_599_999 => format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000),
+        _ => format!("{} h {} min", ms / 3_600_000, ms % 3_600_000 / 60_000),
+    }
+}
+
 /// "90", "90s", "5m", "2h", "1d" -> seconds (positive).
 pub fn parse_duration_secs(s: &str) -> Result<i64, String> {
     let s = s.trim();

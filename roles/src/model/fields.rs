@@ -244,6 +244,12 @@ pub struct JobFields {
     #[arg(long = "deadline", value_name = "DURATION|HH:MM")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub deadline: Option<String>,
+    /// Alarms from its learned usual duration: `both` (default) raises `slow` for a run going
+    /// far longer than usual and `short` for a success far shorter, `slow` or `short` one of
+    /// them, `off` none; `:K` sets how far (in spreads past the usual band, default 3).
+    #[arg(long = "duration-alarm", value_name = "both|slow|short|off[:K]")]
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub duration_alarm: Option<String>,
     /// IANA time zone of the rule (`UTC`, `Europe/Paris`); default: the config's `timezone`.
     #[arg(long = "tz", value_name = "ZONE")]
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -416,6 +422,7 @@ fn blank(default_tz: &str) -> Job {
         calendar_mode: super::CalendarMode::default(),
         late_after_secs: None,
         deadline: None,
+        duration_alarm: Default::default(),
         params: Vec::new(),
         created_at: 0,
         updated_at: 0,
@@ -483,7 +490,12 @@ impl JobFields {
         assign_requires(self.requires, self.within_secs, job);
         assign_params(self.params, self.param_choices, self.secret_params, job)?;
         assign_calendars(self.calendars, self.calendar_mode, job);
-        assign_sla(self.late_after_secs, self.deadline.as_deref(), job)?;
+        assign_sla(
+            self.late_after_secs,
+            self.deadline.as_deref(),
+            self.duration_alarm.as_deref(),
+            job,
+        )?;
         if let Some(v) = self.timezone {
             job.timezone = v.trim().to_string();
         }

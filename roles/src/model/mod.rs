@@ -11,6 +11,7 @@ pub mod fields;
 pub mod flows;
 mod kinds;
 pub mod params;
+pub mod usual;
 pub mod window;
 
 pub use checks::{
@@ -104,6 +105,11 @@ pub struct Job {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     #[schema(value_type = Option<String>)]
     pub deadline: Option<durations::Deadline>,
+    /// Which alarms its learned usual duration raises (`slow`, `short`), and how far from
+    /// the band (`model::usual`).
+    #[serde(default)]
+    #[schema(value_type = String)]
+    pub duration_alarm: usual::DurationAlarm,
     pub created_at: Millis,
     pub updated_at: Millis,
 }
@@ -267,6 +273,10 @@ pub struct JobView {
     /// The next scheduled instant (also shown for a paused job: when it would fire).
     pub next_fire: Option<Millis>,
     pub last_run: Option<LastRun>,
+    /// Its usual duration learned from its recent successes (one job's view only; none
+    /// before 10 successes).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub usual: Option<usual::Usual>,
 }
 
 /// The newest run of a job, in short.

@@ -115,6 +115,7 @@ impl Store {
         }
         let run = counted(&mut tx, run_id).await?;
         super::job_stats::count(&mut tx, self.backend, &run).await?;
+        super::usual::learn(&mut tx, self.backend, &[run]).await?;
         if let Some((job_id, failing)) = job_failing {
             sqlx::query("UPDATE jobs SET alarm_failing = ? WHERE id = ?")
                 .bind(i64::from(failing))
@@ -147,6 +148,7 @@ impl Store {
             runs.push((
                 r.try_get::<i64, _>(0)?,
                 Counted {
+                    run_id: r.try_get(0)?,
                     job_id: r.try_get(1)?,
                     state: RunState::Succeeded,
                     started_at: r.try_get(2)?,
@@ -178,6 +180,8 @@ impl Store {
             for (_, run) in chunk {
                 super::job_stats::count(&mut tx, self.backend, run).await?;
             }
+            let runs: Vec<Counted> = chunk.iter().map(|(_, r)| *r).collect();
+            super::usual::learn(&mut tx, self.backend, &runs).await?;
             tx.commit().await?;
             return Ok(claimed);
         }
@@ -193,6 +197,7 @@ impl Store {
                     .rows_affected();
             if one == 1 {
                 super::job_stats::count(&mut tx, self.backend, run).await?;
+                super::usual::learn(&mut tx, self.backend, &[*run]).await?;
                 checked += 1;
             }
             tx.commit().await?;
@@ -376,6 +381,7 @@ async fn counted(conn: &mut sqlx::AnyConnection, run_id: i64) -> Result<Counted,
         .await?;
     let state: String = r.try_get(1)?;
     Ok(Counted {
+        run_id,
         job_id: r.try_get(0)?,
         state: RunState::parse(&state)
             .ok_or_else(|| StoreError::Corrupt(format!("run {run_id}: state `{state}`")))?,

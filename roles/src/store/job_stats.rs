@@ -18,6 +18,7 @@ pub const DURATION_BUCKETS: [f64; 10] = [
 /// A final run, as counted.
 #[derive(Debug, Clone, Copy)]
 pub struct Counted {
+    pub run_id: i64,
     pub job_id: i64,
     pub state: RunState,
     pub started_at: Option<Millis>,
@@ -40,9 +41,12 @@ pub struct JobStats {
     /// Per bucket of [`DURATION_BUCKETS`], then the longer runs: not cumulative.
     pub durations: [i64; 11],
     pub duration_ms_sum: i64,
-    /// SLA breaches: (late, overdue).
-    pub sla: (i64, i64),
+    /// SLA breaches by kind, as [`SLA_KINDS`] lists them.
+    pub sla: [i64; 4],
 }
+
+/// The kinds of SLA breach counted per job, in the order of [`JobStats::sla`].
+pub const SLA_KINDS: [&str; 4] = ["late", "overdue", "slow", "short"];
 
 const COUNTED: [RunState; 7] = [
     RunState::Succeeded,
@@ -123,7 +127,7 @@ impl Store {
              s.succeeded, s.failed, s.timed_out, s.killed, s.lost, s.skipped, s.missed, \
              s.last_success_at, s.last_end_at, s.d0, s.d1, s.d2, s.d3, s.d4, s.d5, s.d6, s.d7, \
              s.d8, s.d9, s.d_inf, s.duration_ms_sum, j.calendars, j.calendar_mode, \
-             s.sla_late, s.sla_overdue \
+             s.sla_late, s.sla_overdue, s.sla_slow, s.sla_short \
              FROM jobs j LEFT JOIN job_stats s ON s.job_id = j.id ORDER BY j.id",
         )
         .fetch_all(&self.pool)
@@ -155,14 +159,16 @@ impl Store {
                     last_end_at: r.try_get(13)?,
                     durations,
                     duration_ms_sum: n(25)?,
-                    sla: (n(28)?, n(29)?),
+                    sla: [n(28)?, n(29)?, n(30)?, n(31)?],
                 })
             })
             .collect()
     }
 
-    /// Drops the counts of jobs that are gone (with the pruning pass).
+    /// Drops the counts (and short successes waiting for their alarm) of jobs that are gone
+    /// (with the pruning pass).
     pub async fn prune_job_stats(&self) -> Result<u64, StoreError> {
+        self.prune_short_runs().await?;
         Ok(sqlx::query(
             "DELETE FROM job_stats WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = job_stats.job_id)",
         )

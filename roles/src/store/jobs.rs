@@ -62,6 +62,7 @@ const FIELD_COLUMNS: &[&str] = &[
     "calendar_mode",
     "late_after_secs",
     "deadline",
+    "duration_alarm",
     "updated_at",
 ];
 
@@ -388,5 +389,6 @@ fn bind_fields<'q>(
         .bind(job.calendar_mode.as_str())
         .bind(job.late_after_secs)
         .bind(job.deadline.map(|d| d.text()))
+        .bind(job.duration_alarm.text())
         .bind(now)
 }

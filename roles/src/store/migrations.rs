@@ -110,6 +110,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "calendars",
         include_str!("../../../migrations/sqlite/0020_calendars.sql"),
     ),
+    (
+        21,
+        "usual_durations",
+        include_str!("../../../migrations/sqlite/0021_usual_durations.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -213,6 +218,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         20,
         "calendars",
         include_str!("../../../migrations/mysql/0020_calendars.sql"),
+    ),
+    (
+        21,
+        "usual_durations",
+        include_str!("../../../migrations/mysql/0021_usual_durations.sql"),
     ),
 ];
 

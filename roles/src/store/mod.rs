@@ -40,6 +40,7 @@ mod runs_query;
 mod sessions;
 mod sla;
 mod users;
+mod usual;
 mod windows;
 
 pub use alarms::{NewAlarm, Raised, RunEvent};
@@ -52,7 +53,7 @@ pub use flows::Released;
 pub use flows_query::{FlowFilter, Rerun};
 pub use gaps::{Covers, Mark, Scheduled};
 pub use gocron::GocronJob;
-pub use job_stats::{JobStats, DURATION_BUCKETS};
+pub use job_stats::{JobStats, DURATION_BUCKETS, SLA_KINDS};
 pub use jobs::Deleted;
 pub use jobs_query::JobFilter;
 pub use lifecycle::{Finished, Retry, RunOutcome, Started};

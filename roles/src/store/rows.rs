@@ -122,6 +122,9 @@ pub(super) fn job(r: &AnyRow) -> Result<Job, StoreError> {
         late_after_secs: r.try_get("late_after_secs")?,
         deadline: text(r, "deadline")?
             .and_then(|d| crate::model::durations::Deadline::parse(&d).ok().flatten()),
+        duration_alarm: text(r, "duration_alarm")?
+            .and_then(|d| crate::model::usual::DurationAlarm::parse(&d).ok())
+            .unwrap_or_default(),
         calendar_mode: {
             let v = text(r, "calendar_mode")?.unwrap_or_default();
             CalendarMode::parse(&v).unwrap_or_default()

@@ -17,6 +17,11 @@ use crate::model::{AlarmKind, Channel, Millis};
 /// `runs.sla_flags` bits.
 pub const LATE: i64 = 1;
 pub const OVERDUE: i64 = 2;
+/// Still running far past its job's usual duration (`store::usual`).
+pub const SLOW: i64 = 4;
+/// Succeeded far under its job's usual duration: set when its alarm is raised (the claim
+/// is the delete of its `short_runs` row).
+pub const SHORT: i64 = 8;
 
 /// How far past its deadline an instant is still looked at: a monitor stopped longer than this
 /// does not alarm the deadlines that passed meanwhile (its outage is alarmed itself).
@@ -32,7 +37,7 @@ pub struct Breach {
     pub event: RunEvent,
 }
 
-fn iso(ms: Millis) -> String {
+pub(super) fn iso(ms: Millis) -> String {
     chrono::DateTime::from_timestamp_millis(ms)
         .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
         .unwrap_or_default()
@@ -40,7 +45,7 @@ fn iso(ms: Millis) -> String {
 
 /// The alarm fields of the job in columns `from..from + 3` (alarm_on, alarm_channels,
 /// admin_email, admin_mobile).
-fn event(
+pub(super) fn event(
     r: &sqlx::any::AnyRow,
     from: usize,
     run_id: i64,
@@ -244,6 +249,16 @@ impl Store {
     ) -> Result<Option<Vec<Raised>>, StoreError> {
         let (run_id, bit) = (breach.event.run_id, breach.bit);
         let mut tx = self.pool.begin().await?;
+        if bit == SHORT {
+            let found = sqlx::query("DELETE FROM short_runs WHERE run_id = ?")
+                .bind(run_id)
+                .execute(&mut *tx)
+                .await?
+                .rows_affected();
+            if found != 1 {
+                return Ok(None);
+            }
+        }
         let claimed = sqlx::query(
             "UPDATE runs SET sla_flags = sla_flags | ? WHERE id = ? AND (sla_flags & ?) = 0",
         )
@@ -253,7 +268,8 @@ impl Store {
         .execute(&mut *tx)
         .await?
         .rows_affected();
-        if claimed != 1 {
+        // A short run pruned meanwhile has no row to mark: its claim was the delete.
+        if claimed != 1 && bit != SHORT {
             return Ok(None);
         }
         // Counted for Prometheus with the claim: once, whichever monitor.
@@ -265,10 +281,11 @@ impl Store {
             .bind(breach.event.job_id)
             .execute(&mut *tx)
             .await?;
-        let column = if bit == LATE {
-            "sla_late"
-        } else {
-            "sla_overdue"
+        let column = match bit {
+            LATE => "sla_late",
+            OVERDUE => "sla_overdue",
+            SLOW => "sla_slow",
+            _ => "sla_short",
         };
         sqlx::query(&format!(
             "UPDATE job_stats SET {column} = {column} + 1 WHERE job_id = ?"

@@ -463,6 +463,7 @@ async fn every_job_field_is_stored_and_read_back_as_given() {
         calendar_mode: Some(crate::model::CalendarMode::Only),
         late_after_secs: Some(30),
         deadline: Some("09:30".into()),
+        duration_alarm: Some("slow:5".into()),
         paused: Some(true),
     }
     .create("UTC")

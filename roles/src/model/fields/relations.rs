@@ -98,10 +98,11 @@ pub(super) fn assign_calendars(
     }
 }
 
-/// `--late-after` and `--deadline` ("" or 0 clears).
+/// `--late-after` and `--deadline` ("" or 0 clears), `--duration-alarm` ("" is the default).
 pub(super) fn assign_sla(
     late: Option<i64>,
     deadline: Option<&str>,
+    duration_alarm: Option<&str>,
     job: &mut Job,
 ) -> Result<(), FieldError> {
     if let Some(v) = late {
@@ -110,6 +111,10 @@ pub(super) fn assign_sla(
     if let Some(v) = deadline {
         job.deadline = crate::model::durations::Deadline::parse(v)
             .map_err(|m| FieldError::new("deadline", m))?;
+    }
+    if let Some(v) = duration_alarm {
+        job.duration_alarm = crate::model::usual::DurationAlarm::parse(v)
+            .map_err(|m| FieldError::new("duration_alarm", m))?;
     }
     Ok(())
 }

@@ -102,13 +102,16 @@ impl Alarmer {
         self.scan_sla().await
     }
 
-    /// One alarm per run that broke its job's SLA (`late`, `overdue`), to the job's
-    /// recipients — unless the job alarms on nothing (`alarm_on = ""`).
+    /// One alarm per run that broke its job's SLA (`late`, `overdue`) or was far from its
+    /// usual duration (`slow`, `short`), to the job's recipients — unless the job alarms on nothing (`alarm_on = ""`).
     async fn scan_sla(&self) -> Result<(), StoreError> {
         let now = crate::model::now_millis();
         let (overdue, in_time) = self.store.overdue_runs(now).await?;
         self.store.sla_met(&in_time).await?;
-        for b in self.store.late_runs(now).await?.into_iter().chain(overdue) {
+        let slow = self.store.slow_runs(now).await?;
+        let short = self.store.short_runs().await?;
+        let late = self.store.late_runs(now).await?;
+        for b in late.into_iter().chain(overdue).chain(slow).chain(short) {
             let alarms = match b.event.alarm_on.is_empty() {
                 true => Vec::new(),
                 false => self.run_alarms(&b.event, &b.event.state),

@@ -181,15 +181,21 @@ pub(super) async fn views(s: &ApiState, jobs: Vec<Job>) -> Result<Vec<JobView>, 
                         .map(|t| t.timestamp_millis())
                 }),
             last_run: last.remove(&job.id),
+            usual: None,
             job,
         })
         .collect())
 }
 
-async fn view(s: &ApiState, job: Job) -> Result<JobView, ApiError> {
-    let mut v = views(s, vec![job]).await?;
-    v.pop()
-        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "job view lost"))
+/// One job's view, with its usual duration.
+pub(super) async fn view(s: &ApiState, job: Job) -> Result<JobView, ApiError> {
+    let id = job.id;
+    let mut v = views(s, vec![job])
+        .await?
+        .pop()
+        .ok_or_else(|| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "job view lost"))?;
+    v.usual = s.store.usual_duration(id).await?;
+    Ok(v)
 }
 
 /// Every job the caller may see, with its next fire and its last run.

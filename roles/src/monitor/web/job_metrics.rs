@@ -62,24 +62,22 @@ pub async fn scrape(
     crate::http::health::prometheus(text)
 }
 
-/// `cronvisor_job_sla_breaches_total{kind="late"|"overdue"}` of each job.
+/// `cronvisor_job_sla_breaches_total{kind="late"|"overdue"|"slow"|"short"}` of each job.
 fn sla_series(out: &mut String, jobs: &[JobStats], labels: &[String]) {
     header(
         out,
         "cronvisor_job_sla_breaches_total",
         "counter",
-        "The job's SLA breaches: runs late (--late-after) and instants overdue (--deadline).",
+        "The job's SLA breaches: runs late (--late-after), instants overdue (--deadline), runs \
+         slow or short against the job's usual duration (--duration-alarm).",
     );
     for (j, l) in jobs.iter().zip(labels) {
-        let (late, overdue) = j.sla;
-        let _ = writeln!(
-            out,
-            "cronvisor_job_sla_breaches_total{{{l},kind=\"late\"}} {late}"
-        );
-        let _ = writeln!(
-            out,
-            "cronvisor_job_sla_breaches_total{{{l},kind=\"overdue\"}} {overdue}"
-        );
+        for (kind, n) in crate::store::SLA_KINDS.iter().zip(j.sla) {
+            let _ = writeln!(
+                out,
+                "cronvisor_job_sla_breaches_total{{{l},kind=\"{kind}\"}} {n}"
+            );
+        }
     }
 }
 
@@ -265,7 +263,7 @@ mod tests {
             last_end_at: None,
             durations: [0; 11],
             duration_ms_sum: 0,
-            sla: (0, 0),
+            sla: [0; 4],
         };
         let now = chrono::Utc::now();
         for i in 0..RULES_KEPT {

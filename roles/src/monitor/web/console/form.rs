@@ -201,6 +201,7 @@ fn form(job: Option<&Job>, default_tz: &str, others: &[String]) -> Markup {
                 (number("Timeout (seconds)", "timeout_secs", j.as_ref().and_then(|j| j.timeout_secs), "Empty or 0: none."))
                 (number("Late after (seconds)", "late_after_secs", j.as_ref().and_then(|j| j.late_after_secs), "SLA: alarm `late` when a run has not started this long after its instant. Empty or 0: none."))
                 (text("Deadline", "deadline", &get(|j| j.deadline.map(|d| d.text()).unwrap_or_default()), "SLA: alarm `overdue` when an instant (a flow's root: its flow) has not ended successfully this long after it (90m) or by this time of day (09:30). Empty: none."))
+                (text("Duration alarm", "duration_alarm", &get(|j| j.duration_alarm.text()), "Alarms from the usual duration learned from its last successes: both (slow and short), slow, short or off; :K sets how far from the usual band (default 3, as in slow:5)."))
                 (number("Retries", "retries", j.as_ref().map(|j| j.retries), "Extra attempts after a failure."))
                 (number("Retry backoff (seconds)", "retry_backoff_secs", j.as_ref().map(|j| j.retry_backoff_secs), "Doubles each attempt."))
                 (choice("Misfire", "misfire", &misfire, j.as_ref().map(|j| j.misfire.as_str()).unwrap_or(Misfire::default().as_str())))

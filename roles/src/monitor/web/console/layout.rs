@@ -110,16 +110,7 @@ pub fn state(s: RunState) -> Markup {
     html! { span class=(format!("state {tone}")) data-state=(s.as_str()) { (s.as_str()) } }
 }
 
-/// A duration in short words (`850 ms`, `12 s`, `3 min 4 s`, `2 h 5 min`).
-pub fn span(ms: i64) -> String {
-    let ms = ms.max(0);
-    match ms {
-        0..=999 => format!("{ms} ms"),
-        1000..=59_999 => format!("{:.1} s", ms as f64 / 1000.0),
-        60_000..=3_599_999 => format!("{} min {} s", ms / 60_000, ms % 60_000 / 1000),
-        _ => format!("{} h {} min", ms / 3_600_000, ms % 3_600_000 / 60_000),
-    }
-}
+pub use crate::model::durations::span;
 
 /// How long a run took, or has been going.
 pub fn run_duration(started: Option<Millis>, ended: Option<Millis>) -> Markup {

@@ -11,6 +11,7 @@
 
 mod backfills;
 mod calendars;
+mod durations;
 mod flows;
 mod form;
 mod layout;

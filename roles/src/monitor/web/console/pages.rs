@@ -297,10 +297,7 @@ pub async fn job(
         let flow = super::flows::latest_of(&c, &v.caller, job.id).await?;
         let downstream = c.api.store.dependents(job.id).await?;
         let backfills = c.api.store.backfills(Some(job.id), None, 10).await?;
-        let mut views = api::views(&c.api, vec![job]).await?;
-        let view = views
-            .pop()
-            .ok_or_else(|| crate::http::ApiError::not_found(format!("no job `{key}`")))?;
+        let view = api::view(&c.api, job).await?;
         Ok::<_, crate::http::ApiError>((view, runs, flow, downstream, backfills))
     }
     .await;
@@ -341,6 +338,7 @@ pub async fn job(
                     @if let (Some(p50), Some(p90), Some(max)) = (pct(50), pct(90), durations.last()) {
                         p { "Duration: median " (layout::span(p50)) ", p90 " (layout::span(p90)) ", longest " (layout::span(*max)) }
                     }
+                    (super::durations::chart(&ended, view.usual, j.duration_alarm))
                     p.strip aria-label="Outcomes, oldest to newest" {
                         @for r in ended.iter().rev() { a href=(format!("/runs/{}", r.id)) title=(r.state.as_str()) { (state(r.state)) } }
                     }
