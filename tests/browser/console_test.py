@@ -329,6 +329,33 @@ def every_page_renders(c):
     assert c.page.evaluate("document.activeElement.className") == "skip"
 
 
+def the_usual_band_over_the_duration_chart(c):
+    # browser-job has run every 2 s since it was added: ten successes teach its usual band.
+    deadline = time.monotonic() + 30
+    while True:
+        c.go("/jobs/browser-job")
+        if c.page.locator("figure.durations .usual-band").count() == 1:
+            break
+        assert time.monotonic() < deadline, "browser-job's usual band never appeared"
+        c.page.wait_for_timeout(500)
+    expect(c.page.locator("figure.durations figcaption")).to_contain_text("Usual: ")
+    assert c.page.locator("figure.durations rect.bar").count() >= 10
+    c.shot("job-durations")
+    # Its setting in the form: a wrong one is refused beside its field.
+    c.go("/jobs/browser-job/edit")
+    expect(c.page.locator("#duration_alarm")).to_have_value("both")
+    c.page.fill("#duration_alarm", "slow:0")
+    c.page.click("#job-form button[type=submit]")
+    expect(c.page.locator('[data-error-for="duration_alarm"]')).to_contain_text("1 to 100",
+                                                                                timeout=WAIT_MS)
+    c.page.fill("#duration_alarm", "slow:5")
+    c.page.click("#job-form button[type=submit]")
+    expect(c.page).to_have_url(c.url + "/jobs/browser-job", timeout=WAIT_MS)
+    expect(c.page.locator("figure.durations figcaption")).to_contain_text("slow past")
+    expect(c.page.locator("figure.durations figcaption")).not_to_contain_text("short under")
+    c.clean("duration chart")
+
+
 def edit_and_pause_and_delete(c):
     c.go("/jobs/browser-job/edit")
     c.page.fill("#timeout_secs", "45")
@@ -558,6 +585,7 @@ def main():
         check("an operator of another group sees none of these jobs", an_operator_of_another_group_sees_none_of_these_jobs, browser, args.url, args.operator_b)
         check("users and audit pages", users_and_audit_pages, c)
         check("logging out ends the session everywhere", logging_out_ends_the_session, browser, args.url, args.viewer)
+        check("the usual band over the duration chart, and its setting", the_usual_band_over_the_duration_chart, c)
         check("edit, pause and delete a job", edit_and_pause_and_delete, c)
         browser.close()
     print("console: all checks passed")

@@ -129,7 +129,19 @@ fn sigint_stops_fast_and_records_the_running_job_killed() {
 /// A run on record as `dispatched` (what a dispatcher does before it sends it), for a request
 /// sent to the executor by hand; its id.
 fn dispatched_run(cv: &Cronvisor, job: &str, id: i64, state: &str, executor: &str) -> i64 {
-    cv.add_job(job, "@yearly", "true", &[]);
+    dispatched_run_of(cv, job, "true", id, state, executor)
+}
+
+/// As [`dispatched_run`], of a job running `command`.
+fn dispatched_run_of(
+    cv: &Cronvisor,
+    job: &str,
+    command: &str,
+    id: i64,
+    state: &str,
+    executor: &str,
+) -> i64 {
+    cv.add_job(job, "@yearly", command, &[]);
     let executor = if executor.is_empty() {
         "NULL".to_string()
     } else {
@@ -150,10 +162,19 @@ fn dispatched_run(cv: &Cronvisor, job: &str, id: i64, state: &str, executor: &st
 
 /// Posts one run request for `run_id` to the executor; the answer.
 fn post_run(cv: &Cronvisor, run_id: i64, marker: &std::path::Path) -> serde_json::Value {
+    post_command(cv, run_id, &format!("echo once >> {}", marker.display()))
+}
+
+/// Posts one run request for `run_id` (of its job, as the store has it) with `command`.
+fn post_command(cv: &Cronvisor, run_id: i64, command: &str) -> serde_json::Value {
     let token = std::fs::read_to_string(cv.data_dir().join("rpc.token")).expect("rpc token");
+    let job = cv.sqlite(&format!(
+        "SELECT j.id || ' ' || j.name FROM runs r JOIN jobs j ON j.id = r.job_id WHERE r.id = {run_id}"
+    ));
+    let (job_id, job_name) = job.trim().split_once(' ').expect("the run's job");
     let body = serde_json::json!({"runs": [{
-        "run_id": run_id, "job_id": 1, "job_name": "x", "instant": 1000,
-        "command": format!("echo once >> {}", marker.display()), "timeout_secs": null
+        "run_id": run_id, "job_id": job_id.parse::<i64>().expect("id"), "job_name": job_name,
+        "instant": 1000, "command": command, "timeout_secs": null, "retry_backoff_secs": 10
     }]})
     .to_string();
     let (code, reply) = http(
@@ -171,7 +192,8 @@ fn post_run(cv: &Cronvisor, run_id: i64, marker: &std::path::Path) -> serde_json
 fn a_retried_rpc_never_starts_a_run_twice() {
     let cv = Cronvisor::start("rpc-retry");
     let marker = cv.dir.0.join("marker");
-    let id = dispatched_run(&cv, "x", 424242, "dispatched", "");
+    let command = format!("echo once >> {}", marker.display());
+    let id = dispatched_run_of(&cv, "x", &command, 424242, "dispatched", "");
     let first = post_run(&cv, id, &marker);
     assert!(first["accepted"][0]["pid"].is_i64(), "started: {first}");
     let second = post_run(&cv, id, &marker);
@@ -212,6 +234,46 @@ fn a_request_for_a_run_taken_elsewhere_or_ended_is_not_run() {
         cv.sqlite(&format!("SELECT state FROM runs WHERE id = {failed}")),
         "failed\n"
     );
+}
+
+/// The review's "executor runs any command it is sent": a request holding the RPC token but
+/// asking for another command than the run's job has is refused and recorded, and nothing of
+/// it runs; a dispatcher's copy from just before an edit runs the job as stored now.
+#[test]
+fn an_executor_runs_only_the_stored_work_of_a_run() {
+    let cv = Cronvisor::start("rpc-forged");
+    let (stored, forged) = (cv.dir.0.join("stored"), cv.dir.0.join("forged"));
+    let command = format!("echo stored >> {}", stored.display());
+    let other = format!("echo forged >> {}", forged.display());
+    // A run recorded now of a job unchanged for an hour.
+    let id = dispatched_run_of(&cv, "victim", &command, 6001, "dispatched", "");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_millis() as i64;
+    cv.sqlite(&format!(
+        "UPDATE runs SET created_at = {now} WHERE id = {id}; \
+         UPDATE jobs SET updated_at = {} WHERE name = 'victim'",
+        now - 3_600_000
+    ));
+    let reply = post_command(&cv, id, &other);
+    assert_eq!(reply["failed"], serde_json::json!([id]), "{reply}");
+    let run = cv.wait_run(&id.to_string(), "the refused run", |s| s == "failed");
+    assert_eq!(
+        run["error"], "refused: the request's command differs from the job's as stored (not run)",
+        "{run}"
+    );
+    // A copy from just before an edit (the run recorded before the job's change): the job as
+    // stored runs, not the copy.
+    let raced = dispatched_run_of(&cv, "edited", &command, 6002, "dispatched", "");
+    let reply = post_command(&cv, raced, &other);
+    assert!(reply["accepted"][0]["pid"].is_i64(), "{reply}");
+    cv.wait_run(&raced.to_string(), "the raced run", |s| s == "succeeded");
+    assert_eq!(
+        std::fs::read_to_string(&stored).expect("stored ran"),
+        "stored\n"
+    );
+    assert!(!forged.exists(), "a command the job does not have was run");
 }
 
 #[test]

@@ -216,6 +216,8 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
             .as_array()
             .and_then(|a| a.iter().find(|x| x["kind"] == "overdue").cloned())
     });
+    // Learned durations on MariaDB: the band, `short` and `slow`, once each.
+    crate::usual::short_and_slow_once(&cv);
 }
 
 #[test]

@@ -31,7 +31,11 @@ fn learn(cv: &Cronvisor, jobs: &[&str]) {
 
 #[test]
 fn a_run_far_from_the_usual_duration_raises_short_or_slow_once() {
-    let cv = Cronvisor::start("usual");
+    short_and_slow_once(&Cronvisor::start("usual"));
+}
+
+/// The whole of it on `cv` (SQLite here, MariaDB in `mysql.rs`).
+pub fn short_and_slow_once(cv: &Cronvisor) {
     // Tolerance 1: the band's bounds one spread (here its floor, 1 s) past the quartiles.
     let common = ["--overlap", "allow", "--duration-alarm"];
     cv.add_job(
@@ -51,7 +55,7 @@ fn a_run_far_from_the_usual_duration_raises_short_or_slow_once() {
         shown.contains("usual:      not learned yet (duration alarms after 10 successes)"),
         "{shown}"
     );
-    learn(&cv, &["etl", "quiet"]);
+    learn(cv, &["etl", "quiet"]);
     // Learned by the monitor's pass over the ended runs.
     let usual = wait_for(Duration::from_secs(20), "the usual band", || {
         let v = cv.json(&["job", "show", "etl"]);
@@ -74,7 +78,7 @@ fn a_run_far_from_the_usual_duration_raises_short_or_slow_once() {
     cv.wait_run(&quick, "the short run", |s| s == "succeeded");
     cv.wait_run(&quiet, "the quiet run", |s| s == "succeeded");
     let short = wait_for(Duration::from_secs(20), "a short alarm", || {
-        alarms_of(&cv, "short").into_iter().next()
+        alarms_of(cv, "short").into_iter().next()
     });
     assert_eq!(short["run_id"].to_string(), quick, "{short}");
     let text = short["details"]["error"].as_str().unwrap_or("");
@@ -89,7 +93,7 @@ fn a_run_far_from_the_usual_duration_raises_short_or_slow_once() {
     let long = cv.run_now("etl");
     cv.wait_run(&long, "the long run", |s| s == "running");
     let slow = wait_for(Duration::from_secs(20), "a slow alarm", || {
-        alarms_of(&cv, "slow").into_iter().next()
+        alarms_of(cv, "slow").into_iter().next()
     });
     assert_eq!(slow["run_id"].to_string(), long, "{slow}");
     let text = slow["details"]["error"].as_str().unwrap_or("");
@@ -104,8 +108,8 @@ fn a_run_far_from_the_usual_duration_raises_short_or_slow_once() {
 
     // Once each (the passes after raise nothing more), none for `quiet`; counted per job.
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(alarms_of(&cv, "short").len(), 1);
-    assert_eq!(alarms_of(&cv, "slow").len(), 1);
+    assert_eq!(alarms_of(cv, "short").len(), 1);
+    assert_eq!(alarms_of(cv, "slow").len(), 1);
     let (_, metrics) = crate::harness::http(
         &cv.endpoint("api"),
         "GET",

@@ -12,7 +12,7 @@ use super::fire::{Firer, Outgoing};
 use super::targets::Targets;
 use crate::cluster::ExecutorInfo;
 use crate::http::client::HttpClient;
-use crate::model::{HttpCall, RunRequest};
+use crate::model::RunRequest;
 
 /// Runs grouped by the executor they go to (by its id).
 type Groups = BTreeMap<String, (ExecutorInfo, Vec<(Outgoing, RunRequest)>)>;
@@ -238,36 +238,24 @@ fn request_of(o: &Outgoing) -> Result<RunRequest, String> {
             (v.real, Some(shown))
         }
     };
-    let http = o.job.http_url.as_ref().map(|url| HttpCall {
-        method: o.job.http_method.clone(),
-        url: url.clone(),
-        headers: o.job.http_headers.clone(),
-        body: o.job.http_body.clone(),
-        expect_status: o.job.http_expect_status,
-    });
-    let command = o
-        .job
-        .command
-        .clone()
-        .or_else(|| o.job.http_url.clone())
-        .ok_or_else(|| "job has no command".to_string())?;
-    Ok(RunRequest {
+    let work = crate::model::work::Work::of(&o.job)?;
+    let mut req = RunRequest {
         run_id: o.run_id,
         job_id: o.job.id,
-        job_name: o.job.name.clone(),
+        job_name: String::new(),
         instant: o.instant,
-        command,
-        http,
-        timeout_secs: o.job.timeout_secs,
-        timezone: o.job.timezone.clone(),
-        env: o.job.env.clone(),
+        command: String::new(),
+        http: None,
+        timeout_secs: None,
+        timezone: String::new(),
+        env: Default::default(),
+        retries: 0,
+        retry_backoff_secs: 0,
+        run_as: None,
+        group: String::new(),
+        limits: Default::default(),
         attempt: o.attempt,
         retry_of: o.retry_of,
-        retries: o.job.retries,
-        retry_backoff_secs: o.job.retry_backoff_secs,
-        run_as: o.job.run_as.clone(),
-        group: o.job.group.clone(),
-        limits: o.job.limits,
         shard_index: o
             .pinned
             .as_ref()
@@ -284,7 +272,9 @@ fn request_of(o: &Outgoing) -> Result<RunRequest, String> {
         params_shown,
         flow_run: o.flow.as_ref().map(|f| f.0),
         upstream_runs: o.flow.as_ref().and_then(|f| f.1.clone()),
-    })
+    };
+    work.put_into(&mut req);
+    Ok(req)
 }
 
 /// One RPC: the chunk's runs to one executor.

@@ -1,7 +1,8 @@
 //! `POST /rpc/v1/runs`: taking runs from dispatchers. A run starts here only once the store
 //! names this executor as the run's (see `store/claims.rs`): a request read late — this process
 //! was paused with it in its socket while the dispatcher gave up and sent the run elsewhere —
-//! finds the run taken or ended, and is not run a second time.
+//! finds the run taken or ended, and is not run a second time. What it runs is its job as
+//! the store has it (`with_stored_work`), not what the request says.
 
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
@@ -14,8 +15,9 @@ use tokio::task::JoinSet;
 
 use super::{start, Executor};
 use crate::http::ApiError;
+use crate::model::work::Work;
 use crate::model::{BatchAccepted, RunAccepted, RunBatch, RunRequest};
-use crate::store::Claim;
+use crate::store::{Claim, RunOutcome, Stored};
 
 /// Most runs held whose claim could not be read back (the store failed mid-claim). Beyond it
 /// runs are refused before any claim is tried, so none is left claimed and forgotten.
@@ -149,7 +151,16 @@ fn sort_by_claim(
     let mut mine = Vec::with_capacity(runs.len());
     for req in runs {
         match claims.get(&req.run_id).cloned().unwrap_or(Claim::Over) {
-            Claim::Mine => mine.push(req),
+            Claim::Mine(stored) => match with_stored_work(req, &stored) {
+                Ok(req) => mine.push(req),
+                Err((run_id, why)) => {
+                    tracing::warn!(run = run_id, executor = %exec.id, reason = %why,
+                        "refusing a run request that asks for other work than its job's");
+                    exec.recorder
+                        .finish(run_id, RunOutcome::failed(why), None, None);
+                    reply.failed.push(run_id);
+                }
+            },
             Claim::Taken(other) => {
                 tracing::warn!(run = req.run_id, executor = %exec.id, taken_by = %other,
                     "not starting a run another executor has (its request reached this one late)");
@@ -167,6 +178,40 @@ fn sort_by_claim(
         }
     }
     mine
+}
+
+/// How long after a job's change a dispatcher may still send the job as it was: it follows
+/// the changes within a poll, but one cut off from the store keeps its copy until it can read
+/// them again.
+const STALE_COPY_GRACE_MS: i64 = 10 * 60_000;
+
+/// The request with its job's work as stored (`model::work`): never what the request says.
+/// A request asking for other work is refused — it was not sent by a dispatcher from the job
+/// — unless the job changed shortly before the run was recorded (a dispatcher's copy from
+/// before the change): then the job runs as stored now.
+fn with_stored_work(mut req: RunRequest, stored: &Stored) -> Result<RunRequest, (i64, String)> {
+    let work = Work::of(&stored.job).map_err(|e| (req.run_id, e))?;
+    let differs = work.differences(&Work::asked(&req));
+    if !differs.is_empty() {
+        if stored.job.updated_at + STALE_COPY_GRACE_MS < stored.run_created {
+            return Err((
+                req.run_id,
+                format!(
+                    "refused: the request's {} {} from the job's as stored (not run)",
+                    differs.join(", "),
+                    if differs.len() == 1 {
+                        "differs"
+                    } else {
+                        "differ"
+                    }
+                ),
+            ));
+        }
+        tracing::info!(run = req.run_id, fields = %differs.join(", "),
+            "the job changed just before its run was recorded: running it as stored now");
+    }
+    work.put_into(&mut req);
+    Ok(req)
 }
 
 /// Starts each run on its own task, so a burst's spawns (a fork/exec each) spread over every

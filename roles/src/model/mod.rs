@@ -13,6 +13,7 @@ mod kinds;
 pub mod params;
 pub mod usual;
 pub mod window;
+pub mod work;
 
 pub use checks::{
     check_emails, check_mobiles, check_url, masked_url, secret_header, validate_name,
@@ -458,7 +459,7 @@ pub struct RunRequest {
 }
 
 /// The request of an HTTP job.
-#[derive(Debug, Clone, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct HttpCall {
     pub method: String,
     pub url: String,

@@ -5,7 +5,9 @@
 //! of firing: a request can reach an executor late (its process was paused with the request in
 //! its socket, and the dispatcher meanwhile gave up and sent the run elsewhere), and only the
 //! store can tell the late copy from the live one. An executor starts a run only once the store
-//! names it as the run's executor while the run is still `dispatched`.
+//! names it as the run's executor while the run is still `dispatched`. The claim also reads
+//! the run's job as stored: what the executor runs is that, not what the request says
+//! (`model::work`).
 
 use std::collections::HashMap;
 
@@ -14,15 +16,23 @@ use sqlx::Row;
 use super::{rows, Store, StoreError};
 
 /// What the store says of a run an executor was asked to start.
-#[derive(Debug, Clone, PartialEq, Eq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Claim {
-    /// This executor's to start.
-    Mine,
+    /// This executor's to start: its job as stored now, and when the run was recorded.
+    Mine(Box<Stored>),
     /// Another executor instance has it (the request reached this one late, or twice).
     Taken(String),
     /// Not to be started by anyone: ended (failed by a dispatcher that gave up on it, lost,
     /// killed), started already, or deleted with its job.
     Over,
+}
+
+/// A claimed run's job as the store has it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Stored {
+    pub job: crate::model::Job,
+    /// When the run was recorded: a job changed since may have been sent as it was before.
+    pub run_created: crate::model::Millis,
 }
 
 impl Store {
@@ -37,9 +47,10 @@ impl Store {
         let mut sorted = run_ids.to_vec();
         sorted.sort_unstable();
         let mut claims: HashMap<i64, Claim> = run_ids.iter().map(|id| (*id, Claim::Over)).collect();
+        let mut mine = Vec::new();
         for ids in sorted.chunks(500) {
             let sql = format!(
-                "SELECT id, state, executor FROM runs WHERE id IN ({})",
+                "SELECT id, state, executor, job_id, created_at FROM runs WHERE id IN ({})",
                 super::placeholders(ids.len())
             );
             let mut q = sqlx::query(&sql);
@@ -50,15 +61,53 @@ impl Store {
                 let id: i64 = r.try_get(0)?;
                 let state = rows::text_at(&r, 1)?.unwrap_or_default();
                 let executor = rows::text_at(&r, 2)?;
-                let claim = match (state.as_str(), executor) {
-                    ("dispatched", Some(e)) if e == instance => Claim::Mine,
-                    ("dispatched" | "running", Some(e)) if e != instance => Claim::Taken(e),
-                    _ => Claim::Over,
+                match (state.as_str(), executor) {
+                    ("dispatched", Some(e)) if e == instance => {
+                        mine.push((id, r.try_get::<i64, _>(3)?, r.try_get::<i64, _>(4)?));
+                    }
+                    ("dispatched" | "running", Some(e)) if e != instance => {
+                        claims.insert(id, Claim::Taken(e));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        // Their jobs, as stored (a job deleted meanwhile leaves its run `Over`).
+        let mut job_ids: Vec<i64> = mine.iter().map(|(_, job, _)| *job).collect();
+        job_ids.sort_unstable();
+        job_ids.dedup();
+        let jobs = self.jobs_alone(&job_ids).await?;
+        for (id, job_id, run_created) in mine {
+            if let Some(job) = jobs.get(&job_id) {
+                let stored = Stored {
+                    job: job.clone(),
+                    run_created,
                 };
-                claims.insert(id, claim);
+                claims.insert(id, Claim::Mine(Box::new(stored)));
             }
         }
         Ok(claims)
+    }
+
+    /// The jobs of `ids` that exist, without their edges (what a run does needs none).
+    async fn jobs_alone(&self, ids: &[i64]) -> Result<HashMap<i64, crate::model::Job>, StoreError> {
+        let mut out = HashMap::with_capacity(ids.len());
+        for chunk in ids.chunks(500) {
+            let sql = format!(
+                "SELECT {} FROM jobs WHERE id IN ({})",
+                *super::jobs::JOB_COLUMNS,
+                super::placeholders(chunk.len())
+            );
+            let mut q = sqlx::query(&sql);
+            for id in chunk {
+                q = q.bind(*id);
+            }
+            for r in q.fetch_all(&self.pool).await? {
+                let job = rows::job(&r)?;
+                out.insert(job.id, job);
+            }
+        }
+        Ok(out)
     }
 
     /// Notes the executor instance that accepted dispatched runs (the ones it has not written

@@ -47,7 +47,7 @@ pub use alarms::{NewAlarm, Raised, RunEvent};
 pub use audit::{AuditFilter, NewAudit};
 pub use backfills::{Advanced, NewBackfill};
 pub use calendars::{CalendarDeleted, CalendarUser};
-pub use claims::Claim;
+pub use claims::{Claim, Stored};
 pub use firing::{FireKey, Forbid, PendingRun, Recorded};
 pub use flows::Released;
 pub use flows_query::{FlowFilter, Rerun};

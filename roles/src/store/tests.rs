@@ -775,15 +775,19 @@ async fn a_run_is_claimed_by_one_executor_and_an_ended_run_by_none() {
         t.store.claim_runs("b/2", &asked_b)
     );
     let (a, b) = (a.expect("a"), b.expect("b"));
-    let winner = if a[&run] == Claim::Mine { "a/1" } else { "b/2" };
+    let winner = if matches!(a[&run], Claim::Mine(_)) {
+        "a/1"
+    } else {
+        "b/2"
+    };
     let (mine, theirs) = if winner == "a/1" { (&a, &b) } else { (&b, &a) };
-    assert_eq!(mine[&run], Claim::Mine);
+    assert!(matches!(mine[&run], Claim::Mine(_)));
     assert_eq!(theirs[&run], Claim::Taken(winner.to_string()));
     assert_eq!(a[&ended], Claim::Over, "an ended run is nobody's");
     assert_eq!(a[&999_999], Claim::Over, "a deleted run is nobody's");
     // Asking again (after an error, say) reads the same.
     let again = t.store.claim_runs(winner, &[run]).await.expect("again");
-    assert_eq!(again[&run], Claim::Mine);
+    assert!(matches!(again[&run], Claim::Mine(_)));
     t.store
         .mark_running(run, winner, None, 1)
         .await

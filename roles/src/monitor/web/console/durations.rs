@@ -1,5 +1,6 @@
 //! The job page's duration chart: the last runs' durations as bars, oldest to newest, over
 //! the job's usual band (its learned quartiles) and the bound past which a run raises `slow`
+//! (when it falls inside the chart)
 //! — so an operator sees at a glance what "usual" means before an alarm says "unusual".
 
 use maud::{html, Markup};
@@ -24,12 +25,11 @@ pub fn chart(ended: &[&Run], usual: Option<Usual>, setting: DurationAlarm) -> Ma
     let slow = usual
         .filter(|_| setting.slow)
         .map(|u| u.slow_after(setting.tolerance));
+    // Scaled to the runs and the band: a slow bound far above them (a job of milliseconds
+    // is slow only past a second) would flatten every bar; the caption says it then.
     let longest = bars.iter().map(|(_, d)| *d).max().unwrap_or(0);
-    let top = (longest
-        .max(usual.map_or(0, |u| u.q3_ms))
-        .max(slow.unwrap_or(0)) as f64
-        * 1.1)
-        .max(1.0);
+    let top = (longest.max(usual.map_or(0, |u| u.q3_ms)) as f64 * 1.25).max(1.0);
+    let slow = slow.filter(|s| (*s as f64) < top);
     let y = |ms: i64| HEIGHT - (ms as f64 / top * HEIGHT).min(HEIGHT);
     let step = WIDTH / bars.len() as f64;
     let label = match usual {
@@ -56,7 +56,7 @@ pub fn chart(ended: &[&Run], usual: Option<Usual>, setting: DurationAlarm) -> Ma
                 @for (i, (r, d)) in bars.iter().enumerate() {
                     rect class=(if r.state == RunState::Succeeded { "bar ok" } else { "bar bad" })
                         x=(format!("{:.1}", i as f64 * step + step * 0.15)) width=(format!("{:.1}", step * 0.7))
-                        y=(format!("{:.1}", y(*d))) height=(format!("{:.1}", HEIGHT - y(*d))) {
+                        y=(format!("{:.1}", y(*d).min(HEIGHT - 1.0))) height=(format!("{:.1}", (HEIGHT - y(*d)).max(1.0))) {
                         title { "run " (r.id) ": " (span(*d)) " (" (r.state.as_str()) ")" }
                     }
                 }
