@@ -14,6 +14,7 @@ mod bad_input;
 mod calendars;
 mod cli;
 mod cluster;
+mod cluster_tls;
 mod console;
 mod docs;
 mod firing;

@@ -7,13 +7,14 @@
 //! read, then a watch from that revision) when etcd returns. Both mark `etcd` degraded
 //! meanwhile, which `/readyz` and the metrics show.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use etcd_client::{Client, ConnectOptions, EventType, GetOptions, PutOptions, WatchOptions};
 
 use super::{ClusterError, Dependencies, ExecutorInfo};
+use crate::http::client::ServerNames;
 use crate::shutdown::Shutdown;
 
 /// Where and how to reach etcd.
@@ -69,9 +70,60 @@ const RETRY: Duration = Duration::from_millis(500);
 pub struct Registry {
     live: RwLock<Arc<Vec<ExecutorInfo>>>,
     loaded: std::sync::atomic::AtomicBool,
+    /// Under TLS, each entry's address and the host identity its certificate must name.
+    names: ServerNames,
+    bind_names: bool,
 }
 
+/// The TLS name given to an address two entries claim for different hosts: no certificate
+/// names it, so neither gets a run until one entry goes.
+const CONFLICTING: &str = "conflicting-entries.invalid";
+
 impl Registry {
+    /// A registry filled from etcd; `https_only`: each executor must prove its host identity
+    /// with its certificate (see [`Registry::server_names`]).
+    pub fn watched(https_only: bool) -> Registry {
+        Registry {
+            bind_names: https_only,
+            ..Registry::default()
+        }
+    }
+
+    /// The names the dispatcher's client checks executors' certificates against: each
+    /// entry's host identity by its URL's address (empty unless TLS is on in a cluster).
+    pub fn server_names(&self) -> ServerNames {
+        self.names.clone()
+    }
+
+    /// Binds each entry's address to its host identity, for the certificate check.
+    fn bind(&self, list: &[ExecutorInfo]) {
+        if !self.bind_names {
+            return;
+        }
+        let mut names: HashMap<String, String> = HashMap::new();
+        for e in list {
+            let Some(authority) = e
+                .url
+                .parse::<hyper::Uri>()
+                .ok()
+                .and_then(|u| u.authority().map(|a| a.as_str().to_string()))
+            else {
+                continue;
+            };
+            match names.get(&authority) {
+                Some(host) if host != &e.host => {
+                    tracing::warn!(address = %authority, hosts = %format!("{host}, {}", e.host),
+                        "two executor entries claim one address for different hosts: neither gets runs there");
+                    names.insert(authority, CONFLICTING.to_string());
+                }
+                _ => {
+                    names.insert(authority, e.host.clone());
+                }
+            }
+        }
+        self.names.set(names);
+    }
+
     /// A registry that never changes: standalone mode's one local executor.
     pub fn fixed(executors: Vec<ExecutorInfo>) -> Arc<Registry> {
         let r = Registry::default();
@@ -103,6 +155,7 @@ impl Registry {
         if self.is_loaded() {
             return false;
         }
+        self.bind(&executors);
         *live = Arc::new(executors);
         true
     }
@@ -115,6 +168,7 @@ impl Registry {
         let by_id: BTreeMap<String, ExecutorInfo> =
             set.into_values().map(|e| (e.id.clone(), e)).collect();
         let list: Vec<ExecutorInfo> = by_id.into_values().collect();
+        self.bind(&list);
         match self.live.write() {
             Ok(mut l) => *l = Arc::new(list),
             Err(p) => *p.into_inner() = Arc::new(list),
@@ -232,9 +286,15 @@ async fn left(leave: &mut tokio::sync::watch::Receiver<bool>) {
     let _ = leave.wait_for(|l| *l).await;
 }
 
-/// A registry entry, unless it is unreadable or (`https_only`) names a cleartext URL.
+/// A registry entry, unless it is unreadable, its id is not of its host (`host@address`: an
+/// entry cannot borrow another host's id), or (`https_only`) it names a cleartext URL.
 fn parse(value: &[u8], https_only: bool) -> Option<ExecutorInfo> {
     let info: ExecutorInfo = serde_json::from_slice(value).ok()?;
+    if info.id.split_once('@').map(|(host, _)| host) != Some(info.host.as_str()) {
+        tracing::warn!(executor = %info.id, host = %info.host,
+            "refusing an executor entry whose id is not of its host");
+        return None;
+    }
     if https_only && !info.url.starts_with("https://") {
         tracing::warn!(executor = %info.id, url = %info.url,
             "refusing an executor entry without https: the cluster is configured for TLS");
@@ -365,5 +425,48 @@ mod tests {
         set.remove("/c/executors/h@127.0.0.1:7071/10");
         r.replace(set);
         assert_eq!(r.live().len(), 1);
+    }
+
+    #[test]
+    fn an_entry_proves_its_host_and_cannot_borrow_another_hosts_id() {
+        let entry = |id: &str, host: &str, url: &str| {
+            serde_json::json!({"id": id, "url": url, "host": host, "groups": [],
+                "version": "t", "capacity": 1})
+            .to_string()
+        };
+        let ok = entry("e1@127.0.0.1:7071", "e1", "https://127.0.0.1:7071");
+        assert!(parse(ok.as_bytes(), true).is_some());
+        let borrowed = entry("e1@127.0.0.1:7071", "e9", "https://127.0.0.1:7071");
+        assert!(parse(borrowed.as_bytes(), true).is_none());
+        let clear = entry("e1@127.0.0.1:7071", "e1", "http://127.0.0.1:7071");
+        assert!(parse(clear.as_bytes(), true).is_none());
+        // Under TLS each address must show a certificate naming its host; two hosts at one
+        // address get a name no certificate has.
+        let r = Registry::watched(true);
+        let info = |id: &str, host: &str, url: &str| ExecutorInfo {
+            id: id.into(),
+            url: url.into(),
+            host: host.into(),
+            groups: vec![],
+            version: "t".into(),
+            capacity: 1,
+        };
+        r.seed(vec![
+            info("e1@a", "e1", "https://127.0.0.1:7071"),
+            info("e2@b", "e2", "https://127.0.0.1:7072"),
+            info("e3@b", "e3", "https://127.0.0.1:7072"),
+        ]);
+        let names = r.server_names();
+        let name = |url: &str| {
+            use hyper_rustls::ResolveServerName;
+            names
+                .resolve(&url.parse().expect("uri"))
+                .map(|n| n.to_str().to_string())
+                .expect("a name")
+        };
+        assert_eq!(name("https://127.0.0.1:7071/rpc/v1/runs"), "e1");
+        assert_eq!(name("https://127.0.0.1:7072/rpc/v1/runs"), CONFLICTING);
+        // Not an executor's address: its URL's host.
+        assert_eq!(name("https://127.0.0.1:9/x"), "127.0.0.1");
     }
 }

@@ -78,15 +78,17 @@ impl Firer {
         trust: &Trust,
         metrics: &Metrics,
     ) -> Firer {
+        let names = targets.registry().server_names();
         Firer {
             store,
             targets,
             lock,
             token,
-            client: HttpClient::with_connect_timeout(
+            client: HttpClient::naming(
                 Duration::from_secs(10),
                 delivery.connect_timeout,
                 trust,
+                names,
             ),
             delivery_timeout: delivery.delivery_timeout,
             fired: metrics.counter(

@@ -34,14 +34,15 @@ pub(super) async fn executor_registry(
         }]);
     }
     let call_timeout = cfg.cluster.call_timeout;
-    let registry = Arc::new(Registry::default());
+    let https_only = cfg.tls.cert_file.is_some();
+    let registry = Arc::new(Registry::watched(https_only));
     let settings = EtcdSettings {
         endpoints: cfg.cluster.etcd_endpoints.clone(),
         prefix: cfg.cluster.etcd_prefix.clone(),
         lease_ttl_secs: cfg.cluster.lease_ttl_secs(),
         timeout: call_timeout,
         secure: secure(cfg),
-        https_only: cfg.tls.cert_file.is_some(),
+        https_only,
     };
     tokio::spawn(registry::watch(
         settings,

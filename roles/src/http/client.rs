@@ -1,7 +1,8 @@
 //! A small HTTP/1 client on hyper: the dispatcher's RPC to executors, the CLI's calls to the
 //! API, HTTP jobs, webhooks and SMS gateways. http:// and https:// (rustls, see `tls`).
 
-use std::sync::Arc;
+use std::collections::HashMap;
+use std::sync::{Arc, RwLock};
 use std::time::Duration;
 
 use http_body_util::{BodyExt, Full};
@@ -49,6 +50,51 @@ pub struct HttpClient {
     egress: Option<Arc<Egress>>,
 }
 
+/// The names the servers at some addresses (`host:port`) must prove with their certificate,
+/// shared with whoever knows them — the executor registry: an executor's certificate must name
+/// its host identity, not only its URL's host, so that an entry written into etcd for another
+/// host's runs is refused at the handshake. An address not listed is checked against its URL.
+#[derive(Debug, Clone, Default)]
+pub struct ServerNames(Arc<RwLock<HashMap<String, String>>>);
+
+impl ServerNames {
+    /// Replaces the whole map.
+    pub fn set(&self, names: HashMap<String, String>) {
+        match self.0.write() {
+            Ok(mut m) => *m = names,
+            Err(p) => *p.into_inner() = names,
+        }
+    }
+
+    fn name_of(&self, authority: &str) -> Option<String> {
+        let map = match self.0.read() {
+            Ok(m) => m,
+            Err(p) => p.into_inner(),
+        };
+        map.get(authority).cloned()
+    }
+}
+
+impl hyper_rustls::ResolveServerName for ServerNames {
+    fn resolve(
+        &self,
+        uri: &hyper::Uri,
+    ) -> Result<rustls::pki_types::ServerName<'static>, Box<dyn std::error::Error + Sync + Send>>
+    {
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or_default();
+        let name = match self.name_of(authority) {
+            Some(name) => name,
+            None => uri
+                .host()
+                .unwrap_or_default()
+                .trim_start_matches('[')
+                .trim_end_matches(']')
+                .to_string(),
+        };
+        rustls::pki_types::ServerName::try_from(name).map_err(|e| Box::new(e) as _)
+    }
+}
+
 /// A response: status and body bytes.
 #[derive(Debug)]
 pub struct Reply {
@@ -67,13 +113,24 @@ impl HttpClient {
     /// dropped, not refused) fails after `connect` and counts as "never sent", so a caller
     /// can try elsewhere while its own budget lasts.
     pub fn with_connect_timeout(timeout: Duration, connect: Duration, trust: &Trust) -> HttpClient {
-        HttpClient::build(timeout, connect, trust, None)
+        HttpClient::build(timeout, connect, trust, None, None)
+    }
+
+    /// As [`HttpClient::with_connect_timeout`], each server's certificate checked against the
+    /// name `names` gives its address (the dispatcher's client of executors).
+    pub fn naming(
+        timeout: Duration,
+        connect: Duration,
+        trust: &Trust,
+        names: ServerNames,
+    ) -> HttpClient {
+        HttpClient::build(timeout, connect, trust, None, Some(names))
     }
 
     /// The client of HTTP jobs: every address checked against `egress` (after resolution, and
     /// for an IP literal before it), so that a job cannot call loopback or metadata services.
     pub fn for_jobs(timeout: Duration, trust: &Trust, egress: Egress) -> HttpClient {
-        HttpClient::build(timeout, timeout, trust, Some(Arc::new(egress)))
+        HttpClient::build(timeout, timeout, trust, Some(Arc::new(egress)), None)
     }
 
     fn build(
@@ -81,17 +138,21 @@ impl HttpClient {
         connect: Duration,
         trust: &Trust,
         egress: Option<Arc<Egress>>,
+        names: Option<ServerNames>,
     ) -> HttpClient {
         let mut connector = HttpConnector::new_with_resolver(Resolver::new(egress.clone()));
         connector.set_nodelay(true);
         connector.set_connect_timeout(Some(connect.min(timeout)));
         // The TLS layer sees the URL's scheme, so the inner connector must not refuse https.
         connector.enforce_http(false);
-        let connector = HttpsConnectorBuilder::new()
+        let builder = HttpsConnectorBuilder::new()
             .with_tls_config(trust.client_config())
-            .https_or_http()
-            .enable_http1()
-            .wrap_connector(connector);
+            .https_or_http();
+        let builder = match names {
+            Some(names) => builder.with_server_name_resolver(names),
+            None => builder,
+        };
+        let connector = builder.enable_http1().wrap_connector(connector);
         // Below the servers' `http.header_read_timeout` (20 s), which closes idle connections:
         // a connection is never reused just as the server closes it.
         let inner = Client::builder(TokioExecutor::new())

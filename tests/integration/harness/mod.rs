@@ -2,6 +2,7 @@
 //! waits, and real servers ([`mariadb`]).
 
 pub mod capture;
+pub mod cluster;
 pub mod mariadb;
 pub mod relay;
 pub mod services;

@@ -60,6 +60,11 @@ fn openssl(dir: &std::path::Path, args: &[&str]) {
 /// A throwaway CA (`ca.pem`) and a certificate for 127.0.0.1 it signed (`server.pem`,
 /// `server.key`, 0600) in `d`; `prefix` names a second certificate of the same CA.
 pub fn make_certificates(d: &std::path::Path, prefix: &str) {
+    make_certificate(d, prefix, "IP:127.0.0.1");
+}
+
+/// As [`make_certificates`], the certificate naming `names` (`DNS:e1,IP:127.0.0.1`).
+pub fn make_certificate(d: &std::path::Path, prefix: &str, names: &str) {
     let ec = [
         "-newkey",
         "ec",
@@ -91,8 +96,10 @@ pub fn make_certificates(d: &std::path::Path, prefix: &str) {
     openssl(d, &req);
     std::fs::write(
         d.join("server.ext"),
-        "subjectAltName = IP:127.0.0.1\nbasicConstraints = CA:FALSE\n\
-         extendedKeyUsage = serverAuth, clientAuth\n",
+        format!(
+            "subjectAltName = {names}\nbasicConstraints = CA:FALSE\n\
+             extendedKeyUsage = serverAuth, clientAuth\n"
+        ),
     )
     .expect("write server.ext");
     openssl(
@@ -125,13 +132,19 @@ pub fn make_certificates(d: &std::path::Path, prefix: &str) {
 impl TlsServer {
     pub fn start() -> TlsServer {
         let dir = TempDir::new("tls");
+        make_certificates(&dir.0, "server");
+        let certs = dir.0.clone();
+        TlsServer::serving(&certs, "server", dir)
+    }
+
+    /// A server presenting the certificate `prefix` of the CA in `certs`, logging in `dir`.
+    pub fn serving(certs: &std::path::Path, prefix: &str, dir: TempDir) -> TlsServer {
         let d = dir.0.as_path();
-        make_certificates(d, "server");
         let log = d.join("requests.jsonl");
         let mut child = Command::new("python3")
             .args(["-c", SERVER])
-            .arg(d.join("server.pem"))
-            .arg(d.join("server.key"))
+            .arg(certs.join(format!("{prefix}.pem")))
+            .arg(certs.join(format!("{prefix}.key")))
             .arg(&log)
             .stdout(Stdio::piped())
             .stderr(Stdio::null())
@@ -156,7 +169,7 @@ impl TlsServer {
         };
         TlsServer {
             port,
-            ca: d.join("ca.pem"),
+            ca: certs.join("ca.pem"),
             log,
             child,
             _dir: dir,
