@@ -4,7 +4,7 @@
 use serde_json::Value;
 
 use crate::access::from_address;
-use crate::harness::{http, Cronvisor};
+use crate::harness::{http, wait_for, Cronvisor};
 
 /// A named token made by the admin; its secret.
 fn token(cv: &Cronvisor, args: &[&str]) -> String {
@@ -485,6 +485,64 @@ fn live_output_streams_are_capped_per_caller_and_end_on_revocation() {
         "ended after {:?}",
         started.elapsed()
     );
+    cv.ok(&["run", "kill", &id]);
+}
+
+/// Viewers of one running run share one long-poll at its executor: eight live output streams
+/// caught up on a run hold one waiting read there, not eight.
+#[test]
+fn viewers_of_a_run_share_one_long_poll_at_its_executor() {
+    use std::io::{BufRead, BufReader, Write};
+    let cv = Cronvisor::start("hard-shared-poll");
+    cv.add_job("talk", "@yearly", "echo first; sleep 60", &[]);
+    let id = cv.run_now("talk");
+    cv.wait_running_pid(&id);
+    let (api, token) = (cv.endpoint("api"), cv.token());
+    let mut streams = Vec::new();
+    for _ in 0..8 {
+        let mut s = std::net::TcpStream::connect(&api).expect("connect");
+        s.set_read_timeout(Some(std::time::Duration::from_secs(20)))
+            .expect("timeout");
+        write!(
+            s,
+            "GET /api/v1/runs/{id}/output HTTP/1.1\r\nHost: {api}\r\nAuthorization: Bearer \
+             {token}\r\nAccept: text/event-stream\r\n\r\n"
+        )
+        .expect("write");
+        let mut reader = BufReader::new(s);
+        // Caught up: its first line came.
+        let mut line = String::new();
+        while !line.contains("first") {
+            line.clear();
+            assert!(
+                reader.read_line(&mut line).expect("a line") > 0,
+                "stream ended"
+            );
+        }
+        streams.push(reader);
+    }
+    let waiting = || {
+        let (_, body) = http(&cv.endpoint("rpc"), "GET", "/metrics", None, None);
+        body.lines()
+            .find(|l| l.starts_with("cronvisor_output_reads_waiting"))
+            .and_then(|l| l.rsplit(' ').next())
+            .and_then(|v| v.parse::<i64>().ok())
+            .unwrap_or(-1)
+    };
+    wait_for(
+        std::time::Duration::from_secs(20),
+        "one shared read waiting",
+        || (waiting() == 1).then_some(()),
+    );
+    // And it stays one (the readers' polls come back every 15 s and join again).
+    let samples: Vec<i64> = (0..10)
+        .map(|_| {
+            std::thread::sleep(std::time::Duration::from_millis(200));
+            waiting()
+        })
+        .collect();
+    assert!(samples.iter().all(|n| *n <= 1), "{samples:?}");
+    drop(streams);
     cv.ok(&["run", "kill", &id]);
 }
 

@@ -16,6 +16,8 @@ pub(super) struct Counters {
     pub(super) spawn_time: Arc<crate::metrics::Histogram>,
     pub(super) output_kept: Arc<Metric>,
     pub(super) output_cut: Arc<Metric>,
+    /// Output reads waiting (long-polls) now.
+    pub(super) output_waiting: Arc<Metric>,
 }
 
 impl Counters {
@@ -43,6 +45,11 @@ impl Counters {
                 "Runs whose process could not be started.",
             ),
             running: m.gauge("cronvisor_runs_running", "", "Runs in progress."),
+            output_waiting: m.gauge(
+                "cronvisor_output_reads_waiting",
+                "",
+                "Reads of a running run's output waiting here for more (monitors' long-polls).",
+            ),
             finished,
             spawn_time: m.histogram(
                 "cronvisor_spawn_seconds",

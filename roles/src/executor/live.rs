@@ -104,6 +104,26 @@ pub struct OutputQuery {
     wait_ms: u64,
 }
 
+/// Counts a waiting read while it lives (however it ends: answered, or its caller gone).
+struct Waiting(Option<Arc<crate::metrics::Metric>>);
+
+impl Waiting {
+    fn new(gauge: &Arc<crate::metrics::Metric>, waits: bool) -> Waiting {
+        Waiting(waits.then(|| {
+            gauge.inc();
+            gauge.clone()
+        }))
+    }
+}
+
+impl Drop for Waiting {
+    fn drop(&mut self) {
+        if let Some(g) = &self.0 {
+            g.dec();
+        }
+    }
+}
+
 /// `GET /rpc/v1/runs/{id}/output`: 404 when the run is not going here (ended, or another
 /// executor's); the caller then reads the store.
 pub async fn read_output(
@@ -115,6 +135,7 @@ pub async fn read_output(
         .output_of(run_id)
         .ok_or_else(|| ApiError::not_found(format!("run {run_id} is not going here")))?;
     let mut changed = live.changed.subscribe();
+    let _waiting = Waiting::new(&exec.counters.output_waiting, q.wait_ms > 0);
     let wait = tokio::time::sleep(Duration::from_millis(q.wait_ms).min(MAX_WAIT));
     tokio::pin!(wait);
     let stop = crate::runtime::stopped(exec.shutdown.clone());

@@ -40,6 +40,8 @@ pub struct ApiState {
     pub admin_only: Option<Arc<String>>,
     /// Live output streams open, per caller (`live.rs`: at most `STREAMS_PER_CALLER` each).
     pub streams: super::live::Streams,
+    /// Executor long-polls in flight, shared by the readers at one run and position.
+    pub polls: super::polls::Polls,
     /// `monitor.max_backfill`: the most instants one backfill may hold.
     pub max_backfill: usize,
 }

@@ -230,19 +230,27 @@ impl Follower {
             self.at.stderr,
             if wait { LONG_POLL.as_millis() } else { 0 }
         );
-        let reply = self
-            .api
-            .rpc
-            .send(Method::GET, &url, Some(&self.api.rpc_token), None)
-            .await;
-        match reply {
-            Ok(r) if r.status.is_success() => serde_json::from_slice(&r.body).ok(),
-            Ok(_) => None,
-            Err(e) => {
-                tracing::debug!(run = self.run_id, error = %e, "output: executor not reachable");
-                None
+        let (api, run_id) = (self.api.clone(), self.run_id);
+        let read = async move {
+            let reply = api
+                .rpc
+                .send(Method::GET, &url, Some(&api.rpc_token), None)
+                .await;
+            match reply {
+                Ok(r) if r.status.is_success() => serde_json::from_slice(&r.body).ok(),
+                Ok(_) => None,
+                Err(e) => {
+                    tracing::debug!(run = run_id, error = %e, "output: executor not reachable");
+                    None
+                }
             }
+        };
+        if !wait {
+            return read.await;
         }
+        // Viewers caught up wait at the same offsets: one long-poll for all of them.
+        let key = (self.run_id, self.at.stdout, self.at.stderr);
+        self.api.polls.read(key, read).await
     }
 }
 

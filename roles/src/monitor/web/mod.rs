@@ -15,6 +15,7 @@ pub mod job_metrics;
 mod live;
 mod openapi;
 mod passwords;
+mod polls;
 mod runs;
 mod sso;
 mod tokens;
@@ -78,6 +79,7 @@ pub(super) fn api_state(
         alarmer,
         admin_only: admin_only(config),
         streams: live::Streams::default(),
+        polls: polls::Polls::default(),
         max_backfill: config.monitor.max_backfill as usize,
     }
 }
