@@ -38,6 +38,10 @@ pub struct Heartbeat {
     own: Option<Store>,
 }
 
+/// The least time a beat may take before the store counts as away (a busy store answers a
+/// small write within this).
+const MIN_BEAT_BOUND: Duration = Duration::from_secs(2);
+
 impl Heartbeat {
     /// Beats once now (an error here is the caller's: it is not alive yet), then every
     /// `every` in the background, logging failures. `reachable` says, after each beat, whether
@@ -66,7 +70,14 @@ impl Heartbeat {
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
             loop {
                 tick.tick().await;
-                match presence.beat(&beat_store, &instance, started_at).await {
+                // Bounded: a store whose packets are dropped would hold a beat for minutes
+                // (TCP's retries) while this role still believed it reachable.
+                let bound = (every * 2).max(MIN_BEAT_BOUND);
+                let beat =
+                    tokio::time::timeout(bound, presence.beat(&beat_store, &instance, started_at))
+                        .await
+                        .unwrap_or(Err(StoreError::NoAnswer(bound)));
+                match beat {
                     Ok(()) => {
                         if !reachable.swap(true, Ordering::Relaxed) {
                             tracing::info!("store reachable again");

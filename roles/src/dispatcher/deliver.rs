@@ -1,7 +1,10 @@
 //! Handing recorded runs to executors: one request per executor and chunk, failing over to
-//! the next executor of the target when one did not receive them, again to the same one when it
-//! may have (it acknowledges a run id it has seen without starting it twice), until the delivery
-//! timeout; what no executor took is recorded `failed` with the reason.
+//! the next executor of the target when one did not take them — unreachable, refusing (503),
+//! or not answering within [`ANSWER_TIMEOUT`] — until the delivery timeout; what no executor
+//! took is recorded `failed` with the reason. Failing over is exact even when the first
+//! executor may have received the runs: an executor starts a run only once its claim in the
+//! store names it (`store/claims.rs`), so the second finds a run the first claimed taken, and
+//! answers with the first.
 
 use std::collections::{BTreeMap, HashSet};
 use std::time::{Duration, Instant};
@@ -17,11 +20,15 @@ use crate::model::RunRequest;
 /// Runs grouped by the executor they go to (by its id).
 type Groups = BTreeMap<String, (ExecutorInfo, Vec<(Outgoing, RunRequest)>)>;
 
+/// How long one executor has to answer a request before its runs go to another: its claim is
+/// bounded at 2 s (`executor/accept.rs`), the spawns of a batch of 500 take under a second. A
+/// slower answer fails over exactly (see above) instead of spending the whole delivery budget
+/// on one executor while another is healthy.
+pub(super) const ANSWER_TIMEOUT: Duration = Duration::from_secs(5);
+
 /// What one delivery learned across its rounds.
 #[derive(Default)]
 struct Round {
-    /// Runs that must go back to the executor that may have them.
-    sticky: BTreeMap<i64, ExecutorInfo>,
     /// Executors that did not take runs this delivery (tried last, or again after a while).
     refused: HashSet<String>,
     last_error: String,
@@ -31,11 +38,9 @@ struct Round {
 enum Sent {
     /// Received; the executor's answer names the instance that took the runs.
     Taken(Option<crate::model::BatchAccepted>),
-    /// Not received (unreachable, or it answered 503): another executor may take the runs.
+    /// Not taken (unreachable, it answered 503, or not in time): another executor may take
+    /// the runs — the claim keeps one it did take from running twice.
     Elsewhere(String),
-    /// Maybe received (the connection broke mid-way): only this executor may get them again
-    /// (it acknowledges a run id it has seen without starting it twice).
-    Again(String),
     Refused(String),
 }
 
@@ -45,9 +50,8 @@ const MAX_BATCH: usize = 500;
 impl Firer {
     /// Hands runs to executors, one request per executor and chunk: each run to the next
     /// executor of its target in round-robin order (or to its pinned one). Runs an executor
-    /// did not receive fail over to the next; runs it may have received are sent to it again
-    /// (it acknowledges a run id it has seen without starting it twice). Runs no executor took
-    /// within the delivery timeout are recorded `failed` with the reason.
+    /// did not take fail over to the next. Runs no executor took within the delivery timeout
+    /// are recorded `failed` with the reason.
     pub(super) async fn deliver(&self, runs: Vec<Outgoing>, started: Instant) {
         let mut pending: Vec<(Outgoing, RunRequest)> = Vec::with_capacity(runs.len());
         for o in runs {
@@ -68,8 +72,6 @@ impl Firer {
             if started.elapsed() + delay >= self.delivery_timeout {
                 break;
             }
-            // A run whose executor left the registry can no longer be sent to it.
-            round.sticky.retain(|_, e| self.targets.is_live(&e.id));
             tokio::time::sleep(delay).await;
             delay = (delay * 2).min(Duration::from_millis(500));
             if round.refused.len() >= self.targets.registry().live().len() {
@@ -90,9 +92,8 @@ impl Firer {
         }
     }
 
-    /// Groups the pending runs by the executor each goes to: its pinned one, the one that may
-    /// have it already (sticky), or the next of its target not refused this delivery. The runs
-    /// no executor can take come back apart.
+    /// Groups the pending runs by the executor each goes to: its pinned one, or the next of
+    /// its target not refused this delivery. The runs no executor can take come back apart.
     fn place(
         &self,
         pending: &mut Vec<(Outgoing, RunRequest)>,
@@ -101,10 +102,9 @@ impl Firer {
         let mut groups: Groups = BTreeMap::new();
         let mut unplaced = Vec::new();
         for item in pending.drain(..) {
-            let pinned = item.0.pinned.as_ref().map(|(e, _)| e);
-            let choice = match (pinned, round.sticky.get(&item.0.run_id)) {
-                (Some(e), _) | (None, Some(e)) => Some(e.clone()),
-                (None, None) => self.targets.pick(&item.0.job, &round.refused),
+            let choice = match item.0.pinned.as_ref().map(|(e, _)| e) {
+                Some(e) => Some(e.clone()),
+                None => self.targets.pick(&item.0.job, &round.refused),
             };
             match choice {
                 Some(e) => groups
@@ -173,13 +173,6 @@ impl Firer {
                     tracing::debug!(executor = %executor.id, error = %e, "executor did not take the runs; failing over");
                     round.refused.insert(executor.id.clone());
                     self.targets.mark_suspect(&executor.id);
-                    round.last_error = e;
-                    again.extend(chunk);
-                }
-                Sent::Again(e) => {
-                    for (o, _) in &chunk {
-                        round.sticky.insert(o.run_id, executor.clone());
-                    }
                     round.last_error = e;
                     again.extend(chunk);
                 }
@@ -307,7 +300,6 @@ async fn send_batch(
             ))
         }
         Ok(r) => Sent::Refused(format!("{} {}", r.status, String::from_utf8_lossy(&r.body))),
-        Err(e) if e.never_sent() => Sent::Elsewhere(e.to_string()),
-        Err(e) => Sent::Again(e.to_string()),
+        Err(e) => Sent::Elsewhere(e.to_string()),
     }
 }

@@ -85,7 +85,7 @@ impl Firer {
             lock,
             token,
             client: HttpClient::naming(
-                Duration::from_secs(10),
+                super::deliver::ANSWER_TIMEOUT,
                 delivery.connect_timeout,
                 trust,
                 names,

@@ -117,11 +117,6 @@ impl Targets {
         }
     }
 
-    /// Whether the executor is still registered.
-    pub fn is_live(&self, id: &str) -> bool {
-        self.registry.live().iter().any(|e| e.id == id)
-    }
-
     /// How a target is named in messages.
     pub fn describe(job: &Job) -> String {
         match job.run_at.as_deref() {

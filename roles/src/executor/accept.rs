@@ -22,6 +22,9 @@ use crate::store::{Claim, RunOutcome, Stored};
 /// Most runs held whose claim could not be read back (the store failed mid-claim). Beyond it
 /// runs are refused before any claim is tried, so none is left claimed and forgotten.
 const MAX_UNSURE: usize = 10_000;
+/// How long a claim may take before the runs are held and refused (503): the dispatcher fails
+/// over meanwhile (its answer timeout, `dispatcher/deliver.rs`, is longer).
+const CLAIM_TIMEOUT: Duration = Duration::from_secs(2);
 /// How often the held runs' claims are read again.
 const RESOLVE_EVERY: Duration = Duration::from_secs(1);
 
@@ -59,7 +62,12 @@ async fn claim_and_start(
     runs: Vec<RunRequest>,
 ) -> Result<BatchAccepted, ApiError> {
     let ids: Vec<i64> = runs.iter().map(|r| r.run_id).collect();
-    let claims = match exec.store.claim_runs(&exec.id, &ids).await {
+    // Bounded: a store that stopped answering (its packets dropped) must not hold the
+    // dispatcher's request — it fails over to an executor that can claim.
+    let claimed = tokio::time::timeout(CLAIM_TIMEOUT, exec.store.claim_runs(&exec.id, &ids))
+        .await
+        .unwrap_or(Err(crate::store::StoreError::NoAnswer(CLAIM_TIMEOUT)));
+    let claims = match claimed {
         Ok(claims) => claims,
         Err(e) => {
             // The claim may have been written before the error: hold the runs and read their

@@ -89,6 +89,10 @@ pub enum StoreError {
     Conflict(FieldError),
     #[error("corrupt row: {0}")]
     Corrupt(String),
+    /// A call bounded by its caller (a claim, a heartbeat) that the store did not answer in
+    /// time: its packets dropped, or it hangs.
+    #[error("the store did not answer within {} ms", .0.as_millis())]
+    NoAnswer(std::time::Duration),
 }
 
 impl StoreError {
