@@ -444,6 +444,41 @@ fn an_instant_that_fell_between_dispatchers_is_recorded_missed_by_the_gap_check(
     assert_every_second_accounted_for(&cv.runs("tick"));
 }
 
+/// A rare job's hole (issue 28): a daily job's instant with no record, and nothing after it
+/// for a day, is found by the monitor's per-job cursor within seconds (the span check, which
+/// needs a record after the hole, would find it a day later).
+#[test]
+fn a_daily_jobs_instant_without_a_record_is_recorded_missed_by_its_cursor() {
+    let cv = Cronvisor::start_with(
+        "gap-daily",
+        "[dispatcher]\ndelivery_timeout = \"2s\"\nconnect_timeout = \"500ms\"\nlate_grace = \"1s\"\n\
+         [cluster]\nlock_ttl = \"1s\"\n",
+    );
+    // Once a day, 15 s from now (UTC).
+    let at = chrono::Utc::now() + chrono::Duration::seconds(15);
+    let rule = at.format("%-S %-M %-H * * *").to_string();
+    cv.add_job("daily", &rule, "true", &[]);
+    let run = wait_for(Duration::from_secs(40), "the daily run", || {
+        cv.runs("daily")
+            .into_iter()
+            .find(|r| r["state"] == "succeeded")
+    });
+    let instant = ms(&run, "instant");
+    // Its record vanishes, as if no dispatcher had written it.
+    cv.sqlite(&format!("DELETE FROM runs WHERE instant = {instant}"));
+    let found = wait_for(Duration::from_secs(45), "the cursor check's record", || {
+        cv.runs("daily")
+            .into_iter()
+            .find(|r| ms(r, "instant") == instant)
+    });
+    assert_eq!(found["state"], "missed", "{found}");
+    assert!(
+        found["error"].as_str().unwrap_or("").contains("gap check"),
+        "{found}"
+    );
+    assert_eq!(cv.runs("daily").len(), 1, "only that instant");
+}
+
 /// A fleet past the memory bounds (`dispatcher.jobs_kept`, `rules_kept`; here 0, so every
 /// job is past them): each job fires from its schedule alone, read whole from the store when
 /// it fires, and an edit reaches its next runs as usual.

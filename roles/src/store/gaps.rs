@@ -32,7 +32,7 @@ pub enum Covers {
 
 impl Covers {
     /// What a record of this state, trigger and error answers for.
-    fn of(state: &str, trigger: &str, error: &str) -> Covers {
+    pub(super) fn of(state: &str, trigger: &str, error: &str) -> Covers {
         if trigger == "misfire" {
             return Covers::Gap;
         }

@@ -165,10 +165,11 @@ impl Store {
             .collect()
     }
 
-    /// Drops the counts (and short successes waiting for their alarm) of jobs that are gone
-    /// (with the pruning pass).
+    /// Drops the counts (and short successes waiting for their alarm, and gap-check cursors)
+    /// of jobs that are gone (with the pruning pass).
     pub async fn prune_job_stats(&self) -> Result<u64, StoreError> {
         self.prune_short_runs().await?;
+        self.prune_cursors().await?;
         Ok(sqlx::query(
             "DELETE FROM job_stats WHERE NOT EXISTS (SELECT 1 FROM jobs j WHERE j.id = job_stats.job_id)",
         )

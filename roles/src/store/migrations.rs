@@ -115,6 +115,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "usual_durations",
         include_str!("../../../migrations/sqlite/0021_usual_durations.sql"),
     ),
+    (
+        22,
+        "job_cursors",
+        include_str!("../../../migrations/sqlite/0022_job_cursors.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -223,6 +228,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         21,
         "usual_durations",
         include_str!("../../../migrations/mysql/0021_usual_durations.sql"),
+    ),
+    (
+        22,
+        "job_cursors",
+        include_str!("../../../migrations/mysql/0022_job_cursors.sql"),
     ),
 ];
 

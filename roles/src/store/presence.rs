@@ -164,6 +164,26 @@ impl Store {
             .collect()
     }
 
+    /// Of the dispatchers alive now (heard from since `alive_since`, not stopped): the
+    /// oldest last beat and the latest start; `None` when there is none.
+    pub async fn live_dispatchers_beat(
+        &self,
+        alive_since: Millis,
+    ) -> Result<Option<(Millis, Millis)>, StoreError> {
+        let row = sqlx::query(
+            "SELECT MIN(last_seen), MAX(started_at), COUNT(*) FROM dispatchers \
+             WHERE last_seen >= ? AND left_at IS NULL",
+        )
+        .bind(alive_since)
+        .fetch_one(&self.pool)
+        .await?;
+        let n: i64 = row.try_get(2)?;
+        if n == 0 {
+            return Ok(None);
+        }
+        Ok(Some((row.try_get(0)?, row.try_get(1)?)))
+    }
+
     /// How the last dispatcher other than `me` stopped: `Some(left_at)` when it left cleanly
     /// (a planned stop: SIGTERM, `cronvisor down`), `None` when it went silent (a crash) or
     /// none is on record. Rows stay until the monitor forgets them, `lost_after` after their

@@ -210,14 +210,14 @@ fn holes(
     out
 }
 
-fn next_instant(schedule: &Schedule, after: Millis) -> Option<Millis> {
+pub(super) fn next_instant(schedule: &Schedule, after: Millis) -> Option<Millis> {
     chrono::DateTime::from_timestamp_millis(after)
         .and_then(|c| schedule.next_after(c))
         .map(|t| t.timestamp_millis())
 }
 
 /// How many instants from `from` to `to`, both included (at most MAX_STEPS are counted).
-fn span(schedule: &Schedule, from: Millis, to: Millis) -> u64 {
+pub(super) fn span(schedule: &Schedule, from: Millis, to: Millis) -> u64 {
     let mut count = 1;
     let mut cursor = from;
     while count < MAX_STEPS as u64 {

@@ -4,6 +4,7 @@
 //! side so that no request can delay a pass, and apart from delivery so that a slow channel
 //! never hides a finding.
 
+mod cursors;
 pub mod fleet;
 pub mod gaps;
 
@@ -30,6 +31,7 @@ pub struct Checks {
     deps: Arc<Dependencies>,
     fleet: fleet::Fleet,
     gaps: gaps::Gaps,
+    cursors: cursors::Cursors,
     /// Since when the store has not answered (and the first error), to alarm its outage.
     store_down: Option<(i64, String)>,
     time: Arc<Histogram>,
@@ -67,6 +69,7 @@ impl Checks {
             deps,
             fleet,
             gaps: gaps::Gaps::new(store.clone(), settle, now_millis()),
+            cursors: cursors::Cursors::new(store.clone(), settle, lost_after, now_millis()),
             store_down: None,
             time: metrics.histogram(
                 "cronvisor_monitor_check_seconds",
@@ -87,8 +90,10 @@ impl Checks {
         }
         if was_down {
             self.gaps.wait(now);
+            self.cursors.wait(now);
         }
         self.gaps.check(now).await;
+        self.cursors.check(now).await;
         if let Err(e) = alarmer.scan().await {
             tracing::warn!(error = %e, "alarm scan failed");
         }
