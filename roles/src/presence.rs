@@ -3,7 +3,7 @@
 //! burst of writes in the shared pool they would go stale, and a live executor's runs would be
 //! marked lost, or a busy dispatcher reported gone.
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicI64, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -38,6 +38,44 @@ pub struct Heartbeat {
     own: Option<Store>,
 }
 
+/// Whether the store took this role's last beat, and when it last took one.
+#[derive(Debug)]
+pub struct Reach {
+    ok: AtomicBool,
+    last_ok: AtomicI64,
+}
+
+impl Default for Reach {
+    fn default() -> Reach {
+        Reach {
+            ok: AtomicBool::new(true),
+            last_ok: AtomicI64::new(crate::model::now_millis()),
+        }
+    }
+}
+
+impl Reach {
+    /// The last beat was taken.
+    pub fn ok(&self) -> bool {
+        self.ok.load(Ordering::Relaxed)
+    }
+
+    /// When the store last took a beat.
+    pub fn last_ok(&self) -> Millis {
+        self.last_ok.load(Ordering::Relaxed)
+    }
+
+    fn took(&self) -> bool {
+        self.last_ok
+            .store(crate::model::now_millis(), Ordering::Relaxed);
+        !self.ok.swap(true, Ordering::Relaxed)
+    }
+
+    fn missed(&self) {
+        self.ok.store(false, Ordering::Relaxed);
+    }
+}
+
 /// The least time a beat may take before the store counts as away (a busy store answers a
 /// small write within this).
 const MIN_BEAT_BOUND: Duration = Duration::from_secs(2);
@@ -53,10 +91,10 @@ impl Heartbeat {
         instance: String,
         started_at: Millis,
         every: Duration,
-        reachable: Arc<AtomicBool>,
+        reachable: Arc<Reach>,
     ) -> Result<Heartbeat, StoreError> {
         presence.beat(store, &instance, started_at).await?;
-        reachable.store(true, Ordering::Relaxed);
+        reachable.took();
         let own = match Store::connect(store_url, 1).await {
             Ok(s) => Some(s),
             Err(e) => {
@@ -79,12 +117,12 @@ impl Heartbeat {
                         .unwrap_or(Err(StoreError::NoAnswer(bound)));
                 match beat {
                     Ok(()) => {
-                        if !reachable.swap(true, Ordering::Relaxed) {
+                        if reachable.took() {
                             tracing::info!("store reachable again");
                         }
                     }
                     Err(e) => {
-                        reachable.store(false, Ordering::Relaxed);
+                        reachable.missed();
                         tracing::warn!(error = %e, "heartbeat not recorded");
                     }
                 }

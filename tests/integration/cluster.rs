@@ -527,6 +527,60 @@ fn executor_losing_the_store(silent: bool) {
     });
 }
 
+/// `forbid` across a partition longer than `lost_after` (issue 28): an executor whose store
+/// goes silent stops its `forbid` runs before the monitor presumes it gone, so a run recorded
+/// `lost` has no process left to go on beside the next one.
+#[test]
+fn a_forbid_run_is_fenced_before_its_executor_is_presumed_lost() {
+    let mut c = Cluster::start();
+    let relay = crate::harness::relay::Relay::start(
+        format!("127.0.0.1:{}", c.db.port).parse().expect("db addr"),
+    );
+    let via_relay = c.db.url().replace(
+        &format!(":{}/", c.db.port),
+        &format!(":{}/", relay.addr.port()),
+    );
+    c.host("d1", &["dispatcher", "monitor"]);
+    c.host_on("e1", &["executor"], &via_relay);
+    let job = c.add_job(
+        "d1",
+        serde_json::json!({"name": "exclusive", "schedule": "@yearly", "command": "sleep 60",
+            "overlap": "forbid", "run_at": "e1"}),
+    );
+    let (code, body) = http(
+        &c.get("d1").endpoint("api"),
+        "POST",
+        "/api/v1/jobs/exclusive/run",
+        Some(crate::harness::cluster::API_TOKEN),
+        None,
+    );
+    assert_eq!(code, 202, "{body}");
+    let pid: u32 = wait_for(Duration::from_secs(20), "the run going on e1", || {
+        let rows = c.sql(&format!(
+            "SELECT pid FROM cron.runs WHERE job_id = {job} AND state = 'running' AND pid IS NOT NULL"
+        ));
+        rows.first().and_then(|r| r[0].parse().ok())
+    });
+    relay.silence(true);
+    // The monitor gives up on e1 after `lost_after` (3 s here): by then its run is gone.
+    wait_for(Duration::from_secs(30), "the run presumed lost", || {
+        let rows = c.sql(&format!(
+            "SELECT state FROM cron.runs WHERE job_id = {job} AND state = 'lost'"
+        ));
+        (!rows.is_empty()).then_some(())
+    });
+    assert!(
+        !crate::harness::alive(pid),
+        "the forbid run still runs while the next may start"
+    );
+    relay.silence(false);
+    assert!(
+        c.get("e1").log().contains("stopping a `forbid` run"),
+        "{}",
+        c.get("e1").log()
+    );
+}
+
 #[test]
 fn a_forged_done_key_in_redis_does_not_silence_an_instant() {
     let mut c = Cluster::start();

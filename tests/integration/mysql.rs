@@ -29,12 +29,14 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
             "fleet_state",
             "flows",
             "job_changes",
+            "job_cursors",
             "job_edges",
             "job_stats",
             "jobs",
             "login_failures",
             "runs",
             "sessions",
+            "short_runs",
             "users",
             "windows"
         ]

@@ -265,6 +265,7 @@ fn request_of(o: &Outgoing) -> Result<RunRequest, String> {
         params_shown,
         flow_run: o.flow.as_ref().map(|f| f.0),
         upstream_runs: o.flow.as_ref().and_then(|f| f.1.clone()),
+        overlap: Default::default(),
     };
     work.put_into(&mut req);
     Ok(req)

@@ -4,7 +4,6 @@
 //! finds the run taken or ended, and is not run a second time. What it runs is its job as
 //! the store has it (`with_stored_work`), not what the request says.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -96,7 +95,7 @@ fn refuse_when_unable(exec: &Executor) -> Result<(), ApiError> {
     if exec.kill.borrow().is_some() {
         return unavailable("executor stopping".into());
     }
-    if !exec.store_ok.load(Ordering::Relaxed) {
+    if !exec.store_ok.ok() {
         // Taken now, these runs' results could not be recorded, and the monitor would soon
         // mark them lost (and retry them) although they ran: let another executor take them.
         return unavailable(

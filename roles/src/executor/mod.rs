@@ -7,6 +7,7 @@
 
 mod accept;
 mod counters;
+mod fence;
 mod live;
 mod orphans;
 pub(crate) mod process;
@@ -70,7 +71,7 @@ struct Executor {
     store: Store,
     /// Whether this executor's last heartbeat reached the store. While it does not, runs are
     /// refused (503) so dispatchers send them to an executor that can record their results.
-    store_ok: Arc<std::sync::atomic::AtomicBool>,
+    store_ok: Arc<crate::presence::Reach>,
     cfg: ExecutorConfig,
     /// Whom jobs run as (`executor.run_as`, when this executor can switch users).
     run_as: Option<process::RunAs>,
@@ -97,6 +98,8 @@ struct Executor {
 struct ActiveRun {
     kill: watch::Sender<Option<KillReason>>,
     output: Arc<live::LiveOutput>,
+    /// Its job's overlap is `forbid`: fenced when the store is away too long (`fence.rs`).
+    forbid: bool,
 }
 
 impl Executor {
@@ -169,6 +172,7 @@ struct Serving {
     heartbeat: Heartbeat,
     leave: watch::Sender<bool>,
     registration: Option<tokio::task::JoinHandle<()>>,
+    /// Stops the runs the store gave up on, and fences the `forbid` runs (`fence.rs`).
     given_up: tokio::task::JoinHandle<()>,
     /// Reads again the claims a store error left unsure (`accept::resolve_unsure`).
     resolver: tokio::task::JoinHandle<()>,
@@ -218,7 +222,7 @@ impl Executor {
         Ok(Executor {
             id,
             store: ctx.store.clone(),
-            store_ok: Arc::new(std::sync::atomic::AtomicBool::new(true)),
+            store_ok: Arc::default(),
             cfg: ctx.config.executor.clone(),
             run_as,
             caps,
@@ -341,10 +345,16 @@ impl Serving {
             &exec.id,
         )
         .await;
-        let given_up = tokio::spawn(stop_given_up(
-            exec.clone(),
-            (ctx.config.monitor.lost_after / 2).max(Duration::from_millis(100)),
-        ));
+        let lost_after = ctx.config.monitor.lost_after;
+        let given_up = tokio::spawn({
+            let (a, b) = (exec.clone(), exec.clone());
+            async move {
+                tokio::join!(
+                    stop_given_up(a, (lost_after / 2).max(Duration::from_millis(100))),
+                    fence::forbid_runs(b, fence::fence_after(lost_after)),
+                );
+            }
+        });
         let resolver = tokio::spawn(accept::resolve_unsure(exec.clone()));
         runtime::notify_ready(&format!("executor {} serving", exec.id));
         tracing::info!(executor = %exec.id, "executor ready");

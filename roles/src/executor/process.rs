@@ -247,6 +247,9 @@ pub enum KillReason {
     JobDeleted,
     /// An operator asked (`run kill`, the console's Kill button).
     Operator,
+    /// A `forbid` run, stopped because the store has not taken this executor's beats for
+    /// nearly `lost_after` (`fence.rs`): the monitor may soon start the next one elsewhere.
+    Fenced,
 }
 
 impl KillReason {
@@ -259,6 +262,10 @@ impl KillReason {
             }
             KillReason::JobDeleted => "killed: its job was deleted",
             KillReason::Operator => "killed: by an operator",
+            KillReason::Fenced => {
+                "killed: this executor could not reach the store for nearly monitor.lost_after, \
+                 and its job's overlap is forbid (fenced before the next run may start)"
+            }
         }
     }
 }
@@ -326,6 +333,8 @@ pub async fn watch_to_end(
             (RunState::TimedOut, None, Some(format!("timed out after {secs} s")))
         }
         reason = &mut killed => {
+            // A fence has no time for a grace: the next run may start once it ends.
+            let grace = if reason == KillReason::Fenced { Duration::ZERO } else { grace };
             kill_group(&mut spawned.child, pgid, grace).await;
             (RunState::Killed, None, Some(reason.message().to_string()))
         }

@@ -54,7 +54,8 @@ pub(super) fn start(exec: &Arc<Executor>, req: RunRequest) -> Result<RunAccepted
         executor: exec.id.clone(),
         pid,
     };
-    let kill = register_active(exec, req.run_id, &output);
+    let forbid = req.overlap == crate::model::Overlap::Forbid;
+    let kill = register_active(exec, req.run_id, &output, forbid);
     let task = watch_and_record(exec.clone(), req, spawned, output, kill, started);
     if let Ok(mut runs) = exec.runs.lock() {
         // Reap finished tasks so the set stays as large as what is running.
@@ -108,6 +109,7 @@ fn register_active(
     exec: &Executor,
     run_id: i64,
     output: &Arc<live::LiveOutput>,
+    forbid: bool,
 ) -> watch::Receiver<Option<KillReason>> {
     let (switch, kill) = watch::channel(None);
     if let Ok(mut active) = exec.active.lock() {
@@ -120,6 +122,7 @@ fn register_active(
             ActiveRun {
                 kill: switch,
                 output: output.clone(),
+                forbid,
             },
         );
     }

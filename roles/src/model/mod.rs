@@ -456,6 +456,10 @@ pub struct RunRequest {
     /// In a flow: the runs that released this one, `name=id,...` (`CRONVISOR_UPSTREAM_RUNS`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub upstream_runs: Option<String>,
+    /// Its job's overlap policy: the executor fences a `forbid` run when it loses the store
+    /// (`executor/fence.rs`).
+    #[serde(default)]
+    pub overlap: Overlap,
 }
 
 /// The request of an HTTP job.

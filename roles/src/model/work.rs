@@ -6,7 +6,7 @@
 
 use std::collections::BTreeMap;
 
-use super::{HttpCall, Job, Limits, RunRequest};
+use super::{HttpCall, Job, Limits, Overlap, RunRequest};
 
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Work {
@@ -22,6 +22,9 @@ pub struct Work {
     pub run_as: Option<String>,
     pub group: String,
     pub limits: Limits,
+    /// Taken from the store like the rest, but not compared (a dispatcher older than the
+    /// fence of `forbid` runs does not send it).
+    pub overlap: Overlap,
 }
 
 impl Work {
@@ -52,6 +55,7 @@ impl Work {
             run_as: job.run_as.clone(),
             group: job.group.clone(),
             limits: job.limits,
+            overlap: job.overlap,
         })
     }
 
@@ -70,6 +74,7 @@ impl Work {
             run_as: r.run_as.clone(),
             group: r.group.clone(),
             limits: r.limits,
+            overlap: r.overlap,
         }
     }
 
@@ -112,5 +117,6 @@ impl Work {
         run.run_as = self.run_as;
         run.group = self.group;
         run.limits = self.limits;
+        run.overlap = self.overlap;
     }
 }
