@@ -209,6 +209,29 @@ fn when(j: &cronvisor_roles::model::Job) {
     }
 }
 
+/// Its last run and its usual duration.
+fn history(view: &JobView, now: i64) {
+    match &view.last_run {
+        Some(r) => println!(
+            "last run:   {} ({}, {}, run {})",
+            r.state.as_str(),
+            time(r.ended_at.or(Some(r.instant))),
+            relative(r.ended_at.unwrap_or(r.instant), now),
+            r.id
+        ),
+        None => println!("last run:   -"),
+    }
+    let setting = view.job.duration_alarm;
+    match &view.usual {
+        Some(u) => println!("usual:      {}", u.text(setting)),
+        None if setting.slow || setting.short => println!(
+            "usual:      not learned yet (duration alarms after {} successes)",
+            cronvisor_roles::model::usual::MIN_SAMPLES
+        ),
+        None => {}
+    }
+}
+
 pub fn job(view: &JobView) {
     let j = &view.job;
     let now = chrono::Utc::now().timestamp_millis();
@@ -227,24 +250,7 @@ pub fn job(view: &JobView) {
     when(j);
     println!("state:      {}", if j.paused { "paused" } else { "active" });
     println!("next fire:  {}", next_fire(view));
-    match &view.last_run {
-        Some(r) => println!(
-            "last run:   {} ({}, {}, run {})",
-            r.state.as_str(),
-            time(r.ended_at.or(Some(r.instant))),
-            relative(r.ended_at.unwrap_or(r.instant), now),
-            r.id
-        ),
-        None => println!("last run:   -"),
-    }
-    match &view.usual {
-        Some(u) => println!("usual:      {}", u.text(j.duration_alarm)),
-        None if j.duration_alarm.slow || j.duration_alarm.short => println!(
-            "usual:      not learned yet (duration alarms after {} successes)",
-            cronvisor_roles::model::usual::MIN_SAMPLES
-        ),
-        None => {}
-    }
+    history(view, now);
     match &j.http_url {
         Some(url) => {
             println!(

@@ -557,19 +557,14 @@ impl JobFields {
         if let Some(v) = self.description {
             job.description = non_empty(v);
         }
-        // 0 unsets a limit, as "" unsets a text.
-        for (field, value) in [
-            (&mut job.limits.max_open_files, self.max_open_files),
-            (
-                &mut job.limits.max_address_space_mb,
+        assign_limits(
+            [
+                self.max_open_files,
                 self.max_address_space_mb,
-            ),
-            (&mut job.limits.max_cpu_secs, self.max_cpu_secs),
-        ] {
-            if let Some(v) = value {
-                *field = (v != 0).then_some(v);
-            }
-        }
+                self.max_cpu_secs,
+            ],
+            &mut job.limits,
+        );
         if let Some(v) = self.admin_email {
             job.admin_email = non_empty(v);
         }
@@ -580,6 +575,21 @@ impl JobFields {
             job.paused = v;
         }
         Ok(())
+    }
+}
+
+/// `--max-open-files`, `--max-address-space-mb`, `--max-cpu` given: 0 unsets a limit, as ""
+/// unsets a text.
+fn assign_limits(given: [Option<i64>; 3], limits: &mut super::Limits) {
+    let [files, address, cpu] = given;
+    for (field, value) in [
+        (&mut limits.max_open_files, files),
+        (&mut limits.max_address_space_mb, address),
+        (&mut limits.max_cpu_secs, cpu),
+    ] {
+        if let Some(v) = value {
+            *field = (v != 0).then_some(v);
+        }
     }
 }
 

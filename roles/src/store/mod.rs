@@ -98,6 +98,22 @@ pub enum StoreError {
 }
 
 impl StoreError {
+    /// The store cannot be reached (no connection, none in time, no answer): the next call
+    /// would wait as long, so a pass of checks stops there.
+    pub fn is_outage(&self) -> bool {
+        matches!(
+            self,
+            StoreError::NoAnswer(_)
+                | StoreError::Db(
+                    sqlx::Error::PoolTimedOut
+                        | sqlx::Error::PoolClosed
+                        | sqlx::Error::Io(_)
+                        | sqlx::Error::Tls(_)
+                        | sqlx::Error::WorkerCrashed
+                )
+        )
+    }
+
     /// The store answered and refused this write (a constraint, a value it cannot hold): doing
     /// it again changes nothing. Not an outage, a deadlock or a busy database, which pass.
     pub fn is_refusal(&self) -> bool {
