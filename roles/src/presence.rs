@@ -38,10 +38,14 @@ pub struct Heartbeat {
     own: Option<Store>,
 }
 
-/// Whether the store took this role's last beat, and when it last took one.
+/// Whether the store took this role's last beat, and how long ago it last took one — on the
+/// monotonic clock: a step of the wall clock (an NTP correction) must not make the store look
+/// away for that long, nor hide a real silence.
 #[derive(Debug)]
 pub struct Reach {
     ok: AtomicBool,
+    base: std::time::Instant,
+    /// Milliseconds since `base` at the last beat taken.
     last_ok: AtomicI64,
 }
 
@@ -49,7 +53,8 @@ impl Default for Reach {
     fn default() -> Reach {
         Reach {
             ok: AtomicBool::new(true),
-            last_ok: AtomicI64::new(crate::model::now_millis()),
+            base: std::time::Instant::now(),
+            last_ok: AtomicI64::new(0),
         }
     }
 }
@@ -60,14 +65,15 @@ impl Reach {
         self.ok.load(Ordering::Relaxed)
     }
 
-    /// When the store last took a beat.
-    pub fn last_ok(&self) -> Millis {
-        self.last_ok.load(Ordering::Relaxed)
+    /// How long since the store last took a beat.
+    pub fn silent_for(&self) -> Duration {
+        let since = self.base.elapsed().as_millis() as i64 - self.last_ok.load(Ordering::Relaxed);
+        Duration::from_millis(since.max(0) as u64)
     }
 
     fn took(&self) -> bool {
         self.last_ok
-            .store(crate::model::now_millis(), Ordering::Relaxed);
+            .store(self.base.elapsed().as_millis() as i64, Ordering::Relaxed);
         !self.ok.swap(true, Ordering::Relaxed)
     }
 

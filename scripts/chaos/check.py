@@ -257,9 +257,13 @@ def check(servers, jobs, log_path, tmp, t0, t1, flow=(), backfill=None):
             first = by_id.get(r1, {})
             detail = (f"forbid runs {r1} and {r2} ran at once ({end1 - s2} ms); "
                       f"{r1} is {first.get('state')}: {first.get('error', '')[:80]}")
-            # The first was presumed lost (its executor silent past lost_after: paused or cut
-            # off) while it went on: the documented limit of `forbid` across a partition.
-            if "presumed lost" in first.get("error", "") or first.get("state") == "lost":
+            # The first was presumed lost (its executor silent past lost_after) while it went
+            # on: its executor was paused (SIGSTOP), so its fence could not stop it in time —
+            # it stops it when it resumes ("could not reach the store for nearly ..."). The
+            # documented limit of `forbid`: no fence acts in a stopped process.
+            err = first.get("error", "")
+            if ("presumed lost" in err or first.get("state") == "lost"
+                    or "could not reach the store for nearly" in err):
                 presumed.append(detail)
             else:
                 anomaly("overlap", detail)

@@ -6,7 +6,10 @@
 //! beat for `lost_after` minus a margin (a tenth of it, at least 1 s), it kills them at once
 //! (SIGKILL, no grace: the grace would outlast the lease), and records them `killed` when it
 //! can. The bound: such a run ends before anyone may start the next one; the cost: a `forbid`
-//! run dies when its executor loses the store that long, which is what `forbid` asks.
+//! run dies when its executor loses the store that long, which is what `forbid` asks. The
+//! silence is measured on the monotonic clock (a wall-clock step is no silence — found by the
+//! chaos suite, seed 28: a +12 s step fenced runs of a host that could reach its store). What
+//! no fence covers: an executor paused (SIGSTOP) cannot act, and its runs go on while it is.
 
 use std::sync::Arc;
 use std::time::Duration;
@@ -28,8 +31,8 @@ pub(super) async fn forbid_runs(exec: Arc<Executor>, after: Duration) {
     tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
     loop {
         tick.tick().await;
-        let silent = crate::model::now_millis() - exec.store_ok.last_ok();
-        if silent < after.as_millis() as i64 {
+        let silent = exec.store_ok.silent_for();
+        if silent < after {
             continue;
         }
         let fenced: Vec<i64> = match exec.active.lock() {
@@ -42,7 +45,7 @@ pub(super) async fn forbid_runs(exec: Arc<Executor>, after: Duration) {
         };
         for id in fenced {
             if exec.kill_run(id, KillReason::Fenced) {
-                tracing::warn!(run = id, silent_ms = silent,
+                tracing::warn!(run = id, silent_ms = silent.as_millis() as u64,
                     "the store has not taken a beat for too long: stopping a `forbid` run before the monitor may start the next one");
             }
         }
