@@ -471,13 +471,7 @@ fn an_executor_whose_store_goes_silent_hands_its_runs_over() {
 
 fn executor_losing_the_store(silent: bool) {
     let mut c = Cluster::start();
-    let relay = crate::harness::relay::Relay::start(
-        format!("127.0.0.1:{}", c.db.port).parse().expect("db addr"),
-    );
-    let via_relay = c.db.url().replace(
-        &format!(":{}/", c.db.port),
-        &format!(":{}/", relay.addr.port()),
-    );
+    let (relay, via_relay) = c.relayed_store();
     c.host("d1", &["dispatcher", "monitor"]);
     c.host_on("e1", &["executor"], &via_relay);
     c.host("e2", &["executor"]);
@@ -533,13 +527,7 @@ fn executor_losing_the_store(silent: bool) {
 #[test]
 fn a_forbid_run_is_fenced_before_its_executor_is_presumed_lost() {
     let mut c = Cluster::start();
-    let relay = crate::harness::relay::Relay::start(
-        format!("127.0.0.1:{}", c.db.port).parse().expect("db addr"),
-    );
-    let via_relay = c.db.url().replace(
-        &format!(":{}/", c.db.port),
-        &format!(":{}/", relay.addr.port()),
-    );
+    let (relay, via_relay) = c.relayed_store();
     c.host("d1", &["dispatcher", "monitor"]);
     c.host_on("e1", &["executor"], &via_relay);
     let job = c.add_job(

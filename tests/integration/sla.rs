@@ -4,19 +4,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::harness::{wait_for, Cronvisor};
-
-fn alarms_of(cv: &Cronvisor, kind: &str) -> Vec<Value> {
-    cv.json(&["alarms", "--limit", "1000"])
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| a["kind"] == kind)
-        .collect()
-}
 
 fn signal(pid: u32, sig: i32) {
     // SAFETY: kill(2) of a role of the instance this test started.
@@ -36,7 +24,7 @@ fn a_run_not_started_in_time_raises_late_once() {
     signal(executor, libc::SIGSTOP);
     let waiting = cv.run_now("punctual");
     let late = wait_for(Duration::from_secs(20), "a late alarm", || {
-        alarms_of(&cv, "late").into_iter().next()
+        cv.alarms_of("late").into_iter().next()
     });
     signal(executor, libc::SIGCONT);
     assert_eq!(late["run_id"].to_string(), waiting, "{late}");
@@ -49,7 +37,7 @@ fn a_run_not_started_in_time_raises_late_once() {
     // Once: later passes raise nothing more for it; the run on time raised nothing. Counted
     // for Prometheus (the series `conf/prometheus/alerts.yml` alerts on).
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(alarms_of(&cv, "late").len(), 1);
+    assert_eq!(cv.alarms_of("late").len(), 1);
     let (_, metrics) = crate::harness::http(
         &cv.endpoint("api"),
         "GET",
@@ -78,7 +66,7 @@ fn an_instant_not_done_by_its_deadline_raises_overdue_and_a_flow_counts_whole() 
     let slow = cv.run_now("slow");
     let quick = cv.run_now("quick");
     let overdue = wait_for(Duration::from_secs(20), "an overdue alarm", || {
-        alarms_of(&cv, "overdue").into_iter().next()
+        cv.alarms_of("overdue").into_iter().next()
     });
     assert_eq!(overdue["run_id"].to_string(), slow, "{overdue}");
     assert!(
@@ -103,7 +91,7 @@ fn an_instant_not_done_by_its_deadline_raises_overdue_and_a_flow_counts_whole() 
     ]);
     let root = cv.run_now("root");
     wait_for(Duration::from_secs(20), "the flow's overdue alarm", || {
-        alarms_of(&cv, "overdue")
+        cv.alarms_of("overdue")
             .into_iter()
             .find(|a| a["run_id"] == root.parse::<i64>().unwrap_or(0))
             .filter(|a| {
@@ -137,7 +125,7 @@ fn an_instant_not_done_by_its_deadline_raises_overdue_and_a_flow_counts_whole() 
     let yesterday = at(now - 86_400_000, "%Y-%m-%dT%H:%M:%SZ");
     let daily = cv.json(&["job", "run", "daily", "--instant", &yesterday])["run_id"].clone();
     wait_for(Duration::from_secs(20), "the time-of-day overdue", || {
-        alarms_of(&cv, "overdue").into_iter().find(|a| {
+        cv.alarms_of("overdue").into_iter().find(|a| {
             a["run_id"] == daily
                 && a["details"]["error"]
                     .as_str()
@@ -147,7 +135,7 @@ fn an_instant_not_done_by_its_deadline_raises_overdue_and_a_flow_counts_whole() 
     });
     // `quick` met its deadline: never alarmed; each instant alarmed once.
     std::thread::sleep(Duration::from_millis(6000));
-    let all = alarms_of(&cv, "overdue");
+    let all = cv.alarms_of("overdue");
     assert!(
         all.iter()
             .all(|a| a["run_id"] != quick.parse::<i64>().unwrap_or(0)),

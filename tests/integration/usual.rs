@@ -5,19 +5,7 @@
 
 use std::time::Duration;
 
-use serde_json::Value;
-
 use crate::harness::{wait_for, Cronvisor};
-
-fn alarms_of(cv: &Cronvisor, kind: &str) -> Vec<Value> {
-    cv.json(&["alarms", "--limit", "1000"])
-        .as_array()
-        .cloned()
-        .unwrap_or_default()
-        .into_iter()
-        .filter(|a| a["kind"] == kind)
-        .collect()
-}
 
 /// Ten runs of each job at once (their overlap allows it), all succeeded.
 fn learn(cv: &Cronvisor, jobs: &[&str]) {
@@ -78,7 +66,7 @@ pub fn short_and_slow_once(cv: &Cronvisor) {
     cv.wait_run(&quick, "the short run", |s| s == "succeeded");
     cv.wait_run(&quiet, "the quiet run", |s| s == "succeeded");
     let short = wait_for(Duration::from_secs(20), "a short alarm", || {
-        alarms_of(cv, "short").into_iter().next()
+        cv.alarms_of("short").into_iter().next()
     });
     assert_eq!(short["run_id"].to_string(), quick, "{short}");
     let text = short["details"]["error"].as_str().unwrap_or("");
@@ -93,7 +81,7 @@ pub fn short_and_slow_once(cv: &Cronvisor) {
     let long = cv.run_now("etl");
     cv.wait_run(&long, "the long run", |s| s == "running");
     let slow = wait_for(Duration::from_secs(20), "a slow alarm", || {
-        alarms_of(cv, "slow").into_iter().next()
+        cv.alarms_of("slow").into_iter().next()
     });
     assert_eq!(slow["run_id"].to_string(), long, "{slow}");
     let text = slow["details"]["error"].as_str().unwrap_or("");
@@ -108,8 +96,8 @@ pub fn short_and_slow_once(cv: &Cronvisor) {
 
     // Once each (the passes after raise nothing more), none for `quiet`; counted per job.
     std::thread::sleep(Duration::from_millis(2500));
-    assert_eq!(alarms_of(cv, "short").len(), 1);
-    assert_eq!(alarms_of(cv, "slow").len(), 1);
+    assert_eq!(cv.alarms_of("short").len(), 1);
+    assert_eq!(cv.alarms_of("slow").len(), 1);
     let (_, metrics) = crate::harness::http(
         &cv.endpoint("api"),
         "GET",

@@ -76,7 +76,12 @@ impl Store {
         let mut job_ids: Vec<i64> = mine.iter().map(|(_, job, _)| *job).collect();
         job_ids.sort_unstable();
         job_ids.dedup();
-        let jobs = self.jobs_alone(&job_ids).await?;
+        let jobs: HashMap<i64, crate::model::Job> = self
+            .jobs_without_edges(&job_ids)
+            .await?
+            .into_iter()
+            .map(|j| (j.id, j))
+            .collect();
         for (id, job_id, run_created) in mine {
             if let Some(job) = jobs.get(&job_id) {
                 let stored = Stored {
@@ -87,27 +92,6 @@ impl Store {
             }
         }
         Ok(claims)
-    }
-
-    /// The jobs of `ids` that exist, without their edges (what a run does needs none).
-    async fn jobs_alone(&self, ids: &[i64]) -> Result<HashMap<i64, crate::model::Job>, StoreError> {
-        let mut out = HashMap::with_capacity(ids.len());
-        for chunk in ids.chunks(500) {
-            let sql = format!(
-                "SELECT {} FROM jobs WHERE id IN ({})",
-                *super::jobs::JOB_COLUMNS,
-                super::placeholders(chunk.len())
-            );
-            let mut q = sqlx::query(&sql);
-            for id in chunk {
-                q = q.bind(*id);
-            }
-            for r in q.fetch_all(&self.pool).await? {
-                let job = rows::job(&r)?;
-                out.insert(job.id, job);
-            }
-        }
-        Ok(out)
     }
 
     /// Notes the executor instance that accepted dispatched runs (the ones it has not written

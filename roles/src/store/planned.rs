@@ -76,6 +76,13 @@ impl Store {
 
     /// The jobs of `ids` that exist (a deleted one is absent), whole.
     pub async fn jobs_by_ids(&self, ids: &[i64]) -> Result<Vec<Job>, StoreError> {
+        let mut out = self.jobs_without_edges(ids).await?;
+        self.attach_edges(&mut out).await?;
+        Ok(out)
+    }
+
+    /// The jobs of `ids` that exist, without their edges (what a run does needs none).
+    pub(super) async fn jobs_without_edges(&self, ids: &[i64]) -> Result<Vec<Job>, StoreError> {
         let mut out = Vec::with_capacity(ids.len());
         for chunk in ids.chunks(500) {
             let sql = format!(
@@ -91,7 +98,6 @@ impl Store {
                 out.push(rows::job(&r)?);
             }
         }
-        self.attach_edges(&mut out).await?;
         Ok(out)
     }
 }

@@ -105,6 +105,21 @@ impl Cluster {
         self.hosts.insert(name.to_string(), cv);
     }
 
+    /// A relay to the store that the test can cut or silence, and the store URL through it
+    /// (for one host's `host_on`).
+    pub fn relayed_store(&self) -> (super::relay::Relay, String) {
+        let relay = super::relay::Relay::start(
+            format!("127.0.0.1:{}", self.db.port)
+                .parse()
+                .expect("db addr"),
+        );
+        let via = self.db.url().replace(
+            &format!(":{}/", self.db.port),
+            &format!(":{}/", relay.addr.port()),
+        );
+        (relay, via)
+    }
+
     pub fn get(&self, name: &str) -> &Cronvisor {
         &self.hosts[name]
     }

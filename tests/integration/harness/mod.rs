@@ -535,6 +535,17 @@ impl Cronvisor {
         );
     }
 
+    /// The alarms of `kind` on record (`alarms --json`).
+    pub fn alarms_of(&self, kind: &str) -> Vec<Value> {
+        self.json(&["alarms", "--limit", "1000"])
+            .as_array()
+            .cloned()
+            .unwrap_or_default()
+            .into_iter()
+            .filter(|a| a["kind"] == kind)
+            .collect()
+    }
+
     pub fn json(&self, args: &[&str]) -> Value {
         let mut a = args.to_vec();
         a.push("--json");

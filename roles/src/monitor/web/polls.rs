@@ -78,7 +78,8 @@ impl Polls {
         }
     }
 
-    /// Reads in flight (for tests and the metrics).
+    /// Reads in flight.
+    #[cfg(test)]
     pub fn in_flight(&self) -> usize {
         self.0.lock().map(|m| m.len()).unwrap_or(0)
     }
