@@ -8,13 +8,14 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use crate::model::Millis;
-use crate::store::{ExecutorCard, Store, StoreError};
+use crate::store::{Beating, ExecutorCard, Store, StoreError};
 
 /// Which table a process beats in (an executor also says where its RPC is).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Presence {
     Executor(ExecutorCard),
     Dispatcher,
+    Monitor,
 }
 
 impl Presence {
@@ -23,12 +24,41 @@ impl Presence {
         store: &Store,
         instance: &str,
         started_at: Millis,
+        skew: Option<Millis>,
     ) -> Result<(), StoreError> {
         match self {
-            Presence::Executor(card) => store.heartbeat(instance, started_at, card).await,
-            Presence::Dispatcher => store.dispatcher_heartbeat(instance, started_at).await,
+            Presence::Executor(card) => store.executor_beat(instance, started_at, card, skew).await,
+            Presence::Dispatcher => {
+                store
+                    .role_beat(Beating::Dispatchers, instance, started_at, skew)
+                    .await
+            }
+            Presence::Monitor => {
+                store
+                    .role_beat(Beating::Monitors, instance, started_at, skew)
+                    .await
+            }
         }
     }
+}
+
+/// A measurement of this host's clock against the store's is kept only when its round trip
+/// took at most this: the host's reading is taken half-way, so the error is under half of it.
+const SKEW_ROUND_TRIP: Duration = Duration::from_millis(500);
+
+/// This host's wall clock minus the store's, in ms, NTP-style: the store's clock read in one
+/// round trip, against this host's at the middle of it; `None` when the round trip was too
+/// long to tell (a slow link), so the last measurement stands.
+async fn measure_skew(store: &Store) -> Result<Option<Millis>, StoreError> {
+    let sent = std::time::Instant::now();
+    let before = crate::model::now_millis();
+    let theirs = store.store_clock().await?;
+    let round_trip = sent.elapsed();
+    if round_trip > SKEW_ROUND_TRIP {
+        return Ok(None);
+    }
+    let ours = before + (round_trip.as_millis() as Millis) / 2;
+    Ok(Some(ours - theirs))
 }
 
 /// A running heartbeat; `stop` ends it (leaving the table is the role's business).
@@ -99,14 +129,63 @@ impl Heartbeat {
         every: Duration,
         reachable: Arc<Reach>,
     ) -> Result<Heartbeat, StoreError> {
-        presence.beat(store, &instance, started_at).await?;
+        presence.beat(store, &instance, started_at, None).await?;
         reachable.took();
-        let own = match Store::connect(store_url, 1).await {
-            Ok(s) => Some(s),
+        let own_url = Some(store_url);
+        Ok(Heartbeat::spawn(
+            store, own_url, presence, instance, started_at, every, reachable,
+        )
+        .await)
+    }
+
+    /// [`Heartbeat::start`] for a role that works while the store is away (the monitor: it
+    /// alarms the outage): a first beat the store does not take is only logged.
+    pub async fn start_when_reachable(
+        store: &Store,
+        store_url: &str,
+        presence: Presence,
+        instance: String,
+        every: Duration,
+    ) -> Heartbeat {
+        let started_at = crate::model::now_millis();
+        let reachable = Arc::<Reach>::default();
+        // A connection of its own only when the store answers (connecting to a store that is
+        // away would hold this role's start for the connect timeout).
+        let own_url = match presence.beat(store, &instance, started_at, None).await {
+            Ok(()) => {
+                reachable.took();
+                Some(store_url)
+            }
             Err(e) => {
-                tracing::warn!(error = %e, "no separate heartbeat connection; sharing the pool");
+                tracing::warn!(error = %e, "first heartbeat not recorded");
                 None
             }
+        };
+        Heartbeat::spawn(
+            store, own_url, presence, instance, started_at, every, reachable,
+        )
+        .await
+    }
+
+    /// The background beat every `every`.
+    async fn spawn(
+        store: &Store,
+        own_url: Option<&str>,
+        presence: Presence,
+        instance: String,
+        started_at: Millis,
+        every: Duration,
+        reachable: Arc<Reach>,
+    ) -> Heartbeat {
+        let own = match own_url {
+            Some(url) => match Store::connect(url, 1).await {
+                Ok(s) => Some(s),
+                Err(e) => {
+                    tracing::warn!(error = %e, "no separate heartbeat connection; sharing the pool");
+                    None
+                }
+            },
+            None => None,
         };
         let beat_store = own.clone().unwrap_or_else(|| store.clone());
         let task = tokio::spawn(async move {
@@ -117,10 +196,14 @@ impl Heartbeat {
                 // Bounded: a store whose packets are dropped would hold a beat for minutes
                 // (TCP's retries) while this role still believed it reachable.
                 let bound = (every * 2).max(MIN_BEAT_BOUND);
-                let beat =
-                    tokio::time::timeout(bound, presence.beat(&beat_store, &instance, started_at))
+                let beat = tokio::time::timeout(bound, async {
+                    let skew = measure_skew(&beat_store).await?;
+                    presence
+                        .beat(&beat_store, &instance, started_at, skew)
                         .await
-                        .unwrap_or(Err(StoreError::NoAnswer(bound)));
+                })
+                .await
+                .unwrap_or(Err(StoreError::NoAnswer(bound)));
                 match beat {
                     Ok(()) => {
                         if reachable.took() {
@@ -134,7 +217,7 @@ impl Heartbeat {
                 }
             }
         });
-        Ok(Heartbeat { task, own })
+        Heartbeat { task, own }
     }
 
     pub async fn stop(self) {

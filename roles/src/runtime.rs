@@ -169,6 +169,16 @@ pub fn notify_stopping() {
     let _ = sd_notify::notify(false, &[sd_notify::NotifyState::Stopping]);
 }
 
+/// Set once this role's supervisor is gone: the role drains its work but does not *leave*
+/// (its presence row stays to age out), so the monitor alarms its host's loss — a supervisor
+/// killed is a fault, where a stop it asked for is not.
+static ORPHANED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// Whether this role's supervisor went away (see [`ORPHANED`]).
+pub fn orphaned() -> bool {
+    ORPHANED.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// How often a role checks that its parent (the supervisor) is still the same process.
 const PARENT_CHECK: std::time::Duration = std::time::Duration::from_millis(500);
 
@@ -193,7 +203,8 @@ pub fn shutdown_on_signals() -> Result<Shutdown, RoleError> {
                         continue;
                     }
                     orphaned = true;
-                    tracing::warn!("supervisor gone; draining");
+                    ORPHANED.store(true, std::sync::atomic::Ordering::Relaxed);
+                    tracing::warn!("supervisor gone; draining (not leaving: the monitor reports this process lost)");
                     Stop::Graceful
                 }
             };

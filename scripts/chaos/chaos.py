@@ -22,7 +22,10 @@ from nemesis import Nemesis  # noqa: E402
 from net import Net  # noqa: E402
 
 # (name, rule, command tail, extra flags). Every command logs its start and end (run id and
-# wall clock) to the shared execution log, which is how the checker sees what really ran.
+# wall clock) to the shared execution log, which is how the checker sees what really ran. The
+# time is read with libfaketime unloaded: the true clock, whatever the nemesis did to the
+# host's, so that runs on different hosts compare (two `forbid` runs overlapping as the
+# executors saw them).
 JOBS = [
     ("tick1", "* * * * * *", "true", []),
     ("tick2", "* * * * * *", "true", []),
@@ -83,20 +86,20 @@ def main():
         open(execlog, "w").close()
         os.chmod(execlog, 0o666)
         for name, rule, tail, extra in JOBS:
-            mark = f'"$CRONVISOR_JOB $CRONVISOR_RUN_ID $CRONVISOR_ATTEMPT $(date +%s%3N)"'
+            mark = f'"$CRONVISOR_JOB $CRONVISOR_RUN_ID $CRONVISOR_ATTEMPT $(env -u LD_PRELOAD date +%s%3N)"'
             command = (f"echo S {mark} >> {execlog}; {tail}; rc=$?; "
                        f"echo E {mark} $rc >> {execlog}; exit $rc")
             hosts[0].cli("job", "add", "--name", name, "--schedule", rule, "--command", command,
                          *extra)
         for name, after, tail in FLOW:
-            mark = f'"$CRONVISOR_JOB $CRONVISOR_RUN_ID $CRONVISOR_ATTEMPT $(date +%s%3N)"'
+            mark = f'"$CRONVISOR_JOB $CRONVISOR_RUN_ID $CRONVISOR_ATTEMPT $(env -u LD_PRELOAD date +%s%3N)"'
             command = (f"echo S {mark} >> {execlog}; {tail}; rc=$?; "
                        f"echo E {mark} $rc >> {execlog}; exit $rc")
             hosts[0].cli("job", "add", "--name", name, "--after", after, "--command", command)
         hosts[0].cli("job", "add", "--name", "http", "--schedule", "*/2 * * * * *",
                      "--http-url", servers.http_url)
         bf_name, bf_rule, bf_tail, bf_days, bf_parallel = BACKFILL
-        mark = f'"$CRONVISOR_JOB $CRONVISOR_RUN_ID $CRONVISOR_ATTEMPT $(date +%s%3N)"'
+        mark = f'"$CRONVISOR_JOB $CRONVISOR_RUN_ID $CRONVISOR_ATTEMPT $(env -u LD_PRELOAD date +%s%3N)"'
         hosts[0].cli("job", "add", "--name", bf_name, "--schedule", bf_rule, "--tz", "UTC",
                      "--command", f"echo S {mark} >> {execlog}; {bf_tail}; rc=$?; "
                      f"echo E {mark} $rc >> {execlog}; exit $rc")
@@ -131,7 +134,7 @@ def main():
                 break
             time.sleep(1)
         result = check(servers, JOBS + [("http", "*/2 * * * * *", None, [])], execlog, tmp,
-                       t0, t1, FLOW, (bf_name, bf_first, bf_last, DAY_MS))
+                       t0, t1, FLOW, (bf_name, bf_first, bf_last, DAY_MS), nemesis_log)
         result["faults"] = nemesis.counts
         print_report(result, seed, a.minutes)
         with open(f"{tmp}/nemesis.json", "w") as f:

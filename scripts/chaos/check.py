@@ -5,6 +5,8 @@ import re
 import subprocess
 import sys
 
+from faults_check import check_alarms, check_undelivered
+
 FINAL = {"succeeded", "failed", "timed_out", "killed", "lost", "skipped", "missed"}
 
 
@@ -45,7 +47,8 @@ def runs(servers):
         "SELECT r.id, j.name, r.instant, r.target, r.state, r.trigger_kind, r.attempt, "
         "COALESCE(r.retry_of, 0), REPLACE(REPLACE(COALESCE(r.error, ''), '\\t', ' '), '\\n', ' '), "
         "COALESCE(r.started_at, 0), COALESCE(r.ended_at, 0), COALESCE(f.name, ''), "
-        "r.flow_round, COALESCE(r.flow_run, 0), COALESCE(r.backfill_id, 0) "
+        "r.flow_round, COALESCE(r.flow_run, 0), COALESCE(r.backfill_id, 0), "
+        "COALESCE(r.fired_by, '') "
         "FROM cron.runs r JOIN cron.jobs j ON j.id = r.job_id "
         "LEFT JOIN cron.jobs f ON f.id = r.flow_root ORDER BY r.id").splitlines()
     out = []
@@ -55,7 +58,7 @@ def runs(servers):
                     "state": f[4], "trigger": f[5], "attempt": int(f[6]),
                     "retry_of": int(f[7]), "error": f[8], "started_at": int(f[9]),
                     "ended_at": int(f[10]), "flow_root": f[11], "flow_round": int(f[12]),
-                    "flow_run": int(f[13]), "backfill": int(f[14])})
+                    "flow_run": int(f[13]), "backfill": int(f[14]), "fired_by": f[15]})
     return out
 
 
@@ -179,7 +182,7 @@ def check_flows(all_runs, flow, t0, t1, anomaly, presumed):
     return len(roots)
 
 
-def check(servers, jobs, log_path, tmp, t0, t1, flow=(), backfill=None):
+def check(servers, jobs, log_path, tmp, t0, t1, flow=(), backfill=None, faults=()):
     anomalies = []
 
     def anomaly(kind, detail):
@@ -285,24 +288,10 @@ def check(servers, jobs, log_path, tmp, t0, t1, flow=(), backfill=None):
         run = by_id.get(rid)
         if run and run["state"] in FINAL:
             anomaly("leftover_process", f"pid {pid} of run {rid} ({run['job']}, {run['state']})")
-    # Each fault's alarm once: a process gone is alarmed once (whichever monitor notices), and
-    # a dependency's outages alternate down / back, never twice down in a row.
-    rows = servers.sql(
-        "SELECT id, kind, REPLACE(COALESCE(JSON_UNQUOTE(JSON_EXTRACT(details, '$.error')), ''), "
-        "'\t', ' ') FROM cron.alarms WHERE job_id = 0 ORDER BY id").splitlines()
-    seen_gone, dep_state, system = {}, {}, {}
-    for line in rows:
-        _id, kind, subject = (line.split("\t") + ["", "", ""])[:3]
-        system[kind] = system.get(kind, 0) + 1
-        if kind.endswith("_lost"):
-            seen_gone[subject] = seen_gone.get(subject, 0) + 1
-            if seen_gone[subject] == 2:
-                anomaly("alarm_twice", f"{kind}: {subject}")
-        elif kind in ("dependency_down", "dependency_back"):
-            dep = subject.split()[0] if subject else "?"
-            if dep_state.get(dep) == kind:
-                anomaly("alarm_twice", f"{kind} twice in a row for {dep}: {subject}")
-            dep_state[dep] = kind
+    # Each fault's alarm once, nothing alarmed that no fault explains; no run failed
+    # undelivered while an executor that could take it was healthy (faults_check.py).
+    system = check_alarms(servers, list(faults), t1, anomaly)
+    undelivered_excused = check_undelivered(all_runs, list(faults), ["h1", "h2", "h3"], anomaly)
     states, reasons = {}, {}
     for r in all_runs:
         if t0 <= r["instant"] < t1:
@@ -314,6 +303,7 @@ def check(servers, jobs, log_path, tmp, t0, t1, flow=(), backfill=None):
     return {"anomalies": anomalies, "instants": checked, "states": states,
             "ran_but_lost": len(ran_but_lost), "executed": len(executed), "reasons": reasons,
             "overlap_presumed_lost": presumed, "system_alarms": system,
+            "undelivered_excused": undelivered_excused,
             "flows": flows_checked, "flow_presumed": flow_presumed,
             "backfilled": backfilled}
 
@@ -330,7 +320,9 @@ def print_report(result, seed, minutes):
           f"the documented limit across a partition): {len(result['overlap_presumed_lost'])}; "
           f"flows checked: {result.get('flows', 0)}; flow decisions made on an upstream "
           f"presumed lost that ended after all: {len(result.get('flow_presumed', []))}; "
-          f"backfill instants checked: {result.get('backfilled', 0)}\n")
+          f"backfill instants checked: {result.get('backfilled', 0)}; runs failed undelivered "
+          f"with every candidate (or their dispatcher) under a fault: "
+          f"{result.get('undelivered_excused', 0)}\n")
     print("| system alarm | raised |\n|---|---|")
     for k, n in sorted(result["system_alarms"].items()):
         print(f"| {k} | {n} |")
@@ -345,6 +337,7 @@ def print_report(result, seed, minutes):
     print("| anomaly | count |\n|---|---|")
     for k in ("missing", "doubled", "extra_instant", "not_final", "executed_twice",
               "ran_again_after_success", "overlap", "leftover_process", "alarm_twice",
+              "alarm_missing", "alarm_unwanted", "undelivered_while_healthy",
               "flow_missing", "flow_doubled", "flow_mixed", "flow_decision",
               "backfill_missing", "backfill_doubled", "backfill_extra", "backfill_unfinished"):
         print(f"| {k} | {kinds.get(k, 0)} |")

@@ -337,21 +337,6 @@ fn instants_due_while_the_store_is_unavailable_are_recorded_once_it_is_back() {
     );
 }
 
-/// libfaketime, preloaded into the supervisor and its roles; the offset in `file` is read
-/// again at every clock reading, so a test can step the wall clock of running processes (the
-/// monotonic clock, which timers use, is left alone: as when NTP steps a host's clock).
-fn faketime_env(file: &std::path::Path) -> Vec<(&'static str, String)> {
-    vec![
-        (
-            "LD_PRELOAD",
-            "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1".to_string(),
-        ),
-        ("FAKETIME_TIMESTAMP_FILE", file.display().to_string()),
-        ("FAKETIME_NO_CACHE", "1".to_string()),
-        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
-    ]
-}
-
 /// The wall clock stepped under a running system (issue 16, item 2): forward 20 s — the
 /// instants stepped over follow the misfire policy (one `missed` record with the count), not
 /// a burst of 20 runs; back 3 s — logged, no instant fired twice, firing resumes.
@@ -360,7 +345,7 @@ fn a_clock_stepped_forward_or_back_neither_bursts_nor_fires_twice() {
     let clock = crate::harness::TempDir::new("faketime");
     let offset = clock.0.join("offset");
     std::fs::write(&offset, "+0\n").expect("offset");
-    let env = faketime_env(&offset);
+    let env = crate::harness::faketime_env(&offset);
     let env: Vec<(&str, &str)> = env.iter().map(|(k, v)| (*k, v.as_str())).collect();
     let cv = Cronvisor::start_with_env("clock-step", "[dispatcher]\nlate_grace = \"2s\"\n", &env);
     cv.add_job("tick", "* * * * * *", "true", &[]);

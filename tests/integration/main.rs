@@ -17,6 +17,7 @@ mod cluster;
 mod cluster_tls;
 mod console;
 mod docs;
+mod fault_alarms;
 mod firing;
 mod flows;
 mod hardening;

@@ -34,6 +34,7 @@ fn mysql_migrations_apply_to_mariadb_and_jobs_fire_on_it() {
             "job_stats",
             "jobs",
             "login_failures",
+            "monitors",
             "runs",
             "sessions",
             "short_runs",

@@ -422,6 +422,11 @@ pub struct MonitorConfig {
     /// A backfill of more instants than this is refused, saying how many it would be.
     /// Default 10000.
     pub max_backfill: u32,
+    /// A host whose wall clock is off the store's by more than this is alarmed
+    /// (`clock_skew`, then `clock_back`): its dispatcher fires by it and its executor times
+    /// runs by it. Measured at each heartbeat to within a quarter second. Default "1s".
+    #[serde(with = "duration")]
+    pub max_clock_skew: Duration,
 }
 
 impl Default for MonitorConfig {
@@ -431,6 +436,7 @@ impl Default for MonitorConfig {
             lost_after: Duration::from_secs(10),
             check_interval: Duration::from_secs(1),
             max_backfill: 10_000,
+            max_clock_skew: Duration::from_secs(1),
         }
     }
 }
@@ -441,6 +447,12 @@ impl MonitorConfig {
         if self.max_backfill == 0 {
             return Err(invalid("monitor.max_backfill", "must be at least 1"));
         }
+        // A heartbeat's measurement is trusted to within a quarter second.
+        at_least(
+            "monitor.max_clock_skew",
+            self.max_clock_skew,
+            Duration::from_millis(500),
+        )?;
         if self.lost_after < 2 * executor.heartbeat {
             return Err(invalid(
                 "monitor.lost_after",

@@ -514,7 +514,11 @@ impl Dispatcher {
         .await;
         let _ = self.server.await;
         self.heartbeat.stop().await;
-        if let Err(e) = self.store.dispatcher_left(&self.me.to_string()).await {
+        if runtime::orphaned() {
+            tracing::warn!(
+                "supervisor gone: not leaving, so the monitor reports this dispatcher lost"
+            );
+        } else if let Err(e) = self.store.dispatcher_left(&self.me.to_string()).await {
             tracing::warn!(error = %e, "cannot record leaving; the monitor will report this dispatcher lost");
         }
         self.store.close().await;

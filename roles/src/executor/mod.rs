@@ -403,7 +403,11 @@ impl Serving {
             tracing::error!("results still unwritten after 30 s; giving up");
         }
         self.heartbeat.stop().await;
-        if let Err(e) = self.store.deregister(&id).await {
+        if runtime::orphaned() {
+            tracing::warn!(
+                "supervisor gone: not deregistering, so the monitor reports this executor lost"
+            );
+        } else if let Err(e) = self.store.deregister(&id).await {
             tracing::warn!(error = %e, "cannot deregister; the monitor will expire this executor");
         }
         self.store.close().await;

@@ -13,7 +13,9 @@ pub use web::job_metrics;
 use std::sync::atomic::Ordering;
 use std::sync::Arc;
 
+use crate::presence::{Heartbeat, Presence};
 use crate::runtime::{self, RoleContext, RoleError, Shutdown};
+use crate::store::Beating;
 
 pub use web::{openapi_document, ApiState, Proxy};
 
@@ -71,28 +73,75 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
             shutdown.clone(),
         ));
     }
-    // Check until stopped: a pass every `check_interval`, pruning now and then.
-    let mut checks = checks::Checks::new(&config, &store, &metrics, alarmer, deps);
+    // Beat, as the other roles do: a monitor killed is alarmed once, by whichever monitor
+    // (this one restarted, or another) finds its row silent.
+    let me = crate::instance::Instance::this(&crate::instance::identity());
+    let heartbeat = Heartbeat::start_when_reachable(
+        &store,
+        &config.store_url(),
+        Presence::Monitor,
+        me.to_string(),
+        (config.monitor.lost_after / 4).max(std::time::Duration::from_millis(50)),
+    )
+    .await;
+    // Check until stopped: a pass every `check_interval`.
+    let mut checks = checks::Checks::new(&config, &store, &metrics, alarmer, deps, me.to_string());
     let mut check = tokio::time::interval(config.monitor.check_interval);
-    let mut prune_tick = tokio::time::interval(checks::PRUNE_EVERY);
-    // The store's calendars, for the instants this role computes (next fires, the gap
-    // check); read again every few seconds (and by the API when it changes one).
-    let mut calendars_tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    // Pruning and the calendars' reads wait on the store; in tasks of their own, so that a
+    // store going away during one never holds the pass that alarms it.
+    let background = [
+        tokio::spawn(prune_now_and_then(
+            store.clone(),
+            config.monitor.retention,
+            config.auth.session_idle,
+        )),
+        tokio::spawn(read_calendars(store.clone())),
+    ];
     let stop = runtime::stopped(shutdown.clone());
     tokio::pin!(stop);
     loop {
         tokio::select! {
-            _ = prune_tick.tick() => checks::prune(&store, config.monitor.retention, config.auth.session_idle).await,
             _ = check.tick() => checks.pass().await,
-            _ = calendars_tick.tick() => store.install_calendars().await,
             _ = &mut stop => break,
         }
+    }
+    for task in background {
+        task.abort();
     }
     // Drain: the server finishes what it serves.
     draining.store(true, Ordering::Relaxed);
     runtime::notify_stopping();
     let _ = server.await;
+    heartbeat.stop().await;
+    if runtime::orphaned() {
+        tracing::warn!("supervisor gone: not leaving, so this monitor is reported lost");
+    } else if let Err(e) = store.role_left(Beating::Monitors, &me.to_string()).await {
+        tracing::warn!(error = %e, "cannot record leaving; this monitor will be reported lost");
+    }
     store.close().await;
     tracing::info!("monitor stopped");
     Ok(())
+}
+
+/// `checks::prune` every `checks::PRUNE_EVERY`, the first at once.
+async fn prune_now_and_then(
+    store: crate::store::Store,
+    retention: std::time::Duration,
+    session_idle: std::time::Duration,
+) {
+    let mut tick = tokio::time::interval(checks::PRUNE_EVERY);
+    loop {
+        tick.tick().await;
+        checks::prune(&store, retention, session_idle).await;
+    }
+}
+
+/// The store's calendars, for the instants this role computes (next fires, the gap check);
+/// read again every few seconds (and by the API when it changes one).
+async fn read_calendars(store: crate::store::Store) {
+    let mut tick = tokio::time::interval(std::time::Duration::from_secs(5));
+    loop {
+        tick.tick().await;
+        store.install_calendars().await;
+    }
 }

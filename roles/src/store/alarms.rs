@@ -48,6 +48,39 @@ const ALARM_COLUMNS: &str = "id, job_id, run_id, kind, channel, recipient, statu
                              last_error, count, details, created_at, updated_at";
 
 impl Store {
+    /// Writes down alarms already sent (not through the store: the store's own outage), each
+    /// with its delivery's outcome, sent at `at`; one transaction.
+    pub async fn record_direct_alarms(
+        &self,
+        alarms: &[(NewAlarm, Option<String>)],
+        at: Millis,
+    ) -> Result<(), StoreError> {
+        let mut tx = self.pool.begin().await?;
+        for (a, error) in alarms {
+            sqlx::query(
+                "INSERT INTO alarms (job_id, run_id, kind, channel, recipient, status, attempts, \
+                 last_error, details, created_at, updated_at, next_attempt_at) \
+                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+            )
+            .bind(a.job_id)
+            .bind(a.run_id)
+            .bind(&a.kind)
+            .bind(&a.channel)
+            .bind(&a.recipient)
+            .bind(a.status)
+            .bind(i64::from(a.status != "recorded"))
+            .bind(error.as_deref())
+            .bind(a.details.to_string())
+            .bind(at)
+            .bind(at)
+            .bind(at)
+            .execute(&mut *tx)
+            .await?;
+        }
+        tx.commit().await?;
+        Ok(())
+    }
+
     /// Final runs not looked at yet: failures of any kind, and successes of jobs whose last
     /// alarm was a failure (they send "recovered").
     pub async fn unchecked_runs(&self, limit: i64) -> Result<Vec<RunEvent>, StoreError> {
@@ -334,17 +367,37 @@ pub(super) async fn raise_on(
     merge_since: Millis,
 ) -> Result<Raised, StoreError> {
     let now = crate::model::now_millis();
-    let existing = sqlx::query(
-        "SELECT id FROM alarms WHERE job_id = ? AND kind = ? AND channel = ? AND recipient = ? \
-         AND created_at >= ? ORDER BY id DESC LIMIT 1",
+    // A system alarm (job 0) folds only into the same event (the same subject) among the
+    // window's latest: another executor lost, another host's clock, is another fault and is
+    // sent on its own. A job's alarm folds into the job's latest of its kind.
+    let candidates = if a.job_id == 0 { 50 } else { 1 };
+    let rows = sqlx::query(
+        "SELECT id, details FROM alarms WHERE job_id = ? AND kind = ? AND channel = ? \
+         AND recipient = ? AND created_at >= ? ORDER BY id DESC LIMIT ?",
     )
     .bind(a.job_id)
     .bind(&a.kind)
     .bind(&a.channel)
     .bind(&a.recipient)
     .bind(merge_since)
-    .fetch_optional(&mut *conn)
+    .bind(candidates)
+    .fetch_all(&mut *conn)
     .await?;
+    let same_event = |row: &sqlx::any::AnyRow| -> Result<bool, StoreError> {
+        if a.job_id != 0 {
+            return Ok(true);
+        }
+        let details: String = row.try_get(1)?;
+        Ok(serde_json::from_str::<serde_json::Value>(&details)
+            .is_ok_and(|d| d.get("error") == a.details.get("error")))
+    };
+    let mut existing = None;
+    for row in rows {
+        if same_event(&row)? {
+            existing = Some(row);
+            break;
+        }
+    }
     if let Some(row) = existing {
         let id: i64 = row.try_get(0)?;
         sqlx::query("UPDATE alarms SET count = count + 1, updated_at = ? WHERE id = ?")

@@ -16,6 +16,20 @@ impl Store {
         row.map(|r| Ok(r.try_get::<String, _>(0)?)).transpose()
     }
 
+    /// The fleet facts whose name starts with `prefix` (a constant of the caller's), by name.
+    pub async fn fleet_facts(
+        &self,
+        prefix: &str,
+    ) -> Result<std::collections::BTreeMap<String, String>, StoreError> {
+        let rows = sqlx::query("SELECT name, state FROM fleet_state WHERE name LIKE ?")
+            .bind(format!("{prefix}%"))
+            .fetch_all(&self.pool)
+            .await?;
+        rows.iter()
+            .map(|r| Ok((r.try_get(0)?, r.try_get(1)?)))
+            .collect()
+    }
+
     /// Creates the fleet fact `name` as `up` unless it exists (facts other than the
     /// migration's are made on first use).
     pub async fn ensure_fleet_fact(&self, name: &str) -> Result<(), StoreError> {
@@ -86,5 +100,35 @@ impl Store {
         }
         tx.commit().await?;
         Ok(Some(since))
+    }
+
+    /// The end of an outage of `name` that began at `began` (as one monitor saw it), with its
+    /// alarms, at most once across monitors: the first to move the fact's `since` past the
+    /// outage's start wins; the others saw the same outage begin before that and do nothing.
+    pub async fn outage_ended_once(
+        &self,
+        name: &str,
+        began: Millis,
+        now: Millis,
+        alarms: &[NewAlarm],
+        merge_since: Millis,
+    ) -> Result<bool, StoreError> {
+        self.ensure_fleet_fact(name).await?;
+        let mut tx = self.pool.begin().await?;
+        let n = sqlx::query("UPDATE fleet_state SET since = ? WHERE name = ? AND since < ?")
+            .bind(now)
+            .bind(name)
+            .bind(began)
+            .execute(&mut *tx)
+            .await?
+            .rows_affected();
+        if n != 1 {
+            return Ok(false);
+        }
+        for alarm in alarms {
+            super::alarms::raise_on(&mut tx, alarm, merge_since).await?;
+        }
+        tx.commit().await?;
+        Ok(true)
     }
 }

@@ -120,6 +120,11 @@ const SQLITE: &[(i64, &str, &str)] = &[
         "job_cursors",
         include_str!("../../../migrations/sqlite/0022_job_cursors.sql"),
     ),
+    (
+        23,
+        "monitors_and_clocks",
+        include_str!("../../../migrations/sqlite/0023_monitors_and_clocks.sql"),
+    ),
 ];
 
 /// (version, description, SQL) for MySQL / MariaDB.
@@ -233,6 +238,11 @@ const MYSQL: &[(i64, &str, &str)] = &[
         22,
         "job_cursors",
         include_str!("../../../migrations/mysql/0022_job_cursors.sql"),
+    ),
+    (
+        23,
+        "monitors_and_clocks",
+        include_str!("../../../migrations/mysql/0023_monitors_and_clocks.sql"),
     ),
 ];
 

@@ -63,7 +63,7 @@ pub use live::{ExecutorCard, KillAsk, Member};
 pub use lost::GivenUp;
 pub use manual::{ManualRun, Retried};
 pub use planned::Planned;
-pub use presence::AlarmsFor;
+pub use presence::{AlarmsFor, Beating};
 pub use runs_query::RunFilter;
 pub use users::UserChange;
 

@@ -9,6 +9,25 @@ use crate::model::Millis;
 /// The alarms to store with a process found gone (its instance id given).
 pub type AlarmsFor<'a> = dyn Fn(&str) -> Vec<NewAlarm> + Send + Sync + 'a;
 
+/// The roles that beat, each in a table of its own.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Beating {
+    Executors,
+    Dispatchers,
+    Monitors,
+}
+
+impl Beating {
+    /// The table (a constant, never input).
+    fn table(self) -> &'static str {
+        match self {
+            Beating::Executors => "executors",
+            Beating::Dispatchers => "dispatchers",
+            Beating::Monitors => "monitors",
+        }
+    }
+}
+
 impl Store {
     /// An executor's heartbeat: creates or refreshes its row (a new row gets `card`).
     pub async fn heartbeat(
@@ -17,36 +36,78 @@ impl Store {
         started_at: Millis,
         card: &super::ExecutorCard,
     ) -> Result<(), StoreError> {
-        if self.beat_in("executors", instance, started_at).await? {
+        self.executor_beat(instance, started_at, card, None).await
+    }
+
+    /// [`Store::heartbeat`] with the clock skew measured just before, if any.
+    pub async fn executor_beat(
+        &self,
+        instance: &str,
+        started_at: Millis,
+        card: &super::ExecutorCard,
+        skew: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        if self
+            .beat_in(Beating::Executors, instance, started_at, skew)
+            .await?
+        {
             self.set_executor_card(instance, card).await?;
         }
         Ok(())
     }
 
-    /// A heartbeat in `table` (`executors` or `dispatchers`: a constant, never input); true
-    /// when it created the row.
-    async fn beat_in(
+    /// A dispatcher's or a monitor's heartbeat, with the clock skew measured just before.
+    pub async fn role_beat(
         &self,
-        table: &'static str,
+        role: Beating,
         instance: &str,
         started_at: Millis,
+        skew: Option<Millis>,
+    ) -> Result<(), StoreError> {
+        self.beat_in(role, instance, started_at, skew).await?;
+        Ok(())
+    }
+
+    /// The store's own wall clock, in ms: the one clock every host is compared with.
+    pub async fn store_clock(&self) -> Result<Millis, StoreError> {
+        let sql = match self.backend {
+            super::Backend::MySql => "SELECT CAST(UNIX_TIMESTAMP(NOW(3)) * 1000 AS SIGNED)",
+            super::Backend::Sqlite => {
+                "SELECT CAST((julianday('now') - 2440587.5) * 86400000.0 AS INTEGER)"
+            }
+        };
+        let row = sqlx::query(sql).fetch_one(&self.pool).await?;
+        Ok(row.try_get(0)?)
+    }
+
+    /// A heartbeat in `role`'s table, keeping the last skew measured when this beat has
+    /// none; true when it created the row.
+    async fn beat_in(
+        &self,
+        role: Beating,
+        instance: &str,
+        started_at: Millis,
+        skew: Option<Millis>,
     ) -> Result<bool, StoreError> {
+        let table = role.table();
         let now = crate::model::now_millis();
         let updated = sqlx::query(&format!(
-            "UPDATE {table} SET last_seen = ? WHERE instance = ?"
+            "UPDATE {table} SET last_seen = ?, skew_ms = COALESCE(?, skew_ms) WHERE instance = ?"
         ))
         .bind(now)
+        .bind(skew)
         .bind(instance)
         .execute(&self.pool)
         .await?
         .rows_affected();
         if updated == 0 {
             let inserted = sqlx::query(&format!(
-                "INSERT INTO {table} (instance, started_at, last_seen) VALUES (?, ?, ?)"
+                "INSERT INTO {table} (instance, started_at, last_seen, skew_ms) VALUES (?, ?, ?, ?)"
             ))
             .bind(instance)
             .bind(started_at)
             .bind(now)
+            .bind(skew)
             .execute(&self.pool)
             .await;
             return match inserted {
@@ -75,8 +136,14 @@ impl Store {
             .iter()
             .map(|r| Ok((r.try_get::<String, _>(0)?, true)))
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.remove_stale("executors", stale, stale_before, alarms_for, merge_since)
-            .await
+        self.remove_stale(
+            Beating::Executors,
+            stale,
+            stale_before,
+            alarms_for,
+            merge_since,
+        )
+        .await
     }
 
     /// Deletes the `stale` rows of `table` (a constant) still stale, each with the alarms of
@@ -84,12 +151,13 @@ impl Store {
     /// and flagged (several monitors: each row goes to one of them).
     async fn remove_stale(
         &self,
-        table: &'static str,
+        role: Beating,
         stale: Vec<(String, bool)>,
         stale_before: Millis,
         alarms_for: &AlarmsFor<'_>,
         merge_since: Millis,
     ) -> Result<Vec<String>, StoreError> {
+        let table = role.table();
         let mut gone = Vec::new();
         for (instance, flagged) in stale {
             let mut tx = self.pool.begin().await?;
@@ -127,19 +195,47 @@ impl Store {
         instance: &str,
         started_at: Millis,
     ) -> Result<(), StoreError> {
-        self.beat_in("dispatchers", instance, started_at).await?;
-        Ok(())
+        self.role_beat(Beating::Dispatchers, instance, started_at, None)
+            .await
     }
 
     /// A dispatcher stopping cleanly: it counts as present until its heartbeat ages out (a
     /// reload or a shutdown is no outage), then it is forgotten without an alarm.
     pub async fn dispatcher_left(&self, instance: &str) -> Result<(), StoreError> {
-        sqlx::query("UPDATE dispatchers SET left_at = ? WHERE instance = ?")
-            .bind(crate::model::now_millis())
-            .bind(instance)
-            .execute(&self.pool)
-            .await?;
+        self.role_left(Beating::Dispatchers, instance).await
+    }
+
+    /// A dispatcher or a monitor stopping cleanly: forgotten without an alarm once its last
+    /// beat ages out.
+    pub async fn role_left(&self, role: Beating, instance: &str) -> Result<(), StoreError> {
+        let table = role.table();
+        sqlx::query(&format!(
+            "UPDATE {table} SET left_at = ? WHERE instance = ?"
+        ))
+        .bind(crate::model::now_millis())
+        .bind(instance)
+        .execute(&self.pool)
+        .await?;
         Ok(())
+    }
+
+    /// The clock skews measured by the processes heard from since `since`: (instance, skew).
+    pub async fn clock_skews(&self, since: Millis) -> Result<Vec<(String, Millis)>, StoreError> {
+        let mut out = Vec::new();
+        for role in [Beating::Executors, Beating::Dispatchers, Beating::Monitors] {
+            let table = role.table();
+            let rows = sqlx::query(&format!(
+                "SELECT instance, skew_ms FROM {table} \
+                 WHERE last_seen >= ? AND skew_ms IS NOT NULL"
+            ))
+            .bind(since)
+            .fetch_all(&self.pool)
+            .await?;
+            for r in rows {
+                out.push((r.try_get(0)?, r.try_get(1)?));
+            }
+        }
+        Ok(out)
     }
 
     /// Dispatchers heard from since `since` (including ones that left since).
@@ -209,10 +305,37 @@ impl Store {
         alarms_for: &AlarmsFor<'_>,
         merge_since: Millis,
     ) -> Result<Vec<String>, StoreError> {
-        let rows = sqlx::query("SELECT instance, left_at FROM dispatchers WHERE last_seen < ?")
-            .bind(stale_before)
-            .fetch_all(&self.pool)
-            .await?;
+        self.expire_leaving(Beating::Dispatchers, stale_before, alarms_for, merge_since)
+            .await
+    }
+
+    /// [`Store::expire_dispatchers`] for the monitors.
+    pub async fn expire_monitors(
+        &self,
+        stale_before: Millis,
+        alarms_for: &AlarmsFor<'_>,
+        merge_since: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        self.expire_leaving(Beating::Monitors, stale_before, alarms_for, merge_since)
+            .await
+    }
+
+    /// Removes the rows of `role` (which records `left_at`) silent since `stale_before`;
+    /// returns those that had not left cleanly, each to exactly one caller.
+    async fn expire_leaving(
+        &self,
+        role: Beating,
+        stale_before: Millis,
+        alarms_for: &AlarmsFor<'_>,
+        merge_since: Millis,
+    ) -> Result<Vec<String>, StoreError> {
+        let table = role.table();
+        let rows = sqlx::query(&format!(
+            "SELECT instance, left_at FROM {table} WHERE last_seen < ?"
+        ))
+        .bind(stale_before)
+        .fetch_all(&self.pool)
+        .await?;
         let stale = rows
             .iter()
             .map(|r| {
@@ -220,7 +343,7 @@ impl Store {
                 Ok((r.try_get::<String, _>(0)?, left.is_none()))
             })
             .collect::<Result<Vec<_>, StoreError>>()?;
-        self.remove_stale("dispatchers", stale, stale_before, alarms_for, merge_since)
+        self.remove_stale(role, stale, stale_before, alarms_for, merge_since)
             .await
     }
 }

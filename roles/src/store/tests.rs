@@ -948,3 +948,39 @@ async fn retention_prunes_ended_backfills_and_windows_long_over() {
         .collect();
     assert_eq!(windows, ["nightly"]);
 }
+
+#[tokio::test]
+async fn a_system_alarm_merges_only_into_the_same_event() {
+    let t = temp_store("system-merge").await;
+    let s = &t.store;
+    let system = |subject: &str| NewAlarm {
+        details: serde_json::json!({ "error": subject }),
+        ..recorded_alarm(0, 0, "executor_lost", "")
+    };
+    for subject in [
+        "executor h1/a/1 gone",
+        "executor h2/a/2 gone",
+        "executor h1/a/1 gone",
+    ] {
+        s.raise_alarms(&[system(subject)], 0).await.expect("raise");
+    }
+    let alarms = s.alarms(10).await.expect("alarms");
+    // Two events: h2's loss is its own alarm; h1's repeat folds into h1's.
+    let mut counts: Vec<(String, i64)> = alarms
+        .iter()
+        .map(|a| {
+            (
+                a.details["error"].as_str().unwrap_or("").to_string(),
+                a.count,
+            )
+        })
+        .collect();
+    counts.sort();
+    assert_eq!(
+        counts,
+        [
+            ("executor h1/a/1 gone".to_string(), 2),
+            ("executor h2/a/2 gone".to_string(), 1)
+        ]
+    );
+}

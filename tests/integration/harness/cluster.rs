@@ -147,6 +147,26 @@ impl Cluster {
         );
     }
 
+    /// SIGKILLs a host's supervisor alone: its roles find themselves orphaned, drain and exit.
+    pub fn kill_supervisor(&mut self, name: &str) {
+        let mut cv = self.hosts.remove(name).expect("host");
+        let pids: Vec<u32> = ["dispatcher", "executor", "monitor"]
+            .iter()
+            .filter_map(|r| cv.child_pid(r))
+            .collect();
+        let mut child = cv.child.take().expect("running");
+        // SAFETY: plain kill(2) of this test's own process.
+        unsafe {
+            libc::kill(child.id() as i32, libc::SIGKILL);
+        }
+        let _ = child.wait();
+        wait_for(
+            Duration::from_secs(30),
+            "the orphaned roles to drain and exit",
+            || pids.iter().all(|p| !alive(*p)).then_some(()),
+        );
+    }
+
     /// Adds a job through the API of the host running the monitor.
     pub fn add_job(&self, api_host: &str, body: Value) -> i64 {
         let addr = self.get(api_host).endpoint("api");

@@ -78,6 +78,21 @@ pub fn wait_for<T>(limit: Duration, what: &str, mut f: impl FnMut() -> Option<T>
     }
 }
 
+/// libfaketime, preloaded into the supervisor and its roles; the offset in `file` is read
+/// again at every clock reading, so a test can step the wall clock of running processes (the
+/// monotonic clock, which timers use, is left alone: as when NTP steps a host's clock).
+pub fn faketime_env(file: &std::path::Path) -> Vec<(&'static str, String)> {
+    vec![
+        (
+            "LD_PRELOAD",
+            "/usr/lib/x86_64-linux-gnu/faketime/libfaketimeMT.so.1".to_string(),
+        ),
+        ("FAKETIME_TIMESTAMP_FILE", file.display().to_string()),
+        ("FAKETIME_NO_CACHE", "1".to_string()),
+        ("FAKETIME_DONT_FAKE_MONOTONIC", "1".to_string()),
+    ]
+}
+
 /// Wall-clock milliseconds (every role runs on this machine), for instant windows.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()

@@ -1,6 +1,6 @@
 //! Who is alive in the fleet, from the heartbeats in the store: runs of executors that went
-//! silent are marked lost; executors and dispatchers that stopped without leaving are alarmed
-//! once each, and so is a fleet with no dispatcher at all (nothing fires) and its end, and an
+//! silent are marked lost; executors, dispatchers and monitors that stopped without leaving
+//! are alarmed once each, and so is a fleet with no dispatcher at all (nothing fires) and its end, and an
 //! outside dependency (etcd, Redis) going away and coming back. Several monitors agree through
 //! conditional updates in the store, so each event is acted on once.
 
@@ -93,6 +93,11 @@ impl Fleet {
             .expire_dispatchers(stale, &gone_alarms(alarmer, "dispatcher"), merge_since)
             .await;
         count_gone(alarmer, "dispatcher", dispatchers);
+        let monitors = self
+            .store
+            .expire_monitors(stale, &gone_alarms(alarmer, "monitor"), merge_since)
+            .await;
+        count_gone(alarmer, "monitor", monitors);
         let seen = match self.store.dispatchers_seen(stale).await {
             Ok(n) => n,
             Err(e) => {

@@ -1,17 +1,20 @@
-//! The monitor's checks: runs whose executor went away (`fleet`), instants nobody recorded
-//! (`gaps`), the store's own outage, and the store's bounds (retention, pruning). One pass per
+//! The monitor's checks: runs whose executor went away and processes gone (`fleet`), instants
+//! nobody recorded (`gaps`, `cursors`), hosts' clocks (`clocks`), the store's own outage
+//! (`outage`), and the store's bounds (retention, pruning). One pass per
 //! `monitor.check_interval`; each finding becomes an alarm for `delivery`. Apart from the web
 //! side so that no request can delay a pass, and apart from delivery so that a slow channel
 //! never hides a finding.
 
+mod clocks;
 mod cursors;
 pub mod fleet;
 pub mod gaps;
+mod outage;
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use super::delivery::alarms::{self, Alarmer};
+use super::delivery::alarms::Alarmer;
 use crate::cluster::Dependencies;
 use crate::config::values::ms;
 use crate::config::Config;
@@ -26,24 +29,26 @@ const CHANGE_LOG_KEEP_MS: i64 = 3_600_000;
 
 /// One pass of the checks, and what they remember between passes.
 pub struct Checks {
-    store: Store,
     alarmer: Arc<Alarmer>,
     deps: Arc<Dependencies>,
     fleet: fleet::Fleet,
     gaps: gaps::Gaps,
     cursors: cursors::Cursors,
-    /// Since when the store has not answered (and the first error), to alarm its outage.
-    store_down: Option<(i64, String)>,
+    clocks: clocks::Clocks,
+    /// The store's own outage, alarmed from here.
+    store_watch: outage::StoreWatch,
     time: Arc<Histogram>,
 }
 
 impl Checks {
+    /// `me` names this monitor (its instance id) where monitors agree on who alarms what.
     pub fn new(
         config: &Config,
         store: &Store,
         metrics: &Metrics,
         alarmer: Arc<Alarmer>,
         deps: Arc<Dependencies>,
+        me: String,
     ) -> Checks {
         let lost_after = ms(config.monitor.lost_after);
         let fleet = fleet::Fleet::new(
@@ -64,13 +69,17 @@ impl Checks {
             + ms(config.cluster.lock_ttl)
             + ms(config.dispatcher.late_grace);
         Checks {
-            store: store.clone(),
             alarmer,
             deps,
             fleet,
             gaps: gaps::Gaps::new(store.clone(), settle, now_millis()),
             cursors: cursors::Cursors::new(store.clone(), settle, lost_after, now_millis()),
-            store_down: None,
+            clocks: clocks::Clocks::new(
+                store.clone(),
+                ms(config.monitor.max_clock_skew),
+                lost_after,
+            ),
+            store_watch: outage::StoreWatch::new(store.clone(), latch(config), me),
             time: metrics.histogram(
                 "cronvisor_monitor_check_seconds",
                 "One pass of the monitor's checks (store, gaps, alarms, deliveries, fleet).",
@@ -83,15 +92,18 @@ impl Checks {
     /// delivered, the fleet's dependencies and runs.
     pub async fn pass(&mut self) {
         let now = now_millis();
-        let was_down = self.store_down.is_some();
-        let (store, alarmer) = (&self.store, &*self.alarmer);
-        if !check_store(store, alarmer, &mut self.fleet, &mut self.store_down, now).await {
-            return;
+        match self.store_watch.check(&self.alarmer, now).await {
+            outage::StoreState::Down => return,
+            outage::StoreState::Back => {
+                // During the outage no beat could land and nothing could be recorded: each
+                // check waits as if this monitor had just started.
+                self.fleet.wait_for_beats();
+                self.gaps.wait(now);
+                self.cursors.wait(now);
+            }
+            outage::StoreState::Up => {}
         }
-        if was_down {
-            self.gaps.wait(now);
-            self.cursors.wait(now);
-        }
+        let alarmer = &*self.alarmer;
         self.gaps.check(now).await;
         // A store that went away since the ping makes each call wait its connect timeout:
         // the pass stops at the first such error, so the next one pings and alarms at once.
@@ -109,6 +121,7 @@ impl Checks {
         }
         self.fleet.dependencies(alarmer, &self.deps, now).await;
         self.fleet.check(alarmer, now).await;
+        self.clocks.check(alarmer, now).await;
         // Last: the least urgent (a hole of a rare job is found within a check or two).
         self.cursors.check(now).await;
         self.time.observe_millis(now, now_millis());
@@ -164,33 +177,16 @@ pub async fn prune(store: &crate::store::Store, retention: Duration, session_idl
     }
 }
 
-/// Is the store answering? Its outage is alarmed once (sent directly: it cannot be stored),
-/// and its return once; false while it is down (the other checks need it).
-async fn check_store(
-    store: &crate::store::Store,
-    alarmer: &alarms::Alarmer,
-    fleet: &mut fleet::Fleet,
-    store_down: &mut Option<(i64, String)>,
-    now: i64,
-) -> bool {
-    match (store.ping().await, &*store_down) {
-        (Err(e), None) => {
-            alarmer.send_store_down(&e.to_string()).await;
-            *store_down = Some((now, e.to_string()));
-            false
+/// Redis, where monitors agree on which of them alarms the store's outage (none without
+/// `cluster.redis_url`, or with one that cannot be used: each monitor then alarms it).
+fn latch(config: &Config) -> Option<(redis::Client, Duration)> {
+    let url = config.cluster.redis_url.as_ref()?;
+    let secure = crate::cluster::secure::Secure::of(config).ok()?;
+    match secure.redis_client(url) {
+        Ok(client) => Some((client, config.cluster.call_timeout)),
+        Err(e) => {
+            tracing::warn!(error = %e, "no redis for the store outage's latch");
+            None
         }
-        (Err(_), Some(_)) => false,
-        (Ok(()), Some((since, error))) => {
-            let subject = format!(
-                "the store was unreachable for {} s ({error})",
-                (now - since) / 1000
-            );
-            alarmer.raise_system("store_back", &subject).await;
-            tracing::info!("store reachable again");
-            *store_down = None;
-            fleet.wait_for_beats();
-            true
-        }
-        (Ok(()), None) => true,
     }
 }

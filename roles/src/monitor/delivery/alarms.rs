@@ -24,6 +24,17 @@ pub use super::channels::DeliveryError;
 #[cfg(test)]
 use super::channels::{fill_template, hmac_base64, robot_request, Escape};
 
+/// An alarm sent directly (not through the store), with how each delivery went.
+#[derive(Debug, Clone)]
+pub struct Sent {
+    pub kind: &'static str,
+    pub details: serde_json::Value,
+    /// When it was sent.
+    pub at: i64,
+    /// (channel, recipient, outcome).
+    pub deliveries: Vec<(&'static str, String, Result<(), String>)>,
+}
+
 pub struct Alarmer {
     pub(super) store: Store,
     pub(super) cfg: AlarmConfig,
@@ -208,23 +219,59 @@ impl Alarmer {
 
     /// The store itself is unreachable, so this alarm cannot be stored and retried like the
     /// others: it is sent at once, once, to the global recipients of every channel (best
-    /// effort; each monitor sends its own). `store_back` follows through the store when it
-    /// returns. Returns how many deliveries succeeded.
-    pub async fn send_store_down(&self, error: &str) -> usize {
+    /// effort). `store_back` follows through the store when it returns, and the deliveries
+    /// returned here are written down then ([`Alarmer::record_sent`]).
+    pub async fn send_store_down(&self, error: &str) -> Sent {
         tracing::error!(error, "store unreachable: alarming directly (not stored)");
-        let sent = self
-            .send_direct(
-                "store_down",
-                &format!("the store is unreachable: {error}"),
-                &[],
-            )
-            .await;
-        for (channel, _, result) in &sent {
+        let subject = format!("the store is unreachable: {error}");
+        let at = now_millis();
+        let deliveries = self.send_direct("store_down", &subject, &[]).await;
+        for (channel, _, result) in &deliveries {
             if let Err(e) = result {
                 tracing::warn!(channel, error = %e, "store_down alarm not delivered");
             }
         }
-        sent.iter().filter(|(_, _, r)| r.is_ok()).count()
+        Sent {
+            kind: "store_down",
+            details: self.system_details("store_down", &subject),
+            at,
+            deliveries: deliveries
+                .into_iter()
+                .map(|(c, r, res)| (c, r, res.map_err(|e| e.to_string())))
+                .collect(),
+        }
+    }
+
+    /// Writes down an alarm sent directly (each delivery `sent` or `failed` with its error;
+    /// with no channel, `recorded`), for the history: nothing is sent again.
+    pub async fn record_sent(&self, sent: &Sent) -> Result<(), StoreError> {
+        let mut rows: Vec<(NewAlarm, Option<String>)> = sent
+            .deliveries
+            .iter()
+            .map(|(channel, recipient, result)| {
+                let alarm = NewAlarm {
+                    job_id: 0,
+                    run_id: 0,
+                    kind: sent.kind.to_string(),
+                    channel: channel.to_string(),
+                    recipient: recipient.clone(),
+                    status: if result.is_ok() { "sent" } else { "failed" },
+                    details: sent.details.clone(),
+                };
+                (alarm, result.clone().err())
+            })
+            .collect();
+        if rows.is_empty() {
+            let mut alarm = new_alarms(
+                0,
+                0,
+                sent.kind,
+                &sent.details,
+                vec![("none", String::new())],
+            );
+            rows.extend(alarm.drain(..).map(|a| (a, None)));
+        }
+        self.store.record_direct_alarms(&rows, sent.at).await
     }
 
     /// `alarms test`: a test alarm sent at once to the global recipients of every configured
