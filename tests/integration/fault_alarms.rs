@@ -39,31 +39,56 @@ fn a_killed_monitor_is_alarmed_once_by_its_successor() {
 }
 
 /// A supervisor killed (its roles orphaned: they drain and exit) is a fault, where a stop is
-/// not: its roles do not leave, so the other host's monitor alarms each of them once.
+/// not: its roles do not leave, so the other host's monitor alarms each of them once. A second
+/// host's loss is its own alarm, not a repeat folded into the first's.
 #[test]
 fn a_killed_supervisor_is_alarmed_through_the_roles_it_left() {
     let mut c = Cluster::start();
     c.host("m", &["monitor"]);
     c.host("a", &["dispatcher", "executor"]);
-    wait_for(Duration::from_secs(20), "host a's roles beating", || {
-        let n = |t: &str| {
+    c.host("b", &["executor"]);
+    wait_for(Duration::from_secs(20), "the hosts' roles beating", || {
+        let n = |t: &str, h: &str| {
             c.sql(&format!(
-                "SELECT COUNT(*) FROM cron.{t} WHERE instance LIKE 'a/%'"
-            ))
+                "SELECT COUNT(*) FROM cron.{t} WHERE instance LIKE '{h}/%'"
+            ))[0][0]
+                .clone()
         };
-        (n("executors")[0][0] == "1" && n("dispatchers")[0][0] == "1").then_some(())
+        (n("executors", "a") == "1" && n("dispatchers", "a") == "1" && n("executors", "b") == "1")
+            .then_some(())
     });
     c.kill_supervisor("a");
-    let m = c.get("m");
+    let lost = |c: &Cluster, kind: &str, host: &str| -> Vec<serde_json::Value> {
+        c.get("m")
+            .alarms_of(kind)
+            .into_iter()
+            .filter(|a| {
+                a["details"]["error"]
+                    .as_str()
+                    .unwrap_or("")
+                    .contains(&format!(" {host}/"))
+            })
+            .collect()
+    };
     for kind in ["executor_lost", "dispatcher_lost"] {
-        let alarm = wait_for(Duration::from_secs(40), kind, || {
-            m.alarms_of(kind).into_iter().next()
+        wait_for(Duration::from_secs(40), kind, || {
+            (!lost(&c, kind, "a").is_empty()).then_some(())
         });
-        let subject = alarm["details"]["error"].as_str().unwrap_or("");
-        assert!(subject.contains(" a/"), "{alarm}");
     }
-    assert_eq!(m.alarms_of("executor_lost").len(), 1);
-    assert_eq!(m.alarms_of("dispatcher_lost").len(), 1);
+    c.kill_supervisor("b");
+    wait_for(Duration::from_secs(40), "b's executor_lost", || {
+        (!lost(&c, "executor_lost", "b").is_empty()).then_some(())
+    });
+    for (kind, host) in [
+        ("executor_lost", "a"),
+        ("dispatcher_lost", "a"),
+        ("executor_lost", "b"),
+    ] {
+        let found = lost(&c, kind, host);
+        assert_eq!(found.len(), 1, "{kind} of {host}: {found:?}");
+        assert_eq!(found[0]["count"], 1, "{found:?}");
+        assert_eq!(found[0]["details"]["host"], "m", "{found:?}");
+    }
 }
 
 /// A host's wall clock stepped 5 s ahead of the store's (MariaDB's clock, which every host

@@ -387,7 +387,8 @@ pub(super) async fn raise_on(
         if a.job_id != 0 {
             return Ok(true);
         }
-        let details: String = row.try_get(1)?;
+        // MySQL's JSON text reads as bytes through the Any driver.
+        let details = super::rows::text_at(row, 1)?.unwrap_or_default();
         Ok(serde_json::from_str::<serde_json::Value>(&details)
             .is_ok_and(|d| d.get("error") == a.details.get("error")))
     };

@@ -48,7 +48,9 @@ pub struct Alarmer {
 
 impl Alarmer {
     pub fn new(store: Store, cfg: AlarmConfig, trust: &Trust, metrics: &Metrics) -> Alarmer {
-        let host = crate::instance::hostname();
+        // The host identity (`host` in the config, else the hostname): what the fleet's
+        // instance ids and alarms name.
+        let host = crate::instance::identity();
         let smtp = smtp_transport(&cfg);
         Alarmer {
             store,
