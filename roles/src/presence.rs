@@ -66,6 +66,7 @@ async fn measure_skew(store: &Store) -> Result<Option<Millis>, StoreError> {
 pub struct Heartbeat {
     task: tokio::task::JoinHandle<()>,
     own: Option<Store>,
+    reach: Arc<Reach>,
 }
 
 /// Whether the store took this role's last beat, and how long ago it last took one — on the
@@ -77,6 +78,8 @@ pub struct Reach {
     base: std::time::Instant,
     /// Milliseconds since `base` at the last beat taken.
     last_ok: AtomicI64,
+    /// This host's clock minus the store's, as last measured (0 until then).
+    skew: AtomicI64,
 }
 
 impl Default for Reach {
@@ -85,11 +88,19 @@ impl Default for Reach {
             ok: AtomicBool::new(true),
             base: std::time::Instant::now(),
             last_ok: AtomicI64::new(0),
+            skew: AtomicI64::new(0),
         }
     }
 }
 
 impl Reach {
+    /// This host's clock minus the store's, in ms, as last measured (0 until then): what to
+    /// take from this host's clock to read the store's — the one clock that heartbeats from
+    /// different hosts compare on.
+    pub fn skew(&self) -> Millis {
+        self.skew.load(Ordering::Relaxed)
+    }
+
     /// The last beat was taken.
     pub fn ok(&self) -> bool {
         self.ok.load(Ordering::Relaxed)
@@ -188,6 +199,7 @@ impl Heartbeat {
             None => None,
         };
         let beat_store = own.clone().unwrap_or_else(|| store.clone());
+        let reachable_out = reachable.clone();
         let task = tokio::spawn(async move {
             let mut tick = tokio::time::interval(every);
             tick.set_missed_tick_behavior(tokio::time::MissedTickBehavior::Delay);
@@ -197,7 +209,10 @@ impl Heartbeat {
                 // (TCP's retries) while this role still believed it reachable.
                 let bound = (every * 2).max(MIN_BEAT_BOUND);
                 let beat = tokio::time::timeout(bound, async {
-                    let skew = measure_skew(&beat_store).await?;
+                    if let Some(skew) = measure_skew(&beat_store).await? {
+                        reachable.skew.store(skew, Ordering::Relaxed);
+                    }
+                    let skew = Some(reachable.skew());
                     presence
                         .beat(&beat_store, &instance, started_at, skew)
                         .await
@@ -217,7 +232,16 @@ impl Heartbeat {
                 }
             }
         });
-        Heartbeat { task, own }
+        Heartbeat {
+            task,
+            own,
+            reach: reachable_out,
+        }
+    }
+
+    /// Whether the store takes this role's beats, and this host's clock against the store's.
+    pub fn reach(&self) -> Arc<Reach> {
+        self.reach.clone()
     }
 
     pub async fn stop(self) {

@@ -156,7 +156,9 @@ class Host:
                     'max_connections = 8\n'
                     '[monitor]\nlost_after = "6s"\n'
                     '[executor]\nheartbeat = "1s"\nrun_as = "root"\n'
-                    '[supervisor]\nrestart_backoff_initial_ms = 500\n')
+                    '[supervisor]\nrestart_backoff_initial_ms = 500\n'
+                    # Every alarm its own row, so the checker sees each event in order.
+                    '[alarm]\nmerge_window = "0s"\n')
         self.proc = None
         self.pids = {}
         # The host's wall clock, as libfaketime reads it at every clock reading: the nemesis

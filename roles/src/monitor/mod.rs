@@ -85,7 +85,15 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     )
     .await;
     // Check until stopped: a pass every `check_interval`.
-    let mut checks = checks::Checks::new(&config, &store, &metrics, alarmer, deps, me.to_string());
+    let mut checks = checks::Checks::new(
+        &config,
+        &store,
+        &metrics,
+        alarmer,
+        deps,
+        me.to_string(),
+        heartbeat.reach(),
+    );
     let mut check = tokio::time::interval(config.monitor.check_interval);
     // Pruning and the calendars' reads wait on the store; in tasks of their own, so that a
     // store going away during one never holds the pass that alarms it.

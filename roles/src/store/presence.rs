@@ -90,7 +90,9 @@ impl Store {
         skew: Option<Millis>,
     ) -> Result<bool, StoreError> {
         let table = role.table();
-        let now = crate::model::now_millis();
+        // On the store's clock, as measured (every host's beats compare on one clock: a
+        // monitor whose own clock is stepped must not find the others stale).
+        let now = crate::model::now_millis() - skew.unwrap_or(0);
         let updated = sqlx::query(&format!(
             "UPDATE {table} SET last_seen = ?, skew_ms = COALESCE(?, skew_ms) WHERE instance = ?"
         ))
