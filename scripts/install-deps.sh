@@ -4,12 +4,13 @@
 # sqlite3, openssl (the TLS test's certificates), systemd's socket-activation tool, Debian's
 # chromium (the console's browser tests), and aiosmtpd and Playwright for Python (PyPI; Playwright
 # drives /usr/bin/chromium, it downloads no browser), and iproute2 for the chaos suite's network
-# namespaces, faketime for the clock-step test, and prometheus for promtool (alert rules).
+# namespaces, faketime for the clock-step test, prometheus for promtool (alert rules), and
+# adduser for the Debian package's postinst (tests/integration/package.rs installs it).
 set -euo pipefail
 
 pkgs=(mariadb-server mariadb-client etcd-server etcd-client redis-server
       protobuf-compiler libprotobuf-dev sqlite3 procps systemd python3-pip openssl chromium
-      iproute2 faketime prometheus curl util-linux)
+      iproute2 faketime prometheus curl util-linux adduser)
 
 missing=()
 for p in "${pkgs[@]}"; do

@@ -28,6 +28,7 @@ mod metrics;
 mod mysql;
 mod openapi;
 mod output;
+mod package;
 mod policies;
 mod privilege;
 mod reload;
