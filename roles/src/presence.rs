@@ -150,30 +150,24 @@ impl Heartbeat {
     }
 
     /// [`Heartbeat::start`] for a role that works while the store is away (the monitor: it
-    /// alarms the outage): a first beat the store does not take is only logged.
+    /// alarms the outage): nothing is awaited here — the first beat is the background's first
+    /// tick, on the role's pool (a store away would hold this role's start for the pool's
+    /// connect timeout, and with it the alarm of that very outage).
     pub async fn start_when_reachable(
         store: &Store,
-        store_url: &str,
         presence: Presence,
         instance: String,
         every: Duration,
     ) -> Heartbeat {
         let started_at = crate::model::now_millis();
-        let reachable = Arc::<Reach>::default();
-        // A connection of its own only when the store answers (connecting to a store that is
-        // away would hold this role's start for the connect timeout).
-        let own_url = match presence.beat(store, &instance, started_at, None).await {
-            Ok(()) => {
-                reachable.took();
-                Some(store_url)
-            }
-            Err(e) => {
-                tracing::warn!(error = %e, "first heartbeat not recorded");
-                None
-            }
-        };
         Heartbeat::spawn(
-            store, own_url, presence, instance, started_at, every, reachable,
+            store,
+            None,
+            presence,
+            instance,
+            started_at,
+            every,
+            Arc::default(),
         )
         .await
     }

@@ -1,6 +1,8 @@
 #!/usr/bin/env bash
-# Firing benchmark, standalone mode (SQLite), trivial command `true`.
-# Lateness = the executor's spawn time of the process minus the scheduled instant.
+# Firing benchmark, standalone mode (SQLite). In `precision` and `burst` each job is
+# `date +%s%N`: lateness = when the job's own command started (the time it prints) minus the
+# scheduled instant, true for any design; the executor's record of the spawn is shown beside.
+# The other cases run the trivial command `true`, lateness = the executor's spawn record.
 #
 #   scripts/bench/fire.sh [case ...]     cases: raw precision burst sustained scale (default)
 #                                        and http (HTTP jobs over http vs https),

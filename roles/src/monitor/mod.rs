@@ -78,7 +78,6 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     let me = crate::instance::Instance::this(&crate::instance::identity());
     let heartbeat = Heartbeat::start_when_reachable(
         &store,
-        &config.store_url(),
         Presence::Monitor,
         me.to_string(),
         (config.monitor.lost_after / 4).max(std::time::Duration::from_millis(50)),

@@ -49,7 +49,7 @@ fn recorded_alarm(job_id: i64, run_id: i64, kind: &str, recipient: &str) -> NewA
 }
 
 /// Makes the store refuse (`true`) or take again (`false`) every new alarm row.
-async fn refuse_alarms(t: &TempStore, refuse: bool) {
+pub(crate) async fn refuse_alarms(t: &TempStore, refuse: bool) {
     let sql = if refuse {
         "CREATE TRIGGER refuse_alarm BEFORE INSERT ON alarms \
          BEGIN SELECT RAISE(ABORT, 'refused'); END"

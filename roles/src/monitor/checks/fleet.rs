@@ -175,23 +175,36 @@ impl Fleet {
             .into_iter()
             .map(|(k, v)| (k.to_string(), v))
             .collect();
+        // A change whose fact could not be written (the store erred) is not taken into this
+        // monitor's view: the next pass tries it again. Taken anyway, the fact would stay as
+        // it was — `down` for good, muting the next outage's alarm (chaos seed 33).
+        let mut view = current.clone();
         for (dep, error) in &current {
-            if !self.degraded.contains_key(dep) {
-                self.dependency(alarmer, dep, Some(error), now).await;
+            if !self.degraded.contains_key(dep)
+                && !self.dependency(alarmer, dep, Some(error), now).await
+            {
+                view.remove(dep);
             }
         }
-        for dep in self.degraded.keys() {
-            if !current.contains_key(dep) {
-                self.dependency(alarmer, dep, None, now).await;
+        for (dep, error) in &self.degraded {
+            if !current.contains_key(dep) && !self.dependency(alarmer, dep, None, now).await {
+                view.insert(dep.clone(), error.clone());
             }
         }
-        self.degraded = current;
+        self.degraded = view;
     }
 
     /// A dependency (etcd, Redis) this monitor saw go away (`down` = the error) or come back:
     /// one alarm per event however many monitors see it, raised by the first to flip the
     /// shared fact `dependency:<name>`.
-    async fn dependency(&self, alarmer: &Alarmer, dep: &str, down: Option<&str>, now: Millis) {
+    /// False when the store could not record it (to be tried again).
+    async fn dependency(
+        &self,
+        alarmer: &Alarmer,
+        dep: &str,
+        down: Option<&str>,
+        now: Millis,
+    ) -> bool {
         let fact = format!("dependency:{dep}");
         let merge_since = alarmer.merge_since();
         let alarms = |since: Millis| match down {
@@ -221,9 +234,13 @@ impl Fleet {
             Ok(Some(_)) => {
                 tracing::warn!(dep, down = down.is_some(), "system alarm raised");
                 alarmer.count_system_raised(1);
+                true
             }
-            Ok(None) => {}
-            Err(e) => tracing::warn!(error = %e, dep, "cannot record the dependency's state"),
+            Ok(None) => true,
+            Err(e) => {
+                tracing::warn!(error = %e, dep, "cannot record the dependency's state; trying again");
+                false
+            }
         }
     }
 }
@@ -320,5 +337,40 @@ mod tests {
         d.dependencies(&alarmer, &Dependencies::default(), 10_000)
             .await;
         assert_eq!(kinds(&t.store).await.len(), 3);
+    }
+
+    /// A change the store could not record is tried again at the next pass: taken into the
+    /// monitor's view anyway, the fact would stay `down` and mute the next outage.
+    #[tokio::test]
+    async fn a_dependency_change_the_store_refused_is_recorded_at_the_next_pass() {
+        let t = temp_store("fleet-deps-retry").await;
+        let metrics = Metrics::new("monitor");
+        let trust = Trust::load(None).expect("roots");
+        let alarmer = Alarmer::new(t.store.clone(), AlarmConfig::default(), &trust, &metrics);
+        let mut a = monitor(&t.store, &metrics);
+        a.dependencies(&alarmer, &view(None), 1_000).await;
+        a.dependencies(&alarmer, &view(Some("refused")), 2_000)
+            .await;
+        assert_eq!(kinds(&t.store).await, ["dependency_down"]);
+        // Redis is back while the store refuses the alarm: nothing recorded yet...
+        crate::store::tests::refuse_alarms(&t, true).await;
+        a.dependencies(&alarmer, &view(None), 3_000).await;
+        crate::store::tests::refuse_alarms(&t, false).await;
+        assert_eq!(kinds(&t.store).await, ["dependency_down"]);
+        // ...and at the next pass it is.
+        a.dependencies(&alarmer, &view(None), 4_000).await;
+        assert_eq!(
+            kinds(&t.store).await,
+            ["dependency_back", "dependency_down"]
+        );
+        // So the next outage is alarmed.
+        a.dependencies(&alarmer, &view(Some("refused")), 5_000)
+            .await;
+        let k = kinds(&t.store).await;
+        assert_eq!(
+            k.iter().filter(|k| *k == "dependency_down").count(),
+            2,
+            "{k:?}"
+        );
     }
 }
