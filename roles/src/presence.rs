@@ -97,8 +97,16 @@ impl Reach {
     /// This host's clock minus the store's, in ms, as last measured (0 until then): what to
     /// take from this host's clock to read the store's — the one clock that heartbeats from
     /// different hosts compare on.
+    /// Within the measurement's own error (half the longest round trip kept) it is noise,
+    /// and 0: hosts in step (NTP) judge on their own clocks exactly as before, and only a real
+    /// offset (a clock stepped by seconds) moves anything — noise taken off on both sides ate
+    /// the `forbid` fence's margin under load.
     pub fn skew(&self) -> Millis {
-        self.skew.load(Ordering::Relaxed)
+        let skew = self.skew.load(Ordering::Relaxed);
+        if skew.abs() <= SKEW_ROUND_TRIP.as_millis() as Millis / 2 {
+            return 0;
+        }
+        skew
     }
 
     /// The last beat was taken.

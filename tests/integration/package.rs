@@ -31,13 +31,8 @@ fn text(out: &Output) -> String {
     String::from_utf8_lossy(&out.stdout).to_string()
 }
 
-#[test]
-fn the_debian_package_installs_verifies_and_removes_cleanly() {
-    if !is_root() {
-        eprintln!("skipped: installing a package needs root");
-        return;
-    }
-    let dir = TempDir::new("deb");
+/// Builds the package from the binary under test into `dir`; its path.
+fn build_deb(dir: &TempDir) -> String {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/package/deb.sh");
     let out_dir = dir.0.display().to_string();
     let built = run(
@@ -54,8 +49,12 @@ fn the_debian_package_installs_verifies_and_removes_cleanly() {
     );
     let deb = text(&built).trim().to_string();
     assert!(deb.ends_with(".deb"), "{deb}");
-    // What it holds, owned by root, with the modes an install needs.
-    let contents = text(&run("dpkg-deb", &["--contents", &deb]));
+    deb
+}
+
+/// What it holds, owned by root, with the modes an install needs.
+fn assert_contents(deb: &str) {
+    let contents = text(&run("dpkg-deb", &["--contents", deb]));
     for (mode, path) in [
         ("-rwxr-xr-x root/root", "./usr/bin/cronvisor"),
         (
@@ -87,6 +86,17 @@ fn the_debian_package_installs_verifies_and_removes_cleanly() {
             "{mode} {path} in:\n{contents}"
         );
     }
+}
+
+#[test]
+fn the_debian_package_installs_verifies_and_removes_cleanly() {
+    if !is_root() {
+        eprintln!("skipped: installing a package needs root");
+        return;
+    }
+    let dir = TempDir::new("deb");
+    let deb = build_deb(&dir);
+    assert_contents(&deb);
     // A leftover of an interrupted run goes first.
     let _ = Command::new("dpkg").args(["--purge", "cronvisor"]).output();
     run("dpkg", &["-i", &deb]);
@@ -104,26 +114,7 @@ fn the_debian_package_installs_verifies_and_removes_cleanly() {
         ],
     ));
     assert!(check.contains("/var/lib/cronvisor"), "{check}");
-    let user = text(&run("getent", &["passwd", "cronvisor"]));
-    assert!(user.starts_with("cronvisor:"), "{user}");
-    let data = std::fs::metadata("/var/lib/cronvisor").expect("data dir");
-    assert_eq!(data.permissions().mode() & 0o7777, 0o700);
-    let uid: u32 = user
-        .split(':')
-        .nth(2)
-        .and_then(|u| u.parse().ok())
-        .expect("uid");
-    assert_eq!(data.uid(), uid);
-    let config = std::fs::metadata("/etc/cronvisor/cronvisor.toml").expect("config");
-    assert_eq!(config.permissions().mode() & 0o7777, 0o640);
-    let conffiles = text(&run(
-        "dpkg-query",
-        &["-W", "-f", "${Conffiles}", "cronvisor"],
-    ));
-    assert!(
-        conffiles.contains("/etc/cronvisor/cronvisor.toml"),
-        "{conffiles}"
-    );
+    assert_installed_paths();
     // systemd accepts the installed units as they are (the binary at /usr/bin).
     let verify = Command::new("systemd-analyze")
         .args(["verify", "/usr/lib/systemd/system/cronvisor.service"])
@@ -215,5 +206,29 @@ fn the_container_images_tree_runs_the_binary_and_jobs_as_its_non_root_user() {
     assert!(
         passwd.contains("nobody:x:65534"),
         "executor.run_as's user: {passwd}"
+    );
+}
+
+/// The user, the data directory and the config as the maintainer scripts leave them.
+fn assert_installed_paths() {
+    let user = text(&run("getent", &["passwd", "cronvisor"]));
+    assert!(user.starts_with("cronvisor:"), "{user}");
+    let data = std::fs::metadata("/var/lib/cronvisor").expect("data dir");
+    assert_eq!(data.permissions().mode() & 0o7777, 0o700);
+    let uid: u32 = user
+        .split(':')
+        .nth(2)
+        .and_then(|u| u.parse().ok())
+        .expect("uid");
+    assert_eq!(data.uid(), uid);
+    let config = std::fs::metadata("/etc/cronvisor/cronvisor.toml").expect("config");
+    assert_eq!(config.permissions().mode() & 0o7777, 0o640);
+    let conffiles = text(&run(
+        "dpkg-query",
+        &["-W", "-f", "${Conffiles}", "cronvisor"],
+    ));
+    assert!(
+        conffiles.contains("/etc/cronvisor/cronvisor.toml"),
+        "{conffiles}"
     );
 }

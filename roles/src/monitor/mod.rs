@@ -20,9 +20,9 @@ use crate::store::Beating;
 pub use web::{openapi_document, ApiState, Proxy};
 
 /// Runs the monitor until `shutdown`: `serve_api` (the API and health on the `api` listener),
-/// then the checks loop — `prune` now and then, and on each check tick `check_store` (its
-/// outage is alarmed from here, since it cannot be stored), the alarm scan and delivery, and
-/// the fleet checks — and finally the drain.
+/// its heartbeat, then the checks loop — on each check tick the store's outage (alarmed from
+/// here, since it cannot be stored), the alarm scan and delivery, and the fleet checks; `prune`
+/// and the calendars beside it — and finally the drain.
 pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> {
     // Prepare: trust, the role's parts, the alarm delivery the other rooms raise into.
     let trust = ctx.trust()?;
@@ -93,9 +93,32 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
         me.to_string(),
         heartbeat.reach(),
     );
+    check_until_stopped(&mut checks, &config, &store, &shutdown).await;
+    // Drain: the server finishes what it serves.
+    draining.store(true, Ordering::Relaxed);
+    runtime::notify_stopping();
+    let _ = server.await;
+    heartbeat.stop().await;
+    if runtime::orphaned() {
+        tracing::warn!("supervisor gone: not leaving, so this monitor is reported lost");
+    } else if let Err(e) = store.role_left(Beating::Monitors, &me.to_string()).await {
+        tracing::warn!(error = %e, "cannot record leaving; this monitor will be reported lost");
+    }
+    store.close().await;
+    tracing::info!("monitor stopped");
+    Ok(())
+}
+
+/// A pass every `check_interval` until `shutdown`. Pruning and the calendars' reads wait on
+/// the store; in tasks of their own, so that a store going away during one never holds the
+/// pass that alarms it.
+async fn check_until_stopped(
+    checks: &mut checks::Checks,
+    config: &crate::config::Config,
+    store: &crate::store::Store,
+    shutdown: &Shutdown,
+) {
     let mut check = tokio::time::interval(config.monitor.check_interval);
-    // Pruning and the calendars' reads wait on the store; in tasks of their own, so that a
-    // store going away during one never holds the pass that alarms it.
     let background = [
         tokio::spawn(prune_now_and_then(
             store.clone(),
@@ -115,19 +138,6 @@ pub async fn run(ctx: RoleContext, shutdown: Shutdown) -> Result<(), RoleError> 
     for task in background {
         task.abort();
     }
-    // Drain: the server finishes what it serves.
-    draining.store(true, Ordering::Relaxed);
-    runtime::notify_stopping();
-    let _ = server.await;
-    heartbeat.stop().await;
-    if runtime::orphaned() {
-        tracing::warn!("supervisor gone: not leaving, so this monitor is reported lost");
-    } else if let Err(e) = store.role_left(Beating::Monitors, &me.to_string()).await {
-        tracing::warn!(error = %e, "cannot record leaving; this monitor will be reported lost");
-    }
-    store.close().await;
-    tracing::info!("monitor stopped");
-    Ok(())
 }
 
 /// `checks::prune` every `checks::PRUNE_EVERY`, the first at once.

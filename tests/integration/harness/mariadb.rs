@@ -44,6 +44,10 @@ impl MariaDb {
         let dir = TempDir::new("mariadb");
         let data = dir.0.join("data");
         let socket = dir.0.join("sock").display().to_string();
+        // Its temporary files in its own dir: in the shared /tmp, a bootstrap's temporary
+        // table vanished once under the full suite (ENOENT, "Unknown table mysql.tmp_user_sys").
+        let tmp = dir.0.join("tmp");
+        std::fs::create_dir_all(&tmp).expect("mariadb tmpdir");
         let out = Command::new(&install)
             .args([
                 "--no-defaults",
@@ -51,6 +55,7 @@ impl MariaDb {
                 "--auth-root-authentication-method=socket",
             ])
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .output()
             .expect("run mariadb-install-db");
         assert!(
@@ -69,6 +74,7 @@ impl MariaDb {
                 "--max-connections=500",
             ])
             .arg(format!("--datadir={}", data.display()))
+            .arg(format!("--tmpdir={}", tmp.display()))
             .arg(format!("--socket={socket}"))
             .arg(format!("--port={port}"))
             .arg(format!("--pid-file={}", dir.0.join("pid").display()));
