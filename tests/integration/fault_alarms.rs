@@ -33,6 +33,14 @@ fn a_killed_monitor_is_alarmed_once_by_its_successor() {
         (cv.sqlite("SELECT COUNT(*) FROM monitors").trim() == "1").then_some(())
     });
     assert_eq!(cv.alarms_of("monitor_lost").len(), 1);
+    // As a person reads it: `cronvisor alarms` lists it, once, as the system's.
+    let listed = cv.ok(&["alarms"]);
+    let rows: Vec<&str> = listed
+        .lines()
+        .filter(|l| l.contains("monitor_lost"))
+        .collect();
+    assert_eq!(rows.len(), 1, "{listed}");
+    assert!(rows[0].contains("(cronvisor)"), "{listed}");
     // A stop the operator asked for is no fault: nothing more is alarmed.
     assert!(cv.alarms_of("executor_lost").is_empty());
     assert!(cv.alarms_of("dispatcher_lost").is_empty());

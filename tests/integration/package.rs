@@ -6,12 +6,7 @@ use std::os::unix::fs::{MetadataExt, PermissionsExt};
 use std::path::Path;
 use std::process::{Command, Output};
 
-use crate::harness::{TempDir, BIN};
-
-fn is_root() -> bool {
-    // SAFETY: geteuid(2) has no preconditions.
-    unsafe { libc::geteuid() == 0 }
-}
+use crate::harness::{is_root, TempDir, BIN};
 
 fn run(program: &str, args: &[&str]) -> Output {
     let out = Command::new(program)

@@ -7,7 +7,7 @@
 
 use std::process::Command;
 
-use crate::harness::Cronvisor;
+use crate::harness::{is_root, Cronvisor};
 
 /// A job that tries every secret of the install: each token file and the SQLite store (read,
 /// and written through sqlite3), every role's and the supervisor's `/proc/PID/environ`, and
@@ -96,11 +96,6 @@ fn operator_peeks(cv: &Cronvisor) -> String {
 fn stdout_of(run_json: &str) -> String {
     let run: serde_json::Value = serde_json::from_str(run_json).expect("run json");
     run["stdout"].as_str().unwrap_or("").to_string()
-}
-
-fn is_root() -> bool {
-    // SAFETY: geteuid(2) has no preconditions.
-    unsafe { libc::geteuid() == 0 }
 }
 
 /// As root: jobs run as `executor.run_as` (nobody) and reach none of the install's secrets.

@@ -57,25 +57,8 @@ impl Store {
     ) -> Result<(), StoreError> {
         let mut tx = self.pool.begin().await?;
         for (a, error) in alarms {
-            sqlx::query(
-                "INSERT INTO alarms (job_id, run_id, kind, channel, recipient, status, attempts, \
-                 last_error, details, created_at, updated_at, next_attempt_at) \
-                 VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
-            )
-            .bind(a.job_id)
-            .bind(a.run_id)
-            .bind(&a.kind)
-            .bind(&a.channel)
-            .bind(&a.recipient)
-            .bind(a.status)
-            .bind(i64::from(a.status != "recorded"))
-            .bind(error.as_deref())
-            .bind(a.details.to_string())
-            .bind(at)
-            .bind(at)
-            .bind(at)
-            .execute(&mut *tx)
-            .await?;
+            let attempts = i64::from(a.status != "recorded");
+            insert(&mut tx, a, attempts, error.as_deref(), at).await?;
         }
         tx.commit().await?;
         Ok(())
@@ -408,9 +391,23 @@ pub(super) async fn raise_on(
             .await?;
         return Ok(Raised::Merged(id));
     }
+    let id = insert(conn, a, 0, None, now).await?;
+    Ok(Raised::New(id))
+}
+
+/// One new alarm row at `at`, with its delivery so far (`attempts`, `last_error`): pending
+/// ones from [`raise_on`], ones already sent from [`Store::record_direct_alarms`].
+async fn insert(
+    conn: &mut sqlx::AnyConnection,
+    a: &NewAlarm,
+    attempts: i64,
+    last_error: Option<&str>,
+    at: Millis,
+) -> Result<i64, StoreError> {
     let r = sqlx::query(
-        "INSERT INTO alarms (job_id, run_id, kind, channel, recipient, status, details, \
-         created_at, updated_at, next_attempt_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
+        "INSERT INTO alarms (job_id, run_id, kind, channel, recipient, status, attempts, \
+         last_error, details, created_at, updated_at, next_attempt_at) \
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)",
     )
     .bind(a.job_id)
     .bind(a.run_id)
@@ -418,13 +415,15 @@ pub(super) async fn raise_on(
     .bind(&a.channel)
     .bind(&a.recipient)
     .bind(a.status)
+    .bind(attempts)
+    .bind(last_error)
     .bind(a.details.to_string())
-    .bind(now)
-    .bind(now)
-    .bind(now)
+    .bind(at)
+    .bind(at)
+    .bind(at)
     .execute(&mut *conn)
     .await?;
-    Ok(Raised::New(r.last_insert_id().unwrap_or(0)))
+    Ok(r.last_insert_id().unwrap_or(0))
 }
 
 /// What a claimed run counts as (read in the claiming transaction).

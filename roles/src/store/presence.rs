@@ -29,7 +29,9 @@ impl Beating {
 }
 
 impl Store {
-    /// An executor's heartbeat: creates or refreshes its row (a new row gets `card`).
+    /// An executor's heartbeat: creates or refreshes its row (a new row gets `card`). The
+    /// roles beat through [`Store::executor_beat`], with their clock's skew.
+    #[cfg(test)]
     pub async fn heartbeat(
         &self,
         instance: &str,
@@ -191,7 +193,9 @@ impl Store {
         Ok(())
     }
 
-    /// A dispatcher's heartbeat: creates or refreshes its row.
+    /// A dispatcher's heartbeat: creates or refreshes its row (the role beats through
+    /// [`Store::role_beat`]).
+    #[cfg(test)]
     pub async fn dispatcher_heartbeat(
         &self,
         instance: &str,

@@ -93,6 +93,12 @@ pub fn faketime_env(file: &std::path::Path) -> Vec<(&'static str, String)> {
     ]
 }
 
+/// Whether the tests run as root (CI does; the unprivileged paths are tested by `runuser`).
+pub fn is_root() -> bool {
+    // SAFETY: geteuid(2) has no preconditions.
+    unsafe { libc::geteuid() == 0 }
+}
+
 /// Wall-clock milliseconds (every role runs on this machine), for instant windows.
 pub fn now_ms() -> i64 {
     std::time::SystemTime::now()
